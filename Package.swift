@@ -1,0 +1,70 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let nio = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+
+let settings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "weft",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "weft", targets: ["weft"]),
+        .executable(name: "weftctl", targets: ["weftctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+    ],
+    targets: [
+        // Layer 0: pure (no sockets, clocks, threads or unseeded randomness).
+        .target(name: "WeftModel", swiftSettings: settings),
+        .target(name: "WeftOTLP", dependencies: ["WeftModel"], swiftSettings: settings),
+        .target(name: "WeftStorageEngine", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
+        .target(name: "WeftQuery", dependencies: ["WeftModel", "WeftOTLP", "WeftStorageEngine"], swiftSettings: settings),
+        .target(name: "WeftLoad", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
+        // Layer 1: shells.
+        .target(
+            name: "WeftServer",
+            dependencies: [
+                "WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftQuery",
+                nio, nioPosix, nioHTTP1, logging,
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ],
+            swiftSettings: settings
+        ),
+        .target(name: "WeftClient", dependencies: [nio, nioPosix, nioHTTP1], swiftSettings: settings),
+        // Executables.
+        .executableTarget(
+            name: "weft",
+            dependencies: ["WeftServer", logging, .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "weftctl",
+            dependencies: [
+                "WeftClient", "WeftLoad", "WeftOTLP", "WeftModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: settings
+        ),
+        // Tests.
+        .testTarget(name: "WeftOTLPTests", dependencies: ["WeftOTLP", "WeftModel", "WeftLoad"], resources: [.copy("Fixtures")], swiftSettings: settings),
+        .testTarget(name: "WeftStorageEngineTests", dependencies: ["WeftStorageEngine", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
+        .testTarget(name: "WeftQueryTests", dependencies: ["WeftQuery", "WeftStorageEngine", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
+        .testTarget(name: "WeftServerTests", dependencies: ["WeftServer", "WeftClient", "WeftLoad", "WeftOTLP", "WeftModel"], swiftSettings: settings),
+    ]
+)

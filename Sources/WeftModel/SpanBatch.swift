@@ -1,0 +1,307 @@
+/// The OTLP type of an attribute value. Array, kvlist and bytes values keep their bytes in the
+/// string table: arrays and kvlists as the protobuf encoding of `ArrayValue` / `KeyValueList`.
+public enum ValueType: UInt8, Sendable {
+    case empty = 0
+    case string = 1
+    case bool = 2
+    case int = 3
+    case double = 4
+    case array = 5
+    case kvlist = 6
+    case bytes = 7
+
+    /// Whether the payload is a string-table ID.
+    @inlinable public var isInterned: Bool {
+        switch self {
+        case .string, .array, .kvlist, .bytes: return true
+        default: return false
+        }
+    }
+}
+
+/// A flat list of attributes; owners (resources, scopes, spans, events, links) point at ranges of it.
+public struct AttributeColumns: Sendable {
+    /// String-table IDs of the keys.
+    public var keys: [UInt32] = []
+    /// ``ValueType`` raw values.
+    public var types: [UInt8] = []
+    /// String ID, 0/1, `Int64` bit pattern or `Double` bit pattern, depending on the type.
+    public var values: [UInt64] = []
+
+    public init() {}
+
+    @inlinable public var count: Int { self.keys.count }
+
+    @inlinable public mutating func append(key: UInt32, type: ValueType, value: UInt64) {
+        self.keys.append(key)
+        self.types.append(type.rawValue)
+        self.values.append(value)
+    }
+
+    @inlinable public mutating func truncate(to n: Int) {
+        if n < self.keys.count {
+            self.keys.removeSubrange(n...)
+            self.types.removeSubrange(n...)
+            self.values.removeSubrange(n...)
+        }
+    }
+
+    public mutating func reserve(_ n: Int) {
+        self.keys.reserveCapacity(n)
+        self.types.reserveCapacity(n)
+        self.values.reserveCapacity(n)
+    }
+
+    public mutating func removeAll() {
+        self.keys.removeAll(keepingCapacity: true)
+        self.types.removeAll(keepingCapacity: true)
+        self.values.removeAll(keepingCapacity: true)
+    }
+
+    var memoryFootprint: Int { self.keys.capacity * 4 + self.types.capacity + self.values.capacity * 8 }
+}
+
+/// Spans in columnar form: one array per field, string fields as IDs into ``strings``.
+///
+/// A batch is what the OTLP decoders produce and what the head stores (a head chunk is a large batch).
+/// Ranges into the attribute, event and link tables use offsets arrays with one extra trailing entry.
+public struct SpanBatch: Sendable {
+    /// Sentinel for absent token counts.
+    public static let noTokens = Int64.min
+
+    public var strings = StringTable()
+
+    // Resources.
+    public var resourceAttrOffsets: [UInt32] = [0]
+    public var resourceAttrs = AttributeColumns()
+    public var resourceDroppedAttrs: [UInt32] = []
+    public var resourceSchemaURL: [UInt32] = []
+    /// `service.name` of each resource (string ID; 0 if unset).
+    public var resourceServiceName: [UInt32] = []
+
+    // Instrumentation scopes.
+    public var scopeName: [UInt32] = []
+    public var scopeVersion: [UInt32] = []
+    public var scopeAttrOffsets: [UInt32] = [0]
+    public var scopeAttrs = AttributeColumns()
+    public var scopeDroppedAttrs: [UInt32] = []
+    public var scopeSchemaURL: [UInt32] = []
+
+    // Spans.
+    public var traceHigh: [UInt64] = []
+    public var traceLow: [UInt64] = []
+    public var spanID: [UInt64] = []
+    /// 0 for a root span.
+    public var parentSpanID: [UInt64] = []
+    public var traceState: [UInt32] = []
+    public var name: [UInt32] = []
+    public var kind: [UInt8] = []
+    public var startTime: [UInt64] = []
+    public var endTime: [UInt64] = []
+    public var flags: [UInt32] = []
+    public var statusCode: [UInt8] = []
+    public var statusMessage: [UInt32] = []
+    public var resourceIndex: [UInt32] = []
+    public var scopeIndex: [UInt32] = []
+    public var attrOffsets: [UInt32] = [0]
+    public var attrs = AttributeColumns()
+    public var droppedAttrs: [UInt32] = []
+    public var droppedEvents: [UInt32] = []
+    public var droppedLinks: [UInt32] = []
+    public var eventOffsets: [UInt32] = [0]
+    public var linkOffsets: [UInt32] = [0]
+
+    // GenAI typed columns (normalised on ingest).
+    public var genAIProvider: [UInt32] = []
+    public var genAIRequestModel: [UInt32] = []
+    public var genAIResponseModel: [UInt32] = []
+    public var inputTokens: [Int64] = []
+    public var outputTokens: [Int64] = []
+    /// NaN when absent.
+    public var cost: [Double] = []
+
+    // Events.
+    public var eventTime: [UInt64] = []
+    public var eventName: [UInt32] = []
+    public var eventAttrOffsets: [UInt32] = [0]
+    public var eventAttrs = AttributeColumns()
+    public var eventDroppedAttrs: [UInt32] = []
+
+    // Links.
+    public var linkTraceHigh: [UInt64] = []
+    public var linkTraceLow: [UInt64] = []
+    public var linkSpanID: [UInt64] = []
+    public var linkTraceState: [UInt32] = []
+    public var linkFlags: [UInt32] = []
+    public var linkAttrOffsets: [UInt32] = [0]
+    public var linkAttrs = AttributeColumns()
+    public var linkDroppedAttrs: [UInt32] = []
+
+    public init() {}
+
+    @inlinable public var spanCount: Int { self.spanID.count }
+    public var resourceCount: Int { self.resourceServiceName.count }
+    public var scopeCount: Int { self.scopeName.count }
+
+    @inlinable public func traceID(_ row: Int) -> TraceID { TraceID(high: self.traceHigh[row], low: self.traceLow[row]) }
+
+    /// Range of span attributes of a row.
+    @inlinable public func attrRange(_ row: Int) -> Range<Int> {
+        Int(self.attrOffsets[row])..<Int(self.attrOffsets[row + 1])
+    }
+
+    /// Range of resource attributes of a resource.
+    @inlinable public func resourceAttrRange(_ resource: Int) -> Range<Int> {
+        Int(self.resourceAttrOffsets[resource])..<Int(self.resourceAttrOffsets[resource + 1])
+    }
+
+    /// Approximate heap bytes held by this batch.
+    public var memoryFootprint: Int {
+        var n = self.strings.memoryFootprint
+        n += self.resourceAttrs.memoryFootprint + self.scopeAttrs.memoryFootprint + self.attrs.memoryFootprint
+        n += self.eventAttrs.memoryFootprint + self.linkAttrs.memoryFootprint
+        n += (self.traceHigh.capacity + self.traceLow.capacity + self.spanID.capacity + self.parentSpanID.capacity) * 8
+        n += (self.startTime.capacity + self.endTime.capacity + self.inputTokens.capacity + self.outputTokens.capacity) * 8
+        n += self.cost.capacity * 8 + self.kind.capacity + self.statusCode.capacity
+        n += (self.traceState.capacity + self.name.capacity + self.flags.capacity + self.statusMessage.capacity) * 4
+        n += (self.resourceIndex.capacity + self.scopeIndex.capacity + self.attrOffsets.capacity) * 4
+        n += (self.droppedAttrs.capacity + self.droppedEvents.capacity + self.droppedLinks.capacity) * 4
+        n += (self.eventOffsets.capacity + self.linkOffsets.capacity) * 4
+        n += (self.genAIProvider.capacity + self.genAIRequestModel.capacity + self.genAIResponseModel.capacity) * 4
+        n += self.eventTime.capacity * 8 + (self.eventName.capacity + self.eventAttrOffsets.capacity) * 4
+        n += (self.linkTraceHigh.capacity + self.linkTraceLow.capacity + self.linkSpanID.capacity) * 8
+        n += (self.linkTraceState.capacity + self.linkFlags.capacity + self.linkAttrOffsets.capacity) * 4
+        return n
+    }
+
+    /// Reserves room for about `spans` spans with `attributes` span attributes.
+    public mutating func reserve(spans: Int, attributes: Int) {
+        self.traceHigh.reserveCapacity(spans)
+        self.traceLow.reserveCapacity(spans)
+        self.spanID.reserveCapacity(spans)
+        self.parentSpanID.reserveCapacity(spans)
+        self.traceState.reserveCapacity(spans)
+        self.name.reserveCapacity(spans)
+        self.kind.reserveCapacity(spans)
+        self.startTime.reserveCapacity(spans)
+        self.endTime.reserveCapacity(spans)
+        self.flags.reserveCapacity(spans)
+        self.statusCode.reserveCapacity(spans)
+        self.statusMessage.reserveCapacity(spans)
+        self.resourceIndex.reserveCapacity(spans)
+        self.scopeIndex.reserveCapacity(spans)
+        self.attrOffsets.reserveCapacity(spans + 1)
+        self.droppedAttrs.reserveCapacity(spans)
+        self.droppedEvents.reserveCapacity(spans)
+        self.droppedLinks.reserveCapacity(spans)
+        self.eventOffsets.reserveCapacity(spans + 1)
+        self.linkOffsets.reserveCapacity(spans + 1)
+        self.genAIProvider.reserveCapacity(spans)
+        self.genAIRequestModel.reserveCapacity(spans)
+        self.genAIResponseModel.reserveCapacity(spans)
+        self.inputTokens.reserveCapacity(spans)
+        self.outputTokens.reserveCapacity(spans)
+        self.cost.reserveCapacity(spans)
+        self.attrs.reserve(attributes)
+    }
+}
+
+// MARK: - Appending another batch
+
+extension SpanBatch {
+    /// Appends every resource, scope, span, event and link of `other`, re-interning its strings here.
+    public mutating func append(_ other: SpanBatch) {
+        // Map other's string IDs to ours (well-known IDs map to themselves).
+        var map = [UInt32](repeating: 0, count: other.strings.count)
+        other.strings.bytes.withUnsafeBytes { all in
+            for id in 0..<other.strings.count {
+                if id < WellKnown.all.count {
+                    map[id] = UInt32(id)
+                    continue
+                }
+                let start = Int(other.strings.offsets[id])
+                let end = Int(other.strings.offsets[id + 1])
+                map[id] = self.strings.intern(UnsafeRawBufferPointer(rebasing: all[start..<end]))
+            }
+        }
+        let resourceBase = UInt32(self.resourceCount)
+        let scopeBase = UInt32(self.scopeCount)
+        let eventBase = UInt32(self.eventTime.count)
+        let linkBase = UInt32(self.linkSpanID.count)
+
+        // Resources.
+        Self.appendAttrs(&self.resourceAttrs, &self.resourceAttrOffsets, other.resourceAttrs, other.resourceAttrOffsets, map)
+        self.resourceDroppedAttrs.append(contentsOf: other.resourceDroppedAttrs)
+        self.resourceSchemaURL.append(contentsOf: other.resourceSchemaURL.lazy.map { map[Int($0)] })
+        self.resourceServiceName.append(contentsOf: other.resourceServiceName.lazy.map { map[Int($0)] })
+
+        // Scopes.
+        self.scopeName.append(contentsOf: other.scopeName.lazy.map { map[Int($0)] })
+        self.scopeVersion.append(contentsOf: other.scopeVersion.lazy.map { map[Int($0)] })
+        Self.appendAttrs(&self.scopeAttrs, &self.scopeAttrOffsets, other.scopeAttrs, other.scopeAttrOffsets, map)
+        self.scopeDroppedAttrs.append(contentsOf: other.scopeDroppedAttrs)
+        self.scopeSchemaURL.append(contentsOf: other.scopeSchemaURL.lazy.map { map[Int($0)] })
+
+        // Spans.
+        self.traceHigh.append(contentsOf: other.traceHigh)
+        self.traceLow.append(contentsOf: other.traceLow)
+        self.spanID.append(contentsOf: other.spanID)
+        self.parentSpanID.append(contentsOf: other.parentSpanID)
+        self.traceState.append(contentsOf: other.traceState.lazy.map { map[Int($0)] })
+        self.name.append(contentsOf: other.name.lazy.map { map[Int($0)] })
+        self.kind.append(contentsOf: other.kind)
+        self.startTime.append(contentsOf: other.startTime)
+        self.endTime.append(contentsOf: other.endTime)
+        self.flags.append(contentsOf: other.flags)
+        self.statusCode.append(contentsOf: other.statusCode)
+        self.statusMessage.append(contentsOf: other.statusMessage.lazy.map { map[Int($0)] })
+        self.resourceIndex.append(contentsOf: other.resourceIndex.lazy.map { $0 + resourceBase })
+        self.scopeIndex.append(contentsOf: other.scopeIndex.lazy.map { $0 + scopeBase })
+        Self.appendAttrs(&self.attrs, &self.attrOffsets, other.attrs, other.attrOffsets, map)
+        self.droppedAttrs.append(contentsOf: other.droppedAttrs)
+        self.droppedEvents.append(contentsOf: other.droppedEvents)
+        self.droppedLinks.append(contentsOf: other.droppedLinks)
+        self.eventOffsets.append(contentsOf: other.eventOffsets.dropFirst().lazy.map { $0 + eventBase })
+        self.linkOffsets.append(contentsOf: other.linkOffsets.dropFirst().lazy.map { $0 + linkBase })
+        self.genAIProvider.append(contentsOf: other.genAIProvider.lazy.map { map[Int($0)] })
+        self.genAIRequestModel.append(contentsOf: other.genAIRequestModel.lazy.map { map[Int($0)] })
+        self.genAIResponseModel.append(contentsOf: other.genAIResponseModel.lazy.map { map[Int($0)] })
+        self.inputTokens.append(contentsOf: other.inputTokens)
+        self.outputTokens.append(contentsOf: other.outputTokens)
+        self.cost.append(contentsOf: other.cost)
+
+        // Events.
+        self.eventTime.append(contentsOf: other.eventTime)
+        self.eventName.append(contentsOf: other.eventName.lazy.map { map[Int($0)] })
+        Self.appendAttrs(&self.eventAttrs, &self.eventAttrOffsets, other.eventAttrs, other.eventAttrOffsets, map)
+        self.eventDroppedAttrs.append(contentsOf: other.eventDroppedAttrs)
+
+        // Links.
+        self.linkTraceHigh.append(contentsOf: other.linkTraceHigh)
+        self.linkTraceLow.append(contentsOf: other.linkTraceLow)
+        self.linkSpanID.append(contentsOf: other.linkSpanID)
+        self.linkTraceState.append(contentsOf: other.linkTraceState.lazy.map { map[Int($0)] })
+        self.linkFlags.append(contentsOf: other.linkFlags)
+        Self.appendAttrs(&self.linkAttrs, &self.linkAttrOffsets, other.linkAttrs, other.linkAttrOffsets, map)
+        self.linkDroppedAttrs.append(contentsOf: other.linkDroppedAttrs)
+    }
+
+    private static func appendAttrs(
+        _ attrs: inout AttributeColumns,
+        _ offsets: inout [UInt32],
+        _ other: AttributeColumns,
+        _ otherOffsets: [UInt32],
+        _ map: [UInt32]
+    ) {
+        let base = UInt32(attrs.count)
+        attrs.reserve(attrs.count + other.count)
+        for i in 0..<other.count {
+            let type = other.types[i]
+            let value = ValueType(rawValue: type)!.isInterned ? UInt64(map[Int(other.values[i])]) : other.values[i]
+            attrs.keys.append(map[Int(other.keys[i])])
+            attrs.types.append(type)
+            attrs.values.append(value)
+        }
+        offsets.append(contentsOf: otherOffsets.dropFirst().lazy.map { $0 + base })
+    }
+}

@@ -1,0 +1,167 @@
+import WeftModel
+import WeftStorageEngine
+
+/// Tempo-shaped JSON bodies of the query API.
+public enum QueryResponses {
+    /// `SearchResponse`: `{"traces":[…],"metrics":{…}}`.
+    public static func search(_ result: SearchResult) -> [UInt8] {
+        var w = JSONWriter(capacity: 1024 + result.traces.count * 400)
+        w.object { o in
+            o.key("traces")
+            o.array { a in
+                for t in result.traces {
+                    a.object { tr in
+                        tr.key("traceID")
+                        tr.string(tempoTraceID(t.traceID))
+                        tr.key("rootServiceName")
+                        tr.string(t.rootServiceName)
+                        if !t.rootTraceName.isEmpty {
+                            tr.key("rootTraceName")
+                            tr.string(t.rootTraceName)
+                        }
+                        tr.key("startTimeUnixNano")
+                        tr.string(String(t.startNanos))
+                        tr.key("durationMs")
+                        tr.number(Int(t.durationNanos / 1_000_000))
+                        tr.key("spanSets")
+                        tr.array { sets in
+                            sets.object { set in
+                                set.key("spans")
+                                set.array { spans in
+                                    for s in t.matchedSpans {
+                                        spans.object { so in
+                                            so.key("spanID")
+                                            so.string(Hex.encode(s.spanID))
+                                            so.key("name")
+                                            so.string(s.name)
+                                            so.key("startTimeUnixNano")
+                                            so.string(String(s.startNanos))
+                                            so.key("durationNanos")
+                                            so.string(String(s.durationNanos))
+                                        }
+                                    }
+                                }
+                                set.key("matched")
+                                set.number(t.matched)
+                            }
+                        }
+                        tr.key("serviceStats")
+                        tr.object { ss in
+                            for s in t.serviceStats {
+                                ss.key(s.service)
+                                ss.object { st in
+                                    st.key("spanCount")
+                                    st.number(s.spans)
+                                    if s.errors > 0 {
+                                        st.key("errorCount")
+                                        st.number(s.errors)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            o.key("metrics")
+            writeMetrics(&o, result.stats)
+        }
+        return w.bytes
+    }
+
+    static func writeMetrics(_ w: inout JSONWriter, _ stats: ScanStats) {
+        w.object { m in
+            m.key("inspectedTraces")
+            m.number(stats.inspectedTraces)
+            m.key("inspectedBytes")
+            m.string(String(stats.inspectedBytes))
+            m.key("inspectedSpans")
+            m.string(String(stats.inspectedSpans))
+            m.key("totalBlocks")
+            m.number(stats.chunks)
+        }
+    }
+
+    /// Tempo prints trace IDs in search results as hex without leading zeros.
+    public static func tempoTraceID(_ id: TraceID) -> String {
+        let hex = id.description
+        let trimmed = hex.drop { $0 == "0" }
+        return trimmed.isEmpty ? "0" : String(trimmed)
+    }
+
+    /// `{"tagNames":[…]}` (v1).
+    public static func tagNames(_ catalog: TagCatalog.Names) -> [UInt8] {
+        var w = JSONWriter()
+        w.object { o in
+            o.key("tagNames")
+            o.array { a in
+                for n in (catalog.span + catalog.resource + (catalog.includeIntrinsics ? TagCatalog.intrinsics : [])).uniqueSorted() {
+                    a.string(n)
+                }
+            }
+            o.key("metrics")
+            writeMetrics(&o, catalog.stats)
+        }
+        return w.bytes
+    }
+
+    /// `{"scopes":[{"name":"resource","tags":[…]},…]}` (v2).
+    public static func tagNamesV2(_ catalog: TagCatalog.Names) -> [UInt8] {
+        var w = JSONWriter()
+        w.object { o in
+            o.key("scopes")
+            o.array { a in
+                for (name, tags) in [("resource", catalog.resource), ("span", catalog.span), ("intrinsic", catalog.includeIntrinsics ? TagCatalog.intrinsics : [])]
+                where !tags.isEmpty {
+                    a.object { s in
+                        s.key("name")
+                        s.string(name)
+                        s.key("tags")
+                        s.array { t in for tag in tags.uniqueSorted() { t.string(tag) } }
+                    }
+                }
+            }
+            o.key("metrics")
+            writeMetrics(&o, catalog.stats)
+        }
+        return w.bytes
+    }
+
+    /// `{"tagValues":["a","b"]}` (v1) or typed values (v2).
+    public static func tagValues(_ values: TagCatalog.Values, typed: Bool) -> [UInt8] {
+        var w = JSONWriter()
+        w.object { o in
+            o.key("tagValues")
+            o.array { a in
+                for v in values.values {
+                    if typed {
+                        a.object { tv in
+                            tv.key("type")
+                            tv.string(v.type)
+                            tv.key("value")
+                            tv.string(v.value)
+                        }
+                    } else {
+                        a.string(v.value)
+                    }
+                }
+            }
+            o.key("metrics")
+            writeMetrics(&o, values.stats)
+        }
+        return w.bytes
+    }
+
+    /// `{"error":"…"}` for non-OTLP errors of the query API.
+    public static func error(_ message: String) -> [UInt8] {
+        var w = JSONWriter()
+        w.object { o in
+            o.key("error")
+            o.string(message)
+        }
+        return w.bytes
+    }
+}
+
+extension Array where Element == String {
+    func uniqueSorted() -> [String] { Array(Set(self)).sorted() }
+}

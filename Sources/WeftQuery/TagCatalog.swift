@@ -1,0 +1,109 @@
+import WeftModel
+import WeftStorageEngine
+
+/// Distinct attribute names and values, for Grafana's tag autocompletion.
+public enum TagCatalog {
+    public static let intrinsics = ["duration", "kind", "name", "rootName", "rootServiceName", "status", "statusMessage", "traceDuration"]
+
+    public struct Names: Sendable {
+        public var span: [String] = []
+        public var resource: [String] = []
+        public var includeIntrinsics = true
+        public var stats = ScanStats()
+    }
+
+    public struct Values: Sendable {
+        public var values: [(type: String, value: String)] = []
+        public var stats = ScanStats()
+    }
+
+    /// Attribute names by scope (`span`, `resource`, `intrinsic`, or nil for all).
+    public static func names(in chunks: [HeadChunk], scope: String?) throws(QueryError) -> Names {
+        switch scope {
+        case nil, "", "all", "span", "resource", "intrinsic": break
+        default: throw QueryError("parameter 'scope': '\(scope!)' is not one of resource, span, intrinsic")
+        }
+        var names = Names()
+        names.includeIntrinsics = scope == nil || scope == "" || scope == "all" || scope == "intrinsic"
+        var span = Set<String>()
+        var resource = Set<String>()
+        for chunk in chunks {
+            let b = chunk.batch
+            names.stats.chunks += 1
+            names.stats.inspectedSpans += b.spanCount
+            if scope == nil || scope == "" || scope == "all" || scope == "span" {
+                var seen = Set<UInt32>()
+                for k in b.attrs.keys { seen.insert(k) }
+                for k in seen { span.insert(b.strings.string(k)) }
+            }
+            if scope == nil || scope == "" || scope == "all" || scope == "resource" {
+                var seen = Set<UInt32>()
+                for k in b.resourceAttrs.keys { seen.insert(k) }
+                for k in seen { resource.insert(b.strings.string(k)) }
+            }
+        }
+        names.span = span.sorted()
+        names.resource = resource.sorted()
+        return names
+    }
+
+    /// Distinct values of a tag (`service.name`, `span.x`, `resource.x`, `.x`, or an intrinsic), at most `limit`.
+    public static func values(of tag: String, in chunks: [HeadChunk], limit: Int) -> Values {
+        var result = Values()
+        var seen = Set<String>()
+        var typed: [(String, String)] = []
+        func add(_ type: String, _ value: String) {
+            guard typed.count < limit, seen.insert(type + "\u{0}" + value).inserted else { return }
+            typed.append((type, value))
+        }
+        var key = tag
+        var scope = TagCondition.Scope.any
+        if key.hasPrefix("span.") {
+            scope = .span
+            key.removeFirst(5)
+        } else if key.hasPrefix("resource.") {
+            scope = .resource
+            key.removeFirst(9)
+        } else if key.hasPrefix(".") {
+            key.removeFirst()
+        }
+        for chunk in chunks {
+            let b = chunk.batch
+            result.stats.chunks += 1
+            result.stats.inspectedSpans += b.spanCount
+            switch (scope, key) {
+            case (.any, "name"):
+                for id in Set(b.name) { add("string", b.strings.string(id)) }
+                continue
+            case (.any, "status"):
+                for code in Set(b.statusCode) { add("keyword", ["unset", "ok", "error"][min(Int(code), 2)]) }
+                continue
+            case (.any, "kind"):
+                let kinds = ["unspecified", "internal", "server", "client", "producer", "consumer"]
+                for k in Set(b.kind) where Int(k) < kinds.count { add("keyword", kinds[Int(k)]) }
+                continue
+            default: break
+            }
+            guard let keyID = b.strings.lookup(key) else { continue }
+            func collect(_ attrs: AttributeColumns) {
+                var ids = Set<UInt64>()
+                for i in 0..<attrs.count where attrs.keys[i] == keyID {
+                    let t = ValueType(rawValue: attrs.types[i]) ?? .empty
+                    switch t {
+                    case .string: ids.insert(attrs.values[i])
+                    case .int: add("int", String(Int64(bitPattern: attrs.values[i])))
+                    case .double: add("float", String(Double(bitPattern: attrs.values[i])))
+                    case .bool: add("bool", attrs.values[i] != 0 ? "true" : "false")
+                    default: break
+                    }
+                    if typed.count >= limit { break }
+                }
+                for id in ids { add("string", b.strings.string(UInt32(id))) }
+            }
+            if scope != .resource { collect(b.attrs) }
+            if scope != .span { collect(b.resourceAttrs) }
+        }
+        result.values = typed.sorted { $0.1 < $1.1 }.map { (type: $0.0, value: $0.1) }
+        return result
+    }
+}

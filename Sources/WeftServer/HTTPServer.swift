@@ -1,0 +1,250 @@
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+
+/// A complete HTTP request as handlers see it.
+public struct HTTPRequest: Sendable {
+    public var method: HTTPMethod
+    public var path: String
+    public var query: [String: String]
+    public var headers: HTTPHeaders
+    public var body: ByteBuffer
+
+    public init(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer) {
+        self.method = method
+        self.headers = headers
+        self.body = body
+        let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        self.path = parts.first.map { String($0) }.flatMap { $0.removingPercentEncoding } ?? "/"
+        self.query = parts.count > 1 ? HTTPRequest.parseQuery(parts[1]) : [:]
+    }
+
+    /// Parses `a=1&b=x%20y`; later duplicates win.
+    static func parseQuery(_ s: Substring) -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in s.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = String(kv[0]).replacingPlus.removingPercentEncoding ?? String(kv[0])
+            let value = kv.count > 1 ? (String(kv[1]).replacingPlus.removingPercentEncoding ?? String(kv[1])) : ""
+            result[key] = value
+        }
+        return result
+    }
+}
+
+/// A response to send.
+public struct HTTPResponse: Sendable {
+    public var status: HTTPResponseStatus
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+
+    public init(status: HTTPResponseStatus, contentType: String? = nil, body: [UInt8] = [], headers: HTTPHeaders = HTTPHeaders()) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        if let contentType { self.headers.replaceOrAdd(name: "content-type", value: contentType) }
+    }
+
+    public static func text(_ status: HTTPResponseStatus, _ text: String) -> HTTPResponse {
+        HTTPResponse(status: status, contentType: "text/plain; charset=utf-8", body: Array(text.utf8))
+    }
+}
+
+/// Produces a response for a request; runs on the connection's event loop.
+public typealias HTTPResponder = @Sendable (HTTPRequest, any EventLoop) -> EventLoopFuture<HTTPResponse>
+
+/// An HTTP/1.1 server with keep-alive, a request-body limit enforced while reading, and graceful
+/// shutdown that lets in-flight requests finish.
+public final class HTTPServer: Sendable {
+    public let channel: any Channel
+    private let quiesce: ServerQuiescingHelper
+
+    /// Binds and starts serving. `maxBodyBytes` applies to the body as received.
+    public static func start(
+        host: String,
+        port: Int,
+        group: any EventLoopGroup,
+        maxBodyBytes: Int,
+        responder: @escaping HTTPResponder
+    ) async throws -> HTTPServer {
+        let quiesce = ServerQuiescingHelper(group: group)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTPRequestHandler(maxBodyBytes: maxBodyBytes, responder: responder)
+                    )
+                }
+            }
+            .bind(host: host, port: port).get()
+        return HTTPServer(channel: channel, quiesce: quiesce)
+    }
+
+    private init(channel: any Channel, quiesce: ServerQuiescingHelper) {
+        self.channel = channel
+        self.quiesce = quiesce
+    }
+
+    /// The bound port (useful with port 0).
+    public var port: Int { self.channel.localAddress?.port ?? 0 }
+
+    /// Stops accepting, waits for in-flight requests to finish and connections to close.
+    public func shutdown() async {
+        let promise = self.channel.eventLoop.makePromise(of: Void.self)
+        self.quiesce.initiateShutdown(promise: promise)
+        try? await promise.futureResult.get()
+    }
+}
+
+/// Collects one request at a time (the pipeline handler orders pipelined requests) and answers it.
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        case receiving(HTTPRequestHead, ByteBuffer)
+        /// The body exceeded the limit: a 413 was sent and the connection closes after it.
+        case discarding
+    }
+
+    private let maxBodyBytes: Int
+    private let responder: HTTPResponder
+    private var state = State.idle
+
+    init(maxBodyBytes: Int, responder: @escaping HTTPResponder) {
+        self.maxBodyBytes = maxBodyBytes
+        self.responder = responder
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > self.maxBodyBytes {
+                self.rejectTooLarge(context: context, head: head)
+                return
+            }
+            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
+            let length = head.headers.first(name: "content-length").flatMap(Int.init) ?? 0
+            self.state = .receiving(head, context.channel.allocator.buffer(capacity: max(0, length)))
+        case .body(var part):
+            switch self.state {
+            case .receiving(let head, var body):
+                if body.readableBytes + part.readableBytes > self.maxBodyBytes {
+                    self.rejectTooLarge(context: context, head: head)
+                    return
+                }
+                self.state = .idle  // drop our reference so the append does not copy
+                body.writeBuffer(&part)
+                self.state = .receiving(head, body)
+            case .discarding, .idle:
+                break
+            }
+        case .end:
+            switch self.state {
+            case .receiving(let head, let body):
+                self.state = .idle
+                self.dispatch(context: context, head: head, body: body)
+            case .discarding:
+                break
+            case .idle:
+                break
+            }
+        }
+    }
+
+    private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
+        let request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body)
+        let keepAlive = head.isKeepAlive
+        let version = head.version
+        let future = self.responder(request, context.eventLoop)
+        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let boundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        future.hop(to: context.eventLoop).whenComplete { result in
+            let response: HTTPResponse
+            switch result {
+            case .success(let r): response = r
+            case .failure(let error): response = .text(.internalServerError, "internal error: \(error)\n")
+            }
+            boundSelf.value.write(context: boundContext.value, response: response, version: version, keepAlive: keepAlive)
+        }
+    }
+
+    private func rejectTooLarge(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        self.state = .discarding
+        var response = HTTPResponse.text(.payloadTooLarge, "request body exceeds the limit of \(self.maxBodyBytes) bytes\n")
+        if let type = head.headers.first(name: "content-type"), type.lowercased().hasPrefix("application/x-protobuf") || type.lowercased().hasPrefix("application/json") {
+            response = OTLPErrors.response(.payloadTooLarge, code: 8, "request body exceeds the limit of \(self.maxBodyBytes) bytes", contentType: type)
+        }
+        self.write(context: context, response: response, version: head.version, keepAlive: false)
+    }
+
+    private func write(context: ChannelHandlerContext, response: HTTPResponse, version: HTTPVersion, keepAlive: Bool) {
+        var headers = response.headers
+        headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
+        if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
+        if !response.body.isEmpty {
+            var buffer = context.channel.allocator.buffer(capacity: response.body.count)
+            buffer.writeBytes(response.body)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        let done = context.writeAndFlushPromise(self.wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}
+
+extension ChannelHandlerContext {
+    fileprivate func writeAndFlushPromise(_ data: NIOAny) -> EventLoopFuture<Void> {
+        let promise = self.eventLoop.makePromise(of: Void.self)
+        self.writeAndFlush(data, promise: promise)
+        return promise.futureResult
+    }
+}
+
+extension String {
+    fileprivate var replacingPlus: String { String(self.map { $0 == "+" ? " " : $0 }) }
+
+    /// Decodes `%XX` escapes; nil if an escape is malformed.
+    var removingPercentEncoding: String? {
+        guard self.contains("%") else { return self }
+        var out = [UInt8]()
+        var it = Array(self.utf8)[...]
+        while let c = it.popFirst() {
+            if c == UInt8(ascii: "%") {
+                guard let h = it.popFirst(), let l = it.popFirst(),
+                    let hv = hexValue(h), let lv = hexValue(l)
+                else { return nil }
+                out.append(hv << 4 | lv)
+            } else {
+                out.append(c)
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+private func hexValue(_ c: UInt8) -> UInt8? {
+    switch c {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+    default: return nil
+    }
+}

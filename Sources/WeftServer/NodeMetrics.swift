@@ -1,0 +1,83 @@
+import Prometheus
+import WeftStorageEngine
+
+/// The node's Prometheus metrics, served on `/metrics`.
+public final class NodeMetrics: Sendable {
+    /// Why spans or requests were turned away.
+    public enum RejectReason: String, CaseIterable, Sendable {
+        case invalidSpan = "invalid_span"
+        case malformed
+        case tooLarge = "too_large"
+        case unsupportedMediaType = "unsupported_media_type"
+        case unavailable
+    }
+
+    public let registry = PrometheusCollectorRegistry()
+    public let spansAccepted: Counter
+    private let spansRejected: [RejectReason: Counter]
+    private let requestsRejected: [RejectReason: Counter]
+    public let bytesReceived: Counter
+    public let bytesDecoded: Counter
+    public let otlpRequests: Counter
+    public let otlpLatency: DurationHistogram
+    public let queryRequests: Counter
+    public let queryLatency: DurationHistogram
+    public let walFsync: DurationHistogram
+    public let walBytes: Counter
+    public let walBatchRecords: ValueHistogram
+    public let walErrors: Counter
+    private let headSpans: Gauge
+    private let headBytes: Gauge
+    private let headChunks: Gauge
+
+    public init() {
+        let latencyBuckets: [Duration] = [
+            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5),
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+        ]
+        let r = self.registry
+        self.spansAccepted = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "otlp_spans_received", unitName: "total", helpText: "Spans accepted and made durable."))
+        var rejected: [RejectReason: Counter] = [:]
+        var requests: [RejectReason: Counter] = [:]
+        for reason in RejectReason.allCases {
+            rejected[reason] = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "otlp_spans_rejected", unitName: "total", helpText: "Spans rejected, by reason (malformed requests count their spans as unknown: see requests)."), labels: [("reason", reason.rawValue)])
+            requests[reason] = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "otlp_requests_rejected", unitName: "total", helpText: "OTLP requests answered with an error status, by reason."), labels: [("reason", reason.rawValue)])
+        }
+        self.spansRejected = rejected
+        self.requestsRejected = requests
+        self.bytesReceived = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "otlp_received_bytes", unitName: "total", helpText: "OTLP request body bytes as received (compressed)."))
+        self.bytesDecoded = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "otlp_decoded_bytes", unitName: "total", helpText: "OTLP request body bytes after decompression."))
+        self.otlpRequests = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "otlp_requests", unitName: "total", helpText: "OTLP export requests received."))
+        self.otlpLatency = r.makeDurationHistogram(descriptor: .init(namespace: "weft", metricName: "otlp_request_duration", unitName: "seconds", helpText: "Time from a complete OTLP request to its response (includes the WAL fsync)."), buckets: latencyBuckets)
+        self.queryRequests = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "query_requests", unitName: "total", helpText: "Query API requests."))
+        self.queryLatency = r.makeDurationHistogram(descriptor: .init(namespace: "weft", metricName: "query_request_duration", unitName: "seconds", helpText: "Query API latency."), buckets: latencyBuckets)
+        self.walFsync = r.makeDurationHistogram(descriptor: .init(namespace: "weft", metricName: "wal_fsync_duration", unitName: "seconds", helpText: "WAL fdatasync latency."), buckets: latencyBuckets)
+        self.walBytes = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "wal_written_bytes", unitName: "total", helpText: "Record bytes written to the WAL."))
+        self.walBatchRecords = r.makeValueHistogram(
+            descriptor: .init(namespace: "weft", metricName: "wal_group_commit", unitName: "records", helpText: "Records made durable per group commit."),
+            buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256]
+        )
+        self.walErrors = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "wal_errors", unitName: "total", helpText: "Failed WAL writes or syncs."))
+        self.headSpans = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "head", unitName: "spans", helpText: "Spans held in the in-memory head."))
+        self.headBytes = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "head", unitName: "bytes", helpText: "Approximate heap bytes of the in-memory head."))
+        self.headChunks = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "head", unitName: "chunks", helpText: "Chunks in the in-memory head."))
+    }
+
+    public func rejectSpans(_ n: Int, _ reason: RejectReason) {
+        if n > 0 { self.spansRejected[reason]!.increment(by: Int64(n)) }
+    }
+
+    public func rejectRequest(_ reason: RejectReason) {
+        self.requestsRejected[reason]!.increment()
+    }
+
+    /// The text exposition, with head gauges refreshed.
+    public func render(head: Head) -> [UInt8] {
+        let stats = head.stats
+        self.headSpans.set(Double(stats.spans))
+        self.headBytes.set(Double(stats.bytes))
+        self.headChunks.set(Double(stats.chunks))
+        return self.registry.emitToBuffer()
+    }
+}

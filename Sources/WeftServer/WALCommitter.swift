@@ -1,0 +1,140 @@
+import Foundation
+import Synchronization
+import WeftStorageEngine
+
+/// Group commit: requests queue their WAL records; one thread writes everything queued with a single
+/// `write` and a single `fdatasync`, then completes all of them. Nothing is acknowledged before its
+/// record is durable.
+public final class WALCommitter: Sendable {
+    public typealias Completion = @Sendable (Result<Void, any Error>) -> Void
+
+    private struct Pending {
+        var records: [[UInt8]] = []
+        var completions: [Completion] = []
+        var bytes = 0
+        var stopping = false
+        var stopped = false
+        /// Set when an fsync failed: durability can no longer be promised, so writes are refused.
+        var failure: String? = nil
+    }
+
+    /// Error returned when too many bytes wait for the disk (callers answer 503 with Retry-After).
+    public struct Overloaded: Error, CustomStringConvertible {
+        public var description: String { "write-ahead log is overloaded" }
+    }
+
+    /// Error returned after shutdown began.
+    public struct ShuttingDown: Error, CustomStringConvertible {
+        public var description: String { "server is shutting down" }
+    }
+
+    private let pending = Mutex(Pending())
+    private let condition = NSCondition()
+    private let done = Mutex<[CheckedContinuation<Void, Never>]>([])
+    private nonisolated(unsafe) let wal: WAL
+    private let maxPendingBytes: Int
+    private let metrics: NodeMetrics
+
+    /// Takes ownership of `wal` (already replayed); starts the commit thread.
+    public init(wal: WAL, maxPendingBytes: Int = 512 << 20, metrics: NodeMetrics) {
+        self.wal = wal
+        self.maxPendingBytes = maxPendingBytes
+        self.metrics = metrics
+        let thread = Thread { [self] in self.loop() }
+        thread.name = "weft-wal"
+        thread.start()
+    }
+
+    /// Queues a record; `completion` runs on the WAL thread once it is durable (or failed).
+    public func submit(_ record: [UInt8], completion: @escaping Completion) {
+        let error: (any Error)? = self.pending.withLock { p in
+            if p.stopping { return ShuttingDown() }
+            if let failure = p.failure { return DiskError("write-ahead log unavailable after an fsync failure: \(failure)") }
+            if p.bytes + record.count > self.maxPendingBytes && p.bytes > 0 { return Overloaded() }
+            p.records.append(record)
+            p.completions.append(completion)
+            p.bytes += record.count
+            return nil
+        }
+        if let error {
+            completion(.failure(error))
+            return
+        }
+        self.condition.lock()
+        self.condition.signal()
+        self.condition.unlock()
+    }
+
+    /// Stops accepting records, commits everything queued, and returns once the thread has exited.
+    public func shutdown() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let already = self.pending.withLock { p -> Bool in
+                if p.stopped { return true }
+                p.stopping = true
+                return false
+            }
+            if already {
+                c.resume()
+                return
+            }
+            self.done.withLock { $0.append(c) }
+            self.condition.lock()
+            self.condition.signal()
+            self.condition.unlock()
+        }
+    }
+
+    private func loop() {
+        while true {
+            var taken = Pending()
+            self.condition.lock()
+            while true {
+                let (ready, stop) = self.pending.withLock { p -> (Bool, Bool) in
+                    if !p.records.isEmpty {
+                        swap(&taken.records, &p.records)
+                        swap(&taken.completions, &p.completions)
+                        p.bytes = 0
+                        return (true, false)
+                    }
+                    if p.stopping {
+                        p.stopped = true
+                        return (false, true)
+                    }
+                    return (false, false)
+                }
+                if ready { break }
+                if stop {
+                    self.condition.unlock()
+                    let waiters = self.done.withLock { w -> [CheckedContinuation<Void, Never>] in
+                        defer { w = [] }
+                        return w
+                    }
+                    for w in waiters { w.resume() }
+                    return
+                }
+                self.condition.wait()
+            }
+            self.condition.unlock()
+
+            let result: Result<Void, any Error>
+            do {
+                try self.wal.append(taken.records)
+                let start = ContinuousClock.now
+                do {
+                    try self.wal.sync()
+                } catch {
+                    self.pending.withLock { $0.failure = "\(error)" }
+                    throw error
+                }
+                self.metrics.walFsync.record(ContinuousClock.now - start)
+                self.metrics.walBytes.increment(by: Int64(taken.records.reduce(0) { $0 + $1.count }))
+                self.metrics.walBatchRecords.record(Int64(taken.records.count))
+                result = .success(())
+            } catch {
+                self.metrics.walErrors.increment()
+                result = .failure(error)
+            }
+            for c in taken.completions { c(result) }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import WeftModel
+import WeftOTLP
+import WeftStorageEngine
+
+/// Everything a single node needs; every field has a default. Read from JSON with ``load(from:)``.
+public struct NodeConfiguration: Sendable, Codable, Equatable {
+    /// Where the WAL (and later the blocks) live.
+    public var dataDir: String = "./weft-data"
+    public var host: String = "127.0.0.1"
+    /// OTLP/HTTP port (0 picks a free port).
+    public var otlpPort: Int = 4318
+    /// Query API port (0 picks a free port).
+    public var queryPort: Int = 3200
+    /// Largest request body, both as received and after decompression (OTLP recommends 64 MiB).
+    public var maxBodyBytes: Int = 64 << 20
+    /// WAL segment size before rolling to a new file.
+    public var walSegmentBytes: Int = 128 << 20
+    /// Bytes waiting for the WAL beyond which writes get 503 + Retry-After.
+    public var walMaxPendingBytes: Int = 512 << 20
+    /// Spans per head chunk.
+    public var headChunkSpans: Int = 65_536
+    /// Extra attribute keys read as GenAI cost.
+    public var costAliases: [String] = []
+    /// Event-loop threads (default: one per core).
+    public var eventLoopThreads: Int? = nil
+    /// Query worker threads (default: one per core).
+    public var queryThreads: Int? = nil
+
+    public init() {}
+
+    /// Reads a JSON config file; keys that are absent keep their defaults.
+    public static func load(from path: String) throws -> NodeConfiguration {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return try JSONDecoder().decode(NodeConfiguration.self, from: data)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = NodeConfiguration()
+        self.dataDir = try c.decodeIfPresent(String.self, forKey: .dataDir) ?? d.dataDir
+        self.host = try c.decodeIfPresent(String.self, forKey: .host) ?? d.host
+        self.otlpPort = try c.decodeIfPresent(Int.self, forKey: .otlpPort) ?? d.otlpPort
+        self.queryPort = try c.decodeIfPresent(Int.self, forKey: .queryPort) ?? d.queryPort
+        self.maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? d.maxBodyBytes
+        self.walSegmentBytes = try c.decodeIfPresent(Int.self, forKey: .walSegmentBytes) ?? d.walSegmentBytes
+        self.walMaxPendingBytes = try c.decodeIfPresent(Int.self, forKey: .walMaxPendingBytes) ?? d.walMaxPendingBytes
+        self.headChunkSpans = try c.decodeIfPresent(Int.self, forKey: .headChunkSpans) ?? d.headChunkSpans
+        self.costAliases = try c.decodeIfPresent([String].self, forKey: .costAliases) ?? d.costAliases
+        self.eventLoopThreads = try c.decodeIfPresent(Int.self, forKey: .eventLoopThreads)
+        self.queryThreads = try c.decodeIfPresent(Int.self, forKey: .queryThreads)
+    }
+}
+
+/// A single Weft node: OTLP receiver, WAL, head and query API, run as one `Service`.
+public final class WeftNode: Service {
+    public let configuration: NodeConfiguration
+    private let logger: Logger
+    private let onListening: @Sendable (_ otlp: String, _ query: String) -> Void
+
+    /// - Parameter onListening: called once both ports are bound, with `host:port` of each.
+    public init(
+        configuration: NodeConfiguration,
+        logger: Logger,
+        onListening: @escaping @Sendable (_ otlp: String, _ query: String) -> Void = { _, _ in }
+    ) {
+        self.configuration = configuration
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let config = self.configuration
+        let logger = self.logger
+        let cores = System.coreCount
+        let metrics = NodeMetrics()
+        let options = DecodeOptions(genAI: GenAINormalizer(costAliases: config.costAliases))
+
+        // Recover the head from the WAL before taking traffic.
+        let disk = PosixDisk()
+        try disk.makeDirectory(config.dataDir)
+        let wal = WAL(disk: disk, directory: config.dataDir + "/wal", configuration: .init(segmentSize: config.walSegmentBytes))
+        let head = Head(configuration: .init(chunkSpans: config.headChunkSpans))
+        let started = ContinuousClock.now
+        let report = try Recovery.replay(wal: wal, into: head, options: options)
+        if let tail = report.wal.truncatedTail {
+            logger.warning("dropped a torn or corrupt WAL tail", metadata: [
+                "segment": "\(tail.segment)", "offset": "\(tail.offset)", "bytes": "\(tail.droppedBytes)",
+            ])
+        }
+        if report.undecodable > 0 {
+            logger.error("WAL records that no longer decode were skipped", metadata: ["records": "\(report.undecodable)"])
+        }
+        logger.info("recovered from WAL", metadata: [
+            "segments": "\(report.wal.segments)", "records": "\(report.wal.records)", "spans": "\(report.spans)",
+            "ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))",
+        ])
+        let committer = WALCommitter(wal: wal, maxPendingBytes: config.walMaxPendingBytes, metrics: metrics)
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: config.eventLoopThreads ?? cores)
+        let pool = NIOThreadPool(numberOfThreads: config.queryThreads ?? cores)
+        pool.start()
+        let receiver = OTLPReceiver(head: head, committer: committer, metrics: metrics, options: options, maxDecodedBytes: config.maxBodyBytes)
+        let query = QueryAPI(head: head, metrics: metrics, pool: pool)
+        let responder: HTTPResponder = { request, loop in
+            if request.path == "/v1/traces" {
+                guard request.method == .POST else {
+                    return loop.makeSucceededFuture(.text(.methodNotAllowed, "use POST for /v1/traces\n"))
+                }
+                return receiver.handle(request, on: loop)
+            }
+            return query.handle(request, on: loop)
+        }
+
+        var servers: [HTTPServer] = []
+        do {
+            let otlp = try await HTTPServer.start(host: config.host, port: config.otlpPort, group: group, maxBodyBytes: config.maxBodyBytes, responder: responder)
+            servers.append(otlp)
+            let api = try await HTTPServer.start(host: config.host, port: config.queryPort, group: group, maxBodyBytes: 1 << 20, responder: responder)
+            servers.append(api)
+            logger.info("listening", metadata: ["otlp": "\(config.host):\(otlp.port)", "query": "\(config.host):\(api.port)"])
+            self.onListening("\(config.host):\(otlp.port)", "\(config.host):\(api.port)")
+            // Serve until SIGTERM/SIGINT (or the group is cancelled).
+            try? await gracefulShutdown()
+        } catch {
+            logger.error("cannot start: \(error)")
+            for s in servers { await s.shutdown() }
+            await committer.shutdown()
+            try? await pool.shutdownGracefully()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+
+        logger.info("shutting down: finishing in-flight requests")
+        for s in servers { await s.shutdown() }
+        await committer.shutdown()
+        try? await pool.shutdownGracefully()
+        try? await group.shutdownGracefully()
+        logger.info("stopped", metadata: ["spans": "\(head.stats.spans)"])
+    }
+}

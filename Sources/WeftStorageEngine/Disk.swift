@@ -1,0 +1,25 @@
+/// The file operations the storage engine needs, so tests can inject torn writes, lost unsynced
+/// data and crashes. Paths are plain strings; implementations need not be thread-safe.
+public protocol Disk: AnyObject {
+    func makeDirectory(_ path: String) throws
+    /// File names (not paths) in a directory, unsorted.
+    func list(_ directory: String) throws -> [String]
+    func exists(_ path: String) -> Bool
+    /// The whole file.
+    func read(_ path: String) throws -> [UInt8]
+    /// Appends to a file, creating it if needed. Data is durable only after ``sync(_:)``.
+    func append(_ path: String, _ bytes: UnsafeRawBufferPointer) throws
+    /// Makes everything appended to the file so far durable (fsync).
+    func sync(_ path: String) throws
+    /// Makes the directory's entries (created/removed files) durable.
+    func syncDirectory(_ path: String) throws
+    func truncate(_ path: String, to length: Int) throws
+    func remove(_ path: String) throws
+}
+
+/// A disk error with a readable message.
+public struct DiskError: Error, CustomStringConvertible, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { self.message }
+}

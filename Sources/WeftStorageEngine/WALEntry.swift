@@ -1,0 +1,50 @@
+import WeftOTLP
+
+/// One logged write: the org and the OTLP request body exactly as accepted (after decompression).
+///
+/// Logging the request rather than a re-encoding keeps the acknowledgement path a single copy; replay
+/// decodes it again with the same decoder. Layout: `[version=1][encoding][org length: UInt16 LE][org][body]`.
+public struct WALEntry: Sendable, Equatable {
+    public var org: String
+    public var encoding: OTLPEncoding
+    public var body: [UInt8]
+
+    public init(org: String, encoding: OTLPEncoding, body: [UInt8]) {
+        self.org = org
+        self.encoding = encoding
+        self.body = body
+    }
+
+    /// Encodes an entry without first copying the body into a struct.
+    public static func encode(org: String, encoding: OTLPEncoding, body: UnsafeRawBufferPointer) -> [UInt8] {
+        let orgBytes = Array(org.utf8.prefix(Int(UInt16.max)))
+        var out = [UInt8]()
+        out.reserveCapacity(4 + orgBytes.count + body.count)
+        out.append(1)
+        out.append(encoding == .protobuf ? 1 : 2)
+        out.append(UInt8(orgBytes.count & 0xFF))
+        out.append(UInt8(orgBytes.count >> 8))
+        out.append(contentsOf: orgBytes)
+        out.append(contentsOf: body)
+        return out
+    }
+
+    public func encoded() -> [UInt8] {
+        self.body.withUnsafeBytes { WALEntry.encode(org: self.org, encoding: self.encoding, body: $0) }
+    }
+
+    /// Parses an entry; the body is a view into `raw`.
+    public static func parse(_ raw: UnsafeRawBufferPointer) throws -> (org: String, encoding: OTLPEncoding, body: UnsafeRawBufferPointer) {
+        guard raw.count >= 4, raw[0] == 1 else { throw DiskError("WAL entry has an unknown version") }
+        let encoding: OTLPEncoding
+        switch raw[1] {
+        case 1: encoding = .protobuf
+        case 2: encoding = .json
+        default: throw DiskError("WAL entry has an unknown encoding \(raw[1])")
+        }
+        let orgLength = Int(raw[2]) | Int(raw[3]) << 8
+        guard raw.count >= 4 + orgLength else { throw DiskError("WAL entry is shorter than its org") }
+        let org = String(decoding: UnsafeRawBufferPointer(rebasing: raw[4..<(4 + orgLength)]), as: UTF8.self)
+        return (org, encoding, UnsafeRawBufferPointer(rebasing: raw[(4 + orgLength)...]))
+    }
+}

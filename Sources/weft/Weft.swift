@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import WeftServer
+
+@main
+struct Weft: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "weft",
+        abstract: "Weft: a store for OpenTelemetry traces, built for high-cardinality LLM-gateway traffic.",
+        subcommands: [Serve.self, Dev.self]
+    )
+}
+
+struct ServerOptions: ParsableArguments {
+    @Option(help: "JSON config file for everything else (see README).")
+    var config: String?
+    @Option(help: "Data directory (WAL). Default ./weft-data.")
+    var dataDir: String?
+    @Option(help: "Address to bind. Default 127.0.0.1.")
+    var host: String?
+    @Option(help: "OTLP/HTTP port; 0 picks a free port. Default 4318.")
+    var otlpPort: Int?
+    @Option(help: "Query API port; 0 picks a free port. Default 3200.")
+    var queryPort: Int?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func nodeConfiguration() throws -> NodeConfiguration {
+        var c = try self.config.map(NodeConfiguration.load(from:)) ?? NodeConfiguration()
+        if let v = self.dataDir { c.dataDir = v }
+        if let v = self.host { c.host = v }
+        if let v = self.otlpPort { c.otlpPort = v }
+        if let v = self.queryPort { c.queryPort = v }
+        return c
+    }
+}
+
+/// Runs a node until SIGTERM/SIGINT; prints the bound addresses on one line for scripts.
+func runNode(_ configuration: NodeConfiguration, logLevel: String, banner: (@Sendable (String, String) -> Void)? = nil) async throws {
+    let level = Logger.Level(rawValue: logLevel) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    let logger = Logger(label: "weft")
+    let node = WeftNode(configuration: configuration, logger: logger) { otlp, query in
+        print("listening otlp=\(otlp) query=\(query)")
+        banner?(otlp, query)
+        fflush(nil)
+    }
+    let group = ServiceGroup(configuration: .init(
+        services: [.init(service: node)],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger
+    ))
+    try await group.run()
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a node.")
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws {
+        try await runNode(try self.options.nodeConfiguration(), logLevel: self.options.logLevel)
+    }
+}
+
+struct Dev: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a ready-to-use local node with data under ./weft-data.")
+    @OptionGroup var options: ServerOptions
+
+    func run() async throws {
+        let config = try self.options.nodeConfiguration()
+        try await runNode(config, logLevel: self.options.logLevel) { otlp, query in
+            print("""
+
+            Weft is running (data in \(config.dataDir)).
+              Send traces (OTLP/HTTP, protobuf or JSON):
+                export OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://\(otlp)/v1/traces
+                export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+              Generate LLM-gateway traffic:   swift run -c release weftctl load --url http://\(otlp)/v1/traces
+              Search:                          curl 'http://\(query)/api/search?tags=service.name=tfy-llm-gateway'
+              Grafana: add a Tempo data source with URL http://\(query)
+              Stop with Ctrl-C.
+
+            """)
+        }
+    }
+}
