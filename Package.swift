@@ -61,10 +61,12 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        // Test support (no product).
+        .target(name: "WeftTestSupport", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
         // Tests.
         .testTarget(name: "WeftOTLPTests", dependencies: ["WeftOTLP", "WeftModel", "WeftLoad"], resources: [.copy("Fixtures")], swiftSettings: settings),
-        .testTarget(name: "WeftStorageEngineTests", dependencies: ["WeftStorageEngine", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
-        .testTarget(name: "WeftQueryTests", dependencies: ["WeftQuery", "WeftStorageEngine", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
-        .testTarget(name: "WeftServerTests", dependencies: ["WeftServer", "WeftClient", "WeftLoad", "WeftOTLP", "WeftModel"], swiftSettings: settings),
+        .testTarget(name: "WeftStorageEngineTests", dependencies: ["WeftStorageEngine", "WeftTestSupport", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
+        .testTarget(name: "WeftQueryTests", dependencies: ["WeftQuery", "WeftTestSupport", "WeftStorageEngine", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
+        .testTarget(name: "WeftServerTests", dependencies: ["WeftServer", "WeftTestSupport", "WeftClient", "WeftLoad", "WeftOTLP", "WeftModel"], swiftSettings: settings),
     ]
 )
