@@ -137,6 +137,10 @@ public struct SpanBatch: Sendable {
     public var linkAttrs = AttributeColumns()
     public var linkDroppedAttrs: [UInt32] = []
 
+    /// Resources and scopes already stored, by content (used when appending batches).
+    var resourceLookup: [[UInt64]: UInt32] = [:]
+    var scopeLookup: [[UInt64]: UInt32] = [:]
+
     public init() {}
 
     @inlinable public var spanCount: Int { self.spanID.count }
@@ -224,23 +228,47 @@ extension SpanBatch {
                 map[id] = self.strings.intern(UnsafeRawBufferPointer(rebasing: all[start..<end]))
             }
         }
-        let resourceBase = UInt32(self.resourceCount)
-        let scopeBase = UInt32(self.scopeCount)
         let eventBase = UInt32(self.eventTime.count)
         let linkBase = UInt32(self.linkSpanID.count)
 
-        // Resources.
-        Self.appendAttrs(&self.resourceAttrs, &self.resourceAttrOffsets, other.resourceAttrs, other.resourceAttrOffsets, map)
-        self.resourceDroppedAttrs.append(contentsOf: other.resourceDroppedAttrs)
-        self.resourceSchemaURL.append(contentsOf: other.resourceSchemaURL.lazy.map { map[Int($0)] })
-        self.resourceServiceName.append(contentsOf: other.resourceServiceName.lazy.map { map[Int($0)] })
-
-        // Scopes.
-        self.scopeName.append(contentsOf: other.scopeName.lazy.map { map[Int($0)] })
-        self.scopeVersion.append(contentsOf: other.scopeVersion.lazy.map { map[Int($0)] })
-        Self.appendAttrs(&self.scopeAttrs, &self.scopeAttrOffsets, other.scopeAttrs, other.scopeAttrOffsets, map)
-        self.scopeDroppedAttrs.append(contentsOf: other.scopeDroppedAttrs)
-        self.scopeSchemaURL.append(contentsOf: other.scopeSchemaURL.lazy.map { map[Int($0)] })
+        // Resources and scopes: identical ones (same attributes etc.) are stored once.
+        var resourceMap = [UInt32](repeating: 0, count: other.resourceCount)
+        for r in 0..<other.resourceCount {
+            var key: [UInt64] = [UInt64(other.resourceDroppedAttrs[r]), UInt64(map[Int(other.resourceSchemaURL[r])])]
+            for i in other.resourceAttrRange(r) { Self.appendKey(&key, other.resourceAttrs, i, map) }
+            if let existing = self.resourceLookup[key] {
+                resourceMap[r] = existing
+                continue
+            }
+            let index = UInt32(self.resourceCount)
+            self.resourceLookup[key] = index
+            resourceMap[r] = index
+            Self.appendAttrs(&self.resourceAttrs, &self.resourceAttrOffsets, other.resourceAttrs, other.resourceAttrRange(r), map)
+            self.resourceDroppedAttrs.append(other.resourceDroppedAttrs[r])
+            self.resourceSchemaURL.append(map[Int(other.resourceSchemaURL[r])])
+            self.resourceServiceName.append(map[Int(other.resourceServiceName[r])])
+        }
+        var scopeMap = [UInt32](repeating: 0, count: other.scopeCount)
+        for s in 0..<other.scopeCount {
+            let range = Int(other.scopeAttrOffsets[s])..<Int(other.scopeAttrOffsets[s + 1])
+            var key: [UInt64] = [
+                UInt64(map[Int(other.scopeName[s])]), UInt64(map[Int(other.scopeVersion[s])]),
+                UInt64(other.scopeDroppedAttrs[s]), UInt64(map[Int(other.scopeSchemaURL[s])]),
+            ]
+            for i in range { Self.appendKey(&key, other.scopeAttrs, i, map) }
+            if let existing = self.scopeLookup[key] {
+                scopeMap[s] = existing
+                continue
+            }
+            let index = UInt32(self.scopeCount)
+            self.scopeLookup[key] = index
+            scopeMap[s] = index
+            self.scopeName.append(map[Int(other.scopeName[s])])
+            self.scopeVersion.append(map[Int(other.scopeVersion[s])])
+            Self.appendAttrs(&self.scopeAttrs, &self.scopeAttrOffsets, other.scopeAttrs, range, map)
+            self.scopeDroppedAttrs.append(other.scopeDroppedAttrs[s])
+            self.scopeSchemaURL.append(map[Int(other.scopeSchemaURL[s])])
+        }
 
         // Spans.
         self.traceHigh.append(contentsOf: other.traceHigh)
@@ -255,8 +283,8 @@ extension SpanBatch {
         self.flags.append(contentsOf: other.flags)
         self.statusCode.append(contentsOf: other.statusCode)
         self.statusMessage.append(contentsOf: other.statusMessage.lazy.map { map[Int($0)] })
-        self.resourceIndex.append(contentsOf: other.resourceIndex.lazy.map { $0 + resourceBase })
-        self.scopeIndex.append(contentsOf: other.scopeIndex.lazy.map { $0 + scopeBase })
+        self.resourceIndex.append(contentsOf: other.resourceIndex.lazy.map { resourceMap[Int($0)] })
+        self.scopeIndex.append(contentsOf: other.scopeIndex.lazy.map { scopeMap[Int($0)] })
         Self.appendAttrs(&self.attrs, &self.attrOffsets, other.attrs, other.attrOffsets, map)
         self.droppedAttrs.append(contentsOf: other.droppedAttrs)
         self.droppedEvents.append(contentsOf: other.droppedEvents)
@@ -284,6 +312,30 @@ extension SpanBatch {
         self.linkFlags.append(contentsOf: other.linkFlags)
         Self.appendAttrs(&self.linkAttrs, &self.linkAttrOffsets, other.linkAttrs, other.linkAttrOffsets, map)
         self.linkDroppedAttrs.append(contentsOf: other.linkDroppedAttrs)
+    }
+
+    /// Appends one owner's attributes (`range` of `other`) and closes its offsets entry.
+    private static func appendAttrs(
+        _ attrs: inout AttributeColumns,
+        _ offsets: inout [UInt32],
+        _ other: AttributeColumns,
+        _ range: Range<Int>,
+        _ map: [UInt32]
+    ) {
+        for i in range {
+            let type = other.types[i]
+            let value = ValueType(rawValue: type)!.isInterned ? UInt64(map[Int(other.values[i])]) : other.values[i]
+            attrs.keys.append(map[Int(other.keys[i])])
+            attrs.types.append(type)
+            attrs.values.append(value)
+        }
+        offsets.append(UInt32(attrs.count))
+    }
+
+    private static func appendKey(_ key: inout [UInt64], _ attrs: AttributeColumns, _ i: Int, _ map: [UInt32]) {
+        let type = attrs.types[i]
+        key.append(UInt64(map[Int(attrs.keys[i])]) << 8 | UInt64(type))
+        key.append(ValueType(rawValue: type)!.isInterned ? UInt64(map[Int(attrs.values[i])]) : attrs.values[i])
     }
 
     private static func appendAttrs(
