@@ -39,6 +39,7 @@ public struct StringTable: Sendable {
     }
 
     /// Returns the ID of the bytes, adding them if needed.
+    @inline(__always)
     public mutating func intern(_ raw: UnsafeRawBufferPointer) -> UInt32 {
         let h = StringTable.hash(raw)
         var slot = Int(h) & self.mask
@@ -124,45 +125,65 @@ public struct StringTable: Sendable {
         self.mask = mask
     }
 
-    /// A fast non-cryptographic hash of bytes (multiply-mix over 8-byte words).
-    @inlinable
+    /// A fast non-cryptographic hash of bytes (wyhash-style multiply-fold; short strings take one multiply).
+    @inlinable @inline(__always)
     public static func hash(_ raw: UnsafeRawBufferPointer) -> UInt32 {
-        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(raw.count)
-        var i = 0
         let n = raw.count
-        guard let base = raw.baseAddress else { return UInt32(truncatingIfNeeded: h >> 32) }
-        while i + 8 <= n {
-            let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            h = (h ^ w) &* 0xBF58_476D_1CE4_E5B9
-            h ^= h >> 31
-            i += 8
-        }
-        if i < n {
-            var w: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < n {
-                w |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) << shift
-                shift += 8
-                i += 1
+        guard let p = raw.baseAddress, n > 0 else { return 0x2D35_8DCC }
+        var a: UInt64
+        var b: UInt64
+        var seed: UInt64 = 0xA076_1D64_78BD_642F ^ UInt64(n)
+        if n <= 16 {
+            if n >= 8 {
+                a = p.loadUnaligned(as: UInt64.self)
+                b = p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            } else if n >= 4 {
+                a = UInt64(p.loadUnaligned(as: UInt32.self))
+                b = UInt64(p.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self))
+            } else {
+                a = UInt64(p.load(as: UInt8.self)) << 16 | UInt64(p.load(fromByteOffset: n >> 1, as: UInt8.self)) << 8
+                    | UInt64(p.load(fromByteOffset: n - 1, as: UInt8.self))
+                b = 0
             }
-            h = (h ^ w) &* 0x94D0_49BB_1331_11EB
+        } else {
+            var i = 0
+            while i + 16 < n {
+                seed = fold(p.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ 0xE703_7ED1_A0B4_28DB,
+                            p.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self) ^ seed)
+                i += 16
+            }
+            a = p.loadUnaligned(fromByteOffset: n - 16, as: UInt64.self)
+            b = p.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
         }
-        h ^= h >> 29
-        h = h &* 0xBF58_476D_1CE4_E5B9
-        h ^= h >> 32
-        return UInt32(truncatingIfNeeded: h)
+        let h = fold(a ^ 0xE703_7ED1_A0B4_28DB, b ^ seed)
+        return UInt32(truncatingIfNeeded: h ^ (h >> 32))
+    }
+
+    @inlinable @inline(__always)
+    static func fold(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let r = a.multipliedFullWidth(by: b)
+        return r.high ^ r.low
     }
 }
 
 @usableFromInline
 func memcmpBytes(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Bool {
-    var i = 0
-    while i + 8 <= n {
-        if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
-            return false
+    if n >= 8 {
+        var i = 0
+        while i + 8 < n {
+            if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+                return false
+            }
+            i += 8
         }
-        i += 8
+        // The last (possibly overlapping) word.
+        return a.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) == b.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
     }
+    if n >= 4 {
+        return a.loadUnaligned(as: UInt32.self) == b.loadUnaligned(as: UInt32.self)
+            && a.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self) == b.loadUnaligned(fromByteOffset: n - 4, as: UInt32.self)
+    }
+    var i = 0
     while i < n {
         if a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) { return false }
         i += 1

@@ -4,12 +4,18 @@ struct JSONReader {
     let base: UnsafeRawPointer
     var pos: Int
     let end: Int
-    var scratch: [UInt8] = []
+    /// Deepest nesting ``skipValue()`` accepts.
+    let maxDepth: Int
+    /// Holds unescaped strings; owned by the reader (and its sub-readers), so views into it stay valid
+    /// until the next string read.
+    let scratch: ScratchBuffer
 
-    init(base: UnsafeRawPointer, range: Range<Int>) {
+    init(base: UnsafeRawPointer, range: Range<Int>, maxDepth: Int = 160, scratch: ScratchBuffer = ScratchBuffer()) {
         self.base = base
         self.pos = range.lowerBound
         self.end = range.upperBound
+        self.maxDepth = maxDepth
+        self.scratch = scratch
     }
 
     func byte(_ i: Int) -> UInt8 { self.base.load(fromByteOffset: i, as: UInt8.self) }
@@ -119,14 +125,14 @@ struct JSONReader {
     }
 
     private mutating func readEscapedString(from start: Int) throws(OTLPDecodeError) -> UnsafeRawBufferPointer {
-        self.scratch.removeAll(keepingCapacity: true)
-        for i in start..<self.pos { self.scratch.append(self.byte(i)) }
+        self.scratch.removeAll()
+        self.scratch.append(UnsafeRawBufferPointer(start: self.base + start, count: self.pos - start))
         while self.pos < self.end {
             let c = self.byte(self.pos)
             self.pos += 1
             switch c {
             case UInt8(ascii: "\""):
-                return self.scratch.withUnsafeBytes { $0 }
+                return self.scratch.bytes
             case UInt8(ascii: "\\"):
                 guard self.pos < self.end else { throw self.error("unterminated escape") }
                 let e = self.byte(self.pos)
@@ -153,7 +159,7 @@ struct JSONReader {
                         throw self.error("unpaired surrogate")
                     }
                     guard let u = Unicode.Scalar(scalar) else { throw self.error("invalid \\u escape") }
-                    self.scratch.append(contentsOf: UTF8.encode(u)!)
+                    for b in UTF8.encode(u)! { self.scratch.append(b) }
                 default:
                     throw self.error("invalid escape")
                 }
@@ -250,7 +256,7 @@ struct JSONReader {
 
     /// Skips any value, with a nesting limit.
     mutating func skipValue(depth: Int = 0) throws(OTLPDecodeError) {
-        guard depth < 128 else { throw self.error("nesting too deep") }
+        guard depth < self.maxDepth else { throw self.error("nesting deeper than \(self.maxDepth) levels") }
         switch try self.peek() {
         case UInt8(ascii: "{"):
             try self.beginObject()
@@ -277,7 +283,9 @@ struct JSONReader {
         return start..<self.pos
     }
 
-    func sub(_ range: Range<Int>) -> JSONReader { JSONReader(base: self.base, range: range) }
+    func sub(_ range: Range<Int>) -> JSONReader {
+        JSONReader(base: self.base, range: range, maxDepth: self.maxDepth, scratch: self.scratch)
+    }
 }
 
 /// Parses a decimal integer (optional leading minus).
@@ -351,4 +359,46 @@ func keyIs(_ key: UnsafeRawBufferPointer, _ a: StaticString, _ b: StaticString? 
         return true
     }
     return eq(a) || (b.map(eq) ?? false)
+}
+
+/// A growable byte buffer with a stable address between mutations, for unescaped JSON strings.
+final class ScratchBuffer {
+    private var storage: UnsafeMutableRawPointer
+    private var capacity: Int
+    private(set) var count = 0
+
+    init(capacity: Int = 256) {
+        self.capacity = capacity
+        self.storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
+    }
+
+    deinit { self.storage.deallocate() }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: self.storage, count: self.count) }
+
+    func removeAll() { self.count = 0 }
+
+    private func reserve(_ extra: Int) {
+        guard self.count + extra > self.capacity else { return }
+        var newCapacity = self.capacity * 2
+        while newCapacity < self.count + extra { newCapacity *= 2 }
+        let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 8)
+        grown.copyMemory(from: self.storage, byteCount: self.count)
+        self.storage.deallocate()
+        self.storage = grown
+        self.capacity = newCapacity
+    }
+
+    func append(_ b: UInt8) {
+        self.reserve(1)
+        self.storage.storeBytes(of: b, toByteOffset: self.count, as: UInt8.self)
+        self.count += 1
+    }
+
+    func append(_ raw: UnsafeRawBufferPointer) {
+        guard let base = raw.baseAddress, raw.count > 0 else { return }
+        self.reserve(raw.count)
+        (self.storage + self.count).copyMemory(from: base, byteCount: raw.count)
+        self.count += raw.count
+    }
 }

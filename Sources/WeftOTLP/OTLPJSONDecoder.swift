@@ -17,7 +17,7 @@ public struct OTLPJSONDecoder {
         guard let base = bytes.baseAddress, bytes.count > 0 else {
             throw OTLPDecodeError("empty JSON body")
         }
-        var r = JSONReader(base: base, range: 0..<bytes.count)
+        var r = JSONReader(base: base, range: 0..<bytes.count, maxDepth: 16 + 4 * (self.options.maxValueDepth + 1))
         try r.beginObject()
         var first = true
         while let key = try r.nextKey(first: &first) {
@@ -169,6 +169,7 @@ public struct OTLPJSONDecoder {
         var spanIDLength = 0
         var parent: UInt64 = 0
         var parentProblem: String? = nil
+        var linkProblem: String? = nil
         var traceState: UInt32 = 0
         var name: UInt32 = 0
         var kind: UInt8 = 0
@@ -231,7 +232,9 @@ public struct OTLPJSONDecoder {
                 if try r.skipNull() { continue }
                 try r.beginArray()
                 var f = true
-                while try r.nextElement(first: &f) { try self.decodeLink(&r, &batch) }
+                while try r.nextElement(first: &f) {
+                    if let problem = try self.decodeLink(&r, &batch), linkProblem == nil { linkProblem = problem }
+                }
             } else if keyIs(key, "droppedLinksCount", "dropped_links_count") {
                 droppedLinks = UInt32(truncatingIfNeeded: try r.readUInt64())
             } else if keyIs(key, "status") {
@@ -265,6 +268,8 @@ public struct OTLPJSONDecoder {
             problem = "span has an all-zero spanId"
         } else if let parentProblem {
             problem = parentProblem
+        } else if let linkProblem {
+            problem = linkProblem
         }
         if let problem {
             batch.attrs.truncate(to: attrMark)
@@ -338,22 +343,32 @@ public struct OTLPJSONDecoder {
         batch.eventAttrOffsets.append(UInt32(batch.eventAttrs.count))
     }
 
-    private func decodeLink(_ r: inout JSONReader, _ batch: inout SpanBatch) throws(OTLPDecodeError) {
+    /// Decodes a link; returns why its IDs are invalid (the span is then rejected), or nil.
+    private func decodeLink(_ r: inout JSONReader, _ batch: inout SpanBatch) throws(OTLPDecodeError) -> String? {
+        var problem: String? = nil
         var trace: (UInt64, UInt64) = (0, 0)
         var spanID: UInt64 = 0
         var state: UInt32 = 0
         var flags: UInt32 = 0
         var dropped: UInt32 = 0
-        if try r.skipNull() { return }
+        if try r.skipNull() { return nil }
         try r.beginObject()
         var first = true
         while let key = try r.nextKey(first: &first) {
             if keyIs(key, "traceId", "trace_id") {
-                guard let t = parseHexID128(try r.readString()) else { throw r.error("link traceId is not 32 hex digits") }
-                trace = t
+                let text = try r.readString()
+                if let t = parseHexID128(text) {
+                    trace = t
+                } else if text.count != 0 {
+                    problem = "link traceId is not 32 hex digits"
+                }
             } else if keyIs(key, "spanId", "span_id") {
-                guard let s = parseHexID64(try r.readString()) else { throw r.error("link spanId is not 16 hex digits") }
-                spanID = s
+                let text = try r.readString()
+                if let s = parseHexID64(text) {
+                    spanID = s
+                } else if text.count != 0 {
+                    problem = "link spanId is not 16 hex digits"
+                }
             } else if keyIs(key, "traceState", "trace_state") {
                 state = try self.readInternedString(&r, &batch.strings)
             } else if keyIs(key, "attributes") {
@@ -373,6 +388,7 @@ public struct OTLPJSONDecoder {
         batch.linkFlags.append(flags)
         batch.linkDroppedAttrs.append(dropped)
         batch.linkAttrOffsets.append(UInt32(batch.linkAttrs.count))
+        return problem
     }
 
     // MARK: Attributes

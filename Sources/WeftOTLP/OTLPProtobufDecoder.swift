@@ -65,7 +65,7 @@ public struct OTLPProtobufDecoder {
 
     private mutating func decodeResourceSpans(_ reader: ProtoReader, _ batch: inout SpanBatch, _ outcome: inout DecodeOutcome) throws(OTLPDecodeError) {
         var r = reader
-        var resource: Range<Int>? = nil
+        var resources: [Range<Int>] = []  // a repeated message field is merged (protobuf rule)
         var schemaURL: Range<Int>? = nil
         let firstScope = self.scopeRanges.count
         defer { self.scopeRanges.removeSubrange(firstScope...) }
@@ -74,7 +74,7 @@ public struct OTLPProtobufDecoder {
             switch field {
             case 1:
                 try expectWire(wire, 2, field, "ResourceSpans")
-                resource = try r.readLength()
+                resources.append(try r.readLength())
             case 2:
                 try expectWire(wire, 2, field, "ResourceSpans")
                 self.scopeRanges.append(try r.readLength())
@@ -88,7 +88,7 @@ public struct OTLPProtobufDecoder {
         // Resource.
         let resourceIndex = UInt32(batch.resourceCount)
         var dropped: UInt32 = 0
-        if let resource {
+        for resource in resources {
             var rr = r.sub(resource)
             while !rr.isAtEnd {
                 let (field, wire) = try rr.readTag()
@@ -122,7 +122,7 @@ public struct OTLPProtobufDecoder {
 
     private mutating func decodeScopeSpans(_ reader: ProtoReader, _ resourceIndex: UInt32, _ batch: inout SpanBatch, _ outcome: inout DecodeOutcome) throws(OTLPDecodeError) {
         var r = reader
-        var scope: Range<Int>? = nil
+        var scopes: [Range<Int>] = []  // a repeated message field is merged (protobuf rule)
         var schemaURL: Range<Int>? = nil
         let firstSpan = self.spanRanges.count
         defer { self.spanRanges.removeSubrange(firstSpan...) }
@@ -131,7 +131,7 @@ public struct OTLPProtobufDecoder {
             switch field {
             case 1:
                 try expectWire(wire, 2, field, "ScopeSpans")
-                scope = try r.readLength()
+                scopes.append(try r.readLength())
             case 2:
                 try expectWire(wire, 2, field, "ScopeSpans")
                 self.spanRanges.append(try r.readLength())
@@ -146,7 +146,7 @@ public struct OTLPProtobufDecoder {
         var name: UInt32 = 0
         var version: UInt32 = 0
         var dropped: UInt32 = 0
-        if let scope {
+        for scope in scopes {
             var sr = r.sub(scope)
             while !sr.isAtEnd {
                 let (field, wire) = try sr.readTag()
@@ -208,6 +208,7 @@ public struct OTLPProtobufDecoder {
         var statusCode: UInt8 = 0
         var statusMessage: UInt32 = 0
         var flags: UInt32 = 0
+        var linkProblem: String? = nil
 
         while !r.isAtEnd {
             let (field, wire) = try r.readTag()
@@ -253,7 +254,7 @@ public struct OTLPProtobufDecoder {
             case 13:
                 try expectWire(wire, 2, field, "Span")
                 let link = try r.readLength()
-                try self.decodeLink(r.sub(link), &batch)
+                if let problem = try self.decodeLink(r.sub(link), &batch), linkProblem == nil { linkProblem = problem }
             case 14:
                 try expectWire(wire, 0, field, "Span")
                 droppedLinks = UInt32(truncatingIfNeeded: try r.readVarint())
@@ -309,6 +310,7 @@ public struct OTLPProtobufDecoder {
                 problem = "span has a parent_span_id of \(p.count) bytes, expected 0 or 8"
             }
         }
+        if problem == nil, let linkProblem { problem = linkProblem }
         if let problem {
             batch.attrs.truncate(to: attrMark)
             batch.eventAttrs.truncate(to: eventAttrMark)
@@ -387,8 +389,10 @@ public struct OTLPProtobufDecoder {
         batch.eventAttrOffsets.append(UInt32(batch.eventAttrs.count))
     }
 
-    private func decodeLink(_ reader: ProtoReader, _ batch: inout SpanBatch) throws(OTLPDecodeError) {
+    /// Decodes a link; returns why its IDs are invalid (the span is then rejected), or nil.
+    private func decodeLink(_ reader: ProtoReader, _ batch: inout SpanBatch) throws(OTLPDecodeError) -> String? {
         var r = reader
+        var problem: String? = nil
         var high: UInt64 = 0
         var low: UInt64 = 0
         var spanID: UInt64 = 0
@@ -401,14 +405,20 @@ public struct OTLPProtobufDecoder {
             case 1:
                 try expectWire(wire, 2, field, "Span.Link")
                 let t = try r.readLength()
-                guard t.count == 16 else { throw OTLPDecodeError("link trace_id has \(t.count) bytes, expected 16") }
-                high = r.id64(t)
-                low = r.id64(t, at: 8)
+                if t.count == 16 {
+                    high = r.id64(t)
+                    low = r.id64(t, at: 8)
+                } else if t.count != 0 {
+                    problem = "link trace_id has \(t.count) bytes, expected 16"
+                }
             case 2:
                 try expectWire(wire, 2, field, "Span.Link")
                 let s = try r.readLength()
-                guard s.count == 8 else { throw OTLPDecodeError("link span_id has \(s.count) bytes, expected 8") }
-                spanID = r.id64(s)
+                if s.count == 8 {
+                    spanID = r.id64(s)
+                } else if s.count != 0 {
+                    problem = "link span_id has \(s.count) bytes, expected 8"
+                }
             case 3:
                 try expectWire(wire, 2, field, "Span.Link")
                 state = batch.strings.intern(r.bytes(try r.readLength()))
@@ -433,6 +443,7 @@ public struct OTLPProtobufDecoder {
         batch.linkFlags.append(flags)
         batch.linkDroppedAttrs.append(dropped)
         batch.linkAttrOffsets.append(UInt32(batch.linkAttrs.count))
+        return problem
     }
 
     /// Decodes one `KeyValue` and appends it to `attrs`.
@@ -499,6 +510,7 @@ public struct OTLPProtobufDecoder {
                 value = UInt64(strings.intern(r.bytes(try r.readLength())))
             case 8:
                 // string_value_strindex is for profiles only: treated as absent.
+                try expectWire(wire, 0, field, "AnyValue")
                 _ = try r.readVarint()
                 type = .empty
                 value = 0

@@ -58,7 +58,7 @@ public enum OTLPResponse {
         switch encoding {
         case .protobuf:
             var w = ProtoWriter()
-            w.varintField(1, UInt64(code))
+            w.varintField(1, UInt64(bitPattern: Int64(code)))
             w.stringField(2, message)
             return w.bytes
         case .json:

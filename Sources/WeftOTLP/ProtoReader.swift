@@ -28,9 +28,9 @@ struct ProtoReader {
         self.end = range.upperBound
     }
 
-    @inlinable var isAtEnd: Bool { self.pos >= self.end }
+    @inline(__always) var isAtEnd: Bool { self.pos >= self.end }
 
-    @inlinable mutating func readVarint() throws(OTLPDecodeError) -> UInt64 {
+    @inline(__always) mutating func readVarint() throws(OTLPDecodeError) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
@@ -45,7 +45,7 @@ struct ProtoReader {
     }
 
     /// Reads a tag; returns the field number and wire type.
-    @inlinable mutating func readTag() throws(OTLPDecodeError) -> (UInt32, UInt8) {
+    @inline(__always) mutating func readTag() throws(OTLPDecodeError) -> (UInt32, UInt8) {
         // Fast path for one-byte tags.
         if self.pos < self.end {
             let b = self.base.load(fromByteOffset: self.pos, as: UInt8.self)
@@ -62,7 +62,7 @@ struct ProtoReader {
     }
 
     /// Reads a length prefix and returns the absolute range of the payload.
-    @inlinable mutating func readLength() throws(OTLPDecodeError) -> Range<Int> {
+    @inline(__always) mutating func readLength() throws(OTLPDecodeError) -> Range<Int> {
         let n = try self.readVarint()
         guard n <= UInt64(self.end - self.pos) else {
             throw OTLPDecodeError("length \(n) at byte \(self.pos) runs past the end of its message")
@@ -72,14 +72,14 @@ struct ProtoReader {
         return start..<self.pos
     }
 
-    @inlinable mutating func readFixed64() throws(OTLPDecodeError) -> UInt64 {
+    @inline(__always) mutating func readFixed64() throws(OTLPDecodeError) -> UInt64 {
         guard self.end - self.pos >= 8 else { throw OTLPDecodeError("truncated fixed64 at byte \(self.pos)") }
         let v = self.base.loadUnaligned(fromByteOffset: self.pos, as: UInt64.self)
         self.pos += 8
         return UInt64(littleEndian: v)
     }
 
-    @inlinable mutating func readFixed32() throws(OTLPDecodeError) -> UInt32 {
+    @inline(__always) mutating func readFixed32() throws(OTLPDecodeError) -> UInt32 {
         guard self.end - self.pos >= 4 else { throw OTLPDecodeError("truncated fixed32 at byte \(self.pos)") }
         let v = self.base.loadUnaligned(fromByteOffset: self.pos, as: UInt32.self)
         self.pos += 4
@@ -87,7 +87,7 @@ struct ProtoReader {
     }
 
     /// Skips a field of an unknown number.
-    @inlinable mutating func skip(wire: UInt8) throws(OTLPDecodeError) {
+    @inline(__always) mutating func skip(wire: UInt8) throws(OTLPDecodeError) {
         switch wire {
         case 0: _ = try self.readVarint()
         case 1:
@@ -101,21 +101,26 @@ struct ProtoReader {
         }
     }
 
-    @inlinable func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer {
+    @inline(__always) func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: self.base + range.lowerBound, count: range.count)
     }
 
-    @inlinable func sub(_ range: Range<Int>) -> ProtoReader { ProtoReader(base: self.base, range: range) }
+    @inline(__always) func sub(_ range: Range<Int>) -> ProtoReader { ProtoReader(base: self.base, range: range) }
 
     /// Reads 8 bytes of a range as a big-endian ID.
-    @inlinable func id64(_ range: Range<Int>, at offset: Int = 0) -> UInt64 {
+    @inline(__always) func id64(_ range: Range<Int>, at offset: Int = 0) -> UInt64 {
         UInt64(bigEndian: self.base.loadUnaligned(fromByteOffset: range.lowerBound + offset, as: UInt64.self))
     }
 }
 
-@inlinable
+@inline(__always)
 func expectWire(_ wire: UInt8, _ expected: UInt8, _ field: UInt32, _ message: StaticString) throws(OTLPDecodeError) {
-    if wire != expected {
-        throw OTLPDecodeError("\(message) field \(field) has wire type \(wire), expected \(expected)")
+    if _slowPath(wire != expected) {
+        throw wireTypeError(wire, expected, field, message)
     }
+}
+
+@inline(never)
+func wireTypeError(_ wire: UInt8, _ expected: UInt8, _ field: UInt32, _ message: StaticString) -> OTLPDecodeError {
+    OTLPDecodeError("\(message) field \(field) has wire type \(wire), expected \(expected)")
 }

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import WeftLoad
+import WeftModel
+import WeftOTLP
+import WeftStorageEngine
+
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "weft-bench",
+        abstract: "Benchmarks of Weft's hot paths (build with -c release). End-to-end ingest: `weftctl load` against `weft serve`.",
+        subcommands: [Decode.self, HeadMemory.self]
+    )
+}
+
+/// Generates `weftctl load`-shaped OTLP requests.
+func makeRequests(count: Int, spansPerRequest: Int, seed: UInt64) -> [[UInt8]] {
+    var generator = TrafficGenerator(profile: LoadProfile(seed: seed))
+    let base: UInt64 = 1_764_460_800_000_000_000
+    return (0..<count).map { i in
+        generator.nextRequest(spans: spansPerRequest, startTimeNanos: base + UInt64(i) * 1_000_000_000, spacingNanos: 1_000_000)
+    }
+}
+
+func elapsedSeconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+struct Decode: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "OTLP protobuf decode throughput on one core (MB/s, spans/s), beside memcpy and JSON.")
+    @Option(help: "Distinct requests to generate.") var requests = 64
+    @Option(help: "Spans per request.") var batchSize = 1000
+    @Option(help: "Seconds to run each measurement.") var seconds: Double = 3
+    @Option(help: "Generator seed.") var seed: UInt64 = 1
+    @Option(help: "Run each measurement exactly this many rounds instead of for --seconds (for callgrind).") var rounds: Int?
+
+    func run() throws {
+        let payloads = makeRequests(count: self.requests, spansPerRequest: self.batchSize, seed: self.seed)
+        let bytes = payloads.reduce(0) { $0 + $1.count }
+        var spans = 0
+        var decoder = OTLPProtobufDecoder()
+        for p in payloads {
+            var batch = SpanBatch()
+            spans += try p.withUnsafeBytes { try decoder.decode($0, into: &batch) }.acceptedSpans
+        }
+        print("payloads: \(self.requests) requests, \(spans) spans, \(bytes) bytes (\(bytes / max(spans, 1)) B/span)")
+
+        // Protobuf decode into a fresh columnar batch per request, as the receiver does.
+        let pb = try self.measure(bytes: bytes, spans: spans) {
+            var batch = SpanBatch()
+            for p in payloads {
+                batch = SpanBatch()
+                _ = try p.withUnsafeBytes { try decoder.decode($0, into: &batch) }
+            }
+            return batch.spanCount
+        }
+        print(String(format: "protobuf decode: %8.1f MB/s  %10.0f spans/s", pb.mbps, pb.spansPerSecond))
+
+        // memcpy of the same bytes, as the ceiling of any decoder on this machine.
+        var sink = [UInt8](repeating: 0, count: payloads.map(\.count).max() ?? 0)
+        let copy = try self.measure(bytes: bytes, spans: spans) {
+            for p in payloads {
+                sink.withUnsafeMutableBytes { dst in p.withUnsafeBytes { dst.copyMemory(from: $0) } }
+            }
+            return Int(sink[0])
+        }
+        print(String(format: "memcpy:          %8.1f MB/s  (decode = %.1f%% of memcpy)", copy.mbps, 100 * pb.mbps / copy.mbps))
+    }
+
+    func measure(bytes: Int, spans: Int, _ body: () throws -> Int) throws -> (mbps: Double, spansPerSecond: Double) {
+        _ = try body()  // warm-up
+        var rounds = 0
+        var check = 0
+        let clock = ContinuousClock()
+        let start = clock.now
+        var elapsed = 0.0
+        while self.rounds.map({ rounds < $0 }) ?? (elapsed < self.seconds) {
+            check &+= try body()
+            rounds += 1
+            elapsed = elapsedSeconds(clock.now - start)
+        }
+        if check == -1 { print(check) }
+        return (Double(bytes * rounds) / elapsed / 1e6, Double(spans * rounds) / elapsed)
+    }
+}
+
+struct HeadMemory: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "RSS per million spans held in the head.")
+    @Option(help: "Spans to load into the head.") var spans = 2_000_000
+    @Option(help: "Spans per request.") var batchSize = 1000
+    @Option(help: "Generator seed.") var seed: UInt64 = 1
+
+    func run() throws {
+        let before = residentBytes()
+        let head = Head()
+        var generator = TrafficGenerator(profile: LoadProfile(seed: self.seed))
+        var decoder = OTLPProtobufDecoder()
+        var loaded = 0
+        var wire = 0
+        let base: UInt64 = 1_764_460_800_000_000_000
+        while loaded < self.spans {
+            let request = generator.nextRequest(spans: self.batchSize, startTimeNanos: base + UInt64(loaded) * 1_000_000, spacingNanos: 1_000_000)
+            wire += request.count
+            var batch = SpanBatch()
+            loaded += try request.withUnsafeBytes { try decoder.decode($0, into: &batch) }.acceptedSpans
+            head.append(batch, org: "bench")
+        }
+        let after = residentBytes()
+        let stats = head.stats
+        let perMillion = Double(after - before) / Double(loaded) * 1e6
+        print("spans in head:        \(loaded) (\(stats.chunks) chunks)")
+        print(String(format: "OTLP protobuf bytes:  %.1f B/span", Double(wire) / Double(loaded)))
+        print(String(format: "head (accounted):     %.1f B/span", Double(stats.bytes) / Double(loaded)))
+        print(String(format: "RSS growth:           %.1f MiB per million spans (%.1f B/span)", perMillion / 1_048_576, perMillion / 1e6))
+    }
+}
+
+/// Resident set size from /proc/self/statm.
+func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test: the Swift unit and property tests, then the end-to-end tests that drive a real
+# `weft serve` with the Python OpenTelemetry SDK. Needs the packages installed by `.ci/run`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+swift build --build-tests
+swift test --skip-build
+python3 -m pytest -q Tests/Interop
