@@ -35,7 +35,7 @@ public struct GeneratedRequestInfo: Sendable, Equatable {
 /// let body = generator.nextRequest(spans: 1000, startTimeNanos: base, spacingNanos: 1000)
 /// print(generator.lastRequest.spans)
 /// ```
-public struct TrafficGenerator {
+public struct TrafficGenerator: Sendable {
     /// The precomputed tables (shareable with other generators through ``init(tables:)``).
     public let tables: TrafficTables
     public var profile: LoadProfile { self.tables.profile }
@@ -202,7 +202,7 @@ public struct TrafficGenerator {
             var input = Int(self.ln(t.ln70, appSpec.inputTokens))
             if call > 0 { input += previousInput + previousOutput }
             input = min(max(input, 8), 200_000)
-            let output = min(max(Int(self.ln(t.ln80, appSpec.outputTokens)), 1), 16_000)
+            let output = min(max(Int(self.ln(t.ln80, appSpec.outputTokens)), 1), 4096)
             previousInput = input
             previousOutput = output
             let spec = t.models[model]
@@ -216,7 +216,8 @@ public struct TrafficGenerator {
                     + Double(output) / spec.tokensPerSecond * 1000 * self.ln(t.ln25, 1)
             }
             let providerStart = now
-            now &+= Self.nanos(millis)
+            // The gateway gives up on a provider after 120 s.
+            now &+= Self.nanos(min(millis, 120_000))
             self.providerSpan(
                 pool, t, ctx, parent: gatewayID, model: model, start: providerStart, end: now,
                 tokens: failing ? nil : (input, output), failure: failing ? providerFailure : -1

@@ -357,3 +357,77 @@ extension SpanBatch {
         offsets.append(contentsOf: otherOffsets.dropFirst().lazy.map { $0 + base })
     }
 }
+
+// MARK: - Memory
+
+extension SpanBatch {
+    /// Drops spare array capacity (after the batch stops growing, e.g. when a head chunk is sealed).
+    public mutating func shrinkToFit() {
+        self.resourceAttrOffsets = exactCopy(self.resourceAttrOffsets)
+        self.resourceDroppedAttrs = exactCopy(self.resourceDroppedAttrs)
+        self.resourceSchemaURL = exactCopy(self.resourceSchemaURL)
+        self.resourceServiceName = exactCopy(self.resourceServiceName)
+        self.scopeName = exactCopy(self.scopeName)
+        self.scopeVersion = exactCopy(self.scopeVersion)
+        self.scopeAttrOffsets = exactCopy(self.scopeAttrOffsets)
+        self.scopeDroppedAttrs = exactCopy(self.scopeDroppedAttrs)
+        self.scopeSchemaURL = exactCopy(self.scopeSchemaURL)
+        self.traceHigh = exactCopy(self.traceHigh)
+        self.traceLow = exactCopy(self.traceLow)
+        self.spanID = exactCopy(self.spanID)
+        self.parentSpanID = exactCopy(self.parentSpanID)
+        self.traceState = exactCopy(self.traceState)
+        self.name = exactCopy(self.name)
+        self.kind = exactCopy(self.kind)
+        self.startTime = exactCopy(self.startTime)
+        self.endTime = exactCopy(self.endTime)
+        self.flags = exactCopy(self.flags)
+        self.statusCode = exactCopy(self.statusCode)
+        self.statusMessage = exactCopy(self.statusMessage)
+        self.resourceIndex = exactCopy(self.resourceIndex)
+        self.scopeIndex = exactCopy(self.scopeIndex)
+        self.attrOffsets = exactCopy(self.attrOffsets)
+        self.droppedAttrs = exactCopy(self.droppedAttrs)
+        self.droppedEvents = exactCopy(self.droppedEvents)
+        self.droppedLinks = exactCopy(self.droppedLinks)
+        self.eventOffsets = exactCopy(self.eventOffsets)
+        self.linkOffsets = exactCopy(self.linkOffsets)
+        self.genAIProvider = exactCopy(self.genAIProvider)
+        self.genAIRequestModel = exactCopy(self.genAIRequestModel)
+        self.genAIResponseModel = exactCopy(self.genAIResponseModel)
+        self.inputTokens = exactCopy(self.inputTokens)
+        self.outputTokens = exactCopy(self.outputTokens)
+        self.cost = exactCopy(self.cost)
+        self.eventTime = exactCopy(self.eventTime)
+        self.eventName = exactCopy(self.eventName)
+        self.eventAttrOffsets = exactCopy(self.eventAttrOffsets)
+        self.eventDroppedAttrs = exactCopy(self.eventDroppedAttrs)
+        self.linkTraceHigh = exactCopy(self.linkTraceHigh)
+        self.linkTraceLow = exactCopy(self.linkTraceLow)
+        self.linkSpanID = exactCopy(self.linkSpanID)
+        self.linkTraceState = exactCopy(self.linkTraceState)
+        self.linkFlags = exactCopy(self.linkFlags)
+        self.linkAttrOffsets = exactCopy(self.linkAttrOffsets)
+        self.linkDroppedAttrs = exactCopy(self.linkDroppedAttrs)
+        self.resourceAttrs.shrinkToFit()
+        self.scopeAttrs.shrinkToFit()
+        self.attrs.shrinkToFit()
+        self.eventAttrs.shrinkToFit()
+        self.linkAttrs.shrinkToFit()
+        self.strings.shrinkToFit()
+    }
+}
+
+extension AttributeColumns {
+    public mutating func shrinkToFit() {
+        self.keys = exactCopy(self.keys)
+        self.types = exactCopy(self.types)
+        self.values = exactCopy(self.values)
+    }
+}
+
+/// A copy of `array` whose capacity is its count.
+@usableFromInline
+func exactCopy<T>(_ array: [T]) -> [T] {
+    array.withUnsafeBufferPointer { Array($0) }
+}

@@ -32,6 +32,13 @@ public struct StringTable: Sendable {
         self.bytes.capacity + self.offsets.capacity * 4 + self.hashes.capacity * 4 + self.slots.capacity * 4
     }
 
+    /// Drops spare capacity once the table stops growing.
+    public mutating func shrinkToFit() {
+        self.bytes = exactCopy(self.bytes)
+        self.offsets = exactCopy(self.offsets)
+        self.hashes = exactCopy(self.hashes)
+    }
+
     /// Returns the ID of `string`, adding it if needed.
     public mutating func intern(_ string: String) -> UInt32 {
         var s = string

@@ -34,6 +34,12 @@ public struct HeadChunk: Sendable {
         }
     }
 
+    /// Drops spare capacity; called when the chunk is sealed.
+    mutating func shrinkToFit() {
+        self.batch.shrinkToFit()
+        self.previousInTrace = self.previousInTrace.withUnsafeBufferPointer { Array($0) }
+    }
+
     /// Rows of a trace in this chunk, in insertion order.
     public func rows(of trace: TraceID) -> [Int] {
         guard var row = self.lastRowOfTrace[trace] else { return [] }
@@ -92,7 +98,8 @@ public final class Head: Sendable {
             state.active[org]!.append(batch)
             state.stats.spans += batch.spanCount
             if state.active[org]!.spanCount >= limit {
-                let chunk = state.active.removeValue(forKey: org)!
+                var chunk = state.active.removeValue(forKey: org)!
+                chunk.shrinkToFit()
                 state.sealedBytes += chunk.memoryFootprint
                 state.sealed[org, default: []].append(chunk)
             }

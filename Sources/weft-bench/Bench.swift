@@ -113,6 +113,13 @@ struct HeadMemory: ParsableCommand {
         print(String(format: "OTLP protobuf bytes:  %.1f B/span", Double(wire) / Double(loaded)))
         print(String(format: "head (accounted):     %.1f B/span", Double(stats.bytes) / Double(loaded)))
         print(String(format: "RSS growth:           %.1f MiB per million spans (%.1f B/span)", perMillion / 1_048_576, perMillion / 1e6))
+        if let chunk = head.snapshot(org: "bench").first {
+            let b = chunk.batch
+            let n = Double(b.spanCount)
+            print(String(format: "one chunk: %d spans, %.1f span attrs/span, %d strings (%.1f B/span of string bytes), %.1f resource attrs total, %d events, %d links",
+                         b.spanCount, Double(b.attrs.count) / n, b.strings.count, Double(b.strings.bytes.count) / n,
+                         Double(b.resourceAttrs.count), b.eventTime.count, b.linkSpanID.count))
+        }
     }
 }
 

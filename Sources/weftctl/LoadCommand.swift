@@ -331,7 +331,9 @@ struct WorkerStats: Sendable {
     var connectionErrors = 0
     var statusCounts: [Int: Int] = [:]
     var latenciesNanos: [UInt64] = []
+    /// First trace of the lowest-numbered acknowledged request.
     var exampleTraceID: String?
+    var exampleIndex = Int.max
     var errorSamples: [String] = []
 
     mutating func merge(_ o: WorkerStats) {
@@ -345,7 +347,10 @@ struct WorkerStats: Sendable {
         self.connectionErrors += o.connectionErrors
         for (k, v) in o.statusCounts { self.statusCounts[k, default: 0] += v }
         self.latenciesNanos.append(contentsOf: o.latenciesNanos)
-        if self.exampleTraceID == nil { self.exampleTraceID = o.exampleTraceID }
+        if o.exampleIndex < self.exampleIndex {
+            self.exampleIndex = o.exampleIndex
+            self.exampleTraceID = o.exampleTraceID
+        }
         for e in o.errorSamples where self.errorSamples.count < 3 && !self.errorSamples.contains(e) { self.errorSamples.append(e) }
     }
 }
@@ -449,7 +454,10 @@ struct LoadWorker {
                     self.stats.ackedSpans += request.spans - rejected
                     self.stats.rejectedSpans += rejected
                     self.counters.ackedSpans.wrappingAdd(request.spans - rejected, ordering: .relaxed)
-                    if self.stats.exampleTraceID == nil { self.stats.exampleTraceID = request.firstTraceID.description }
+                    if request.index < self.stats.exampleIndex {
+                        self.stats.exampleIndex = request.index
+                        self.stats.exampleTraceID = request.firstTraceID.description
+                    }
                     return
                 case 429, 502, 503, 504:
                     tries += 1

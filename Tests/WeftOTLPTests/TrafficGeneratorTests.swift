@@ -52,6 +52,15 @@ struct TrafficGeneratorTests {
         #expect(c.nextRequest(spans: 500, startTimeNanos: baseTime, spacingNanos: 1000) != d.nextRequest(spans: 500, startTimeNanos: baseTime, spacingNanos: 1000))
     }
 
+    @Test func copiesOfAGeneratorAreIndependent() {
+        var original = TrafficGenerator(profile: LoadProfile(seed: 8))
+        var copy = original
+        let a = original.nextRequest(spans: 300, startTimeNanos: baseTime, spacingNanos: 1000)
+        let b = copy.nextRequest(spans: 300, startTimeNanos: baseTime, spacingNanos: 1000)
+        #expect(a == b)
+        #expect(original.nextRequest(spans: 300, startTimeNanos: baseTime, spacingNanos: 1000) == copy.nextRequest(spans: 300, startTimeNanos: baseTime, spacingNanos: 1000))
+    }
+
     @Test func requestIndexDeterminesContent() {
         // Request n is the same whether produced in sequence or directly, and by any generator over the tables.
         let tables = TrafficTables(profile: LoadProfile(seed: 9))
