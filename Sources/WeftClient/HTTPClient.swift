@@ -400,8 +400,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler {
                 headers: head.headers.map { ($0.name, $0.value) },
                 body: bytes
             )
-            request.promise.succeed(response)
+            // Close first, so the caller sees `isActive == false` before it sends the next request.
             if !head.isKeepAlive { context.close(promise: nil) }
+            request.promise.succeed(response)
         }
     }
 

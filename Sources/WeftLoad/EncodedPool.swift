@@ -1,7 +1,8 @@
 import WeftOTLP
 
 /// A range of pre-encoded protobuf bytes in a ``TrafficTables`` pool.
-public struct Chunk: Sendable, Equatable {
+@usableFromInline
+struct Chunk: Sendable, Equatable {
     @usableFromInline var offset: UInt32
     @usableFromInline var count: UInt32
 

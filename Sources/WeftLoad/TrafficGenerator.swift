@@ -381,7 +381,7 @@ public struct TrafficGenerator: Sendable {
         } else {
             // Short span: one length byte, so the body moves back by one.
             base[tagAt + 1] = UInt8(length)
-            (base + tagAt + 2).update(from: base + self.spanStart, count: length)
+            UnsafeMutableRawPointer(base + tagAt + 2).copyMemory(from: base + self.spanStart, byteCount: length)
             bucket.pointee.count = self.spanStart - 1 + length
         }
     }

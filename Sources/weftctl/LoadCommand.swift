@@ -76,6 +76,8 @@ struct LoadCommand: AsyncParsableCommand {
         guard self.concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard self.batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard self.rate >= 0, self.rate.isFinite else { throw ValidationError("--rate must be >= 0") }
+        guard self.timeout > 0, self.timeout.isFinite else { throw ValidationError("--timeout must be > 0") }
+        guard self.maxRetries >= 0 else { throw ValidationError("--max-retries must be >= 0") }
         if let spans = self.spans, spans < 1 { throw ValidationError("--spans must be at least 1") }
         if let d = self.duration, CLI.parseDuration(d) == nil { throw ValidationError("bad --duration '\(d)'") }
         if let b = self.backfill, CLI.parseDuration(b) == nil { throw ValidationError("bad --backfill '\(b)'") }
@@ -422,13 +424,18 @@ struct LoadWorker {
             if let c = self.connection, c.isActive { inFlight = self.start(request, on: c) }
             // Generate the next request while this one is on the wire.
             next = self.prepareNext()
-            await self.complete(request, firstAttempt: inFlight)
+            guard await self.complete(request, firstAttempt: inFlight) else {
+                // The server is unreachable: give up on this connection's share of the work.
+                if let request = next { self.fail(request, "not sent: \(self.plan.url.hostHeader) unreachable") }
+                break
+            }
         }
         return self.stats
     }
 
     /// Waits for a request, retrying on 429/502/503/504 and on connection loss.
-    mutating func complete(_ request: PreparedRequest, firstAttempt: EventLoopFuture<Timed>?) async {
+    /// - Returns: false if the server can no longer be reached (the worker should stop).
+    mutating func complete(_ request: PreparedRequest, firstAttempt: EventLoopFuture<Timed>?) async -> Bool {
         var attempt = firstAttempt
         var tries = 0
         self.stats.sentSpans += request.spans
@@ -437,7 +444,7 @@ struct LoadWorker {
             if attempt == nil {
                 guard let c = await self.usableConnection() else {
                     self.fail(request, "cannot reconnect to \(self.plan.url.hostHeader)")
-                    return
+                    return false
                 }
                 attempt = self.start(request, on: c)
             }
@@ -458,19 +465,19 @@ struct LoadWorker {
                         self.stats.exampleIndex = request.index
                         self.stats.exampleTraceID = request.firstTraceID.description
                     }
-                    return
+                    return true
                 case 429, 502, 503, 504:
                     tries += 1
                     if tries > self.plan.maxRetries {
                         self.fail(request, "HTTP \(response.status) after \(self.plan.maxRetries) retries: \(Self.snippet(response))")
-                        return
+                        return true
                     }
                     self.stats.retries += 1
                     let delay = Self.retryAfter(response) ?? Self.backoff(tries)
                     try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
                 default:
                     self.fail(request, "HTTP \(response.status): \(Self.snippet(response))")
-                    return
+                    return true
                 }
             } catch {
                 attempt = nil
@@ -481,7 +488,7 @@ struct LoadWorker {
                 tries += 1
                 if tries > self.plan.maxRetries {
                     self.fail(request, "\(error)")
-                    return
+                    return true
                 }
                 self.stats.retries += 1
                 try? await Task.sleep(nanoseconds: UInt64(Self.backoff(tries) * 1e9))
