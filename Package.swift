@@ -30,7 +30,8 @@ let package = Package(
         // Layer 0: pure (no sockets, clocks, threads or unseeded randomness).
         .target(name: "WeftModel", swiftSettings: settings),
         .target(name: "WeftOTLP", dependencies: ["WeftModel"], swiftSettings: settings),
-        .target(name: "WeftStorageEngine", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
+        .target(name: "CWeftCRC"),
+        .target(name: "WeftStorageEngine", dependencies: ["WeftModel", "WeftOTLP", "CWeftCRC"], swiftSettings: settings),
         .target(name: "WeftQuery", dependencies: ["WeftModel", "WeftOTLP", "WeftStorageEngine"], swiftSettings: settings),
         .target(name: "WeftLoad", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
         // Layer 1: shells.
@@ -75,6 +76,13 @@ let package = Package(
         .testTarget(name: "WeftOTLPTests", dependencies: ["WeftOTLP", "WeftModel", "WeftLoad"], resources: [.copy("Fixtures")], swiftSettings: settings),
         .testTarget(name: "WeftStorageEngineTests", dependencies: ["WeftStorageEngine", "WeftTestSupport", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
         .testTarget(name: "WeftQueryTests", dependencies: ["WeftQuery", "WeftTestSupport", "WeftStorageEngine", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
-        .testTarget(name: "WeftServerTests", dependencies: ["WeftServer", "WeftTestSupport", "WeftClient", "WeftLoad", "WeftOTLP", "WeftModel"], swiftSettings: settings),
+        .testTarget(
+            name: "WeftServerTests",
+            dependencies: [
+                "WeftServer", "WeftTestSupport", "WeftClient", "WeftModel", nio, nioPosix, logging,
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: settings
+        ),
     ]
 )

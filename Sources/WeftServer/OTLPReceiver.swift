@@ -30,6 +30,8 @@ struct OTLPReceiver: Sendable {
     let options: DecodeOptions
     /// Largest body after decompression.
     let maxDecodedBytes: Int
+    /// The head stripe of each event loop, so loops never contend on head appends.
+    let stripes: [ObjectIdentifier: Int]
 
     func handle(_ request: HTTPRequest, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
         let started = ContinuousClock.now
@@ -116,19 +118,23 @@ struct OTLPReceiver: Sendable {
         }
 
         // Durable first, then visible, then acknowledged.
-        let record = body.withUnsafeReadableBytes { WALEntry.encode(org: org, encoding: encoding, body: $0) }
+        let record = body.withUnsafeReadableBytes { WALEntry.framed(org: org, encoding: encoding, body: $0) }
         let promise = loop.makePromise(of: HTTPResponse.self)
         let head = self.head
         let metrics = self.metrics
         let accepted = outcome.acceptedSpans
         let decoded = batch
+        let stripe = self.stripes[ObjectIdentifier(loop)] ?? 0
         self.committer.submit(record) { result in
             switch result {
             case .success:
-                head.append(decoded, org: org)
-                metrics.spansAccepted.increment(by: Int64(accepted))
-                metrics.otlpLatency.record(ContinuousClock.now - started)
-                promise.succeed(success)
+                // Back on the event loop: the WAL thread only writes and syncs.
+                loop.execute {
+                    head.append(decoded, org: org, stripe: stripe)
+                    metrics.spansAccepted.increment(by: Int64(accepted))
+                    metrics.otlpLatency.record(ContinuousClock.now - started)
+                    promise.succeed(success)
+                }
             case .failure(let error):
                 metrics.rejectRequest(.unavailable)
                 metrics.rejectSpans(accepted, .unavailable)

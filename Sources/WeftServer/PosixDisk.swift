@@ -82,6 +82,49 @@ public final class PosixDisk: Disk {
         }
     }
 
+    public func append(_ path: String, contentsOf chunks: [[UInt8]]) throws {
+        let fd = try self.descriptor(path)
+        var start = 0
+        while start < chunks.count {
+            let end = min(chunks.count, start + 64)
+            try self.writeAll(fd, path, chunks[start..<end])
+            start = end
+        }
+    }
+
+    /// `writev` of up to 64 chunks, resuming after partial writes.
+    private func writeAll(_ fd: Int32, _ path: String, _ chunks: ArraySlice<[UInt8]>) throws {
+        var vectors: [iovec] = []
+        vectors.reserveCapacity(chunks.count)
+        try self.gather(chunks, &vectors) { vectors in
+            var iov = vectors[...]
+            while !iov.isEmpty {
+                let n = iov.withUnsafeBufferPointer { writev(fd, $0.baseAddress, Int32($0.count)) }
+                if n < 0 && errno == EINTR { continue }
+                guard n >= 0 else { throw self.failure("cannot write", path) }
+                var written = n
+                while let first = iov.first, written >= first.iov_len {
+                    written -= first.iov_len
+                    iov = iov.dropFirst()
+                }
+                if written > 0, var first = iov.first {
+                    first.iov_base = first.iov_base! + written
+                    first.iov_len -= written
+                    iov[iov.startIndex] = first
+                }
+            }
+        }
+    }
+
+    /// Collects stable pointers to every chunk, then calls `body` while they are all valid.
+    private func gather(_ chunks: ArraySlice<[UInt8]>, _ vectors: inout [iovec], _ body: ([iovec]) throws -> Void) throws {
+        guard let first = chunks.first else { return try body(vectors) }
+        try first.withUnsafeBytes { raw in
+            vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress), iov_len: raw.count))
+            try self.gather(chunks.dropFirst(), &vectors, body)
+        }
+    }
+
     public func sync(_ path: String) throws {
         let fd = try self.descriptor(path)
         guard fdatasync(fd) == 0 else { throw self.failure("cannot sync", path) }

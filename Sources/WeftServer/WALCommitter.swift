@@ -45,7 +45,8 @@ public final class WALCommitter: Sendable {
         thread.start()
     }
 
-    /// Queues a record; `completion` runs on the WAL thread once it is durable (or failed).
+    /// Queues a record framed with `WAL.frame` / `WALEntry.framed`; `completion` runs on the WAL thread
+    /// once it is durable (or failed), so it must only hand off work.
     public func submit(_ record: [UInt8], completion: @escaping Completion) {
         let error: (any Error)? = self.pending.withLock { p in
             if p.stopping { return ShuttingDown() }
@@ -118,7 +119,7 @@ public final class WALCommitter: Sendable {
 
             let result: Result<Void, any Error>
             do {
-                try self.wal.append(taken.records)
+                try self.wal.append(framed: taken.records)
                 let start = ContinuousClock.now
                 do {
                     try self.wal.sync()

@@ -84,7 +84,8 @@ public final class WeftNode: Service {
         let disk = PosixDisk()
         try disk.makeDirectory(config.dataDir)
         let wal = WAL(disk: disk, directory: config.dataDir + "/wal", configuration: .init(segmentSize: config.walSegmentBytes))
-        let head = Head(configuration: .init(chunkSpans: config.headChunkSpans))
+        let loops = config.eventLoopThreads ?? cores
+        let head = Head(configuration: .init(chunkSpans: config.headChunkSpans, stripes: loops))
         let started = ContinuousClock.now
         let report = try Recovery.replay(wal: wal, into: head, options: options)
         if let tail = report.wal.truncatedTail {
@@ -101,10 +102,12 @@ public final class WeftNode: Service {
         ])
         let committer = WALCommitter(wal: wal, maxPendingBytes: config.walMaxPendingBytes, metrics: metrics)
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: config.eventLoopThreads ?? cores)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
+        var stripes: [ObjectIdentifier: Int] = [:]
+        for (i, loop) in group.makeIterator().enumerated() { stripes[ObjectIdentifier(loop)] = i }
         let pool = NIOThreadPool(numberOfThreads: config.queryThreads ?? cores)
         pool.start()
-        let receiver = OTLPReceiver(head: head, committer: committer, metrics: metrics, options: options, maxDecodedBytes: config.maxBodyBytes)
+        let receiver = OTLPReceiver(head: head, committer: committer, metrics: metrics, options: options, maxDecodedBytes: config.maxBodyBytes, stripes: stripes)
         let query = QueryAPI(head: head, metrics: metrics, pool: pool)
         let responder: HTTPResponder = { request, loop in
             if request.path == "/v1/traces" {

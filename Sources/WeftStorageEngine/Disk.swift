@@ -9,6 +9,8 @@ public protocol Disk: AnyObject {
     func read(_ path: String) throws -> [UInt8]
     /// Appends to a file, creating it if needed. Data is durable only after ``sync(_:)``.
     func append(_ path: String, _ bytes: UnsafeRawBufferPointer) throws
+    /// Appends several buffers in order with as few system calls as possible (`writev`).
+    func append(_ path: String, contentsOf chunks: [[UInt8]]) throws
     /// Makes everything appended to the file so far durable (fsync).
     func sync(_ path: String) throws
     /// Makes the directory's entries (created/removed files) durable.
@@ -22,4 +24,11 @@ public struct DiskError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { self.message }
+}
+
+extension Disk {
+    /// Default: one append per chunk.
+    public func append(_ path: String, contentsOf chunks: [[UInt8]]) throws {
+        for chunk in chunks { try chunk.withUnsafeBytes { try self.append(path, $0) } }
+    }
 }

@@ -20,6 +20,14 @@ public struct HeadChunk: Sendable {
 
     public var spanCount: Int { self.batch.spanCount }
 
+    /// Reserves room for `spans` spans shaped like `sample` (attributes, events and links per span).
+    mutating func reserve(spans: Int, like sample: SpanBatch) {
+        let n = max(1, sample.spanCount)
+        self.batch.reserve(spans: spans, attributes: spans * sample.attrs.count / n + 16)
+        self.previousInTrace.reserveCapacity(spans)
+        self.lastRowOfTrace.reserveCapacity(spans / 2)
+    }
+
     mutating func append(_ other: SpanBatch) {
         let first = self.batch.spanCount
         self.batch.append(other)
@@ -58,11 +66,20 @@ public struct HeadChunk: Sendable {
 }
 
 /// The in-memory head: every acknowledged span, queryable at once, in chunks per org.
+///
+/// The head is split into stripes, each with its own lock, active chunks and sealed chunks, so writers
+/// on different threads (one stripe per event loop) do not contend. A trace may span stripes and
+/// chunks; lookups scan them all.
 public final class Head: Sendable {
     public struct Configuration: Sendable {
         /// Spans per chunk before it is sealed (bounds the copy a concurrent query can cause).
         public var chunkSpans: Int
-        public init(chunkSpans: Int = 65_536) { self.chunkSpans = chunkSpans }
+        /// Independent write stripes (use at least the number of writer threads).
+        public var stripes: Int
+        public init(chunkSpans: Int = 65_536, stripes: Int = 4) {
+            self.chunkSpans = chunkSpans
+            self.stripes = max(1, stripes)
+        }
     }
 
     /// Totals for metrics and readiness.
@@ -72,59 +89,79 @@ public final class Head: Sendable {
         public var bytes = 0
     }
 
-    private struct State {
+    private struct Stripe {
         var sealed: [String: [HeadChunk]] = [:]
         var active: [String: HeadChunk] = [:]
-        var stats = Stats()
+        var spans = 0
+        var chunks = 0
         var sealedBytes = 0
     }
 
+    private final class LockedStripe: Sendable {
+        let state = Mutex(Stripe())
+    }
+
     public let configuration: Configuration
-    private let state = Mutex(State())
+    private let stripes: [LockedStripe]
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
+        self.stripes = (0..<configuration.stripes).map { _ in LockedStripe() }
     }
 
-    /// Adds a decoded batch of one org.
-    public func append(_ batch: SpanBatch, org: String) {
+    /// Adds a decoded batch of one org. `stripe` spreads writers: pass a per-thread value.
+    public func append(_ batch: SpanBatch, org: String, stripe: Int = 0) {
         guard batch.spanCount > 0 else { return }
         let limit = self.configuration.chunkSpans
-        self.state.withLock { state in
-            if state.active[org] == nil {
-                state.active[org] = HeadChunk(org: org)
-                state.stats.chunks += 1
+        let index = Int(UInt(bitPattern: stripe) % UInt(self.stripes.count))
+        self.stripes[index].state.withLock { s in
+            if s.active[org] == nil {
+                var chunk = HeadChunk(org: org)
+                chunk.reserve(spans: limit + batch.spanCount, like: batch)
+                s.active[org] = chunk
+                s.chunks += 1
             }
-            state.active[org]!.append(batch)
-            state.stats.spans += batch.spanCount
-            if state.active[org]!.spanCount >= limit {
-                var chunk = state.active.removeValue(forKey: org)!
+            s.active[org]!.append(batch)
+            s.spans += batch.spanCount
+            if s.active[org]!.spanCount >= limit {
+                var chunk = s.active.removeValue(forKey: org)!
                 chunk.shrinkToFit()
-                state.sealedBytes += chunk.memoryFootprint
-                state.sealed[org, default: []].append(chunk)
+                s.sealedBytes += chunk.memoryFootprint
+                s.sealed[org, default: []].append(chunk)
             }
         }
     }
 
-    /// All chunks of an org, oldest first (the active chunk last).
+    /// All chunks of an org (sealed and active).
     public func snapshot(org: String) -> [HeadChunk] {
-        self.state.withLock { state in
-            var chunks = state.sealed[org] ?? []
-            if let active = state.active[org] { chunks.append(active) }
-            return chunks
+        var chunks: [HeadChunk] = []
+        for stripe in self.stripes {
+            stripe.state.withLock { s in
+                chunks += s.sealed[org] ?? []
+                if let active = s.active[org] { chunks.append(active) }
+            }
         }
+        return chunks
     }
 
     /// Orgs with data.
     public func orgs() -> [String] {
-        self.state.withLock { state in Array(Set(state.sealed.keys).union(state.active.keys)).sorted() }
+        var orgs = Set<String>()
+        for stripe in self.stripes {
+            stripe.state.withLock { s in orgs.formUnion(s.sealed.keys.map { $0 } + s.active.keys.map { $0 }) }
+        }
+        return orgs.sorted()
     }
 
     public var stats: Stats {
-        self.state.withLock { state in
-            var s = state.stats
-            s.bytes = state.sealedBytes + state.active.values.reduce(0) { $0 + $1.memoryFootprint }
-            return s
+        var total = Stats()
+        for stripe in self.stripes {
+            stripe.state.withLock { s in
+                total.spans += s.spans
+                total.chunks += s.chunks
+                total.bytes += s.sealedBytes + s.active.values.reduce(0) { $0 + $1.memoryFootprint }
+            }
         }
+        return total
     }
 }

@@ -38,7 +38,6 @@ public final class WAL {
     private var currentSegment: Int = 0
     private var currentSize: Int = 0
     private var replayed = false
-    private var frame: [UInt8] = []
 
     public init(disk: any Disk, directory: String, configuration: Configuration = Configuration()) {
         self.disk = disk
@@ -120,29 +119,40 @@ public final class WAL {
         return report
     }
 
-    /// Appends records (one write for all of them); not durable until ``sync()``.
+    /// Frames a payload: `[length][crc32c][payload]`. Callers may frame on their own threads so the
+    /// log's single writer only writes.
+    public static func frame(_ payload: UnsafeRawBufferPointer) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: payload.count + frameOverhead) { buffer, count in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw.storeBytes(of: UInt32(payload.count).littleEndian, toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: CRC32C.checksum(payload).littleEndian, toByteOffset: 4, as: UInt32.self)
+            if let base = payload.baseAddress, payload.count > 0 {
+                (raw.baseAddress! + frameOverhead).copyMemory(from: base, byteCount: payload.count)
+            }
+            count = payload.count + frameOverhead
+        }
+    }
+
+    /// Appends payload records; not durable until ``sync()``.
     public func append(_ records: some Sequence<[UInt8]>) throws {
+        try self.append(framed: records.map { r in r.withUnsafeBytes { WAL.frame($0) } })
+    }
+
+    /// Appends records already framed with ``frame(_:)``, in one `writev`; not durable until ``sync()``.
+    public func append(framed records: [[UInt8]]) throws {
         precondition(self.replayed, "WAL.replay must run before appending")
-        self.frame.removeAll(keepingCapacity: true)
         if self.currentSegment == 0 || self.currentSize >= self.configuration.segmentSize {
             try self.rollSegment()
         }
-        for record in records {
-            let length = UInt32(record.count)
-            let crc = CRC32C.checksum(record)
-            withUnsafeBytes(of: length.littleEndian) { self.frame.append(contentsOf: $0) }
-            withUnsafeBytes(of: crc.littleEndian) { self.frame.append(contentsOf: $0) }
-            self.frame.append(contentsOf: record)
-        }
         let path = self.path(self.currentSegment)
         do {
-            try self.frame.withUnsafeBytes { try self.disk.append(path, $0) }
+            try self.disk.append(path, contentsOf: records)
         } catch {
-            // Cut off whatever part of the frame reached the file, so later records follow good ones.
+            // Cut off whatever part of the records reached the file, so later records follow good ones.
             try? self.disk.truncate(path, to: self.currentSize)
             throw error
         }
-        self.currentSize += self.frame.count
+        self.currentSize += records.reduce(0) { $0 + $1.count }
     }
 
     /// Makes all appended records durable.

@@ -29,6 +29,32 @@ public struct WALEntry: Sendable, Equatable {
         return out
     }
 
+    /// The entry framed for ``WAL/append(framed:)``, built in one buffer.
+    public static func framed(org: String, encoding: OTLPEncoding, body: UnsafeRawBufferPointer) -> [UInt8] {
+        let orgBytes = Array(org.utf8.prefix(Int(UInt16.max)))
+        let payloadCount = 4 + orgBytes.count + body.count
+        return [UInt8](unsafeUninitializedCapacity: WAL.frameOverhead + payloadCount) { buffer, count in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            var at = WAL.frameOverhead
+            raw[at] = 1
+            raw[at + 1] = encoding == .protobuf ? 1 : 2
+            raw[at + 2] = UInt8(orgBytes.count & 0xFF)
+            raw[at + 3] = UInt8(orgBytes.count >> 8)
+            at += 4
+            for b in orgBytes {
+                raw[at] = b
+                at += 1
+            }
+            if let base = body.baseAddress, body.count > 0 {
+                (raw.baseAddress! + at).copyMemory(from: base, byteCount: body.count)
+            }
+            let payload = UnsafeRawBufferPointer(rebasing: raw[WAL.frameOverhead..<(WAL.frameOverhead + payloadCount)])
+            raw.storeBytes(of: UInt32(payloadCount).littleEndian, toByteOffset: 0, as: UInt32.self)
+            raw.storeBytes(of: CRC32C.checksum(payload).littleEndian, toByteOffset: 4, as: UInt32.self)
+            count = WAL.frameOverhead + payloadCount
+        }
+    }
+
     public func encoded() -> [UInt8] {
         self.body.withUnsafeBytes { WALEntry.encode(org: self.org, encoding: self.encoding, body: $0) }
     }

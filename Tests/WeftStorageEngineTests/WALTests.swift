@@ -146,3 +146,24 @@ struct WALTests {
         }
     }
 }
+
+struct CRC32CTests {
+    @Test func test_knownVectors() {
+        // RFC 3720 B.4 and the common "123456789" check value.
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        #expect(CRC32C.checksum([UInt8](repeating: 0xFF, count: 32)) == 0x62A8_AB43)
+        #expect(CRC32C.checksum(Array(0..<32 as Range<UInt8>)) == 0x46DD_794E)
+        #expect(CRC32C.checksum([]) == 0)
+    }
+
+    @Test func test_incremental_equalsWhole() {
+        let data = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let whole = CRC32C.checksum(data)
+        for split in [0, 1, 7, 8, 9, 500, 999, 1000] {
+            let first = data[..<split].withUnsafeBytes { CRC32C.checksum($0) }
+            let both = data[split...].withUnsafeBytes { CRC32C.checksum($0, crc: first) }
+            #expect(both == whole, "split \(split)")
+        }
+    }
+}
