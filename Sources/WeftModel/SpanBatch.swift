@@ -431,3 +431,117 @@ extension AttributeColumns {
 func exactCopy<T>(_ array: [T]) -> [T] {
     array.withUnsafeBufferPointer { Array($0) }
 }
+
+// MARK: - Building (shared by the decoders)
+
+/// The fixed fields of one span, as a decoder collects them before appending.
+public struct SpanFields: Sendable {
+    public var traceHigh: UInt64 = 0
+    public var traceLow: UInt64 = 0
+    public var spanID: UInt64 = 0
+    public var parentSpanID: UInt64 = 0
+    public var traceState: UInt32 = 0
+    public var name: UInt32 = 0
+    public var kind: UInt8 = 0
+    public var start: UInt64 = 0
+    public var end: UInt64 = 0
+    public var flags: UInt32 = 0
+    public var statusCode: UInt8 = 0
+    public var statusMessage: UInt32 = 0
+    public var droppedAttrs: UInt32 = 0
+    public var droppedEvents: UInt32 = 0
+    public var droppedLinks: UInt32 = 0
+
+    public init() {}
+}
+
+extension SpanBatch {
+    /// Where a span's attributes, events and links begin, so a rejected span can be rolled back.
+    public struct SpanMark: Sendable {
+        @usableFromInline let attrs: Int
+        @usableFromInline let events: Int
+        @usableFromInline let eventAttrs: Int
+        @usableFromInline let links: Int
+        @usableFromInline let linkAttrs: Int
+
+        @usableFromInline init(attrs: Int, events: Int, eventAttrs: Int, links: Int, linkAttrs: Int) {
+            self.attrs = attrs
+            self.events = events
+            self.eventAttrs = eventAttrs
+            self.links = links
+            self.linkAttrs = linkAttrs
+        }
+    }
+
+    /// Marks the start of a span's nested data.
+    @inlinable
+    public var spanMark: SpanMark {
+        SpanMark(attrs: self.attrs.count, events: self.eventTime.count, eventAttrs: self.eventAttrs.count,
+                 links: self.linkSpanID.count, linkAttrs: self.linkAttrs.count)
+    }
+
+    /// Removes the attributes, events and links appended since `mark` (for a rejected span).
+    public mutating func rollBack(to mark: SpanMark) {
+        self.attrs.truncate(to: mark.attrs)
+        self.eventAttrs.truncate(to: mark.eventAttrs)
+        self.linkAttrs.truncate(to: mark.linkAttrs)
+        if self.eventTime.count > mark.events {
+            self.eventTime.removeSubrange(mark.events...)
+            self.eventName.removeSubrange(mark.events...)
+            self.eventDroppedAttrs.removeSubrange(mark.events...)
+            self.eventAttrOffsets.removeSubrange((mark.events + 1)...)
+        }
+        if self.linkSpanID.count > mark.links {
+            self.linkTraceHigh.removeSubrange(mark.links...)
+            self.linkTraceLow.removeSubrange(mark.links...)
+            self.linkSpanID.removeSubrange(mark.links...)
+            self.linkTraceState.removeSubrange(mark.links...)
+            self.linkFlags.removeSubrange(mark.links...)
+            self.linkDroppedAttrs.removeSubrange(mark.links...)
+            self.linkAttrOffsets.removeSubrange((mark.links + 1)...)
+        }
+    }
+
+    /// Appends a span whose attributes, events and links (appended since `mark`) are already in place,
+    /// and fills its typed GenAI columns.
+    @inlinable
+    public mutating func appendSpan(_ f: SpanFields, resource: UInt32, scope: UInt32, since mark: SpanMark, costAliases: [UInt32]) {
+        self.traceHigh.append(f.traceHigh)
+        self.traceLow.append(f.traceLow)
+        self.spanID.append(f.spanID)
+        self.parentSpanID.append(f.parentSpanID)
+        self.traceState.append(f.traceState)
+        self.name.append(f.name)
+        self.kind.append(f.kind)
+        self.startTime.append(f.start)
+        self.endTime.append(f.end)
+        self.flags.append(f.flags)
+        self.statusCode.append(f.statusCode)
+        self.statusMessage.append(f.statusMessage)
+        self.resourceIndex.append(resource)
+        self.scopeIndex.append(scope)
+        self.attrOffsets.append(UInt32(self.attrs.count))
+        self.droppedAttrs.append(f.droppedAttrs)
+        self.droppedEvents.append(f.droppedEvents)
+        self.droppedLinks.append(f.droppedLinks)
+        self.eventOffsets.append(UInt32(self.eventTime.count))
+        self.linkOffsets.append(UInt32(self.linkSpanID.count))
+        GenAINormalizer.appendTypedColumns(to: &self, attributes: mark.attrs..<self.attrs.count, aliasIDs: costAliases)
+    }
+
+    /// Closes the resource whose attributes were appended last; returns its index.
+    @discardableResult
+    public mutating func closeResource(droppedAttrs: UInt32, schemaURL: UInt32) -> UInt32 {
+        let index = self.resourceCount
+        self.resourceAttrOffsets.append(UInt32(self.resourceAttrs.count))
+        self.resourceDroppedAttrs.append(droppedAttrs)
+        self.resourceSchemaURL.append(schemaURL)
+        var service: UInt32 = 0
+        for i in self.resourceAttrRange(index)
+        where self.resourceAttrs.keys[i] == WellKnown.serviceName && self.resourceAttrs.types[i] == ValueType.string.rawValue {
+            service = UInt32(self.resourceAttrs.values[i])
+        }
+        self.resourceServiceName.append(service)
+        return UInt32(index)
+    }
+}

@@ -72,15 +72,7 @@ public struct OTLPJSONDecoder {
                 }
             }
         }
-        batch.resourceAttrOffsets.append(UInt32(batch.resourceAttrs.count))
-        batch.resourceDroppedAttrs.append(dropped)
-        batch.resourceSchemaURL.append(schemaURL)
-        var service: UInt32 = 0
-        for i in batch.resourceAttrRange(Int(resourceIndex))
-        where batch.resourceAttrs.keys[i] == WellKnown.serviceName && batch.resourceAttrs.types[i] == ValueType.string.rawValue {
-            service = UInt32(batch.resourceAttrs.values[i])
-        }
-        batch.resourceServiceName.append(service)
+        batch.closeResource(droppedAttrs: dropped, schemaURL: schemaURL)
 
         guard let scopeSpans else { return }
         var sr = r.sub(scopeSpans)
@@ -157,30 +149,14 @@ public struct OTLPJSONDecoder {
         _ batch: inout SpanBatch,
         _ outcome: inout DecodeOutcome
     ) throws(OTLPDecodeError) {
-        let attrMark = batch.attrs.count
-        let eventMark = batch.eventTime.count
-        let eventAttrMark = batch.eventAttrs.count
-        let linkMark = batch.linkSpanID.count
-        let linkAttrMark = batch.linkAttrs.count
-
+        let mark = batch.spanMark
+        var f = SpanFields()
         var traceID: (UInt64, UInt64)? = nil
         var traceIDLength = 0
         var spanID: UInt64? = nil
         var spanIDLength = 0
-        var parent: UInt64 = 0
         var parentProblem: String? = nil
         var linkProblem: String? = nil
-        var traceState: UInt32 = 0
-        var name: UInt32 = 0
-        var kind: UInt8 = 0
-        var start: UInt64 = 0
-        var end: UInt64 = 0
-        var droppedAttrs: UInt32 = 0
-        var droppedEvents: UInt32 = 0
-        var droppedLinks: UInt32 = 0
-        var statusCode: UInt8 = 0
-        var statusMessage: UInt32 = 0
-        var flags: UInt32 = 0
 
         if try r.skipNull() {
             outcome.reject("span is null")
@@ -201,57 +177,57 @@ public struct OTLPJSONDecoder {
                 if try r.skipNull() { continue }
                 let s = try r.readString()
                 if s.count == 0 {
-                    parent = 0
+                    f.parentSpanID = 0
                 } else if let p = parseHexID64(s) {
-                    parent = p
+                    f.parentSpanID = p
                 } else {
                     parentProblem = "span has a parentSpanId that is not 16 hex digits"
                 }
             } else if keyIs(key, "traceState", "trace_state") {
-                traceState = try self.readInternedString(&r, &batch.strings)
+                f.traceState = try self.readInternedString(&r, &batch.strings)
             } else if keyIs(key, "name") {
-                name = try self.readInternedString(&r, &batch.strings)
+                f.name = try self.readInternedString(&r, &batch.strings)
             } else if keyIs(key, "kind") {
-                kind = try self.readEnum(&r, names: spanKindNames)
+                f.kind = try self.readEnum(&r, names: spanKindNames)
             } else if keyIs(key, "startTimeUnixNano", "start_time_unix_nano") {
-                start = try r.readUInt64()
+                f.start = try r.readUInt64()
             } else if keyIs(key, "endTimeUnixNano", "end_time_unix_nano") {
-                end = try r.readUInt64()
+                f.end = try r.readUInt64()
             } else if keyIs(key, "attributes") {
                 try self.decodeAttributes(&r, &batch.attrs, &batch.strings)
             } else if keyIs(key, "droppedAttributesCount", "dropped_attributes_count") {
-                droppedAttrs = UInt32(truncatingIfNeeded: try r.readUInt64())
+                f.droppedAttrs = UInt32(truncatingIfNeeded: try r.readUInt64())
             } else if keyIs(key, "events") {
                 if try r.skipNull() { continue }
                 try r.beginArray()
-                var f = true
-                while try r.nextElement(first: &f) { try self.decodeEvent(&r, &batch) }
+                var firstItem = true
+                while try r.nextElement(first: &firstItem) { try self.decodeEvent(&r, &batch) }
             } else if keyIs(key, "droppedEventsCount", "dropped_events_count") {
-                droppedEvents = UInt32(truncatingIfNeeded: try r.readUInt64())
+                f.droppedEvents = UInt32(truncatingIfNeeded: try r.readUInt64())
             } else if keyIs(key, "links") {
                 if try r.skipNull() { continue }
                 try r.beginArray()
-                var f = true
-                while try r.nextElement(first: &f) {
+                var firstItem = true
+                while try r.nextElement(first: &firstItem) {
                     if let problem = try self.decodeLink(&r, &batch), linkProblem == nil { linkProblem = problem }
                 }
             } else if keyIs(key, "droppedLinksCount", "dropped_links_count") {
-                droppedLinks = UInt32(truncatingIfNeeded: try r.readUInt64())
+                f.droppedLinks = UInt32(truncatingIfNeeded: try r.readUInt64())
             } else if keyIs(key, "status") {
                 if try r.skipNull() { continue }
                 try r.beginObject()
-                var f = true
-                while let k = try r.nextKey(first: &f) {
+                var firstItem = true
+                while let k = try r.nextKey(first: &firstItem) {
                     if keyIs(k, "message") {
-                        statusMessage = try self.readInternedString(&r, &batch.strings)
+                        f.statusMessage = try self.readInternedString(&r, &batch.strings)
                     } else if keyIs(k, "code") {
-                        statusCode = try self.readEnum(&r, names: statusCodeNames)
+                        f.statusCode = try self.readEnum(&r, names: statusCodeNames)
                     } else {
                         try r.skipValue()
                     }
                 }
             } else if keyIs(key, "flags") {
-                flags = UInt32(truncatingIfNeeded: try r.readUInt64())
+                f.flags = UInt32(truncatingIfNeeded: try r.readUInt64())
             } else {
                 try r.skipValue()
             }
@@ -272,48 +248,14 @@ public struct OTLPJSONDecoder {
             problem = linkProblem
         }
         if let problem {
-            batch.attrs.truncate(to: attrMark)
-            batch.eventAttrs.truncate(to: eventAttrMark)
-            batch.linkAttrs.truncate(to: linkAttrMark)
-            if batch.eventTime.count > eventMark {
-                batch.eventTime.removeSubrange(eventMark...)
-                batch.eventName.removeSubrange(eventMark...)
-                batch.eventDroppedAttrs.removeSubrange(eventMark...)
-                batch.eventAttrOffsets.removeSubrange((eventMark + 1)...)
-            }
-            if batch.linkSpanID.count > linkMark {
-                batch.linkTraceHigh.removeSubrange(linkMark...)
-                batch.linkTraceLow.removeSubrange(linkMark...)
-                batch.linkSpanID.removeSubrange(linkMark...)
-                batch.linkTraceState.removeSubrange(linkMark...)
-                batch.linkFlags.removeSubrange(linkMark...)
-                batch.linkDroppedAttrs.removeSubrange(linkMark...)
-                batch.linkAttrOffsets.removeSubrange((linkMark + 1)...)
-            }
+            batch.rollBack(to: mark)
             outcome.reject(problem)
             return
         }
-        batch.traceHigh.append(traceID!.0)
-        batch.traceLow.append(traceID!.1)
-        batch.spanID.append(spanID!)
-        batch.parentSpanID.append(parent)
-        batch.traceState.append(traceState)
-        batch.name.append(name)
-        batch.kind.append(kind)
-        batch.startTime.append(start)
-        batch.endTime.append(end)
-        batch.flags.append(flags)
-        batch.statusCode.append(statusCode)
-        batch.statusMessage.append(statusMessage)
-        batch.resourceIndex.append(resourceIndex)
-        batch.scopeIndex.append(scopeIndex)
-        batch.attrOffsets.append(UInt32(batch.attrs.count))
-        batch.droppedAttrs.append(droppedAttrs)
-        batch.droppedEvents.append(droppedEvents)
-        batch.droppedLinks.append(droppedLinks)
-        batch.eventOffsets.append(UInt32(batch.eventTime.count))
-        batch.linkOffsets.append(UInt32(batch.linkSpanID.count))
-        GenAINormalizer.appendTypedColumns(to: &batch, attributes: attrMark..<batch.attrs.count, aliasIDs: self.aliasIDs)
+        f.traceHigh = traceID!.0
+        f.traceLow = traceID!.1
+        f.spanID = spanID!
+        batch.appendSpan(f, resource: resourceIndex, scope: scopeIndex, since: mark, costAliases: self.aliasIDs)
         outcome.acceptedSpans += 1
     }
 

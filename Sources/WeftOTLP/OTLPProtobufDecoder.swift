@@ -105,15 +105,8 @@ public struct OTLPProtobufDecoder {
                 }
             }
         }
-        batch.resourceAttrOffsets.append(UInt32(batch.resourceAttrs.count))
-        batch.resourceDroppedAttrs.append(dropped)
-        batch.resourceSchemaURL.append(schemaURL.map { batch.strings.intern(r.bytes($0)) } ?? 0)
-        var service: UInt32 = 0
-        for i in batch.resourceAttrRange(Int(resourceIndex))
-        where batch.resourceAttrs.keys[i] == WellKnown.serviceName && batch.resourceAttrs.types[i] == ValueType.string.rawValue {
-            service = UInt32(batch.resourceAttrs.values[i])
-        }
-        batch.resourceServiceName.append(service)
+        let schema = schemaURL.map { batch.strings.intern(r.bytes($0)) } ?? 0
+        batch.closeResource(droppedAttrs: dropped, schemaURL: schema)
 
         for s in firstScope..<self.scopeRanges.count {
             try self.decodeScopeSpans(r.sub(self.scopeRanges[s]), resourceIndex, &batch, &outcome)
@@ -188,26 +181,11 @@ public struct OTLPProtobufDecoder {
         _ outcome: inout DecodeOutcome
     ) throws(OTLPDecodeError) {
         var r = reader
-        let attrMark = batch.attrs.count
-        let eventMark = batch.eventTime.count
-        let eventAttrMark = batch.eventAttrs.count
-        let linkMark = batch.linkSpanID.count
-        let linkAttrMark = batch.linkAttrs.count
-
+        let mark = batch.spanMark
+        var f = SpanFields()
         var traceIDRange: Range<Int>? = nil
         var spanIDRange: Range<Int>? = nil
         var parentRange: Range<Int>? = nil
-        var traceState: UInt32 = 0
-        var name: UInt32 = 0
-        var kind: UInt8 = 0
-        var start: UInt64 = 0
-        var end: UInt64 = 0
-        var droppedAttrs: UInt32 = 0
-        var droppedEvents: UInt32 = 0
-        var droppedLinks: UInt32 = 0
-        var statusCode: UInt8 = 0
-        var statusMessage: UInt32 = 0
-        var flags: UInt32 = 0
         var linkProblem: String? = nil
 
         while !r.isAtEnd {
@@ -221,43 +199,43 @@ public struct OTLPProtobufDecoder {
                 spanIDRange = try r.readLength()
             case 3:
                 try expectWire(wire, 2, field, "Span")
-                traceState = batch.strings.intern(r.bytes(try r.readLength()))
+                f.traceState = batch.strings.intern(r.bytes(try r.readLength()))
             case 4:
                 try expectWire(wire, 2, field, "Span")
                 parentRange = try r.readLength()
             case 5:
                 try expectWire(wire, 2, field, "Span")
-                name = batch.strings.intern(r.bytes(try r.readLength()))
+                f.name = batch.strings.intern(r.bytes(try r.readLength()))
             case 6:
                 try expectWire(wire, 0, field, "Span")
-                kind = UInt8(truncatingIfNeeded: try r.readVarint())
+                f.kind = UInt8(truncatingIfNeeded: try r.readVarint())
             case 7:
                 try expectWire(wire, 1, field, "Span")
-                start = try r.readFixed64()
+                f.start = try r.readFixed64()
             case 8:
                 try expectWire(wire, 1, field, "Span")
-                end = try r.readFixed64()
+                f.end = try r.readFixed64()
             case 9:
                 try expectWire(wire, 2, field, "Span")
                 let kv = try r.readLength()
                 try self.decodeKeyValue(r.sub(kv), &batch.attrs, &batch.strings, depth: 0)
             case 10:
                 try expectWire(wire, 0, field, "Span")
-                droppedAttrs = UInt32(truncatingIfNeeded: try r.readVarint())
+                f.droppedAttrs = UInt32(truncatingIfNeeded: try r.readVarint())
             case 11:
                 try expectWire(wire, 2, field, "Span")
                 let ev = try r.readLength()
                 try self.decodeEvent(r.sub(ev), &batch)
             case 12:
                 try expectWire(wire, 0, field, "Span")
-                droppedEvents = UInt32(truncatingIfNeeded: try r.readVarint())
+                f.droppedEvents = UInt32(truncatingIfNeeded: try r.readVarint())
             case 13:
                 try expectWire(wire, 2, field, "Span")
                 let link = try r.readLength()
                 if let problem = try self.decodeLink(r.sub(link), &batch), linkProblem == nil { linkProblem = problem }
             case 14:
                 try expectWire(wire, 0, field, "Span")
-                droppedLinks = UInt32(truncatingIfNeeded: try r.readVarint())
+                f.droppedLinks = UInt32(truncatingIfNeeded: try r.readVarint())
             case 15:
                 try expectWire(wire, 2, field, "Span")
                 var sr = r.sub(try r.readLength())
@@ -266,95 +244,53 @@ public struct OTLPProtobufDecoder {
                     switch sf {
                     case 2:
                         try expectWire(sw, 2, sf, "Status")
-                        statusMessage = batch.strings.intern(sr.bytes(try sr.readLength()))
+                        f.statusMessage = batch.strings.intern(sr.bytes(try sr.readLength()))
                     case 3:
                         try expectWire(sw, 0, sf, "Status")
-                        statusCode = UInt8(truncatingIfNeeded: try sr.readVarint())
+                        f.statusCode = UInt8(truncatingIfNeeded: try sr.readVarint())
                     default:
                         try sr.skip(wire: sw)
                     }
                 }
             case 16:
                 try expectWire(wire, 5, field, "Span")
-                flags = try r.readFixed32()
+                f.flags = try r.readFixed32()
             default:
                 try r.skip(wire: wire)
             }
         }
 
         // Validate IDs; an invalid span is rejected and everything it appended is rolled back.
-        var traceHigh: UInt64 = 0
-        var traceLow: UInt64 = 0
-        var spanID: UInt64 = 0
-        var parent: UInt64 = 0
         var problem: String? = nil
         if let t = traceIDRange, t.count == 16 {
-            traceHigh = r.id64(t)
-            traceLow = r.id64(t, at: 8)
-            if traceHigh == 0 && traceLow == 0 { problem = "span has an all-zero trace_id" }
+            f.traceHigh = r.id64(t)
+            f.traceLow = r.id64(t, at: 8)
+            if f.traceHigh == 0 && f.traceLow == 0 { problem = "span has an all-zero trace_id" }
         } else {
             problem = "span has a trace_id of \(traceIDRange?.count ?? 0) bytes, expected 16"
         }
         if problem == nil {
             if let s = spanIDRange, s.count == 8 {
-                spanID = r.id64(s)
-                if spanID == 0 { problem = "span has an all-zero span_id" }
+                f.spanID = r.id64(s)
+                if f.spanID == 0 { problem = "span has an all-zero span_id" }
             } else {
                 problem = "span has a span_id of \(spanIDRange?.count ?? 0) bytes, expected 8"
             }
         }
         if problem == nil, let p = parentRange {
             if p.count == 8 {
-                parent = r.id64(p)
+                f.parentSpanID = r.id64(p)
             } else if p.count != 0 {
                 problem = "span has a parent_span_id of \(p.count) bytes, expected 0 or 8"
             }
         }
         if problem == nil, let linkProblem { problem = linkProblem }
         if let problem {
-            batch.attrs.truncate(to: attrMark)
-            batch.eventAttrs.truncate(to: eventAttrMark)
-            batch.linkAttrs.truncate(to: linkAttrMark)
-            if batch.eventTime.count > eventMark {
-                batch.eventTime.removeSubrange(eventMark...)
-                batch.eventName.removeSubrange(eventMark...)
-                batch.eventDroppedAttrs.removeSubrange(eventMark...)
-                batch.eventAttrOffsets.removeSubrange((eventMark + 1)...)
-            }
-            if batch.linkSpanID.count > linkMark {
-                batch.linkTraceHigh.removeSubrange(linkMark...)
-                batch.linkTraceLow.removeSubrange(linkMark...)
-                batch.linkSpanID.removeSubrange(linkMark...)
-                batch.linkTraceState.removeSubrange(linkMark...)
-                batch.linkFlags.removeSubrange(linkMark...)
-                batch.linkDroppedAttrs.removeSubrange(linkMark...)
-                batch.linkAttrOffsets.removeSubrange((linkMark + 1)...)
-            }
+            batch.rollBack(to: mark)
             outcome.reject(problem)
             return
         }
-
-        batch.traceHigh.append(traceHigh)
-        batch.traceLow.append(traceLow)
-        batch.spanID.append(spanID)
-        batch.parentSpanID.append(parent)
-        batch.traceState.append(traceState)
-        batch.name.append(name)
-        batch.kind.append(kind)
-        batch.startTime.append(start)
-        batch.endTime.append(end)
-        batch.flags.append(flags)
-        batch.statusCode.append(statusCode)
-        batch.statusMessage.append(statusMessage)
-        batch.resourceIndex.append(resourceIndex)
-        batch.scopeIndex.append(scopeIndex)
-        batch.attrOffsets.append(UInt32(batch.attrs.count))
-        batch.droppedAttrs.append(droppedAttrs)
-        batch.droppedEvents.append(droppedEvents)
-        batch.droppedLinks.append(droppedLinks)
-        batch.eventOffsets.append(UInt32(batch.eventTime.count))
-        batch.linkOffsets.append(UInt32(batch.linkSpanID.count))
-        GenAINormalizer.appendTypedColumns(to: &batch, attributes: attrMark..<batch.attrs.count, aliasIDs: self.aliasIDs)
+        batch.appendSpan(f, resource: resourceIndex, scope: scopeIndex, since: mark, costAliases: self.aliasIDs)
         outcome.acceptedSpans += 1
     }
 
