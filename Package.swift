@@ -30,7 +30,7 @@ let package = Package(
         // Layer 0: pure (no sockets, clocks, threads or unseeded randomness).
         .target(name: "WeftModel", swiftSettings: settings),
         .target(name: "WeftOTLP", dependencies: ["WeftModel"], swiftSettings: settings),
-        .target(name: "CWeftCRC"),
+        .target(name: "CWeftCRC", cSettings: [.unsafeFlags(["-gdwarf-4"])]),
         .target(name: "WeftStorageEngine", dependencies: ["WeftModel", "WeftOTLP", "CWeftCRC"], swiftSettings: settings),
         .target(name: "WeftQuery", dependencies: ["WeftModel", "WeftOTLP", "WeftStorageEngine"], swiftSettings: settings),
         .target(name: "WeftLoad", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
