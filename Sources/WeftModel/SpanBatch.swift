@@ -225,7 +225,7 @@ extension SpanBatch {
                 }
                 let start = Int(other.strings.offsets[id])
                 let end = Int(other.strings.offsets[id + 1])
-                map[id] = self.strings.intern(UnsafeRawBufferPointer(rebasing: all[start..<end]))
+                map[id] = self.strings.intern(UnsafeRawBufferPointer(rebasing: all[start..<end]), hash: other.strings.hashes[id])
             }
         }
         let eventBase = UInt32(self.eventTime.count)

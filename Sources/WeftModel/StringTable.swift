@@ -7,7 +7,8 @@ public struct StringTable: Sendable {
     public private(set) var bytes: [UInt8]
     /// `offsets[id] ..< offsets[id + 1]` is the string with that ID.
     public private(set) var offsets: [UInt32]
-    private var hashes: [UInt32]
+    /// ``hash(_:)`` of each string, by ID.
+    public private(set) var hashes: [UInt32]
     /// Open-addressing slots holding `id + 1` (0 = empty).
     private var slots: [UInt32]
     private var mask: Int
@@ -48,7 +49,12 @@ public struct StringTable: Sendable {
     /// Returns the ID of the bytes, adding them if needed.
     @inline(__always)
     public mutating func intern(_ raw: UnsafeRawBufferPointer) -> UInt32 {
-        let h = StringTable.hash(raw)
+        self.intern(raw, hash: StringTable.hash(raw))
+    }
+
+    /// Interns bytes whose ``hash(_:)`` is already known (e.g. from another table).
+    @inline(__always)
+    public mutating func intern(_ raw: UnsafeRawBufferPointer, hash h: UInt32) -> UInt32 {
         var slot = Int(h) & self.mask
         while true {
             let entry = self.slots[slot]

@@ -32,14 +32,10 @@ public enum TagCatalog {
             names.stats.chunks += 1
             names.stats.inspectedSpans += b.spanCount
             if scope == nil || scope == "" || scope == "all" || scope == "span" {
-                var seen = Set<UInt32>()
-                for k in b.attrs.keys { seen.insert(k) }
-                for k in seen { span.insert(b.strings.string(k)) }
+                for k in distinct(b.attrs.keys, b.strings.count) { span.insert(b.strings.string(k)) }
             }
             if scope == nil || scope == "" || scope == "all" || scope == "resource" {
-                var seen = Set<UInt32>()
-                for k in b.resourceAttrs.keys { seen.insert(k) }
-                for k in seen { resource.insert(b.strings.string(k)) }
+                for k in distinct(b.resourceAttrs.keys, b.strings.count) { resource.insert(b.strings.string(k)) }
             }
         }
         names.span = span.sorted()
@@ -106,4 +102,15 @@ public enum TagCatalog {
         result.values = typed.sorted { $0.1 < $1.1 }.map { (type: $0.0, value: $0.1) }
         return result
     }
+}
+
+/// The distinct dictionary IDs in `ids` (all below `bound`), with a bitmap rather than hashing.
+func distinct(_ ids: [UInt32], _ bound: Int) -> [UInt32] {
+    var seen = [Bool](repeating: false, count: bound)
+    var result: [UInt32] = []
+    for id in ids where !seen[Int(id)] {
+        seen[Int(id)] = true
+        result.append(id)
+    }
+    return result
 }
