@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 import WeftModel
 import WeftOTLP
 import WeftStorageEngine
@@ -80,36 +81,31 @@ public final class WeftNode: Service {
         let metrics = NodeMetrics()
         let options = DecodeOptions(genAI: GenAINormalizer(costAliases: config.costAliases))
 
-        // Recover the head from the WAL before taking traffic.
-        let disk = PosixDisk()
-        try disk.makeDirectory(config.dataDir)
-        let wal = WAL(disk: disk, directory: config.dataDir + "/wal", configuration: .init(segmentSize: config.walSegmentBytes))
         let loops = config.eventLoopThreads ?? cores
         let head = Head(configuration: .init(chunkSpans: config.headChunkSpans, stripes: loops))
-        let started = ContinuousClock.now
-        let report = try Recovery.replay(wal: wal, into: head, options: options)
-        if let tail = report.wal.truncatedTail {
-            logger.warning("dropped a torn or corrupt WAL tail", metadata: [
-                "segment": "\(tail.segment)", "offset": "\(tail.offset)", "bytes": "\(tail.droppedBytes)",
-            ])
-        }
-        if report.undecodable > 0 {
-            logger.error("WAL records that no longer decode were skipped", metadata: ["records": "\(report.undecodable)"])
-        }
-        logger.info("recovered from WAL", metadata: [
-            "segments": "\(report.wal.segments)", "records": "\(report.wal.records)", "spans": "\(report.spans)",
-            "ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))",
-        ])
-        let committer = WALCommitter(wal: wal, maxPendingBytes: config.walMaxPendingBytes, metrics: metrics)
-
         let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
         var stripes: [ObjectIdentifier: Int] = [:]
         for (i, loop) in group.makeIterator().enumerated() { stripes[ObjectIdentifier(loop)] = i }
         let pool = NIOThreadPool(numberOfThreads: config.queryThreads ?? cores)
         pool.start()
-        let receiver = OTLPReceiver(head: head, committer: committer, metrics: metrics, options: options, maxDecodedBytes: config.maxBodyBytes, stripes: stripes)
         let query = QueryAPI(head: head, metrics: metrics, pool: pool)
+        // Until the WAL is replayed, data endpoints answer 503 and /ready says so; /healthz and /metrics work.
+        let gate = ReadinessGate()
         let responder: HTTPResponder = { request, loop in
+            guard let receiver = gate.receiver else {
+                switch request.path {
+                case "/healthz", "/metrics": return query.handle(request, on: loop)
+                case "/v1/traces":
+                    return loop.makeSucceededFuture(OTLPErrors.response(
+                        .serviceUnavailable, code: 14, "recovering the write-ahead log; retry shortly",
+                        contentType: request.headers.first(name: "content-type"), retryAfter: 1
+                    ))
+                default:
+                    var response = HTTPResponse.text(.serviceUnavailable, "recovering the write-ahead log\n")
+                    response.headers.add(name: "retry-after", value: "1")
+                    return loop.makeSucceededFuture(response)
+                }
+            }
             if request.path == "/v1/traces" {
                 guard request.method == .POST else {
                     return loop.makeSucceededFuture(.text(.methodNotAllowed, "use POST for /v1/traces\n"))
@@ -120,11 +116,41 @@ public final class WeftNode: Service {
         }
 
         var servers: [HTTPServer] = []
+        var committer: WALCommitter? = nil
         do {
             let otlp = try await HTTPServer.start(host: config.host, port: config.otlpPort, group: group, maxBodyBytes: config.maxBodyBytes, responder: responder)
             servers.append(otlp)
             let api = try await HTTPServer.start(host: config.host, port: config.queryPort, group: group, maxBodyBytes: 1 << 20, responder: responder)
             servers.append(api)
+            logger.info("recovering", metadata: ["otlp": "\(config.host):\(otlp.port)", "query": "\(config.host):\(api.port)"])
+
+            // Rebuild the head from the WAL (off the cooperative pool), then take traffic.
+            let walCommitter = try await pool.runIfActive { () throws -> WALCommitter in
+                let disk = PosixDisk()
+                try disk.makeDirectory(config.dataDir)
+                let wal = WAL(disk: disk, directory: config.dataDir + "/wal", configuration: .init(segmentSize: config.walSegmentBytes))
+                let started = ContinuousClock.now
+                let report = try Recovery.replay(wal: wal, into: head, options: options)
+                if let tail = report.wal.truncatedTail {
+                    logger.warning("dropped a torn or corrupt WAL tail", metadata: [
+                        "segment": "\(tail.segment)", "offset": "\(tail.offset)", "bytes": "\(tail.droppedBytes)",
+                    ])
+                }
+                if report.undecodable > 0 {
+                    logger.error("WAL records that no longer decode were skipped", metadata: ["records": "\(report.undecodable)"])
+                }
+                logger.info("recovered from WAL", metadata: [
+                    "segments": "\(report.wal.segments)", "records": "\(report.wal.records)", "spans": "\(report.spans)",
+                    "ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))",
+                ])
+                // The committer takes ownership of the replayed log.
+                return WALCommitter(wal: wal, maxPendingBytes: config.walMaxPendingBytes, metrics: metrics)
+            }
+            committer = walCommitter
+            gate.open(OTLPReceiver(
+                head: head, committer: walCommitter, metrics: metrics, options: options,
+                maxDecodedBytes: config.maxBodyBytes, stripes: stripes
+            ))
             logger.info("listening", metadata: ["otlp": "\(config.host):\(otlp.port)", "query": "\(config.host):\(api.port)"])
             self.onListening("\(config.host):\(otlp.port)", "\(config.host):\(api.port)")
             // Serve until SIGTERM/SIGINT (or the group is cancelled).
@@ -132,7 +158,7 @@ public final class WeftNode: Service {
         } catch {
             logger.error("cannot start: \(error)")
             for s in servers { await s.shutdown() }
-            await committer.shutdown()
+            await committer?.shutdown()
             try? await pool.shutdownGracefully()
             try? await group.shutdownGracefully()
             throw error
@@ -140,9 +166,18 @@ public final class WeftNode: Service {
 
         logger.info("shutting down: finishing in-flight requests")
         for s in servers { await s.shutdown() }
-        await committer.shutdown()
+        await committer?.shutdown()
         try? await pool.shutdownGracefully()
         try? await group.shutdownGracefully()
         logger.info("stopped", metadata: ["spans": "\(head.stats.spans)"])
     }
+}
+
+/// Holds the OTLP receiver once recovery has finished; before that, the node is not ready.
+final class ReadinessGate: Sendable {
+    private let state = Mutex<OTLPReceiver?>(nil)
+
+    var receiver: OTLPReceiver? { self.state.withLock { $0 } }
+
+    func open(_ receiver: OTLPReceiver) { self.state.withLock { $0 = receiver } }
 }
