@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft-bench",
         abstract: "Benchmarks of Weft's hot paths (build with -c release). End-to-end ingest: `weftctl load` against `weft serve`.",
-        subcommands: [Decode.self, HeadMemory.self]
+        subcommands: [Decode.self, HeadMemory.self, Blocks.self]
     )
 }
 
@@ -129,4 +129,53 @@ func residentBytes() -> Int {
     let fields = text.split(separator: " ")
     guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+struct Blocks: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Block format v1: bytes per span by section, encode and decode speed.")
+    @Option(help: "Spans to generate.") var spans = 1_000_000
+    @Option(help: "Spans per block (the head's chunk size).") var blockSpans = 65_536
+    @Option(help: "Generator seed.") var seed: UInt64 = 1
+
+    func run() throws {
+        var generator = TrafficGenerator(profile: LoadProfile(seed: self.seed))
+        var decoder = OTLPProtobufDecoder()
+        var chunks: [SpanBatch] = []
+        var current = SpanBatch()
+        var total = 0
+        let base: UInt64 = 1_764_460_800_000_000_000
+        while total < self.spans {
+            let request = generator.nextRequest(spans: 1000, startTimeNanos: base + UInt64(total) * 1_000_000, spacingNanos: 1_000_000)
+            var batch = SpanBatch()
+            total += try request.withUnsafeBytes { try decoder.decode($0, into: &batch) }.acceptedSpans
+            current.append(batch)
+            if current.spanCount >= self.blockSpans {
+                chunks.append(current)
+                current = SpanBatch()
+            }
+        }
+        if current.spanCount > 0 { chunks.append(current) }
+        let clock = ContinuousClock()
+        var bySection: [String: Int] = [:]
+        var bytes = 0
+        var blocks: [[UInt8]] = []
+        let encodeStart = clock.now
+        for c in chunks {
+            let (b, sections) = BlockCodec.encode(c)
+            bytes += b.count
+            blocks.append(b)
+            for s in sections { bySection[s.name, default: 0] += s.bytes }
+        }
+        let encodeTime = elapsedSeconds(clock.now - encodeStart)
+        let decodeStart = clock.now
+        var decoded = 0
+        for b in blocks { decoded += try b.withUnsafeBytes { try BlockCodec.decode($0) }.spanCount }
+        let decodeTime = elapsedSeconds(clock.now - decodeStart)
+        print("spans: \(total) in \(chunks.count) blocks; decoded back: \(decoded)")
+        print(String(format: "block bytes: %.1f B/span (%.1f MB)", Double(bytes) / Double(total), Double(bytes) / 1e6))
+        print(String(format: "encode: %.0f spans/s   decode: %.0f spans/s (one core)", Double(total) / encodeTime, Double(total) / decodeTime))
+        for (name, b) in bySection.sorted(by: { $0.value > $1.value }) {
+            print(String(format: "  %-26@ %6.2f B/span", name as NSString, Double(b) / Double(total)))
+        }
+    }
 }

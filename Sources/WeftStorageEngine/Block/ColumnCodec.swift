@@ -1,0 +1,154 @@
+/// Byte-level building blocks of the block format: varints and frame-of-reference bit packing.
+///
+/// A packed column is `[count: varint][min: varint][width: UInt8][words…]`: each value is stored as
+/// `value - min` in `width` bits (0 bits when all values are equal), little-endian within 64-bit words.
+public struct ByteWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
+
+    public init() {}
+
+    public mutating func varint(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 {
+            self.bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        self.bytes.append(UInt8(v))
+    }
+
+    public mutating func fixed64(_ v: UInt64) {
+        withUnsafeBytes(of: v.littleEndian) { self.bytes.append(contentsOf: $0) }
+    }
+
+    public mutating func fixed32(_ v: UInt32) {
+        withUnsafeBytes(of: v.littleEndian) { self.bytes.append(contentsOf: $0) }
+    }
+
+    public mutating func raw(_ b: some Collection<UInt8>) { self.bytes.append(contentsOf: b) }
+
+    /// Frame-of-reference bit-packed unsigned values.
+    public mutating func packed(_ values: some Collection<UInt64>) {
+        self.varint(UInt64(values.count))
+        guard let minValue = values.min(), let maxValue = values.max() else { return }
+        let range = maxValue - minValue
+        let width = range == 0 ? 0 : 64 - range.leadingZeroBitCount
+        self.varint(minValue)
+        self.bytes.append(UInt8(width))
+        guard width > 0 else { return }
+        var word: UInt64 = 0
+        var used = 0
+        for v in values {
+            let d = v - minValue
+            word |= d << UInt64(used)
+            if used + width >= 64 {
+                self.fixed64(word)
+                let spill = used + width - 64
+                word = spill > 0 ? d >> UInt64(width - spill) : 0
+                used = spill
+            } else {
+                used += width
+            }
+        }
+        if used > 0 { self.fixed64(word) }
+    }
+
+    public mutating func packed(_ values: [UInt32]) { self.packed(values.lazy.map { UInt64($0) }) }
+    public mutating func packed(_ values: [UInt8]) { self.packed(values.lazy.map { UInt64($0) }) }
+}
+
+/// Why stored bytes could not be read back.
+public struct BlockFormatError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { self.message }
+}
+
+/// A bounds-checked reader for ``ByteWriter`` output.
+public struct ByteReader {
+    let bytes: UnsafeRawBufferPointer
+    public private(set) var position: Int
+
+    public init(_ bytes: UnsafeRawBufferPointer, at position: Int = 0) {
+        self.bytes = bytes
+        self.position = position
+    }
+
+    public var isAtEnd: Bool { self.position >= self.bytes.count }
+
+    public mutating func varint() throws(BlockFormatError) -> UInt64 {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard self.position < self.bytes.count, shift < 64 else { throw BlockFormatError("truncated varint at \(self.position)") }
+            let b = self.bytes[self.position]
+            self.position += 1
+            v |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return v }
+            shift += 7
+        }
+    }
+
+    public mutating func count(max: Int = 1 << 32) throws(BlockFormatError) -> Int {
+        let n = try self.varint()
+        guard n <= UInt64(max) else { throw BlockFormatError("count \(n) exceeds \(max) at \(self.position)") }
+        return Int(n)
+    }
+
+    public mutating func fixed64() throws(BlockFormatError) -> UInt64 {
+        guard self.bytes.count - self.position >= 8 else { throw BlockFormatError("truncated fixed64 at \(self.position)") }
+        defer { self.position += 8 }
+        return UInt64(littleEndian: self.bytes.loadUnaligned(fromByteOffset: self.position, as: UInt64.self))
+    }
+
+    public mutating func fixed32() throws(BlockFormatError) -> UInt32 {
+        guard self.bytes.count - self.position >= 4 else { throw BlockFormatError("truncated fixed32 at \(self.position)") }
+        defer { self.position += 4 }
+        return UInt32(littleEndian: self.bytes.loadUnaligned(fromByteOffset: self.position, as: UInt32.self))
+    }
+
+    public mutating func raw(_ n: Int) throws(BlockFormatError) -> UnsafeRawBufferPointer {
+        guard n >= 0, self.bytes.count - self.position >= n else { throw BlockFormatError("truncated bytes at \(self.position)") }
+        defer { self.position += n }
+        return UnsafeRawBufferPointer(rebasing: self.bytes[self.position..<(self.position + n)])
+    }
+
+    /// Reads a packed column written by ``ByteWriter/packed(_:)``.
+    public mutating func packed() throws(BlockFormatError) -> [UInt64] {
+        let n = try self.count()
+        guard n > 0 else { return [] }
+        let minValue = try self.varint()
+        guard self.position < self.bytes.count else { throw BlockFormatError("truncated packed header") }
+        let width = Int(self.bytes[self.position])
+        self.position += 1
+        guard width <= 64 else { throw BlockFormatError("bit width \(width) > 64") }
+        if width == 0 { return [UInt64](repeating: minValue, count: n) }
+        let words = (n * width + 63) / 64
+        guard self.bytes.count - self.position >= words * 8 else { throw BlockFormatError("truncated packed data") }
+        let mask: UInt64 = width == 64 ? .max : (1 << UInt64(width)) - 1
+        var out = [UInt64](repeating: 0, count: n)
+        let base = self.position
+        out.withUnsafeMutableBufferPointer { dst in
+            var bit = 0
+            for i in 0..<n {
+                let w = bit >> 6
+                let offset = bit & 63
+                var v = UInt64(littleEndian: self.bytes.loadUnaligned(fromByteOffset: base + w * 8, as: UInt64.self)) >> UInt64(offset)
+                if offset + width > 64 {
+                    let next = UInt64(littleEndian: self.bytes.loadUnaligned(fromByteOffset: base + (w + 1) * 8, as: UInt64.self))
+                    v |= next << UInt64(64 - offset)
+                }
+                dst[i] = (v & mask) &+ minValue
+                bit += width
+            }
+        }
+        self.position += words * 8
+        return out
+    }
+
+    public mutating func packed32() throws(BlockFormatError) -> [UInt32] { try self.packed().map { UInt32(truncatingIfNeeded: $0) } }
+    public mutating func packed8() throws(BlockFormatError) -> [UInt8] { try self.packed().map { UInt8(truncatingIfNeeded: $0) } }
+}
+
+/// ZigZag mapping of signed to unsigned integers (small magnitudes stay small).
+@inlinable public func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }
+@inlinable public func unzigzag(_ v: UInt64) -> Int64 { Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }
