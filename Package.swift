@@ -31,7 +31,8 @@ let package = Package(
         .target(name: "WeftModel", swiftSettings: settings),
         .target(name: "WeftOTLP", dependencies: ["WeftModel"], swiftSettings: settings),
         .target(name: "CWeftCRC", cSettings: [.unsafeFlags(["-gdwarf-4"])]),
-        .target(name: "WeftStorageEngine", dependencies: ["WeftModel", "WeftOTLP", "CWeftCRC"], swiftSettings: settings),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .target(name: "WeftStorageEngine", dependencies: ["WeftModel", "WeftOTLP", "CWeftCRC", "CZstd"], swiftSettings: settings),
         .target(name: "WeftQuery", dependencies: ["WeftModel", "WeftOTLP", "WeftStorageEngine"], swiftSettings: settings),
         .target(name: "WeftLoad", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
         // Layer 1: shells.
@@ -57,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "weftctl",
             dependencies: [
-                "WeftClient", "WeftLoad", "WeftOTLP", "WeftModel",
+                "WeftClient", "WeftLoad", "WeftOTLP", "WeftModel", "WeftStorageEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: settings

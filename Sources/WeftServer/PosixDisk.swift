@@ -141,6 +141,12 @@ public final class PosixDisk: Disk {
         guard Glibc.truncate(path, off_t(length)) == 0 else { throw self.failure("cannot truncate", path) }
     }
 
+    public func rename(_ from: String, to: String) throws {
+        if let fd = self.descriptors.removeValue(forKey: from) { close(fd) }
+        if let fd = self.descriptors.removeValue(forKey: to) { close(fd) }
+        guard Glibc.rename(from, to) == 0 else { throw self.failure("cannot rename to \(to)", from) }
+    }
+
     public func remove(_ path: String) throws {
         if let fd = self.descriptors.removeValue(forKey: path) { close(fd) }
         guard unlink(path) == 0 else { throw self.failure("cannot remove", path) }

@@ -16,6 +16,8 @@ public protocol Disk: AnyObject {
     /// Makes the directory's entries (created/removed files) durable.
     func syncDirectory(_ path: String) throws
     func truncate(_ path: String, to length: Int) throws
+    /// Atomically renames a file (replacing `to`); durable after ``syncDirectory(_:)``.
+    func rename(_ from: String, to: String) throws
     func remove(_ path: String) throws
 }
 

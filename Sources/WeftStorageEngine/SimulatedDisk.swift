@@ -61,6 +61,16 @@ public final class SimulatedDisk: Disk {
         self.files[path]!.content.removeSubrange(min(length, self.files[path]!.content.count)...)
     }
 
+    public func rename(_ from: String, to: String) throws {
+        guard let f = self.files[from] else { throw DiskError("no such file: \(from)") }
+        if self.files[to] != nil { try self.remove(to) }
+        try self.remove(from)
+        self.files[to] = f
+        // The new name exists durably only after the directory is synced; a restored removal of the
+        // same name (replaced above) comes back on a crash.
+        self.uncommittedCreations.insert(to)
+    }
+
     public func remove(_ path: String) throws {
         guard let f = self.files.removeValue(forKey: path) else { throw DiskError("no such file: \(path)") }
         if self.uncommittedCreations.remove(path) == nil {

@@ -136,6 +136,7 @@ struct Blocks: ParsableCommand {
     @Option(help: "Spans to generate.") var spans = 1_000_000
     @Option(help: "Spans per block (the head's chunk size).") var blockSpans = 65_536
     @Option(help: "Generator seed.") var seed: UInt64 = 1
+    @Option(help: "Also write the first block to this file (for weftctl block inspect).") var write: String?
 
     func run() throws {
         var generator = TrafficGenerator(profile: LoadProfile(seed: self.seed))
@@ -167,6 +168,9 @@ struct Blocks: ParsableCommand {
             for s in sections { bySection[s.name, default: 0] += s.bytes }
         }
         let encodeTime = elapsedSeconds(clock.now - encodeStart)
+        if let path = self.write, let first = blocks.first {
+            FileManager.default.createFile(atPath: path, contents: Data(first))
+        }
         let decodeStart = clock.now
         var decoded = 0
         for b in blocks { decoded += try b.withUnsafeBytes { try BlockCodec.decode($0) }.spanCount }

@@ -2,7 +2,8 @@ import WeftModel
 
 /// The columnar block format, version 1: an immutable, self-checking encoding of a span batch.
 ///
-/// Layout: `WEFTBLK1`, then sections `[name length: varint][name][payload length: varint][crc32c: UInt32][payload]`,
+/// Layout: `WEFTBLK1`, then sections `[name length: varint][name][codec: UInt8][raw length: varint]`
+/// `[stored length: varint][crc32c of stored bytes: UInt32][stored bytes]` (codec 0 = raw, 1 = zstd),
 /// and a footer `[section count: UInt32][WEFTBLK1]`. Rows are ordered by (trace ID, start time), so the spans
 /// of a trace are adjacent and a trace is found by binary search over the sorted unique trace IDs.
 /// Columns are frame-of-reference bit-packed; attributes are stored grouped by key (rows of each key
@@ -14,13 +15,24 @@ public enum BlockCodec {
     /// Bytes per section, for inspection and the per-column size breakdown.
     public struct Section: Sendable, Equatable {
         public var name: String
+        /// Bytes on disk, header included.
         public var bytes: Int
+        /// Bytes before compression.
+        public var rawBytes: Int
+        public var compressed: Bool
+    }
+
+    /// Options for writing blocks.
+    public struct Options: Sendable {
+        /// zstd level for sections (0 = no compression).
+        public var zstdLevel: Int32
+        public init(zstdLevel: Int32 = 3) { self.zstdLevel = zstdLevel }
     }
 
     // MARK: Encoding
 
     /// Encodes `batch` (any row order) as a block.
-    public static func encode(_ batch: SpanBatch) -> (bytes: [UInt8], sections: [Section]) {
+    public static func encode(_ batch: SpanBatch, options: Options = Options()) -> (bytes: [UInt8], sections: [Section]) {
         let n = batch.spanCount
         // Order rows by trace, then start time.
         let order = (0..<n).sorted { a, b in
@@ -33,16 +45,27 @@ public enum BlockCodec {
         var sections: [Section] = []
         var count: UInt32 = 0
         func section(_ name: String, _ body: (inout ByteWriter) -> Void) {
-            var w = ByteWriter()
+            var w = ByteWriter(byteAligned: options.zstdLevel > 0)
             body(&w)
+            // Compress when it saves at least an eighth.
+            var stored = w.bytes
+            var codec: UInt8 = 0
+            if options.zstdLevel > 0, w.bytes.count >= 64,
+                let z = w.bytes.withUnsafeBytes({ Zstd.compress($0, level: options.zstdLevel) }), z.count < w.bytes.count - w.bytes.count / 8
+            {
+                stored = z
+                codec = 1
+            }
             var header = ByteWriter()
             header.varint(UInt64(name.utf8.count))
             header.raw(Array(name.utf8))
+            header.raw([codec])
             header.varint(UInt64(w.bytes.count))
-            header.fixed32(w.bytes.withUnsafeBytes { CRC32C.checksum($0) })
+            header.varint(UInt64(stored.count))
+            header.fixed32(stored.withUnsafeBytes { CRC32C.checksum($0) })
             out.raw(header.bytes)
-            out.raw(w.bytes)
-            sections.append(Section(name: name, bytes: header.bytes.count + w.bytes.count))
+            out.raw(stored)
+            sections.append(Section(name: name, bytes: header.bytes.count + stored.count, rawBytes: w.bytes.count, compressed: codec == 1))
             count += 1
         }
 
@@ -81,10 +104,11 @@ public enum BlockCodec {
 
         // Span identity and timing.
         section("span.id") { w in for row in order { w.fixed64(batch.spanID[row]) } }
+        // Parent as (position within the trace + 1); 0 = root; unresolved parents listed separately.
+        var local: [UInt64] = []
+        local.reserveCapacity(n)
         section("span.parent") { w in
-            // Parent as (position within the trace + 1); 0 = root; unresolved parents listed separately.
             var positionOf: [UInt64: Int] = [:]
-            var local: [UInt64] = []
             var unresolved: [(Int, UInt64)] = []
             var traceFirst = 0
             for (position, row) in order.enumerated() {
@@ -114,12 +138,30 @@ public enum BlockCodec {
                 w.fixed64(parent)
             }
         }
-        section("span.start") { w in
-            w.packed(order.enumerated().lazy.map { (p, row) in batch.startTime[row] - traceStart[traceOf[p]] })
+        // Timing relative to the parent when it comes earlier in the trace (nested LLM calls start and end
+        // close to their parents), else relative to the trace's first start. The decoder applies the same rule.
+        var traceFirst = 0
+        var startDeltas: [UInt64] = []
+        var durationDeltas: [UInt64] = []
+        startDeltas.reserveCapacity(n)
+        durationDeltas.reserveCapacity(n)
+        for (p, row) in order.enumerated() {
+            if p == 0 || traceOf[p] != traceOf[p - 1] { traceFirst = p }
+            let start = batch.startTime[row]
+            let duration = Int64(bitPattern: batch.endTime[row] &- start)
+            let l = Int(local[p])
+            if l > 0 && traceFirst + l - 1 < p {
+                let parent = order[traceFirst + l - 1]
+                let parentDuration = Int64(bitPattern: batch.endTime[parent] &- batch.startTime[parent])
+                startDeltas.append(zigzag(Int64(bitPattern: start &- batch.startTime[parent])))
+                durationDeltas.append(zigzag(parentDuration &- duration))
+            } else {
+                startDeltas.append(zigzag(Int64(bitPattern: start &- traceStart[traceOf[p]])))
+                durationDeltas.append(zigzag(duration))
+            }
         }
-        section("span.duration") { w in
-            w.packed(order.lazy.map { row in zigzag(Int64(bitPattern: batch.endTime[row] &- batch.startTime[row])) })
-        }
+        section("span.start") { w in w.packed(startDeltas) }
+        section("span.duration") { w in w.packed(durationDeltas) }
 
         // Small fixed columns.
         func column32(_ name: String, _ values: [UInt32]) { section(name) { w in w.packed(order.lazy.map { UInt64(values[$0]) }) } }

@@ -1,33 +1,82 @@
 import WeftModel
 
 extension BlockCodec {
-    /// Splits a block into its checksummed sections; throws on a bad magic, truncation or checksum.
-    public static func sections(_ raw: UnsafeRawBufferPointer) throws(BlockFormatError) -> [String: UnsafeRawBufferPointer] {
+    /// Splits a block into its checksummed, decompressed sections; throws on a bad magic, truncation,
+    /// checksum or compression error.
+    public static func sections(_ raw: UnsafeRawBufferPointer) throws(BlockFormatError) -> [String: [UInt8]] {
         guard raw.count >= magic.count * 2 + 4, magic.elementsEqual(raw[0..<magic.count]),
             magic.elementsEqual(raw[(raw.count - magic.count)...])
         else { throw BlockFormatError("not a Weft block (bad magic or truncated)") }
         let expected = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - magic.count - 4, as: UInt32.self)))
         let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - magic.count - 4)])
         var r = ByteReader(body, at: magic.count)
-        var result: [String: UnsafeRawBufferPointer] = [:]
+        var result: [String: [UInt8]] = [:]
         while !r.isAtEnd {
             let nameLength = try r.count(max: 256)
             let name = String(decoding: try r.raw(nameLength), as: UTF8.self)
+            let codec = try r.raw(1)[0]
+            let rawLength = try r.count(max: 1 << 31)
             let length = try r.count(max: body.count)
             let crc = try r.fixed32()
-            let payload = try r.raw(length)
-            guard CRC32C.checksum(payload) == crc else { throw BlockFormatError("checksum mismatch in section '\(name)'") }
-            result[name] = payload
+            let stored = try r.raw(length)
+            guard CRC32C.checksum(stored) == crc else { throw BlockFormatError("checksum mismatch in section '\(name)'") }
+            switch codec {
+            case 0:
+                guard rawLength == length else { throw BlockFormatError("section '\(name)' has inconsistent lengths") }
+                result[name] = Array(stored)
+            case 1:
+                result[name] = try Zstd.decompress(stored, size: rawLength)
+            default:
+                throw BlockFormatError("section '\(name)' uses unknown codec \(codec)")
+            }
         }
         guard result.count == expected else { throw BlockFormatError("block has \(result.count) sections, footer says \(expected)") }
         return result
     }
 
+    /// Each section's name, stored and raw size and codec, in file order (checksums checked).
+    public static func layout(_ raw: UnsafeRawBufferPointer) throws(BlockFormatError) -> [Section] {
+        guard raw.count >= magic.count * 2 + 4 else { throw BlockFormatError("not a Weft block (truncated)") }
+        let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - magic.count - 4)])
+        var r = ByteReader(body, at: magic.count)
+        var result: [Section] = []
+        while !r.isAtEnd {
+            let start = r.position
+            let name = String(decoding: try r.raw(try r.count(max: 256)), as: UTF8.self)
+            let codec = try r.raw(1)[0]
+            let rawLength = try r.count(max: 1 << 31)
+            let length = try r.count(max: body.count)
+            _ = try r.fixed32()
+            _ = try r.raw(length)
+            result.append(Section(name: name, bytes: r.position - start, rawBytes: rawLength, compressed: codec == 1))
+        }
+        return result
+    }
+
+    /// Checks every checksum and that the block decodes; returns its sections and span count.
+    public static func verify(_ raw: UnsafeRawBufferPointer) throws(BlockFormatError) -> (sections: [String: Int], spans: Int) {
+        let sections = try sections(raw)
+        let batch = try decode(raw)
+        return (sections.mapValues(\.count), batch.spanCount)
+    }
+
     /// Decodes a whole block back into a batch (rows in block order).
     public static func decode(_ raw: UnsafeRawBufferPointer) throws(BlockFormatError) -> SpanBatch {
         let s = try sections(raw)
+        // One owned buffer holds every section while readers view it.
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, s.values.reduce(0) { $0 + $1.count }), alignment: 8)
+        defer { storage.deallocate() }
+        var views: [String: UnsafeRawBufferPointer] = [:]
+        var at = 0
+        for (name, bytes) in s {
+            bytes.withUnsafeBytes { src in
+                if let base = src.baseAddress, src.count > 0 { (storage.baseAddress! + at).copyMemory(from: base, byteCount: src.count) }
+            }
+            views[name] = UnsafeRawBufferPointer(rebasing: storage[at..<(at + bytes.count)])
+            at += bytes.count
+        }
         func reader(_ name: String) throws(BlockFormatError) -> ByteReader {
-            guard let payload = s[name] else { throw BlockFormatError("block lacks section '\(name)'") }
+            guard let payload = views[name] else { throw BlockFormatError("block lacks section '\(name)'") }
             return ByteReader(payload)
         }
         var batch = SpanBatch()
@@ -97,10 +146,23 @@ extension BlockCodec {
         }
         let starts = try column("span.start")
         let durations = try column("span.duration")
+        traceFirst = 0
         for p in 0..<n {
-            let start = traceStarts[traceOf[p]] &+ starts[p]
+            if p == 0 || traceOf[p] != traceOf[p - 1] { traceFirst = p }
+            let l = Int(local[p])
+            let start: UInt64
+            let duration: Int64
+            if l > 0 && traceFirst + l - 1 < p {
+                let parent = traceFirst + l - 1
+                let parentDuration = Int64(bitPattern: batch.endTime[parent] &- batch.startTime[parent])
+                start = batch.startTime[parent] &+ UInt64(bitPattern: unzigzag(starts[p]))
+                duration = parentDuration &- unzigzag(durations[p])
+            } else {
+                start = traceStarts[traceOf[p]] &+ UInt64(bitPattern: unzigzag(starts[p]))
+                duration = unzigzag(durations[p])
+            }
             batch.startTime.append(start)
-            batch.endTime.append(start &+ UInt64(bitPattern: unzigzag(durations[p])))
+            batch.endTime.append(start &+ UInt64(bitPattern: duration))
         }
         batch.name = try column("span.name").map(id)
         batch.kind = try column("span.kind").map { UInt8(truncatingIfNeeded: $0) }

@@ -4,8 +4,10 @@
 /// `value - min` in `width` bits (0 bits when all values are equal), little-endian within 64-bit words.
 public struct ByteWriter: Sendable {
     public private(set) var bytes: [UInt8] = []
+    /// Round packed widths up to whole bytes (for sections that are compressed afterwards).
+    public var byteAligned: Bool
 
-    public init() {}
+    public init(byteAligned: Bool = false) { self.byteAligned = byteAligned }
 
     public mutating func varint(_ v: UInt64) {
         var v = v
@@ -31,7 +33,9 @@ public struct ByteWriter: Sendable {
         self.varint(UInt64(values.count))
         guard let minValue = values.min(), let maxValue = values.max() else { return }
         let range = maxValue - minValue
-        let width = range == 0 ? 0 : 64 - range.leadingZeroBitCount
+        let bits = range == 0 ? 0 : 64 - range.leadingZeroBitCount
+        // Whole bytes: byte-aligned values compress far better under zstd than odd bit widths.
+        let width = self.byteAligned ? (bits + 7) / 8 * 8 : bits
         self.varint(minValue)
         self.bytes.append(UInt8(width))
         guard width > 0 else { return }
