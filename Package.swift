@@ -39,7 +39,7 @@ let package = Package(
         .target(
             name: "WeftServer",
             dependencies: [
-                "WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftQuery",
+                "WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftQuery", "WeftHTTP2",
                 nio, nioPosix, nioHTTP1, logging,
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -49,6 +49,12 @@ let package = Package(
             swiftSettings: settings
         ),
         .target(name: "WeftClient", dependencies: [nio, nioPosix, nioHTTP1], swiftSettings: settings),
+        // HTTP/2 on libnghttp2 (apt: libnghttp2-dev).
+        .systemLibrary(
+            name: "CNGHTTP2", pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"]), .brew(["nghttp2"])]
+        ),
+        .target(name: "WeftHTTP2", dependencies: ["CNGHTTP2", nio], swiftSettings: settings),
         // Executables.
         .executableTarget(
             name: "weft",
@@ -71,12 +77,14 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        .executableTarget(name: "weft-h2bench", dependencies: ["WeftServer", nio, nioPosix], swiftSettings: settings),
         // Test support (no product).
         .target(name: "WeftTestSupport", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
         // Tests.
         .testTarget(name: "WeftOTLPTests", dependencies: ["WeftOTLP", "WeftModel", "WeftLoad"], resources: [.copy("Fixtures")], swiftSettings: settings),
         .testTarget(name: "WeftStorageEngineTests", dependencies: ["WeftStorageEngine", "WeftTestSupport", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
         .testTarget(name: "WeftQueryTests", dependencies: ["WeftQuery", "WeftTestSupport", "WeftStorageEngine", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
+        .testTarget(name: "WeftHTTP2Tests", dependencies: ["WeftHTTP2", "WeftServer", "WeftClient", nio, nioPosix], swiftSettings: settings),
         .testTarget(
             name: "WeftServerTests",
             dependencies: [

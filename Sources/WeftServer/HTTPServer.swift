@@ -2,6 +2,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import WeftHTTP2
 
 /// A complete HTTP request as handlers see it.
 public struct HTTPRequest: Sendable {
@@ -60,12 +61,14 @@ public final class HTTPServer: Sendable {
     public let channel: any Channel
     private let quiesce: ServerQuiescingHelper
 
-    /// Binds and starts serving. `maxBodyBytes` applies to the body as received.
+    /// Binds and starts serving. `maxBodyBytes` applies to the body as received. With an `http2` engine,
+    /// connections that open with the HTTP/2 preface (h2c, prior knowledge) are served by it on the same port.
     public static func start(
         host: String,
         port: Int,
         group: any EventLoopGroup,
         maxBodyBytes: Int,
+        http2: (any HTTP2ServerEngine)? = NGHTTP2Engine(),
         responder: @escaping HTTPResponder
     ) async throws -> HTTPServer {
         let quiesce = ServerQuiescingHelper(group: group)
@@ -81,10 +84,18 @@ public final class HTTPServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(
-                        HTTPRequestHandler(maxBodyBytes: maxBodyBytes, responder: responder)
-                    )
+                    let http1 = { (channel: any Channel) throws in
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                        try channel.pipeline.syncOperations.addHandler(
+                            HTTPRequestHandler(maxBodyBytes: maxBodyBytes, responder: responder)
+                        )
+                    }
+                    guard let http2 else { return try http1(channel) }
+                    // h2c hook: the first bytes pick HTTP/2 (client preface) or HTTP/1.1.
+                    let service = HTTP2Bridge.service(maxBodyBytes: maxBodyBytes, responder: responder)
+                    try channel.pipeline.syncOperations.addHandler(HTTP2PrefaceDetector(http1: http1, http2: { channel in
+                        try http2.configureServer(channel: channel, configuration: HTTP2ServerConfiguration(maxBodyBytes: maxBodyBytes), service: service)
+                    }))
                 }
             }
             .bind(host: host, port: port).get()
@@ -223,7 +234,7 @@ extension String {
 
     /// Decodes `%XX` escapes; nil if an escape is malformed.
     var removingPercentEncoding: String? {
-        guard self.contains("%") else { return self }
+        guard self.utf8.contains(UInt8(ascii: "%")) else { return self }
         var out = [UInt8]()
         var it = Array(self.utf8)[...]
         while let c = it.popFirst() {

@@ -1,0 +1,113 @@
+import NIOCore
+
+/// A complete HTTP/2 request as the engine hands it over.
+public struct HTTP2Request: Sendable {
+    public var method: String
+    /// `:path`, including any query string.
+    public var path: String
+    public var scheme: String
+    public var authority: String
+    /// Regular header fields (lowercase names), in arrival order.
+    public var headers: [(name: String, value: String)]
+    public var body: ByteBuffer
+
+    public init(method: String, path: String, scheme: String, authority: String, headers: [(name: String, value: String)], body: ByteBuffer) {
+        self.method = method
+        self.path = path
+        self.scheme = scheme
+        self.authority = authority
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// A response to send on one stream.
+public struct HTTP2Response: Sendable {
+    public var status: Int
+    /// Regular header fields; names must be lowercase and connection-specific fields are not allowed.
+    public var headers: [(name: String, value: String)]
+    public var body: ByteBuffer
+
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: ByteBuffer = ByteBuffer()) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// Why a request was answered without reaching the responder.
+public enum HTTP2Rejection: Sendable, Equatable {
+    /// The body (or its declared content-length) is over `maxBodyBytes`: answer 413.
+    case bodyTooLarge(limit: Int)
+    /// The header list is over `maxHeaderListBytes`: answer 431.
+    case headersTooLarge(limit: Int)
+}
+
+/// What an HTTP/2 server does with requests.
+public struct HTTP2Service: Sendable {
+    /// Answers a complete request; called on the connection's event loop.
+    public var respond: @Sendable (HTTP2Request, any EventLoop) -> EventLoopFuture<HTTP2Response>
+    /// Builds the answer for a request refused by a limit (the request has no body).
+    public var reject: @Sendable (HTTP2Request, HTTP2Rejection) -> HTTP2Response
+
+    public init(
+        respond: @escaping @Sendable (HTTP2Request, any EventLoop) -> EventLoopFuture<HTTP2Response>,
+        reject: @escaping @Sendable (HTTP2Request, HTTP2Rejection) -> HTTP2Response = HTTP2Service.plainRejection
+    ) {
+        self.respond = respond
+        self.reject = reject
+    }
+
+    @Sendable public static func plainRejection(_ request: HTTP2Request, _ why: HTTP2Rejection) -> HTTP2Response {
+        let (status, text): (Int, String)
+        switch why {
+        case .bodyTooLarge(let limit): (status, text) = (413, "request body exceeds the limit of \(limit) bytes\n")
+        case .headersTooLarge(let limit): (status, text) = (431, "request header list exceeds \(limit) bytes\n")
+        }
+        return HTTP2Response(status: status, headers: [("content-type", "text/plain; charset=utf-8")], body: ByteBuffer(string: text))
+    }
+}
+
+/// Server limits (see ``NGSessionSettings`` for the meaning of each).
+public struct HTTP2ServerConfiguration: Sendable {
+    public var maxConcurrentStreams: UInt32 = 256
+    public var maxHeaderListBytes: Int = 64 << 10
+    public var initialStreamWindow: Int32 = 1 << 20
+    /// At least `maxBodyBytes` + one stream window, so one maximal body always fits.
+    public var connectionWindow: Int32 = 64 << 20
+    public var maxBodyBytes: Int = 64 << 20
+
+    public init(maxBodyBytes: Int = 64 << 20) {
+        self.maxBodyBytes = maxBodyBytes
+        self.connectionWindow = Int32(clamping: max(64 << 20, maxBodyBytes + (1 << 20)))
+    }
+
+    var sessionSettings: NGSessionSettings {
+        var s = NGSessionSettings()
+        s.maxConcurrentStreams = self.maxConcurrentStreams
+        s.maxHeaderListBytes = self.maxHeaderListBytes
+        s.initialStreamWindow = self.initialStreamWindow
+        s.connectionWindow = self.connectionWindow
+        s.maxBodyBytes = self.maxBodyBytes
+        return s
+    }
+}
+
+/// An HTTP/2 server engine: whatever can serve a channel whose next inbound bytes start with the
+/// client connection preface. Callers depend only on this, so another engine can replace nghttp2.
+public protocol HTTP2ServerEngine: Sendable {
+    /// Adds the handlers; called on the channel's event loop.
+    func configureServer(channel: any Channel, configuration: HTTP2ServerConfiguration, service: HTTP2Service) throws
+}
+
+/// The libnghttp2 engine.
+public struct NGHTTP2Engine: HTTP2ServerEngine {
+    public init() {}
+
+    public func configureServer(channel: any Channel, configuration: HTTP2ServerConfiguration, service: HTTP2Service) throws {
+        try channel.pipeline.syncOperations.addHandler(NGHTTP2ServerHandler(configuration: configuration, service: service))
+    }
+}
+
+/// The 24-byte client connection preface (RFC 9113 §3.4).
+public let http2ClientPreface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)

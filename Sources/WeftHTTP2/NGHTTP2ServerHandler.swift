@@ -1,0 +1,162 @@
+import NIOCore
+
+/// Serves HTTP/2 on one connection with an ``NGSession``: reads are fed to the session as they come,
+/// complete requests go to the service, and output is flushed once per read burst (or once per loop
+/// tick for answers that complete later).
+final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let configuration: HTTP2ServerConfiguration
+    private let service: HTTP2Service
+    private var session: NGSession?
+    private var context: ChannelHandlerContext?
+    /// Inside a read burst: channelReadComplete will flush.
+    private var reading = false
+    private var flushScheduled = false
+
+    init(configuration: HTTP2ServerConfiguration, service: HTTP2Service) {
+        self.configuration = configuration
+        self.service = service
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        do {
+            self.session = try NGSession(role: .server, settings: self.configuration.sessionSettings, allocator: context.channel.allocator)
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        // Our SETTINGS go out with the first flush (the read that brought the preface, or the next tick).
+        self.scheduleFlush()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        self.session = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let session = self.session else { return }
+        self.reading = true
+        do {
+            try session.receive(self.unwrapInboundIn(data))
+        } catch {
+            // Fatal for the connection: send what nghttp2 queued (GOAWAY) and close.
+            self.flush(context: context)
+            self.session = nil
+            context.close(promise: nil)
+            return
+        }
+        self.handleEvents(session, context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.reading = false
+        self.flush(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.session = nil
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent, let session = self.session {
+            // Graceful shutdown: GOAWAY; streams already accepted run to completion, then we close.
+            session.submitGoAway()
+            self.flush(context: context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    // MARK: -
+
+    private func handleEvents(_ session: NGSession, context: ChannelHandlerContext) {
+        // Answers that complete inline may add events; loop until none are left.
+        var events = session.takeEvents()
+        while !events.isEmpty {
+            for event in events {
+                switch event {
+                case .message(let streamID, let message):
+                    self.dispatch(streamID, message, context: context)
+                case .rejected(let streamID, let why, let head):
+                    let limit: HTTP2Rejection = why == .bodyTooLarge
+                        ? .bodyTooLarge(limit: self.configuration.maxBodyBytes)
+                        : .headersTooLarge(limit: self.configuration.maxHeaderListBytes)
+                    self.submit(streamID, self.service.reject(Self.request(head), limit), method: head.method)
+                case .closed, .goAway:
+                    break
+                }
+            }
+            events = session.takeEvents()
+        }
+    }
+
+    private static func request(_ m: NGMessage) -> HTTP2Request {
+        HTTP2Request(method: m.method, path: m.path, scheme: m.scheme, authority: m.authority, headers: m.headers, body: m.body)
+    }
+
+    private func dispatch(_ streamID: Int32, _ message: NGMessage, context: ChannelHandlerContext) {
+        let method = message.method
+        let future = self.service.respond(Self.request(message), context.eventLoop)
+        future.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+            let response: HTTP2Response
+            switch result {
+            case .success(let r): response = r
+            case .failure(let error):
+                response = HTTP2Response(status: 500, headers: [("content-type", "text/plain; charset=utf-8")], body: ByteBuffer(string: "internal error: \(error)\n"))
+            }
+            self.submit(streamID, response, method: method)
+        }
+    }
+
+    private func submit(_ streamID: Int32, _ response: HTTP2Response, method: String) {
+        guard let session = self.session else { return }
+        var headers = response.headers
+        headers.append(("content-length", String(response.body.readableBytes)))
+        session.submitResponse(streamID: streamID, status: response.status, headers: headers, body: method == "HEAD" ? nil : response.body)
+        self.scheduleFlush()
+    }
+
+    private func scheduleFlush() {
+        guard !self.reading, !self.flushScheduled, let context = self.context else { return }
+        self.flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            if let context = self.context { self.flush(context: context) }
+        }
+    }
+
+    private func flush(context: ChannelHandlerContext) {
+        guard let session = self.session else { return }
+        guard session.wantsWrite else { return self.closeIfDone(session, context: context) }
+        var out = context.channel.allocator.buffer(capacity: 16 << 10)
+        do {
+            try session.drainOutput(into: &out)
+        } catch {
+            self.session = nil
+            context.close(promise: nil)
+            return
+        }
+        self.handleEvents(session, context: context)
+        if out.readableBytes > 0 {
+            context.writeAndFlush(self.wrapOutboundOut(out), promise: nil)
+        }
+        self.closeIfDone(session, context: context)
+    }
+
+    private func closeIfDone(_ session: NGSession, context: ChannelHandlerContext) {
+        if !session.wantsRead && !session.wantsWrite {
+            self.session = nil
+            context.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,491 @@
+import CNGHTTP2
+import NIOCore
+
+/// A libnghttp2 error: a negative `nghttp2_error` code and its library message.
+public struct NGHTTP2Error: Error, CustomStringConvertible, Sendable {
+    public let code: Int32
+    public let operation: String
+
+    init(_ code: Int, _ operation: String) {
+        self.code = Int32(truncatingIfNeeded: code)
+        self.operation = operation
+    }
+
+    public var description: String {
+        "\(self.operation): \(String(cString: nghttp2_strerror(Int32(self.code)))) (\(self.code))"
+    }
+}
+
+/// Limits and flow-control settings for one session; the same shape serves both roles.
+public struct NGSessionSettings: Sendable {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS we advertise (server: streams the peer may open).
+    public var maxConcurrentStreams: UInt32 = 256
+    /// SETTINGS_MAX_HEADER_LIST_SIZE we advertise and enforce (RFC 9113 §6.5.2 accounting: name + value + 32).
+    public var maxHeaderListBytes: Int = 64 << 10
+    /// SETTINGS_INITIAL_WINDOW_SIZE (per-stream receive window).
+    public var initialStreamWindow: Int32 = 1 << 20
+    /// Connection receive window. On a server, body bytes are credited back to the connection only once
+    /// the request is answered or dropped, so this also bounds the request-body memory of one connection
+    /// (raised to at least `maxBodyBytes` + one stream window so a maximal body always fits).
+    public var connectionWindow: Int32 = 64 << 20
+    /// Largest message body kept; beyond it the stream is rejected and further DATA discarded.
+    public var maxBodyBytes: Int = 64 << 20
+
+    public init() {}
+}
+
+/// Why an inbound message was refused before it was complete.
+public enum NGRejection: Sendable, Equatable {
+    case bodyTooLarge
+    case headersTooLarge
+}
+
+/// What happened during `receive` / `drainOutput`; the owner handles these after the call returns, so
+/// nothing re-enters nghttp2 from inside its callbacks.
+public enum NGEvent: Sendable {
+    /// END_STREAM arrived: the message (request on a server, response on a client) is complete.
+    case message(streamID: Int32, NGMessage)
+    /// The inbound message broke a limit; a server should answer (413/431). Its DATA is discarded from
+    /// now on. `head` has the pseudo-headers and the headers kept so far, and no body.
+    case rejected(streamID: Int32, NGRejection, head: NGMessage)
+    /// The stream is gone; a non-zero code is a reset (RST_STREAM or GOAWAY) rather than a clean finish.
+    case closed(streamID: Int32, errorCode: UInt32)
+    /// The peer sent GOAWAY.
+    case goAway(lastStreamID: Int32, errorCode: UInt32)
+}
+
+/// One assembled HTTP/2 message (request or response).
+public struct NGMessage: Sendable {
+    public var method = ""
+    public var path = ""
+    public var scheme = ""
+    public var authority = ""
+    /// `:status` on responses, 0 on requests.
+    public var status = 0
+    /// Regular (non-pseudo) header fields, in arrival order; names are lowercase.
+    public var headers: [(name: String, value: String)] = []
+    public var trailers: [(name: String, value: String)] = []
+    public var body: ByteBuffer
+
+    init(body: ByteBuffer) { self.body = body }
+}
+
+/// Owns one `nghttp2_session` (server or client side) and the per-stream state; confined to one thread
+/// (the channel's event loop). Bytes go in with ``receive(_:)``, frames come out of ``drainOutput(into:)``,
+/// and what happened is read from ``takeEvents()`` afterwards.
+public final class NGSession {
+    public enum Role: Sendable { case server, client }
+
+    final class Stream {
+        var message: NGMessage
+        var headerBytes = 0
+        var inTrailers = false
+        var rejection: NGRejection? = nil
+        var remoteClosed = false
+        /// Body bytes received but not yet credited back to the connection window.
+        var unconsumed = 0
+        var outBody: ByteBuffer? = nil
+        var outEnded = true
+        var delivered = false
+
+        init(message: NGMessage) { self.message = message }
+    }
+
+    public let role: Role
+    public let settings: NGSessionSettings
+    private var session: OpaquePointer?
+    private var streams: [Int32: Stream] = [:]
+    /// The stream the last callback touched: header and data callbacks come in runs for one stream.
+    private var lastStream: (id: Int32, stream: Stream)? = nil
+    private var events: [NGEvent] = []
+    private let allocator: ByteBufferAllocator
+
+    public init(role: Role, settings: NGSessionSettings = NGSessionSettings(), allocator: ByteBufferAllocator = ByteBufferAllocator()) throws {
+        self.role = role
+        self.settings = settings
+        self.allocator = allocator
+
+        var callbacks: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&callbacks) == 0, let callbacks else { throw NGHTTP2Error(-901, "callbacks_new") }
+        defer { nghttp2_session_callbacks_del(callbacks) }
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, ud in
+            NGSession.from(ud).onBeginHeaders(frame!)
+        }
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLen, value, valueLen, _, ud in
+            NGSession.from(ud).onHeader(frame!, UnsafeBufferPointer(start: name, count: nameLen), UnsafeBufferPointer(start: value, count: valueLen))
+        }
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, len, ud in
+            NGSession.from(ud).onData(streamID, UnsafeRawBufferPointer(start: data, count: len))
+        }
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, ud in
+            NGSession.from(ud).onFrameReceived(frame!)
+        }
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, ud in
+            NGSession.from(ud).onFrameSent(frame!)
+        }
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, code, ud in
+            NGSession.from(ud).onStreamClose(streamID, code)
+        }
+
+        var option: OpaquePointer?
+        guard nghttp2_option_new(&option) == 0, let option else { throw NGHTTP2Error(-901, "option_new") }
+        defer { nghttp2_option_del(option) }
+        // Window updates follow consumption (see `connectionWindow`), not mere arrival.
+        nghttp2_option_set_no_auto_window_update(option, 1)
+        // Until the peer's SETTINGS arrive, assume a conservative stream limit.
+        nghttp2_option_set_peer_max_concurrent_streams(option, 100)
+
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        let rv = role == .server
+            ? nghttp2_session_server_new2(&self.session, callbacks, me, option)
+            : nghttp2_session_client_new2(&self.session, callbacks, me, option)
+        guard rv == 0 else { throw NGHTTP2Error(Int(rv), "session_new") }
+
+        var entries = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: settings.maxConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(settings.initialStreamWindow)),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: UInt32(settings.maxHeaderListBytes)),
+        ]
+        if role == .server {
+            entries.append(nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0))
+        }
+        let sv = nghttp2_submit_settings(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), entries, entries.count)
+        guard sv == 0 else { throw NGHTTP2Error(Int(sv), "submit_settings") }
+        // A server holds connection credit until it answers, so one maximal body must always fit.
+        let window = role == .server
+            ? max(settings.connectionWindow, Int32(clamping: settings.maxBodyBytes + Int(settings.initialStreamWindow)))
+            : settings.connectionWindow
+        let wv = nghttp2_session_set_local_window_size(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, window)
+        guard wv == 0 else { throw NGHTTP2Error(Int(wv), "set_local_window_size") }
+    }
+
+    deinit {
+        nghttp2_session_del(self.session)
+    }
+
+    private func stream(_ id: Int32) -> Stream? {
+        if let last = self.lastStream, last.id == id { return last.stream }
+        guard let stream = self.streams[id] else { return nil }
+        self.lastStream = (id, stream)
+        return stream
+    }
+
+    private func removeStream(_ id: Int32) {
+        self.streams[id] = nil
+        if self.lastStream?.id == id { self.lastStream = nil }
+    }
+
+    private static func from(_ ud: UnsafeMutableRawPointer?) -> NGSession {
+        Unmanaged<NGSession>.fromOpaque(ud!).takeUnretainedValue()
+    }
+
+    // MARK: - Driving the session
+
+    /// Feeds received bytes (in place, no copy). Throws on a fatal error: the caller flushes what is
+    /// queued (usually a GOAWAY) and closes the connection.
+    public func receive(_ buffer: ByteBuffer) throws {
+        let n = buffer.withUnsafeReadableBytes { raw -> Int in
+            guard let base = raw.baseAddress, raw.count > 0 else { return 0 }
+            return nghttp2_session_mem_recv(self.session, base.assumingMemoryBound(to: UInt8.self), raw.count)
+        }
+        if n < 0 { throw NGHTTP2Error(n, "mem_recv") }
+    }
+
+    /// Serializes every queued frame into `buffer`. Returns the number of bytes appended.
+    @discardableResult
+    public func drainOutput(into buffer: inout ByteBuffer) throws -> Int {
+        var total = 0
+        while true {
+            var chunk: UnsafePointer<UInt8>? = nil
+            let n = nghttp2_session_mem_send(self.session, &chunk)
+            if n < 0 { throw NGHTTP2Error(n, "mem_send") }
+            if n == 0 { break }
+            buffer.writeBytes(UnsafeRawBufferPointer(start: chunk, count: n))
+            total += n
+        }
+        return total
+    }
+
+    /// The events gathered since the last call, in order.
+    public func takeEvents() -> [NGEvent] {
+        guard !self.events.isEmpty else { return [] }
+        defer { self.events.removeAll(keepingCapacity: true) }
+        return self.events
+    }
+
+    /// False once the session has nothing more to read (after a GOAWAY with no active streams, or a fatal error).
+    public var wantsRead: Bool { nghttp2_session_want_read(self.session) != 0 }
+    /// False when nothing is queued to send.
+    public var wantsWrite: Bool { nghttp2_session_want_write(self.session) != 0 }
+    /// Streams with state held here.
+    public var openStreams: Int { self.streams.count }
+
+    // MARK: - Submitting
+
+    /// Server: answers a stream. Returns false if the stream is gone (reset or closed meanwhile).
+    @discardableResult
+    public func submitResponse(streamID: Int32, status: Int, headers: [(name: String, value: String)], body: ByteBuffer?) -> Bool {
+        precondition(self.role == .server)
+        guard let st = self.stream(streamID) else { return false }
+        self.creditConnection(st)
+        var fields: [(name: String, value: String)] = [(":status", String(status))]
+        fields.reserveCapacity(headers.count + 1)
+        fields.append(contentsOf: headers)
+        let hasBody = (body?.readableBytes ?? 0) > 0
+        st.outBody = hasBody ? body : nil
+        st.outEnded = true
+        let rv = NGSession.withHeaderFields(fields) { nva, count in
+            if hasBody {
+                var provider = NGSession.bodyProvider()
+                return nghttp2_submit_response(self.session, streamID, nva, count, &provider)
+            }
+            return nghttp2_submit_response(self.session, streamID, nva, count, nil)
+        }
+        return rv == 0
+    }
+
+    /// Client: opens a stream with a request. Returns the stream ID.
+    public func submitRequest(
+        method: String, path: String, scheme: String = "http", authority: String,
+        headers: [(name: String, value: String)] = [], body: ByteBuffer? = nil
+    ) throws -> Int32 {
+        precondition(self.role == .client)
+        var fields: [(name: String, value: String)] = [(":method", method), (":path", path), (":scheme", scheme), (":authority", authority)]
+        fields.append(contentsOf: headers)
+        let hasBody = (body?.readableBytes ?? 0) > 0
+        let sid = NGSession.withHeaderFields(fields) { nva, count in
+            if hasBody {
+                var provider = NGSession.bodyProvider()
+                return nghttp2_submit_request(self.session, nil, nva, count, &provider, nil)
+            }
+            return nghttp2_submit_request(self.session, nil, nva, count, nil, nil)
+        }
+        guard sid > 0 else { throw NGHTTP2Error(Int(sid), "submit_request") }
+        let stream = Stream(message: NGMessage(body: self.allocator.buffer(capacity: 0)))
+        stream.outBody = hasBody ? body : nil
+        self.streams[sid] = stream
+        return sid
+    }
+
+    /// Resets one stream (RST_STREAM); the `.closed` event follows once the frame is sent.
+    public func resetStream(_ streamID: Int32, errorCode: UInt32 = NGHTTP2_CANCEL.rawValue) {
+        nghttp2_submit_rst_stream(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
+    }
+
+    /// Graceful shutdown: GOAWAY(NO_ERROR) naming the last stream we processed. Streams up to it run to
+    /// completion; `wantsRead` turns false when the last one closes.
+    public func submitGoAway(errorCode: UInt32 = NGHTTP2_NO_ERROR.rawValue) {
+        let last = nghttp2_session_get_last_proc_stream_id(self.session)
+        nghttp2_submit_goaway(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, nil, 0)
+    }
+
+    /// Sends a PING (acknowledged automatically by the peer's library).
+    public func submitPing() {
+        nghttp2_submit_ping(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
+    }
+
+    // MARK: - Callbacks (no re-entry into mem_recv/mem_send from here; submit_* and consume_* are allowed)
+
+    private func onBeginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let sid = frame.pointee.hd.stream_id
+        if let st = self.stream(sid) {
+            if frame.pointee.headers.cat == NGHTTP2_HCAT_HEADERS, st.message.status >= 200 || self.role == .server {
+                st.inTrailers = true
+            }
+        } else {
+            let st = Stream(message: NGMessage(body: self.allocator.buffer(capacity: 0)))
+            self.streams[sid] = st
+            self.lastStream = (sid, st)
+        }
+        return 0
+    }
+
+    private func onHeader(_ frame: UnsafePointer<nghttp2_frame>, _ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) -> Int32 {
+        guard let st = self.stream(frame.pointee.hd.stream_id) else { return 0 }
+        st.headerBytes += name.count + value.count + 32
+        if st.headerBytes > self.settings.maxHeaderListBytes {
+            // Keep decoding (HPACK state must advance) but keep nothing; answered after END_HEADERS.
+            if st.rejection == nil { st.rejection = .headersTooLarge }
+            return 0
+        }
+        if st.rejection != nil { return 0 }
+        let v = String(decoding: value, as: UTF8.self)
+        if st.inTrailers {
+            st.message.trailers.append((String(decoding: name, as: UTF8.self), v))
+            return 0
+        }
+        if name.first == UInt8(ascii: ":") {
+            switch name.count {
+            case 7 where name[1] == UInt8(ascii: "m"): st.message.method = v  // :method
+            case 5 where name[1] == UInt8(ascii: "p"): st.message.path = v  // :path
+            case 7 where name[1] == UInt8(ascii: "s") && name[2] == UInt8(ascii: "c"): st.message.scheme = v  // :scheme
+            case 10 where name[1] == UInt8(ascii: "a"): st.message.authority = v  // :authority
+            case 7 where name[1] == UInt8(ascii: "s") && name[2] == UInt8(ascii: "t"): st.message.status = Int(v) ?? 0  // :status
+            default: break  // nghttp2 has already rejected unknown pseudo-headers
+            }
+        } else {
+            let n = String(decoding: name, as: UTF8.self)
+            st.message.headers.append((n, v))
+            if self.role == .server, name.count == 14, n == "content-length", let length = Int(v), length > self.settings.maxBodyBytes {
+                st.rejection = .bodyTooLarge
+            }
+        }
+        return 0
+    }
+
+    private func onData(_ sid: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
+        let n = data.count
+        guard let st = self.stream(sid), st.rejection == nil else {
+            // Nobody keeps these bytes: credit both windows right away.
+            nghttp2_session_consume(self.session, sid, n)
+            return 0
+        }
+        if self.role == .server {
+            // The stream window reopens at once (one stream may carry up to maxBodyBytes); the connection
+            // window only when the request is answered or dropped, which bounds a connection's buffered bodies.
+            nghttp2_session_consume_stream(self.session, sid, n)
+            st.unconsumed += n
+        } else {
+            // Client: responses are credited on arrival (consumer backpressure is a later step).
+            nghttp2_session_consume(self.session, sid, n)
+        }
+        if st.message.body.readableBytes + n > self.settings.maxBodyBytes {
+            self.reject(sid, st, .bodyTooLarge)
+            return 0
+        }
+        st.message.body.writeBytes(data)
+        return 0
+    }
+
+    private func onFrameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let hd = frame.pointee.hd
+        let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        switch UInt32(hd.type) {
+        case NGHTTP2_HEADERS.rawValue, NGHTTP2_DATA.rawValue:
+            guard let st = self.stream(hd.stream_id) else { return 0 }
+            let isHeaders = UInt32(hd.type) == NGHTTP2_HEADERS.rawValue
+            if isHeaders, let why = st.rejection, !st.delivered {
+                self.reject(hd.stream_id, st, why)
+            }
+            // A 1xx response head is not the final one.
+            if self.role == .client, isHeaders, !endStream, (100..<200).contains(st.message.status) {
+                st.message.status = 0
+                st.headerBytes = 0
+                return 0
+            }
+            if endStream {
+                st.remoteClosed = true
+                if st.rejection == nil {
+                    let message = self.moveMessage(st)
+                    // A client owns the response from here; a server credits the window when it answers.
+                    if self.role == .client { self.creditConnection(st) }
+                    self.events.append(.message(streamID: hd.stream_id, message))
+                }
+            }
+        case NGHTTP2_GOAWAY.rawValue:
+            self.events.append(.goAway(lastStreamID: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code))
+        default:
+            break
+        }
+        return 0
+    }
+
+    private func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let hd = frame.pointee.hd
+        // We answered a rejected request early; tell the peer to stop sending its body.
+        if self.role == .server, hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+           let st = self.stream(hd.stream_id), st.rejection != nil, !st.remoteClosed {
+            nghttp2_submit_rst_stream(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), hd.stream_id, NGHTTP2_NO_ERROR.rawValue)
+        }
+        return 0
+    }
+
+    private func onStreamClose(_ sid: Int32, _ code: UInt32) -> Int32 {
+        guard let st = self.stream(sid) else { return 0 }
+        self.creditConnection(st)
+        self.removeStream(sid)
+        self.events.append(.closed(streamID: sid, errorCode: code))
+        return 0
+    }
+
+    private func reject(_ sid: Int32, _ st: Stream, _ why: NGRejection) {
+        guard !st.delivered else { return }
+        st.rejection = why
+        // Drop what was buffered; the head (minus headers over the limit) goes with the event.
+        var head = self.moveMessage(st)
+        head.body = self.allocator.buffer(capacity: 0)
+        self.creditConnection(st)
+        self.events.append(.rejected(streamID: sid, why, head: head))
+    }
+
+    private func moveMessage(_ st: Stream) -> NGMessage {
+        var message = NGMessage(body: self.allocator.buffer(capacity: 0))
+        swap(&message, &st.message)
+        st.delivered = true
+        return message
+    }
+
+    private func creditConnection(_ st: Stream) {
+        if st.unconsumed > 0 {
+            nghttp2_session_consume_connection(self.session, st.unconsumed)
+            st.unconsumed = 0
+        }
+    }
+
+    // MARK: - Outbound bodies
+
+    fileprivate func readBody(_ sid: Int32, _ dest: UnsafeMutablePointer<UInt8>, _ length: Int, _ flags: UnsafeMutablePointer<UInt32>) -> Int {
+        guard let st = self.stream(sid) else {
+            return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
+        guard st.outBody != nil else {
+            if st.outEnded {
+                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+                return 0
+            }
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        }
+        let n = min(length, st.outBody!.readableBytes)
+        st.outBody!.readWithUnsafeReadableBytes { raw in
+            UnsafeMutableRawPointer(dest).copyMemory(from: raw.baseAddress!, byteCount: n)
+            return n
+        }
+        if st.outBody!.readableBytes == 0 {
+            st.outBody = nil
+            if st.outEnded { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+        }
+        return n
+    }
+
+    private static func bodyProvider() -> nghttp2_data_provider {
+        nghttp2_data_provider(source: nghttp2_data_source(ptr: nil)) { _, sid, buf, length, flags, _, ud in
+            NGSession.from(ud).readBody(sid, buf!, length, flags!)
+        }
+    }
+
+    /// Lays the fields out in one byte array and calls `body` with an `nghttp2_nv` array over it;
+    /// nghttp2 copies them during `submit_*` (NV_FLAG_NONE).
+    static func withHeaderFields<R>(_ fields: [(name: String, value: String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count })
+        var spans: [(Int, Int, Int, Int)] = []
+        spans.reserveCapacity(fields.count)
+        for (name, value) in fields {
+            let n = bytes.count
+            bytes.append(contentsOf: name.utf8)
+            let v = bytes.count
+            bytes.append(contentsOf: value.utf8)
+            spans.append((n, v - n, v, bytes.count - v))
+        }
+        bytes.append(0)  // never empty, so the base address exists
+        return bytes.withUnsafeMutableBufferPointer { raw in
+            withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(1, fields.count)) { nva in
+                let base = raw.baseAddress!
+                for (i, s) in spans.enumerated() {
+                    nva[i] = nghttp2_nv(name: base + s.0, value: base + s.2, namelen: s.1, valuelen: s.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                }
+                return body(UnsafePointer(nva.baseAddress!), fields.count)
+            }
+        }
+    }
+}

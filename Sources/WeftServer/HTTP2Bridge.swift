@@ -1,0 +1,51 @@
+import NIOCore
+import NIOHTTP1
+import WeftHTTP2
+
+/// Serves the HTTP/1.1 responder over HTTP/2: the same `HTTPRequest` goes in and the same
+/// `HTTPResponse` comes out, so routes and answers are identical on both protocols.
+enum HTTP2Bridge {
+    static func service(maxBodyBytes: Int, responder: @escaping HTTPResponder) -> HTTP2Service {
+        HTTP2Service(
+            respond: { request, loop in
+                responder(httpRequest(request), loop).map { http2Response($0) }
+            },
+            reject: { request, why in
+                switch why {
+                case .bodyTooLarge(let limit):
+                    // The same answer HTTP/1.1 gives (OTLP clients get an OTLP status body).
+                    let text = "request body exceeds the limit of \(limit) bytes"
+                    if let type = request.headers.first(where: { $0.name == "content-type" })?.value,
+                       type.lowercased().hasPrefix("application/x-protobuf") || type.lowercased().hasPrefix("application/json") {
+                        return http2Response(OTLPErrors.response(.payloadTooLarge, code: 8, text, contentType: type))
+                    }
+                    return http2Response(.text(.payloadTooLarge, text + "\n"))
+                case .headersTooLarge:
+                    return HTTP2Service.plainRejection(request, why)
+                }
+            }
+        )
+    }
+
+    static func httpRequest(_ r: HTTP2Request) -> HTTPRequest {
+        var headers = HTTPHeaders(r.headers)
+        if !r.authority.isEmpty && !headers.contains(name: "host") { headers.add(name: "host", value: r.authority) }
+        return HTTPRequest(method: HTTPMethod(rawValue: r.method), uri: r.path, headers: headers, body: r.body)
+    }
+
+    static func http2Response(_ r: HTTPResponse) -> HTTP2Response {
+        var fields: [(name: String, value: String)] = []
+        fields.reserveCapacity(r.headers.count)
+        for (name, value) in r.headers {
+            let lower = name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) ? name.lowercased() : name
+            switch lower {
+            // Connection-specific fields are forbidden in HTTP/2 (RFC 9113 §8.2.2); the engine sets content-length.
+            case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "content-length":
+                continue
+            default:
+                fields.append((lower, value))
+            }
+        }
+        return HTTP2Response(status: Int(r.status.code), headers: fields, body: ByteBuffer(bytes: r.body))
+    }
+}

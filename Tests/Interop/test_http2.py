@@ -1,0 +1,198 @@
+"""h2c (HTTP/2 with prior knowledge) on the same ports as HTTP/1.1, against real peers from Debian's
+nghttp2-client and curl. Reuses `Node` (and its fixtures) from test_node.py; WEFT_BIN picks the binary.
+"""
+
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from test_node import Node, data_dir, node  # noqa: F401  (fixtures)
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def need(tool):
+    if shutil.which(tool) is None:
+        pytest.skip("%s is not installed (Debian package: %s)" % (tool, "curl" if tool == "curl" else "nghttp2-client"))
+
+
+def hostport(url):
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    return host, int(port)
+
+
+def otlp_request(trace_id, tenant):
+    span = trace_pb2.Span(
+        trace_id=trace_id,
+        span_id=bytes.fromhex("00000000000000a1"),
+        name="h2c export",
+        kind=trace_pb2.Span.SPAN_KIND_SERVER,
+        start_time_unix_nano=1_700_000_000_000_000_000,
+        end_time_unix_nano=1_700_000_000_250_000_000,
+        attributes=[common_pb2.KeyValue(key="tenant_id", value=common_pb2.AnyValue(string_value=tenant))],
+    )
+    resource_spans = trace_pb2.ResourceSpans(scope_spans=[trace_pb2.ScopeSpans(spans=[span])])
+    resource_spans.resource.attributes.append(
+        common_pb2.KeyValue(key="service.name", value=common_pb2.AnyValue(string_value="h2c-svc"))
+    )
+    return trace_service_pb2.ExportTraceServiceRequest(resource_spans=[resource_spans]).SerializeToString()
+
+
+def curl_h2(*args):
+    out = subprocess.run(
+        ["curl", "-sS", "--http2-prior-knowledge", "--max-time", "30", "-w", "\n%{http_code} %{http_version}", *args],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    body, _, status = out.stdout.rpartition("\n")
+    code, version = status.split()
+    return int(code), version, body
+
+
+def test_curl_h2c_otlp_export_then_search(node):
+    need("curl")
+    trace_id = os.urandom(16)
+    with tempfile.NamedTemporaryFile(suffix=".pb") as f:
+        f.write(otlp_request(trace_id, "h2tenant"))
+        f.flush()
+        code, version, _ = curl_h2(
+            "-X", "POST", "-H", "Content-Type: application/x-protobuf", "--data-binary", "@" + f.name, node.otlp + "/v1/traces"
+        )
+    assert (code, version) == (200, "2")
+
+    code, version, body = curl_h2("-G", "--data-urlencode", "tags=tenant_id=h2tenant", node.query + "/api/search")
+    assert (code, version) == (200, "2")
+    traces = json.loads(body)["traces"]
+    assert [t["traceID"] for t in traces] == [trace_id.hex().lstrip("0")]
+    assert traces[0]["rootServiceName"] == "h2c-svc"
+    # The same answer over HTTP/1.1 on the same port.
+    assert node.get("/api/search", tags="tenant_id=h2tenant").json()["traces"] == traces
+
+
+def test_nghttp_get_echo(node):
+    need("nghttp")
+    out = subprocess.run(["nghttp", "-v", node.query + "/api/echo"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert ":status: 200" in out.stdout
+    assert out.stdout.rstrip().endswith("(last_stream_id=0, error_code=NO_ERROR(0x00), opaque_data(0)=[])")
+    assert "\necho" in out.stdout
+
+
+def test_h2load_burst_has_no_failures(node):
+    need("h2load")
+    out = subprocess.run(
+        ["h2load", "-n", "2000", "-c", "2", "-m", "8", node.query + "/api/echo"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2000 succeeded, 0 failed, 0 errored, 0 timeout" in out.stdout, out.stdout
+    assert "status codes: 2000 2xx" in out.stdout, out.stdout
+
+
+def read_until_closed(sock, limit=1 << 20):
+    """Everything the server sends until it closes the connection (the socket timeout fails the test)."""
+    data = b""
+    while len(data) < limit:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    raise AssertionError("the server kept the connection open")
+
+
+def frame_types(data):
+    types = []
+    while len(data) >= 9:
+        length = int.from_bytes(data[0:3], "big")
+        types.append(data[3])
+        data = data[9 + length:]
+    return types
+
+
+def frame_headers(data):
+    """(type, flags) of each complete frame in `data`."""
+    out = []
+    while len(data) >= 9 and len(data) >= 9 + int.from_bytes(data[0:3], "big"):
+        out.append((data[3], data[4]))
+        data = data[9 + int.from_bytes(data[0:3], "big"):]
+    return out
+
+
+def test_bad_preface_and_malformed_frame_close_only_that_connection(node):
+    host, port = hostport(node.query)
+    # A client that keeps a healthy HTTP/1.1 connection open throughout.
+    keep = requests.Session()
+    assert keep.get(node.query + "/api/echo", timeout=30).text == "echo"
+
+    # 1. A preface that goes wrong after the request line: neither HTTP/2 nor HTTP/1.x, closed at once.
+    with socket.create_connection((host, port), timeout=30) as s:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + os.urandom(64))
+        assert read_until_closed(s) == b""
+
+    # 2. Binary garbage (not the preface, so it goes to the HTTP/1.1 parser): 400 "Connection: close".
+    # (The HTTP/1.1 pipeline leaves closing to the client here; that behaviour predates h2c and is kept.)
+    with socket.create_connection((host, port), timeout=30) as s:
+        s.sendall(b"\x16\x03\x01\x02\x00" + os.urandom(200))
+        assert s.recv(65536).startswith(b"HTTP/1.1 400")
+
+    # 3. A valid preface, then HEADERS on stream 0 (a connection error): GOAWAY(PROTOCOL_ERROR), then close.
+    with socket.create_connection((host, port), timeout=30) as s:
+        settings = struct.pack(">I", 0)[1:] + bytes([4, 0]) + struct.pack(">I", 0)
+        headers0 = struct.pack(">I", 1)[1:] + bytes([1, 4]) + struct.pack(">I", 0) + b"\x82"
+        s.sendall(PREFACE + settings + headers0)
+        reply = read_until_closed(s)
+        types = frame_types(reply)
+        assert 7 in types, types  # GOAWAY
+        offset = 0
+        while offset + 9 <= len(reply):
+            length = int.from_bytes(reply[offset:offset + 3], "big")
+            if reply[offset + 3] == 7:
+                error_code = struct.unpack(">I", reply[offset + 9 + 4:offset + 9 + 8])[0]
+                assert error_code == 1  # PROTOCOL_ERROR
+            offset += 9 + length
+
+    # 4. A frame longer than the default max frame size: FRAME_SIZE_ERROR, then close.
+    with socket.create_connection((host, port), timeout=30) as s:
+        huge = struct.pack(">I", 1 << 20)[1:] + bytes([0, 0]) + struct.pack(">I", 1) + b"x" * 100
+        s.sendall(PREFACE + huge)
+        assert 7 in frame_types(read_until_closed(s))
+
+    # The node still serves: the old keep-alive connection, new HTTP/1.1 and new h2c connections.
+    assert keep.get(node.query + "/api/echo", timeout=30).text == "echo"
+    assert node.get("/api/echo").text == "echo"
+    if shutil.which("curl"):
+        assert curl_h2(node.query + "/api/echo")[0:3:2] == (200, "echo")
+    keep.close()
+
+
+def test_sigterm_with_open_h2c_connection_shuts_down(data_dir):  # noqa: F811
+    n = Node(data_dir).start()
+    try:
+        host, port = hostport(n.query)
+        with socket.create_connection((host, port), timeout=30) as s:
+            settings = struct.pack(">I", 0)[1:] + bytes([4, 0]) + struct.pack(">I", 0)
+            s.sendall(PREFACE + settings)
+            # Wait for the server's SETTINGS ACK: it has read and processed everything we sent.
+            seen = b""
+            while not any(t == 4 and f & 1 for t, f in frame_headers(seen)):
+                chunk = s.recv(65536)
+                assert chunk, "closed before the SETTINGS ACK"
+                seen += chunk
+            started = time.monotonic()
+            assert n.terminate() == 0
+            # The idle h2c connection got a GOAWAY and was closed as part of the graceful shutdown.
+            assert 7 in frame_types(read_until_closed(s))
+            assert time.monotonic() - started < 30
+    finally:
+        if n.proc.poll() is None:
+            n.kill()
