@@ -177,6 +177,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// A malformed request (the protocol error handler has already answered 400) or a socket error:
+    /// this connection is done.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
     private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
         let request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body)
         let keepAlive = head.isKeepAlive

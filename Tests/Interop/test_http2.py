@@ -139,11 +139,11 @@ def test_bad_preface_and_malformed_frame_close_only_that_connection(node):
         s.sendall(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + os.urandom(64))
         assert read_until_closed(s) == b""
 
-    # 2. Binary garbage (not the preface, so it goes to the HTTP/1.1 parser): 400 "Connection: close".
-    # (The HTTP/1.1 pipeline leaves closing to the client here; that behaviour predates h2c and is kept.)
+    # 2. Binary garbage (not the preface, so it goes to the HTTP/1.1 parser): 400 "Connection: close",
+    # then the server closes the connection.
     with socket.create_connection((host, port), timeout=30) as s:
         s.sendall(b"\x16\x03\x01\x02\x00" + os.urandom(200))
-        assert s.recv(65536).startswith(b"HTTP/1.1 400")
+        assert read_until_closed(s).startswith(b"HTTP/1.1 400")
 
     # 3. A valid preface, then HEADERS on stream 0 (a connection error): GOAWAY(PROTOCOL_ERROR), then close.
     with socket.create_connection((host, port), timeout=30) as s:
