@@ -545,3 +545,91 @@ extension SpanBatch {
         return UInt32(index)
     }
 }
+
+extension SpanBatch {
+    /// Appends rows `range` of `other`, which must share this batch's string table (same IDs), with
+    /// their attributes, events and links. Resources and scopes are copied whole.
+    public mutating func appendRows(_ range: Range<Int>, of other: SpanBatch) {
+        precondition(self.spanCount == 0, "appendRows starts an empty batch")
+        self.resourceAttrOffsets = other.resourceAttrOffsets
+        self.resourceAttrs = other.resourceAttrs
+        self.resourceDroppedAttrs = other.resourceDroppedAttrs
+        self.resourceSchemaURL = other.resourceSchemaURL
+        self.resourceServiceName = other.resourceServiceName
+        self.scopeName = other.scopeName
+        self.scopeVersion = other.scopeVersion
+        self.scopeAttrOffsets = other.scopeAttrOffsets
+        self.scopeAttrs = other.scopeAttrs
+        self.scopeDroppedAttrs = other.scopeDroppedAttrs
+        self.scopeSchemaURL = other.scopeSchemaURL
+        for row in range {
+            var f = SpanFields()
+            f.traceHigh = other.traceHigh[row]
+            f.traceLow = other.traceLow[row]
+            f.spanID = other.spanID[row]
+            f.parentSpanID = other.parentSpanID[row]
+            f.traceState = other.traceState[row]
+            f.name = other.name[row]
+            f.kind = other.kind[row]
+            f.start = other.startTime[row]
+            f.end = other.endTime[row]
+            f.flags = other.flags[row]
+            f.statusCode = other.statusCode[row]
+            f.statusMessage = other.statusMessage[row]
+            f.droppedAttrs = other.droppedAttrs[row]
+            f.droppedEvents = other.droppedEvents[row]
+            f.droppedLinks = other.droppedLinks[row]
+            for i in other.attrRange(row) {
+                self.attrs.append(key: other.attrs.keys[i], type: ValueType(rawValue: other.attrs.types[i]) ?? .empty, value: other.attrs.values[i])
+            }
+            for e in Int(other.eventOffsets[row])..<Int(other.eventOffsets[row + 1]) {
+                self.eventTime.append(other.eventTime[e])
+                self.eventName.append(other.eventName[e])
+                self.eventDroppedAttrs.append(other.eventDroppedAttrs[e])
+                for i in Int(other.eventAttrOffsets[e])..<Int(other.eventAttrOffsets[e + 1]) {
+                    self.eventAttrs.append(key: other.eventAttrs.keys[i], type: ValueType(rawValue: other.eventAttrs.types[i]) ?? .empty, value: other.eventAttrs.values[i])
+                }
+                self.eventAttrOffsets.append(UInt32(self.eventAttrs.count))
+            }
+            for l in Int(other.linkOffsets[row])..<Int(other.linkOffsets[row + 1]) {
+                self.linkTraceHigh.append(other.linkTraceHigh[l])
+                self.linkTraceLow.append(other.linkTraceLow[l])
+                self.linkSpanID.append(other.linkSpanID[l])
+                self.linkTraceState.append(other.linkTraceState[l])
+                self.linkFlags.append(other.linkFlags[l])
+                self.linkDroppedAttrs.append(other.linkDroppedAttrs[l])
+                for i in Int(other.linkAttrOffsets[l])..<Int(other.linkAttrOffsets[l + 1]) {
+                    self.linkAttrs.append(key: other.linkAttrs.keys[i], type: ValueType(rawValue: other.linkAttrs.types[i]) ?? .empty, value: other.linkAttrs.values[i])
+                }
+                self.linkAttrOffsets.append(UInt32(self.linkAttrs.count))
+            }
+            // Typed GenAI values are copied as stored (not re-derived).
+            self.traceHigh.append(f.traceHigh)
+            self.traceLow.append(f.traceLow)
+            self.spanID.append(f.spanID)
+            self.parentSpanID.append(f.parentSpanID)
+            self.traceState.append(f.traceState)
+            self.name.append(f.name)
+            self.kind.append(f.kind)
+            self.startTime.append(f.start)
+            self.endTime.append(f.end)
+            self.flags.append(f.flags)
+            self.statusCode.append(f.statusCode)
+            self.statusMessage.append(f.statusMessage)
+            self.resourceIndex.append(other.resourceIndex[row])
+            self.scopeIndex.append(other.scopeIndex[row])
+            self.attrOffsets.append(UInt32(self.attrs.count))
+            self.droppedAttrs.append(f.droppedAttrs)
+            self.droppedEvents.append(f.droppedEvents)
+            self.droppedLinks.append(f.droppedLinks)
+            self.eventOffsets.append(UInt32(self.eventTime.count))
+            self.linkOffsets.append(UInt32(self.linkSpanID.count))
+            self.genAIProvider.append(other.genAIProvider[row])
+            self.genAIRequestModel.append(other.genAIRequestModel[row])
+            self.genAIResponseModel.append(other.genAIResponseModel[row])
+            self.inputTokens.append(other.inputTokens[row])
+            self.outputTokens.append(other.outputTokens[row])
+            self.cost.append(other.cost[row])
+        }
+    }
+}

@@ -169,7 +169,7 @@ struct Blocks: ParsableCommand {
         }
         let encodeTime = elapsedSeconds(clock.now - encodeStart)
         if let path = self.write, let first = blocks.first {
-            FileManager.default.createFile(atPath: path, contents: Data(first))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(first))
         }
         let decodeStart = clock.now
         var decoded = 0

@@ -137,3 +137,46 @@ struct BlockStoreTests {
         _ = bad
     }
 }
+
+struct BlockReaderTests {
+    @Test func test_traceLookup_findsExactlyTheTracesRows() throws {
+        let batch = BlockCodecTests.generated(requests: 2, seed: 31)
+        let (bytes, _) = BlockCodec.encode(batch)
+        let reader = try BlockReader(bytes: bytes)
+        let ids = Set((0..<batch.spanCount).map { batch.traceID($0) })
+        for id in ids.prefix(50) {
+            let found = try #require(try reader.trace(id))
+            let expected = (0..<batch.spanCount).filter { batch.traceID($0) == id }.count
+            #expect(found.spanCount == expected)
+            #expect((0..<found.spanCount).allSatisfy { found.traceID($0) == id })
+        }
+        #expect(try reader.trace(TraceID(high: 1, low: 1)) == nil)
+    }
+
+    @Test func test_bloom_hasNoFalseNegatives_andFewFalsePositives() {
+        var rng = SplitMix64(seed: 77)
+        let ids = (0..<10_000).map { _ in TraceID(high: rng.next(), low: rng.next()) }
+        var bloom = TraceBloom(capacity: ids.count)
+        for id in ids { bloom.insert(id) }
+        #expect(ids.allSatisfy { bloom.mayContain($0) })
+        let others = (0..<10_000).map { _ in TraceID(high: rng.next(), low: rng.next()) }
+        let falsePositives = others.filter { bloom.mayContain($0) }.count
+        #expect(falsePositives < 300)  // about 1% expected at 10 bits per trace
+    }
+
+    @Test func test_storeFindTrace_usesMetaOnlyToSkipBlocks() throws {
+        let disk = SimulatedDisk()
+        let store = BlockStore(disk: disk, directory: "/b")
+        _ = try store.open()
+        let a = BlockCodecTests.generated(requests: 1, seed: 41)
+        let b = BlockCodecTests.generated(requests: 1, seed: 42)
+        _ = try store.write(a, org: "o", placement: "p")
+        _ = try store.write(b, org: "o", placement: "p")
+        let metas = try BlockStore(disk: disk, directory: "/b").open().blocks
+        let id = b.traceID(0)
+        let found = try store.findTrace(id, in: metas)
+        #expect(found.count == 1)
+        #expect(found[0].spanCount == (0..<b.spanCount).filter { b.traceID($0) == id }.count)
+        #expect(metas[1].traces.mayContain(id))
+    }
+}

@@ -12,8 +12,14 @@ public struct BlockMeta: Sendable, Equatable {
     public var maxStart: UInt64
     /// Size of the data file.
     public var bytes: Int
+    /// The block's trace IDs, so lookups skip blocks that cannot hold a trace.
+    public var traces: TraceBloom
 
-    public init(id: UInt64, org: String, placement: String, formatVersion: Int, spans: Int, minStart: UInt64, maxStart: UInt64, bytes: Int) {
+    public init(
+        id: UInt64, org: String, placement: String, formatVersion: Int, spans: Int, minStart: UInt64, maxStart: UInt64, bytes: Int,
+        traces: TraceBloom = TraceBloom(capacity: 1)
+    ) {
+        self.traces = traces
         self.id = id
         self.org = org
         self.placement = placement
@@ -39,6 +45,8 @@ public struct BlockMeta: Sendable, Equatable {
         w.fixed64(self.minStart)
         w.fixed64(self.maxStart)
         w.varint(UInt64(self.bytes))
+        w.varint(UInt64(self.traces.bits.count))
+        for word in self.traces.bits { w.fixed64(word) }
         let crc = w.bytes.withUnsafeBytes { CRC32C.checksum($0) }
         w.fixed32(crc)
         return w.bytes
@@ -59,9 +67,18 @@ public struct BlockMeta: Sendable, Equatable {
             let id = try r.varint()
             let org = String(decoding: try r.raw(try r.count(max: 1 << 16)), as: UTF8.self)
             let placement = String(decoding: try r.raw(try r.count(max: 1 << 16)), as: UTF8.self)
+            let formatVersion = try r.count(max: 1000)
+            let spans = try r.count()
+            let minStart = try r.fixed64()
+            let maxStart = try r.fixed64()
+            let size = try r.count(max: 1 << 40)
+            let words = try r.count(max: 1 << 24)
+            var bloom: [UInt64] = []
+            bloom.reserveCapacity(words)
+            for _ in 0..<words { bloom.append(try r.fixed64()) }
             return BlockMeta(
-                id: id, org: org, placement: placement, formatVersion: try r.count(max: 1000), spans: try r.count(),
-                minStart: try r.fixed64(), maxStart: try r.fixed64(), bytes: try r.count(max: 1 << 40)
+                id: id, org: org, placement: placement, formatVersion: formatVersion, spans: spans,
+                minStart: minStart, maxStart: maxStart, bytes: size, traces: TraceBloom(words: bloom)
             )
         }
     }
@@ -139,9 +156,11 @@ public final class BlockStore {
         let id = self.nextID
         self.nextID += 1
         let (bytes, _) = BlockCodec.encode(batch, options: options)
+        var bloom = TraceBloom(capacity: batch.spanCount)
+        for row in 0..<batch.spanCount { bloom.insert(batch.traceID(row)) }
         let meta = BlockMeta(
             id: id, org: org, placement: placement, formatVersion: BlockCodec.version, spans: batch.spanCount,
-            minStart: batch.startTime.min() ?? 0, maxStart: batch.startTime.max() ?? 0, bytes: bytes.count
+            minStart: batch.startTime.min() ?? 0, maxStart: batch.startTime.max() ?? 0, bytes: bytes.count, traces: bloom
         )
         try self.writeFile(self.path(id, ".block"), bytes)
         try self.writeFile(self.path(id, ".meta"), meta.encoded())
@@ -165,6 +184,15 @@ public final class BlockStore {
 
     /// Raw bytes of a block's data file.
     public func data(_ meta: BlockMeta) throws -> [UInt8] { try self.disk.read(self.path(meta.id, ".block")) }
+
+    /// The spans of a trace across `blocks`, opening only those whose Bloom filter may hold it.
+    public func findTrace(_ id: TraceID, in blocks: [BlockMeta]) throws -> [SpanBatch] {
+        var found: [SpanBatch] = []
+        for meta in blocks where meta.traces.mayContain(id) {
+            if let batch = try BlockReader(bytes: self.data(meta)).trace(id) { found.append(batch) }
+        }
+        return found
+    }
 
     /// Removes a block: meta first (so it stops being visible), then data.
     public func remove(_ meta: BlockMeta) throws {
