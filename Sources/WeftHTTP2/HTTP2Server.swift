@@ -27,11 +27,18 @@ public struct HTTP2Response: Sendable {
     /// Regular header fields; names must be lowercase and connection-specific fields are not allowed.
     public var headers: [(name: String, value: String)]
     public var body: ByteBuffer
+    /// Trailer fields sent after the body (e.g. `grpc-status`); empty for none. With trailers the
+    /// engine sends no `content-length`.
+    public var trailers: [(name: String, value: String)]
 
-    public init(status: Int, headers: [(name: String, value: String)] = [], body: ByteBuffer = ByteBuffer()) {
+    public init(
+        status: Int, headers: [(name: String, value: String)] = [], body: ByteBuffer = ByteBuffer(),
+        trailers: [(name: String, value: String)] = []
+    ) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.trailers = trailers
     }
 }
 

@@ -121,8 +121,13 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
     private func submit(_ streamID: Int32, _ response: HTTP2Response, method: String) {
         guard let session = self.session else { return }
         var headers = response.headers
-        headers.append(("content-length", String(response.body.readableBytes)))
-        session.submitResponse(streamID: streamID, status: response.status, headers: headers, body: method == "HEAD" ? nil : response.body)
+        if response.trailers.isEmpty {
+            headers.append(("content-length", String(response.body.readableBytes)))
+        }
+        session.submitResponse(
+            streamID: streamID, status: response.status, headers: headers,
+            body: method == "HEAD" ? nil : response.body, trailers: response.trailers
+        )
         self.scheduleFlush()
     }
 

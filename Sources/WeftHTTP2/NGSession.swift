@@ -86,6 +86,8 @@ public final class NGSession {
         var unconsumed = 0
         var outBody: ByteBuffer? = nil
         var outEnded = true
+        /// Trailer fields sent after the body (HEADERS with END_STREAM); nil for none.
+        var outTrailers: [(name: String, value: String)]? = nil
         var delivered = false
 
         init(message: NGMessage) { self.message = message }
@@ -222,9 +224,14 @@ public final class NGSession {
 
     // MARK: - Submitting
 
-    /// Server: answers a stream. Returns false if the stream is gone (reset or closed meanwhile).
+    /// Server: answers a stream. With non-empty `trailers`, the body (possibly empty) is followed by a
+    /// trailing HEADERS frame that ends the stream (as gRPC needs). Returns false if the stream is gone
+    /// (reset or closed meanwhile).
     @discardableResult
-    public func submitResponse(streamID: Int32, status: Int, headers: [(name: String, value: String)], body: ByteBuffer?) -> Bool {
+    public func submitResponse(
+        streamID: Int32, status: Int, headers: [(name: String, value: String)], body: ByteBuffer?,
+        trailers: [(name: String, value: String)] = []
+    ) -> Bool {
         precondition(self.role == .server)
         guard let st = self.stream(streamID) else { return false }
         self.creditConnection(st)
@@ -234,8 +241,10 @@ public final class NGSession {
         let hasBody = (body?.readableBytes ?? 0) > 0
         st.outBody = hasBody ? body : nil
         st.outEnded = true
+        st.outTrailers = trailers.isEmpty ? nil : trailers
+        let needsProvider = hasBody || !trailers.isEmpty
         let rv = NGSession.withHeaderFields(fields) { nva, count in
-            if hasBody {
+            if needsProvider {
                 var provider = NGSession.bodyProvider()
                 return nghttp2_submit_response(self.session, streamID, nva, count, &provider)
             }
@@ -440,7 +449,7 @@ public final class NGSession {
         }
         guard st.outBody != nil else {
             if st.outEnded {
-                flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+                self.endBody(sid, st, flags)
                 return 0
             }
             return Int(NGHTTP2_ERR_DEFERRED.rawValue)
@@ -452,9 +461,24 @@ public final class NGSession {
         }
         if st.outBody!.readableBytes == 0 {
             st.outBody = nil
-            if st.outEnded { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+            if st.outEnded { self.endBody(sid, st, flags) }
         }
         return n
+    }
+
+    /// The last DATA frame: EOF, and when trailers are pending, no END_STREAM on it; the trailing
+    /// HEADERS frame carries END_STREAM instead (submitting it from the read callback is allowed).
+    private func endBody(_ sid: Int32, _ st: Stream, _ flags: UnsafeMutablePointer<UInt32>) {
+        flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+        guard let trailers = st.outTrailers else { return }
+        st.outTrailers = nil
+        let rv = NGSession.withHeaderFields(trailers) { nva, count in
+            nghttp2_submit_trailer(self.session, sid, nva, count)
+        }
+        if rv == 0 {
+            flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+        }
+        // If the trailers could not be queued, END_STREAM goes on this DATA frame instead.
     }
 
     private static func bodyProvider() -> nghttp2_data_provider {

@@ -71,6 +71,42 @@ public final class HTTPServer: Sendable {
         http2: (any HTTP2ServerEngine)? = NGHTTP2Engine(),
         responder: @escaping HTTPResponder
     ) async throws -> HTTPServer {
+        try await Self.bind(host: host, port: port, group: group) { channel in
+            let http1 = { (channel: any Channel) throws in
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                try channel.pipeline.syncOperations.addHandler(
+                    HTTPRequestHandler(maxBodyBytes: maxBodyBytes, responder: responder)
+                )
+            }
+            guard let http2 else { return try http1(channel) }
+            // h2c hook: the first bytes pick HTTP/2 (client preface) or HTTP/1.1.
+            let service = HTTP2Bridge.service(maxBodyBytes: maxBodyBytes, responder: responder)
+            try channel.pipeline.syncOperations.addHandler(HTTP2PrefaceDetector(http1: http1, http2: { channel in
+                try http2.configureServer(channel: channel, configuration: HTTP2ServerConfiguration(maxBodyBytes: maxBodyBytes), service: service)
+            }))
+        }
+    }
+
+    /// Binds a port that speaks only HTTP/2 with prior knowledge (as gRPC does); anything else fails the
+    /// preface check and the connection is closed.
+    public static func startHTTP2(
+        host: String,
+        port: Int,
+        group: any EventLoopGroup,
+        maxBodyBytes: Int,
+        engine: any HTTP2ServerEngine = NGHTTP2Engine(),
+        service: HTTP2Service
+    ) async throws -> HTTPServer {
+        try await Self.bind(host: host, port: port, group: group) { channel in
+            try engine.configureServer(channel: channel, configuration: HTTP2ServerConfiguration(maxBodyBytes: maxBodyBytes), service: service)
+        }
+    }
+
+    /// The shared bootstrap: `configure` adds a connection's handlers, synchronously on its event loop.
+    private static func bind(
+        host: String, port: Int, group: any EventLoopGroup,
+        configure: @escaping @Sendable (any Channel) throws -> Void
+    ) async throws -> HTTPServer {
         let quiesce = ServerQuiescingHelper(group: group)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -83,20 +119,7 @@ public final class HTTPServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let http1 = { (channel: any Channel) throws in
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(
-                            HTTPRequestHandler(maxBodyBytes: maxBodyBytes, responder: responder)
-                        )
-                    }
-                    guard let http2 else { return try http1(channel) }
-                    // h2c hook: the first bytes pick HTTP/2 (client preface) or HTTP/1.1.
-                    let service = HTTP2Bridge.service(maxBodyBytes: maxBodyBytes, responder: responder)
-                    try channel.pipeline.syncOperations.addHandler(HTTP2PrefaceDetector(http1: http1, http2: { channel in
-                        try http2.configureServer(channel: channel, configuration: HTTP2ServerConfiguration(maxBodyBytes: maxBodyBytes), service: service)
-                    }))
-                }
+                channel.eventLoop.makeCompletedFuture { try configure(channel) }
             }
             .bind(host: host, port: port).get()
         return HTTPServer(channel: channel, quiesce: quiesce)

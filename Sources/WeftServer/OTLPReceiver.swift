@@ -19,7 +19,26 @@ enum OTLPErrors {
     }
 }
 
-/// `POST /v1/traces`: decode, log durably, add to the head, answer per the OTLP/HTTP spec.
+/// Why an export was refused; each transport maps it to its own answer (HTTP status or gRPC code).
+enum IngestFailure: Error, Sendable, Equatable {
+    /// Unknown content encoding (its name).
+    case unsupportedEncoding(String)
+    /// Not valid OTLP (or not valid gzip): permanent.
+    case malformed(String)
+    /// Over the size limit after decompression: permanent.
+    case tooLarge(String)
+    /// Not stored (WAL overloaded or failed, or the node is recovering): retry later.
+    case unavailable(String)
+}
+
+/// What became of the spans of one export that was not refused as a whole.
+struct IngestResult: Sendable, Equatable {
+    /// Spans rejected as invalid (partial success), and the explanation.
+    var rejectedSpans: Int
+    var message: String
+}
+
+/// Takes OTLP exports (from OTLP/HTTP or OTLP/gRPC): decode, log durably, add to the head.
 struct OTLPReceiver: Sendable {
     /// Default org when no `X-Scope-OrgID` header is sent.
     static let defaultOrg = "single-tenant"
@@ -33,53 +52,48 @@ struct OTLPReceiver: Sendable {
     /// The head stripe of each event loop, so loops never contend on head appends.
     let stripes: [ObjectIdentifier: Int]
 
-    func handle(_ request: HTTPRequest, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
-        let started = ContinuousClock.now
+    static func org(_ header: String?) -> String {
+        header.flatMap { $0.isEmpty ? nil : $0 } ?? OTLPReceiver.defaultOrg
+    }
+
+    /// Counts a request as it arrives (bytes as received, still compressed).
+    func received(bytes: Int) {
         self.metrics.otlpRequests.increment()
-        self.metrics.bytesReceived.increment(by: Int64(request.body.readableBytes))
-        let contentType = request.headers.first(name: "content-type")
-        guard let contentType, let encoding = OTLPEncoding(contentType: contentType) else {
-            self.metrics.rejectRequest(.unsupportedMediaType)
-            return loop.makeSucceededFuture(OTLPErrors.response(
-                .unsupportedMediaType, code: 3,
-                "unsupported Content-Type '\(contentType ?? "")': use application/x-protobuf or application/json",
-                contentType: nil
-            ))
-        }
-        var body = request.body
-        switch request.headers.first(name: "content-encoding")?.lowercased() {
+        self.metrics.bytesReceived.increment(by: Int64(bytes))
+    }
+
+    /// Undoes gzip (nil `encoding`, "identity" and "none" mean none), enforcing the decoded-size limit.
+    func decompress(_ body: ByteBuffer, encoding: String?) -> Result<ByteBuffer, IngestFailure> {
+        switch encoding?.lowercased() {
         case nil, "", "identity", "none":
-            break
+            return .success(body)
         case "gzip", "x-gzip":
             do {
-                body = try body.decompress(with: .gzip, maxSize: self.maxDecodedBytes)
+                var compressed = body
+                return .success(try compressed.decompress(with: .gzip, maxSize: self.maxDecodedBytes))
             } catch let error as CompressNIOError where error == .bufferOverflow {
                 self.metrics.rejectRequest(.tooLarge)
-                return loop.makeSucceededFuture(OTLPErrors.response(
-                    .payloadTooLarge, code: 8,
-                    "decompressed body exceeds the limit of \(self.maxDecodedBytes) bytes", contentType: contentType
-                ))
+                return .failure(.tooLarge("decompressed body exceeds the limit of \(self.maxDecodedBytes) bytes"))
             } catch {
                 self.metrics.rejectRequest(.malformed)
-                return loop.makeSucceededFuture(OTLPErrors.response(
-                    .badRequest, code: 3, "body is not valid gzip: \(error)", contentType: contentType
-                ))
+                return .failure(.malformed("body is not valid gzip: \(error)"))
             }
         case let other?:
             self.metrics.rejectRequest(.unsupportedMediaType)
-            return loop.makeSucceededFuture(OTLPErrors.response(
-                .unsupportedMediaType, code: 3, "unsupported Content-Encoding '\(other)': use gzip or none",
-                contentType: contentType
-            ))
+            return .failure(.unsupportedEncoding(other))
         }
+    }
+
+    /// The shared core: decoded (decompressed) `ExportTraceServiceRequest` bytes of `org` → decode →
+    /// WAL (durable) → head (visible) → outcome. The future always succeeds.
+    func ingest(
+        _ body: ByteBuffer, encoding: OTLPEncoding, org: String, started: ContinuousClock.Instant, on loop: any EventLoop
+    ) -> EventLoopFuture<Result<IngestResult, IngestFailure>> {
         if body.readableBytes > self.maxDecodedBytes {
             self.metrics.rejectRequest(.tooLarge)
-            return loop.makeSucceededFuture(OTLPErrors.response(
-                .payloadTooLarge, code: 8, "body exceeds the limit of \(self.maxDecodedBytes) bytes", contentType: contentType
-            ))
+            return loop.makeSucceededFuture(.failure(.tooLarge("body exceeds the limit of \(self.maxDecodedBytes) bytes")))
         }
         self.metrics.bytesDecoded.increment(by: Int64(body.readableBytes))
-        let org = request.headers.first(name: "x-scope-orgid").flatMap { $0.isEmpty ? nil : $0 } ?? OTLPReceiver.defaultOrg
 
         // Decode straight from the request bytes.
         var batch = SpanBatch()
@@ -97,52 +111,92 @@ struct OTLPReceiver: Sendable {
             }
         } catch {
             self.metrics.rejectRequest(.malformed)
-            return loop.makeSucceededFuture(OTLPErrors.response(
-                .badRequest, code: 3, "malformed OTLP \(encoding == .protobuf ? "protobuf" : "JSON"): \(error.message)",
-                contentType: contentType
-            ))
+            return loop.makeSucceededFuture(.failure(.malformed(
+                "malformed OTLP \(encoding == .protobuf ? "protobuf" : "JSON"): \(error.message)"
+            )))
         }
         self.metrics.rejectSpans(outcome.rejectedSpans, .invalidSpan)
-        let success = HTTPResponse(
-            status: .ok,
-            contentType: encoding.contentType,
-            body: OTLPResponse.export(
-                rejected: outcome.rejectedSpans,
-                message: outcome.rejectedSpans > 0 ? "\(outcome.rejectedSpans) span(s) rejected; first: \(outcome.rejectionMessage)" : "",
-                encoding: encoding
-            )
+        let result = IngestResult(
+            rejectedSpans: outcome.rejectedSpans,
+            message: outcome.rejectedSpans > 0 ? "\(outcome.rejectedSpans) span(s) rejected; first: \(outcome.rejectionMessage)" : ""
         )
         guard outcome.acceptedSpans > 0 else {
             self.metrics.otlpLatency.record(ContinuousClock.now - started)
-            return loop.makeSucceededFuture(success)
+            return loop.makeSucceededFuture(.success(result))
         }
 
         // Durable first, then visible, then acknowledged.
         let record = body.withUnsafeReadableBytes { WALEntry.framed(org: org, encoding: encoding, body: $0) }
-        let promise = loop.makePromise(of: HTTPResponse.self)
+        let promise = loop.makePromise(of: Result<IngestResult, IngestFailure>.self)
         let head = self.head
         let metrics = self.metrics
         let accepted = outcome.acceptedSpans
         let decoded = batch
         let stripe = self.stripes[ObjectIdentifier(loop)] ?? 0
-        self.committer.submit(record) { result in
-            switch result {
+        self.committer.submit(record) { committed in
+            switch committed {
             case .success:
                 // Back on the event loop: the WAL thread only writes and syncs.
                 loop.execute {
                     head.append(decoded, org: org, stripe: stripe)
                     metrics.spansAccepted.increment(by: Int64(accepted))
                     metrics.otlpLatency.record(ContinuousClock.now - started)
-                    promise.succeed(success)
+                    promise.succeed(.success(result))
                 }
             case .failure(let error):
                 metrics.rejectRequest(.unavailable)
                 metrics.rejectSpans(accepted, .unavailable)
-                promise.succeed(OTLPErrors.response(
-                    .serviceUnavailable, code: 14, "spans not stored: \(error)", contentType: contentType, retryAfter: 1
-                ))
+                promise.succeed(.failure(.unavailable("spans not stored: \(error)")))
             }
         }
         return promise.futureResult
+    }
+
+    /// `POST /v1/traces` (OTLP/HTTP): answers per PROTOCOLS §1.2.
+    func handle(_ request: HTTPRequest, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+        let started = ContinuousClock.now
+        self.received(bytes: request.body.readableBytes)
+        let contentType = request.headers.first(name: "content-type")
+        guard let contentType, let encoding = OTLPEncoding(contentType: contentType) else {
+            self.metrics.rejectRequest(.unsupportedMediaType)
+            return loop.makeSucceededFuture(OTLPErrors.response(
+                .unsupportedMediaType, code: 3,
+                "unsupported Content-Type '\(contentType ?? "")': use application/x-protobuf or application/json",
+                contentType: nil
+            ))
+        }
+        let body: ByteBuffer
+        switch self.decompress(request.body, encoding: request.headers.first(name: "content-encoding")) {
+        case .success(let b): body = b
+        case .failure(let failure): return loop.makeSucceededFuture(Self.httpResponse(failure, contentType: contentType))
+        }
+        let org = Self.org(request.headers.first(name: "x-scope-orgid"))
+        return self.ingest(body, encoding: encoding, org: org, started: started, on: loop).map { outcome in
+            switch outcome {
+            case .success(let result):
+                return HTTPResponse(
+                    status: .ok,
+                    contentType: encoding.contentType,
+                    body: OTLPResponse.export(rejected: result.rejectedSpans, message: result.message, encoding: encoding)
+                )
+            case .failure(let failure):
+                return Self.httpResponse(failure, contentType: contentType)
+            }
+        }
+    }
+
+    static func httpResponse(_ failure: IngestFailure, contentType: String) -> HTTPResponse {
+        switch failure {
+        case .unsupportedEncoding(let name):
+            return OTLPErrors.response(
+                .unsupportedMediaType, code: 3, "unsupported Content-Encoding '\(name)': use gzip or none", contentType: contentType
+            )
+        case .malformed(let text):
+            return OTLPErrors.response(.badRequest, code: 3, text, contentType: contentType)
+        case .tooLarge(let text):
+            return OTLPErrors.response(.payloadTooLarge, code: 8, text, contentType: contentType)
+        case .unavailable(let text):
+            return OTLPErrors.response(.serviceUnavailable, code: 14, text, contentType: contentType, retryAfter: 1)
+        }
     }
 }

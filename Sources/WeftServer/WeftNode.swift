@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+import WeftHTTP2
 import WeftModel
 import WeftOTLP
 import WeftStorageEngine
@@ -17,6 +18,11 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     public var otlpPort: Int = 4318
     /// Query API port (0 picks a free port).
     public var queryPort: Int = 3200
+    /// OTLP/gRPC port, HTTP/2 only (0 picks a free port; nil: no gRPC listener). Config files and
+    /// `weft serve` default to ``defaultOTLPGrpcPort``; a configuration built in code starts without one,
+    /// so nodes embedded in tests never contend for the fixed port. In JSON, `null` turns it off.
+    public var otlpGrpcPort: Int? = nil
+    public static let defaultOTLPGrpcPort = 4317
     /// Largest request body, both as received and after decompression (OTLP recommends 64 MiB).
     public var maxBodyBytes: Int = 64 << 20
     /// WAL segment size before rolling to a new file.
@@ -47,6 +53,9 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
         self.host = try c.decodeIfPresent(String.self, forKey: .host) ?? d.host
         self.otlpPort = try c.decodeIfPresent(Int.self, forKey: .otlpPort) ?? d.otlpPort
         self.queryPort = try c.decodeIfPresent(Int.self, forKey: .queryPort) ?? d.queryPort
+        self.otlpGrpcPort = c.contains(.otlpGrpcPort)
+            ? try c.decodeIfPresent(Int.self, forKey: .otlpGrpcPort)
+            : NodeConfiguration.defaultOTLPGrpcPort
         self.maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? d.maxBodyBytes
         self.walSegmentBytes = try c.decodeIfPresent(Int.self, forKey: .walSegmentBytes) ?? d.walSegmentBytes
         self.walMaxPendingBytes = try c.decodeIfPresent(Int.self, forKey: .walMaxPendingBytes) ?? d.walMaxPendingBytes
@@ -57,21 +66,34 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     }
 }
 
-/// A single Weft node: OTLP receiver, WAL, head and query API, run as one `Service`.
+/// Where a running node listens, each as `host:port`.
+public struct NodeAddresses: Sendable, Equatable {
+    public var otlp: String
+    public var query: String
+    /// Nil when the node has no gRPC listener.
+    public var otlpGrpc: String?
+}
+
+/// A single Weft node: OTLP receiver (HTTP and gRPC), WAL, head and query API, run as one `Service`.
 public final class WeftNode: Service {
     public let configuration: NodeConfiguration
     private let logger: Logger
-    private let onListening: @Sendable (_ otlp: String, _ query: String) -> Void
+    private let onReady: @Sendable (NodeAddresses) -> Void
 
-    /// - Parameter onListening: called once both ports are bound, with `host:port` of each.
-    public init(
+    /// - Parameter onListening: called once the node is ready, with `host:port` of the OTLP/HTTP and query ports.
+    public convenience init(
         configuration: NodeConfiguration,
         logger: Logger,
         onListening: @escaping @Sendable (_ otlp: String, _ query: String) -> Void = { _, _ in }
     ) {
+        self.init(configuration: configuration, logger: logger, listening: { onListening($0.otlp, $0.query) })
+    }
+
+    /// - Parameter listening: called once the node is ready, with the address of every port.
+    public init(configuration: NodeConfiguration, logger: Logger, listening: @escaping @Sendable (NodeAddresses) -> Void) {
         self.configuration = configuration
         self.logger = logger
-        self.onListening = onListening
+        self.onReady = listening
     }
 
     public func run() async throws {
@@ -122,7 +144,18 @@ public final class WeftNode: Service {
             servers.append(otlp)
             let api = try await HTTPServer.start(host: config.host, port: config.queryPort, group: group, maxBodyBytes: 1 << 20, responder: responder)
             servers.append(api)
-            logger.info("recovering", metadata: ["otlp": "\(config.host):\(otlp.port)", "query": "\(config.host):\(api.port)"])
+            var addresses = NodeAddresses(otlp: "\(config.host):\(otlp.port)", query: "\(config.host):\(api.port)", otlpGrpc: nil)
+            if let grpcPort = config.otlpGrpcPort {
+                // Until the gate opens, Export answers UNAVAILABLE with RetryInfo.
+                let grpc = try await HTTPServer.startHTTP2(
+                    // The body is the message plus its 5-byte length prefix.
+                    host: config.host, port: grpcPort, group: group, maxBodyBytes: config.maxBodyBytes + GRPCFraming.prefixBytes,
+                    service: OTLPGRPC.service(receiver: { gate.receiver })
+                )
+                servers.append(grpc)
+                addresses.otlpGrpc = "\(config.host):\(grpc.port)"
+            }
+            logger.info("recovering", metadata: Self.metadata(addresses))
 
             // Rebuild the head from the WAL (off the cooperative pool), then take traffic.
             let walCommitter = try await pool.runIfActive { () throws -> WALCommitter in
@@ -151,8 +184,8 @@ public final class WeftNode: Service {
                 head: head, committer: walCommitter, metrics: metrics, options: options,
                 maxDecodedBytes: config.maxBodyBytes, stripes: stripes
             ))
-            logger.info("listening", metadata: ["otlp": "\(config.host):\(otlp.port)", "query": "\(config.host):\(api.port)"])
-            self.onListening("\(config.host):\(otlp.port)", "\(config.host):\(api.port)")
+            logger.info("listening", metadata: Self.metadata(addresses))
+            self.onReady(addresses)
             // Serve until SIGTERM/SIGINT (or the group is cancelled).
             try? await gracefulShutdown()
         } catch {
@@ -170,6 +203,12 @@ public final class WeftNode: Service {
         try? await pool.shutdownGracefully()
         try? await group.shutdownGracefully()
         logger.info("stopped", metadata: ["spans": "\(head.stats.spans)"])
+    }
+
+    private static func metadata(_ a: NodeAddresses) -> Logger.Metadata {
+        var m: Logger.Metadata = ["otlp": "\(a.otlp)", "query": "\(a.query)"]
+        if let grpc = a.otlpGrpc { m["grpc"] = "\(grpc)" }
+        return m
     }
 }
 

@@ -24,21 +24,30 @@ struct ServerOptions: ParsableArguments {
     var otlpPort: Int?
     @Option(help: "Query API port; 0 picks a free port. Default 3200.")
     var queryPort: Int?
+    @Option(help: "OTLP/gRPC port (HTTP/2 only); 0 picks a free port. Default 4317.")
+    var otlpGrpcPort: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func nodeConfiguration() throws -> NodeConfiguration {
-        var c = try self.config.map(NodeConfiguration.load(from:)) ?? NodeConfiguration()
+        var c: NodeConfiguration
+        if let path = self.config {
+            c = try NodeConfiguration.load(from: path)
+        } else {
+            c = NodeConfiguration()
+            c.otlpGrpcPort = NodeConfiguration.defaultOTLPGrpcPort
+        }
         if let v = self.dataDir { c.dataDir = v }
         if let v = self.host { c.host = v }
         if let v = self.otlpPort { c.otlpPort = v }
         if let v = self.queryPort { c.queryPort = v }
+        if let v = self.otlpGrpcPort { c.otlpGrpcPort = v }
         return c
     }
 }
 
 /// Runs a node until SIGTERM/SIGINT; prints the bound addresses on one line for scripts.
-func runNode(_ configuration: NodeConfiguration, logLevel: String, banner: (@Sendable (String, String) -> Void)? = nil) async throws {
+func runNode(_ configuration: NodeConfiguration, logLevel: String, banner: (@Sendable (NodeAddresses) -> Void)? = nil) async throws {
     let level = Logger.Level(rawValue: logLevel) ?? .info
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
@@ -46,11 +55,12 @@ func runNode(_ configuration: NodeConfiguration, logLevel: String, banner: (@Sen
         return handler
     }
     let logger = Logger(label: "weft")
-    let node = WeftNode(configuration: configuration, logger: logger) { otlp, query in
-        print("listening otlp=\(otlp) query=\(query)")
-        banner?(otlp, query)
+    let node = WeftNode(configuration: configuration, logger: logger, listening: { addresses in
+        // `otlp=` and `query=` come first and keep their form; scripts parse this line.
+        print("listening otlp=\(addresses.otlp) query=\(addresses.query)" + (addresses.otlpGrpc.map { " grpc=\($0)" } ?? ""))
+        banner?(addresses)
         fflush(nil)
-    }
+    })
     let group = ServiceGroup(configuration: .init(
         services: [.init(service: node)],
         gracefulShutdownSignals: [.sigterm, .sigint],
@@ -74,13 +84,17 @@ struct Dev: AsyncParsableCommand {
 
     func run() async throws {
         let config = try self.options.nodeConfiguration()
-        try await runNode(config, logLevel: self.options.logLevel) { otlp, query in
+        try await runNode(config, logLevel: self.options.logLevel) { addresses in
+            let (otlp, query) = (addresses.otlp, addresses.query)
+            let grpc = addresses.otlpGrpc.map {
+                "\n  Or OTLP/gRPC: OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://\($0)"
+            } ?? ""
             print("""
 
             Weft is running (data in \(config.dataDir)).
               Send traces (OTLP/HTTP, protobuf or JSON):
                 export OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://\(otlp)/v1/traces
-                export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
+                export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf\(grpc)
               Generate LLM-gateway traffic:   swift run -c release weftctl load --url http://\(otlp)/v1/traces
               Search:                          curl 'http://\(query)/api/search?tags=service.name=tfy-llm-gateway'
               Grafana: add a Tempo data source with URL http://\(query)

@@ -36,10 +36,12 @@ class Node:
         self.proc = None
         self.otlp = None
         self.query = None
+        self.grpc = None
 
     def start(self):
         self.proc = subprocess.Popen(
-            [WEFT, "serve", "--otlp-port", "0", "--query-port", "0", "--data-dir", self.data_dir, "--log-level", "warning"],
+            [WEFT, "serve", "--otlp-port", "0", "--query-port", "0", "--otlp-grpc-port", "0",
+             "--data-dir", self.data_dir, "--log-level", "warning"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -51,6 +53,7 @@ class Node:
         fields = dict(part.split("=", 1) for part in line.split()[1:])
         self.otlp = "http://" + fields["otlp"]
         self.query = "http://" + fields["query"]
+        self.grpc = fields.get("grpc")  # host:port of OTLP/gRPC
         return self
 
     def kill(self):

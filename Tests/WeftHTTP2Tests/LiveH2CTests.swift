@@ -27,11 +27,11 @@ final class TestH2Client: ChannelInboundHandler {
         self.session = try? NGSession(role: .client, allocator: context.channel.allocator)
     }
 
-    func request(method: String, path: String, body: [UInt8] = []) -> EventLoopFuture<NGMessage> {
+    func request(method: String, path: String, headers: [(name: String, value: String)] = [], body: [UInt8] = []) -> EventLoopFuture<NGMessage> {
         let context = self.context!
         let promise = context.eventLoop.makePromise(of: NGMessage.self)
         do {
-            let sid = try self.session!.submitRequest(method: method, path: path, authority: "127.0.0.1", body: body.isEmpty ? nil : ByteBuffer(bytes: body))
+            let sid = try self.session!.submitRequest(method: method, path: path, authority: "127.0.0.1", headers: headers, body: body.isEmpty ? nil : ByteBuffer(bytes: body))
             self.pending[sid] = promise
             self.flush(context)
         } catch {
@@ -90,10 +90,12 @@ final class TestH2Client: ChannelInboundHandler {
             .connect(host: "127.0.0.1", port: port).get()
     }
 
-    static func send(_ channel: any Channel, method: String, path: String, body: [UInt8] = []) async throws -> NGMessage {
+    static func send(
+        _ channel: any Channel, method: String, path: String, headers: [(name: String, value: String)] = [], body: [UInt8] = []
+    ) async throws -> NGMessage {
         try await channel.eventLoop.flatSubmit {
             do {
-                return try channel.pipeline.syncOperations.handler(type: TestH2Client.self).request(method: method, path: path, body: body)
+                return try channel.pipeline.syncOperations.handler(type: TestH2Client.self).request(method: method, path: path, headers: headers, body: body)
             } catch {
                 return channel.eventLoop.makeFailedFuture(error)
             }
