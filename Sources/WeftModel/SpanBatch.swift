@@ -506,6 +506,14 @@ extension SpanBatch {
     /// and fills its typed GenAI columns.
     @inlinable
     public mutating func appendSpan(_ f: SpanFields, resource: UInt32, scope: UInt32, since mark: SpanMark, costAliases: [UInt32]) {
+        self.appendSpanColumns(f, resource: resource, scope: scope)
+        GenAINormalizer.appendTypedColumns(to: &self, attributes: mark.attrs..<self.attrs.count, aliasIDs: costAliases)
+    }
+
+    /// Appends a span's fixed columns and closes its attribute, event and link ranges (typed GenAI
+    /// columns are the caller's).
+    @inlinable
+    mutating func appendSpanColumns(_ f: SpanFields, resource: UInt32, scope: UInt32) {
         self.traceHigh.append(f.traceHigh)
         self.traceLow.append(f.traceLow)
         self.spanID.append(f.spanID)
@@ -526,7 +534,6 @@ extension SpanBatch {
         self.droppedLinks.append(f.droppedLinks)
         self.eventOffsets.append(UInt32(self.eventTime.count))
         self.linkOffsets.append(UInt32(self.linkSpanID.count))
-        GenAINormalizer.appendTypedColumns(to: &self, attributes: mark.attrs..<self.attrs.count, aliasIDs: costAliases)
     }
 
     /// Closes the resource whose attributes were appended last; returns its index.
@@ -603,27 +610,8 @@ extension SpanBatch {
                 }
                 self.linkAttrOffsets.append(UInt32(self.linkAttrs.count))
             }
+            self.appendSpanColumns(f, resource: other.resourceIndex[row], scope: other.scopeIndex[row])
             // Typed GenAI values are copied as stored (not re-derived).
-            self.traceHigh.append(f.traceHigh)
-            self.traceLow.append(f.traceLow)
-            self.spanID.append(f.spanID)
-            self.parentSpanID.append(f.parentSpanID)
-            self.traceState.append(f.traceState)
-            self.name.append(f.name)
-            self.kind.append(f.kind)
-            self.startTime.append(f.start)
-            self.endTime.append(f.end)
-            self.flags.append(f.flags)
-            self.statusCode.append(f.statusCode)
-            self.statusMessage.append(f.statusMessage)
-            self.resourceIndex.append(other.resourceIndex[row])
-            self.scopeIndex.append(other.scopeIndex[row])
-            self.attrOffsets.append(UInt32(self.attrs.count))
-            self.droppedAttrs.append(f.droppedAttrs)
-            self.droppedEvents.append(f.droppedEvents)
-            self.droppedLinks.append(f.droppedLinks)
-            self.eventOffsets.append(UInt32(self.eventTime.count))
-            self.linkOffsets.append(UInt32(self.linkSpanID.count))
             self.genAIProvider.append(other.genAIProvider[row])
             self.genAIRequestModel.append(other.genAIRequestModel[row])
             self.genAIResponseModel.append(other.genAIResponseModel[row])
