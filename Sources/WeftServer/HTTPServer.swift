@@ -138,6 +138,7 @@ public final class HTTPServer: Sendable {
         let promise = self.channel.eventLoop.makePromise(of: Void.self)
         self.quiesce.initiateShutdown(promise: promise)
         try? await promise.futureResult.get()
+        try? await self.channel.closeFuture.get()
     }
 }
 
