@@ -218,13 +218,7 @@ public enum BlockCodec {
             w.packed(batch.scopeSchemaURL)
         }
         section("events") { w in
-            var counts: [UInt64] = []
-            var rows: [Int] = []
-            for row in order {
-                let r = Int(batch.eventOffsets[row])..<Int(batch.eventOffsets[row + 1])
-                counts.append(UInt64(r.count))
-                rows.append(contentsOf: r)
-            }
+            let (counts, rows) = ownedRows(order, batch.eventOffsets)
             w.packed(counts)
             w.packed(rows.lazy.map { batch.eventTime[$0] })
             w.packed(rows.lazy.map { UInt64(batch.eventName[$0]) })
@@ -232,13 +226,7 @@ public enum BlockCodec {
             writeOwnedAttributes(&w, rows, batch.eventAttrOffsets, batch.eventAttrs)
         }
         section("links") { w in
-            var counts: [UInt64] = []
-            var rows: [Int] = []
-            for row in order {
-                let r = Int(batch.linkOffsets[row])..<Int(batch.linkOffsets[row + 1])
-                counts.append(UInt64(r.count))
-                rows.append(contentsOf: r)
-            }
+            let (counts, rows) = ownedRows(order, batch.linkOffsets)
             w.packed(counts)
             for l in rows {
                 w.fixed64(batch.linkTraceHigh[l])
@@ -254,6 +242,19 @@ public enum BlockCodec {
         out.fixed32(count)
         out.raw(magic)
         return (out.bytes, sections)
+    }
+
+    /// For owners (events or links) of each span in `order`: how many each span has, and their indices.
+    static func ownedRows(_ order: [Int], _ offsets: [UInt32]) -> (counts: [UInt64], rows: [Int]) {
+        var counts: [UInt64] = []
+        var rows: [Int] = []
+        counts.reserveCapacity(order.count)
+        for row in order {
+            let r = Int(offsets[row])..<Int(offsets[row + 1])
+            counts.append(UInt64(r.count))
+            rows.append(contentsOf: r)
+        }
+        return (counts, rows)
     }
 
     @inlinable static func tokens(_ v: Int64) -> UInt64 { v == SpanBatch.noTokens ? 0 : zigzag(v) &+ 1 }

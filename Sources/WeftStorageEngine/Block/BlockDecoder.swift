@@ -1,56 +1,70 @@
 import WeftModel
 
 extension BlockCodec {
-    /// Splits a block into its checksummed, decompressed sections; throws on a bad magic, truncation,
-    /// checksum or compression error.
-    public static func sections(_ raw: UnsafeRawBufferPointer) throws(BlockFormatError) -> [String: [UInt8]] {
+    /// Where one section lies in a block, from its header.
+    public struct SectionEntry: Sendable {
+        public var name: String
+        public var codec: UInt8
+        public var rawLength: Int
+        public var crc: UInt32
+        /// The stored bytes, as offsets into the block.
+        public var range: Range<Int>
+        /// Header plus stored bytes.
+        public var onDisk: Int
+    }
+
+    /// Parses the section headers (magic, footer and bounds checked; payloads not read).
+    public static func directory(_ raw: UnsafeRawBufferPointer) throws(BlockFormatError) -> [SectionEntry] {
         guard raw.count >= magic.count * 2 + 4, magic.elementsEqual(raw[0..<magic.count]),
             magic.elementsEqual(raw[(raw.count - magic.count)...])
         else { throw BlockFormatError("not a Weft block (bad magic or truncated)") }
         let expected = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: raw.count - magic.count - 4, as: UInt32.self)))
         let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - magic.count - 4)])
         var r = ByteReader(body, at: magic.count)
-        var result: [String: [UInt8]] = [:]
+        var entries: [SectionEntry] = []
         while !r.isAtEnd {
-            let nameLength = try r.count(max: 256)
-            let name = String(decoding: try r.raw(nameLength), as: UTF8.self)
-            let codec = try r.raw(1)[0]
-            let rawLength = try r.count(max: 1 << 31)
-            let length = try r.count(max: body.count)
-            let crc = try r.fixed32()
-            let stored = try r.raw(length)
-            guard CRC32C.checksum(stored) == crc else { throw BlockFormatError("checksum mismatch in section '\(name)'") }
-            switch codec {
-            case 0:
-                guard rawLength == length else { throw BlockFormatError("section '\(name)' has inconsistent lengths") }
-                result[name] = Array(stored)
-            case 1:
-                result[name] = try Zstd.decompress(stored, size: rawLength)
-            default:
-                throw BlockFormatError("section '\(name)' uses unknown codec \(codec)")
-            }
-        }
-        guard result.count == expected else { throw BlockFormatError("block has \(result.count) sections, footer says \(expected)") }
-        return result
-    }
-
-    /// Each section's name, stored and raw size and codec, in file order (checksums checked).
-    public static func layout(_ raw: UnsafeRawBufferPointer) throws(BlockFormatError) -> [Section] {
-        guard raw.count >= magic.count * 2 + 4 else { throw BlockFormatError("not a Weft block (truncated)") }
-        let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - magic.count - 4)])
-        var r = ByteReader(body, at: magic.count)
-        var result: [Section] = []
-        while !r.isAtEnd {
-            let start = r.position
+            let headerStart = r.position
             let name = String(decoding: try r.raw(try r.count(max: 256)), as: UTF8.self)
             let codec = try r.raw(1)[0]
             let rawLength = try r.count(max: 1 << 31)
             let length = try r.count(max: body.count)
-            _ = try r.fixed32()
+            let crc = try r.fixed32()
+            let start = r.position
             _ = try r.raw(length)
-            result.append(Section(name: name, bytes: r.position - start, rawBytes: rawLength, compressed: codec == 1))
+            entries.append(SectionEntry(
+                name: name, codec: codec, rawLength: rawLength, crc: crc, range: start..<(start + length), onDisk: r.position - headerStart
+            ))
         }
+        guard entries.count == expected else { throw BlockFormatError("block has \(entries.count) sections, footer says \(expected)") }
+        return entries
+    }
+
+    /// A section's payload, checksum verified and decompressed.
+    public static func payload(_ raw: UnsafeRawBufferPointer, _ e: SectionEntry) throws(BlockFormatError) -> [UInt8] {
+        let stored = UnsafeRawBufferPointer(rebasing: raw[e.range])
+        guard CRC32C.checksum(stored) == e.crc else { throw BlockFormatError("checksum mismatch in section '\(e.name)'") }
+        switch e.codec {
+        case 0:
+            guard e.rawLength == stored.count else { throw BlockFormatError("section '\(e.name)' has inconsistent lengths") }
+            return Array(stored)
+        case 1:
+            return try Zstd.decompress(stored, size: e.rawLength)
+        default:
+            throw BlockFormatError("section '\(e.name)' uses unknown codec \(e.codec)")
+        }
+    }
+
+    /// Splits a block into its checksummed, decompressed sections; throws on a bad magic, truncation,
+    /// checksum or compression error.
+    public static func sections(_ raw: UnsafeRawBufferPointer) throws(BlockFormatError) -> [String: [UInt8]] {
+        var result: [String: [UInt8]] = [:]
+        for e in try directory(raw) { result[e.name] = try payload(raw, e) }
         return result
+    }
+
+    /// Each section's name, stored and raw size and codec, in file order (checksums not read).
+    public static func layout(_ raw: UnsafeRawBufferPointer) throws(BlockFormatError) -> [Section] {
+        try directory(raw).map { Section(name: $0.name, bytes: $0.onDisk, rawBytes: $0.rawLength, compressed: $0.codec == 1) }
     }
 
     /// Checks every checksum and that the block decodes; returns its sections and span count.

@@ -4,53 +4,21 @@ import WeftModel
 /// decompressed only when a query needs them, and a trace is found by binary search over the sorted
 /// trace IDs, decoding only its rows.
 public final class BlockReader {
-    private struct Entry {
-        var codec: UInt8
-        var rawLength: Int
-        var crc: UInt32
-        var range: Range<Int>
-    }
-
     private let bytes: [UInt8]
-    private var directory: [String: Entry] = [:]
+    private var directory: [String: BlockCodec.SectionEntry] = [:]
     private var cache: [String: [UInt8]] = [:]
 
     /// Parses the section directory of a block (no section is decompressed yet).
     public init(bytes: [UInt8]) throws {
         self.bytes = bytes
-        let magic = BlockCodec.magic
-        guard bytes.count >= magic.count * 2 + 4, magic.elementsEqual(bytes[0..<magic.count]),
-            magic.elementsEqual(bytes[(bytes.count - magic.count)...])
-        else { throw BlockFormatError("not a Weft block (bad magic or truncated)") }
-        try bytes.withUnsafeBytes { raw in
-            let body = UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - magic.count - 4)])
-            var r = ByteReader(body, at: magic.count)
-            while !r.isAtEnd {
-                let name = String(decoding: try r.raw(try r.count(max: 256)), as: UTF8.self)
-                let codec = try r.raw(1)[0]
-                let rawLength = try r.count(max: 1 << 31)
-                let length = try r.count(max: body.count)
-                let crc = try r.fixed32()
-                let start = r.position
-                _ = try r.raw(length)
-                self.directory[name] = Entry(codec: codec, rawLength: rawLength, crc: crc, range: start..<(start + length))
-            }
-        }
+        for e in try bytes.withUnsafeBytes({ try BlockCodec.directory($0) }) { self.directory[e.name] = e }
     }
 
     /// A section's bytes, checked and decompressed once.
     public func section(_ name: String) throws -> [UInt8] {
         if let cached = self.cache[name] { return cached }
         guard let e = self.directory[name] else { throw BlockFormatError("block lacks section '\(name)'") }
-        let data = try self.bytes.withUnsafeBytes { raw throws -> [UInt8] in
-            let stored = UnsafeRawBufferPointer(rebasing: raw[e.range])
-            guard CRC32C.checksum(stored) == e.crc else { throw BlockFormatError("checksum mismatch in section '\(name)'") }
-            switch e.codec {
-            case 0: return Array(stored)
-            case 1: return try Zstd.decompress(stored, size: e.rawLength)
-            default: throw BlockFormatError("section '\(name)' uses unknown codec \(e.codec)")
-            }
-        }
+        let data = try self.bytes.withUnsafeBytes { try BlockCodec.payload($0, e) }
         self.cache[name] = data
         return data
     }
