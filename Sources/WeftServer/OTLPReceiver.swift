@@ -100,14 +100,8 @@ struct OTLPReceiver: Sendable {
         let outcome: DecodeOutcome
         do {
             outcome = try body.withUnsafeReadableBytes { raw throws(OTLPDecodeError) -> DecodeOutcome in
-                switch encoding {
-                case .protobuf:
-                    var decoder = OTLPProtobufDecoder(options: self.options)
-                    return try decoder.decode(raw, into: &batch)
-                case .json:
-                    var decoder = OTLPJSONDecoder(options: self.options)
-                    return try decoder.decode(raw, into: &batch)
-                }
+                var decoder = OTLPRequestDecoder(options: self.options)
+                return try decoder.decode(raw, encoding: encoding, into: &batch)
             }
         } catch {
             self.metrics.rejectRequest(.malformed)

@@ -14,8 +14,7 @@ public enum Recovery {
     public static func replay(wal: WAL, into head: Head, options: DecodeOptions) throws -> Report {
         var spans = 0
         var undecodable = 0
-        var protobuf = OTLPProtobufDecoder(options: options)
-        var json = OTLPJSONDecoder(options: options)
+        var decoder = OTLPRequestDecoder(options: options)
         let walReport = try wal.replay { record in
             guard let entry = try? WALEntry.parse(record) else {
                 undecodable += 1
@@ -23,10 +22,7 @@ public enum Recovery {
             }
             var batch = SpanBatch()
             do {
-                switch entry.encoding {
-                case .protobuf: _ = try protobuf.decode(entry.body, into: &batch)
-                case .json: _ = try json.decode(entry.body, into: &batch)
-                }
+                _ = try decoder.decode(entry.body, encoding: entry.encoding, into: &batch)
             } catch {
                 undecodable += 1
                 return

@@ -53,16 +53,7 @@ enum Decode {
     }
 
     static func protobuf(_ bytes: [UInt8], with decoder: inout OTLPProtobufDecoder, into batch: SpanBatch = SpanBatch()) -> Result<Decoded, OTLPDecodeError> {
-        var batch = batch
-        do {
-            let outcome = try bytes.withUnsafeBytes { try decoder.decode($0, into: &batch) }
-            return .success(Decoded(batch: batch, outcome: outcome))
-        } catch let error as OTLPDecodeError {
-            return .failure(error)
-        } catch {
-            Issue.record("protobuf decoder threw a non-OTLPDecodeError: \(error)")
-            return .failure(OTLPDecodeError("\(error)"))
-        }
+        self.run(bytes, with: &decoder, into: batch)
     }
 
     static func json(_ bytes: [UInt8], options: DecodeOptions = DecodeOptions()) -> Result<Decoded, OTLPDecodeError> {
@@ -71,6 +62,11 @@ enum Decode {
     }
 
     static func json(_ bytes: [UInt8], with decoder: inout OTLPJSONDecoder, into batch: SpanBatch = SpanBatch()) -> Result<Decoded, OTLPDecodeError> {
+        self.run(bytes, with: &decoder, into: batch)
+    }
+
+    /// Decodes with any decoder; a thrown error other than `OTLPDecodeError` is recorded as a failure.
+    static func run<D: OTLPBatchDecoder>(_ bytes: [UInt8], with decoder: inout D, into batch: SpanBatch) -> Result<Decoded, OTLPDecodeError> {
         var batch = batch
         do {
             let outcome = try bytes.withUnsafeBytes { try decoder.decode($0, into: &batch) }
@@ -78,7 +74,7 @@ enum Decode {
         } catch let error as OTLPDecodeError {
             return .failure(error)
         } catch {
-            Issue.record("JSON decoder threw a non-OTLPDecodeError: \(error)")
+            Issue.record("\(D.self) threw a non-OTLPDecodeError: \(error)")
             return .failure(OTLPDecodeError("\(error)"))
         }
     }
