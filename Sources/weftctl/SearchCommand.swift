@@ -90,19 +90,7 @@ struct SearchCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let base = try CLI.url(self.url)
-        let prefix = base.path == "/" ? "" : String(base.path.reversed().drop { $0 == "/" }.reversed())
-        let response: HTTPResponse
-        do {
-            response = try await CLI.get(base.with(path: "\(prefix)/api/search?\(self.query)"), org: self.org)
-        } catch {
-            CLI.printError("weftctl search: \(error)")
-            throw ExitCode(2)
-        }
-        guard response.status == 200 else {
-            CLI.printError("weftctl search: HTTP \(response.status): \(response.bodyString)")
-            throw ExitCode(1)
-        }
+        let response = try await CLI.getOK("search", baseURL: self.url, path: "/api/search?\(self.query)", org: self.org)
         if self.raw {
             print(response.bodyString)
             return

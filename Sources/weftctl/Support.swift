@@ -130,6 +130,29 @@ enum CLI {
         return try await connection.request(method: .GET, path: url.path, headers: headers, timeout: .seconds(60))
     }
 
+    /// GETs `path` under the base URL of a query API and returns a 200 response; on a connection error,
+    /// a 404 (when `notFound` is given) or another status, prints why and exits non-zero.
+    static func getOK(_ command: String, baseURL: String, path: String, org: String?, notFound: String? = nil) async throws -> HTTPResponse {
+        let base = try CLI.url(baseURL)
+        let prefix = base.path == "/" ? "" : String(base.path.reversed().drop { $0 == "/" }.reversed())
+        let response: HTTPResponse
+        do {
+            response = try await CLI.get(base.with(path: prefix + path), org: org)
+        } catch {
+            CLI.printError("weftctl \(command): \(error)")
+            throw ExitCode(2)
+        }
+        if response.status == 404, let notFound {
+            CLI.printError(notFound)
+            throw ExitCode(1)
+        }
+        guard response.status == 200 else {
+            CLI.printError("weftctl \(command): HTTP \(response.status): \(response.bodyString)")
+            throw ExitCode(1)
+        }
+        return response
+    }
+
     /// Parses a URL option, turning a parse error into a validation error.
     static func url(_ text: String) throws -> URLParts {
         do {

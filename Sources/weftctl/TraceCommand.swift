@@ -32,23 +32,7 @@ struct TraceCommand: AsyncParsableCommand {
 
     func run() async throws {
         let id = TraceID(hex: self.traceID)!
-        let base = try CLI.url(self.url)
-        let prefix = base.path == "/" ? "" : String(base.path.reversed().drop { $0 == "/" }.reversed())
-        let response: HTTPResponse
-        do {
-            response = try await CLI.get(base.with(path: "\(prefix)/api/traces/\(id)"), org: self.org)
-        } catch {
-            CLI.printError("weftctl trace: \(error)")
-            throw ExitCode(2)
-        }
-        if response.status == 404 {
-            CLI.printError("trace not found: \(id)")
-            throw ExitCode(1)
-        }
-        guard response.status == 200 else {
-            CLI.printError("weftctl trace: HTTP \(response.status): \(response.bodyString)")
-            throw ExitCode(1)
-        }
+        let response = try await CLI.getOK("trace", baseURL: self.url, path: "/api/traces/\(id)", org: self.org, notFound: "trace not found: \(id)")
         if self.raw {
             print(response.bodyString)
             return
