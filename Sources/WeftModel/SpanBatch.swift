@@ -621,3 +621,75 @@ extension SpanBatch {
         }
     }
 }
+
+// MARK: - Re-mapping string IDs
+
+extension SpanBatch {
+    /// Rewrites every string ID in the batch (span, resource, scope, event and link columns and all
+    /// attribute keys and interned values) through `map`, and installs `strings` as the new table.
+    public mutating func remapStrings(to strings: StringTable, _ map: (UInt32) -> UInt32) {
+        func column(_ c: inout [UInt32]) {
+            c.withUnsafeMutableBufferPointer { b in
+                for i in b.indices { b[i] = map(b[i]) }
+            }
+        }
+        func attributes(_ a: inout AttributeColumns) {
+            column(&a.keys)
+            for i in 0..<a.count where (ValueType(rawValue: a.types[i]) ?? .empty).isInterned {
+                a.values[i] = UInt64(map(UInt32(truncatingIfNeeded: a.values[i])))
+            }
+        }
+        column(&self.name)
+        column(&self.statusMessage)
+        column(&self.traceState)
+        column(&self.genAIProvider)
+        column(&self.genAIRequestModel)
+        column(&self.genAIResponseModel)
+        attributes(&self.attrs)
+        column(&self.resourceSchemaURL)
+        column(&self.resourceServiceName)
+        attributes(&self.resourceAttrs)
+        column(&self.scopeName)
+        column(&self.scopeVersion)
+        column(&self.scopeSchemaURL)
+        attributes(&self.scopeAttrs)
+        column(&self.eventName)
+        attributes(&self.eventAttrs)
+        column(&self.linkTraceState)
+        attributes(&self.linkAttrs)
+        self.strings = strings
+        self.resourceLookup = [:]
+        self.scopeLookup = [:]
+    }
+
+    /// Every string ID the batch refers to, as a bitmap over its table (or over `tableSize` IDs when
+    /// the IDs belong to another table).
+    public func referencedStrings(tableSize: Int? = nil) -> [Bool] {
+        var used = [Bool](repeating: false, count: tableSize ?? self.strings.count)
+        for id in 0..<min(WellKnown.all.count, used.count) { used[id] = true }
+        func column(_ c: [UInt32]) { for id in c { used[Int(id)] = true } }
+        func attributes(_ a: AttributeColumns) {
+            column(a.keys)
+            for i in 0..<a.count where (ValueType(rawValue: a.types[i]) ?? .empty).isInterned { used[Int(a.values[i])] = true }
+        }
+        column(self.name)
+        column(self.statusMessage)
+        column(self.traceState)
+        column(self.genAIProvider)
+        column(self.genAIRequestModel)
+        column(self.genAIResponseModel)
+        attributes(self.attrs)
+        column(self.resourceSchemaURL)
+        column(self.resourceServiceName)
+        attributes(self.resourceAttrs)
+        column(self.scopeName)
+        column(self.scopeVersion)
+        column(self.scopeSchemaURL)
+        attributes(self.scopeAttrs)
+        column(self.eventName)
+        attributes(self.eventAttrs)
+        column(self.linkTraceState)
+        attributes(self.linkAttrs)
+        return used
+    }
+}

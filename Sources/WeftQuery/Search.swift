@@ -25,7 +25,11 @@ public struct SpanSummary: Sendable {
 
 /// What a query looked at.
 public struct ScanStats: Sendable {
+    /// Head chunks and block row groups looked at.
     public var chunks = 0
+    /// Blocks opened, and row groups skipped without decoding (time range, dictionary, posting lists).
+    public var blocks = 0
+    public var skippedGroups = 0
     public var inspectedSpans = 0
     public var inspectedTraces = 0
     public var inspectedBytes = 0
@@ -67,75 +71,165 @@ private struct AttributeMatcher {
     }
 }
 
-/// Tag search over head chunks.
+/// Tag search over head chunks and blocks.
 public enum SearchExecutor {
+    /// What matched in one trace so far.
+    struct Match {
+        var latest: UInt64
+        var matched: Int
+        var spans: [SpanSummary]
+    }
+
+    /// Head-only search (all data in `chunks`).
     public static func search(_ request: SearchRequest, in chunks: [HeadChunk]) -> SearchResult {
         var stats = ScanStats()
-        // Best match per trace: the chunk/row of its latest matching span and the matches.
-        var found: [TraceID: (latest: UInt64, spans: [(Int, Int)], matched: Int)] = [:]
-        for (chunkIndex, chunk) in chunks.enumerated() {
-            stats.chunks += 1
-            if let end = request.endNanos, chunk.minStart > end { continue }
-            if let start = request.startNanos, chunk.maxStart < start { continue }
-            let batch = chunk.batch
-            guard let (resolved, matchers) = resolve(request.conditions, batch) else { continue }
-            // Pre-compute, per resource, which attribute conditions its attributes satisfy.
-            var resourceMatch = [[Bool]](repeating: [], count: batch.resourceCount)
-            for r in 0..<batch.resourceCount {
-                let range = batch.resourceAttrRange(r)
-                resourceMatch[r] = matchers.map { $0.scope != .span && $0.matches(batch.resourceAttrs, range) }
-            }
-            stats.inspectedSpans += batch.spanCount
-            stats.inspectedBytes += batch.memoryFootprint
-            rows: for row in 0..<batch.spanCount {
-                let start = batch.startTime[row]
-                if let s = request.startNanos, start < s { continue }
-                if let e = request.endNanos, start > e { continue }
-                let end = batch.endTime[row]
-                let duration = end > start ? end - start : 0
-                if let min = request.minDurationNanos, duration < min { continue }
-                if let max = request.maxDurationNanos, duration > max { continue }
-                for condition in resolved {
-                    switch condition {
-                    case .name(let id): if batch.name[row] != id { continue rows }
-                    case .status(let code): if batch.statusCode[row] != code { continue rows }
-                    case .kind(let kind): if batch.kind[row] != kind { continue rows }
-                    case .serviceName(let id):
-                        if batch.resourceServiceName[Int(batch.resourceIndex[row])] != id { continue rows }
-                    case .provider(let id): if batch.genAIProvider[row] != id { continue rows }
-                    case .requestModel(let id): if batch.genAIRequestModel[row] != id { continue rows }
-                    case .responseModel(let id): if batch.genAIResponseModel[row] != id { continue rows }
-                    case .attribute(let m):
-                        if resourceMatch[Int(batch.resourceIndex[row])][m] { continue }
-                        let matcher = matchers[m]
-                        if matcher.scope == .resource || !matcher.matches(batch.attrs, batch.attrRange(row)) { continue rows }
-                    case .impossible: continue rows
-                    }
-                }
-                let id = batch.traceID(row)
-                if var entry = found[id] {
-                    entry.matched += 1
-                    if entry.spans.count < request.spansPerSpanSet { entry.spans.append((chunkIndex, row)) }
-                    if start > entry.latest { entry.latest = start }
-                    found[id] = entry
-                } else {
-                    found[id] = (start, [(chunkIndex, row)], 1)
-                }
+        var found: [TraceID: Match] = [:]
+        for chunk in chunks {
+            stats.inspectedBytes += chunk.batch.memoryFootprint
+            self.scan(request, chunk.batch, minStart: chunk.minStart, maxStart: chunk.maxStart, &found, &stats)
+        }
+        return self.finish(request, found, stats) { id in chunks }
+    }
+
+    /// Search over a snapshot of head and blocks. Blocks are pruned by time, by their dictionary (a value
+    /// the block never saw cannot match) and per row group by time, duration and posting lists; only
+    /// groups that may match are decoded, one at a time.
+    public static func search(_ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore) throws -> SearchResult {
+        var stats = ScanStats()
+        var found: [TraceID: Match] = [:]
+        for chunk in snapshot.chunks {
+            stats.inspectedBytes += chunk.batch.memoryFootprint
+            self.scan(request, chunk.batch, minStart: chunk.minStart, maxStart: chunk.maxStart, &found, &stats)
+        }
+        for meta in snapshot.blocks {
+            if let end = request.endNanos, meta.minStart > end { continue }
+            if let start = request.startNanos, meta.maxStart < start { continue }
+            do {
+                try self.scan(request, meta, store, &found, &stats)
+            } catch {
+                // Corrupt or unreadable: out of service; the rest still answers.
+                store.quarantine(meta, error)
             }
         }
+        return try self.finish(request, found, stats) { id in
+            snapshot.chunks + (try store.findTrace(id, in: snapshot.blocks)).map { HeadChunk(org: "", batch: $0) }
+        }
+    }
+
+    static func scan(_ request: SearchRequest, _ meta: BlockMeta, _ store: BlockStore, _ found: inout [TraceID: Match], _ stats: inout ScanStats) throws {
+            let reader = try store.reader(meta)
+            stats.blocks += 1
+            guard let postings = try self.postingConditions(request.conditions, reader.dictionary) else {
+                stats.skippedGroups += reader.groups.count
+                return
+            }
+            let g = reader.groups
+            for group in 0..<g.count {
+                if let end = request.endNanos, g.minStart[group] > end { stats.skippedGroups += 1; continue }
+                if let start = request.startNanos, g.maxStart[group] < start { stats.skippedGroups += 1; continue }
+                if let min = request.minDurationNanos, g.maxDuration[group] < min { stats.skippedGroups += 1; continue }
+                if let max = request.maxDurationNanos, g.minDuration[group] > max { stats.skippedGroups += 1; continue }
+                var empty = false
+                for (key, value) in postings where try reader.postings(group: group, key: key, value: value).isEmpty {
+                    empty = true
+                    break
+                }
+                if empty { stats.skippedGroups += 1; continue }
+                let batch = try reader.decodedGroup(group)
+                stats.inspectedBytes += meta.bytes / max(1, g.count)
+                self.scan(request, batch, minStart: g.minStart[group], maxStart: g.maxStart[group], &found, &stats)
+            }
+    }
+
+    /// Span-scoped string conditions as (key, value) block string IDs, for posting-list pruning; nil if
+    /// some condition needs a string the block's dictionary lacks (nothing in the block can match).
+    static func postingConditions(_ conditions: [TagCondition], _ dictionary: BlockDictionary) throws -> [(UInt32, UInt32)]? {
+        var out: [(UInt32, UInt32)] = []
+        for c in conditions {
+            let intrinsic = c.scope == .any && ["status", "kind"].contains(c.key)
+            if intrinsic { continue }
+            let typedOnly = c.scope == .any && c.key == "name"
+                || c.scope != .span && c.key == "service.name"
+                || c.scope != .resource && ["gen_ai.provider.name", "gen_ai.system", "gen_ai.request.model", "gen_ai.response.model"].contains(c.key)
+            let mayBeNonString = Int64(c.value) != nil || Double(c.value) != nil || c.value == "true" || c.value == "false"
+            let valueID = try dictionary.lookup(c.value)
+            if typedOnly {
+                if valueID == nil { return nil }
+                continue
+            }
+            guard let keyID = try dictionary.lookup(c.key) else { return nil }
+            if valueID == nil && !mayBeNonString { return nil }
+            if c.scope == .span, !mayBeNonString, let valueID { out.append((keyID, valueID)) }
+        }
+        return out
+    }
+
+    /// Matches the rows of one batch and records them per trace.
+    static func scan(_ request: SearchRequest, _ batch: SpanBatch, minStart: UInt64, maxStart: UInt64, _ found: inout [TraceID: Match], _ stats: inout ScanStats) {
+        stats.chunks += 1
+        if let end = request.endNanos, minStart > end { return }
+        if let start = request.startNanos, maxStart < start { return }
+        guard let (resolved, matchers) = resolve(request.conditions, batch) else { return }
+        // Pre-compute, per resource, which attribute conditions its attributes satisfy.
+        var resourceMatch = [[Bool]](repeating: [], count: batch.resourceCount)
+        for r in 0..<batch.resourceCount {
+            let range = batch.resourceAttrRange(r)
+            resourceMatch[r] = matchers.map { $0.scope != .span && $0.matches(batch.resourceAttrs, range) }
+        }
+        stats.inspectedSpans += batch.spanCount
+        rows: for row in 0..<batch.spanCount {
+            let start = batch.startTime[row]
+            if let s = request.startNanos, start < s { continue }
+            if let e = request.endNanos, start > e { continue }
+            let end = batch.endTime[row]
+            let duration = end > start ? end - start : 0
+            if let min = request.minDurationNanos, duration < min { continue }
+            if let max = request.maxDurationNanos, duration > max { continue }
+            for condition in resolved {
+                switch condition {
+                case .name(let id): if batch.name[row] != id { continue rows }
+                case .status(let code): if batch.statusCode[row] != code { continue rows }
+                case .kind(let kind): if batch.kind[row] != kind { continue rows }
+                case .serviceName(let id):
+                    if batch.resourceServiceName[Int(batch.resourceIndex[row])] != id { continue rows }
+                case .provider(let id): if batch.genAIProvider[row] != id { continue rows }
+                case .requestModel(let id): if batch.genAIRequestModel[row] != id { continue rows }
+                case .responseModel(let id): if batch.genAIResponseModel[row] != id { continue rows }
+                case .attribute(let m):
+                    if resourceMatch[Int(batch.resourceIndex[row])][m] { continue }
+                    let matcher = matchers[m]
+                    if matcher.scope == .resource || !matcher.matches(batch.attrs, batch.attrRange(row)) { continue rows }
+                case .impossible: continue rows
+                }
+            }
+            let id = batch.traceID(row)
+            let summary = SpanSummary(
+                spanID: batch.spanID[row], name: batch.strings.string(batch.name[row]), startNanos: start, durationNanos: duration
+            )
+            if var entry = found[id] {
+                entry.matched += 1
+                if entry.spans.count < request.spansPerSpanSet { entry.spans.append(summary) }
+                if start > entry.latest { entry.latest = start }
+                found[id] = entry
+            } else {
+                found[id] = Match(latest: start, matched: 1, spans: [summary])
+            }
+        }
+    }
+
+    /// The most recent `limit` traces, each summarised over all of its spans (`chunks(of:)` gives them).
+    static func finish(
+        _ request: SearchRequest, _ found: [TraceID: Match], _ stats: ScanStats, chunks: (TraceID) throws -> [HeadChunk]
+    ) rethrows -> SearchResult {
+        var stats = stats
         stats.inspectedTraces = found.count
         let top = found.sorted { a, b in
             a.value.latest != b.value.latest ? a.value.latest > b.value.latest : a.key < b.key
         }.prefix(request.limit)
-        let traces = top.map { (id, entry) -> TraceSummary in
-            var summary = summarize(id, in: chunks)
+        let traces = try top.map { (id, entry) -> TraceSummary in
+            var summary = summarize(id, in: try chunks(id))
             summary.matched = entry.matched
-            summary.matchedSpans = entry.spans.map { (c, row) in
-                let b = chunks[c].batch
-                let s = b.startTime[row]
-                let e = b.endTime[row]
-                return SpanSummary(spanID: b.spanID[row], name: b.strings.string(b.name[row]), startNanos: s, durationNanos: e > s ? e - s : 0)
-            }
+            summary.matchedSpans = entry.spans
             return summary
         }
         return SearchResult(traces: traces, stats: stats)

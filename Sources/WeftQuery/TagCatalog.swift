@@ -19,6 +19,37 @@ public enum TagCatalog {
 
     /// Attribute names by scope (`span`, `resource`, `intrinsic`, or nil for all).
     public static func names(in chunks: [HeadChunk], scope: String?) throws(QueryError) -> Names {
+        do {
+            return try names(scope: scope) { body in chunks.forEach { body($0.batch) } }
+        } catch let error as QueryError {
+            throw error
+        } catch {
+            throw QueryError("\(error)")
+        }
+    }
+
+    /// Head chunks, then block row groups newest first until `blockSpans` spans of blocks were read
+    /// (tag autocompletion reflects recent data; a full scan of months of blocks is not worth it).
+    public static func eachBatch(snapshot: StorageEngine.Snapshot, store: BlockStore, blockSpans: Int) -> ((SpanBatch) -> Void) throws -> Void {
+        { body in
+            for chunk in snapshot.chunks { body(chunk.batch) }
+            var budget = blockSpans
+            for meta in snapshot.blocks.sorted(by: { $0.maxStart > $1.maxStart }) where budget > 0 {
+                do {
+                    let reader = try store.reader(meta)
+                    for g in (0..<reader.groups.count).reversed() where budget > 0 {
+                        body(try reader.decodedGroup(g))
+                        budget -= Int(reader.groups.spans[g])
+                    }
+                } catch {
+                    store.quarantine(meta, error)
+                }
+            }
+        }
+    }
+
+    /// Attribute names by scope over the batches `forEach` yields.
+    public static func names(scope: String?, forEach: ((SpanBatch) -> Void) throws -> Void) throws -> Names {
         switch scope {
         case nil, "", "all", "span", "resource", "intrinsic": break
         default: throw QueryError("parameter 'scope': '\(scope!)' is not one of resource, span, intrinsic")
@@ -27,8 +58,7 @@ public enum TagCatalog {
         names.includeIntrinsics = scope == nil || scope == "" || scope == "all" || scope == "intrinsic"
         var span = Set<String>()
         var resource = Set<String>()
-        for chunk in chunks {
-            let b = chunk.batch
+        try forEach { b in
             names.stats.chunks += 1
             names.stats.inspectedSpans += b.spanCount
             if scope == nil || scope == "" || scope == "all" || scope == "span" {
@@ -45,6 +75,12 @@ public enum TagCatalog {
 
     /// Distinct values of a tag (`service.name`, `span.x`, `resource.x`, `.x`, or an intrinsic), at most `limit`.
     public static func values(of tag: String, in chunks: [HeadChunk], limit: Int) -> Values {
+        // Iterating an array cannot fail.
+        try! values(of: tag, limit: limit) { body in chunks.forEach { body($0.batch) } }
+    }
+
+    /// Distinct values of a tag over the batches `forEach` yields.
+    public static func values(of tag: String, limit: Int, forEach: ((SpanBatch) -> Void) throws -> Void) throws -> Values {
         var result = Values()
         var seen = Set<String>()
         var typed: [(String, String)] = []
@@ -63,24 +99,23 @@ public enum TagCatalog {
         } else if key.hasPrefix(".") {
             key.removeFirst()
         }
-        for chunk in chunks {
-            let b = chunk.batch
+        try forEach { b in
             result.stats.chunks += 1
             result.stats.inspectedSpans += b.spanCount
             switch (scope, key) {
             case (.any, "name"):
                 for id in Set(b.name) { add("string", b.strings.string(id)) }
-                continue
+                return
             case (.any, "status"):
                 for code in Set(b.statusCode) { add("keyword", ["unset", "ok", "error"][min(Int(code), 2)]) }
-                continue
+                return
             case (.any, "kind"):
                 let kinds = ["unspecified", "internal", "server", "client", "producer", "consumer"]
                 for k in Set(b.kind) where Int(k) < kinds.count { add("keyword", kinds[Int(k)]) }
-                continue
+                return
             default: break
             }
-            guard let keyID = b.strings.lookup(key) else { continue }
+            guard let keyID = b.strings.lookup(key) else { return }
             func collect(_ attrs: AttributeColumns) {
                 var ids = Set<UInt64>()
                 for i in 0..<attrs.count where attrs.keys[i] == keyID {

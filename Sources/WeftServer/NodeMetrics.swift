@@ -29,6 +29,19 @@ public final class NodeMetrics: Sendable {
     private let headSpans: Gauge
     private let headBytes: Gauge
     private let headChunks: Gauge
+    public let walSegmentsRemoved: Counter
+    public let flushes: Counter
+    public let flushedSpans: Counter
+    public let flushDuration: DurationHistogram
+    public let compactions: Counter
+    public let compactedSpans: Counter
+    public let compactionDuration: DurationHistogram
+    public let retentionDeleted: Counter
+    public let maintenanceErrors: Counter
+    private let blocks: Gauge
+    private let blockBytes: Gauge
+    private let blockSpans: Gauge
+    private let headSegments: Gauge
 
     public init() {
         let latencyBuckets: [Duration] = [
@@ -62,6 +75,20 @@ public final class NodeMetrics: Sendable {
         self.headSpans = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "head", unitName: "spans", helpText: "Spans held in the in-memory head."))
         self.headBytes = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "head", unitName: "bytes", helpText: "Approximate heap bytes of the in-memory head."))
         self.headChunks = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "head", unitName: "chunks", helpText: "Chunks in the in-memory head."))
+        let slowBuckets: [Duration] = [.milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60)]
+        self.walSegmentsRemoved = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "wal_segments_removed", unitName: "total", helpText: "WAL segments removed after their records reached durable blocks."))
+        self.flushes = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "block_flushes", unitName: "total", helpText: "WAL segments flushed from the head to blocks."))
+        self.flushedSpans = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "block_flushed_spans", unitName: "total", helpText: "Spans written to blocks by flushes."))
+        self.flushDuration = r.makeDurationHistogram(descriptor: .init(namespace: "weft", metricName: "block_flush_duration", unitName: "seconds", helpText: "Time to write one segment's blocks."), buckets: slowBuckets)
+        self.compactions = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "block_compactions", unitName: "total", helpText: "Compactions (blocks merged into one)."))
+        self.compactedSpans = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "block_compacted_spans", unitName: "total", helpText: "Spans rewritten by compaction."))
+        self.compactionDuration = r.makeDurationHistogram(descriptor: .init(namespace: "weft", metricName: "block_compaction_duration", unitName: "seconds", helpText: "Time per compaction."), buckets: slowBuckets)
+        self.retentionDeleted = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "block_retention_deleted", unitName: "total", helpText: "Blocks deleted by retention."))
+        self.maintenanceErrors = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "block_maintenance_errors", unitName: "total", helpText: "Failed flushes, compactions or deletions (retried)."))
+        self.blocks = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "blocks", unitName: "count", helpText: "Live blocks."))
+        self.blockBytes = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "blocks", unitName: "bytes", helpText: "Bytes of live block data files."))
+        self.blockSpans = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "blocks", unitName: "spans", helpText: "Spans in live blocks."))
+        self.headSegments = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "head_wal_segments", unitName: "count", helpText: "WAL segments with data in the head (one is open; the rest wait for a flush)."))
     }
 
     public func rejectSpans(_ n: Int, _ reason: RejectReason) {
@@ -72,12 +99,17 @@ public final class NodeMetrics: Sendable {
         self.requestsRejected[reason]!.increment()
     }
 
-    /// The text exposition, with head gauges refreshed.
-    public func render(head: Head) -> [UInt8] {
-        let stats = head.stats
+    /// The text exposition, with head and block gauges refreshed.
+    public func render(engine: StorageEngine) -> [UInt8] {
+        let stats = engine.head.stats
         self.headSpans.set(Double(stats.spans))
         self.headBytes.set(Double(stats.bytes))
         self.headChunks.set(Double(stats.chunks))
+        self.headSegments.set(Double(engine.head.segments().count))
+        let blocks = engine.blocks
+        self.blocks.set(Double(blocks.count))
+        self.blockBytes.set(Double(blocks.reduce(0) { $0 + $1.bytes }))
+        self.blockSpans.set(Double(blocks.reduce(0) { $0 + $1.spans }))
         return self.registry.emitToBuffer()
     }
 }

@@ -129,10 +129,10 @@ struct OTLPReceiver: Sendable {
         let stripe = self.stripes[ObjectIdentifier(loop)] ?? 0
         self.committer.submit(record) { committed in
             switch committed {
-            case .success:
+            case .success(let segment):
                 // Back on the event loop: the WAL thread only writes and syncs.
                 loop.execute {
-                    head.append(decoded, org: org, stripe: stripe)
+                    head.appendExpected(decoded, org: org, stripe: stripe, segment: segment)
                     metrics.spansAccepted.increment(by: Int64(accepted))
                     metrics.otlpLatency.record(ContinuousClock.now - started)
                     promise.succeed(.success(result))

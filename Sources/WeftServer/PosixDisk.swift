@@ -63,6 +63,30 @@ public final class PosixDisk: Disk {
         return bytes
     }
 
+    public func size(_ path: String) throws -> Int {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw self.failure("cannot stat", path) }
+        return Int(st.st_size)
+    }
+
+    /// Opens, `pread`s and closes: shares no state, so any thread may call it.
+    public func read(_ path: String, range: Range<Int>) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw self.failure("cannot open", path) }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: range.count)
+        var done = 0
+        try bytes.withUnsafeMutableBytes { buf in
+            while done < range.count {
+                let n = pread(fd, buf.baseAddress! + done, range.count - done, off_t(range.lowerBound + done))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw self.failure("cannot read", path) }
+                done += n
+            }
+        }
+        return bytes
+    }
+
     private func descriptor(_ path: String) throws -> Int32 {
         if let fd = self.descriptors[path] { return fd }
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)

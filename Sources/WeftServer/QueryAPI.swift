@@ -10,7 +10,7 @@ import WeftStorageEngine
 struct QueryAPI: Sendable {
     static let version = "0.1.0"
 
-    let head: Head
+    let engine: StorageEngine
     let metrics: NodeMetrics
     let pool: NIOThreadPool
 
@@ -22,6 +22,37 @@ struct QueryAPI: Sendable {
         json(.badRequest, QueryResponses.error(message))
     }
 
+    /// A block that could not be read (corrupt, or removed under the query): 500 naming the cause.
+    static func storageError(_ error: any Error) -> HTTPResponse {
+        json(.internalServerError, QueryResponses.error("storage error: \(error)"))
+    }
+
+    /// The answer of `POST /flush`: the blocks written.
+    static func flushed(_ metas: [BlockMeta]) -> HTTPResponse {
+        var w = JSONWriter()
+        w.object { o in
+            o.key("blocks")
+            o.array { a in
+                for m in metas {
+                    a.object { b in
+                        b.key("id")
+                        b.number(Int(m.id))
+                        b.key("org")
+                        b.string(m.org)
+                        b.key("spans")
+                        b.number(m.spans)
+                        b.key("bytes")
+                        b.number(m.bytes)
+                    }
+                }
+            }
+        }
+        return json(.ok, w.bytes)
+    }
+
+    /// Block spans read (newest first) for tag names and values, on top of the head.
+    static let tagScanSpans = 1_000_000
+
     func handle(_ request: HTTPRequest, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
         guard request.method == .GET || request.method == .HEAD else {
             return loop.makeSucceededFuture(.text(.methodNotAllowed, "method \(request.method) not allowed on \(request.path)\n"))
@@ -31,7 +62,7 @@ struct QueryAPI: Sendable {
         let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         let started = ContinuousClock.now
         self.metrics.queryRequests.increment()
-        let head = self.head
+        let engine = self.engine
         let metrics = self.metrics
         func run(_ work: @escaping @Sendable () -> HTTPResponse) -> EventLoopFuture<HTTPResponse> {
             self.pool.runIfActive(eventLoop: loop) {
@@ -50,7 +81,7 @@ struct QueryAPI: Sendable {
             return loop.makeSucceededFuture(.text(.ok, "ok\n"))
         case ["metrics"]:
             return loop.makeSucceededFuture(HTTPResponse(
-                status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(head: head)
+                status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(engine: engine)
             ))
         case ["api", "status", "buildinfo"]:
             var w = JSONWriter()
@@ -71,7 +102,14 @@ struct QueryAPI: Sendable {
                 return loop.makeSucceededFuture(QueryAPI.badRequest("trace ID '\(idText)' is not 1 to 32 hex digits (and not all zero)"))
             }
             return run {
-                guard let body = TraceRenderer.json(id, in: head.snapshot(org: org), shape: shape) else {
+                let snapshot = engine.snapshot(org: org)
+                let fromBlocks: [HeadChunk]
+                do {
+                    fromBlocks = try engine.store.findTrace(id, in: snapshot.blocks).map { HeadChunk(org: org, batch: $0) }
+                } catch {
+                    return QueryAPI.storageError(error)
+                }
+                guard let body = TraceRenderer.json(id, in: snapshot.chunks + fromBlocks, shape: shape) else {
                     return QueryAPI.json(.notFound, QueryResponses.error("trace not found"))
                 }
                 return QueryAPI.json(.ok, body)
@@ -84,15 +122,20 @@ struct QueryAPI: Sendable {
                 return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
             }
             return run {
-                let result = SearchExecutor.search(search, in: head.snapshot(org: org))
-                return QueryAPI.json(.ok, QueryResponses.search(result))
+                do {
+                    let result = try SearchExecutor.search(search, snapshot: engine.snapshot(org: org), store: engine.store)
+                    return QueryAPI.json(.ok, QueryResponses.search(result))
+                } catch {
+                    return QueryAPI.storageError(error)
+                }
             }
         case ["api", "search", "tags"], ["api", "v2", "search", "tags"]:
             let v2 = segments.count == 4
             let scope = request.query["scope"]
             return run {
                 do {
-                    let names = try TagCatalog.names(in: head.snapshot(org: org), scope: scope)
+                    let batches = TagCatalog.eachBatch(snapshot: engine.snapshot(org: org), store: engine.store, blockSpans: QueryAPI.tagScanSpans)
+                    let names = try TagCatalog.names(scope: scope, forEach: batches)
                     return QueryAPI.json(.ok, v2 ? QueryResponses.tagNamesV2(names) : QueryResponses.tagNames(names))
                 } catch let error as QueryError {
                     return QueryAPI.badRequest(error.message)
@@ -113,8 +156,13 @@ struct QueryAPI: Sendable {
             }
             let valueLimit = limit
             return run {
-                let values = TagCatalog.values(of: tag, in: head.snapshot(org: org), limit: valueLimit)
-                return QueryAPI.json(.ok, QueryResponses.tagValues(values, typed: v2))
+                do {
+                    let batches = TagCatalog.eachBatch(snapshot: engine.snapshot(org: org), store: engine.store, blockSpans: QueryAPI.tagScanSpans)
+                    let values = try TagCatalog.values(of: tag, limit: valueLimit, forEach: batches)
+                    return QueryAPI.json(.ok, QueryResponses.tagValues(values, typed: v2))
+                } catch {
+                    return QueryAPI.storageError(error)
+                }
             }
         default:
             return loop.makeSucceededFuture(QueryAPI.json(.notFound, QueryResponses.error("no such endpoint: \(path)")))

@@ -25,8 +25,21 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     public static let defaultOTLPGrpcPort = 4317
     /// Largest request body, both as received and after decompression (OTLP recommends 64 MiB).
     public var maxBodyBytes: Int = 64 << 20
-    /// WAL segment size before rolling to a new file.
-    public var walSegmentBytes: Int = 128 << 20
+    /// WAL segment size before rolling to a new file; each closed segment becomes blocks (one per org).
+    public var walSegmentBytes: Int = 64 << 20
+    /// Close the open WAL segment (cutting the head into blocks) once it is this many seconds old.
+    public var blockMaxAgeSeconds: Double = 300
+    /// Spans per row group inside a block.
+    public var blockGroupSpans: Int = 16_384
+    /// Compaction merges small blocks of an org up to this many spans.
+    public var compactionMaxSpans: Int = 1_000_000
+    /// Days of data kept per org (blocks whose newest span is older are deleted), and per-org overrides.
+    public var retentionDays: Double = 14
+    public var orgRetentionDays: [String: Double] = [:]
+    /// The replica set this node stores for (kept in every block's metadata).
+    public var placement: String = "local"
+    /// Seconds between background passes (flush, compaction, retention).
+    public var maintenanceIntervalSeconds: Double = 1
     /// Bytes waiting for the WAL beyond which writes get 503 + Retry-After.
     public var walMaxPendingBytes: Int = 512 << 20
     /// Spans per head chunk.
@@ -58,6 +71,13 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
             : NodeConfiguration.defaultOTLPGrpcPort
         self.maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? d.maxBodyBytes
         self.walSegmentBytes = try c.decodeIfPresent(Int.self, forKey: .walSegmentBytes) ?? d.walSegmentBytes
+        self.blockMaxAgeSeconds = try c.decodeIfPresent(Double.self, forKey: .blockMaxAgeSeconds) ?? d.blockMaxAgeSeconds
+        self.blockGroupSpans = try c.decodeIfPresent(Int.self, forKey: .blockGroupSpans) ?? d.blockGroupSpans
+        self.compactionMaxSpans = try c.decodeIfPresent(Int.self, forKey: .compactionMaxSpans) ?? d.compactionMaxSpans
+        self.retentionDays = try c.decodeIfPresent(Double.self, forKey: .retentionDays) ?? d.retentionDays
+        self.orgRetentionDays = try c.decodeIfPresent([String: Double].self, forKey: .orgRetentionDays) ?? d.orgRetentionDays
+        self.placement = try c.decodeIfPresent(String.self, forKey: .placement) ?? d.placement
+        self.maintenanceIntervalSeconds = try c.decodeIfPresent(Double.self, forKey: .maintenanceIntervalSeconds) ?? d.maintenanceIntervalSeconds
         self.walMaxPendingBytes = try c.decodeIfPresent(Int.self, forKey: .walMaxPendingBytes) ?? d.walMaxPendingBytes
         self.headChunkSpans = try c.decodeIfPresent(Int.self, forKey: .headChunkSpans) ?? d.headChunkSpans
         self.costAliases = try c.decodeIfPresent([String].self, forKey: .costAliases) ?? d.costAliases
@@ -105,12 +125,26 @@ public final class WeftNode: Service {
 
         let loops = config.eventLoopThreads ?? cores
         let head = Head(configuration: .init(chunkSpans: config.headChunkSpans, stripes: loops))
+        let nanosPerDay = 86_400.0 * 1e9
+        let engine = StorageEngine(
+            head: head,
+            store: BlockStore(disk: PosixDisk(), directory: config.dataDir + "/blocks"),
+            configuration: .init(
+                placement: config.placement,
+                blockOptions: .init(zstdLevel: 3, groupSpans: config.blockGroupSpans),
+                compactedOptions: .init(zstdLevel: 9, groupSpans: config.blockGroupSpans),
+                compactionMaxSpans: config.compactionMaxSpans,
+                retentionNanos: UInt64(config.retentionDays * nanosPerDay),
+                orgRetentionNanos: config.orgRetentionDays.mapValues { UInt64($0 * nanosPerDay) }
+            )
+        )
+        let maintainerBox = Mutex<BlockMaintainer?>(nil)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
         var stripes: [ObjectIdentifier: Int] = [:]
         for (i, loop) in group.makeIterator().enumerated() { stripes[ObjectIdentifier(loop)] = i }
         let pool = NIOThreadPool(numberOfThreads: config.queryThreads ?? cores)
         pool.start()
-        let query = QueryAPI(head: head, metrics: metrics, pool: pool)
+        let query = QueryAPI(engine: engine, metrics: metrics, pool: pool)
         // Until the WAL is replayed, data endpoints answer 503 and /ready says so; /healthz and /metrics work.
         let gate = ReadinessGate()
         let responder: HTTPResponder = { request, loop in
@@ -128,6 +162,15 @@ public final class WeftNode: Service {
                     return loop.makeSucceededFuture(response)
                 }
             }
+            if request.path == "/flush" {
+                guard request.method == .POST else {
+                    return loop.makeSucceededFuture(.text(.methodNotAllowed, "use POST for /flush\n"))
+                }
+                guard let maintainer = maintainerBox.withLock({ $0 }) else {
+                    return loop.makeSucceededFuture(.text(.serviceUnavailable, "not ready\n"))
+                }
+                return pool.runIfActive(eventLoop: loop) { QueryAPI.flushed(maintainer.flushNow()) }
+            }
             if request.path == "/v1/traces" {
                 guard request.method == .POST else {
                     return loop.makeSucceededFuture(.text(.methodNotAllowed, "use POST for /v1/traces\n"))
@@ -139,6 +182,7 @@ public final class WeftNode: Service {
 
         var servers: [HTTPServer] = []
         var committer: WALCommitter? = nil
+        var maintainer: BlockMaintainer? = nil
         do {
             let otlp = try await HTTPServer.start(host: config.host, port: config.otlpPort, group: group, maxBodyBytes: config.maxBodyBytes, responder: responder)
             servers.append(otlp)
@@ -157,13 +201,19 @@ public final class WeftNode: Service {
             }
             logger.info("recovering", metadata: Self.metadata(addresses))
 
-            // Rebuild the head from the WAL (off the cooperative pool), then take traffic.
+            // Open the blocks and rebuild the head from the WAL (off the cooperative pool), then take traffic.
             let walCommitter = try await pool.runIfActive { () throws -> WALCommitter in
                 let disk = PosixDisk()
                 try disk.makeDirectory(config.dataDir)
                 let wal = WAL(disk: disk, directory: config.dataDir + "/wal", configuration: .init(segmentSize: config.walSegmentBytes))
                 let started = ContinuousClock.now
-                let report = try Recovery.replay(wal: wal, into: head, options: options)
+                let report = try engine.open(wal: wal, options: options)
+                if !report.blocks.removedFiles.isEmpty {
+                    logger.info("removed leftovers of interrupted block writes", metadata: ["files": "\(report.blocks.removedFiles)"])
+                }
+                if !report.blocks.corrupt.isEmpty {
+                    logger.error("block metadata failed verification; those blocks are not served", metadata: ["files": "\(report.blocks.corrupt)"])
+                }
                 if let tail = report.wal.truncatedTail {
                     logger.warning("dropped a torn or corrupt WAL tail", metadata: [
                         "segment": "\(tail.segment)", "offset": "\(tail.offset)", "bytes": "\(tail.droppedBytes)",
@@ -172,14 +222,25 @@ public final class WeftNode: Service {
                 if report.undecodable > 0 {
                     logger.error("WAL records that no longer decode were skipped", metadata: ["records": "\(report.undecodable)"])
                 }
-                logger.info("recovered from WAL", metadata: [
+                logger.info("recovered", metadata: [
+                    "blocks": "\(report.blocks.blocks.count)", "blockSpans": "\(report.blocks.blocks.reduce(0) { $0 + $1.spans })",
                     "segments": "\(report.wal.segments)", "records": "\(report.wal.records)", "spans": "\(report.spans)",
-                    "ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))",
+                    "skippedRecords": "\(report.skippedRecords)", "ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))",
                 ])
                 // The committer takes ownership of the replayed log.
-                return WALCommitter(wal: wal, maxPendingBytes: config.walMaxPendingBytes, metrics: metrics)
+                return WALCommitter(wal: wal, head: head, maxPendingBytes: config.walMaxPendingBytes, metrics: metrics)
             }
             committer = walCommitter
+            let blockMaintainer = BlockMaintainer(
+                engine: engine, committer: walCommitter, metrics: metrics, logger: logger,
+                settings: .init(
+                    maxSegmentAge: .milliseconds(Int64(config.blockMaxAgeSeconds * 1000)),
+                    interval: .milliseconds(Int64(max(0.01, config.maintenanceIntervalSeconds) * 1000)),
+                    retiredGrace: .seconds(60)
+                )
+            )
+            maintainer = blockMaintainer
+            maintainerBox.withLock { $0 = blockMaintainer }
             gate.open(OTLPReceiver(
                 head: head, committer: walCommitter, metrics: metrics, options: options,
                 maxDecodedBytes: config.maxBodyBytes, stripes: stripes
@@ -191,6 +252,7 @@ public final class WeftNode: Service {
         } catch {
             logger.error("cannot start: \(error)")
             for s in servers { await s.shutdown() }
+            await maintainer?.shutdown()
             await committer?.shutdown()
             try? await pool.shutdownGracefully()
             try? await group.shutdownGracefully()
@@ -199,6 +261,7 @@ public final class WeftNode: Service {
 
         logger.info("shutting down: finishing in-flight requests")
         for s in servers { await s.shutdown() }
+        await maintainer?.shutdown()
         await committer?.shutdown()
         try? await pool.shutdownGracefully()
         try? await group.shutdownGracefully()

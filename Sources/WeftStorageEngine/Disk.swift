@@ -19,6 +19,10 @@ public protocol Disk: AnyObject {
     /// Atomically renames a file (replacing `to`); durable after ``syncDirectory(_:)``.
     func rename(_ from: String, to: String) throws
     func remove(_ path: String) throws
+    /// Size of a file in bytes.
+    func size(_ path: String) throws -> Int
+    /// Bytes `range` of a file (`pread`); must be safe to call from several threads at once.
+    func read(_ path: String, range: Range<Int>) throws -> [UInt8]
 }
 
 /// A disk error with a readable message.
@@ -29,6 +33,16 @@ public struct DiskError: Error, CustomStringConvertible, Sendable {
 }
 
 extension Disk {
+    /// Default: reads the whole file.
+    public func size(_ path: String) throws -> Int { try self.read(path).count }
+
+    /// Default: reads the whole file and slices it.
+    public func read(_ path: String, range: Range<Int>) throws -> [UInt8] {
+        let all = try self.read(path)
+        guard range.lowerBound >= 0, range.upperBound <= all.count else { throw DiskError("read past the end of \(path)") }
+        return Array(all[range])
+    }
+
     /// Default: one append per chunk.
     public func append(_ path: String, contentsOf chunks: [[UInt8]]) throws {
         for chunk in chunks { try chunk.withUnsafeBytes { try self.append(path, $0) } }

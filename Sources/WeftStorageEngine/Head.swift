@@ -6,6 +6,8 @@ import WeftModel
 /// Chunks are values: a query takes a snapshot and scans it without holding the head's lock.
 public struct HeadChunk: Sendable {
     public let org: String
+    /// The WAL segment whose records the chunk holds (it is flushed to blocks with that segment).
+    public let segment: Int
     public private(set) var batch = SpanBatch()
     /// The last row of each trace in this chunk; earlier rows are reached through ``previousInTrace``.
     public private(set) var lastRowOfTrace: [TraceID: UInt32] = [:]
@@ -14,8 +16,16 @@ public struct HeadChunk: Sendable {
     public private(set) var minStart: UInt64 = .max
     public private(set) var maxStart: UInt64 = 0
 
-    public init(org: String) {
+    public init(org: String, segment: Int = 0) {
         self.org = org
+        self.segment = segment
+    }
+
+    /// A chunk over an existing batch (e.g. rows decoded from a block), with its trace index built.
+    public init(org: String, batch: SpanBatch) {
+        self.org = org
+        self.segment = -1
+        self.append(batch, sharingStrings: true)
     }
 
     public var spanCount: Int { self.batch.spanCount }
@@ -28,9 +38,9 @@ public struct HeadChunk: Sendable {
         self.lastRowOfTrace.reserveCapacity(spans / 2)
     }
 
-    mutating func append(_ other: SpanBatch) {
+    mutating func append(_ other: SpanBatch, sharingStrings: Bool = false) {
         let first = self.batch.spanCount
-        self.batch.append(other)
+        if sharingStrings && first == 0 { self.batch = other } else { self.batch.append(other) }
         self.previousInTrace.reserveCapacity(self.batch.spanCount)
         for row in first..<self.batch.spanCount {
             let id = self.batch.traceID(row)
@@ -89,9 +99,14 @@ public final class Head: Sendable {
         public var bytes = 0
     }
 
+    private struct Key: Hashable {
+        var org: String
+        var segment: Int
+    }
+
     private struct Stripe {
-        var sealed: [String: [HeadChunk]] = [:]
-        var active: [String: HeadChunk] = [:]
+        var sealed: [Key: [HeadChunk]] = [:]
+        var active: [Key: HeadChunk] = [:]
         var spans = 0
         var chunks = 0
         var sealedBytes = 0
@@ -103,52 +118,123 @@ public final class Head: Sendable {
 
     public let configuration: Configuration
     private let stripes: [LockedStripe]
+    /// Appends announced per segment (see ``expectAppends(segment:count:)``) that have not happened yet.
+    private let pending = Mutex<[Int: Int]>([:])
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
         self.stripes = (0..<configuration.stripes).map { _ in LockedStripe() }
     }
 
-    /// Adds a decoded batch of one org. `stripe` spreads writers: pass a per-thread value.
-    public func append(_ batch: SpanBatch, org: String, stripe: Int = 0) {
+    /// Adds a decoded batch of one org, logged in WAL `segment`. `stripe` spreads writers: pass a
+    /// per-thread value.
+    public func append(_ batch: SpanBatch, org: String, stripe: Int = 0, segment: Int = 0) {
         guard batch.spanCount > 0 else { return }
         let limit = self.configuration.chunkSpans
         let index = Int(UInt(bitPattern: stripe) % UInt(self.stripes.count))
+        let key = Key(org: org, segment: segment)
         self.stripes[index].state.withLock { s in
-            if s.active[org] == nil {
-                var chunk = HeadChunk(org: org)
+            if s.active[key] == nil {
+                var chunk = HeadChunk(org: org, segment: segment)
                 chunk.reserve(spans: limit + batch.spanCount, like: batch)
-                s.active[org] = chunk
+                s.active[key] = chunk
                 s.chunks += 1
             }
-            s.active[org]!.append(batch)
+            s.active[key]!.append(batch)
             s.spans += batch.spanCount
-            if s.active[org]!.spanCount >= limit {
-                var chunk = s.active.removeValue(forKey: org)!
+            if s.active[key]!.spanCount >= limit {
+                var chunk = s.active.removeValue(forKey: key)!
                 chunk.shrinkToFit()
                 s.sealedBytes += chunk.memoryFootprint
-                s.sealed[org, default: []].append(chunk)
+                s.sealed[key, default: []].append(chunk)
             }
         }
     }
 
-    /// All chunks of an org (sealed and active).
+    /// Announces `count` appends for `segment` that will follow (records committed to the WAL whose
+    /// spans are on their way to the head), so a flush of that segment waits for them.
+    public func expectAppends(segment: Int, count: Int) {
+        self.pending.withLock { $0[segment, default: 0] += count }
+    }
+
+    /// Appends one batch announced with ``expectAppends(segment:count:)``.
+    public func appendExpected(_ batch: SpanBatch, org: String, stripe: Int, segment: Int) {
+        self.append(batch, org: org, stripe: stripe, segment: segment)
+        self.pending.withLock { p in
+            p[segment, default: 0] -= 1
+            if p[segment] == 0 { p.removeValue(forKey: segment) }
+        }
+    }
+
+    /// Announced appends of `segment` still outstanding.
+    public func pendingAppends(segment: Int) -> Int { self.pending.withLock { $0[segment] ?? 0 } }
+
+    /// All chunks of an org (sealed and active), every segment.
     public func snapshot(org: String) -> [HeadChunk] {
         var chunks: [HeadChunk] = []
         for stripe in self.stripes {
             stripe.state.withLock { s in
-                chunks += s.sealed[org] ?? []
-                if let active = s.active[org] { chunks.append(active) }
+                for (key, sealed) in s.sealed where key.org == org { chunks += sealed }
+                for (key, active) in s.active where key.org == org { chunks.append(active) }
             }
         }
         return chunks
+    }
+
+    /// Chunks of one segment, by org.
+    public func chunks(segment: Int) -> [String: [HeadChunk]] {
+        var out: [String: [HeadChunk]] = [:]
+        for stripe in self.stripes {
+            stripe.state.withLock { s in
+                for (key, sealed) in s.sealed where key.segment == segment { out[key.org, default: []] += sealed }
+                for (key, active) in s.active where key.segment == segment { out[key.org, default: []].append(active) }
+            }
+        }
+        return out
+    }
+
+    /// Segments with data in the head, ascending.
+    public func segments() -> [Int] {
+        var all = Set<Int>()
+        for stripe in self.stripes {
+            stripe.state.withLock { s in
+                for key in s.sealed.keys { all.insert(key.segment) }
+                for key in s.active.keys { all.insert(key.segment) }
+            }
+        }
+        return all.sorted()
+    }
+
+    /// Spans held for `segment`.
+    public func spans(segment: Int) -> Int {
+        self.chunks(segment: segment).values.reduce(0) { $0 + $1.reduce(0) { $0 + $1.spanCount } }
+    }
+
+    /// Forgets a segment's chunks, of one org or all (once they are in durable blocks).
+    public func drop(segment: Int, org: String? = nil) {
+        for stripe in self.stripes {
+            stripe.state.withLock { s in
+                for key in Array(s.sealed.keys) where key.segment == segment && (org == nil || key.org == org) {
+                    for chunk in s.sealed.removeValue(forKey: key)! {
+                        s.spans -= chunk.spanCount
+                        s.chunks -= 1
+                        s.sealedBytes -= chunk.memoryFootprint
+                    }
+                }
+                for key in Array(s.active.keys) where key.segment == segment && (org == nil || key.org == org) {
+                    let chunk = s.active.removeValue(forKey: key)!
+                    s.spans -= chunk.spanCount
+                    s.chunks -= 1
+                }
+            }
+        }
     }
 
     /// Orgs with data.
     public func orgs() -> [String] {
         var orgs = Set<String>()
         for stripe in self.stripes {
-            stripe.state.withLock { s in orgs.formUnion(s.sealed.keys.map { $0 } + s.active.keys.map { $0 }) }
+            stripe.state.withLock { s in orgs.formUnion(s.sealed.keys.map(\.org) + s.active.keys.map(\.org)) }
         }
         return orgs.sorted()
     }

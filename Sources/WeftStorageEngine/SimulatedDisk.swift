@@ -33,6 +33,17 @@ public final class SimulatedDisk: Disk {
         return f.content
     }
 
+    public func size(_ path: String) throws -> Int {
+        guard let f = self.files[path] else { throw DiskError("no such file: \(path)") }
+        return f.content.count
+    }
+
+    public func read(_ path: String, range: Range<Int>) throws -> [UInt8] {
+        guard let f = self.files[path] else { throw DiskError("no such file: \(path)") }
+        guard range.lowerBound >= 0, range.upperBound <= f.content.count else { throw DiskError("read past the end of \(path)") }
+        return Array(f.content[range])
+    }
+
     public func append(_ path: String, _ bytes: UnsafeRawBufferPointer) throws {
         if let capacity, self.totalBytes + bytes.count > capacity {
             throw DiskError("no space left on device")

@@ -38,6 +38,8 @@ public final class WAL {
     private var currentSegment: Int = 0
     private var currentSize: Int = 0
     private var replayed = false
+    /// Segments up to this number may be named by blocks; new records never go there.
+    private var floor: Int = 0
 
     public init(disk: any Disk, directory: String, configuration: Configuration = Configuration()) {
         self.disk = disk
@@ -63,6 +65,12 @@ public final class WAL {
     /// Must be called once before the first append.
     @discardableResult
     public func replay(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> ReplayReport {
+        try self.replay { _, payload in try body(payload) }
+    }
+
+    /// Like ``replay(_:)``, also passing each record's segment number.
+    @discardableResult
+    public func replay(_ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws -> ReplayReport {
         try self.disk.makeDirectory(self.directory)
         var report = ReplayReport()
         let segments = try self.segments()
@@ -91,7 +99,7 @@ public final class WAL {
                     guard length <= WAL.maxRecordSize, start + length <= raw.count else { break }
                     let payload = UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)])
                     guard CRC32C.checksum(payload) == crc else { break }
-                    try body(payload)
+                    try body(segment, payload)
                     report.records += 1
                     report.bytes += length
                     pos = start + length
@@ -138,10 +146,24 @@ public final class WAL {
         try self.append(framed: records.map { r in r.withUnsafeBytes { WAL.frame($0) } })
     }
 
+    /// The segment new records go to (0 before the first append).
+    public var current: Int { self.currentSegment }
+
+    /// Whether the current segment holds any record.
+    public var currentHasRecords: Bool { self.currentSegment != 0 && self.currentSize > WAL.header.count }
+
+    /// Makes sure new records go to segments numbered above `segment` (segments that blocks name as
+    /// their source are never reused, even if the log's files were lost).
+    public func reserveThrough(_ segment: Int) {
+        self.floor = max(self.floor, segment)
+    }
+
     /// Appends records already framed with ``frame(_:)``, in one `writev`; not durable until ``sync()``.
-    public func append(framed records: [[UInt8]]) throws {
+    /// Returns the segment they went to.
+    @discardableResult
+    public func append(framed records: [[UInt8]]) throws -> Int {
         precondition(self.replayed, "WAL.replay must run before appending")
-        if self.currentSegment == 0 || self.currentSize >= self.configuration.segmentSize {
+        if self.currentSegment == 0 || self.currentSegment <= self.floor || self.currentSize >= self.configuration.segmentSize {
             try self.rollSegment()
         }
         let path = self.path(self.currentSegment)
@@ -153,6 +175,24 @@ public final class WAL {
             throw error
         }
         self.currentSize += records.reduce(0) { $0 + $1.count }
+        return self.currentSegment
+    }
+
+    /// Closes the current segment (if it holds records) so the next append starts a new one; the closed
+    /// segment can then be flushed to blocks and removed.
+    public func roll() throws {
+        precondition(self.replayed, "WAL.replay must run before rolling")
+        guard self.currentHasRecords else { return }
+        try self.rollSegment()
+    }
+
+    /// Removes a closed segment whose records are all in durable blocks.
+    public func remove(segment: Int) throws {
+        precondition(segment != self.currentSegment, "the current WAL segment cannot be removed")
+        let path = self.path(segment)
+        guard self.disk.exists(path) else { return }
+        try self.disk.remove(path)
+        try self.disk.syncDirectory(self.directory)
     }
 
     /// Makes all appended records durable.
@@ -163,7 +203,7 @@ public final class WAL {
 
     private func rollSegment() throws {
         if self.currentSegment != 0 { try self.disk.sync(self.path(self.currentSegment)) }
-        self.currentSegment += 1
+        self.currentSegment = max(self.currentSegment, self.floor) + 1
         let path = self.path(self.currentSegment)
         try WAL.header.withUnsafeBytes { try self.disk.append(path, $0) }
         try self.disk.sync(path)

@@ -132,9 +132,11 @@ func residentBytes() -> Int {
 }
 
 struct Blocks: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Block format v1: bytes per span by section, encode and decode speed.")
+    static let configuration = CommandConfiguration(abstract: "Block format: bytes per span by column, encode and decode speed.")
     @Option(help: "Spans to generate.") var spans = 1_000_000
-    @Option(help: "Spans per block (the head's chunk size).") var blockSpans = 65_536
+    @Option(help: "Spans per block.") var blockSpans = 1_000_000
+    @Option(help: "Spans per row group.") var groupSpans = 16_384
+    @Option(help: "zstd level (0: none).") var zstdLevel: Int32 = 3
     @Option(help: "Generator seed.") var seed: UInt64 = 1
     @Option(help: "Also write the first block to this file (for weftctl block inspect).") var write: String?
 
@@ -162,10 +164,11 @@ struct Blocks: ParsableCommand {
         var blocks: [[UInt8]] = []
         let encodeStart = clock.now
         for c in chunks {
-            let (b, sections) = BlockCodec.encode(c)
+            let (b, sections) = BlockCodec.encode(c, options: .init(zstdLevel: self.zstdLevel, groupSpans: self.groupSpans))
             bytes += b.count
             blocks.append(b)
-            for s in sections { bySection[s.name, default: 0] += s.bytes }
+            for s in sections { bySection[BlockSizes.column(s.name), default: 0] += s.bytes }
+            bySection["(directory and footer)", default: 0] += b.count - sections.reduce(8) { $0 + $1.bytes }
         }
         let encodeTime = elapsedSeconds(clock.now - encodeStart)
         if let path = self.write, let first = blocks.first {
@@ -173,7 +176,7 @@ struct Blocks: ParsableCommand {
         }
         let decodeStart = clock.now
         var decoded = 0
-        for b in blocks { decoded += try b.withUnsafeBytes { try BlockCodec.decode($0) }.spanCount }
+        for b in blocks { decoded += try BlockCodec.decode(b).spanCount }
         let decodeTime = elapsedSeconds(clock.now - decodeStart)
         print("spans: \(total) in \(chunks.count) blocks; decoded back: \(decoded)")
         print(String(format: "block bytes: %.1f B/span (%.1f MB)", Double(bytes) / Double(total), Double(bytes) / 1e6))
@@ -181,5 +184,14 @@ struct Blocks: ParsableCommand {
         for (name, b) in bySection.sorted(by: { $0.value > $1.value }) {
             print(String(format: "  %-26@ %6.2f B/span", name as NSString, Double(b) / Double(total)))
         }
+    }
+}
+
+/// Groups section names into columns: `12/span.id` → `span.id`, `dict/3` → `dictionary`.
+enum BlockSizes {
+    static func column(_ section: String) -> String {
+        if section.hasPrefix("dict") { return "dictionary" }
+        if let slash = section.firstIndex(of: "/") { return String(section[section.index(after: slash)...]) }
+        return section
     }
 }

@@ -50,7 +50,8 @@ struct RecoveryTests {
         disk.crash { _, unsynced in unsynced / 2 }
 
         let head = Head(configuration: .init(chunkSpans: 16))
-        let report = try Recovery.replay(wal: WAL(disk: disk, directory: "/d/wal"), into: head, options: DecodeOptions())
+        let engine = StorageEngine(head: head, store: BlockStore(disk: disk, directory: "/d/blocks"))
+        let report = try engine.open(wal: WAL(disk: disk, directory: "/d/wal"), options: DecodeOptions())
         #expect(report.spans == 60)
         #expect(report.undecodable == 0)
         #expect(report.wal.truncatedTail != nil)

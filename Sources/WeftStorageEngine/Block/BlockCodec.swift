@@ -1,21 +1,29 @@
 import WeftModel
 
-/// The columnar block format, version 1: an immutable, self-checking encoding of a span batch.
+/// The columnar block format, version 2: an immutable, self-checking encoding of a span batch that
+/// can be read piecewise.
 ///
-/// Layout: `WEFTBLK1`, then sections `[name length: varint][name][codec: UInt8][raw length: varint]`
-/// `[stored length: varint][crc32c of stored bytes: UInt32][stored bytes]` (codec 0 = raw, 1 = zstd),
-/// and a footer `[section count: UInt32][WEFTBLK1]`. Rows are ordered by (trace ID, start time), so the spans
-/// of a trace are adjacent and a trace is found by binary search over the sorted unique trace IDs.
-/// Columns are frame-of-reference bit-packed; attributes are stored grouped by key (rows of each key
-/// delta-coded), with values split by type. Every section is checksummed.
+/// File: `WEFTBLK2`, section payloads, a section directory, then the footer
+/// `[directory length: UInt32][directory crc32c: UInt32][section count: UInt32][WEFTBLK2]`. A reader
+/// reads the footer and directory once, then only the sections a query needs (`pread`). Each
+/// section is checksummed and optionally zstd-compressed.
+///
+/// Rows are ordered by trace (traces by first start time, then ID; spans of a trace adjacent, by start)
+/// and cut into **row groups** of about ``Options/groupSpans`` spans at trace boundaries. Block-level
+/// sections: the dictionary (sorted strings in pages, well-known IDs first), resources, scopes, the
+/// group summary (rows, traces, time range and numeric min/max per group) and per-group trace Bloom
+/// filters. Per group `g`, sections named `g/<column>` hold the span columns; string attributes are
+/// stored inverted, as posting lists of rows per (key, value), so equality filters are intersections.
 public enum BlockCodec {
-    public static let magic: [UInt8] = Array("WEFTBLK1".utf8)
-    public static let version = 1
+    public static let magic: [UInt8] = Array("WEFTBLK2".utf8)
+    public static let version = 2
+    /// Strings per dictionary page.
+    public static let dictionaryPage = 4096
 
     /// Bytes per section, for inspection and the per-column size breakdown.
     public struct Section: Sendable, Equatable {
         public var name: String
-        /// Bytes on disk, header included.
+        /// Bytes on disk, directory entry excluded.
         public var bytes: Int
         /// Bytes before compression.
         public var rawBytes: Int
@@ -26,132 +34,221 @@ public enum BlockCodec {
     public struct Options: Sendable {
         /// zstd level for sections (0 = no compression).
         public var zstdLevel: Int32
-        public init(zstdLevel: Int32 = 3) { self.zstdLevel = zstdLevel }
+        /// Spans per row group (groups end at trace boundaries, so they may be larger).
+        public var groupSpans: Int
+        public init(zstdLevel: Int32 = 3, groupSpans: Int = 16_384) {
+            self.zstdLevel = zstdLevel
+            self.groupSpans = max(1, groupSpans)
+        }
+    }
+
+    /// What the encoder learned about the block, for its metadata.
+    public struct Summary: Sendable {
+        public var spans: Int
+        public var traces: Int
+        public var groups: Int
+        public var minStart: UInt64
+        public var maxStart: UInt64
+        public var sections: [Section]
     }
 
     // MARK: Encoding
 
     /// Encodes `batch` (any row order) as a block.
     public static func encode(_ batch: SpanBatch, options: Options = Options()) -> (bytes: [UInt8], sections: [Section]) {
+        let (bytes, summary) = self.encodeWithSummary(batch, options: options)
+        return (bytes, summary.sections)
+    }
+
+    public static func encodeWithSummary(_ batch: SpanBatch, options: Options = Options()) -> (bytes: [UInt8], summary: Summary) {
+        var w = SectionWriter(zstdLevel: options.zstdLevel)
         let n = batch.spanCount
-        // Order rows by trace, then start time.
-        let order = (0..<n).sorted { a, b in
+
+        // Order: rows by (trace, start); then traces by (first start, ID).
+        let byTrace = (0..<n).sorted { a, b in
             let ta = batch.traceID(a)
             let tb = batch.traceID(b)
             return ta != tb ? ta < tb : (batch.startTime[a], a) < (batch.startTime[b], b)
         }
-        var out = ByteWriter()
-        out.raw(magic)
-        var sections: [Section] = []
-        var count: UInt32 = 0
-        func section(_ name: String, _ body: (inout ByteWriter) -> Void) {
-            var w = ByteWriter(byteAligned: options.zstdLevel > 0)
-            body(&w)
-            // Compress when it saves at least an eighth.
-            var stored = w.bytes
-            var codec: UInt8 = 0
-            if options.zstdLevel > 0, w.bytes.count >= 64,
-                let z = w.bytes.withUnsafeBytes({ Zstd.compress($0, level: options.zstdLevel) }), z.count < w.bytes.count - w.bytes.count / 8
-            {
-                stored = z
-                codec = 1
+        var traceRanges: [Range<Int>] = []
+        var i = 0
+        while i < n {
+            var j = i + 1
+            let id = batch.traceID(byTrace[i])
+            while j < n && batch.traceID(byTrace[j]) == id { j += 1 }
+            traceRanges.append(i..<j)
+            i = j
+        }
+        traceRanges.sort { a, b in
+            let sa = batch.startTime[byTrace[a.lowerBound]]
+            let sb = batch.startTime[byTrace[b.lowerBound]]
+            return sa != sb ? sa < sb : batch.traceID(byTrace[a.lowerBound]) < batch.traceID(byTrace[b.lowerBound])
+        }
+        var order: [Int] = []
+        order.reserveCapacity(n)
+        var traceBounds: [Int] = [0]
+        for r in traceRanges {
+            order.append(contentsOf: byTrace[r])
+            traceBounds.append(order.count)
+        }
+
+        // Dictionary: referenced strings only, well-known IDs first, the rest sorted by bytes.
+        let remap = self.writeDictionary(&w, batch.strings, used: batch.referencedStrings())
+        @inline(__always) func sid(_ id: UInt32) -> UInt64 { UInt64(remap[Int(id)]) }
+
+        w.section("resources") { s in
+            s.packed(batch.resourceAttrOffsets)
+            writeFlatAttributes(&s, batch.resourceAttrs, remap)
+            s.packed(batch.resourceDroppedAttrs)
+            s.packed(batch.resourceSchemaURL.lazy.map(sid))
+            s.packed(batch.resourceServiceName.lazy.map(sid))
+        }
+        w.section("scopes") { s in
+            s.packed(batch.scopeName.lazy.map(sid))
+            s.packed(batch.scopeVersion.lazy.map(sid))
+            s.packed(batch.scopeAttrOffsets)
+            writeFlatAttributes(&s, batch.scopeAttrs, remap)
+            s.packed(batch.scopeDroppedAttrs)
+            s.packed(batch.scopeSchemaURL.lazy.map(sid))
+        }
+
+        // Row groups at trace boundaries.
+        var groups: [(traces: Range<Int>, rows: Range<Int>)] = []
+        var firstTrace = 0
+        for t in 0..<traceRanges.count {
+            let rows = traceBounds[firstTrace]..<traceBounds[t + 1]
+            if rows.count >= options.groupSpans || t == traceRanges.count - 1 {
+                groups.append((firstTrace..<(t + 1), rows))
+                firstTrace = t + 1
             }
-            var header = ByteWriter()
-            header.varint(UInt64(name.utf8.count))
-            header.raw(Array(name.utf8))
-            header.raw([codec])
-            header.varint(UInt64(w.bytes.count))
-            header.varint(UInt64(stored.count))
-            header.fixed32(stored.withUnsafeBytes { CRC32C.checksum($0) })
-            out.raw(header.bytes)
-            out.raw(stored)
-            sections.append(Section(name: name, bytes: header.bytes.count + stored.count, rawBytes: w.bytes.count, compressed: codec == 1))
-            count += 1
         }
-
-        // Dictionary.
-        section("dictionary") { w in
-            let strings = batch.strings
-            w.varint(UInt64(strings.count))
-            w.packed((0..<strings.count).lazy.map { UInt64(strings.length(UInt32($0))) })
-            w.raw(strings.bytes)
+        var summary = GroupSummary()
+        var blooms: [TraceBloom] = []
+        for (g, group) in groups.enumerated() {
+            let rows = Array(order[group.rows])
+            let bounds = group.traces.map { traceBounds[$0] - group.rows.lowerBound } + [rows.count]
+            var bloom = TraceBloom(capacity: group.traces.count)
+            for b in bounds.dropLast() { bloom.insert(batch.traceID(rows[b])) }
+            blooms.append(bloom)
+            summary.add(batch, rows, traces: group.traces.count)
+            self.writeGroup(&w, g, batch, rows, bounds, remap)
         }
+        w.section("groups", compress: false) { s in summary.write(&s) }
+        w.section("bloom", compress: false) { s in
+            s.varint(UInt64(blooms.count))
+            for b in blooms {
+                s.varint(UInt64(b.bits.count))
+                for word in b.bits { s.fixed64(word) }
+            }
+        }
+        let bytes = w.finish()
+        return (bytes, Summary(
+            spans: n, traces: traceRanges.count, groups: groups.count,
+            minStart: batch.startTime.min() ?? 0, maxStart: batch.startTime.max() ?? 0, sections: w.sections
+        ))
+    }
 
-        // Traces: sorted unique IDs, span count and first start per trace.
-        var traceIDs: [TraceID] = []
-        var traceSpans: [UInt64] = []
-        var traceStart: [UInt64] = []
+    /// Writes the dictionary pages; returns old ID → new ID (unreferenced strings map to 0).
+    static func writeDictionary(_ w: inout SectionWriter, _ strings: StringTable, used: [Bool]) -> [UInt32] {
+        let known = min(WellKnown.all.count, strings.count)
+        var rest = (known..<strings.count).filter { used[$0] }
+        strings.bytes.withUnsafeBytes { all in
+            func view(_ id: Int) -> UnsafeRawBufferPointer {
+                UnsafeRawBufferPointer(rebasing: all[Int(strings.offsets[id])..<Int(strings.offsets[id + 1])])
+            }
+            rest.sort { compareBytes(view($0), view($1)) < 0 }
+        }
+        let sorted = Array(0..<known) + rest
+        var remap = [UInt32](repeating: 0, count: strings.count)
+        for (new, old) in sorted.enumerated() { remap[old] = UInt32(new) }
+        var page = 0
+        while page * dictionaryPage < sorted.count || page == 0 {
+            let ids = sorted[(page * dictionaryPage)..<min(sorted.count, (page + 1) * dictionaryPage)]
+            w.section("dict/\(page)") { s in
+                s.varint(UInt64(ids.count))
+                s.packed(ids.lazy.map { UInt64(strings.length(UInt32($0))) })
+                strings.bytes.withUnsafeBytes { all in
+                    for id in ids { s.raw(UnsafeRawBufferPointer(rebasing: all[Int(strings.offsets[id])..<Int(strings.offsets[id + 1])])) }
+                }
+            }
+            page += 1
+        }
+        w.section("dictionary", compress: false) { s in
+            s.varint(UInt64(sorted.count))
+            s.varint(UInt64(page))
+        }
+        return remap
+    }
+
+    /// One row group: `rows` are batch rows in block order; `bounds` the offsets where each trace starts
+    /// (plus the end).
+    static func writeGroup(_ w: inout SectionWriter, _ g: Int, _ batch: SpanBatch, _ order: [Int], _ bounds: [Int], _ remap: [UInt32]) {
+        let n = order.count
+        let prefix = "\(g)/"
+        @inline(__always) func sid(_ id: UInt32) -> UInt64 { UInt64(remap[Int(id)]) }
         var traceOf = [Int](repeating: 0, count: n)
-        for (position, row) in order.enumerated() {
-            let id = batch.traceID(row)
-            if traceIDs.last != id {
-                traceIDs.append(id)
-                traceSpans.append(0)
-                traceStart.append(batch.startTime[row])
-            }
-            traceSpans[traceSpans.count - 1] += 1
-            traceOf[position] = traceIDs.count - 1
+        for t in 0..<(bounds.count - 1) {
+            for p in bounds[t]..<bounds[t + 1] { traceOf[p] = t }
         }
-        section("trace.id") { w in
-            w.varint(UInt64(traceIDs.count))
-            for id in traceIDs {
-                w.fixed64(id.high)
-                w.fixed64(id.low)
-            }
-        }
-        section("trace.spans") { w in w.packed(traceSpans) }
-        section("trace.start") { w in w.packed(traceStart) }
+        let traceStart = (0..<(bounds.count - 1)).map { batch.startTime[order[bounds[$0]]] }
 
-        // Span identity and timing.
-        section("span.id") { w in for row in order { w.fixed64(batch.spanID[row]) } }
+        w.section(prefix + "trace.id") { s in
+            for t in 0..<(bounds.count - 1) {
+                let id = batch.traceID(order[bounds[t]])
+                s.fixed64(id.high)
+                s.fixed64(id.low)
+            }
+        }
+        w.section(prefix + "trace.spans") { s in s.packed((0..<(bounds.count - 1)).lazy.map { UInt64(bounds[$0 + 1] - bounds[$0]) }) }
+        // Traces are sorted by start: store the gaps.
+        w.section(prefix + "trace.start") { s in
+            s.fixed64(traceStart.first ?? 0)
+            s.packed(traceStart.indices.lazy.map { $0 == 0 ? 0 : traceStart[$0] - traceStart[$0 - 1] })
+        }
+        w.section(prefix + "span.id") { s in for row in order { s.fixed64(batch.spanID[row]) } }
+
         // Parent as (position within the trace + 1); 0 = root; unresolved parents listed separately.
         var local: [UInt64] = []
         local.reserveCapacity(n)
-        section("span.parent") { w in
-            var positionOf: [UInt64: Int] = [:]
-            var unresolved: [(Int, UInt64)] = []
-            var traceFirst = 0
-            for (position, row) in order.enumerated() {
-                if position == 0 || traceOf[position] != traceOf[position - 1] {
-                    positionOf.removeAll(keepingCapacity: true)
-                    traceFirst = position
-                    var p = position
-                    while p < n && traceOf[p] == traceOf[position] {
-                        positionOf[batch.spanID[order[p]]] = p - traceFirst
-                        p += 1
-                    }
-                }
-                let parent = batch.parentSpanID[row]
+        var unresolved: [(Int, UInt64)] = []
+        var positionOf: [UInt64: Int] = [:]
+        for t in 0..<(bounds.count - 1) {
+            positionOf.removeAll(keepingCapacity: true)
+            for p in bounds[t]..<bounds[t + 1] { positionOf[batch.spanID[order[p]]] = p - bounds[t] }
+            for p in bounds[t]..<bounds[t + 1] {
+                let parent = batch.parentSpanID[order[p]]
                 if parent == 0 {
                     local.append(0)
-                } else if let p = positionOf[parent] {
-                    local.append(UInt64(p + 1))
+                } else if let q = positionOf[parent] {
+                    local.append(UInt64(q + 1))
                 } else {
                     local.append(0)
-                    unresolved.append((position, parent))
+                    unresolved.append((p, parent))
                 }
             }
-            w.packed(local)
-            w.varint(UInt64(unresolved.count))
-            for (position, parent) in unresolved {
-                w.varint(UInt64(position))
-                w.fixed64(parent)
+        }
+        w.section(prefix + "span.parent") { s in
+            s.packed(local)
+            s.varint(UInt64(unresolved.count))
+            for (p, parent) in unresolved {
+                s.varint(UInt64(p))
+                s.fixed64(parent)
             }
         }
-        // Timing relative to the parent when it comes earlier in the trace (nested LLM calls start and end
-        // close to their parents), else relative to the trace's first start. The decoder applies the same rule.
-        var traceFirst = 0
+        // Timing relative to the parent when it comes earlier in the trace (nested calls start and end
+        // close to their parents), else relative to the trace's start. The decoder applies the same rule.
         var startDeltas: [UInt64] = []
         var durationDeltas: [UInt64] = []
         startDeltas.reserveCapacity(n)
         durationDeltas.reserveCapacity(n)
-        for (p, row) in order.enumerated() {
-            if p == 0 || traceOf[p] != traceOf[p - 1] { traceFirst = p }
+        for p in 0..<n {
+            let row = order[p]
+            let first = bounds[traceOf[p]]
             let start = batch.startTime[row]
             let duration = Int64(bitPattern: batch.endTime[row] &- start)
             let l = Int(local[p])
-            if l > 0 && traceFirst + l - 1 < p {
-                let parent = order[traceFirst + l - 1]
+            if l > 0 && first + l - 1 < p {
+                let parent = order[first + l - 1]
                 let parentDuration = Int64(bitPattern: batch.endTime[parent] &- batch.startTime[parent])
                 startDeltas.append(zigzag(Int64(bitPattern: start &- batch.startTime[parent])))
                 durationDeltas.append(zigzag(parentDuration &- duration))
@@ -160,88 +257,131 @@ public enum BlockCodec {
                 durationDeltas.append(zigzag(duration))
             }
         }
-        section("span.start") { w in w.packed(startDeltas) }
-        section("span.duration") { w in w.packed(durationDeltas) }
+        w.section(prefix + "span.start") { s in s.packed(startDeltas) }
+        w.section(prefix + "span.duration") { s in s.packed(durationDeltas) }
 
-        // Small fixed columns.
-        func column32(_ name: String, _ values: [UInt32]) { section(name) { w in w.packed(order.lazy.map { UInt64(values[$0]) }) } }
-        func column8(_ name: String, _ values: [UInt8]) { section(name) { w in w.packed(order.lazy.map { UInt64(values[$0]) }) } }
-        column32("span.name", batch.name)
+        func ids(_ name: String, _ values: [UInt32]) { w.section(prefix + name) { s in s.packed(order.lazy.map { sid(values[$0]) }) } }
+        func column32(_ name: String, _ values: [UInt32]) { w.section(prefix + name) { s in s.packed(order.lazy.map { UInt64(values[$0]) }) } }
+        func column8(_ name: String, _ values: [UInt8]) { w.section(prefix + name) { s in s.packed(order.lazy.map { UInt64(values[$0]) }) } }
+        ids("span.name", batch.name)
         column8("span.kind", batch.kind)
         column8("span.status", batch.statusCode)
-        column32("span.status_message", batch.statusMessage)
-        column32("span.trace_state", batch.traceState)
+        ids("span.status_message", batch.statusMessage)
+        ids("span.trace_state", batch.traceState)
         column32("span.flags", batch.flags)
         column32("span.resource", batch.resourceIndex)
         column32("span.scope", batch.scopeIndex)
         column32("span.dropped_attributes", batch.droppedAttrs)
         column32("span.dropped_events", batch.droppedEvents)
         column32("span.dropped_links", batch.droppedLinks)
-
-        // Typed GenAI columns.
-        column32("genai.provider", batch.genAIProvider)
-        column32("genai.request_model", batch.genAIRequestModel)
-        column32("genai.response_model", batch.genAIResponseModel)
-        section("genai.input_tokens") { w in w.packed(order.lazy.map { tokens(batch.inputTokens[$0]) }) }
-        section("genai.output_tokens") { w in w.packed(order.lazy.map { tokens(batch.outputTokens[$0]) }) }
-        section("genai.cost") { w in
-            let present = order.map { !batch.cost[$0].isNaN }
-            w.packed(present.lazy.map { $0 ? 1 : 0 })
-            for row in order where !batch.cost[row].isNaN { w.fixed64(batch.cost[row].bitPattern) }
+        ids("genai.provider", batch.genAIProvider)
+        ids("genai.request_model", batch.genAIRequestModel)
+        ids("genai.response_model", batch.genAIResponseModel)
+        w.section(prefix + "genai.input_tokens") { s in s.packed(order.lazy.map { tokens(batch.inputTokens[$0]) }) }
+        w.section(prefix + "genai.output_tokens") { s in s.packed(order.lazy.map { tokens(batch.outputTokens[$0]) }) }
+        w.section(prefix + "genai.cost") { s in
+            s.packed(order.lazy.map { batch.cost[$0].isNaN ? 0 : 1 })
+            for row in order where !batch.cost[row].isNaN { s.fixed64(batch.cost[row].bitPattern) }
         }
-
-        // Span attributes grouped by key.
-        section("span.attributes") { w in
-            var entries: [(key: UInt32, position: Int, index: Int)] = []
-            entries.reserveCapacity(batch.attrs.count)
-            for (position, row) in order.enumerated() {
-                for i in batch.attrRange(row) { entries.append((batch.attrs.keys[i], position, i)) }
-            }
-            entries.sort { ($0.key, $0.position, $0.index) < ($1.key, $1.position, $1.index) }
-            writeGroupedAttributes(&w, entries, batch.attrs)
-        }
-
-        // Resources, scopes, events and links: flat, they are small.
-        section("resources") { w in
-            w.packed(batch.resourceAttrOffsets)
-            writeFlatAttributes(&w, batch.resourceAttrs)
-            w.packed(batch.resourceDroppedAttrs)
-            w.packed(batch.resourceSchemaURL)
-            w.packed(batch.resourceServiceName)
-        }
-        section("scopes") { w in
-            w.packed(batch.scopeName)
-            w.packed(batch.scopeVersion)
-            w.packed(batch.scopeAttrOffsets)
-            writeFlatAttributes(&w, batch.scopeAttrs)
-            w.packed(batch.scopeDroppedAttrs)
-            w.packed(batch.scopeSchemaURL)
-        }
-        section("events") { w in
+        w.section(prefix + "span.attributes") { s in writeInvertedAttributes(&s, batch, order, remap) }
+        w.section(prefix + "events") { s in
             let (counts, rows) = ownedRows(order, batch.eventOffsets)
-            w.packed(counts)
-            w.packed(rows.lazy.map { batch.eventTime[$0] })
-            w.packed(rows.lazy.map { UInt64(batch.eventName[$0]) })
-            w.packed(rows.lazy.map { UInt64(batch.eventDroppedAttrs[$0]) })
-            writeOwnedAttributes(&w, rows, batch.eventAttrOffsets, batch.eventAttrs)
+            s.packed(counts)
+            s.packed(rows.lazy.map { batch.eventTime[$0] })
+            s.packed(rows.lazy.map { sid(batch.eventName[$0]) })
+            s.packed(rows.lazy.map { UInt64(batch.eventDroppedAttrs[$0]) })
+            writeOwnedAttributes(&s, rows, batch.eventAttrOffsets, batch.eventAttrs, remap)
         }
-        section("links") { w in
+        w.section(prefix + "links") { s in
             let (counts, rows) = ownedRows(order, batch.linkOffsets)
-            w.packed(counts)
+            s.packed(counts)
             for l in rows {
-                w.fixed64(batch.linkTraceHigh[l])
-                w.fixed64(batch.linkTraceLow[l])
-                w.fixed64(batch.linkSpanID[l])
+                s.fixed64(batch.linkTraceHigh[l])
+                s.fixed64(batch.linkTraceLow[l])
+                s.fixed64(batch.linkSpanID[l])
             }
-            w.packed(rows.lazy.map { UInt64(batch.linkTraceState[$0]) })
-            w.packed(rows.lazy.map { UInt64(batch.linkFlags[$0]) })
-            w.packed(rows.lazy.map { UInt64(batch.linkDroppedAttrs[$0]) })
-            writeOwnedAttributes(&w, rows, batch.linkAttrOffsets, batch.linkAttrs)
+            s.packed(rows.lazy.map { sid(batch.linkTraceState[$0]) })
+            s.packed(rows.lazy.map { UInt64(batch.linkFlags[$0]) })
+            s.packed(rows.lazy.map { UInt64(batch.linkDroppedAttrs[$0]) })
+            writeOwnedAttributes(&s, rows, batch.linkAttrOffsets, batch.linkAttrs, remap)
         }
+    }
 
-        out.fixed32(count)
-        out.raw(magic)
-        return (out.bytes, sections)
+    /// Span attributes of a group, by key. String values are inverted: per key, its distinct values
+    /// (ascending, delta-coded) and for each a posting list of rows (delta-coded); other values keep
+    /// (row, type, value) lists.
+    ///
+    /// Layout: keys, string values per key, value deltas, posting lengths, posting row deltas,
+    /// other-entry count per key, other row deltas, then the other values split by type.
+    static func writeInvertedAttributes(_ s: inout ByteWriter, _ batch: SpanBatch, _ order: [Int], _ remap: [UInt32]) {
+        struct Entry { var key: UInt32; var isString: Bool; var value: UInt64; var position: Int; var index: Int }
+        var entries: [Entry] = []
+        entries.reserveCapacity(batch.attrs.count)
+        for (position, row) in order.enumerated() {
+            for i in batch.attrRange(row) {
+                let type = batch.attrs.types[i]
+                let isString = type == ValueType.string.rawValue
+                let value = isString ? UInt64(remap[Int(batch.attrs.values[i])]) : 0
+                entries.append(Entry(key: remap[Int(batch.attrs.keys[i])], isString: isString, value: value, position: position, index: i))
+            }
+        }
+        // Key, then strings first (by value, row), then others (by row, original order).
+        entries.sort { a, b in
+            if a.key != b.key { return a.key < b.key }
+            if a.isString != b.isString { return a.isString }
+            if a.value != b.value { return a.value < b.value }
+            return (a.position, a.index) < (b.position, b.index)
+        }
+        var keys: [UInt64] = []
+        var valuesPerKey: [UInt64] = []
+        var valueDeltas: [UInt64] = []
+        var postingLengths: [UInt64] = []
+        var postingDeltas: [UInt64] = []
+        var othersPerKey: [UInt64] = []
+        var otherDeltas: [UInt64] = []
+        var otherTypes: [UInt8] = []
+        var otherValues: [UInt64] = []
+        var previousValue: UInt64 = 0
+        var previousRow = 0
+        for (k, e) in entries.enumerated() {
+            let newKey = k == 0 || entries[k - 1].key != e.key
+            if newKey {
+                keys.append(UInt64(e.key))
+                valuesPerKey.append(0)
+                othersPerKey.append(0)
+                previousValue = 0
+                previousRow = 0
+            }
+            if e.isString {
+                if newKey || entries[k - 1].value != e.value || !entries[k - 1].isString {
+                    valuesPerKey[valuesPerKey.count - 1] += 1
+                    valueDeltas.append(e.value - previousValue)
+                    previousValue = e.value
+                    postingLengths.append(0)
+                    previousRow = 0
+                }
+                postingLengths[postingLengths.count - 1] += 1
+                postingDeltas.append(UInt64(e.position - previousRow))
+                previousRow = e.position
+            } else {
+                if newKey || entries[k - 1].isString { previousRow = 0 }
+                othersPerKey[othersPerKey.count - 1] += 1
+                otherDeltas.append(UInt64(e.position - previousRow))
+                previousRow = e.position
+                let type = batch.attrs.types[e.index]
+                let raw = batch.attrs.values[e.index]
+                otherTypes.append(type)
+                otherValues.append((ValueType(rawValue: type) ?? .empty).isInterned ? UInt64(remap[Int(raw)]) : raw)
+            }
+        }
+        s.packed(keys)
+        s.packed(valuesPerKey)
+        s.packed(valueDeltas)
+        s.packed(postingLengths)
+        s.packed(postingDeltas)
+        s.packed(othersPerKey)
+        s.packed(otherDeltas)
+        writeValues(&s, otherTypes, otherValues)
     }
 
     /// For owners (events or links) of each span in `order`: how many each span has, and their indices.
@@ -283,34 +423,16 @@ public enum BlockCodec {
         w.packed(bools)
     }
 
-    static func writeGroupedAttributes(_ w: inout ByteWriter, _ entries: [(key: UInt32, position: Int, index: Int)], _ attrs: AttributeColumns) {
-        var keys: [UInt64] = []
-        var perKey: [UInt64] = []
-        var rowDeltas: [UInt64] = []
-        var previous = 0
-        for e in entries {
-            if keys.last != UInt64(e.key) {
-                keys.append(UInt64(e.key))
-                perKey.append(0)
-                previous = 0
-            }
-            perKey[perKey.count - 1] += 1
-            rowDeltas.append(UInt64(e.position - previous))
-            previous = e.position
+    static func writeFlatAttributes(_ w: inout ByteWriter, _ attrs: AttributeColumns, _ remap: [UInt32]) {
+        w.packed(attrs.keys.lazy.map { UInt64(remap[Int($0)]) })
+        let values = (0..<attrs.count).map { i in
+            (ValueType(rawValue: attrs.types[i]) ?? .empty).isInterned ? UInt64(remap[Int(attrs.values[i])]) : attrs.values[i]
         }
-        w.packed(keys)
-        w.packed(perKey)
-        w.packed(rowDeltas)
-        writeValues(&w, entries.map { attrs.types[$0.index] }, entries.map { attrs.values[$0.index] })
-    }
-
-    static func writeFlatAttributes(_ w: inout ByteWriter, _ attrs: AttributeColumns) {
-        w.packed(attrs.keys)
-        writeValues(&w, attrs.types, attrs.values)
+        writeValues(&w, attrs.types, values)
     }
 
     /// Attributes of owners (events or links) in `rows` order: a count per owner, then the flat list.
-    static func writeOwnedAttributes(_ w: inout ByteWriter, _ rows: [Int], _ offsets: [UInt32], _ attrs: AttributeColumns) {
+    static func writeOwnedAttributes(_ w: inout ByteWriter, _ rows: [Int], _ offsets: [UInt32], _ attrs: AttributeColumns, _ remap: [UInt32]) {
         var flat = AttributeColumns()
         var counts: [UInt64] = []
         for r in rows {
@@ -319,6 +441,135 @@ public enum BlockCodec {
             for i in range { flat.append(key: attrs.keys[i], type: ValueType(rawValue: attrs.types[i]) ?? .empty, value: attrs.values[i]) }
         }
         w.packed(counts)
-        writeFlatAttributes(&w, flat)
+        writeFlatAttributes(&w, flat, remap)
+    }
+}
+
+/// Lexicographic byte order (shorter first on a common prefix).
+func compareBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+    let n = min(a.count, b.count)
+    if n > 0 {
+        let c = memcmpRaw(a.baseAddress!, b.baseAddress!, n)
+        if c != 0 { return c }
+    }
+    return a.count - b.count
+}
+
+@inline(__always) func memcmpRaw(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ n: Int) -> Int {
+    for i in 0..<n {
+        let x = a.load(fromByteOffset: i, as: UInt8.self)
+        let y = b.load(fromByteOffset: i, as: UInt8.self)
+        if x != y { return Int(x) - Int(y) }
+    }
+    return 0
+}
+
+/// Per-group facts kept in the block's `groups` section: rows, traces, time range and numeric
+/// min/max, so queries skip groups without reading them.
+public struct GroupSummary: Sendable, Equatable {
+    public var spans: [UInt64] = []
+    public var traces: [UInt64] = []
+    public var minStart: [UInt64] = []
+    public var maxStart: [UInt64] = []
+    public var minDuration: [UInt64] = []
+    public var maxDuration: [UInt64] = []
+    /// Largest input and output token counts (0 when none).
+    public var maxInputTokens: [UInt64] = []
+    public var maxOutputTokens: [UInt64] = []
+
+    public var count: Int { self.spans.count }
+
+    /// First row of group `g`.
+    public func firstRow(_ g: Int) -> Int { Int(self.spans[0..<g].reduce(0, +)) }
+
+    mutating func add(_ batch: SpanBatch, _ rows: [Int], traces: Int) {
+        var minS = UInt64.max, maxS: UInt64 = 0, minD = UInt64.max, maxD: UInt64 = 0, maxIn: Int64 = 0, maxOut: Int64 = 0
+        for row in rows {
+            let s = batch.startTime[row]
+            let d = batch.endTime[row] > s ? batch.endTime[row] - s : 0
+            minS = min(minS, s)
+            maxS = max(maxS, s)
+            minD = min(minD, d)
+            maxD = max(maxD, d)
+            maxIn = max(maxIn, batch.inputTokens[row])
+            maxOut = max(maxOut, batch.outputTokens[row])
+        }
+        self.spans.append(UInt64(rows.count))
+        self.traces.append(UInt64(traces))
+        self.minStart.append(minS)
+        self.maxStart.append(maxS)
+        self.minDuration.append(minD)
+        self.maxDuration.append(maxD)
+        self.maxInputTokens.append(UInt64(max(0, maxIn)))
+        self.maxOutputTokens.append(UInt64(max(0, maxOut)))
+    }
+
+    func write(_ s: inout ByteWriter) {
+        for column in [self.spans, self.traces, self.minStart, self.maxStart, self.minDuration, self.maxDuration, self.maxInputTokens, self.maxOutputTokens] {
+            s.packed(column)
+        }
+    }
+
+    static func read(_ r: inout ByteReader) throws(BlockFormatError) -> GroupSummary {
+        var g = GroupSummary()
+        g.spans = try r.packed()
+        g.traces = try r.packed()
+        g.minStart = try r.packed()
+        g.maxStart = try r.packed()
+        g.minDuration = try r.packed()
+        g.maxDuration = try r.packed()
+        g.maxInputTokens = try r.packed()
+        g.maxOutputTokens = try r.packed()
+        let n = g.spans.count
+        guard [g.traces, g.minStart, g.maxStart, g.minDuration, g.maxDuration, g.maxInputTokens, g.maxOutputTokens].allSatisfy({ $0.count == n })
+        else { throw BlockFormatError("group summary columns disagree") }
+        return g
+    }
+}
+
+/// Accumulates checksummed (optionally compressed) sections and the directory that ends the file.
+struct SectionWriter {
+    let zstdLevel: Int32
+    var out = ByteWriter()
+    var directory = ByteWriter()
+    var sections: [BlockCodec.Section] = []
+
+    init(zstdLevel: Int32) {
+        self.zstdLevel = zstdLevel
+        self.out.raw(BlockCodec.magic)
+    }
+
+    mutating func section(_ name: String, compress: Bool = true, _ body: (inout ByteWriter) -> Void) {
+        var w = ByteWriter(byteAligned: self.zstdLevel > 0 && compress)
+        body(&w)
+        var stored = w.bytes
+        var codec: UInt8 = 0
+        // Compress when it saves at least an eighth.
+        if compress, self.zstdLevel > 0, w.bytes.count >= 64,
+            let z = w.bytes.withUnsafeBytes({ Zstd.compress($0, level: self.zstdLevel) }), z.count < w.bytes.count - w.bytes.count / 8
+        {
+            stored = z
+            codec = 1
+        }
+        let offset = self.out.bytes.count
+        self.out.raw(stored)
+        self.directory.varint(UInt64(name.utf8.count))
+        self.directory.raw(Array(name.utf8))
+        self.directory.raw([codec])
+        self.directory.varint(UInt64(w.bytes.count))
+        self.directory.varint(UInt64(offset))
+        self.directory.varint(UInt64(stored.count))
+        self.directory.fixed32(stored.withUnsafeBytes { CRC32C.checksum($0) })
+        self.sections.append(BlockCodec.Section(name: name, bytes: stored.count, rawBytes: w.bytes.count, compressed: codec == 1))
+    }
+
+    mutating func finish() -> [UInt8] {
+        let dir = self.directory.bytes
+        self.out.raw(dir)
+        self.out.fixed32(UInt32(dir.count))
+        self.out.fixed32(dir.withUnsafeBytes { CRC32C.checksum($0) })
+        self.out.fixed32(UInt32(self.sections.count))
+        self.out.raw(BlockCodec.magic)
+        return self.out.bytes
     }
 }

@@ -1,76 +1,780 @@
+import Synchronization
 import WeftModel
 
-/// Random access to one block: the section directory is parsed up front, sections are checked and
-/// decompressed only when a query needs them, and a trace is found by binary search over the sorted
-/// trace IDs, decoding only its rows.
-public final class BlockReader {
-    private let bytes: [UInt8]
-    private var directory: [String: BlockCodec.SectionEntry] = [:]
-    private var cache: [String: [UInt8]] = [:]
+/// Random-access bytes of one block file.
+public protocol BlockSource: AnyObject, Sendable {
+    var size: Int { get }
+    func read(_ range: Range<Int>) throws -> [UInt8]
+}
 
-    /// Parses the section directory of a block (no section is decompressed yet).
-    public init(bytes: [UInt8]) throws {
-        self.bytes = bytes
-        for e in try bytes.withUnsafeBytes({ try BlockCodec.directory($0) }) { self.directory[e.name] = e }
-    }
-
-    /// A section's bytes, checked and decompressed once.
-    public func section(_ name: String) throws -> [UInt8] {
-        if let cached = self.cache[name] { return cached }
-        guard let e = self.directory[name] else { throw BlockFormatError("block lacks section '\(name)'") }
-        let data = try self.bytes.withUnsafeBytes { try BlockCodec.payload($0, e) }
-        self.cache[name] = data
-        return data
-    }
-
-    /// Row range of a trace, or nil if the block does not hold it (binary search over sorted IDs).
-    public func rows(of trace: TraceID) throws -> Range<Int>? {
-        let ids = try self.section("trace.id")
-        let spans = try self.section("trace.spans")
-        return try ids.withUnsafeBytes { raw throws -> Range<Int>? in
-            var r = ByteReader(raw)
-            let count = try r.count()
-            let base = r.position
-            guard raw.count - base >= count * 16 else { throw BlockFormatError("trace.id is truncated") }
-            func id(_ i: Int) -> TraceID {
-                TraceID(high: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: base + i * 16, as: UInt64.self)),
-                        low: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: base + i * 16 + 8, as: UInt64.self)))
-            }
-            var lo = 0
-            var hi = count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if id(mid) < trace { lo = mid + 1 } else { hi = mid }
-            }
-            guard lo < count, id(lo) == trace else { return nil }
-            let perTrace = try spans.withUnsafeBytes { s throws -> [UInt64] in
-                var sr = ByteReader(s)
-                return try sr.packed()
-            }
-            guard perTrace.count == count else { throw BlockFormatError("trace.spans disagrees with trace.id") }
-            let start = Int(perTrace[0..<lo].reduce(0, +))
-            return start..<(start + Int(perTrace[lo]))
-        }
-    }
-
-    /// Decodes the whole block (all sections).
-    public func decodeAll() throws -> SpanBatch {
-        try self.bytes.withUnsafeBytes { try BlockCodec.decode($0) }
-    }
-
-    /// The spans of one trace as a batch, or nil if absent.
-    public func trace(_ id: TraceID) throws -> SpanBatch? {
-        guard let range = try self.rows(of: id) else { return nil }
-        let all = try self.decodeAll()
-        var out = SpanBatch()
-        out.strings = all.strings
-        out.appendRows(range, of: all)
-        return out
+/// A block held in memory.
+public final class MemoryBlockSource: BlockSource {
+    public let bytes: [UInt8]
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public var size: Int { self.bytes.count }
+    public func read(_ range: Range<Int>) throws -> [UInt8] {
+        guard range.lowerBound >= 0, range.upperBound <= self.bytes.count else { throw BlockFormatError("read past the end of the block") }
+        return Array(self.bytes[range])
     }
 }
 
-/// A Bloom filter over trace IDs (k probes taken from the ID's own random bits), kept in block meta so
-/// a trace lookup opens only blocks that may hold it.
+/// A block file read through ``Disk/read(_:range:)`` (which must be safe from several threads).
+public final class DiskBlockSource: BlockSource, @unchecked Sendable {
+    let disk: any Disk
+    let path: String
+    public let size: Int
+
+    public init(disk: any Disk, path: String) throws {
+        self.disk = disk
+        self.path = path
+        self.size = try disk.size(path)
+    }
+
+    public func read(_ range: Range<Int>) throws -> [UInt8] { try self.disk.read(self.path, range: range) }
+}
+
+extension BlockCodec {
+    /// Where one section lies in a block, from the directory.
+    public struct SectionEntry: Sendable {
+        public var name: String
+        public var codec: UInt8
+        public var rawLength: Int
+        public var crc: UInt32
+        /// The stored bytes, as offsets into the block.
+        public var range: Range<Int>
+    }
+
+    static let footerBytes = 12 + 8
+
+    /// Reads and checks the footer and directory.
+    static func directory(_ source: any BlockSource) throws -> [SectionEntry] {
+        let size = source.size
+        guard size >= magic.count + footerBytes else { throw BlockFormatError("not a Weft block (too short)") }
+        let footer = try source.read((size - footerBytes)..<size)
+        let head = try source.read(0..<magic.count)
+        guard magic.elementsEqual(head), magic.elementsEqual(footer[12...]) else {
+            throw BlockFormatError("not a Weft v\(version) block (bad magic or truncated)")
+        }
+        let (length, crc, count) = footer.withUnsafeBytes { f in
+            (Int(UInt32(littleEndian: f.loadUnaligned(fromByteOffset: 0, as: UInt32.self))),
+             UInt32(littleEndian: f.loadUnaligned(fromByteOffset: 4, as: UInt32.self)),
+             Int(UInt32(littleEndian: f.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
+        }
+        let dirEnd = size - footerBytes
+        guard length <= dirEnd - magic.count else { throw BlockFormatError("block directory length out of range") }
+        let dir = try source.read((dirEnd - length)..<dirEnd)
+        return try dir.withUnsafeBytes { raw throws -> [SectionEntry] in
+            guard CRC32C.checksum(raw) == crc else { throw BlockFormatError("block directory checksum mismatch") }
+            var r = ByteReader(raw)
+            var entries: [SectionEntry] = []
+            entries.reserveCapacity(count)
+            while !r.isAtEnd {
+                let name = String(decoding: try r.raw(try r.count(max: 256)), as: UTF8.self)
+                let codec = try r.raw(1)[0]
+                let rawLength = try r.count(max: 1 << 31)
+                let offset = try r.count(max: dirEnd)
+                let stored = try r.count(max: dirEnd)
+                let crc = try r.fixed32()
+                guard offset >= magic.count, offset + stored <= dirEnd - length else {
+                    throw BlockFormatError("section '\(name)' lies outside the block")
+                }
+                entries.append(SectionEntry(name: name, codec: codec, rawLength: rawLength, crc: crc, range: offset..<(offset + stored)))
+            }
+            guard entries.count == count else { throw BlockFormatError("block has \(entries.count) sections, footer says \(count)") }
+            return entries
+        }
+    }
+
+    /// A section's payload, checksum verified and decompressed.
+    static func payload(_ stored: [UInt8], _ e: SectionEntry) throws -> [UInt8] {
+        try stored.withUnsafeBytes { raw throws -> [UInt8] in
+            guard CRC32C.checksum(raw) == e.crc else { throw BlockFormatError("checksum mismatch in section '\(e.name)'") }
+            switch e.codec {
+            case 0:
+                guard e.rawLength == raw.count else { throw BlockFormatError("section '\(e.name)' has inconsistent lengths") }
+                return stored
+            case 1:
+                return try Zstd.decompress(raw, size: e.rawLength)
+            default:
+                throw BlockFormatError("section '\(e.name)' uses unknown codec \(e.codec)")
+            }
+        }
+    }
+
+    /// Each section's name, stored and raw size and codec, in file order (checksums not read).
+    public static func layout(_ bytes: [UInt8]) throws -> [Section] {
+        try directory(MemoryBlockSource(bytes)).map { Section(name: $0.name, bytes: $0.range.count, rawBytes: $0.rawLength, compressed: $0.codec == 1) }
+    }
+
+    /// Checks every checksum and that the block decodes; returns the section count and span count.
+    public static func verify(_ bytes: [UInt8]) throws -> (sections: Int, spans: Int) {
+        let reader = try BlockReader(source: MemoryBlockSource(bytes))
+        for e in reader.entries.values { _ = try reader.section(e.name) }
+        return (reader.entries.count, try reader.decodeAll().spanCount)
+    }
+
+    /// Decodes a whole block back into a batch (rows in block order).
+    public static func decode(_ bytes: [UInt8]) throws -> SpanBatch {
+        try BlockReader(source: MemoryBlockSource(bytes)).decodeAll()
+    }
+}
+
+/// The sorted string dictionary of a block, read page by page: IDs below ``WellKnown`` count are the
+/// well-known strings, the rest are in byte order, so a value is found by binary search.
+public final class BlockDictionary: Sendable {
+    struct Page: Sendable {
+        var offsets: [UInt32]
+        var bytes: [UInt8]
+    }
+
+    public let count: Int
+    let pageCount: Int
+    private let load: @Sendable (Int) throws -> [UInt8]
+    private let pages: Mutex<[Int: Page]> = Mutex([:])
+
+    init(count: Int, pages: Int, load: @escaping @Sendable (Int) throws -> [UInt8]) {
+        self.count = count
+        self.pageCount = pages
+        self.load = load
+    }
+
+    private func page(_ p: Int) throws -> Page {
+        if let cached = self.pages.withLock({ $0[p] }) { return cached }
+        let bytes = try self.load(p)
+        let page = try bytes.withUnsafeBytes { raw throws -> Page in
+            var r = ByteReader(raw)
+            let n = try r.count(max: BlockCodec.dictionaryPage)
+            let lengths = try r.packed()
+            guard lengths.count == n else { throw BlockFormatError("dictionary page lengths disagree") }
+            var offsets: [UInt32] = [0]
+            offsets.reserveCapacity(n + 1)
+            for l in lengths { offsets.append(offsets.last! &+ UInt32(truncatingIfNeeded: l)) }
+            let body = try r.raw(Int(offsets.last!))
+            return Page(offsets: offsets, bytes: Array(body))
+        }
+        let expected = min(BlockCodec.dictionaryPage, self.count - p * BlockCodec.dictionaryPage)
+        guard page.offsets.count - 1 == expected else { throw BlockFormatError("dictionary page \(p) has the wrong count") }
+        self.pages.withLock { $0[p] = page }
+        return page
+    }
+
+    /// The bytes of string `id`.
+    public func withBytes<R>(_ id: UInt32, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        guard Int(id) < self.count else { throw BlockFormatError("string ID \(id) outside the dictionary") }
+        let page = try self.page(Int(id) / BlockCodec.dictionaryPage)
+        let i = Int(id) % BlockCodec.dictionaryPage
+        return try page.bytes.withUnsafeBytes { all in
+            try body(UnsafeRawBufferPointer(rebasing: all[Int(page.offsets[i])..<Int(page.offsets[i + 1])]))
+        }
+    }
+
+    public func string(_ id: UInt32) throws -> String { try self.withBytes(id) { String(decoding: $0, as: UTF8.self) } }
+
+    private static let wellKnown = StringTable()
+
+    /// The ID of `value`, or nil if the block never mentions it.
+    public func lookup(_ value: String) throws -> UInt32? {
+        if let id = Self.wellKnown.lookup(value) { return Int(id) < self.count ? id : nil }
+        var v = value
+        return try v.withUTF8 { target throws -> UInt32? in
+            let t = UnsafeRawBufferPointer(target)
+            var lo = min(WellKnown.all.count, self.count)
+            var hi = self.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                let c = try self.withBytes(UInt32(mid)) { compareBytes($0, t) }
+                if c == 0 { return UInt32(mid) }
+                if c < 0 { lo = mid + 1 } else { hi = mid }
+            }
+            return nil
+        }
+    }
+
+    /// Interns every string in ID order into a table whose IDs equal the block's.
+    func table() throws -> StringTable {
+        var table = StringTable()
+        for p in 0..<self.pageCount {
+            let page = try self.page(p)
+            try page.bytes.withUnsafeBytes { all in
+                for i in 0..<(page.offsets.count - 1) {
+                    let id = p * BlockCodec.dictionaryPage + i
+                    let got = table.intern(UnsafeRawBufferPointer(rebasing: all[Int(page.offsets[i])..<Int(page.offsets[i + 1])]))
+                    guard Int(got) == id else { throw BlockFormatError("dictionary has duplicate strings") }
+                }
+            }
+        }
+        return table
+    }
+}
+
+/// Random access to one block: the directory, group summary and dictionary header are read up front;
+/// sections are read (`pread`), checked and decompressed only when a query needs them. A trace is found
+/// through the per-group Bloom filters and the group's trace IDs, decoding only that group.
+/// Safe to share between threads.
+public final class BlockReader: Sendable {
+    public let source: any BlockSource
+    let entries: [String: BlockCodec.SectionEntry]
+    public let groups: GroupSummary
+    public let dictionary: BlockDictionary
+    private let cache = Mutex<(blooms: [TraceBloom]?, table: StringTable?, base: SpanBatch?)>((nil, nil, nil))
+
+    public init(source: any BlockSource) throws {
+        self.source = source
+        var entries: [String: BlockCodec.SectionEntry] = [:]
+        for e in try BlockCodec.directory(source) { entries[e.name] = e }
+        self.entries = entries
+        func read(_ name: String) throws -> [UInt8] {
+            guard let e = entries[name] else { throw BlockFormatError("block lacks section '\(name)'") }
+            return try BlockCodec.payload(try source.read(e.range), e)
+        }
+        let summary = try read("groups")
+        self.groups = try Self.parseGroups(summary)
+        let header = try read("dictionary")
+        let (count, pages) = try Self.parseDictionaryHeader(header)
+        guard (count + BlockCodec.dictionaryPage - 1) / BlockCodec.dictionaryPage <= max(1, pages) else {
+            throw BlockFormatError("dictionary header disagrees with its pages")
+        }
+        var pageEntries: [BlockCodec.SectionEntry] = []
+        for p in 0..<pages {
+            guard let e = entries["dict/\(p)"] else { throw BlockFormatError("block lacks dictionary page \(p)") }
+            pageEntries.append(e)
+        }
+        let pageList = pageEntries
+        self.dictionary = BlockDictionary(count: count, pages: pages) { p in
+            try BlockCodec.payload(try source.read(pageList[p].range), pageList[p])
+        }
+    }
+
+    private static func parseGroups(_ bytes: [UInt8]) throws -> GroupSummary {
+        try bytes.withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            return try GroupSummary.read(&r)
+        }
+    }
+
+    private static func parseDictionaryHeader(_ bytes: [UInt8]) throws -> (Int, Int) {
+        try bytes.withUnsafeBytes { raw in
+            var r = ByteReader(raw)
+            let count = try r.count()
+            let pages = try r.count(max: 1 << 20)
+            return (count, pages)
+        }
+    }
+
+    /// Convenience for a block in memory.
+    public convenience init(bytes: [UInt8]) throws { try self.init(source: MemoryBlockSource(bytes)) }
+
+    public var sectionNames: [String] { Array(self.entries.keys) }
+
+    /// A section's bytes, read, checked and decompressed (not cached).
+    public func section(_ name: String) throws -> [UInt8] {
+        guard let e = self.entries[name] else { throw BlockFormatError("block lacks section '\(name)'") }
+        return try BlockCodec.payload(try self.source.read(e.range), e)
+    }
+
+    func groupSection(_ g: Int, _ name: String) throws -> [UInt8] { try self.section("\(g)/\(name)") }
+
+    public var spanCount: Int { Int(self.groups.spans.reduce(0, +)) }
+
+    // MARK: Traces
+
+    private func blooms() throws -> [TraceBloom] {
+        if let b = self.cache.withLock({ $0.blooms }) { return b }
+        let blooms = try self.section("bloom").withUnsafeBytes { raw throws -> [TraceBloom] in
+            var r = ByteReader(raw)
+            let n = try r.count(max: self.groups.count)
+            guard n == self.groups.count else { throw BlockFormatError("bloom count disagrees with the groups") }
+            var out: [TraceBloom] = []
+            for _ in 0..<n {
+                let words = try r.count(max: 1 << 26)
+                var bits: [UInt64] = []
+                bits.reserveCapacity(words)
+                for _ in 0..<words { bits.append(try r.fixed64()) }
+                out.append(TraceBloom(words: bits))
+            }
+            return out
+        }
+        self.cache.withLock { $0.blooms = blooms }
+        return blooms
+    }
+
+    /// Groups whose Bloom filter may hold `trace`.
+    public func candidateGroups(_ trace: TraceID) throws -> [Int] {
+        try self.blooms().indices.filter { try self.blooms()[$0].mayContain(trace) }
+    }
+
+    /// Rows of `trace` within group `g` (binary search over the group's trace IDs; they are sorted by
+    /// start, so the search is linear over at most a few thousand IDs).
+    public func rows(of trace: TraceID, inGroup g: Int) throws -> Range<Int>? {
+        let ids = try self.groupSection(g, "trace.id")
+        let traces = Int(self.groups.traces[g])
+        guard ids.count == traces * 16 else { throw BlockFormatError("group \(g) trace.id has the wrong size") }
+        let index = ids.withUnsafeBytes { raw -> Int? in
+            for i in 0..<traces {
+                let high = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 16, as: UInt64.self))
+                let low = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 16 + 8, as: UInt64.self))
+                if high == trace.high && low == trace.low { return i }
+            }
+            return nil
+        }
+        guard let index else { return nil }
+        let spans = try self.groupSection(g, "trace.spans").withUnsafeBytes { raw throws in
+            var r = ByteReader(raw)
+            return try r.packed()
+        }
+        guard spans.count == traces else { throw BlockFormatError("group \(g) trace.spans disagrees with trace.id") }
+        let start = Int(spans[0..<index].reduce(0, +))
+        return start..<(start + Int(spans[index]))
+    }
+
+    /// The spans of one trace as a compact batch (only the strings it uses), or nil if absent.
+    public func trace(_ id: TraceID) throws -> SpanBatch? {
+        var out: SpanBatch? = nil
+        for g in try self.candidateGroups(id) {
+            guard let range = try self.rows(of: id, inGroup: g) else { continue }
+            // Decode the group with the block's raw string IDs, keep the trace's rows, then intern
+            // only the strings they use.
+            var group = try self.blockLevelBatch(strings: StringTable())
+            try self.decodeGroup(g, into: &group)
+            var rows = SpanBatch()
+            rows.strings = group.strings
+            rows.appendRows(range, of: group)
+            let used = rows.referencedStrings(tableSize: self.dictionary.count)
+            var table = StringTable()
+            var map = [UInt32: UInt32]()
+            for old in WellKnown.all.count..<used.count where used[old] {
+                map[UInt32(old)] = try self.dictionary.withBytes(UInt32(old)) { table.intern($0) }
+            }
+            rows.remapStrings(to: table) { old in Int(old) < WellKnown.all.count ? old : map[old] ?? 0 }
+            if out == nil { out = rows } else { out!.append(rows) }
+        }
+        return out
+    }
+
+    // MARK: Decoding
+
+    /// The block's full string table (IDs equal to the block's), built once.
+    public func stringTable() throws -> StringTable {
+        if let t = self.cache.withLock({ $0.table }) { return t }
+        let table = try self.dictionary.table()
+        self.cache.withLock { $0.table = table }
+        return table
+    }
+
+    /// An empty batch holding the block's resources and scopes, and `strings` as its table.
+    public func blockLevelBatch(strings: StringTable) throws -> SpanBatch {
+        var batch: SpanBatch
+        if let base = self.cache.withLock({ $0.base }) {
+            batch = base
+        } else {
+            batch = SpanBatch()
+            let count = self.dictionary.count
+            func id(_ v: UInt64) throws(BlockFormatError) -> UInt32 {
+                guard v < UInt64(count) else { throw BlockFormatError("string ID \(v) outside the dictionary") }
+                return UInt32(v)
+            }
+            try self.section("resources").withUnsafeBytes { raw throws in
+                var r = ByteReader(raw)
+                batch.resourceAttrOffsets = try r.packed32()
+                batch.resourceAttrs = try BlockCodec.readFlatAttributes(&r, count)
+                batch.resourceDroppedAttrs = try r.packed32()
+                batch.resourceSchemaURL = try r.packed().map(id)
+                batch.resourceServiceName = try r.packed().map(id)
+            }
+            try self.section("scopes").withUnsafeBytes { raw throws in
+                var r = ByteReader(raw)
+                batch.scopeName = try r.packed().map(id)
+                batch.scopeVersion = try r.packed().map(id)
+                batch.scopeAttrOffsets = try r.packed32()
+                batch.scopeAttrs = try BlockCodec.readFlatAttributes(&r, count)
+                batch.scopeDroppedAttrs = try r.packed32()
+                batch.scopeSchemaURL = try r.packed().map(id)
+            }
+            let resources = batch.resourceCount
+            guard batch.resourceAttrOffsets.count == resources + 1, batch.resourceAttrOffsets.last.map({ Int($0) == batch.resourceAttrs.count }) ?? false,
+                batch.resourceDroppedAttrs.count == resources, batch.resourceSchemaURL.count == resources,
+                batch.scopeAttrOffsets.count == batch.scopeCount + 1, batch.scopeAttrOffsets.last.map({ Int($0) == batch.scopeAttrs.count }) ?? false,
+                batch.scopeVersion.count == batch.scopeCount, batch.scopeDroppedAttrs.count == batch.scopeCount, batch.scopeSchemaURL.count == batch.scopeCount
+            else { throw BlockFormatError("resource or scope tables disagree") }
+            let base = batch
+            self.cache.withLock { $0.base = base }
+        }
+        batch.strings = strings
+        return batch
+    }
+
+    /// Group `g` decoded on its own, with the block's full string table.
+    public func decodedGroup(_ g: Int) throws -> SpanBatch {
+        var batch = try self.blockLevelBatch(strings: try self.stringTable())
+        try self.decodeGroup(g, into: &batch)
+        return batch
+    }
+
+    /// Decodes the whole block (all groups, rows in block order).
+    public func decodeAll() throws -> SpanBatch {
+        var batch = try self.blockLevelBatch(strings: try self.stringTable())
+        batch.reserve(spans: self.spanCount, attributes: 0)
+        for g in 0..<self.groups.count { try self.decodeGroup(g, into: &batch) }
+        return batch
+    }
+
+    /// Decodes group `g` and appends its rows to `batch`, which must come from ``blockLevelBatch(strings:)``.
+    public func decodeGroup(_ g: Int, into batch: inout SpanBatch) throws {
+        let stringCount = self.dictionary.count
+        func id(_ v: UInt64) throws(BlockFormatError) -> UInt32 {
+            guard v < UInt64(stringCount) else { throw BlockFormatError("string ID \(v) outside the dictionary") }
+            return UInt32(v)
+        }
+        let n = Int(self.groups.spans[g])
+        let traceCount = Int(self.groups.traces[g])
+        func section(_ name: String) throws -> [UInt8] { try self.groupSection(g, name) }
+        func column(_ name: String) throws -> [UInt64] {
+            try section(name).withUnsafeBytes { raw throws in
+                var r = ByteReader(raw)
+                let values = try r.packed()
+                guard values.count == n else { throw BlockFormatError("column '\(g)/\(name)' has \(values.count) rows, expected \(n)") }
+                return values
+            }
+        }
+
+        // Traces.
+        let ids = try section("trace.id")
+        guard ids.count == traceCount * 16 else { throw BlockFormatError("group \(g) trace.id has the wrong size") }
+        let spansPerTrace = try section("trace.spans").withUnsafeBytes { raw throws in
+            var r = ByteReader(raw)
+            return try r.packed()
+        }
+        let traceStarts = try section("trace.start").withUnsafeBytes { raw throws -> [UInt64] in
+            var r = ByteReader(raw)
+            var at = try r.fixed64()
+            return try r.packed().map { d in
+                at &+= d
+                return at
+            }
+        }
+        guard spansPerTrace.count == traceCount, traceStarts.count == traceCount, Int(spansPerTrace.reduce(0, +)) == n else {
+            throw BlockFormatError("group \(g) trace columns disagree")
+        }
+        var traceOf: [Int] = []
+        traceOf.reserveCapacity(n)
+        for (i, c) in spansPerTrace.enumerated() { traceOf.append(contentsOf: repeatElement(i, count: Int(c))) }
+        ids.withUnsafeBytes { raw in
+            for p in 0..<n {
+                let t = traceOf[p]
+                batch.traceHigh.append(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16, as: UInt64.self)))
+                batch.traceLow.append(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16 + 8, as: UInt64.self)))
+            }
+        }
+
+        // Identity and timing.
+        let spanIDs = try section("span.id")
+        guard spanIDs.count == n * 8 else { throw BlockFormatError("group \(g) span.id has the wrong size") }
+        var spanID = [UInt64](repeating: 0, count: n)
+        spanIDs.withUnsafeBytes { raw in
+            for p in 0..<n { spanID[p] = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: p * 8, as: UInt64.self)) }
+        }
+        var parent = [UInt64](repeating: 0, count: n)
+        let local = try section("span.parent").withUnsafeBytes { raw throws -> [UInt64] in
+            var r = ByteReader(raw)
+            let local = try r.packed()
+            guard local.count == n else { throw BlockFormatError("group \(g) span.parent has the wrong row count") }
+            var first = 0
+            for p in 0..<n {
+                if p == 0 || traceOf[p] != traceOf[p - 1] { first = p }
+                let l = Int(local[p])
+                guard l == 0 || first + l - 1 < n else { throw BlockFormatError("span.parent points outside its trace") }
+                parent[p] = l == 0 ? 0 : spanID[first + l - 1]
+            }
+            let unresolved = try r.count(max: n)
+            for _ in 0..<unresolved {
+                let p = try r.count(max: n - 1)
+                parent[p] = try r.fixed64()
+            }
+            return local
+        }
+        let startDeltas = try column("span.start")
+        let durationDeltas = try column("span.duration")
+        var start = [UInt64](repeating: 0, count: n)
+        var end = [UInt64](repeating: 0, count: n)
+        var first = 0
+        for p in 0..<n {
+            if p == 0 || traceOf[p] != traceOf[p - 1] { first = p }
+            let l = Int(local[p])
+            if l > 0 && first + l - 1 < p {
+                let q = first + l - 1
+                let parentDuration = Int64(bitPattern: end[q] &- start[q])
+                start[p] = start[q] &+ UInt64(bitPattern: unzigzag(startDeltas[p]))
+                end[p] = start[p] &+ UInt64(bitPattern: parentDuration &- unzigzag(durationDeltas[p]))
+            } else {
+                start[p] = traceStarts[traceOf[p]] &+ UInt64(bitPattern: unzigzag(startDeltas[p]))
+                end[p] = start[p] &+ UInt64(bitPattern: unzigzag(durationDeltas[p]))
+            }
+        }
+        batch.spanID += spanID
+        batch.parentSpanID += parent
+        batch.startTime += start
+        batch.endTime += end
+
+        let resources = UInt64(batch.resourceCount)
+        let scopes = UInt64(batch.scopeCount)
+        batch.name += try column("span.name").map(id)
+        batch.kind += try column("span.kind").map { UInt8(truncatingIfNeeded: $0) }
+        batch.statusCode += try column("span.status").map { UInt8(truncatingIfNeeded: $0) }
+        batch.statusMessage += try column("span.status_message").map(id)
+        batch.traceState += try column("span.trace_state").map(id)
+        batch.flags += try column("span.flags").map { UInt32(truncatingIfNeeded: $0) }
+        batch.resourceIndex += try column("span.resource").map { v throws in
+            guard v < resources else { throw BlockFormatError("span.resource outside the resource table") }
+            return UInt32(v)
+        }
+        batch.scopeIndex += try column("span.scope").map { v throws in
+            guard v < scopes else { throw BlockFormatError("span.scope outside the scope table") }
+            return UInt32(v)
+        }
+        batch.droppedAttrs += try column("span.dropped_attributes").map { UInt32(truncatingIfNeeded: $0) }
+        batch.droppedEvents += try column("span.dropped_events").map { UInt32(truncatingIfNeeded: $0) }
+        batch.droppedLinks += try column("span.dropped_links").map { UInt32(truncatingIfNeeded: $0) }
+        batch.genAIProvider += try column("genai.provider").map(id)
+        batch.genAIRequestModel += try column("genai.request_model").map(id)
+        batch.genAIResponseModel += try column("genai.response_model").map(id)
+        batch.inputTokens += try column("genai.input_tokens").map(BlockCodec.untokens)
+        batch.outputTokens += try column("genai.output_tokens").map(BlockCodec.untokens)
+        try section("genai.cost").withUnsafeBytes { raw throws in
+            var r = ByteReader(raw)
+            let present = try r.packed()
+            guard present.count == n else { throw BlockFormatError("genai.cost has the wrong row count") }
+            for p in present { batch.cost.append(p == 1 ? Double(bitPattern: try r.fixed64()) : .nan) }
+        }
+
+        // Span attributes, from the inverted layout back to rows.
+        let attributes = try InvertedAttributes(try section("span.attributes"), rows: n, stringCount: stringCount)
+        attributes.appendRows(to: &batch.attrs, offsets: &batch.attrOffsets)
+
+        // Events and links.
+        try section("events").withUnsafeBytes { raw throws in
+            var r = ByteReader(raw)
+            let counts = try r.packed()
+            guard counts.count == n else { throw BlockFormatError("events has the wrong row count") }
+            let times = try r.packed()
+            let names = try r.packed().map(id)
+            let dropped = try r.packed32()
+            let (attrCounts, attrs) = try BlockCodec.readOwnedAttributes(&r, stringCount)
+            let total = Int(counts.reduce(0, +))
+            guard times.count == total, names.count == total, dropped.count == total, attrCounts.count == total else {
+                throw BlockFormatError("events columns disagree")
+            }
+            let eventBase = UInt32(batch.eventTime.count)
+            var at = eventBase
+            for c in counts {
+                at += UInt32(c)
+                batch.eventOffsets.append(at)
+            }
+            let attrBase = UInt32(batch.eventAttrs.count)
+            var attrAt = attrBase
+            for c in attrCounts {
+                attrAt += UInt32(c)
+                batch.eventAttrOffsets.append(attrAt)
+            }
+            batch.eventTime += times
+            batch.eventName += names
+            batch.eventDroppedAttrs += dropped
+            batch.eventAttrs.keys += attrs.keys
+            batch.eventAttrs.types += attrs.types
+            batch.eventAttrs.values += attrs.values
+        }
+        try section("links").withUnsafeBytes { raw throws in
+            var r = ByteReader(raw)
+            let counts = try r.packed()
+            guard counts.count == n else { throw BlockFormatError("links has the wrong row count") }
+            let total = Int(counts.reduce(0, +))
+            for _ in 0..<total {
+                batch.linkTraceHigh.append(try r.fixed64())
+                batch.linkTraceLow.append(try r.fixed64())
+                batch.linkSpanID.append(try r.fixed64())
+            }
+            let states = try r.packed().map(id)
+            let flags = try r.packed32()
+            let dropped = try r.packed32()
+            let (attrCounts, attrs) = try BlockCodec.readOwnedAttributes(&r, stringCount)
+            guard states.count == total, flags.count == total, dropped.count == total, attrCounts.count == total else {
+                throw BlockFormatError("links columns disagree")
+            }
+            var at = batch.linkOffsets.last!
+            for c in counts {
+                at += UInt32(c)
+                batch.linkOffsets.append(at)
+            }
+            var attrAt = UInt32(batch.linkAttrs.count)
+            for c in attrCounts {
+                attrAt += UInt32(c)
+                batch.linkAttrOffsets.append(attrAt)
+            }
+            batch.linkTraceState += states
+            batch.linkFlags += flags
+            batch.linkDroppedAttrs += dropped
+            batch.linkAttrs.keys += attrs.keys
+            batch.linkAttrs.types += attrs.types
+            batch.linkAttrs.values += attrs.values
+        }
+    }
+
+    /// Rows of group `g` whose span attribute `key` has the string value `value` (both block string
+    /// IDs), ascending: a posting list.
+    public func postings(group g: Int, key: UInt32, value: UInt32) throws -> [Int] {
+        let attributes = try InvertedAttributes(try self.groupSection(g, "span.attributes"), rows: Int(self.groups.spans[g]), stringCount: self.dictionary.count)
+        return attributes.postings(key: key, value: value)
+    }
+}
+
+/// The inverted span-attribute layout of one group, parsed (see ``BlockCodec/writeInvertedAttributes``).
+struct InvertedAttributes {
+    var keys: [UInt64]
+    var valuesPerKey: [UInt64]
+    var values: [UInt64]
+    var postingLengths: [UInt64]
+    var postingRows: [UInt32]
+    var othersPerKey: [UInt64]
+    var otherRows: [UInt32]
+    var otherTypes: [UInt8]
+    var otherValues: [UInt64]
+    let rows: Int
+
+    init(_ bytes: [UInt8], rows n: Int, stringCount: Int) throws {
+        self.rows = n
+        var keys: [UInt64] = [], valuesPerKey: [UInt64] = [], valueDeltas: [UInt64] = [], postingLengths: [UInt64] = []
+        var postingDeltas: [UInt64] = [], othersPerKey: [UInt64] = [], otherDeltas: [UInt64] = []
+        var values: (types: [UInt8], values: [UInt64]) = ([], [])
+        try bytes.withUnsafeBytes { raw throws in
+            var r = ByteReader(raw)
+            keys = try r.packed()
+            valuesPerKey = try r.packed()
+            valueDeltas = try r.packed()
+            postingLengths = try r.packed()
+            postingDeltas = try r.packed()
+            othersPerKey = try r.packed()
+            otherDeltas = try r.packed()
+            values = try BlockCodec.readValues(&r, count: otherDeltas.count)
+        }
+        guard valuesPerKey.count == keys.count, othersPerKey.count == keys.count,
+            Int(valuesPerKey.reduce(0, +)) == valueDeltas.count, postingLengths.count == valueDeltas.count,
+            Int(postingLengths.reduce(0, +)) == postingDeltas.count, Int(othersPerKey.reduce(0, +)) == otherDeltas.count,
+            keys.allSatisfy({ $0 < UInt64(stringCount) })
+        else { throw BlockFormatError("span.attributes columns disagree") }
+        // Undo the deltas, checking rows and IDs.
+        var absolute: [UInt64] = []
+        absolute.reserveCapacity(valueDeltas.count)
+        var rowsOut: [UInt32] = []
+        rowsOut.reserveCapacity(postingDeltas.count)
+        var v = 0, p = 0
+        for k in 0..<keys.count {
+            var value: UInt64 = 0
+            for _ in 0..<Int(valuesPerKey[k]) {
+                value &+= valueDeltas[v]
+                guard value < UInt64(stringCount) else { throw BlockFormatError("attribute value outside the dictionary") }
+                absolute.append(value)
+                var row = 0
+                for _ in 0..<Int(postingLengths[v]) {
+                    row += Int(truncatingIfNeeded: postingDeltas[p])
+                    guard row >= 0, row < n else { throw BlockFormatError("posting list row outside the group") }
+                    rowsOut.append(UInt32(row))
+                    p += 1
+                }
+                v += 1
+            }
+        }
+        var others: [UInt32] = []
+        others.reserveCapacity(otherDeltas.count)
+        var o = 0
+        for k in 0..<keys.count {
+            var row = 0
+            for _ in 0..<Int(othersPerKey[k]) {
+                row += Int(truncatingIfNeeded: otherDeltas[o])
+                guard row >= 0, row < n else { throw BlockFormatError("attribute row outside the group") }
+                others.append(UInt32(row))
+                _ = try BlockCodec.checkedValue(values.types[o], values.values[o], stringCount)
+                o += 1
+            }
+        }
+        self.keys = keys
+        self.valuesPerKey = valuesPerKey
+        self.values = absolute
+        self.postingLengths = postingLengths
+        self.postingRows = rowsOut
+        self.othersPerKey = othersPerKey
+        self.otherRows = others
+        self.otherTypes = values.types
+        self.otherValues = values.values
+    }
+
+    /// Rows with string attribute `key` = `value`.
+    func postings(key: UInt32, value: UInt32) -> [Int] {
+        var v = 0, p = 0
+        for k in 0..<self.keys.count {
+            let count = Int(self.valuesPerKey[k])
+            if self.keys[k] == UInt64(key) {
+                for i in v..<(v + count) {
+                    let length = Int(self.postingLengths[i])
+                    if self.values[i] == UInt64(value) { return self.postingRows[p..<(p + length)].map { Int($0) } }
+                    p += length
+                }
+                return []
+            }
+            for i in v..<(v + count) { p += Int(self.postingLengths[i]) }
+            v += count
+        }
+        return []
+    }
+
+    /// Appends every row's attributes (grouped by key, strings first) to `attrs`, closing `offsets` per row.
+    func appendRows(to attrs: inout AttributeColumns, offsets: inout [UInt32]) {
+        var perRow = [UInt32](repeating: 0, count: self.rows + 1)
+        for r in self.postingRows { perRow[Int(r) + 1] += 1 }
+        for r in self.otherRows { perRow[Int(r) + 1] += 1 }
+        for i in 0..<self.rows { perRow[i + 1] += perRow[i] }
+        let total = Int(perRow[self.rows])
+        let base = attrs.count
+        var keys = [UInt32](repeating: 0, count: total)
+        var types = [UInt8](repeating: 0, count: total)
+        var values = [UInt64](repeating: 0, count: total)
+        var cursor = perRow
+        var v = 0, p = 0, o = 0
+        for k in 0..<self.keys.count {
+            let key = UInt32(self.keys[k])
+            for _ in 0..<Int(self.valuesPerKey[k]) {
+                for _ in 0..<Int(self.postingLengths[v]) {
+                    let row = Int(self.postingRows[p])
+                    let at = Int(cursor[row])
+                    keys[at] = key
+                    types[at] = ValueType.string.rawValue
+                    values[at] = self.values[v]
+                    cursor[row] += 1
+                    p += 1
+                }
+                v += 1
+            }
+        }
+        // Other values come after each row's string values (entries per key keep their order).
+        for k in 0..<self.keys.count {
+            let key = UInt32(self.keys[k])
+            for _ in 0..<Int(self.othersPerKey[k]) {
+                let row = Int(self.otherRows[o])
+                let at = Int(cursor[row])
+                keys[at] = key
+                types[at] = self.otherTypes[o]
+                values[at] = self.otherValues[o]
+                cursor[row] += 1
+                o += 1
+            }
+        }
+        attrs.keys += keys
+        attrs.types += types
+        attrs.values += values
+        for i in 1...self.rows { offsets.append(UInt32(base) + perRow[i]) }
+    }
+}
+
+/// A Bloom filter over trace IDs (k probes taken from the ID's own random bits); each row group of a
+/// block has one, so a trace lookup decodes only groups that may hold it.
 public struct TraceBloom: Sendable, Equatable {
     public private(set) var bits: [UInt64]
     public static let probes = 7
@@ -83,21 +787,27 @@ public struct TraceBloom: Sendable, Equatable {
 
     public init(words: [UInt64]) { self.bits = words.isEmpty ? [0] : words }
 
-    private func positions(_ id: TraceID) -> [Int] {
+    @inline(__always) private func forEachPosition(_ id: TraceID, _ body: (Int) -> Bool) -> Bool {
         let m = UInt64(self.bits.count * 64)
         var h1 = id.high ^ (id.low &* 0x9E37_79B9_7F4A_7C15)
         let h2 = (id.low ^ (id.high >> 17)) | 1
-        return (0..<Self.probes).map { _ in
-            defer { h1 = h1 &+ h2 }
-            return Int(h1 % m)
+        for _ in 0..<Self.probes {
+            if !body(Int(h1 % m)) { return false }
+            h1 = h1 &+ h2
         }
+        return true
     }
 
     public mutating func insert(_ id: TraceID) {
-        for p in self.positions(id) { self.bits[p >> 6] |= 1 << UInt64(p & 63) }
+        var positions: [Int] = []
+        _ = self.forEachPosition(id) {
+            positions.append($0)
+            return true
+        }
+        for p in positions { self.bits[p >> 6] |= 1 << UInt64(p & 63) }
     }
 
     public func mayContain(_ id: TraceID) -> Bool {
-        self.positions(id).allSatisfy { self.bits[$0 >> 6] & (1 << UInt64($0 & 63)) != 0 }
+        self.forEachPosition(id) { self.bits[$0 >> 6] & (1 << UInt64($0 & 63)) != 0 }
     }
 }

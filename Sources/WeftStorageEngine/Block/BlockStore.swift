@@ -1,3 +1,4 @@
+import Synchronization
 import WeftModel
 
 /// What the store knows about a block without reading its data.
@@ -8,29 +9,37 @@ public struct BlockMeta: Sendable, Equatable {
     public var placement: String
     public var formatVersion: Int
     public var spans: Int
+    public var traces: Int
     public var minStart: UInt64
     public var maxStart: UInt64
     /// Size of the data file.
     public var bytes: Int
-    /// The block's trace IDs, so lookups skip blocks that cannot hold a trace.
-    public var traces: TraceBloom
+    /// 0 for a block flushed from the head; compaction output is one more than its highest input.
+    public var level: Int
+    /// WAL segments whose records of this org the block holds (so replay after a crash skips them).
+    public var sources: [UInt64]
+    /// Blocks this one replaces (compaction inputs); if both survive a crash, the inputs are deleted.
+    public var replaces: [UInt64]
 
     public init(
-        id: UInt64, org: String, placement: String, formatVersion: Int, spans: Int, minStart: UInt64, maxStart: UInt64, bytes: Int,
-        traces: TraceBloom = TraceBloom(capacity: 1)
+        id: UInt64, org: String, placement: String, formatVersion: Int = BlockCodec.version, spans: Int, traces: Int = 0,
+        minStart: UInt64, maxStart: UInt64, bytes: Int, level: Int = 0, sources: [UInt64] = [], replaces: [UInt64] = []
     ) {
-        self.traces = traces
         self.id = id
         self.org = org
         self.placement = placement
         self.formatVersion = formatVersion
         self.spans = spans
+        self.traces = traces
         self.minStart = minStart
         self.maxStart = maxStart
         self.bytes = bytes
+        self.level = level
+        self.sources = sources
+        self.replaces = replaces
     }
 
-    static let magic: [UInt8] = Array("WEFTMETA".utf8)
+    static let magic: [UInt8] = Array("WEFTMET2".utf8)
 
     func encoded() -> [UInt8] {
         var w = ByteWriter()
@@ -42,11 +51,15 @@ public struct BlockMeta: Sendable, Equatable {
         w.raw(Array(self.placement.utf8))
         w.varint(UInt64(self.formatVersion))
         w.varint(UInt64(self.spans))
+        w.varint(UInt64(self.traces))
         w.fixed64(self.minStart)
         w.fixed64(self.maxStart)
         w.varint(UInt64(self.bytes))
-        w.varint(UInt64(self.traces.bits.count))
-        for word in self.traces.bits { w.fixed64(word) }
+        w.varint(UInt64(self.level))
+        w.varint(UInt64(self.sources.count))
+        for s in self.sources { w.varint(s) }
+        w.varint(UInt64(self.replaces.count))
+        for r in self.replaces { w.varint(r) }
         let crc = w.bytes.withUnsafeBytes { CRC32C.checksum($0) }
         w.fixed32(crc)
         return w.bytes
@@ -69,16 +82,18 @@ public struct BlockMeta: Sendable, Equatable {
             let placement = String(decoding: try r.raw(try r.count(max: 1 << 16)), as: UTF8.self)
             let formatVersion = try r.count(max: 1000)
             let spans = try r.count()
+            let traces = try r.count()
             let minStart = try r.fixed64()
             let maxStart = try r.fixed64()
             let size = try r.count(max: 1 << 40)
-            let words = try r.count(max: 1 << 24)
-            var bloom: [UInt64] = []
-            bloom.reserveCapacity(words)
-            for _ in 0..<words { bloom.append(try r.fixed64()) }
+            let level = try r.count(max: 64)
+            var sources: [UInt64] = []
+            for _ in 0..<(try r.count(max: 1 << 20)) { sources.append(try r.varint()) }
+            var replaces: [UInt64] = []
+            for _ in 0..<(try r.count(max: 1 << 20)) { replaces.append(try r.varint()) }
             return BlockMeta(
-                id: id, org: org, placement: placement, formatVersion: formatVersion, spans: spans,
-                minStart: minStart, maxStart: maxStart, bytes: size, traces: TraceBloom(words: bloom)
+                id: id, org: org, placement: placement, formatVersion: formatVersion, spans: spans, traces: traces,
+                minStart: minStart, maxStart: maxStart, bytes: size, level: level, sources: sources, replaces: replaces
             )
         }
     }
@@ -88,12 +103,32 @@ public struct BlockMeta: Sendable, Equatable {
 /// whole block or none of it visible.
 ///
 /// Protocol: data to `<id>.block.tmp`, fsync, rename to `<id>.block`; meta to `<id>.meta.tmp`, fsync,
-/// rename to `<id>.meta`; fsync the directory. A block is visible only through its meta file; on open,
-/// temporary files and data files without a meta are deleted. Not thread-safe: one owner drives it.
-public final class BlockStore {
+/// rename to `<id>.meta`; fsync the directory. A block is visible only through its meta file. On open,
+/// temporary files and data files without a meta are deleted, and blocks replaced by a complete
+/// compacted block are removed. Writes and removals need one owner; ``reader(_:)`` may be called
+/// from any thread (readers are cached, at most ``readerCacheSize``).
+public final class BlockStore: @unchecked Sendable {
     public let disk: any Disk
     public let directory: String
-    private var nextID: UInt64 = 1
+    private let nextID = Mutex<UInt64>(1)
+    private let readers = Mutex<(entries: [UInt64: BlockReader], order: [UInt64])>(([:], []))
+    /// Open readers kept (each holds a block's directory, group summary, Bloom filters and dictionary pages).
+    public var readerCacheSize = 64
+    private let quarantine = Mutex<[UInt64: String]>([:])
+
+    /// Takes a block whose data failed to read or verify out of service (its files stay for inspection).
+    public func quarantine(_ meta: BlockMeta, _ error: any Error) {
+        self.quarantine.withLock { $0[meta.id] = "\(error)" }
+        self.readers.withLock { c in
+            c.entries.removeValue(forKey: meta.id)
+            c.order.removeAll { $0 == meta.id }
+        }
+    }
+
+    /// Blocks taken out of service, with the reason.
+    public var quarantined: [UInt64: String] { self.quarantine.withLock { $0 } }
+
+    public func isQuarantined(_ id: UInt64) -> Bool { self.quarantine.withLock { $0[id] != nil } }
 
     public init(disk: any Disk, directory: String) {
         self.disk = disk
@@ -103,16 +138,21 @@ public final class BlockStore {
     /// What ``open()`` found.
     public struct OpenReport: Sendable, Equatable {
         public var blocks: [BlockMeta]
-        /// Leftovers of interrupted writes or removals, deleted.
+        /// Leftovers of interrupted writes, compactions or removals, deleted.
         public var removedFiles: [String]
         /// Blocks whose meta did not verify (kept on disk, not served).
         public var corrupt: [String]
     }
 
-    private func path(_ id: UInt64, _ suffix: String) -> String {
+    func path(_ id: UInt64, _ suffix: String) -> String {
         let digits = String(id)
         return self.directory + "/" + String(repeating: "0", count: max(0, 12 - digits.count)) + digits + suffix
     }
+
+    /// Path of a block's data file.
+    public func dataPath(_ meta: BlockMeta) -> String { self.path(meta.id, ".block") }
+
+    private func bumpNextID(_ id: UInt64) { self.nextID.withLock { $0 = max($0, id + 1) } }
 
     /// Lists complete blocks by their meta files only (no data is read) and cleans up leftovers.
     public func open() throws -> OpenReport {
@@ -132,7 +172,7 @@ public final class BlockStore {
                 }
                 blocks.append(meta)
                 metaIDs.insert(stem)
-                self.nextID = max(self.nextID, meta.id + 1)
+                self.bumpNextID(meta.id)
             } catch {
                 corrupt.append(name)
                 metaIDs.insert(stem)
@@ -145,22 +185,32 @@ public final class BlockStore {
                 try self.disk.remove(self.directory + "/" + name)
                 removed.append(name)
             }
-            if let id = UInt64(name.prefix { $0.isNumber }) { self.nextID = max(self.nextID, id + 1) }
+            if let id = UInt64(name.prefix { $0.isNumber }) { self.bumpNextID(id) }
         }
         if !removed.isEmpty { try self.disk.syncDirectory(self.directory) }
+        // A compaction that crashed after its output became visible: finish removing its inputs.
+        let replaced = Set(blocks.flatMap(\.replaces))
+        for meta in blocks where replaced.contains(meta.id) {
+            try self.remove(meta)
+            removed.append(String(self.path(meta.id, ".meta").split(separator: "/").last!))
+        }
+        blocks.removeAll { replaced.contains($0.id) }
         return OpenReport(blocks: blocks.sorted { $0.id < $1.id }, removedFiles: removed.sorted(), corrupt: corrupt.sorted())
     }
 
     /// Encodes and writes a block atomically; returns its meta once it is durable and visible.
-    public func write(_ batch: SpanBatch, org: String, placement: String, options: BlockCodec.Options = BlockCodec.Options()) throws -> BlockMeta {
-        let id = self.nextID
-        self.nextID += 1
-        let (bytes, _) = BlockCodec.encode(batch, options: options)
-        var bloom = TraceBloom(capacity: batch.spanCount)
-        for row in 0..<batch.spanCount { bloom.insert(batch.traceID(row)) }
+    public func write(
+        _ batch: SpanBatch, org: String, placement: String, sources: [UInt64] = [], replaces: [UInt64] = [], level: Int = 0,
+        options: BlockCodec.Options = BlockCodec.Options()
+    ) throws -> BlockMeta {
+        let id = self.nextID.withLock { id in
+            defer { id += 1 }
+            return id
+        }
+        let (bytes, summary) = BlockCodec.encodeWithSummary(batch, options: options)
         let meta = BlockMeta(
-            id: id, org: org, placement: placement, formatVersion: BlockCodec.version, spans: batch.spanCount,
-            minStart: batch.startTime.min() ?? 0, maxStart: batch.startTime.max() ?? 0, bytes: bytes.count, traces: bloom
+            id: id, org: org, placement: placement, formatVersion: BlockCodec.version, spans: summary.spans, traces: summary.traces,
+            minStart: summary.minStart, maxStart: summary.maxStart, bytes: bytes.count, level: level, sources: sources, replaces: replaces
         )
         try self.writeFile(self.path(id, ".block"), bytes)
         try self.writeFile(self.path(id, ".meta"), meta.encoded())
@@ -176,26 +226,50 @@ public final class BlockStore {
         try self.disk.rename(temp, to: path)
     }
 
-    /// Reads and decodes a block's data, verifying every checksum.
+    /// A cached random-access reader of a block.
+    public func reader(_ meta: BlockMeta) throws -> BlockReader {
+        if let r = self.readers.withLock({ c -> BlockReader? in
+            guard let r = c.entries[meta.id] else { return nil }
+            if let i = c.order.firstIndex(of: meta.id) { c.order.remove(at: i) }
+            c.order.append(meta.id)
+            return r
+        }) { return r }
+        let reader = try BlockReader(source: try DiskBlockSource(disk: self.disk, path: self.path(meta.id, ".block")))
+        self.readers.withLock { c in
+            if c.entries.updateValue(reader, forKey: meta.id) == nil { c.order.append(meta.id) }
+            while c.order.count > self.readerCacheSize { c.entries.removeValue(forKey: c.order.removeFirst()) }
+        }
+        return reader
+    }
+
+    /// Reads and decodes a block's data, verifying every checksum it reads.
     public func read(_ meta: BlockMeta) throws -> SpanBatch {
-        let bytes = try self.disk.read(self.path(meta.id, ".block"))
-        return try bytes.withUnsafeBytes { try BlockCodec.decode($0) }
+        try BlockReader(source: try DiskBlockSource(disk: self.disk, path: self.path(meta.id, ".block"))).decodeAll()
     }
 
     /// Raw bytes of a block's data file.
     public func data(_ meta: BlockMeta) throws -> [UInt8] { try self.disk.read(self.path(meta.id, ".block")) }
 
-    /// The spans of a trace across `blocks`, opening only those whose Bloom filter may hold it.
+    /// The spans of a trace across `blocks` (each as a compact batch). A block that fails to read is
+    /// quarantined and skipped.
     public func findTrace(_ id: TraceID, in blocks: [BlockMeta]) throws -> [SpanBatch] {
         var found: [SpanBatch] = []
-        for meta in blocks where meta.traces.mayContain(id) {
-            if let batch = try BlockReader(bytes: self.data(meta)).trace(id) { found.append(batch) }
+        for meta in blocks where !self.isQuarantined(meta.id) {
+            do {
+                if let batch = try self.reader(meta).trace(id) { found.append(batch) }
+            } catch {
+                self.quarantine(meta, error)
+            }
         }
         return found
     }
 
     /// Removes a block: meta first (so it stops being visible), then data.
     public func remove(_ meta: BlockMeta) throws {
+        self.readers.withLock { c in
+            c.entries.removeValue(forKey: meta.id)
+            c.order.removeAll { $0 == meta.id }
+        }
         try self.disk.remove(self.path(meta.id, ".meta"))
         try self.disk.syncDirectory(self.directory)
         try self.disk.remove(self.path(meta.id, ".block"))

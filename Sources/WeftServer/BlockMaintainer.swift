@@ -1,0 +1,186 @@
+import Foundation
+import Logging
+import Synchronization
+import WeftStorageEngine
+
+/// The background thread that moves data from the head to blocks and keeps blocks tidy: it closes
+/// the WAL segment by age, flushes closed segments to blocks and removes them from the WAL, runs one
+/// compaction per pass, applies retention, and deletes retired block files after a grace period.
+/// Ingest never waits for it.
+final class BlockMaintainer: Sendable {
+    struct Settings: Sendable {
+        /// Close the open WAL segment (and so cut a block) once it is this old.
+        var maxSegmentAge: Duration
+        /// Time between passes.
+        var interval: Duration
+        /// How long retired blocks' files stay for queries that started before (≥ the query timeout).
+        var retiredGrace: Duration
+    }
+
+    private let engine: StorageEngine
+    private let committer: WALCommitter
+    private let metrics: NodeMetrics
+    private let logger: Logger
+    private let settings: Settings
+    private let condition = NSCondition()
+    private let state = Mutex<(stopping: Bool, stopped: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, false, []))
+    /// Serialises passes and on-demand flushes.
+    private let work = Mutex<[(ids: Set<UInt64>, at: ContinuousClock.Instant)]>([])
+    private let reportedQuarantine = Mutex<Set<UInt64>>([])
+
+    init(engine: StorageEngine, committer: WALCommitter, metrics: NodeMetrics, logger: Logger, settings: Settings) {
+        self.engine = engine
+        self.committer = committer
+        self.metrics = metrics
+        self.logger = logger
+        self.settings = settings
+        let thread = Thread { [self] in self.loop() }
+        thread.name = "weft-blocks"
+        thread.start()
+    }
+
+    private func loop() {
+        while true {
+            self.condition.lock()
+            if !self.state.withLock({ $0.stopping }) {
+                _ = self.condition.wait(until: Date(timeIntervalSinceNow: Double(self.settings.interval.components.seconds) + Double(self.settings.interval.components.attoseconds) / 1e18))
+            }
+            self.condition.unlock()
+            if self.state.withLock({ $0.stopping }) { break }
+            self.pass()
+        }
+        let waiters = self.state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.stopped = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    /// Stops the thread after the pass in progress.
+    func shutdown() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let done = self.state.withLock { s -> Bool in
+                if s.stopped { return true }
+                s.stopping = true
+                s.waiters.append(c)
+                return false
+            }
+            if done { c.resume() }
+            self.condition.lock()
+            self.condition.signal()
+            self.condition.unlock()
+        }
+    }
+
+    /// One maintenance pass.
+    func pass() {
+        self.work.withLock { retired in
+            let segment = self.committer.currentSegment
+            if segment.hasRecords && ContinuousClock.now - segment.started >= self.settings.maxSegmentAge {
+                self.committer.requestRoll()
+            }
+            self.flushClosed(current: segment.number)
+            self.compactOnce(&retired)
+            self.retain(&retired)
+            self.purge(&retired)
+            self.reportQuarantine()
+        }
+    }
+
+    /// Closes the open segment and flushes everything closed, waiting (up to `timeout`) for the roll
+    /// and for acknowledged spans to land in the head. Returns the blocks written.
+    func flushNow(timeout: Duration = .seconds(10)) -> [BlockMeta] {
+        let deadline = ContinuousClock.now + timeout
+        let before = self.committer.currentSegment
+        if before.hasRecords {
+            self.committer.requestRoll()
+            while self.committer.currentSegment.number == before.number && ContinuousClock.now < deadline {
+                Thread.sleep(forTimeInterval: 0.001)
+            }
+        }
+        let current = self.committer.currentSegment.number
+        while self.engine.head.segments().contains(where: { $0 < current && self.engine.head.pendingAppends(segment: $0) > 0 }),
+            ContinuousClock.now < deadline
+        {
+            Thread.sleep(forTimeInterval: 0.001)
+        }
+        return self.work.withLock { _ in self.flushClosed(current: current) }
+    }
+
+    @discardableResult
+    private func flushClosed(current: Int) -> [BlockMeta] {
+        var written: [BlockMeta] = []
+        for s in self.engine.flushableSegments(current: current) {
+            let started = ContinuousClock.now
+            do {
+                let metas = try self.engine.flush(segment: s)
+                written += metas
+                self.metrics.flushes.increment()
+                self.metrics.flushedSpans.increment(by: Int64(metas.reduce(0) { $0 + $1.spans }))
+                self.metrics.flushDuration.record(ContinuousClock.now - started)
+                self.committer.removeSegment(s)
+                self.logger.debug("flushed WAL segment to blocks", metadata: [
+                    "segment": "\(s)", "blocks": "\(metas.count)", "spans": "\(metas.reduce(0) { $0 + $1.spans })",
+                    "bytes": "\(metas.reduce(0) { $0 + $1.bytes })",
+                ])
+            } catch {
+                self.metrics.maintenanceErrors.increment()
+                self.logger.error("flush failed; will retry", metadata: ["segment": "\(s)", "error": "\(error)"])
+                break
+            }
+        }
+        return written
+    }
+
+    private func compactOnce(_ retired: inout [(ids: Set<UInt64>, at: ContinuousClock.Instant)]) {
+        guard let plan = self.engine.compactionPlan() else { return }
+        let started = ContinuousClock.now
+        do {
+            let output = try self.engine.compact(plan)
+            retired.append((Set(plan.map(\.id)), .now))
+            self.metrics.compactions.increment()
+            self.metrics.compactedSpans.increment(by: Int64(output.spans))
+            self.metrics.compactionDuration.record(ContinuousClock.now - started)
+            self.logger.debug("compacted blocks", metadata: [
+                "inputs": "\(plan.count)", "output": "\(output.id)", "spans": "\(output.spans)", "bytes": "\(output.bytes)",
+            ])
+        } catch {
+            self.metrics.maintenanceErrors.increment()
+            self.logger.error("compaction failed; will retry", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func retain(_ retired: inout [(ids: Set<UInt64>, at: ContinuousClock.Instant)]) {
+        let now = UInt64(max(0, Date().timeIntervalSince1970 * 1e9))
+        do {
+            let expired = try self.engine.applyRetention(nowNanos: now)
+            if !expired.isEmpty {
+                retired.append((Set(expired.map(\.id)), .now))
+                self.metrics.retentionDeleted.increment(by: Int64(expired.count))
+                self.logger.info("retention removed blocks", metadata: ["blocks": "\(expired.count)"])
+            }
+        } catch {
+            self.metrics.maintenanceErrors.increment()
+        }
+    }
+
+    private func purge(_ retired: inout [(ids: Set<UInt64>, at: ContinuousClock.Instant)]) {
+        let due = retired.filter { ContinuousClock.now - $0.at >= self.settings.retiredGrace }
+        guard !due.isEmpty else { return }
+        do {
+            try self.engine.purgeRetired(due.reduce(into: Set<UInt64>()) { $0.formUnion($1.ids) })
+            retired.removeAll { ContinuousClock.now - $0.at >= self.settings.retiredGrace }
+        } catch {
+            self.metrics.maintenanceErrors.increment()
+            self.logger.error("could not delete retired blocks; will retry", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func reportQuarantine() {
+        for (id, reason) in self.engine.store.quarantined {
+            guard self.reportedQuarantine.withLock({ $0.insert(id).inserted }) else { continue }
+            self.logger.error("block failed verification and is out of service", metadata: ["block": "\(id)", "error": "\(reason)"])
+        }
+    }
+}
