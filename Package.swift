@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "weft-bench",
             dependencies: [
-                "WeftLoad", "WeftOTLP", "WeftModel", "WeftStorageEngine",
+                "WeftLoad", "WeftOTLP", "WeftModel", "WeftStorageEngine", "WeftServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: settings

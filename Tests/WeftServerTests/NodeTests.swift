@@ -90,6 +90,59 @@ struct NodeTests {
         }
     }
 
+    /// After `POST /flush` the spans live in blocks (the WAL segment is gone from the head); trace lookup,
+    /// search and tags answer the same, and after a restart the node serves them from blocks.
+    @Test func test_flushToBlocks_queriesAndRestartServeFromBlocks() async throws {
+        let dir = Self.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let group = MultiThreadedEventLoopGroup.singleton
+        @Sendable func check(_ api: HTTPConnection, _ label: String) async throws {
+            let search = try await api.request(method: "GET", path: "/api/search?tags=tenant_id%3Dacme&limit=50")
+            #expect(search.status == 200, "\(label)")
+            let json = try JSONSerialization.jsonObject(with: Data(search.body)) as! [String: Any]
+            #expect((json["traces"] as! [Any]).count == 6, "\(label)")
+            let none = try await api.request(method: "GET", path: "/api/search?tags=tenant_id%3Dnobody")
+            #expect(((try JSONSerialization.jsonObject(with: Data(none.body)) as! [String: Any])["traces"] as! [Any]).isEmpty, "\(label)")
+            let trace = try await api.request(method: "GET", path: "/api/traces/" + TraceID(high: 4, low: 42).description)
+            #expect(trace.status == 200, "\(label)")
+            let batches = (try JSONSerialization.jsonObject(with: Data(trace.body)) as! [String: Any])["batches"] as! [[String: Any]]
+            let spans = batches.flatMap { ($0["scopeSpans"] as! [[String: Any]]).flatMap { $0["spans"] as! [Any] } }
+            #expect(spans.count == 4, "\(label)")
+            let values = try await api.request(method: "GET", path: "/api/search/tag/tenant_id/values")
+            #expect(values.bodyString.contains("acme"), "\(label)")
+        }
+        try await Self.withNode(dataDir: dir) { otlp, query in
+            let ingest = try await HTTPConnection.connect(host: "127.0.0.1", port: otlp, group: group)
+            for t in 1...6 as ClosedRange<UInt64> {
+                let r = try await ingest.request(
+                    method: "POST", path: "/v1/traces", headers: [("Content-Type", "application/x-protobuf")],
+                    body: ByteBuffer(bytes: Self.request(trace: t, spans: Int(t)))
+                )
+                #expect(r.status == 200)
+            }
+            let flushed = try await ingest.request(method: "POST", path: "/flush")
+            #expect(flushed.status == 200)
+            let blocks = (try JSONSerialization.jsonObject(with: Data(flushed.body)) as! [String: Any])["blocks"] as! [[String: Any]]
+            #expect(blocks.count == 1)
+            #expect(blocks.first?["spans"] as? Int == 21)
+            await ingest.closeAndWait()
+            let api = try await HTTPConnection.connect(host: "127.0.0.1", port: query, group: group)
+            let metrics = try await api.request(method: "GET", path: "/metrics").bodyString
+            #expect(metrics.contains("weft_head_spans 0"))
+            #expect(metrics.contains("weft_blocks_spans 21"))
+            try await check(api, "after flush")
+            await api.closeAndWait()
+        }
+        #expect(FileManager.default.fileExists(atPath: dir + "/blocks/000000000001.block"))
+        try await Self.withNode(dataDir: dir) { _, query in
+            let api = try await HTTPConnection.connect(host: "127.0.0.1", port: query, group: group)
+            let metrics = try await api.request(method: "GET", path: "/metrics").bodyString
+            #expect(metrics.contains("weft_head_spans 0"), "nothing replayed twice")
+            try await check(api, "after restart")
+            await api.closeAndWait()
+        }
+    }
+
     @Test func test_bodyOverTheLimit_gets413AndTheConnectionCloses() async throws {
         let dir = Self.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }

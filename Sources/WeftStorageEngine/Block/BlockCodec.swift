@@ -36,9 +36,13 @@ public enum BlockCodec {
         public var zstdLevel: Int32
         /// Spans per row group (groups end at trace boundaries, so they may be larger).
         public var groupSpans: Int
-        public init(zstdLevel: Int32 = 3, groupSpans: Int = 16_384) {
+        /// Also try exact-width bit packing for each section and keep the smaller (slower to write; for
+        /// compaction output).
+        public var tryBothPackings: Bool
+        public init(zstdLevel: Int32 = 3, groupSpans: Int = 16_384, tryBothPackings: Bool = false) {
             self.zstdLevel = zstdLevel
             self.groupSpans = max(1, groupSpans)
+            self.tryBothPackings = tryBothPackings
         }
     }
 
@@ -61,7 +65,7 @@ public enum BlockCodec {
     }
 
     public static func encodeWithSummary(_ batch: SpanBatch, options: Options = Options()) -> (bytes: [UInt8], summary: Summary) {
-        var w = SectionWriter(zstdLevel: options.zstdLevel)
+        var w = SectionWriter(zstdLevel: options.zstdLevel, tryBothPackings: options.tryBothPackings)
         let n = batch.spanCount
 
         // Order: rows by (trace, start); then traces by (first start, ID).
@@ -283,7 +287,9 @@ public enum BlockCodec {
             s.packed(order.lazy.map { batch.cost[$0].isNaN ? 0 : 1 })
             for row in order where !batch.cost[row].isNaN { s.fixed64(batch.cost[row].bitPattern) }
         }
-        w.section(prefix + "span.attributes") { s in writeInvertedAttributes(&s, batch, order, remap) }
+        let implied = impliedAttributes(batch, order)
+        w.section(prefix + "genai.implied") { s in s.packed(implied.masks.lazy.map { UInt64($0) }) }
+        w.section(prefix + "span.attributes") { s in writeInvertedAttributes(&s, batch, order, remap, skip: implied.skip) }
         w.section(prefix + "events") { s in
             let (counts, rows) = ownedRows(order, batch.eventOffsets)
             s.packed(counts)
@@ -311,31 +317,45 @@ public enum BlockCodec {
     /// (ascending, delta-coded) and for each a posting list of rows (delta-coded); other values keep
     /// (row, type, value) lists.
     ///
-    /// Layout: keys, string values per key, value deltas, posting lengths, posting row deltas,
-    /// other-entry count per key, other row deltas, then the other values split by type.
-    static func writeInvertedAttributes(_ s: inout ByteWriter, _ batch: SpanBatch, _ order: [Int], _ remap: [UInt32]) {
+    /// Keys with few distinct string values per entry are inverted; ID-like keys (most values seen once
+    /// or twice) keep their string values in the (row, value) lists.
+    ///
+    /// Layout: keys, string values per key, value deltas, posting lengths, first row of each posting
+    /// list, further row deltas, other-entry count per key, other row deltas, then the other values
+    /// split by type.
+    static func writeInvertedAttributes(_ s: inout ByteWriter, _ batch: SpanBatch, _ order: [Int], _ remap: [UInt32], skip: Set<Int>) {
         struct Entry { var key: UInt32; var isString: Bool; var value: UInt64; var position: Int; var index: Int }
         var entries: [Entry] = []
         entries.reserveCapacity(batch.attrs.count)
         for (position, row) in order.enumerated() {
-            for i in batch.attrRange(row) {
+            for i in batch.attrRange(row) where !skip.contains(i) {
                 let type = batch.attrs.types[i]
                 let isString = type == ValueType.string.rawValue
                 let value = isString ? UInt64(remap[Int(batch.attrs.values[i])]) : 0
                 entries.append(Entry(key: remap[Int(batch.attrs.keys[i])], isString: isString, value: value, position: position, index: i))
             }
         }
+        // Keys whose string values mostly occur once or twice (IDs) are cheaper as (row, value) lists:
+        // their postings are found by scanning that key's entries.
+        var perKey: [UInt32: (entries: Int, values: Set<UInt64>)] = [:]
+        for e in entries where e.isString {
+            perKey[e.key, default: (0, [])].entries += 1
+            perKey[e.key]!.values.insert(e.value)
+        }
+        let inverted = Set(perKey.filter { $0.value.values.count * 3 <= $0.value.entries }.keys)
+        for i in entries.indices where entries[i].isString && !inverted.contains(entries[i].key) { entries[i].isString = false }
         // Key, then strings first (by value, row), then others (by row, original order).
         entries.sort { a, b in
             if a.key != b.key { return a.key < b.key }
             if a.isString != b.isString { return a.isString }
-            if a.value != b.value { return a.value < b.value }
+            if a.isString && a.value != b.value { return a.value < b.value }
             return (a.position, a.index) < (b.position, b.index)
         }
         var keys: [UInt64] = []
         var valuesPerKey: [UInt64] = []
         var valueDeltas: [UInt64] = []
         var postingLengths: [UInt64] = []
+        var postingFirst: [UInt64] = []
         var postingDeltas: [UInt64] = []
         var othersPerKey: [UInt64] = []
         var otherDeltas: [UInt64] = []
@@ -357,11 +377,12 @@ public enum BlockCodec {
                     valuesPerKey[valuesPerKey.count - 1] += 1
                     valueDeltas.append(e.value - previousValue)
                     previousValue = e.value
-                    postingLengths.append(0)
-                    previousRow = 0
+                    postingLengths.append(1)
+                    postingFirst.append(UInt64(e.position))
+                } else {
+                    postingLengths[postingLengths.count - 1] += 1
+                    postingDeltas.append(UInt64(e.position - previousRow))
                 }
-                postingLengths[postingLengths.count - 1] += 1
-                postingDeltas.append(UInt64(e.position - previousRow))
                 previousRow = e.position
             } else {
                 if newKey || entries[k - 1].isString { previousRow = 0 }
@@ -378,10 +399,57 @@ public enum BlockCodec {
         s.packed(valuesPerKey)
         s.packed(valueDeltas)
         s.packed(postingLengths)
+        s.packed(postingFirst)
         s.packed(postingDeltas)
         s.packed(othersPerKey)
         s.packed(otherDeltas)
         writeValues(&s, otherTypes, otherValues)
+    }
+
+    /// GenAI attributes whose value equals the span's typed column are not stored twice: a mask per
+    /// span says which keys to restore from the typed columns (bit i = ``impliedKeys``[i]).
+    static let impliedKeys: [(key: UInt32, type: ValueType)] = [
+        (WellKnown.genAIProviderName, .string), (WellKnown.genAISystem, .string), (WellKnown.genAIRequestModel, .string),
+        (WellKnown.genAIResponseModel, .string), (WellKnown.genAIInputTokens, .int), (WellKnown.genAIPromptTokens, .int),
+        (WellKnown.genAIOutputTokens, .int), (WellKnown.genAICompletionTokens, .int), (WellKnown.genAIUsageCost, .double),
+    ]
+
+    /// The typed-column value an implied attribute takes (its stored payload).
+    static func impliedValue(_ bit: Int, provider: UInt32, request: UInt32, response: UInt32, input: Int64, output: Int64, cost: Double) -> UInt64? {
+        switch bit {
+        case 0, 1: return provider == 0 ? nil : UInt64(provider)
+        case 2: return request == 0 ? nil : UInt64(request)
+        case 3: return response == 0 ? nil : UInt64(response)
+        case 4, 5: return input == SpanBatch.noTokens ? nil : UInt64(bitPattern: input)
+        case 6, 7: return output == SpanBatch.noTokens ? nil : UInt64(bitPattern: output)
+        default: return cost.isNaN ? nil : cost.bitPattern
+        }
+    }
+
+    /// Per span in `order`, the implied-attribute mask, and the attribute indices left out.
+    static func impliedAttributes(_ batch: SpanBatch, _ order: [Int]) -> (masks: [UInt16], skip: Set<Int>) {
+        var masks: [UInt16] = []
+        masks.reserveCapacity(order.count)
+        var skip = Set<Int>()
+        for row in order {
+            var mask: UInt16 = 0
+            for i in batch.attrRange(row) {
+                let key = batch.attrs.keys[i]
+                guard key >= WellKnown.genAIProviderName && key <= WellKnown.genAIUsageCost,
+                    let bit = impliedKeys.firstIndex(where: { $0.key == key }), mask & (1 << bit) == 0,
+                    batch.attrs.types[i] == impliedKeys[bit].type.rawValue,
+                    let expected = impliedValue(
+                        bit, provider: batch.genAIProvider[row], request: batch.genAIRequestModel[row], response: batch.genAIResponseModel[row],
+                        input: batch.inputTokens[row], output: batch.outputTokens[row], cost: batch.cost[row]
+                    ),
+                    expected == batch.attrs.values[i]
+                else { continue }
+                mask |= 1 << bit
+                skip.insert(i)
+            }
+            masks.append(mask)
+        }
+        return (masks, skip)
     }
 
     /// For owners (events or links) of each span in `order`: how many each span has, and their indices.
@@ -530,37 +598,49 @@ public struct GroupSummary: Sendable, Equatable {
 /// Accumulates checksummed (optionally compressed) sections and the directory that ends the file.
 struct SectionWriter {
     let zstdLevel: Int32
+    let tryBothPackings: Bool
     var out = ByteWriter()
     var directory = ByteWriter()
     var sections: [BlockCodec.Section] = []
 
-    init(zstdLevel: Int32) {
+    init(zstdLevel: Int32, tryBothPackings: Bool = false) {
         self.zstdLevel = zstdLevel
+        self.tryBothPackings = tryBothPackings
         self.out.raw(BlockCodec.magic)
     }
 
-    mutating func section(_ name: String, compress: Bool = true, _ body: (inout ByteWriter) -> Void) {
-        var w = ByteWriter(byteAligned: self.zstdLevel > 0 && compress)
+    /// The section's stored form for one packing: raw bytes, and the compressed form when it saves
+    /// at least an eighth.
+    private func encode(_ body: (inout ByteWriter) -> Void, aligned: Bool, compress: Bool) -> (raw: [UInt8], stored: [UInt8], codec: UInt8) {
+        var w = ByteWriter(byteAligned: aligned)
         body(&w)
-        var stored = w.bytes
-        var codec: UInt8 = 0
-        // Compress when it saves at least an eighth.
         if compress, self.zstdLevel > 0, w.bytes.count >= 64,
             let z = w.bytes.withUnsafeBytes({ Zstd.compress($0, level: self.zstdLevel) }), z.count < w.bytes.count - w.bytes.count / 8
         {
-            stored = z
-            codec = 1
+            return (w.bytes, z, 1)
         }
+        return (w.bytes, w.bytes, 0)
+    }
+
+    mutating func section(_ name: String, compress: Bool = true, _ body: (inout ByteWriter) -> Void) {
+        // Byte-aligned values compress far better under zstd; exact widths win on high-entropy columns.
+        var best = self.encode(body, aligned: self.zstdLevel > 0 && compress, compress: compress)
+        if self.tryBothPackings && compress && self.zstdLevel > 0 {
+            let exact = self.encode(body, aligned: false, compress: true)
+            if exact.stored.count < best.stored.count { best = exact }
+        }
+        let stored = best.stored
+        let codec = best.codec
         let offset = self.out.bytes.count
         self.out.raw(stored)
         self.directory.varint(UInt64(name.utf8.count))
         self.directory.raw(Array(name.utf8))
         self.directory.raw([codec])
-        self.directory.varint(UInt64(w.bytes.count))
+        self.directory.varint(UInt64(best.raw.count))
         self.directory.varint(UInt64(offset))
         self.directory.varint(UInt64(stored.count))
         self.directory.fixed32(stored.withUnsafeBytes { CRC32C.checksum($0) })
-        self.sections.append(BlockCodec.Section(name: name, bytes: stored.count, rawBytes: w.bytes.count, compressed: codec == 1))
+        self.sections.append(BlockCodec.Section(name: name, bytes: stored.count, rawBytes: best.raw.count, compressed: codec == 1))
     }
 
     mutating func finish() -> [UInt8] {

@@ -546,9 +546,22 @@ public final class BlockReader: Sendable {
             for p in present { batch.cost.append(p == 1 ? Double(bitPattern: try r.fixed64()) : .nan) }
         }
 
-        // Span attributes, from the inverted layout back to rows.
+        // Span attributes, from the inverted layout back to rows, plus those implied by typed columns.
+        let masks = try column("genai.implied")
+        var implied: [(row: Int, key: UInt32, type: UInt8, value: UInt64)] = []
+        let groupStart = batch.spanCount - n
+        for (p, mask) in masks.enumerated() where mask != 0 {
+            let row = groupStart + p
+            for bit in 0..<BlockCodec.impliedKeys.count where mask & (1 << UInt64(bit)) != 0 {
+                guard let value = BlockCodec.impliedValue(
+                    bit, provider: batch.genAIProvider[row], request: batch.genAIRequestModel[row], response: batch.genAIResponseModel[row],
+                    input: batch.inputTokens[row], output: batch.outputTokens[row], cost: batch.cost[row]
+                ) else { throw BlockFormatError("genai.implied names an absent typed value") }
+                implied.append((p, BlockCodec.impliedKeys[bit].key, BlockCodec.impliedKeys[bit].type.rawValue, value))
+            }
+        }
         let attributes = try InvertedAttributes(try section("span.attributes"), rows: n, stringCount: stringCount)
-        attributes.appendRows(to: &batch.attrs, offsets: &batch.attrOffsets)
+        attributes.appendRows(to: &batch.attrs, offsets: &batch.attrOffsets, implied: implied)
 
         // Events and links.
         try section("events").withUnsafeBytes { raw throws in
@@ -642,7 +655,7 @@ struct InvertedAttributes {
     init(_ bytes: [UInt8], rows n: Int, stringCount: Int) throws {
         self.rows = n
         var keys: [UInt64] = [], valuesPerKey: [UInt64] = [], valueDeltas: [UInt64] = [], postingLengths: [UInt64] = []
-        var postingDeltas: [UInt64] = [], othersPerKey: [UInt64] = [], otherDeltas: [UInt64] = []
+        var postingFirst: [UInt64] = [], postingDeltas: [UInt64] = [], othersPerKey: [UInt64] = [], otherDeltas: [UInt64] = []
         var values: (types: [UInt8], values: [UInt64]) = ([], [])
         try bytes.withUnsafeBytes { raw throws in
             var r = ByteReader(raw)
@@ -650,6 +663,7 @@ struct InvertedAttributes {
             valuesPerKey = try r.packed()
             valueDeltas = try r.packed()
             postingLengths = try r.packed()
+            postingFirst = try r.packed()
             postingDeltas = try r.packed()
             othersPerKey = try r.packed()
             otherDeltas = try r.packed()
@@ -657,14 +671,15 @@ struct InvertedAttributes {
         }
         guard valuesPerKey.count == keys.count, othersPerKey.count == keys.count,
             Int(valuesPerKey.reduce(0, +)) == valueDeltas.count, postingLengths.count == valueDeltas.count,
-            Int(postingLengths.reduce(0, +)) == postingDeltas.count, Int(othersPerKey.reduce(0, +)) == otherDeltas.count,
+            postingFirst.count == postingLengths.count, postingLengths.allSatisfy({ $0 >= 1 }),
+            Int(postingLengths.reduce(0, +)) == postingDeltas.count + postingFirst.count, Int(othersPerKey.reduce(0, +)) == otherDeltas.count,
             keys.allSatisfy({ $0 < UInt64(stringCount) })
         else { throw BlockFormatError("span.attributes columns disagree") }
         // Undo the deltas, checking rows and IDs.
         var absolute: [UInt64] = []
         absolute.reserveCapacity(valueDeltas.count)
         var rowsOut: [UInt32] = []
-        rowsOut.reserveCapacity(postingDeltas.count)
+        rowsOut.reserveCapacity(postingDeltas.count + postingFirst.count)
         var v = 0, p = 0
         for k in 0..<keys.count {
             var value: UInt64 = 0
@@ -672,12 +687,14 @@ struct InvertedAttributes {
                 value &+= valueDeltas[v]
                 guard value < UInt64(stringCount) else { throw BlockFormatError("attribute value outside the dictionary") }
                 absolute.append(value)
-                var row = 0
-                for _ in 0..<Int(postingLengths[v]) {
-                    row += Int(truncatingIfNeeded: postingDeltas[p])
+                var row = Int(truncatingIfNeeded: postingFirst[v])
+                for j in 0..<Int(postingLengths[v]) {
+                    if j > 0 {
+                        row += Int(truncatingIfNeeded: postingDeltas[p])
+                        p += 1
+                    }
                     guard row >= 0, row < n else { throw BlockFormatError("posting list row outside the group") }
                     rowsOut.append(UInt32(row))
-                    p += 1
                 }
                 v += 1
             }
@@ -706,30 +723,39 @@ struct InvertedAttributes {
         self.otherValues = values.values
     }
 
-    /// Rows with string attribute `key` = `value`.
+    /// Rows with string attribute `key` = `value`: the key's posting list, or for ID-like keys a scan
+    /// of its (row, value) entries.
     func postings(key: UInt32, value: UInt32) -> [Int] {
-        var v = 0, p = 0
+        var v = 0, p = 0, o = 0
         for k in 0..<self.keys.count {
             let count = Int(self.valuesPerKey[k])
+            let others = Int(self.othersPerKey[k])
             if self.keys[k] == UInt64(key) {
+                var rows: [Int] = []
                 for i in v..<(v + count) {
                     let length = Int(self.postingLengths[i])
-                    if self.values[i] == UInt64(value) { return self.postingRows[p..<(p + length)].map { Int($0) } }
+                    if self.values[i] == UInt64(value) { rows = self.postingRows[p..<(p + length)].map { Int($0) } }
                     p += length
                 }
-                return []
+                for i in o..<(o + others) where self.otherTypes[i] == ValueType.string.rawValue && self.otherValues[i] == UInt64(value) {
+                    rows.append(Int(self.otherRows[i]))
+                }
+                return rows.sorted()
             }
             for i in v..<(v + count) { p += Int(self.postingLengths[i]) }
             v += count
+            o += others
         }
         return []
     }
 
-    /// Appends every row's attributes (grouped by key, strings first) to `attrs`, closing `offsets` per row.
-    func appendRows(to attrs: inout AttributeColumns, offsets: inout [UInt32]) {
+    /// Appends every row's attributes (grouped by key, strings first, then the `implied` ones restored
+    /// from typed columns) to `attrs`, closing `offsets` per row. `implied` is in row order.
+    func appendRows(to attrs: inout AttributeColumns, offsets: inout [UInt32], implied: [(row: Int, key: UInt32, type: UInt8, value: UInt64)]) {
         var perRow = [UInt32](repeating: 0, count: self.rows + 1)
         for r in self.postingRows { perRow[Int(r) + 1] += 1 }
         for r in self.otherRows { perRow[Int(r) + 1] += 1 }
+        for e in implied { perRow[e.row + 1] += 1 }
         for i in 0..<self.rows { perRow[i + 1] += perRow[i] }
         let total = Int(perRow[self.rows])
         let base = attrs.count
@@ -765,6 +791,13 @@ struct InvertedAttributes {
                 cursor[row] += 1
                 o += 1
             }
+        }
+        for e in implied {
+            let at = Int(cursor[e.row])
+            keys[at] = e.key
+            types[at] = e.type
+            values[at] = e.value
+            cursor[e.row] += 1
         }
         attrs.keys += keys
         attrs.types += types

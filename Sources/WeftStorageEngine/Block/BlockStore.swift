@@ -221,8 +221,14 @@ public final class BlockStore: @unchecked Sendable {
     private func writeFile(_ path: String, _ bytes: [UInt8]) throws {
         let temp = path + ".tmp"
         if self.disk.exists(temp) { try self.disk.remove(temp) }
-        try bytes.withUnsafeBytes { try self.disk.append(temp, $0) }
-        try self.disk.sync(temp)
+        do {
+            try bytes.withUnsafeBytes { try self.disk.append(temp, $0) }
+            try self.disk.sync(temp)
+        } catch {
+            // Do not leave a partial file behind (e.g. after ENOSPC); open() would remove it too.
+            try? self.disk.remove(temp)
+            throw error
+        }
         try self.disk.rename(temp, to: path)
     }
 
