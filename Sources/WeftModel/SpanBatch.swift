@@ -662,15 +662,13 @@ extension SpanBatch {
         self.scopeLookup = [:]
     }
 
-    /// Every string ID the batch refers to, as a bitmap over its table (or over `tableSize` IDs when
-    /// the IDs belong to another table).
-    public func referencedStrings(tableSize: Int? = nil) -> [Bool] {
-        var used = [Bool](repeating: false, count: tableSize ?? self.strings.count)
-        for id in 0..<min(WellKnown.all.count, used.count) { used[id] = true }
-        func column(_ c: [UInt32]) { for id in c { used[Int(id)] = true } }
+    /// Calls `body` with every string ID the batch refers to (with repeats; well-known IDs not included
+    /// unless used).
+    public func forEachStringID(_ body: (UInt32) -> Void) {
+        func column(_ c: [UInt32]) { for id in c { body(id) } }
         func attributes(_ a: AttributeColumns) {
             column(a.keys)
-            for i in 0..<a.count where (ValueType(rawValue: a.types[i]) ?? .empty).isInterned { used[Int(a.values[i])] = true }
+            for i in 0..<a.count where (ValueType(rawValue: a.types[i]) ?? .empty).isInterned { body(UInt32(truncatingIfNeeded: a.values[i])) }
         }
         column(self.name)
         column(self.statusMessage)
@@ -690,6 +688,13 @@ extension SpanBatch {
         attributes(self.eventAttrs)
         column(self.linkTraceState)
         attributes(self.linkAttrs)
+    }
+
+    /// Every string ID the batch refers to, as a bitmap over its table (well-known IDs always set).
+    public func referencedStrings() -> [Bool] {
+        var used = [Bool](repeating: false, count: self.strings.count)
+        for id in 0..<min(WellKnown.all.count, used.count) { used[id] = true }
+        self.forEachStringID { used[Int($0)] = true }
         return used
     }
 }

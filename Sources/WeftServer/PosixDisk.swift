@@ -74,16 +74,22 @@ public final class PosixDisk: Disk {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw self.failure("cannot open", path) }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: range.count)
-        var done = 0
-        try bytes.withUnsafeMutableBytes { buf in
+        var failed: DiskError? = nil
+        let bytes = [UInt8](unsafeUninitializedCapacity: range.count) { buffer, count in
+            var done = 0
             while done < range.count {
-                let n = pread(fd, buf.baseAddress! + done, range.count - done, off_t(range.lowerBound + done))
+                let n = pread(fd, buffer.baseAddress! + done, range.count - done, off_t(range.lowerBound + done))
                 if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw self.failure("cannot read", path) }
+                guard n > 0 else {
+                    failed = self.failure("cannot read", path)
+                    break
+                }
                 done += n
             }
+            // Only bytes actually read are exposed.
+            count = done
         }
+        if let failed { throw failed }
         return bytes
     }
 

@@ -21,16 +21,24 @@ struct Storage: ParsableCommand {
     @Option(help: "Spans per row group.") var groupSpans = 16_384
     @Option(help: "Trace lookups to time.") var lookups = 1_000
     @Option(help: "Data directory (emptied first).") var dir = "/tmp/weft-storage-bench"
+    @Flag(help: "Reuse the blocks already in --dir: only measure restart, lookups and RSS.") var reuse = false
 
     func run() throws {
-        try? FileManager.default.removeItem(atPath: self.dir)
         let disk = PosixDisk()
-        let clock = ContinuousClock()
         let configuration = StorageEngine.Configuration(
             blockOptions: .init(zstdLevel: 3, groupSpans: self.groupSpans),
-            compactedOptions: .init(zstdLevel: 9, groupSpans: self.groupSpans),
+            compactedOptions: .init(zstdLevel: 9, groupSpans: self.groupSpans, tryBothPackings: true),
             compactionMaxSpans: self.compactionSpans
         )
+        if !self.reuse {
+            try? FileManager.default.removeItem(atPath: self.dir)
+            try self.load(disk, configuration)
+        }
+        try self.measure(disk, configuration)
+    }
+
+    func load(_ disk: PosixDisk, _ configuration: StorageEngine.Configuration) throws {
+        let clock = ContinuousClock()
         let engine = StorageEngine(head: Head(), store: BlockStore(disk: disk, directory: self.dir + "/blocks"), configuration: configuration)
         let wal = WAL(disk: disk, directory: self.dir + "/wal")
         _ = try engine.open(wal: wal, options: DecodeOptions())
@@ -44,8 +52,6 @@ struct Storage: ParsableCommand {
         var segment = 1
         var inSegment = 0
         var wire = 0
-        var sample: [TraceID] = []
-        var rng = LoadRandom(seed: self.seed ^ 0x5EED)
         var flushTime = Duration.zero
         let loadStart = clock.now
         while loaded < self.spans {
@@ -53,7 +59,6 @@ struct Storage: ParsableCommand {
             wire += request.count
             var batch = SpanBatch()
             let n = try request.withUnsafeBytes { try decoder.decode($0, into: &batch) }.acceptedSpans
-            if rng.next() % 10 == 0, n > 0 { sample.append(batch.traceID(Int(rng.next() % UInt64(n)))) }
             engine.head.append(batch, org: "bench", segment: segment)
             loaded += n
             inSegment += n
@@ -98,6 +103,10 @@ struct Storage: ParsableCommand {
             print(String(format: "  %-24@ %6.2f B/span  (raw %6.2f)", name as NSString, Double(c.stored) / Double(loaded), Double(c.raw) / Double(loaded)))
         }
 
+    }
+
+    func measure(_ disk: PosixDisk, _ configuration: StorageEngine.Configuration) throws {
+        let clock = ContinuousClock()
         // Restart: open the blocks by metadata only.
         let rssBeforeOpen = residentBytes()
         let openStart = clock.now
@@ -106,8 +115,20 @@ struct Storage: ParsableCommand {
         let openTime = clock.now - openStart
         print(String(format: "restart: opened %d blocks (%d spans) in %.1f ms", report.blocks.blocks.count, report.blocks.blocks.reduce(0) { $0 + $1.spans }, elapsedSeconds(openTime) * 1e3))
 
-        // Trace by ID, no time range, over every block of the reopened store.
+        // Trace by ID, no time range, over every block of the reopened store; IDs drawn uniformly from
+        // the stored traces (a random block, group and trace, read before timing starts).
         let all = reopened.snapshot(org: "bench").blocks
+        var rng = LoadRandom(seed: self.seed ^ 0x5EED)
+        var sample: [TraceID] = []
+        let sampler = BlockStore(disk: disk, directory: self.dir + "/blocks")
+        for _ in 0..<self.lookups {
+            let meta = all[Int(rng.next() % UInt64(all.count))]
+            let reader = try sampler.reader(meta)
+            let g = Int(rng.next() % UInt64(reader.groups.count))
+            let ids = try reader.section("\(g)/trace.id")
+            let t = Int(rng.next() % UInt64(ids.count / 16))
+            sample.append(ids.withUnsafeBytes { TraceID(high: $0.loadUnaligned(fromByteOffset: t * 16, as: UInt64.self), low: $0.loadUnaligned(fromByteOffset: t * 16 + 8, as: UInt64.self)) })
+        }
         var times: [Double] = []
         var firstTimes: [Double] = []
         var found = 0

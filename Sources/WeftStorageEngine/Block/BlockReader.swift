@@ -300,7 +300,8 @@ public final class BlockReader: Sendable {
 
     /// Groups whose Bloom filter may hold `trace`.
     public func candidateGroups(_ trace: TraceID) throws -> [Int] {
-        try self.blooms().indices.filter { try self.blooms()[$0].mayContain(trace) }
+        let blooms = try self.blooms()
+        return blooms.indices.filter { blooms[$0].mayContain(trace) }
     }
 
     /// Rows of `trace` within group `g` (binary search over the group's trace IDs; they are sorted by
@@ -334,16 +335,14 @@ public final class BlockReader: Sendable {
             guard let range = try self.rows(of: id, inGroup: g) else { continue }
             // Decode the group with the block's raw string IDs, keep the trace's rows, then intern
             // only the strings they use.
-            var group = try self.blockLevelBatch(strings: StringTable())
-            try self.decodeGroup(g, into: &group)
-            var rows = SpanBatch()
-            rows.strings = group.strings
-            rows.appendRows(range, of: group)
-            let used = rows.referencedStrings(tableSize: self.dictionary.count)
+            var rows = try self.blockLevelBatch(strings: StringTable())
+            try self.decodeGroup(g, into: &rows, rows: range)
+            var used = Set<UInt32>()
+            rows.forEachStringID { if Int($0) >= WellKnown.all.count { used.insert($0) } }
             var table = StringTable()
             var map = [UInt32: UInt32]()
-            for old in WellKnown.all.count..<used.count where used[old] {
-                map[UInt32(old)] = try self.dictionary.withBytes(UInt32(old)) { table.intern($0) }
+            for old in used.sorted() {
+                map[old] = try self.dictionary.withBytes(old) { table.intern($0) }
             }
             rows.remapStrings(to: table) { old in Int(old) < WellKnown.all.count ? old : map[old] ?? 0 }
             if out == nil { out = rows } else { out!.append(rows) }
@@ -418,21 +417,27 @@ public final class BlockReader: Sendable {
         return batch
     }
 
-    /// Decodes group `g` and appends its rows to `batch`, which must come from ``blockLevelBatch(strings:)``.
-    public func decodeGroup(_ g: Int, into batch: inout SpanBatch) throws {
+    /// Decodes group `g` (or only `rows` of it, which must start and end at trace boundaries) and
+    /// appends the rows to `batch`, which must come from ``blockLevelBatch(strings:)``. Packed columns
+    /// are unpacked only over `rows`, so a trace lookup touches a few values per column.
+    public func decodeGroup(_ g: Int, into batch: inout SpanBatch, rows: Range<Int>? = nil) throws {
         let stringCount = self.dictionary.count
         func id(_ v: UInt64) throws(BlockFormatError) -> UInt32 {
             guard v < UInt64(stringCount) else { throw BlockFormatError("string ID \(v) outside the dictionary") }
             return UInt32(v)
         }
         let n = Int(self.groups.spans[g])
+        let range = rows ?? 0..<n
+        guard range.lowerBound >= 0, range.upperBound <= n else { throw BlockFormatError("rows \(range) outside group \(g)") }
+        let m = range.count
         let traceCount = Int(self.groups.traces[g])
         func section(_ name: String) throws -> [UInt8] { try self.groupSection(g, name) }
+        /// A packed column's values over `range`.
         func column(_ name: String) throws -> [UInt64] {
             try section(name).withUnsafeBytes { raw throws in
                 var r = ByteReader(raw)
-                let values = try r.packed()
-                guard values.count == n else { throw BlockFormatError("column '\(g)/\(name)' has \(values.count) rows, expected \(n)") }
+                let (count, values) = try r.packed(range: range)
+                guard count == n else { throw BlockFormatError("column '\(g)/\(name)' has \(count) rows, expected \(n)") }
                 return values
             }
         }
@@ -455,50 +460,62 @@ public final class BlockReader: Sendable {
         guard spansPerTrace.count == traceCount, traceStarts.count == traceCount, Int(spansPerTrace.reduce(0, +)) == n else {
             throw BlockFormatError("group \(g) trace columns disagree")
         }
+        // traceOf and the first row of each trace, over the range.
         var traceOf: [Int] = []
-        traceOf.reserveCapacity(n)
-        for (i, c) in spansPerTrace.enumerated() { traceOf.append(contentsOf: repeatElement(i, count: Int(c))) }
+        traceOf.reserveCapacity(m)
+        var firstRowOf: [Int] = []
+        firstRowOf.reserveCapacity(traceCount)
+        var at = 0
+        for (t, c) in spansPerTrace.enumerated() {
+            firstRowOf.append(at)
+            let r = at..<(at + Int(c))
+            let overlap = r.clamped(to: range)
+            if !overlap.isEmpty {
+                guard overlap == r else { throw BlockFormatError("rows \(range) split a trace in group \(g)") }
+                traceOf.append(contentsOf: repeatElement(t, count: overlap.count))
+            }
+            at += Int(c)
+        }
         ids.withUnsafeBytes { raw in
-            for p in 0..<n {
-                let t = traceOf[p]
+            for t in traceOf {
                 batch.traceHigh.append(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16, as: UInt64.self)))
                 batch.traceLow.append(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16 + 8, as: UInt64.self)))
             }
         }
 
-        // Identity and timing.
+        // Identity and timing (indices below are positions in the range: p = row - range.lowerBound).
+        let base = range.lowerBound
         let spanIDs = try section("span.id")
         guard spanIDs.count == n * 8 else { throw BlockFormatError("group \(g) span.id has the wrong size") }
-        var spanID = [UInt64](repeating: 0, count: n)
+        var spanID = [UInt64](repeating: 0, count: m)
         spanIDs.withUnsafeBytes { raw in
-            for p in 0..<n { spanID[p] = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: p * 8, as: UInt64.self)) }
+            for p in 0..<m { spanID[p] = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: (base + p) * 8, as: UInt64.self)) }
         }
-        var parent = [UInt64](repeating: 0, count: n)
+        var parent = [UInt64](repeating: 0, count: m)
         let local = try section("span.parent").withUnsafeBytes { raw throws -> [UInt64] in
             var r = ByteReader(raw)
-            let local = try r.packed()
-            guard local.count == n else { throw BlockFormatError("group \(g) span.parent has the wrong row count") }
-            var first = 0
-            for p in 0..<n {
-                if p == 0 || traceOf[p] != traceOf[p - 1] { first = p }
+            let (count, local) = try r.packed(range: range)
+            guard count == n else { throw BlockFormatError("group \(g) span.parent has the wrong row count") }
+            for p in 0..<m {
+                let first = firstRowOf[traceOf[p]] - base
                 let l = Int(local[p])
-                guard l == 0 || first + l - 1 < n else { throw BlockFormatError("span.parent points outside its trace") }
+                guard l == 0 || first + l - 1 < m else { throw BlockFormatError("span.parent points outside its trace") }
                 parent[p] = l == 0 ? 0 : spanID[first + l - 1]
             }
             let unresolved = try r.count(max: n)
             for _ in 0..<unresolved {
-                let p = try r.count(max: n - 1)
-                parent[p] = try r.fixed64()
+                let row = try r.count(max: n - 1)
+                let id = try r.fixed64()
+                if range.contains(row) { parent[row - base] = id }
             }
             return local
         }
         let startDeltas = try column("span.start")
         let durationDeltas = try column("span.duration")
-        var start = [UInt64](repeating: 0, count: n)
-        var end = [UInt64](repeating: 0, count: n)
-        var first = 0
-        for p in 0..<n {
-            if p == 0 || traceOf[p] != traceOf[p - 1] { first = p }
+        var start = [UInt64](repeating: 0, count: m)
+        var end = [UInt64](repeating: 0, count: m)
+        for p in 0..<m {
+            let first = firstRowOf[traceOf[p]] - base
             let l = Int(local[p])
             if l > 0 && first + l - 1 < p {
                 let q = first + l - 1
@@ -543,13 +560,25 @@ public final class BlockReader: Sendable {
             var r = ByteReader(raw)
             let present = try r.packed()
             guard present.count == n else { throw BlockFormatError("genai.cost has the wrong row count") }
-            for p in present { batch.cost.append(p == 1 ? Double(bitPattern: try r.fixed64()) : .nan) }
+            var index = present[0..<base].reduce(0) { $0 + ($1 == 1 ? 1 : 0) }
+            let values = r.position
+            for p in 0..<m {
+                if present[base + p] == 1 {
+                    guard raw.count >= values + (index + 1) * 8 else { throw BlockFormatError("genai.cost is truncated") }
+                    batch.cost.append(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: values + index * 8, as: UInt64.self))))
+                    index += 1
+                } else {
+                    batch.cost.append(.nan)
+                }
+            }
+            let total = present.reduce(0) { $0 + ($1 == 1 ? 1 : 0) }
+            guard raw.count == values + total * 8 else { throw BlockFormatError("genai.cost has \(raw.count - values) value bytes for \(total) values") }
         }
 
         // Span attributes, from the inverted layout back to rows, plus those implied by typed columns.
         let masks = try column("genai.implied")
         var implied: [(row: Int, key: UInt32, type: UInt8, value: UInt64)] = []
-        let groupStart = batch.spanCount - n
+        let groupStart = batch.spanCount - m
         for (p, mask) in masks.enumerated() where mask != 0 {
             let row = groupStart + p
             for bit in 0..<BlockCodec.impliedKeys.count where mask & (1 << UInt64(bit)) != 0 {
@@ -557,11 +586,18 @@ public final class BlockReader: Sendable {
                     bit, provider: batch.genAIProvider[row], request: batch.genAIRequestModel[row], response: batch.genAIResponseModel[row],
                     input: batch.inputTokens[row], output: batch.outputTokens[row], cost: batch.cost[row]
                 ) else { throw BlockFormatError("genai.implied names an absent typed value") }
-                implied.append((p, BlockCodec.impliedKeys[bit].key, BlockCodec.impliedKeys[bit].type.rawValue, value))
+                implied.append((base + p, BlockCodec.impliedKeys[bit].key, BlockCodec.impliedKeys[bit].type.rawValue, value))
             }
         }
-        let attributes = try InvertedAttributes(try section("span.attributes"), rows: n, stringCount: stringCount)
-        attributes.appendRows(to: &batch.attrs, offsets: &batch.attrOffsets, implied: implied)
+        if rows == nil {
+            let attributes = try InvertedAttributes(try section("span.attributes"), rows: n, stringCount: stringCount)
+            attributes.appendRows(range, to: &batch.attrs, offsets: &batch.attrOffsets, implied: implied)
+        } else {
+            try InvertedAttributes.appendRows(
+                range, of: try section("span.attributes"), groupRows: n, stringCount: stringCount, implied: implied,
+                to: &batch.attrs, offsets: &batch.attrOffsets
+            )
+        }
 
         // Events and links.
         try section("events").withUnsafeBytes { raw throws in
@@ -576,34 +612,39 @@ public final class BlockReader: Sendable {
             guard times.count == total, names.count == total, dropped.count == total, attrCounts.count == total else {
                 throw BlockFormatError("events columns disagree")
             }
-            let eventBase = UInt32(batch.eventTime.count)
-            var at = eventBase
-            for c in counts {
+            let firstEvent = Int(counts[0..<base].reduce(0, +))
+            let lastEvent = firstEvent + Int(counts[range].reduce(0, +))
+            var firstAttr = 0
+            for c in attrCounts[0..<firstEvent] { firstAttr += Int(c) }
+            var at = UInt32(batch.eventTime.count)
+            for c in counts[range] {
                 at += UInt32(c)
                 batch.eventOffsets.append(at)
             }
-            let attrBase = UInt32(batch.eventAttrs.count)
-            var attrAt = attrBase
-            for c in attrCounts {
+            var attrAt = UInt32(batch.eventAttrs.count)
+            var attrEnd = firstAttr
+            for c in attrCounts[firstEvent..<lastEvent] {
                 attrAt += UInt32(c)
+                attrEnd += Int(c)
                 batch.eventAttrOffsets.append(attrAt)
             }
-            batch.eventTime += times
-            batch.eventName += names
-            batch.eventDroppedAttrs += dropped
-            batch.eventAttrs.keys += attrs.keys
-            batch.eventAttrs.types += attrs.types
-            batch.eventAttrs.values += attrs.values
+            batch.eventTime += times[firstEvent..<lastEvent]
+            batch.eventName += names[firstEvent..<lastEvent]
+            batch.eventDroppedAttrs += dropped[firstEvent..<lastEvent]
+            batch.eventAttrs.keys += attrs.keys[firstAttr..<attrEnd]
+            batch.eventAttrs.types += attrs.types[firstAttr..<attrEnd]
+            batch.eventAttrs.values += attrs.values[firstAttr..<attrEnd]
         }
         try section("links").withUnsafeBytes { raw throws in
             var r = ByteReader(raw)
             let counts = try r.packed()
             guard counts.count == n else { throw BlockFormatError("links has the wrong row count") }
             let total = Int(counts.reduce(0, +))
+            var traceHigh: [UInt64] = [], traceLow: [UInt64] = [], spans: [UInt64] = []
             for _ in 0..<total {
-                batch.linkTraceHigh.append(try r.fixed64())
-                batch.linkTraceLow.append(try r.fixed64())
-                batch.linkSpanID.append(try r.fixed64())
+                traceHigh.append(try r.fixed64())
+                traceLow.append(try r.fixed64())
+                spans.append(try r.fixed64())
             }
             let states = try r.packed().map(id)
             let flags = try r.packed32()
@@ -612,22 +653,31 @@ public final class BlockReader: Sendable {
             guard states.count == total, flags.count == total, dropped.count == total, attrCounts.count == total else {
                 throw BlockFormatError("links columns disagree")
             }
+            let firstLink = Int(counts[0..<base].reduce(0, +))
+            let lastLink = firstLink + Int(counts[range].reduce(0, +))
+            var firstAttr = 0
+            for c in attrCounts[0..<firstLink] { firstAttr += Int(c) }
             var at = batch.linkOffsets.last!
-            for c in counts {
+            for c in counts[range] {
                 at += UInt32(c)
                 batch.linkOffsets.append(at)
             }
             var attrAt = UInt32(batch.linkAttrs.count)
-            for c in attrCounts {
+            var attrEnd = firstAttr
+            for c in attrCounts[firstLink..<lastLink] {
                 attrAt += UInt32(c)
+                attrEnd += Int(c)
                 batch.linkAttrOffsets.append(attrAt)
             }
-            batch.linkTraceState += states
-            batch.linkFlags += flags
-            batch.linkDroppedAttrs += dropped
-            batch.linkAttrs.keys += attrs.keys
-            batch.linkAttrs.types += attrs.types
-            batch.linkAttrs.values += attrs.values
+            batch.linkTraceHigh += traceHigh[firstLink..<lastLink]
+            batch.linkTraceLow += traceLow[firstLink..<lastLink]
+            batch.linkSpanID += spans[firstLink..<lastLink]
+            batch.linkTraceState += states[firstLink..<lastLink]
+            batch.linkFlags += flags[firstLink..<lastLink]
+            batch.linkDroppedAttrs += dropped[firstLink..<lastLink]
+            batch.linkAttrs.keys += attrs.keys[firstAttr..<attrEnd]
+            batch.linkAttrs.types += attrs.types[firstAttr..<attrEnd]
+            batch.linkAttrs.values += attrs.values[firstAttr..<attrEnd]
         }
     }
 
@@ -723,6 +773,107 @@ struct InvertedAttributes {
         self.otherValues = values.values
     }
 
+    /// Appends the attributes of `range` only, reading the section in place: one pass over its entries,
+    /// no per-entry arrays (the trace-lookup path). Same result as the full parse.
+    static func appendRows(
+        _ range: Range<Int>, of bytes: [UInt8], groupRows n: Int, stringCount: Int,
+        implied: [(row: Int, key: UInt32, type: UInt8, value: UInt64)], to attrs: inout AttributeColumns, offsets: inout [UInt32]
+    ) throws {
+        var found: [(row: Int, key: UInt32, type: UInt8, value: UInt64)] = []
+        try bytes.withUnsafeBytes { raw throws in
+            var r = ByteReader(raw)
+            let keys = try PackedView(&r)
+            let valuesPerKey = try PackedView(&r)
+            let valueDeltas = try PackedView(&r)
+            let postingLengths = try PackedView(&r)
+            let postingFirst = try PackedView(&r)
+            let postingDeltas = try PackedView(&r)
+            let othersPerKey = try PackedView(&r)
+            let otherDeltas = try PackedView(&r)
+            let types = try PackedView(&r)
+            let ids = try PackedView(&r)
+            let ints = try PackedView(&r)
+            let doubleCount = try r.count(max: types.count)
+            let doubles = try r.raw(doubleCount * 8)
+            let bools = try PackedView(&r)
+            guard valuesPerKey.count == keys.count, othersPerKey.count == keys.count, postingLengths.count == valueDeltas.count,
+                postingFirst.count == valueDeltas.count, types.count == otherDeltas.count
+            else { throw BlockFormatError("span.attributes columns disagree") }
+            var v = 0, p = 0
+            for k in 0..<keys.count {
+                let key = keys[k]
+                guard key < UInt64(stringCount) else { throw BlockFormatError("attribute key outside the dictionary") }
+                var value: UInt64 = 0
+                for _ in 0..<Int(valuesPerKey[k]) {
+                    guard v < valueDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
+                    value &+= valueDeltas[v]
+                    guard value < UInt64(stringCount) else { throw BlockFormatError("attribute value outside the dictionary") }
+                    var row = Int(truncatingIfNeeded: postingFirst[v])
+                    let length = Int(postingLengths[v])
+                    for j in 0..<length {
+                        if j > 0 {
+                            guard p < postingDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
+                            row += Int(truncatingIfNeeded: postingDeltas[p])
+                            p += 1
+                        }
+                        guard row >= 0, row < n else { throw BlockFormatError("posting list row outside the group") }
+                        if range.contains(row) { found.append((row, UInt32(key), ValueType.string.rawValue, value)) }
+                    }
+                    v += 1
+                }
+            }
+            guard v == valueDeltas.count, p == postingDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
+            var o = 0, i = 0, j = 0, d = 0, b = 0
+            for k in 0..<keys.count {
+                var row = 0
+                for _ in 0..<Int(othersPerKey[k]) {
+                    guard o < otherDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
+                    row += Int(truncatingIfNeeded: otherDeltas[o])
+                    guard row >= 0, row < n else { throw BlockFormatError("attribute row outside the group") }
+                    let type = UInt8(truncatingIfNeeded: types[o])
+                    let value: UInt64
+                    switch ValueType(rawValue: type) ?? .empty {
+                    case .string, .array, .kvlist, .bytes:
+                        guard i < ids.count else { throw BlockFormatError("attribute ID values run short") }
+                        value = ids[i]
+                        i += 1
+                        guard value < UInt64(stringCount) else { throw BlockFormatError("attribute value ID \(value) outside the dictionary") }
+                    case .int:
+                        guard j < ints.count else { throw BlockFormatError("attribute integer values run short") }
+                        value = UInt64(bitPattern: unzigzag(ints[j]))
+                        j += 1
+                    case .double:
+                        guard d < doubleCount else { throw BlockFormatError("attribute double values run short") }
+                        value = UInt64(littleEndian: doubles.loadUnaligned(fromByteOffset: d * 8, as: UInt64.self))
+                        d += 1
+                    case .bool:
+                        guard b < bools.count else { throw BlockFormatError("attribute bool values run short") }
+                        value = bools[b]
+                        b += 1
+                    case .empty:
+                        value = 0
+                    }
+                    if range.contains(row) { found.append((row, UInt32(keys[k]), type, value)) }
+                    o += 1
+                }
+            }
+            guard o == otherDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
+        }
+        // Rows in order; within a row, strings then others (as found), then implied ones.
+        let lo = range.lowerBound
+        var perRow = [[(key: UInt32, type: UInt8, value: UInt64)]](repeating: [], count: range.count)
+        for e in found { perRow[e.row - lo].append((e.key, e.type, e.value)) }
+        for e in implied where range.contains(e.row) { perRow[e.row - lo].append((e.key, e.type, e.value)) }
+        for row in perRow {
+            for e in row {
+                attrs.keys.append(e.key)
+                attrs.types.append(e.type)
+                attrs.values.append(e.value)
+            }
+            offsets.append(UInt32(attrs.count))
+        }
+    }
+
     /// Rows with string attribute `key` = `value`: the key's posting list, or for ID-like keys a scan
     /// of its (row, value) entries.
     func postings(key: UInt32, value: UInt32) -> [Int] {
@@ -751,13 +902,16 @@ struct InvertedAttributes {
 
     /// Appends every row's attributes (grouped by key, strings first, then the `implied` ones restored
     /// from typed columns) to `attrs`, closing `offsets` per row. `implied` is in row order.
-    func appendRows(to attrs: inout AttributeColumns, offsets: inout [UInt32], implied: [(row: Int, key: UInt32, type: UInt8, value: UInt64)]) {
-        var perRow = [UInt32](repeating: 0, count: self.rows + 1)
-        for r in self.postingRows { perRow[Int(r) + 1] += 1 }
-        for r in self.otherRows { perRow[Int(r) + 1] += 1 }
-        for e in implied { perRow[e.row + 1] += 1 }
-        for i in 0..<self.rows { perRow[i + 1] += perRow[i] }
-        let total = Int(perRow[self.rows])
+    func appendRows(_ range: Range<Int>, to attrs: inout AttributeColumns, offsets: inout [UInt32], implied: [(row: Int, key: UInt32, type: UInt8, value: UInt64)]) {
+        // Rows are indexed within the range; entries of other rows are skipped.
+        let lo = range.lowerBound
+        let n = range.count
+        var perRow = [UInt32](repeating: 0, count: n + 1)
+        for r in self.postingRows where range.contains(Int(r)) { perRow[Int(r) - lo + 1] += 1 }
+        for r in self.otherRows where range.contains(Int(r)) { perRow[Int(r) - lo + 1] += 1 }
+        for e in implied where range.contains(e.row) { perRow[e.row - lo + 1] += 1 }
+        for i in 0..<n { perRow[i + 1] += perRow[i] }
+        let total = Int(perRow[n])
         let base = attrs.count
         var keys = [UInt32](repeating: 0, count: total)
         var types = [UInt8](repeating: 0, count: total)
@@ -768,13 +922,14 @@ struct InvertedAttributes {
             let key = UInt32(self.keys[k])
             for _ in 0..<Int(self.valuesPerKey[k]) {
                 for _ in 0..<Int(self.postingLengths[v]) {
-                    let row = Int(self.postingRows[p])
+                    let row = Int(self.postingRows[p]) - lo
+                    p += 1
+                    guard row >= 0 && row < n else { continue }
                     let at = Int(cursor[row])
                     keys[at] = key
                     types[at] = ValueType.string.rawValue
                     values[at] = self.values[v]
                     cursor[row] += 1
-                    p += 1
                 }
                 v += 1
             }
@@ -783,26 +938,28 @@ struct InvertedAttributes {
         for k in 0..<self.keys.count {
             let key = UInt32(self.keys[k])
             for _ in 0..<Int(self.othersPerKey[k]) {
-                let row = Int(self.otherRows[o])
+                let row = Int(self.otherRows[o]) - lo
+                o += 1
+                guard row >= 0 && row < n else { continue }
                 let at = Int(cursor[row])
                 keys[at] = key
-                types[at] = self.otherTypes[o]
-                values[at] = self.otherValues[o]
+                types[at] = self.otherTypes[o - 1]
+                values[at] = self.otherValues[o - 1]
                 cursor[row] += 1
-                o += 1
             }
         }
-        for e in implied {
-            let at = Int(cursor[e.row])
+        for e in implied where range.contains(e.row) {
+            let row = e.row - lo
+            let at = Int(cursor[row])
             keys[at] = e.key
             types[at] = e.type
             values[at] = e.value
-            cursor[e.row] += 1
+            cursor[row] += 1
         }
         attrs.keys += keys
         attrs.types += types
         attrs.values += values
-        for i in 1...self.rows { offsets.append(UInt32(base) + perRow[i]) }
+        if n > 0 { for i in 1...n { offsets.append(UInt32(base) + perRow[i]) } }
     }
 }
 

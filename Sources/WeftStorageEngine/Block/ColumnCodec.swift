@@ -149,6 +149,44 @@ public struct ByteReader {
         return out
     }
 
+    /// Reads a packed column but unpacks only the values at `range` (the reader still moves past the
+    /// whole column). Returns the column's full count and those values.
+    public mutating func packed(range: Range<Int>) throws(BlockFormatError) -> (count: Int, values: [UInt64]) {
+        let n = try self.count()
+        guard range.lowerBound >= 0, range.upperBound <= n else {
+            if n == 0 && range.isEmpty { return (0, []) }
+            throw BlockFormatError("rows \(range) outside a packed column of \(n)")
+        }
+        guard n > 0 else { return (0, []) }
+        let minValue = try self.varint()
+        guard self.position < self.bytes.count else { throw BlockFormatError("truncated packed header") }
+        let width = Int(self.bytes[self.position])
+        self.position += 1
+        guard width <= 64 else { throw BlockFormatError("bit width \(width) > 64") }
+        if width == 0 { return (n, [UInt64](repeating: minValue, count: range.count)) }
+        let words = (n * width + 63) / 64
+        guard self.bytes.count - self.position >= words * 8 else { throw BlockFormatError("truncated packed data") }
+        let mask: UInt64 = width == 64 ? .max : (1 << UInt64(width)) - 1
+        let base = self.position
+        var out = [UInt64](repeating: 0, count: range.count)
+        out.withUnsafeMutableBufferPointer { dst in
+            var bit = range.lowerBound * width
+            for i in 0..<range.count {
+                let w = bit >> 6
+                let offset = bit & 63
+                var v = UInt64(littleEndian: self.bytes.loadUnaligned(fromByteOffset: base + w * 8, as: UInt64.self)) >> UInt64(offset)
+                if offset + width > 64 {
+                    let next = UInt64(littleEndian: self.bytes.loadUnaligned(fromByteOffset: base + (w + 1) * 8, as: UInt64.self))
+                    v |= next << UInt64(64 - offset)
+                }
+                dst[i] = (v & mask) &+ minValue
+                bit += width
+            }
+        }
+        self.position += words * 8
+        return (n, out)
+    }
+
     public mutating func packed32() throws(BlockFormatError) -> [UInt32] { try self.packed().map { UInt32(truncatingIfNeeded: $0) } }
     public mutating func packed8() throws(BlockFormatError) -> [UInt8] { try self.packed().map { UInt8(truncatingIfNeeded: $0) } }
 }
@@ -156,3 +194,42 @@ public struct ByteReader {
 /// ZigZag mapping of signed to unsigned integers (small magnitudes stay small).
 @inlinable public func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }
 @inlinable public func unzigzag(_ v: UInt64) -> Int64 { Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }
+
+/// Random access to a packed column in place (no unpacking into an array): for reading a few rows.
+struct PackedView {
+    let bytes: UnsafeRawBufferPointer
+    let count: Int
+    let minValue: UInt64
+    let width: Int
+    let base: Int
+    let mask: UInt64
+
+    /// Parses the column header at the reader's position and moves the reader past the column.
+    init(_ r: inout ByteReader) throws(BlockFormatError) {
+        self.bytes = r.bytes
+        self.count = try r.count()
+        guard self.count > 0 else {
+            (self.minValue, self.width, self.base, self.mask) = (0, 0, r.position, 0)
+            return
+        }
+        self.minValue = try r.varint()
+        let header = try r.raw(1)
+        self.width = Int(header[0])
+        guard self.width <= 64 else { throw BlockFormatError("bit width \(self.width) > 64") }
+        self.mask = self.width == 64 ? .max : (1 << UInt64(self.width)) - 1
+        self.base = r.position
+        _ = try r.raw((self.count * self.width + 63) / 64 * 8)
+    }
+
+    @inline(__always) subscript(i: Int) -> UInt64 {
+        if self.width == 0 { return self.minValue }
+        let bit = i * self.width
+        let w = bit >> 6
+        let offset = bit & 63
+        var v = UInt64(littleEndian: self.bytes.loadUnaligned(fromByteOffset: self.base + w * 8, as: UInt64.self)) >> UInt64(offset)
+        if offset + self.width > 64 {
+            v |= UInt64(littleEndian: self.bytes.loadUnaligned(fromByteOffset: self.base + (w + 1) * 8, as: UInt64.self)) << UInt64(64 - offset)
+        }
+        return (v & self.mask) &+ self.minValue
+    }
+}

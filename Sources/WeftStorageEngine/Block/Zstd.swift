@@ -16,11 +16,13 @@ public enum Zstd {
 
     /// Decompresses exactly `size` bytes; throws if the frame is corrupt or of another size.
     public static func decompress(_ input: UnsafeRawBufferPointer, size: Int) throws(BlockFormatError) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: size)
-        let n = out.withUnsafeMutableBytes { dst in
-            ZSTD_decompress(dst.baseAddress, size, input.baseAddress, input.count)
+        var result = 0
+        let out = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            result = ZSTD_decompress(buffer.baseAddress, size, input.baseAddress, input.count)
+            // Only fully written output is exposed.
+            count = ZSTD_isError(result) == 0 && result == size ? size : 0
         }
-        guard ZSTD_isError(n) == 0, n == size else { throw BlockFormatError("corrupt compressed section") }
+        guard ZSTD_isError(result) == 0, result == size, out.count == size else { throw BlockFormatError("corrupt compressed section") }
         return out
     }
 }
