@@ -117,40 +117,59 @@ public enum SearchExecutor {
     }
 
     static func scan(_ request: SearchRequest, _ meta: BlockMeta, _ store: BlockStore, _ found: inout [TraceID: Match], _ stats: inout ScanStats) throws {
-            let reader = try store.reader(meta)
-            stats.blocks += 1
-            guard let postings = try self.postingConditions(request.conditions, reader.dictionary) else {
-                stats.skippedGroups += reader.groups.count
-                return
+        let reader = try store.reader(meta)
+        stats.blocks += 1
+        let resources = try reader.blockLevelBatch(strings: StringTable())
+        guard let answered = try self.postingPlan(request.conditions, reader.dictionary, resources) else {
+            stats.skippedGroups += reader.groups.count
+            return
+        }
+        // Conditions the posting lists answer are dropped from the per-row check; the rest decide
+        // which parts of a group to decode.
+        var rest = request
+        rest.conditions = request.conditions.enumerated().filter { answered[$0.offset] == nil }.map(\.element)
+        let parts: GroupParts = rest.conditions.contains(where: needsAttributes) ? [.attributes] : []
+        let g = reader.groups
+        for group in 0..<g.count {
+            if let end = request.endNanos, g.minStart[group] > end { stats.skippedGroups += 1; continue }
+            if let start = request.startNanos, g.maxStart[group] < start { stats.skippedGroups += 1; continue }
+            if let min = request.minDurationNanos, g.maxDuration[group] < min { stats.skippedGroups += 1; continue }
+            if let max = request.maxDurationNanos, g.minDuration[group] > max { stats.skippedGroups += 1; continue }
+            var candidates: [Int]? = nil
+            for (key, value) in answered.values {
+                let rows = try reader.postings(group: group, key: key, value: value)
+                candidates = candidates.map { intersect($0, rows) } ?? rows
+                if candidates!.isEmpty { break }
             }
-            let g = reader.groups
-            for group in 0..<g.count {
-                if let end = request.endNanos, g.minStart[group] > end { stats.skippedGroups += 1; continue }
-                if let start = request.startNanos, g.maxStart[group] < start { stats.skippedGroups += 1; continue }
-                if let min = request.minDurationNanos, g.maxDuration[group] < min { stats.skippedGroups += 1; continue }
-                if let max = request.maxDurationNanos, g.minDuration[group] > max { stats.skippedGroups += 1; continue }
-                var empty = false
-                for (key, value) in postings where try reader.postings(group: group, key: key, value: value).isEmpty {
-                    empty = true
-                    break
-                }
-                if empty { stats.skippedGroups += 1; continue }
-                let batch = try reader.decodedGroup(group)
-                stats.inspectedBytes += meta.bytes / max(1, g.count)
-                self.scan(request, batch, minStart: g.minStart[group], maxStart: g.maxStart[group], &found, &stats)
-            }
+            if let candidates, candidates.isEmpty { stats.skippedGroups += 1; continue }
+            let batch = try reader.decodedGroup(group, parts: parts)
+            stats.inspectedBytes += meta.bytes / max(1, g.count)
+            self.scan(rest, batch, minStart: g.minStart[group], maxStart: g.maxStart[group], rows: candidates, &found, &stats)
+        }
     }
 
-    /// Span-scoped string conditions as (key, value) block string IDs, for posting-list pruning; nil if
-    /// some condition needs a string the block's dictionary lacks (nothing in the block can match).
-    static func postingConditions(_ conditions: [TagCondition], _ dictionary: BlockDictionary) throws -> [(UInt32, UInt32)]? {
-        var out: [(UInt32, UInt32)] = []
-        for c in conditions {
-            let intrinsic = c.scope == .any && ["status", "kind"].contains(c.key)
-            if intrinsic { continue }
+    /// Whether checking `c` on a row needs the span's generic attributes (not an intrinsic, the
+    /// resource's service name or a typed GenAI column).
+    static func needsAttributes(_ c: TagCondition) -> Bool {
+        if c.scope == .any && ["name", "status", "kind"].contains(c.key) { return false }
+        if c.scope != .span && c.key == "service.name" { return false }
+        if c.scope != .resource && typedGenAIKeys.contains(c.key) { return false }
+        return c.scope != .resource
+    }
+
+    static let typedGenAIKeys: Set<String> = ["gen_ai.provider.name", "gen_ai.system", "gen_ai.request.model", "gen_ai.response.model"]
+
+    /// For one block: the conditions posting lists answer exactly, as (key, value) block string IDs by
+    /// condition index; nil if some condition needs a string the block's dictionary lacks (nothing in
+    /// the block can match). A condition is answered when its value is a string only a span attribute
+    /// can hold: `span.`-scoped, or unscoped with no resource of the block carrying that key.
+    static func postingPlan(_ conditions: [TagCondition], _ dictionary: BlockDictionary, _ resources: SpanBatch) throws -> [Int: (UInt32, UInt32)]? {
+        var answered: [Int: (UInt32, UInt32)] = [:]
+        for (i, c) in conditions.enumerated() {
+            if c.scope == .any && ["status", "kind"].contains(c.key) { continue }
             let typedOnly = c.scope == .any && c.key == "name"
                 || c.scope != .span && c.key == "service.name"
-                || c.scope != .resource && ["gen_ai.provider.name", "gen_ai.system", "gen_ai.request.model", "gen_ai.response.model"].contains(c.key)
+                || c.scope != .resource && typedGenAIKeys.contains(c.key)
             let mayBeNonString = Int64(c.value) != nil || Double(c.value) != nil || c.value == "true" || c.value == "false"
             let valueID = try dictionary.lookup(c.value)
             if typedOnly {
@@ -159,13 +178,32 @@ public enum SearchExecutor {
             }
             guard let keyID = try dictionary.lookup(c.key) else { return nil }
             if valueID == nil && !mayBeNonString { return nil }
-            if c.scope == .span, !mayBeNonString, let valueID { out.append((keyID, valueID)) }
+            guard !mayBeNonString, let valueID else { continue }
+            let spanOnly = c.scope == .span || (c.scope == .any && !resources.resourceAttrs.keys.contains(keyID))
+            if spanOnly { answered[i] = (keyID, valueID) }
+        }
+        return answered
+    }
+
+    /// Sorted intersection of two ascending row lists.
+    static func intersect(_ a: [Int], _ b: [Int]) -> [Int] {
+        var out: [Int] = []
+        var i = 0, j = 0
+        while i < a.count && j < b.count {
+            if a[i] < b[j] { i += 1 } else if a[i] > b[j] { j += 1 } else {
+                out.append(a[i])
+                i += 1
+                j += 1
+            }
         }
         return out
     }
 
     /// Matches the rows of one batch and records them per trace.
-    static func scan(_ request: SearchRequest, _ batch: SpanBatch, minStart: UInt64, maxStart: UInt64, _ found: inout [TraceID: Match], _ stats: inout ScanStats) {
+    static func scan(
+        _ request: SearchRequest, _ batch: SpanBatch, minStart: UInt64, maxStart: UInt64, rows candidates: [Int]? = nil,
+        _ found: inout [TraceID: Match], _ stats: inout ScanStats
+    ) {
         stats.chunks += 1
         if let end = request.endNanos, minStart > end { return }
         if let start = request.startNanos, maxStart < start { return }
@@ -176,8 +214,8 @@ public enum SearchExecutor {
             let range = batch.resourceAttrRange(r)
             resourceMatch[r] = matchers.map { $0.scope != .span && $0.matches(batch.resourceAttrs, range) }
         }
-        stats.inspectedSpans += batch.spanCount
-        rows: for row in 0..<batch.spanCount {
+        stats.inspectedSpans += candidates?.count ?? batch.spanCount
+        rows: for row in candidates ?? Array(0..<batch.spanCount) {
             let start = batch.startTime[row]
             if let s = request.startNanos, start < s { continue }
             if let e = request.endNanos, start > e { continue }

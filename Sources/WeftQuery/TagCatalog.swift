@@ -38,7 +38,7 @@ public enum TagCatalog {
                 do {
                     let reader = try store.reader(meta)
                     for g in (0..<reader.groups.count).reversed() where budget > 0 {
-                        body(try reader.decodedGroup(g))
+                        body(try reader.decodedGroup(g, parts: [.attributes]))
                         budget -= Int(reader.groups.spans[g])
                     }
                 } catch {

@@ -81,7 +81,10 @@ final class BlockMaintainer: Sendable {
                 self.committer.requestRoll()
             }
             self.flushClosed(current: segment.number)
-            self.compactOnce(&retired)
+            // Flushes come first: compact only when no closed segment waits in the head.
+            if !self.engine.head.segments().contains(where: { $0 < self.committer.currentSegment.number }) {
+                self.compactOnce(&retired)
+            }
             self.retain(&retired)
             self.purge(&retired)
             self.reportQuarantine()

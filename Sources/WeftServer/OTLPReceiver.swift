@@ -51,6 +51,8 @@ struct OTLPReceiver: Sendable {
     let maxDecodedBytes: Int
     /// The head stripe of each event loop, so loops never contend on head appends.
     let stripes: [ObjectIdentifier: Int]
+    /// Above this many spans in the head (flushes behind), writes are refused with a retry hint.
+    var headMaxSpans: Int = .max
 
     static func org(_ header: String?) -> String {
         header.flatMap { $0.isEmpty ? nil : $0 } ?? OTLPReceiver.defaultOrg
@@ -92,6 +94,12 @@ struct OTLPReceiver: Sendable {
         if body.readableBytes > self.maxDecodedBytes {
             self.metrics.rejectRequest(.tooLarge)
             return loop.makeSucceededFuture(.failure(.tooLarge("body exceeds the limit of \(self.maxDecodedBytes) bytes")))
+        }
+        if self.head.spanCount >= self.headMaxSpans {
+            self.metrics.rejectRequest(.unavailable)
+            return loop.makeSucceededFuture(.failure(.unavailable(
+                "the in-memory head holds \(self.head.spanCount) spans (limit \(self.headMaxSpans)) while blocks are written; retry shortly"
+            )))
         }
         self.metrics.bytesDecoded.increment(by: Int64(body.readableBytes))
 

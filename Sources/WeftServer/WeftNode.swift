@@ -44,6 +44,9 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     public var walMaxPendingBytes: Int = 512 << 20
     /// Spans per head chunk.
     public var headChunkSpans: Int = 65_536
+    /// Spans the head may hold while blocks are being written (about 270 bytes each); above it, writes
+    /// get 503 + Retry-After until flushes catch up.
+    public var headMaxSpans: Int = 8_000_000
     /// Extra attribute keys read as GenAI cost.
     public var costAliases: [String] = []
     /// Event-loop threads (default: one per core).
@@ -80,6 +83,7 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
         self.maintenanceIntervalSeconds = try c.decodeIfPresent(Double.self, forKey: .maintenanceIntervalSeconds) ?? d.maintenanceIntervalSeconds
         self.walMaxPendingBytes = try c.decodeIfPresent(Int.self, forKey: .walMaxPendingBytes) ?? d.walMaxPendingBytes
         self.headChunkSpans = try c.decodeIfPresent(Int.self, forKey: .headChunkSpans) ?? d.headChunkSpans
+        self.headMaxSpans = try c.decodeIfPresent(Int.self, forKey: .headMaxSpans) ?? d.headMaxSpans
         self.costAliases = try c.decodeIfPresent([String].self, forKey: .costAliases) ?? d.costAliases
         self.eventLoopThreads = try c.decodeIfPresent(Int.self, forKey: .eventLoopThreads)
         self.queryThreads = try c.decodeIfPresent(Int.self, forKey: .queryThreads)
@@ -209,7 +213,7 @@ public final class WeftNode: Service {
                 let started = ContinuousClock.now
                 let report = try engine.open(wal: wal, options: options)
                 if !report.blocks.removedFiles.isEmpty {
-                    logger.info("removed leftovers of interrupted block writes", metadata: ["files": "\(report.blocks.removedFiles)"])
+                    logger.info("removed leftovers of interrupted block writes and compactions", metadata: ["files": "\(report.blocks.removedFiles)"])
                 }
                 if !report.blocks.corrupt.isEmpty {
                     logger.error("block metadata failed verification; those blocks are not served", metadata: ["files": "\(report.blocks.corrupt)"])
@@ -243,7 +247,7 @@ public final class WeftNode: Service {
             maintainerBox.withLock { $0 = blockMaintainer }
             gate.open(OTLPReceiver(
                 head: head, committer: walCommitter, metrics: metrics, options: options,
-                maxDecodedBytes: config.maxBodyBytes, stripes: stripes
+                maxDecodedBytes: config.maxBodyBytes, stripes: stripes, headMaxSpans: config.headMaxSpans
             ))
             logger.info("listening", metadata: Self.metadata(addresses))
             self.onReady(addresses)

@@ -118,6 +118,11 @@ public final class Head: Sendable {
 
     public let configuration: Configuration
     private let stripes: [LockedStripe]
+    /// Spans held (kept apart from the stripes so admission checks take no lock).
+    private let heldSpans = Atomic<Int>(0)
+
+    /// Spans held in the head, all segments.
+    public var spanCount: Int { self.heldSpans.load(ordering: .relaxed) }
     /// Appends announced per segment (see ``expectAppends(segment:count:)``) that have not happened yet.
     private let pending = Mutex<[Int: Int]>([:])
 
@@ -142,6 +147,7 @@ public final class Head: Sendable {
             }
             s.active[key]!.append(batch)
             s.spans += batch.spanCount
+            self.heldSpans.add(batch.spanCount, ordering: .relaxed)
             if s.active[key]!.spanCount >= limit {
                 var chunk = s.active.removeValue(forKey: key)!
                 chunk.shrinkToFit()
@@ -217,6 +223,7 @@ public final class Head: Sendable {
                 for key in Array(s.sealed.keys) where key.segment == segment && (org == nil || key.org == org) {
                     for chunk in s.sealed.removeValue(forKey: key)! {
                         s.spans -= chunk.spanCount
+                        self.heldSpans.subtract(chunk.spanCount, ordering: .relaxed)
                         s.chunks -= 1
                         s.sealedBytes -= chunk.memoryFootprint
                     }
@@ -224,6 +231,7 @@ public final class Head: Sendable {
                 for key in Array(s.active.keys) where key.segment == segment && (org == nil || key.org == org) {
                     let chunk = s.active.removeValue(forKey: key)!
                     s.spans -= chunk.spanCount
+                    self.heldSpans.subtract(chunk.spanCount, ordering: .relaxed)
                     s.chunks -= 1
                 }
             }

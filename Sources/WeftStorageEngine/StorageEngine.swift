@@ -151,7 +151,10 @@ public final class StorageEngine: Sendable {
         for org in byOrg.keys.sorted() where !already.contains(org) {
             let chunks = byOrg[org]!
             var batch = chunks[0].batch
-            for chunk in chunks.dropFirst() { batch.append(chunk.batch) }
+            if chunks.count > 1 {
+                batch.reserve(spans: chunks.reduce(0) { $0 + $1.spanCount }, attributes: chunks.reduce(0) { $0 + $1.batch.attrs.count })
+                for chunk in chunks.dropFirst() { batch.append(chunk.batch) }
+            }
             let meta = try self.store.write(
                 batch, org: org, placement: self.configuration.placement, sources: [UInt64(segment)], options: self.configuration.blockOptions
             )

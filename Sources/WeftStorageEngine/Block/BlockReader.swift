@@ -207,6 +207,19 @@ public final class BlockDictionary: Sendable {
     }
 }
 
+/// Which parts of a row group to decode; the rest is filled with empty values (no attributes, events
+/// or links; zero flags, dropped counts and scope), so the batch stays consistent.
+public struct GroupParts: OptionSet, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    /// Span attributes (inverted layout, plus those implied by typed columns).
+    public static let attributes = GroupParts(rawValue: 1)
+    public static let eventsAndLinks = GroupParts(rawValue: 2)
+    /// Status message, trace state, flags, scope and dropped counts.
+    public static let details = GroupParts(rawValue: 4)
+    public static let all: GroupParts = [.attributes, .eventsAndLinks, .details]
+}
+
 /// Random access to one block: the directory, group summary and dictionary header are read up front;
 /// sections are read (`pread`), checked and decompressed only when a query needs them. A trace is found
 /// through the per-group Bloom filters and the group's trace IDs, decoding only that group.
@@ -403,9 +416,9 @@ public final class BlockReader: Sendable {
     }
 
     /// Group `g` decoded on its own, with the block's full string table.
-    public func decodedGroup(_ g: Int) throws -> SpanBatch {
+    public func decodedGroup(_ g: Int, parts: GroupParts = .all) throws -> SpanBatch {
         var batch = try self.blockLevelBatch(strings: try self.stringTable())
-        try self.decodeGroup(g, into: &batch)
+        try self.decodeGroup(g, into: &batch, parts: parts)
         return batch
     }
 
@@ -420,7 +433,7 @@ public final class BlockReader: Sendable {
     /// Decodes group `g` (or only `rows` of it, which must start and end at trace boundaries) and
     /// appends the rows to `batch`, which must come from ``blockLevelBatch(strings:)``. Packed columns
     /// are unpacked only over `rows`, so a trace lookup touches a few values per column.
-    public func decodeGroup(_ g: Int, into batch: inout SpanBatch, rows: Range<Int>? = nil) throws {
+    public func decodeGroup(_ g: Int, into batch: inout SpanBatch, rows: Range<Int>? = nil, parts: GroupParts = .all) throws {
         let stringCount = self.dictionary.count
         func id(_ v: UInt64) throws(BlockFormatError) -> UInt32 {
             guard v < UInt64(stringCount) else { throw BlockFormatError("string ID \(v) outside the dictionary") }
@@ -440,6 +453,11 @@ public final class BlockReader: Sendable {
                 guard count == n else { throw BlockFormatError("column '\(g)/\(name)' has \(count) rows, expected \(n)") }
                 return values
             }
+        }
+
+        /// A column of `.details`, or zeros when those are not wanted.
+        func detail(_ name: String) throws -> [UInt64] {
+            parts.contains(.details) ? try column(name) : [UInt64](repeating: 0, count: m)
         }
 
         // Traces.
@@ -537,20 +555,20 @@ public final class BlockReader: Sendable {
         batch.name += try column("span.name").map(id)
         batch.kind += try column("span.kind").map { UInt8(truncatingIfNeeded: $0) }
         batch.statusCode += try column("span.status").map { UInt8(truncatingIfNeeded: $0) }
-        batch.statusMessage += try column("span.status_message").map(id)
-        batch.traceState += try column("span.trace_state").map(id)
-        batch.flags += try column("span.flags").map { UInt32(truncatingIfNeeded: $0) }
+        batch.statusMessage += try detail("span.status_message").map(id)
+        batch.traceState += try detail("span.trace_state").map(id)
+        batch.flags += try detail("span.flags").map { UInt32(truncatingIfNeeded: $0) }
         batch.resourceIndex += try column("span.resource").map { v throws in
             guard v < resources else { throw BlockFormatError("span.resource outside the resource table") }
             return UInt32(v)
         }
-        batch.scopeIndex += try column("span.scope").map { v throws in
+        batch.scopeIndex += try detail("span.scope").map { v throws in
             guard v < scopes else { throw BlockFormatError("span.scope outside the scope table") }
             return UInt32(v)
         }
-        batch.droppedAttrs += try column("span.dropped_attributes").map { UInt32(truncatingIfNeeded: $0) }
-        batch.droppedEvents += try column("span.dropped_events").map { UInt32(truncatingIfNeeded: $0) }
-        batch.droppedLinks += try column("span.dropped_links").map { UInt32(truncatingIfNeeded: $0) }
+        batch.droppedAttrs += try detail("span.dropped_attributes").map { UInt32(truncatingIfNeeded: $0) }
+        batch.droppedEvents += try detail("span.dropped_events").map { UInt32(truncatingIfNeeded: $0) }
+        batch.droppedLinks += try detail("span.dropped_links").map { UInt32(truncatingIfNeeded: $0) }
         batch.genAIProvider += try column("genai.provider").map(id)
         batch.genAIRequestModel += try column("genai.request_model").map(id)
         batch.genAIResponseModel += try column("genai.response_model").map(id)
@@ -576,30 +594,39 @@ public final class BlockReader: Sendable {
         }
 
         // Span attributes, from the inverted layout back to rows, plus those implied by typed columns.
-        let masks = try column("genai.implied")
-        var implied: [(row: Int, key: UInt32, type: UInt8, value: UInt64)] = []
-        let groupStart = batch.spanCount - m
-        for (p, mask) in masks.enumerated() where mask != 0 {
-            let row = groupStart + p
-            for bit in 0..<BlockCodec.impliedKeys.count where mask & (1 << UInt64(bit)) != 0 {
-                guard let value = BlockCodec.impliedValue(
-                    bit, provider: batch.genAIProvider[row], request: batch.genAIRequestModel[row], response: batch.genAIResponseModel[row],
-                    input: batch.inputTokens[row], output: batch.outputTokens[row], cost: batch.cost[row]
-                ) else { throw BlockFormatError("genai.implied names an absent typed value") }
-                implied.append((base + p, BlockCodec.impliedKeys[bit].key, BlockCodec.impliedKeys[bit].type.rawValue, value))
-            }
-        }
-        if rows == nil {
-            let attributes = try InvertedAttributes(try section("span.attributes"), rows: n, stringCount: stringCount)
-            attributes.appendRows(range, to: &batch.attrs, offsets: &batch.attrOffsets, implied: implied)
+        if !parts.contains(.attributes) {
+            batch.attrOffsets += repeatElement(UInt32(batch.attrs.count), count: m)
         } else {
-            try InvertedAttributes.appendRows(
-                range, of: try section("span.attributes"), groupRows: n, stringCount: stringCount, implied: implied,
-                to: &batch.attrs, offsets: &batch.attrOffsets
-            )
+            let masks = try column("genai.implied")
+            var implied: [(row: Int, key: UInt32, type: UInt8, value: UInt64)] = []
+            let groupStart = batch.spanCount - m
+            for (p, mask) in masks.enumerated() where mask != 0 {
+                let row = groupStart + p
+                for bit in 0..<BlockCodec.impliedKeys.count where mask & (1 << UInt64(bit)) != 0 {
+                    guard let value = BlockCodec.impliedValue(
+                        bit, provider: batch.genAIProvider[row], request: batch.genAIRequestModel[row], response: batch.genAIResponseModel[row],
+                        input: batch.inputTokens[row], output: batch.outputTokens[row], cost: batch.cost[row]
+                    ) else { throw BlockFormatError("genai.implied names an absent typed value") }
+                    implied.append((base + p, BlockCodec.impliedKeys[bit].key, BlockCodec.impliedKeys[bit].type.rawValue, value))
+                }
+            }
+            if rows == nil {
+                let attributes = try InvertedAttributes(try section("span.attributes"), rows: n, stringCount: stringCount)
+                attributes.appendRows(range, to: &batch.attrs, offsets: &batch.attrOffsets, implied: implied)
+            } else {
+                try InvertedAttributes.appendRows(
+                    range, of: try section("span.attributes"), groupRows: n, stringCount: stringCount, implied: implied,
+                    to: &batch.attrs, offsets: &batch.attrOffsets
+                )
+            }
         }
 
         // Events and links.
+        guard parts.contains(.eventsAndLinks) else {
+            batch.eventOffsets += repeatElement(batch.eventOffsets.last!, count: m)
+            batch.linkOffsets += repeatElement(batch.linkOffsets.last!, count: m)
+            return
+        }
         try section("events").withUnsafeBytes { raw throws in
             var r = ByteReader(raw)
             let counts = try r.packed()
