@@ -42,6 +42,7 @@ public final class NodeMetrics: Sendable {
     private let blockBytes: Gauge
     private let blockSpans: Gauge
     private let headSegments: Gauge
+    private let blocksQuarantined: Gauge
 
     public init() {
         let latencyBuckets: [Duration] = [
@@ -88,6 +89,7 @@ public final class NodeMetrics: Sendable {
         self.blocks = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "blocks", unitName: "count", helpText: "Live blocks."))
         self.blockBytes = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "blocks", unitName: "bytes", helpText: "Bytes of live block data files."))
         self.blockSpans = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "blocks", unitName: "spans", helpText: "Spans in live blocks."))
+        self.blocksQuarantined = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "blocks_quarantined", unitName: "count", helpText: "Blocks taken out of service after failing a checksum or decode (files kept; see the log)."))
         self.headSegments = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "head_wal_segments", unitName: "count", helpText: "WAL segments with data in the head (one is open; the rest wait for a flush)."))
     }
 
@@ -110,6 +112,7 @@ public final class NodeMetrics: Sendable {
         self.blocks.set(Double(blocks.count))
         self.blockBytes.set(Double(blocks.reduce(0) { $0 + $1.bytes }))
         self.blockSpans.set(Double(blocks.reduce(0) { $0 + $1.spans }))
+        self.blocksQuarantined.set(Double(engine.store.quarantined.count))
         return self.registry.emitToBuffer()
     }
 }
