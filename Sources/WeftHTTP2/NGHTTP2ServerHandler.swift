@@ -92,7 +92,7 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
                         ? .bodyTooLarge(limit: self.configuration.maxBodyBytes)
                         : .headersTooLarge(limit: self.configuration.maxHeaderListBytes)
                     self.submit(streamID, self.service.reject(Self.request(head), limit), method: head.method)
-                case .closed, .goAway:
+                case .closed, .goAway, .pingAck:
                     break
                 }
             }

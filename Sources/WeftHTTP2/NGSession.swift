@@ -52,6 +52,8 @@ public enum NGEvent: Sendable {
     case closed(streamID: Int32, errorCode: UInt32)
     /// The peer sent GOAWAY.
     case goAway(lastStreamID: Int32, errorCode: UInt32)
+    /// The peer acknowledged one of our PINGs.
+    case pingAck
 }
 
 /// One assembled HTTP/2 message (request or response).
@@ -221,6 +223,10 @@ public final class NGSession {
     public var wantsWrite: Bool { nghttp2_session_want_write(self.session) != 0 }
     /// Streams with state held here.
     public var openStreams: Int { self.streams.count }
+    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until its SETTINGS arrive is reported as 100).
+    public var peerMaxConcurrentStreams: Int {
+        Int(nghttp2_session_get_remote_settings(self.session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS))
+    }
 
     // MARK: - Submitting
 
@@ -393,6 +399,8 @@ public final class NGSession {
             }
         case NGHTTP2_GOAWAY.rawValue:
             self.events.append(.goAway(lastStreamID: frame.pointee.goaway.last_stream_id, errorCode: frame.pointee.goaway.error_code))
+        case NGHTTP2_PING.rawValue where hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0:
+            self.events.append(.pingAck)
         default:
             break
         }

@@ -59,7 +59,7 @@ final class SessionPair {
                     self.onRejected(self, id, why)
                 case .closed(let id, let code):
                     self.serverClosed[id] = code
-                case .goAway:
+                case .goAway, .pingAck:
                     break
                 }
             }
@@ -73,7 +73,7 @@ final class SessionPair {
             case .message(let id, let m): self.responses[id] = m
             case .closed(let id, let code): self.clientClosed[id] = code
             case .goAway(let last, let code): self.clientGoAway = (last, code)
-            case .rejected: break
+            case .rejected, .pingAck: break
             }
         }
     }

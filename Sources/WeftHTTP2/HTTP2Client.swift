@@ -1,0 +1,502 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A request for ``HTTP2Connection/send(_:deadline:)``.
+public struct HTTP2ClientRequest: Sendable {
+    public var method: String
+    public var path: String
+    /// `:authority`; the connection's `host:port` when nil.
+    public var authority: String?
+    public var headers: [(name: String, value: String)]
+    public var body: ByteBuffer
+
+    public init(method: String = "GET", path: String, authority: String? = nil, headers: [(name: String, value: String)] = [], body: ByteBuffer = ByteBuffer()) {
+        self.method = method
+        self.path = path
+        self.authority = authority
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// A complete response.
+public struct HTTP2ClientResponse: Sendable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var trailers: [(name: String, value: String)]
+    public var body: ByteBuffer
+
+    public func header(_ name: String) -> String? { self.headers.first { $0.name == name }?.value }
+    public func trailer(_ name: String) -> String? { self.trailers.first { $0.name == name }?.value }
+}
+
+/// Why a request got no response.
+public enum HTTP2ClientError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The connection closed (or failed) before the response was complete.
+    case connectionClosed
+    /// The peer reset the stream (RST_STREAM) with this HTTP/2 error code.
+    case streamReset(code: UInt32)
+    /// The peer is shutting down (GOAWAY): the request was not processed and may be retried elsewhere.
+    case goingAway
+    /// No response before the deadline (the stream was reset with CANCEL).
+    case deadlineExceeded
+    /// The calling task was cancelled (the stream was reset with CANCEL).
+    case cancelled
+    /// A PING went unanswered for the configured timeout: the peer is presumed dead.
+    case deadPeer
+    case connectFailed(String)
+
+    public var description: String {
+        switch self {
+        case .connectionClosed: return "HTTP/2 connection closed before the response"
+        case .streamReset(let code): return "HTTP/2 stream reset by the peer (error code \(code))"
+        case .goingAway: return "the peer is shutting down (GOAWAY); the request was not processed"
+        case .deadlineExceeded: return "no response before the deadline"
+        case .cancelled: return "request cancelled"
+        case .deadPeer: return "the peer did not answer a PING in time"
+        case .connectFailed(let why): return "cannot connect: \(why)"
+        }
+    }
+}
+
+/// Client limits and liveness checks.
+public struct HTTP2ClientConfiguration: Sendable {
+    /// Streams this client keeps open at once on one connection (also capped by the peer's SETTINGS);
+    /// further requests wait in a queue.
+    public var maxConcurrentStreams: Int = 100
+    /// Largest response body accepted (bigger responses reset the stream).
+    public var maxResponseBytes: Int = 64 << 20
+    /// Per-stream receive window.
+    public var initialStreamWindow: Int32 = 1 << 20
+    public var connectionWindow: Int32 = 64 << 20
+    /// Send a PING when the connection has been quiet this long (nil: never).
+    public var pingInterval: Duration? = .seconds(10)
+    /// Close the connection (failing its requests with ``HTTP2ClientError/deadPeer``) when a PING is not
+    /// acknowledged within this time.
+    public var pingTimeout: Duration = .seconds(5)
+    public var connectTimeout: Duration = .seconds(5)
+
+    public init() {}
+
+    var sessionSettings: NGSessionSettings {
+        var s = NGSessionSettings()
+        s.maxConcurrentStreams = 100  // pushes are disabled; the server opens none
+        s.initialStreamWindow = self.initialStreamWindow
+        s.connectionWindow = self.connectionWindow
+        s.maxBodyBytes = self.maxResponseBytes
+        return s
+    }
+}
+
+/// Drives a client ``NGSession`` on one channel: requests are submitted on the event loop, output is
+/// flushed once per loop tick, responses complete their promises. Requests over the stream limit wait
+/// in FIFO order.
+final class NGHTTP2ClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    struct Waiting {
+        var token: UInt64
+        var request: HTTP2ClientRequest
+        var promise: EventLoopPromise<HTTP2ClientResponse>
+    }
+
+    private let configuration: HTTP2ClientConfiguration
+    private let defaultAuthority: String
+    private var session: NGSession?
+    private var context: ChannelHandlerContext?
+    private var active: [Int32: (token: UInt64, promise: EventLoopPromise<HTTP2ClientResponse>)] = [:]
+    private var streamOf: [UInt64: Int32] = [:]
+    private var waiting: [Waiting] = []
+    private var waitingHead = 0
+    private var reading = false
+    private var flushScheduled = false
+    private var goingAway = false
+    private var closedError: HTTP2ClientError? = nil
+    private var lastActivity = NIODeadline.now()
+    private var pingSentAt: NIODeadline? = nil
+    private var pingTask: Scheduled<Void>? = nil
+    /// Streams in use, readable from any thread (for pools choosing the least loaded connection).
+    let load = Atomic<Int>(0)
+    /// Set (before any request is failed) once the connection takes no new requests.
+    let retired = Atomic<Bool>(false)
+
+    init(configuration: HTTP2ClientConfiguration, authority: String) {
+        self.configuration = configuration
+        self.defaultAuthority = authority
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        do {
+            self.session = try NGSession(role: .client, settings: self.configuration.sessionSettings, allocator: context.channel.allocator)
+        } catch {
+            self.fail(.connectionClosed)
+            context.close(promise: nil)
+            return
+        }
+        self.scheduleFlush()
+        self.schedulePing(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.pingTask?.cancel()
+        self.fail(self.closedError ?? .connectionClosed)
+        self.context = nil
+        self.session = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let session = self.session else { return }
+        self.reading = true
+        self.lastActivity = .now()
+        do {
+            try session.receive(self.unwrapInboundIn(data))
+        } catch {
+            self.flush(context: context)
+            self.fail(.connectionClosed)
+            context.close(promise: nil)
+            return
+        }
+        self.handleEvents(session)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.reading = false
+        self.flush(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.fail(self.closedError ?? .connectionClosed)
+        self.session = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.fail(.connectionClosed)
+        context.close(promise: nil)
+    }
+
+    // MARK: Requests (on the event loop)
+
+    func enqueue(token: UInt64, _ request: HTTP2ClientRequest, promise: EventLoopPromise<HTTP2ClientResponse>) {
+        if let error = self.closedError ?? (self.session == nil ? .connectionClosed : nil) {
+            return promise.fail(error)
+        }
+        if self.goingAway { return promise.fail(HTTP2ClientError.goingAway) }
+        self.load.add(1, ordering: .relaxed)
+        self.waiting.append(Waiting(token: token, request: request, promise: promise))
+        self.startWaiting()
+        self.scheduleFlush()
+    }
+
+    /// Cancels a request: dropped if still queued, reset (CANCEL) if on the wire.
+    func cancel(token: UInt64, reason: HTTP2ClientError) {
+        if let sid = self.streamOf.removeValue(forKey: token), let entry = self.active.removeValue(forKey: sid) {
+            self.session?.resetStream(sid)
+            self.load.subtract(1, ordering: .relaxed)
+            entry.promise.fail(reason)
+            self.scheduleFlush()
+            self.startWaiting()
+            return
+        }
+        if let i = self.waiting[self.waitingHead...].firstIndex(where: { $0.token == token }) {
+            let w = self.waiting.remove(at: i)
+            self.load.subtract(1, ordering: .relaxed)
+            w.promise.fail(reason)
+        }
+    }
+
+    private var streamLimit: Int {
+        min(self.configuration.maxConcurrentStreams, max(1, self.session?.peerMaxConcurrentStreams ?? 1))
+    }
+
+    private func startWaiting() {
+        guard let session = self.session else { return }
+        while self.waitingHead < self.waiting.count && self.active.count < self.streamLimit {
+            let w = self.waiting[self.waitingHead]
+            self.waitingHead += 1
+            do {
+                let sid = try session.submitRequest(
+                    method: w.request.method, path: w.request.path, authority: w.request.authority ?? self.defaultAuthority,
+                    headers: w.request.headers + (w.request.body.readableBytes > 0 || w.request.method == "POST" ? [("content-length", String(w.request.body.readableBytes))] : []),
+                    body: w.request.body
+                )
+                self.active[sid] = (w.token, w.promise)
+                self.streamOf[w.token] = sid
+            } catch {
+                self.load.subtract(1, ordering: .relaxed)
+                w.promise.fail(HTTP2ClientError.connectionClosed)
+            }
+        }
+        if self.waitingHead > 64 && self.waitingHead * 2 > self.waiting.count {
+            self.waiting.removeFirst(self.waitingHead)
+            self.waitingHead = 0
+        }
+    }
+
+    private func handleEvents(_ session: NGSession) {
+        for event in session.takeEvents() {
+            switch event {
+            case .message(let sid, let m):
+                guard let entry = self.active.removeValue(forKey: sid) else { continue }
+                self.streamOf[entry.token] = nil
+                self.load.subtract(1, ordering: .relaxed)
+                entry.promise.succeed(HTTP2ClientResponse(status: m.status, headers: m.headers, trailers: m.trailers, body: m.body))
+            case .closed(let sid, let code):
+                guard let entry = self.active.removeValue(forKey: sid) else { continue }
+                self.streamOf[entry.token] = nil
+                self.load.subtract(1, ordering: .relaxed)
+                // REFUSED_STREAM (7): the server never processed it (e.g. after its GOAWAY).
+                entry.promise.fail(code == 7 ? HTTP2ClientError.goingAway : (code == 0 ? HTTP2ClientError.connectionClosed : HTTP2ClientError.streamReset(code: code)))
+            case .rejected(let sid, _, _):
+                // The response is over maxResponseBytes.
+                session.resetStream(sid)
+            case .goAway:
+                self.goingAway = true
+                self.retired.store(true, ordering: .relaxed)
+                // Queued requests were never sent: the caller may retry them on another connection.
+                let queued = self.waiting[self.waitingHead...]
+                self.waiting = []
+                self.waitingHead = 0
+                for w in queued {
+                    self.load.subtract(1, ordering: .relaxed)
+                    w.promise.fail(HTTP2ClientError.goingAway)
+                }
+            case .pingAck:
+                self.pingSentAt = nil
+            }
+        }
+        self.startWaiting()
+    }
+
+    /// True once the connection takes no new requests.
+    var isDraining: Bool { self.goingAway || self.closedError != nil || self.session == nil }
+
+    private func fail(_ error: HTTP2ClientError) {
+        self.retired.store(true, ordering: .relaxed)
+        if self.closedError == nil { self.closedError = error }
+        let active = self.active
+        self.active = [:]
+        self.streamOf = [:]
+        let queued = self.waiting[self.waitingHead...]
+        self.waiting = []
+        self.waitingHead = 0
+        for (_, entry) in active { entry.promise.fail(error) }
+        for w in queued { w.promise.fail(error) }
+        self.load.store(0, ordering: .relaxed)
+    }
+
+    // MARK: Liveness
+
+    private func schedulePing(context: ChannelHandlerContext) {
+        guard let interval = self.configuration.pingInterval else { return }
+        let tick = TimeAmount.nanoseconds(Int64(min(interval, self.configuration.pingTimeout).components.seconds) * 1_000_000_000
+            + Int64(min(interval, self.configuration.pingTimeout).components.attoseconds / 1_000_000_000))
+        self.pingTask = context.eventLoop.assumeIsolated().scheduleTask(in: max(tick, .milliseconds(10))) {
+            guard let context = self.context, let session = self.session else { return }
+            let now = NIODeadline.now()
+            if let sent = self.pingSentAt {
+                if now - sent >= TimeAmount(self.configuration.pingTimeout) {
+                    self.closedError = .deadPeer
+                    self.fail(.deadPeer)
+                    context.close(promise: nil)
+                    return
+                }
+            } else if now - self.lastActivity >= TimeAmount(interval) {
+                session.submitPing()
+                self.pingSentAt = now
+                self.flush(context: context)
+            }
+            self.schedulePing(context: context)
+        }
+    }
+
+    // MARK: Output
+
+    private func scheduleFlush() {
+        guard !self.reading, !self.flushScheduled, let context = self.context else { return }
+        self.flushScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.flushScheduled = false
+            if let context = self.context { self.flush(context: context) }
+        }
+    }
+
+    private func flush(context: ChannelHandlerContext) {
+        guard let session = self.session, session.wantsWrite else { return }
+        var out = context.channel.allocator.buffer(capacity: 16 << 10)
+        do {
+            try session.drainOutput(into: &out)
+        } catch {
+            self.fail(.connectionClosed)
+            context.close(promise: nil)
+            return
+        }
+        self.handleEvents(session)
+        if out.readableBytes > 0 {
+            self.lastActivity = .now()
+            context.writeAndFlush(self.wrapOutboundOut(out), promise: nil)
+        }
+    }
+}
+
+extension TimeAmount {
+    init(_ d: Duration) {
+        self = .nanoseconds(Int64(d.components.seconds) * 1_000_000_000 + Int64(d.components.attoseconds / 1_000_000_000))
+    }
+}
+
+/// One HTTP/2 (h2c, prior knowledge) connection to a peer, usable from any task: many requests run
+/// at once as streams, each with an optional deadline; cancelling the task resets its stream.
+public final class HTTP2Connection: Sendable {
+    public let channel: any Channel
+    let handler: NIOLoopBound<NGHTTP2ClientHandler>
+    private let state: HandlerState
+    private let tokens = Atomic<UInt64>(0)
+
+    init(channel: any Channel, handler: NGHTTP2ClientHandler) {
+        self.channel = channel
+        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        self.state = HandlerState(handler)
+    }
+
+    /// Connects and sends the HTTP/2 preface and SETTINGS.
+    public static func connect(
+        host: String, port: Int, group: any EventLoopGroup, configuration: HTTP2ClientConfiguration = HTTP2ClientConfiguration()
+    ) async throws -> HTTP2Connection {
+        let authority = "\(host):\(port)"
+        do {
+            return try await ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connectTimeout(TimeAmount(configuration.connectTimeout))
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let handler = NGHTTP2ClientHandler(configuration: configuration, authority: authority)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        return HTTP2Connection(channel: channel, handler: handler)
+                    }
+                }
+        } catch {
+            throw HTTP2ClientError.connectFailed("\(authority): \(error)")
+        }
+    }
+
+    /// Streams in use or queued.
+    public var activeRequests: Int { self.state.load }
+
+    /// Whether the connection is open and takes new requests (no GOAWAY received, no failure).
+    public var isUsable: Bool { self.channel.isActive && !self.state.retired }
+
+    /// Sends a request and waits for the whole response. Throws ``HTTP2ClientError``.
+    public func send(_ request: HTTP2ClientRequest, deadline: ContinuousClock.Instant? = nil) async throws -> HTTP2ClientResponse {
+        let token = self.tokens.add(1, ordering: .relaxed).newValue
+        let loop = self.channel.eventLoop
+        let promise = loop.makePromise(of: HTTP2ClientResponse.self)
+        let handler = self.handler
+        loop.execute { handler.value.enqueue(token: token, request, promise: promise) }
+        var timer: Scheduled<Void>? = nil
+        if let deadline {
+            let delay = deadline - .now
+            timer = loop.scheduleTask(in: TimeAmount(max(delay, .zero))) {
+                handler.value.cancel(token: token, reason: .deadlineExceeded)
+            }
+        }
+        defer { timer?.cancel() }
+        return try await withTaskCancellationHandler {
+            try await promise.futureResult.get()
+        } onCancel: {
+            loop.execute { handler.value.cancel(token: token, reason: .cancelled) }
+        }
+    }
+
+    /// Closes the connection; requests still running fail with ``HTTP2ClientError/connectionClosed``.
+    public func close() async {
+        try? await self.channel.close()
+    }
+}
+
+/// Reads a handler's atomics from any thread (nothing else of the handler is touched).
+private final class HandlerState: @unchecked Sendable {
+    private let handler: NGHTTP2ClientHandler
+    init(_ handler: NGHTTP2ClientHandler) { self.handler = handler }
+    var load: Int { self.handler.load.load(ordering: .relaxed) }
+    var retired: Bool { self.handler.retired.load(ordering: .relaxed) }
+}
+
+/// Connections per peer, created on first use and replaced when they close: requests go to the
+/// least-loaded usable connection of their peer.
+public final class HTTP2ClientPool: Sendable {
+    public struct Peer: Hashable, Sendable {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    private let group: any EventLoopGroup
+    private let configuration: HTTP2ClientConfiguration
+    private let connectionsPerPeer: Int
+    private let state = Mutex<(peers: [Peer: [Task<HTTP2Connection, any Error>]], closed: Bool)>(([:], false))
+
+    public init(group: any EventLoopGroup, configuration: HTTP2ClientConfiguration = HTTP2ClientConfiguration(), connectionsPerPeer: Int = 1) {
+        self.group = group
+        self.configuration = configuration
+        self.connectionsPerPeer = max(1, connectionsPerPeer)
+    }
+
+    /// Sends `request` to `peer`, connecting if needed. A request refused because the connection was
+    /// going away (never processed) is retried once on a fresh connection.
+    public func send(_ request: HTTP2ClientRequest, to peer: Peer, deadline: ContinuousClock.Instant? = nil) async throws -> HTTP2ClientResponse {
+        do {
+            return try await self.connection(to: peer).send(request, deadline: deadline)
+        } catch HTTP2ClientError.goingAway {
+            return try await self.connection(to: peer).send(request, deadline: deadline)
+        }
+    }
+
+    /// A usable connection to `peer` (the least loaded; new ones up to `connectionsPerPeer`).
+    public func connection(to peer: Peer) async throws -> HTTP2Connection {
+        let tasks = try self.state.withLock { s throws -> [Task<HTTP2Connection, any Error>] in
+            guard !s.closed else { throw HTTP2ClientError.connectionClosed }
+            return s.peers[peer] ?? []
+        }
+        var ready: [(Task<HTTP2Connection, any Error>, HTTP2Connection)] = []
+        var dead: [Task<HTTP2Connection, any Error>] = []
+        for t in tasks {
+            if let c = try? await t.value, c.isUsable { ready.append((t, c)) } else { dead.append(t) }
+        }
+        if !dead.isEmpty {
+            self.state.withLock { s in s.peers[peer]?.removeAll { t in dead.contains { $0 == t } } }
+        }
+        if let best = ready.min(by: { $0.1.activeRequests < $1.1.activeRequests }),
+            best.1.activeRequests == 0 || ready.count >= self.connectionsPerPeer
+        {
+            return best.1
+        }
+        let group = self.group
+        let configuration = self.configuration
+        let task = Task { try await HTTP2Connection.connect(host: peer.host, port: peer.port, group: group, configuration: configuration) }
+        self.state.withLock { s in s.peers[peer, default: []].append(task) }
+        do {
+            return try await task.value
+        } catch {
+            self.state.withLock { s in s.peers[peer]?.removeAll { $0 == task } }
+            throw error
+        }
+    }
+
+    /// Closes every connection; later requests fail.
+    public func shutdown() async {
+        let all = self.state.withLock { s -> [Task<HTTP2Connection, any Error>] in
+            s.closed = true
+            defer { s.peers = [:] }
+            return s.peers.values.flatMap { $0 }
+        }
+        for t in all { await (try? t.value)?.close() }
+    }
+}

@@ -1,0 +1,148 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+import WeftHTTP2
+import WeftServer
+
+/// The async HTTP/2 client against Weft's own nghttp2 server on 127.0.0.1 (port 0).
+struct HTTP2ClientTests {
+    /// `/echo` returns the body; `/slow` answers after `slowDelay`; `/status/<n>` answers n.
+    static func service(slowDelay: TimeAmount = .seconds(3)) -> HTTP2Service {
+        HTTP2Service { request, loop in
+            if request.path == "/slow" {
+                return loop.scheduleTask(in: slowDelay) { HTTP2Response(status: 200, body: ByteBuffer(string: "slow")) }.futureResult
+            }
+            if request.path.hasPrefix("/status/"), let code = Int(request.path.dropFirst(8)) {
+                return loop.makeSucceededFuture(HTTP2Response(status: code))
+            }
+            return loop.makeSucceededFuture(HTTP2Response(status: 200, headers: [("x-path", request.path)], body: request.body))
+        }
+    }
+
+    static func withServer(slowDelay: TimeAmount = .seconds(3), _ body: (HTTPServer, Int) async throws -> Void) async throws {
+        let server = try await HTTPServer.startHTTP2(host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, maxBodyBytes: 1 << 20, service: Self.service(slowDelay: slowDelay))
+        do {
+            try await body(server, server.port)
+        } catch {
+            await server.shutdown()
+            throw error
+        }
+        await server.shutdown()
+    }
+
+    @Test func test_manyConcurrentRequests_shareOneConnection_withinTheStreamLimit() async throws {
+        try await Self.withServer { _, port in
+            var config = HTTP2ClientConfiguration()
+            config.maxConcurrentStreams = 16
+            let connection = try await HTTP2Connection.connect(host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton, configuration: config)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<400 {
+                    group.addTask {
+                        let body = ByteBuffer(repeating: UInt8(i % 251), count: 100 + i * 7)
+                        let r = try await connection.send(HTTP2ClientRequest(method: "POST", path: "/echo/\(i)", body: body))
+                        #expect(r.status == 200)
+                        #expect(r.body == body)
+                        #expect(r.header("x-path") == "/echo/\(i)")
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(connection.activeRequests == 0)
+            #expect(connection.isUsable)
+            await connection.close()
+        }
+    }
+
+    @Test func test_deadline_resetsTheStream_andTheConnectionStaysUsable() async throws {
+        try await Self.withServer { _, port in
+            let connection = try await HTTP2Connection.connect(host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)
+            let started = ContinuousClock.now
+            await #expect(throws: HTTP2ClientError.deadlineExceeded) {
+                _ = try await connection.send(HTTP2ClientRequest(path: "/slow"), deadline: .now + .milliseconds(100))
+            }
+            #expect(ContinuousClock.now - started < .seconds(2))
+            let ok = try await connection.send(HTTP2ClientRequest(path: "/status/204"))
+            #expect(ok.status == 204)
+            #expect(connection.activeRequests == 0)
+            await connection.close()
+        }
+    }
+
+    @Test func test_taskCancellation_resetsTheStream() async throws {
+        // The server tells the test when the request has reached it, so the cancel hits a live stream.
+        let (arrived, arrival) = AsyncStream.makeStream(of: String.self)
+        let service = HTTP2Service { request, loop in
+            arrival.yield(request.path)
+            return loop.scheduleTask(in: .seconds(3)) { HTTP2Response(status: 200) }.futureResult
+        }
+        let server = try await HTTPServer.startHTTP2(host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, maxBodyBytes: 1 << 20, service: service)
+        let connection = try await HTTP2Connection.connect(host: "127.0.0.1", port: server.port, group: MultiThreadedEventLoopGroup.singleton)
+        let task = Task { try await connection.send(HTTP2ClientRequest(path: "/hold")) }
+        var iterator = arrived.makeAsyncIterator()
+        #expect(await iterator.next() == "/hold")
+        #expect(connection.activeRequests == 1)
+        let started = ContinuousClock.now
+        task.cancel()
+        await #expect(throws: HTTP2ClientError.cancelled) { _ = try await task.value }
+        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(connection.activeRequests == 0)
+        // Cancelled before it could be sent: still a clean cancellation.
+        let early = Task { try await connection.send(HTTP2ClientRequest(path: "/early")) }
+        early.cancel()
+        await #expect(throws: HTTP2ClientError.cancelled) { _ = try await early.value }
+        await connection.close()
+        await server.shutdown()
+    }
+
+    @Test func test_serverShutdown_finishesInFlight_thenRefusesNewRequests() async throws {
+        let (arrived, arrival) = AsyncStream.makeStream(of: String.self)
+        let service = HTTP2Service { request, loop in
+            arrival.yield(request.path)
+            return loop.scheduleTask(in: .milliseconds(300)) { HTTP2Response(status: 200, body: ByteBuffer(string: "slow")) }.futureResult
+        }
+        let server = try await HTTPServer.startHTTP2(host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, maxBodyBytes: 1 << 20, service: service)
+        let connection = try await HTTP2Connection.connect(host: "127.0.0.1", port: server.port, group: MultiThreadedEventLoopGroup.singleton)
+        let inFlight = Task { try await connection.send(HTTP2ClientRequest(path: "/slow")) }
+        var iterator = arrived.makeAsyncIterator()
+        #expect(await iterator.next() == "/slow")
+        await server.shutdown()  // GOAWAY, then waits for the slow stream
+        let r = try await inFlight.value
+        #expect(r.status == 200 && r.body == ByteBuffer(string: "slow"))
+        #expect(!connection.isUsable)
+        await #expect(throws: HTTP2ClientError.self) { _ = try await connection.send(HTTP2ClientRequest(path: "/status/200")) }
+    }
+
+    @Test func test_silentPeer_isDetectedByPing() async throws {
+        // A TCP server that accepts and never answers (no SETTINGS, no PING ACK).
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        var config = HTTP2ClientConfiguration()
+        config.pingInterval = .milliseconds(50)
+        config.pingTimeout = .milliseconds(200)
+        let connection = try await HTTP2Connection.connect(host: "127.0.0.1", port: silent.localAddress!.port!, group: MultiThreadedEventLoopGroup.singleton, configuration: config)
+        let started = ContinuousClock.now
+        await #expect(throws: HTTP2ClientError.deadPeer) { _ = try await connection.send(HTTP2ClientRequest(path: "/")) }
+        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(!connection.isUsable)
+        try await silent.close()
+    }
+
+    @Test func test_pool_reusesConnections_andReplacesClosedOnes() async throws {
+        try await Self.withServer { _, port in
+            let pool = HTTP2ClientPool(group: MultiThreadedEventLoopGroup.singleton, connectionsPerPeer: 2)
+            let peer = HTTP2ClientPool.Peer(host: "127.0.0.1", port: port)
+            let first = try await pool.connection(to: peer)
+            #expect(try await pool.send(HTTP2ClientRequest(path: "/status/200"), to: peer).status == 200)
+            #expect(try await pool.connection(to: peer) === first, "an idle connection is reused")
+            await first.close()
+            #expect(try await pool.send(HTTP2ClientRequest(path: "/status/201"), to: peer).status == 201)
+            #expect(try await pool.connection(to: peer) !== first, "a closed connection is replaced")
+            await pool.shutdown()
+            await #expect(throws: HTTP2ClientError.connectionClosed) { _ = try await pool.send(HTTP2ClientRequest(path: "/"), to: peer) }
+        }
+        // Nothing listens: a clear connect error.
+        let pool = HTTP2ClientPool(group: MultiThreadedEventLoopGroup.singleton)
+        await #expect(throws: HTTP2ClientError.self) { _ = try await pool.send(HTTP2ClientRequest(path: "/"), to: .init(host: "127.0.0.1", port: 1)) }
+    }
+}
