@@ -77,7 +77,7 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
-        .executableTarget(name: "weft-h2bench", dependencies: ["WeftServer", nio, nioPosix], swiftSettings: settings),
+        .executableTarget(name: "weft-h2bench", dependencies: ["WeftServer", "WeftHTTP2", nio, nioPosix], swiftSettings: settings),
         // Test support (no product).
         .target(name: "WeftTestSupport", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
         // Tests.

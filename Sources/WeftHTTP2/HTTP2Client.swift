@@ -396,7 +396,11 @@ public final class HTTP2Connection: Sendable {
         let loop = self.channel.eventLoop
         let promise = loop.makePromise(of: HTTP2ClientResponse.self)
         let handler = self.handler
-        loop.execute { handler.value.enqueue(token: token, request, promise: promise) }
+        if loop.inEventLoop {
+            handler.value.enqueue(token: token, request, promise: promise)
+        } else {
+            loop.execute { handler.value.enqueue(token: token, request, promise: promise) }
+        }
         var timer: Scheduled<Void>? = nil
         if let deadline {
             let delay = deadline - .now
@@ -416,6 +420,7 @@ public final class HTTP2Connection: Sendable {
     public func close() async {
         try? await self.channel.close()
     }
+
 }
 
 /// Reads a handler's atomics from any thread (nothing else of the handler is touched).

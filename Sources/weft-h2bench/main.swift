@@ -1,17 +1,70 @@
-// A tiny server for HTTP/2 benchmarks: `HTTPServer` (HTTP/1.1 and h2c on one port) with a responder
-// that answers any method on any path with the size of the request body.
-//   weft-h2bench [port] [threads]     prints "listening <port>" and serves until killed.
+// HTTP/2 benchmarks.
+//   weft-h2bench [port] [threads]
+//       A server: `HTTPServer` (HTTP/1.1 and h2c on one port) answering any request with the size of its
+//       body. Prints "listening <port>" and serves until killed (drive it with h2load).
+//   weft-h2bench client <port> [requests] [concurrency] [body bytes] [connections]
+//       The async client (`HTTP2Connection`) against such a server: requests/s and latency.
 import Foundation
 import NIOCore
 import NIOPosix
+import WeftHTTP2
 import WeftServer
 
 let args = CommandLine.arguments
-let port = args.count > 1 ? Int(args[1]) ?? 0 : 0
-let threads = args.count > 2 ? Int(args[2]) ?? 1 : 1
-let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-let server = try await HTTPServer.start(host: "127.0.0.1", port: port, group: group, maxBodyBytes: 64 << 20) { request, loop in
-    loop.makeSucceededFuture(.text(.ok, "received \(request.body.readableBytes)\n"))
+if args.count > 1 && args[1] == "client" {
+    guard args.count > 2, let port = Int(args[2]) else {
+        FileHandle.standardError.write(Data("usage: weft-h2bench client <port> [requests] [concurrency] [body bytes] [connections]\n".utf8))
+        exit(2)
+    }
+    let requests = args.count > 3 ? Int(args[3]) ?? 200_000 : 200_000
+    let concurrency = args.count > 4 ? Int(args[4]) ?? 128 : 128
+    let bodyBytes = args.count > 5 ? Int(args[5]) ?? 1024 : 1024
+    let connections = args.count > 6 ? Int(args[6]) ?? 1 : 1
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    var config = HTTP2ClientConfiguration()
+    config.maxConcurrentStreams = concurrency
+    var conns: [HTTP2Connection] = []
+    for _ in 0..<connections {
+        conns.append(try await HTTP2Connection.connect(host: "127.0.0.1", port: port, group: group, configuration: config))
+    }
+    let pool = conns
+    let body = ByteBuffer(repeating: 0x61, count: bodyBytes)
+    let clock = ContinuousClock()
+    let started = clock.now
+    let latencies = try await withThrowingTaskGroup(of: [Double].self) { tasks in
+        for worker in 0..<concurrency {
+            tasks.addTask {
+                let connection = pool[worker % pool.count]
+                var mine: [Double] = []
+                var i = worker
+                while i < requests {
+                    let t = clock.now
+                    let r = try await connection.send(HTTP2ClientRequest(method: "POST", path: "/bench", body: body))
+                    precondition(r.status == 200)
+                    let d = clock.now - t
+                    mine.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
+                    i += concurrency
+                }
+                return mine
+            }
+        }
+        var all: [Double] = []
+        for try await part in tasks { all += part }
+        return all.sorted()
+    }
+    let seconds = Double((clock.now - started).components.seconds) + Double((clock.now - started).components.attoseconds) / 1e18
+    func q(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+    print(String(format: "%d requests of %d B over %d connection(s), %d in flight: %.0f req/s; latency ms p50 %.2f p99 %.2f",
+                 latencies.count, bodyBytes, connections, concurrency, Double(latencies.count) / seconds, q(0.5), q(0.99)))
+    for c in conns { await c.close() }
+    try await group.shutdownGracefully()
+} else {
+    let port = args.count > 1 ? Int(args[1]) ?? 0 : 0
+    let threads = args.count > 2 ? Int(args[2]) ?? 1 : 1
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+    let server = try await HTTPServer.start(host: "127.0.0.1", port: port, group: group, maxBodyBytes: 64 << 20) { request, loop in
+        loop.makeSucceededFuture(.text(.ok, "received \(request.body.readableBytes)\n"))
+    }
+    FileHandle.standardOutput.write(Data("listening \(server.port)\n".utf8))
+    try await server.channel.closeFuture.get()
 }
-FileHandle.standardOutput.write(Data("listening \(server.port)\n".utf8))
-try await server.channel.closeFuture.get()
