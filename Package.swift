@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "weftctl",
             dependencies: [
-                "WeftClient", "WeftLoad", "WeftOTLP", "WeftModel", "WeftStorageEngine",
+                "WeftClient", "WeftLoad", "WeftOTLP", "WeftModel", "WeftStorageEngine", "WeftHTTP2",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: settings

@@ -13,7 +13,7 @@ import WeftOTLP
 struct LoadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
-        abstract: "Send generated LLM-gateway traces over OTLP/HTTP protobuf and report throughput and latency.",
+        abstract: "Send generated LLM-gateway traces over OTLP (HTTP/1.1, h2c or gRPC; protobuf) and report throughput and latency.",
         discussion: """
             Data is deterministic for a given --seed, --batch-size and start time: request n always holds \
             the same traces whichever connection sends it. Without --spans or --duration, 1,000,000 spans \
@@ -21,8 +21,11 @@ struct LoadCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "OTLP/HTTP traces endpoint.")
+    @Option(help: "OTLP/HTTP traces endpoint (for grpc: the gRPC port, e.g. http://127.0.0.1:4317; the path is ignored).")
     var url = "http://127.0.0.1:4318/v1/traces"
+
+    @Option(name: .customLong("protocol"), help: "http1 (OTLP/HTTP over HTTP/1.1), h2c (OTLP/HTTP over cleartext HTTP/2) or grpc (OTLP/gRPC).")
+    var transport: LoadProtocol = .http1
 
     @Option(help: "Org sent as X-Scope-OrgID.")
     var org: String?
@@ -208,17 +211,17 @@ struct LoadCommand: AsyncParsableCommand {
         var headers = [("Content-Type", "application/x-protobuf")]
         if let org = self.org { headers.append(("X-Scope-OrgID", org)) }
         let plan = LoadPlan(
-            url: url, headers: headers, batch: batch, totalRequests: totalRequests,
+            url: url, transport: self.transport, headers: headers, batch: batch, totalRequests: totalRequests,
             durationNanos: durationSeconds.map { UInt64($0 * 1e9) }, rate: self.rate,
             baseNanos: base, spacingNanos: spacing, timeout: .nanoseconds(Int64(self.timeout * 1e9)),
             maxRetries: self.maxRetries
         )
 
         // Open every connection first, so a refused connection fails fast with a clear message.
-        var connections: [HTTPConnection] = []
+        var connections: [any LoadConnection] = []
         do {
             for _ in 0..<self.concurrency {
-                connections.append(try await HTTPConnection.connect(host: url.host, port: url.port, group: group))
+                connections.append(try await self.transport.connect(url, group: group))
             }
         } catch {
             for c in connections { c.close() }
@@ -230,7 +233,7 @@ struct LoadCommand: AsyncParsableCommand {
         let runStart = NIODeadline.now()
         if !self.quiet {
             let target = totalSpans.map { " of \(CLI.grouped($0))" } ?? ""
-            CLI.printError("weftctl load: \(url) — \(self.concurrency) connections, batch \(batch), seed \(self.seed)\(target)")
+            CLI.printError("weftctl load: \(url) over \(self.transport.rawValue) — \(self.concurrency) connections, batch \(batch), seed \(self.seed)\(target)")
         }
         let quiet = self.quiet
         let results = await withTaskGroup(of: WorkerStats.self, returning: [WorkerStats].self) { group in
@@ -302,6 +305,7 @@ struct LoadCommand: AsyncParsableCommand {
 /// What every worker needs to know about the run.
 struct LoadPlan: Sendable {
     var url: URLParts
+    var transport: LoadProtocol
     var headers: [(String, String)]
     var batch: Int
     var totalRequests: Int?
@@ -371,12 +375,12 @@ struct LoadWorker {
     let plan: LoadPlan
     let counters: LoadCounters
     let runStart: NIODeadline
-    var connection: HTTPConnection?
+    var connection: (any LoadConnection)?
     var generator: TrafficGenerator
     var scratch: [UInt8] = []
     var stats = WorkerStats()
 
-    init(plan: LoadPlan, tables: TrafficTables, counters: LoadCounters, runStart: NIODeadline, connection: HTTPConnection) {
+    init(plan: LoadPlan, tables: TrafficTables, counters: LoadCounters, runStart: NIODeadline, connection: any LoadConnection) {
         self.plan = plan
         self.counters = counters
         self.runStart = runStart
@@ -408,12 +412,9 @@ struct LoadWorker {
 
     typealias Timed = (response: HTTPResponse, nanos: Int64)
 
-    func start(_ request: PreparedRequest, on connection: HTTPConnection) -> EventLoopFuture<Timed> {
+    func start(_ request: PreparedRequest, on connection: any LoadConnection) -> EventLoopFuture<Timed> {
         let sent = NIODeadline.now()
-        return connection.send(
-            method: .POST, path: self.plan.url.path, headers: self.plan.headers, body: request.body,
-            timeout: self.plan.timeout
-        ).map { response in (response, (NIODeadline.now() - sent).nanoseconds) }
+        return connection.export(request.body, plan: self.plan).map { response in (response, (NIODeadline.now() - sent).nanoseconds) }
     }
 
     mutating func run() async -> WorkerStats {
@@ -505,13 +506,13 @@ struct LoadWorker {
     }
 
     /// The current connection, or a new one (nil if reconnecting fails a few times).
-    mutating func usableConnection() async -> HTTPConnection? {
+    mutating func usableConnection() async -> (any LoadConnection)? {
         if let c = self.connection, c.isActive { return c }
         self.connection?.close()
         self.connection = nil
         for attempt in 1...5 {
             do {
-                let c = try await HTTPConnection.connect(host: self.plan.url.host, port: self.plan.url.port, group: MultiThreadedEventLoopGroup.singleton)
+                let c = try await self.plan.transport.connect(self.plan.url, group: MultiThreadedEventLoopGroup.singleton)
                 self.connection = c
                 return c
             } catch {

@@ -196,3 +196,23 @@ def test_sigterm_with_open_h2c_connection_shuts_down(data_dir):  # noqa: F811
     finally:
         if n.proc.poll() is None:
             n.kill()
+
+
+def test_weftctl_load_over_h2c_and_grpc(node):
+    """`weftctl load --protocol h2c|grpc` exports through the nghttp2 client; every span is acknowledged
+    and the generator's first trace is found."""
+    weftctl = os.path.join(os.path.dirname(os.environ.get("WEFT_BIN", os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".build", "debug", "weft"))), "weftctl")
+    runs = [("h2c", node.otlp + "/v1/traces", "h2c-org"), ("grpc", "http://" + node.grpc, "grpc-org")]
+    for proto, url, org in runs:
+        out = subprocess.run(
+            [weftctl, "load", "--url", url, "--protocol", proto, "--spans", "3000", "--batch-size", "500",
+             "--concurrency", "2", "--org", org, "--seed", "7", "--quiet"],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        acked = [l for l in out.stdout.splitlines() if l.startswith("spans acknowledged")][0]
+        sent = [l for l in out.stdout.splitlines() if l.startswith("spans sent")][0]
+        assert acked.split()[2] == sent.split()[2], out.stdout
+        example = [l for l in out.stdout.splitlines() if l.startswith("example trace")][0].split()[-1]
+        r = requests.get(node.query + "/api/traces/" + example, headers={"X-Scope-OrgID": org}, timeout=30)
+        assert r.status_code == 200
