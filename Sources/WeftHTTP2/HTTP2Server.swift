@@ -83,6 +83,8 @@ public struct HTTP2ServerConfiguration: Sendable {
     /// At least `maxBodyBytes` + one stream window, so one maximal body always fits.
     public var connectionWindow: Int32 = 64 << 20
     public var maxBodyBytes: Int = 64 << 20
+    /// A connection with no open stream for this long gets GOAWAY and is closed (nil: never).
+    public var idleTimeout: TimeAmount? = .minutes(5)
 
     public init(maxBodyBytes: Int = 64 << 20) {
         self.maxBodyBytes = maxBodyBytes

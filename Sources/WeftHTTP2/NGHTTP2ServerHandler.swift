@@ -14,6 +14,9 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
     /// Inside a read burst: channelReadComplete will flush.
     private var reading = false
     private var flushScheduled = false
+    private var lastActivity = NIODeadline.now()
+    private var idleCheck: Scheduled<Void>? = nil
+    private var goingAway = false
 
     init(configuration: HTTP2ServerConfiguration, service: HTTP2Service) {
         self.configuration = configuration
@@ -30,16 +33,37 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         }
         // Our SETTINGS go out with the first flush (the read that brought the preface, or the next tick).
         self.scheduleFlush()
+        self.scheduleIdleCheck(context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.idleCheck?.cancel()
         self.context = nil
         self.session = nil
+    }
+
+    /// Closes the connection gracefully (GOAWAY) once it has had no open stream for `idleTimeout`.
+    private func scheduleIdleCheck(context: ChannelHandlerContext) {
+        guard let timeout = self.configuration.idleTimeout else { return }
+        let tick = TimeAmount.nanoseconds(max(timeout.nanoseconds / 4, 1_000_000))
+        self.idleCheck = context.eventLoop.assumeIsolated().scheduleTask(in: tick) {
+            guard let context = self.context, let session = self.session, !self.goingAway else { return }
+            if session.openStreams > 0 {
+                self.lastActivity = .now()
+            } else if NIODeadline.now() - self.lastActivity >= timeout {
+                self.goingAway = true
+                session.submitGoAway()
+                self.flush(context: context)
+                return
+            }
+            self.scheduleIdleCheck(context: context)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let session = self.session else { return }
         self.reading = true
+        self.lastActivity = .now()
         do {
             try session.receive(self.unwrapInboundIn(data))
         } catch {

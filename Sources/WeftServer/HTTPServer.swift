@@ -94,11 +94,14 @@ public final class HTTPServer: Sendable {
         port: Int,
         group: any EventLoopGroup,
         maxBodyBytes: Int,
+        idleTimeout: TimeAmount? = .minutes(5),
         engine: any HTTP2ServerEngine = NGHTTP2Engine(),
         service: HTTP2Service
     ) async throws -> HTTPServer {
-        try await Self.bind(host: host, port: port, group: group) { channel in
-            try engine.configureServer(channel: channel, configuration: HTTP2ServerConfiguration(maxBodyBytes: maxBodyBytes), service: service)
+        var configuration = HTTP2ServerConfiguration(maxBodyBytes: maxBodyBytes)
+        configuration.idleTimeout = idleTimeout
+        return try await Self.bind(host: host, port: port, group: group) { [configuration] channel in
+            try engine.configureServer(channel: channel, configuration: configuration, service: service)
         }
     }
 

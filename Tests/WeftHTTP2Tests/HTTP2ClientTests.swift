@@ -113,6 +113,38 @@ struct HTTP2ClientTests {
         await #expect(throws: HTTP2ClientError.self) { _ = try await connection.send(HTTP2ClientRequest(path: "/status/200")) }
     }
 
+    /// The server closes connections idle (no open stream) for its idle timeout, with GOAWAY; a stream
+    /// that is still open keeps the connection.
+    @Test func test_serverIdleTimeout_closesQuietConnections_only() async throws {
+        let server = try await HTTPServer.startHTTP2(
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, maxBodyBytes: 1 << 20,
+            idleTimeout: .milliseconds(200), service: Self.service(slowDelay: .milliseconds(700))
+        )
+        var config = HTTP2ClientConfiguration()
+        config.pingInterval = nil
+        let connection = try await HTTP2Connection.connect(host: "127.0.0.1", port: server.port, group: MultiThreadedEventLoopGroup.singleton, configuration: config)
+        let started = ContinuousClock.now
+        // A request longer than the idle timeout completes on the same connection.
+        let slow = try await connection.send(HTTP2ClientRequest(path: "/slow"))
+        #expect(slow.status == 200)
+        #expect(ContinuousClock.now - started >= .milliseconds(700))
+        // Then, with nothing open, the server hangs up (the 5 s task only bounds a failing run).
+        let closedInTime = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await connection.channel.closeFuture.get()) != nil }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(5))
+                return false
+            }
+            let first = await group.next()!
+            if !first { try? await connection.channel.close() }  // unblocks the other child
+            group.cancelAll()
+            return first
+        }
+        #expect(closedInTime)
+        #expect(!connection.isUsable)
+        await server.shutdown()
+    }
+
     @Test func test_silentPeer_isDetectedByPing() async throws {
         // A TCP server that accepts and never answers (no SETTINGS, no PING ACK).
         let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
