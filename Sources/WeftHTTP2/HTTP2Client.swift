@@ -99,7 +99,15 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
     struct Waiting {
         var token: UInt64
         var request: HTTP2ClientRequest
-        var promise: EventLoopPromise<HTTP2ClientResponse>
+        /// A whole request…
+        var promise: EventLoopPromise<HTTP2ClientResponse>?
+        /// …or a streaming one.
+        var bridge: StreamBridge?
+
+        func fail(_ error: any Error) {
+            self.promise?.fail(error)
+            self.bridge?.fail(error)
+        }
     }
 
     private let configuration: HTTP2ClientConfiguration
@@ -107,6 +115,9 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
     private var session: NGSession?
     private var context: ChannelHandlerContext?
     private var active: [Int32: (token: UInt64, promise: EventLoopPromise<HTTP2ClientResponse>)] = [:]
+    private var streaming: [Int32: StreamBridge] = [:]
+    /// One outstanding body write per streaming stream, completed when it has gone out.
+    private var writeWaiters: [Int32: EventLoopPromise<Void>] = [:]
     private var streamOf: [UInt64: Int32] = [:]
     private var waiting: [Waiting] = []
     private var waitingHead = 0
@@ -187,17 +198,55 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
         }
         if self.goingAway { return promise.fail(HTTP2ClientError.goingAway) }
         self.load.add(1, ordering: .relaxed)
-        self.waiting.append(Waiting(token: token, request: request, promise: promise))
+        self.waiting.append(Waiting(token: token, request: request, promise: promise, bridge: nil))
         self.startWaiting()
+        self.scheduleFlush()
+    }
+
+    /// Queues a streaming request.
+    func open(_ bridge: StreamBridge, _ request: HTTP2ClientRequest) {
+        if let error = self.closedError ?? (self.session == nil ? .connectionClosed : nil) { return bridge.fail(error) }
+        if self.goingAway { return bridge.fail(HTTP2ClientError.goingAway) }
+        self.load.add(1, ordering: .relaxed)
+        self.waiting.append(Waiting(token: bridge.token, request: request, promise: nil, bridge: bridge))
+        self.startWaiting()
+        self.scheduleFlush()
+    }
+
+    /// Queues a piece of a streaming request body; `promise` completes when it has gone out.
+    func write(_ sid: Int32, _ chunk: ByteBuffer, end: Bool, promise: EventLoopPromise<Void>) {
+        guard let session = self.session, self.streaming[sid] != nil, self.writeWaiters[sid] == nil else {
+            return promise.fail(self.streaming[sid] == nil ? (self.closedError ?? HTTP2ClientError.connectionClosed) : HTTP2ClientError.connectionClosed)
+        }
+        guard session.writeBody(sid, chunk, end: end) else { return promise.fail(HTTP2ClientError.connectionClosed) }
+        if end || chunk.readableBytes == 0 {
+            promise.succeed(())
+        } else {
+            self.writeWaiters[sid] = promise
+        }
+        self.scheduleFlush()
+    }
+
+    /// Response bytes of a streaming request were read: credit them to the peer.
+    func consumed(_ bridge: StreamBridge, _ bytes: Int) {
+        guard let session = self.session, let sid = bridge.state.withLock({ $0.streamID }) else { return }
+        session.consume(sid, bytes)
         self.scheduleFlush()
     }
 
     /// Cancels a request: dropped if still queued, reset (CANCEL) if on the wire.
     func cancel(token: UInt64, reason: HTTP2ClientError) {
-        if let sid = self.streamOf.removeValue(forKey: token), let entry = self.active.removeValue(forKey: sid) {
-            self.session?.resetStream(sid)
+        if let sid = self.streamOf[token] {
+            let unary = self.active.removeValue(forKey: sid)
+            let bridge = unary == nil ? self.streaming.removeValue(forKey: sid) : nil
+            guard unary != nil || bridge != nil else { return }
+            // Book-keeping first: the waiting task may resume on another thread at once.
+            self.streamOf[token] = nil
             self.load.subtract(1, ordering: .relaxed)
-            entry.promise.fail(reason)
+            self.session?.resetStream(sid)
+            unary?.promise.fail(reason)
+            bridge?.fail(reason)
+            self.writeWaiters.removeValue(forKey: sid)?.fail(reason)
             self.scheduleFlush()
             self.startWaiting()
             return
@@ -205,7 +254,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
         if let i = self.waiting[self.waitingHead...].firstIndex(where: { $0.token == token }) {
             let w = self.waiting.remove(at: i)
             self.load.subtract(1, ordering: .relaxed)
-            w.promise.fail(reason)
+            w.fail(reason)
         }
     }
 
@@ -215,20 +264,30 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
 
     private func startWaiting() {
         guard let session = self.session else { return }
-        while self.waitingHead < self.waiting.count && self.active.count < self.streamLimit {
+        while self.waitingHead < self.waiting.count && self.active.count + self.streaming.count < self.streamLimit {
             let w = self.waiting[self.waitingHead]
             self.waitingHead += 1
             do {
-                let sid = try session.submitRequest(
-                    method: w.request.method, path: w.request.path, authority: w.request.authority ?? self.defaultAuthority,
-                    headers: w.request.headers + (w.request.body.readableBytes > 0 || w.request.method == "POST" ? [("content-length", String(w.request.body.readableBytes))] : []),
-                    body: w.request.body
-                )
-                self.active[sid] = (w.token, w.promise)
-                self.streamOf[w.token] = sid
+                if let bridge = w.bridge {
+                    let sid = try session.submitRequest(
+                        method: w.request.method, path: w.request.path, authority: w.request.authority ?? self.defaultAuthority,
+                        headers: w.request.headers, streaming: true
+                    )
+                    self.streaming[sid] = bridge
+                    self.streamOf[w.token] = sid
+                    bridge.opened(sid)
+                } else if let promise = w.promise {
+                    let sid = try session.submitRequest(
+                        method: w.request.method, path: w.request.path, authority: w.request.authority ?? self.defaultAuthority,
+                        headers: w.request.headers + (w.request.body.readableBytes > 0 || w.request.method == "POST" ? [("content-length", String(w.request.body.readableBytes))] : []),
+                        body: w.request.body
+                    )
+                    self.active[sid] = (w.token, promise)
+                    self.streamOf[w.token] = sid
+                }
             } catch {
                 self.load.subtract(1, ordering: .relaxed)
-                w.promise.fail(HTTP2ClientError.connectionClosed)
+                w.fail(HTTP2ClientError.connectionClosed)
             }
         }
         if self.waitingHead > 64 && self.waitingHead * 2 > self.waiting.count {
@@ -241,16 +300,44 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
         for event in session.takeEvents() {
             switch event {
             case .message(let sid, let m):
+                if let bridge = self.streaming.removeValue(forKey: sid) {
+                    self.streamOf[bridge.token] = nil
+                    self.load.subtract(1, ordering: .relaxed)
+                    // A trailers-only answer has no separate head event.
+                    bridge.gotHead(HTTP2ResponseHead(status: m.status, headers: m.headers))
+                    bridge.finish(trailers: m.trailers)
+                    // The server answered before the body was finished: further writes fail.
+                    self.writeWaiters.removeValue(forKey: sid)?.fail(HTTP2ClientError.streamReset(code: 0))
+                    continue
+                }
                 guard let entry = self.active.removeValue(forKey: sid) else { continue }
                 self.streamOf[entry.token] = nil
                 self.load.subtract(1, ordering: .relaxed)
                 entry.promise.succeed(HTTP2ClientResponse(status: m.status, headers: m.headers, trailers: m.trailers, body: m.body))
             case .closed(let sid, let code):
+                // REFUSED_STREAM (7): the server never processed it (e.g. after its GOAWAY).
+                let error = code == 7 ? HTTP2ClientError.goingAway : (code == 0 ? HTTP2ClientError.connectionClosed : HTTP2ClientError.streamReset(code: code))
+                self.writeWaiters.removeValue(forKey: sid)?.fail(error)
+                if let bridge = self.streaming.removeValue(forKey: sid) {
+                    self.streamOf[bridge.token] = nil
+                    self.load.subtract(1, ordering: .relaxed)
+                    bridge.fail(error)
+                    continue
+                }
                 guard let entry = self.active.removeValue(forKey: sid) else { continue }
                 self.streamOf[entry.token] = nil
                 self.load.subtract(1, ordering: .relaxed)
-                // REFUSED_STREAM (7): the server never processed it (e.g. after its GOAWAY).
-                entry.promise.fail(code == 7 ? HTTP2ClientError.goingAway : (code == 0 ? HTTP2ClientError.connectionClosed : HTTP2ClientError.streamReset(code: code)))
+                entry.promise.fail(error)
+            case .head(let sid, let m):
+                self.streaming[sid]?.gotHead(HTTP2ResponseHead(status: m.status, headers: m.headers))
+            case .data(let sid, let piece):
+                if let bridge = self.streaming[sid] {
+                    bridge.push(piece)
+                } else {
+                    session.consume(sid, piece.readableBytes)
+                }
+            case .writable(let sid):
+                self.writeWaiters.removeValue(forKey: sid)?.succeed(())
             case .rejected(let sid, _, _):
                 // The response is over maxResponseBytes.
                 session.resetStream(sid)
@@ -263,7 +350,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
                 self.waitingHead = 0
                 for w in queued {
                     self.load.subtract(1, ordering: .relaxed)
-                    w.promise.fail(HTTP2ClientError.goingAway)
+                    w.fail(HTTP2ClientError.goingAway)
                 }
             case .pingAck:
                 self.pingSentAt = nil
@@ -284,9 +371,15 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
         let queued = self.waiting[self.waitingHead...]
         self.waiting = []
         self.waitingHead = 0
-        for (_, entry) in active { entry.promise.fail(error) }
-        for w in queued { w.promise.fail(error) }
+        let streams = self.streaming
+        self.streaming = [:]
+        let writers = self.writeWaiters
+        self.writeWaiters = [:]
         self.load.store(0, ordering: .relaxed)
+        for (_, entry) in active { entry.promise.fail(error) }
+        for (_, bridge) in streams { bridge.fail(error) }
+        for (_, w) in writers { w.fail(error) }
+        for w in queued { w.fail(error) }
     }
 
     // MARK: Liveness
@@ -391,8 +484,10 @@ public final class HTTP2Connection: Sendable {
     public var isUsable: Bool { self.channel.isActive && !self.state.retired }
 
     /// Sends a request and waits for the whole response. Throws ``HTTP2ClientError``.
+    func nextToken() -> UInt64 { self.tokens.add(1, ordering: .relaxed).newValue }
+
     public func send(_ request: HTTP2ClientRequest, deadline: ContinuousClock.Instant? = nil) async throws -> HTTP2ClientResponse {
-        let token = self.tokens.add(1, ordering: .relaxed).newValue
+        let token = self.nextToken()
         let loop = self.channel.eventLoop
         let promise = loop.makePromise(of: HTTP2ClientResponse.self)
         let handler = self.handler

@@ -116,7 +116,7 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
                         ? .bodyTooLarge(limit: self.configuration.maxBodyBytes)
                         : .headersTooLarge(limit: self.configuration.maxHeaderListBytes)
                     self.submit(streamID, self.service.reject(Self.request(head), limit), method: head.method)
-                case .closed, .goAway, .pingAck:
+                case .closed, .goAway, .pingAck, .head, .data, .writable:
                     break
                 }
             }

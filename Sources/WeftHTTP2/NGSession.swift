@@ -54,6 +54,13 @@ public enum NGEvent: Sendable {
     case goAway(lastStreamID: Int32, errorCode: UInt32)
     /// The peer acknowledged one of our PINGs.
     case pingAck
+    /// Client, streaming stream: the final response head arrived (no body yet).
+    case head(streamID: Int32, NGMessage)
+    /// Client, streaming stream: a piece of the response body. Its bytes are credited back to the
+    /// peer's flow-control windows only when the owner calls ``NGSession/consume(_:_:)``.
+    case data(streamID: Int32, ByteBuffer)
+    /// Streaming request body: what was written has gone out; more may be written.
+    case writable(streamID: Int32)
 }
 
 /// One assembled HTTP/2 message (request or response).
@@ -91,6 +98,11 @@ public final class NGSession {
         /// Trailer fields sent after the body (HEADERS with END_STREAM); nil for none.
         var outTrailers: [(name: String, value: String)]? = nil
         var delivered = false
+        /// Client: response head and DATA go out as events as they arrive; windows follow consumption.
+        var streamingIn = false
+        var headDelivered = false
+        /// The request body is written piecewise (``writeBody``); DEFERRED while nothing is buffered.
+        var streamingOut = false
 
         init(message: NGMessage) { self.message = message }
     }
@@ -259,15 +271,16 @@ public final class NGSession {
         return rv == 0
     }
 
-    /// Client: opens a stream with a request. Returns the stream ID.
+    /// Client: opens a stream with a request. Returns the stream ID. With `streaming`, the body is
+    /// written later with ``writeBody(_:_:end:)`` and the response arrives as `.head` / `.data` events.
     public func submitRequest(
         method: String, path: String, scheme: String = "http", authority: String,
-        headers: [(name: String, value: String)] = [], body: ByteBuffer? = nil
+        headers: [(name: String, value: String)] = [], body: ByteBuffer? = nil, streaming: Bool = false
     ) throws -> Int32 {
         precondition(self.role == .client)
         var fields: [(name: String, value: String)] = [(":method", method), (":path", path), (":scheme", scheme), (":authority", authority)]
         fields.append(contentsOf: headers)
-        let hasBody = (body?.readableBytes ?? 0) > 0
+        let hasBody = (body?.readableBytes ?? 0) > 0 || streaming
         let sid = NGSession.withHeaderFields(fields) { nva, count in
             if hasBody {
                 var provider = NGSession.bodyProvider()
@@ -277,9 +290,35 @@ public final class NGSession {
         }
         guard sid > 0 else { throw NGHTTP2Error(Int(sid), "submit_request") }
         let stream = Stream(message: NGMessage(body: self.allocator.buffer(capacity: 0)))
-        stream.outBody = hasBody ? body : nil
+        stream.outBody = (body?.readableBytes ?? 0) > 0 ? body : nil
+        if streaming {
+            stream.streamingIn = true
+            stream.streamingOut = true
+            stream.outEnded = false
+        }
         self.streams[sid] = stream
         return sid
+    }
+
+    /// Streaming request: queues `chunk` (and the end of the body when `end`) and wakes the deferred
+    /// body. Returns false if the stream is gone.
+    @discardableResult
+    public func writeBody(_ streamID: Int32, _ chunk: ByteBuffer, end: Bool) -> Bool {
+        guard let st = self.stream(streamID), st.streamingOut, !st.outEnded else { return false }
+        if chunk.readableBytes > 0 {
+            if st.outBody == nil { st.outBody = chunk } else { st.outBody!.writeImmutableBuffer(chunk) }
+        }
+        st.outEnded = end
+        nghttp2_session_resume_data(self.session, streamID)
+        return true
+    }
+
+    /// Credits `bytes` of a streaming response back to the peer (stream and connection windows).
+    public func consume(_ streamID: Int32, _ bytes: Int) {
+        guard bytes > 0 else { return }
+        nghttp2_session_consume_connection(self.session, bytes)
+        // The stream may have ended meanwhile; then only the connection window matters.
+        _ = nghttp2_session_consume_stream(self.session, streamID, bytes)
     }
 
     /// Resets one stream (RST_STREAM); the `.closed` event follows once the frame is sent.
@@ -360,8 +399,14 @@ public final class NGSession {
             // window only when the request is answered or dropped, which bounds a connection's buffered bodies.
             nghttp2_session_consume_stream(self.session, sid, n)
             st.unconsumed += n
+        } else if st.streamingIn {
+            // Credited when the owner consumes it (``consume``): the windows bound what is buffered.
+            var piece = self.allocator.buffer(capacity: n)
+            piece.writeBytes(data)
+            self.events.append(.data(streamID: sid, piece))
+            return 0
         } else {
-            // Client: responses are credited on arrival (consumer backpressure is a later step).
+            // Whole responses are credited on arrival (bounded by maxBodyBytes).
             nghttp2_session_consume(self.session, sid, n)
         }
         if st.message.body.readableBytes + n > self.settings.maxBodyBytes {
@@ -387,6 +432,13 @@ public final class NGSession {
                 st.message.status = 0
                 st.headerBytes = 0
                 return 0
+            }
+            if self.role == .client, isHeaders, st.streamingIn, !st.headDelivered, st.message.status >= 200 {
+                st.headDelivered = true
+                var head = NGMessage(body: self.allocator.buffer(capacity: 0))
+                head.status = st.message.status
+                head.headers = st.message.headers
+                self.events.append(.head(streamID: hd.stream_id, head))
             }
             if endStream {
                 st.remoteClosed = true
@@ -469,7 +521,7 @@ public final class NGSession {
         }
         if st.outBody!.readableBytes == 0 {
             st.outBody = nil
-            if st.outEnded { self.endBody(sid, st, flags) }
+            if st.outEnded { self.endBody(sid, st, flags) } else if st.streamingOut { self.events.append(.writable(streamID: sid)) }
         }
         return n
     }

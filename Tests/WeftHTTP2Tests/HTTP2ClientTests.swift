@@ -54,6 +54,41 @@ struct HTTP2ClientTests {
         }
     }
 
+    /// A streaming request: the body is written in pieces (each write returns once sent) and the echo is
+    /// read piece by piece; both ends see the same bytes.
+    @Test func test_streamingUploadAndDownload() async throws {
+        try await Self.withServer { _, port in
+            let connection = try await HTTP2Connection.connect(host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)
+            let stream = connection.openStream(path: "/echo/stream", headers: [("content-type", "application/octet-stream")])
+            var sent: [UInt8] = []
+            for i in 0..<12 {
+                let piece = [UInt8](repeating: UInt8(i), count: 50_000 + i)
+                sent += piece
+                try await stream.write(ByteBuffer(bytes: piece))
+            }
+            try await stream.finish()
+            let head = try await stream.response()
+            #expect(head.status == 200)
+            #expect(head.header("x-path") == "/echo/stream")
+            var received: [UInt8] = []
+            var pieces = 0
+            for try await piece in stream.body {
+                received += Array(piece.readableBytesView)
+                pieces += 1
+            }
+            #expect(received == sent)
+            #expect(pieces > 1)
+            #expect(connection.activeRequests == 0)
+            // A stream reset by the caller fails its reads.
+            let doomed = connection.openStream(path: "/slow")
+            try await doomed.finish()
+            doomed.cancel()
+            await #expect(throws: HTTP2ClientError.cancelled) { _ = try await doomed.response() }
+            #expect(try await connection.send(HTTP2ClientRequest(path: "/status/200")).status == 200)
+            await connection.close()
+        }
+    }
+
     @Test func test_deadline_resetsTheStream_andTheConnectionStaysUsable() async throws {
         try await Self.withServer { _, port in
             let connection = try await HTTP2Connection.connect(host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)

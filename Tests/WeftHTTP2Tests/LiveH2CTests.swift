@@ -68,7 +68,7 @@ final class TestH2Client: ChannelInboundHandler {
             case .message(let id, let m): self.pending.removeValue(forKey: id)?.succeed(m)
             case .closed(let id, let code): self.pending.removeValue(forKey: id)?.fail(StreamReset(code: code))
             case .goAway(let last, _): self.goAway?.succeed(last)
-            case .rejected, .pingAck: break
+            case .rejected, .pingAck, .head, .data, .writable: break
             }
         }
     }

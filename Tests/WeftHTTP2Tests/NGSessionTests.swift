@@ -10,6 +10,10 @@ final class SessionPair {
     var responses: [Int32: NGMessage] = [:]
     var clientClosed: [Int32: UInt32] = [:]
     var clientGoAway: (lastStreamID: Int32, errorCode: UInt32)? = nil
+    /// Client, streaming streams: heads, body bytes received (not yet consumed) and writable signals.
+    var heads: [Int32: NGMessage] = [:]
+    var streamed: [Int32: [UInt8]] = [:]
+    var writable: [Int32: Int] = [:]
     /// Server side: requests seen (in order), rejections and closes.
     var requests: [(Int32, NGMessage)] = []
     var rejections: [Int32: NGRejection] = [:]
@@ -59,7 +63,7 @@ final class SessionPair {
                     self.onRejected(self, id, why)
                 case .closed(let id, let code):
                     self.serverClosed[id] = code
-                case .goAway, .pingAck:
+                case .goAway, .pingAck, .head, .data, .writable:
                     break
                 }
             }
@@ -73,6 +77,9 @@ final class SessionPair {
             case .message(let id, let m): self.responses[id] = m
             case .closed(let id, let code): self.clientClosed[id] = code
             case .goAway(let last, let code): self.clientGoAway = (last, code)
+            case .head(let id, let m): self.heads[id] = m
+            case .data(let id, let b): self.streamed[id, default: []] += Array(b.readableBytesView)
+            case .writable(let id): self.writable[id, default: 0] += 1
             case .rejected, .pingAck: break
             }
         }
@@ -92,6 +99,54 @@ private func header(_ m: NGMessage, _ name: String) -> String? {
 }
 
 struct NGSessionTests {
+    /// A streamed response is credited only as it is consumed: without `consume` the peer stops at the
+    /// stream window; each consumption lets about that much more through, until the end.
+    @Test func test_streamingResponse_flowsOnlyAsItIsConsumed() throws {
+        let pair = try SessionPair()
+        let big = pattern(4 << 20)
+        pair.onRequest = { pair, id, _ in pair.server.submitResponse(streamID: id, status: 200, headers: [], body: ByteBuffer(bytes: big)) }
+        let id = try pair.client.submitRequest(method: "POST", path: "/download", authority: "test", streaming: true)
+        #expect(pair.client.writeBody(id, ByteBuffer(bytes: [1, 2, 3]), end: true))
+        try pair.run()
+        #expect(pair.heads[id]?.status == 200)
+        var consumed = 0
+        var rounds = 0
+        while pair.responses[id] == nil {
+            let buffered = (pair.streamed[id]?.count ?? 0) - consumed
+            #expect(buffered > 0 && buffered <= 1 << 20, "round \(rounds): \(buffered) bytes buffered")
+            pair.client.consume(id, buffered)
+            consumed += buffered
+            try pair.run()
+            rounds += 1
+            if rounds > 100 { break }
+        }
+        #expect(rounds >= 3, "4 MiB through a 1 MiB window needs several consumptions")
+        #expect(pair.streamed[id] == big)
+        #expect(pair.clientClosed[id] == 0)
+    }
+
+    /// A streaming request body is deferred until written; each piece signals `writable` once sent.
+    @Test func test_streamingRequestBody_isSentAsItIsWritten() throws {
+        let pair = try SessionPair()
+        let id = try pair.client.submitRequest(method: "POST", path: "/upload", authority: "test", streaming: true)
+        try pair.run()
+        #expect(pair.requests.isEmpty)
+        let first = pattern(100_000, seed: 1)
+        let second = pattern(50_000, seed: 2)
+        #expect(pair.client.writeBody(id, ByteBuffer(bytes: first), end: false))
+        try pair.run()
+        #expect(pair.writable[id] == 1)
+        #expect(pair.requests.isEmpty, "the body is not finished")
+        #expect(pair.client.writeBody(id, ByteBuffer(bytes: second), end: true))
+        try pair.run()
+        #expect(pair.requests.count == 1)
+        #expect(Array(pair.requests[0].1.body.readableBytesView) == first + second)
+        // The echo comes back streamed.
+        #expect(pair.streamed[id] == first + second)
+        #expect(pair.responses[id]?.status == 200)
+        #expect(!pair.client.writeBody(id, ByteBuffer(bytes: [0]), end: true), "the stream is finished")
+    }
+
     @Test func test_manyConcurrentStreams_allAnsweredInOneConnection() throws {
         let pair = try SessionPair()
         var ids: [Int32: [UInt8]] = [:]
