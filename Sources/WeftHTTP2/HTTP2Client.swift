@@ -488,6 +488,23 @@ public final class HTTP2Connection: Sendable {
 
     public func send(_ request: HTTP2ClientRequest, deadline: ContinuousClock.Instant? = nil) async throws -> HTTP2ClientResponse {
         let token = self.nextToken()
+        let future = self.submit(request, token: token, deadline: deadline)
+        let loop = self.channel.eventLoop
+        let handler = self.handler
+        return try await withTaskCancellationHandler {
+            try await future.get()
+        } onCancel: {
+            loop.execute { handler.value.cancel(token: token, reason: .cancelled) }
+        }
+    }
+
+    /// Sends a request and returns a future of the whole response (for callers already driven by
+    /// futures: no task per request). Fails with ``HTTP2ClientError``.
+    public func submit(_ request: HTTP2ClientRequest, deadline: ContinuousClock.Instant? = nil) -> EventLoopFuture<HTTP2ClientResponse> {
+        self.submit(request, token: self.nextToken(), deadline: deadline)
+    }
+
+    private func submit(_ request: HTTP2ClientRequest, token: UInt64, deadline: ContinuousClock.Instant?) -> EventLoopFuture<HTTP2ClientResponse> {
         let loop = self.channel.eventLoop
         let promise = loop.makePromise(of: HTTP2ClientResponse.self)
         let handler = self.handler
@@ -496,19 +513,13 @@ public final class HTTP2Connection: Sendable {
         } else {
             loop.execute { handler.value.enqueue(token: token, request, promise: promise) }
         }
-        var timer: Scheduled<Void>? = nil
         if let deadline {
-            let delay = deadline - .now
-            timer = loop.scheduleTask(in: TimeAmount(max(delay, .zero))) {
+            let timer = loop.scheduleTask(in: TimeAmount(max(deadline - .now, .zero))) {
                 handler.value.cancel(token: token, reason: .deadlineExceeded)
             }
+            promise.futureResult.whenComplete { _ in timer.cancel() }
         }
-        defer { timer?.cancel() }
-        return try await withTaskCancellationHandler {
-            try await promise.futureResult.get()
-        } onCancel: {
-            loop.execute { handler.value.cancel(token: token, reason: .cancelled) }
-        }
+        return promise.futureResult
     }
 
     /// Closes the connection; requests still running fail with ``HTTP2ClientError/connectionClosed``.

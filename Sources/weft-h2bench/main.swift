@@ -31,26 +31,40 @@ if args.count > 1 && args[1] == "client" {
     let body = ByteBuffer(repeating: 0x61, count: bodyBytes)
     let clock = ContinuousClock()
     let started = clock.now
-    let latencies = try await withThrowingTaskGroup(of: [Double].self) { tasks in
-        for worker in 0..<concurrency {
-            tasks.addTask {
-                let connection = pool[worker % pool.count]
-                var mine: [Double] = []
-                var i = worker
-                while i < requests {
-                    let t = clock.now
-                    let r = try await connection.send(HTTP2ClientRequest(method: "POST", path: "/bench", body: body))
-                    precondition(r.status == 200)
+    // Each of `concurrency` chains sends its next request when the previous answer arrives, driven by
+    // futures on the connection's event loop (no task per request).
+    let latencies: [Double] = try await withCheckedThrowingContinuation { (done: CheckedContinuation<[Double], any Error>) in
+        final class Chains: @unchecked Sendable {
+            var next = 0
+            var finished = 0
+            var latencies: [Double] = []
+            var failed = false
+        }
+        let state = Chains()
+        let loop = pool[0].channel.eventLoop
+        func launch(_ connection: HTTP2Connection) {
+            guard state.next < requests else {
+                state.finished += 1
+                if state.finished == concurrency { done.resume(returning: state.latencies.sorted()) }
+                return
+            }
+            state.next += 1
+            let t = clock.now
+            connection.submit(HTTP2ClientRequest(method: "POST", path: "/bench", body: body)).hop(to: loop).whenComplete { result in
+                switch result {
+                case .success(let r) where r.status == 200:
                     let d = clock.now - t
-                    mine.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
-                    i += concurrency
+                    state.latencies.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
+                    launch(connection)
+                default:
+                    if !state.failed {
+                        state.failed = true
+                        done.resume(throwing: HTTP2ClientError.connectionClosed)
+                    }
                 }
-                return mine
             }
         }
-        var all: [Double] = []
-        for try await part in tasks { all += part }
-        return all.sorted()
+        loop.execute { for worker in 0..<concurrency { launch(pool[worker % pool.count]) } }
     }
     let seconds = Double((clock.now - started).components.seconds) + Double((clock.now - started).components.attoseconds) / 1e18
     func q(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }

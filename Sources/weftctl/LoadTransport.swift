@@ -45,7 +45,6 @@ final class HTTP2LoadConnection: LoadConnection {
     func close() { Task { await self.connection.close() } }
 
     func export(_ body: ByteBuffer, plan: LoadPlan) -> EventLoopFuture<HTTPResponse> {
-        let promise = self.connection.channel.eventLoop.makePromise(of: HTTPResponse.self)
         var request: HTTP2ClientRequest
         let org = plan.headers.first { $0.0.lowercased() == "x-scope-orgid" }.map { [(name: "x-scope-orgid", value: $0.1)] } ?? []
         if self.grpc {
@@ -60,16 +59,7 @@ final class HTTP2LoadConnection: LoadConnection {
         request.authority = "\(plan.url.host):\(plan.url.port)"
         let deadline = ContinuousClock.now + .nanoseconds(plan.timeout.nanoseconds)
         let grpc = self.grpc
-        let connection = self.connection
-        Task {
-            do {
-                let response = try await connection.send(request, deadline: deadline)
-                promise.succeed(grpc ? Self.fromGRPC(response) : Self.fromHTTP2(response))
-            } catch {
-                promise.fail(error)
-            }
-        }
-        return promise.futureResult
+        return self.connection.submit(request, deadline: deadline).map { grpc ? Self.fromGRPC($0) : Self.fromHTTP2($0) }
     }
 
     static func fromHTTP2(_ r: HTTP2ClientResponse) -> HTTPResponse {
