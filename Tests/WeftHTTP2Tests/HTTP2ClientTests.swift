@@ -163,21 +163,52 @@ struct HTTP2ClientTests {
         let slow = try await connection.send(HTTP2ClientRequest(path: "/slow"))
         #expect(slow.status == 200)
         #expect(ContinuousClock.now - started >= .milliseconds(700))
-        // Then, with nothing open, the server hangs up (the 5 s task only bounds a failing run).
-        let closedInTime = await withTaskGroup(of: Bool.self) { group in
+        // Then, with nothing open, the server hangs up.
+        #expect(await Self.closes(connection, within: .seconds(5)))
+        #expect(!connection.isUsable)
+        await server.shutdown()
+    }
+
+    /// Whether the peer closes `connection` within `limit` (the timer only bounds a failing run; the
+    /// connection is closed here then, to unblock the wait).
+    static func closes(_ connection: HTTP2Connection, within limit: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
             group.addTask { (try? await connection.channel.closeFuture.get()) != nil }
             group.addTask {
-                try? await Task.sleep(for: .seconds(5))
+                try? await Task.sleep(for: limit)
                 return false
             }
             let first = await group.next()!
-            if !first { try? await connection.channel.close() }  // unblocks the other child
+            if !first { try? await connection.channel.close() }
             group.cancelAll()
             return first
         }
-        #expect(closedInTime)
-        #expect(!connection.isUsable)
-        await server.shutdown()
+    }
+
+    /// Rapid reset (CVE-2023-44487): a client that opens and resets streams as fast as it can is cut
+    /// off with GOAWAY by the server's reset rate limit; other connections keep being served.
+    @Test func test_rapidResetFlood_closesThatConnection_only() async throws {
+        try await Self.withServer { _, port in
+            var config = HTTP2ClientConfiguration()
+            config.pingInterval = nil
+            let flooder = try await HTTP2Connection.connect(host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton, configuration: config)
+            let bystander = try await HTTP2Connection.connect(host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)
+            // Rounds of 100 streams: each has sent HEADERS and a byte of body, then all are reset.
+            var resets = 0
+            rounds: for round in 0..<40 {
+                var streams: [HTTP2Stream] = []
+                for i in 0..<100 { streams.append(flooder.openStream(path: "/flood/\(round)/\(i)")) }
+                for s in streams {
+                    do { try await s.write(ByteBuffer(bytes: [1])) } catch { break rounds }
+                }
+                for s in streams { s.cancel() }
+                resets += streams.count
+            }
+            #expect(resets >= 1_000)
+            #expect(await Self.closes(flooder, within: .seconds(10)))
+            #expect(try await bystander.send(HTTP2ClientRequest(path: "/status/200")).status == 200)
+            await bystander.close()
+        }
     }
 
     @Test func test_silentPeer_isDetectedByPing() async throws {
