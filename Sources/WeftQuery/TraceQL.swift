@@ -1,0 +1,447 @@
+/// The TraceQL subset Weft answers: one spanset filter, optionally followed by a metrics stage and
+/// a top-k/bottom-k stage.
+///
+///     { resource.service.name = "checkout" && span.gen_ai.request.model =~ "gpt-4.*" && duration > 2s }
+///     { status = error } | rate() by (resource.service.name)
+///     { span.gen_ai.request.model != "" } | quantile_over_time(duration, .5, .95, .99) by (span.gen_ai.request.model) | topk(10)
+public struct TraceQLQuery: Sendable, Equatable {
+    public var filter: TraceQLFilter
+    public var metrics: TraceQLMetrics?
+    public var limit: TraceQLLimit?
+
+    /// Parses a query; throws ``TraceQLError`` naming the position and what was expected.
+    public init(parsing text: String) throws(TraceQLError) {
+        var parser = TraceQLParser(text)
+        self = try parser.query()
+    }
+
+    init(filter: TraceQLFilter, metrics: TraceQLMetrics?, limit: TraceQLLimit?) {
+        self.filter = filter
+        self.metrics = metrics
+        self.limit = limit
+    }
+}
+
+/// A boolean combination of comparisons on one span.
+public indirect enum TraceQLFilter: Sendable, Equatable {
+    /// `{}`: every span.
+    case all
+    case comparison(TraceQLField, TraceQLOperator, TraceQLValue)
+    case and(TraceQLFilter, TraceQLFilter)
+    case or(TraceQLFilter, TraceQLFilter)
+}
+
+/// What a comparison or a grouping reads.
+public enum TraceQLField: Sendable, Equatable, Hashable {
+    public enum Intrinsic: String, Sendable, CaseIterable {
+        case name, status, kind, duration, statusMessage, rootServiceName, rootName, traceDuration
+    }
+
+    public enum Scope: String, Sendable {
+        /// Unscoped (`.tenant_id` or `tenant_id`): span attribute, else resource attribute.
+        case any
+        case span
+        case resource
+    }
+
+    case intrinsic(Intrinsic)
+    case attribute(Scope, String)
+}
+
+public enum TraceQLOperator: String, Sendable, Equatable {
+    case equal = "=", notEqual = "!=", greater = ">", greaterOrEqual = ">=", less = "<", lessOrEqual = "<="
+    case matches = "=~", notMatches = "!~"
+}
+
+public enum TraceQLValue: Sendable, Equatable {
+    case string(String)
+    case int(Int64)
+    case float(Double)
+    /// Nanoseconds.
+    case duration(UInt64)
+    case bool(Bool)
+    /// `ok`, `error`, `unset`.
+    case status(UInt8)
+    /// `unspecified`, `internal`, `server`, `client`, `producer`, `consumer`.
+    case kind(UInt8)
+}
+
+/// A metrics stage: one function per span, grouped by fields.
+public struct TraceQLMetrics: Sendable, Equatable {
+    public enum Function: Sendable, Equatable {
+        case rate
+        case countOverTime
+        case sumOverTime(TraceQLField)
+        case avgOverTime(TraceQLField)
+        case minOverTime(TraceQLField)
+        case maxOverTime(TraceQLField)
+        case quantileOverTime(TraceQLField, [Double])
+        case histogramOverTime(TraceQLField)
+    }
+
+    public var function: Function
+    public var by: [TraceQLField]
+
+    public init(function: Function, by: [TraceQLField] = []) {
+        self.function = function
+        self.by = by
+    }
+}
+
+/// `| topk(n)` or `| bottomk(n)` over the series of a metrics stage.
+public struct TraceQLLimit: Sendable, Equatable {
+    public var bottom: Bool
+    public var count: Int
+
+    public init(bottom: Bool, count: Int) {
+        self.bottom = bottom
+        self.count = count
+    }
+}
+
+/// A parse error: `position` is the offset (in characters) where the problem starts.
+public struct TraceQLError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var position: Int
+    public var message: String
+    public var description: String { "TraceQL error at position \(self.position): \(self.message)" }
+}
+
+// MARK: - Lexer
+
+struct TraceQLToken: Equatable {
+    enum Kind: Equatable {
+        case identifier(String)
+        case string(String)
+        case number(String)
+        case symbol(String)
+        case end
+    }
+
+    var kind: Kind
+    var position: Int
+
+    var text: String {
+        switch self.kind {
+        case .identifier(let s), .number(let s), .symbol(let s): return "'\(s)'"
+        case .string(let s): return "\"\(s)\""
+        case .end: return "the end of the query"
+        }
+    }
+}
+
+struct TraceQLLexer {
+    static func tokens(_ text: String) throws(TraceQLError) -> [TraceQLToken] {
+        let chars = Array(text)
+        var out: [TraceQLToken] = []
+        var i = 0
+        func isIdentifierStart(_ c: Character) -> Bool { c.isLetter || c == "_" || c == "." }
+        func isIdentifierPart(_ c: Character) -> Bool { c.isLetter || c.isNumber || c == "_" || c == "." || c == "-" || c == "/" }
+        while i < chars.count {
+            let c = chars[i]
+            if c.isWhitespace {
+                i += 1
+                continue
+            }
+            let start = i
+            if c == "\"" || c == "`" {
+                let quote = c
+                var value = ""
+                i += 1
+                var closed = false
+                while i < chars.count {
+                    if chars[i] == "\\" && quote == "\"" && i + 1 < chars.count {
+                        let e = chars[i + 1]
+                        switch e {
+                        case "n": value.append("\n")
+                        case "t": value.append("\t")
+                        default: value.append(e)
+                        }
+                        i += 2
+                        continue
+                    }
+                    if chars[i] == quote {
+                        closed = true
+                        i += 1
+                        break
+                    }
+                    value.append(chars[i])
+                    i += 1
+                }
+                guard closed else { throw TraceQLError(position: start, message: "unterminated string") }
+                out.append(TraceQLToken(kind: .string(value), position: start))
+                continue
+            }
+            if c.isNumber || (c == "." && i + 1 < chars.count && chars[i + 1].isNumber) || (c == "-" && i + 1 < chars.count && (chars[i + 1].isNumber || chars[i + 1] == ".")) {
+                var s = String(c)
+                i += 1
+                while i < chars.count && (chars[i].isNumber || chars[i] == "." || chars[i].isLetter || chars[i] == "µ") {
+                    s.append(chars[i])
+                    i += 1
+                }
+                out.append(TraceQLToken(kind: .number(s), position: start))
+                continue
+            }
+            if isIdentifierStart(c) {
+                var s = ""
+                while i < chars.count && isIdentifierPart(chars[i]) {
+                    s.append(chars[i])
+                    i += 1
+                }
+                out.append(TraceQLToken(kind: .identifier(s), position: start))
+                continue
+            }
+            let two = i + 1 < chars.count ? String([c, chars[i + 1]]) : ""
+            if ["&&", "||", "!=", ">=", "<=", "=~", "!~"].contains(two) {
+                out.append(TraceQLToken(kind: .symbol(two), position: start))
+                i += 2
+                continue
+            }
+            if "{}()=<>|,!".contains(c) {
+                out.append(TraceQLToken(kind: .symbol(String(c)), position: start))
+                i += 1
+                continue
+            }
+            throw TraceQLError(position: start, message: "unexpected character '\(c)'")
+        }
+        out.append(TraceQLToken(kind: .end, position: chars.count))
+        return out
+    }
+}
+
+// MARK: - Parser
+
+struct TraceQLParser {
+    let tokens: [TraceQLToken]
+    var at = 0
+    var lexError: TraceQLError?
+
+    init(_ text: String) {
+        do {
+            self.tokens = try TraceQLLexer.tokens(text)
+        } catch {
+            self.tokens = []
+            self.lexError = error
+        }
+    }
+
+    var current: TraceQLToken { self.tokens[self.at] }
+
+    mutating func advance() { if self.at < self.tokens.count - 1 { self.at += 1 } }
+
+    func error(_ expected: String) -> TraceQLError {
+        TraceQLError(position: self.current.position, message: "expected \(expected), found \(self.current.text)")
+    }
+
+    mutating func expect(_ symbol: String, _ what: String? = nil) throws(TraceQLError) {
+        guard self.current.kind == .symbol(symbol) else { throw self.error(what ?? "'\(symbol)'") }
+        self.advance()
+    }
+
+    mutating func query() throws(TraceQLError) -> TraceQLQuery {
+        if let e = self.lexError { throw e }
+        try self.expect("{", "'{' to open a spanset")
+        var filter = TraceQLFilter.all
+        if self.current.kind != .symbol("}") { filter = try self.orExpression() }
+        try self.expect("}", "'&&', '||' or '}'")
+        var metrics: TraceQLMetrics? = nil
+        var limit: TraceQLLimit? = nil
+        while self.current.kind == .symbol("|") {
+            self.advance()
+            guard case .identifier(let name) = self.current.kind else { throw self.error("a metrics function or topk/bottomk after '|'") }
+            if name == "topk" || name == "bottomk" {
+                guard metrics != nil else {
+                    throw TraceQLError(position: self.current.position, message: "\(name) needs a metrics stage before it (e.g. | rate() by (...) | \(name)(10))")
+                }
+                guard limit == nil else { throw TraceQLError(position: self.current.position, message: "only one topk/bottomk stage is allowed") }
+                self.advance()
+                try self.expect("(")
+                guard case .number(let text) = self.current.kind, let n = Int(text), n > 0 else { throw self.error("a positive integer") }
+                self.advance()
+                try self.expect(")")
+                limit = TraceQLLimit(bottom: name == "bottomk", count: n)
+                continue
+            }
+            guard metrics == nil else { throw TraceQLError(position: self.current.position, message: "only one metrics stage is allowed") }
+            metrics = try self.metricsStage()
+        }
+        guard self.current.kind == .end else { throw self.error("'|' or the end of the query") }
+        return TraceQLQuery(filter: filter, metrics: metrics, limit: limit)
+    }
+
+    mutating func orExpression() throws(TraceQLError) -> TraceQLFilter {
+        var left = try self.andExpression()
+        while self.current.kind == .symbol("||") {
+            self.advance()
+            left = .or(left, try self.andExpression())
+        }
+        return left
+    }
+
+    mutating func andExpression() throws(TraceQLError) -> TraceQLFilter {
+        var left = try self.primary()
+        while self.current.kind == .symbol("&&") {
+            self.advance()
+            left = .and(left, try self.primary())
+        }
+        return left
+    }
+
+    mutating func primary() throws(TraceQLError) -> TraceQLFilter {
+        if self.current.kind == .symbol("(") {
+            self.advance()
+            let inner = try self.orExpression()
+            try self.expect(")", "'&&', '||' or ')'")
+            return inner
+        }
+        let fieldPosition = self.current.position
+        let field = try self.field()
+        guard case .symbol(let s) = self.current.kind, let op = TraceQLOperator(rawValue: s) else {
+            throw self.error("a comparison operator (=, !=, >, >=, <, <=, =~, !~)")
+        }
+        self.advance()
+        let valuePosition = self.current.position
+        let value = try self.value(for: field)
+        try Self.check(field, op, value, at: valuePosition, fieldAt: fieldPosition)
+        return .comparison(field, op, value)
+    }
+
+    mutating func field() throws(TraceQLError) -> TraceQLField {
+        guard case .identifier(let name) = self.current.kind else { throw self.error("an attribute or intrinsic (name, status, kind, duration, …)") }
+        self.advance()
+        if let intrinsic = TraceQLField.Intrinsic(rawValue: name) { return .intrinsic(intrinsic) }
+        if name.hasPrefix("span.") && name.count > 5 { return .attribute(.span, String(name.dropFirst(5))) }
+        if name.hasPrefix("resource.") && name.count > 9 { return .attribute(.resource, String(name.dropFirst(9))) }
+        if name.hasPrefix(".") && name.count > 1 { return .attribute(.any, String(name.dropFirst())) }
+        if name == "span." || name == "resource." || name == "." {
+            throw TraceQLError(position: self.tokens[self.at - 1].position, message: "expected an attribute name after '\(name)'")
+        }
+        return .attribute(.any, name)
+    }
+
+    mutating func value(for field: TraceQLField) throws(TraceQLError) -> TraceQLValue {
+        let token = self.current
+        switch token.kind {
+        case .string(let s):
+            self.advance()
+            return .string(s)
+        case .number(let text):
+            self.advance()
+            if let d = Self.duration(text) { return .duration(d) }
+            if let i = Int64(text) { return .int(i) }
+            if let f = Double(text) { return .float(f) }
+            throw TraceQLError(position: token.position, message: "'\(text)' is not a number or a duration (e.g. 250ms, 1.5s, 2m)")
+        case .identifier(let word):
+            self.advance()
+            switch word {
+            case "true": return .bool(true)
+            case "false": return .bool(false)
+            case "ok": return .status(1)
+            case "error": return .status(2)
+            case "unset": return .status(0)
+            default:
+                if let k = ["unspecified", "internal", "server", "client", "producer", "consumer"].firstIndex(of: word) { return .kind(UInt8(k)) }
+                throw TraceQLError(position: token.position, message: "expected a value (a \"string\", number, duration, true/false, a status or a kind), found '\(word)'")
+            }
+        default:
+            throw self.error("a value (a \"string\", number, duration, true/false, a status or a kind)")
+        }
+    }
+
+    /// Type rules: intrinsics take their own kinds of values; regular expressions need strings and must compile.
+    static func check(_ field: TraceQLField, _ op: TraceQLOperator, _ value: TraceQLValue, at position: Int, fieldAt: Int) throws(TraceQLError) {
+        if op == .matches || op == .notMatches {
+            guard case .string(let pattern) = value else { throw TraceQLError(position: position, message: "\(op.rawValue) needs a \"regular expression\" string") }
+            do {
+                _ = try Regex(pattern)
+            } catch {
+                throw TraceQLError(position: position, message: "invalid regular expression \"\(pattern)\"")
+            }
+        }
+        guard case .intrinsic(let i) = field else { return }
+        switch i {
+        case .duration, .traceDuration:
+            switch value {
+            case .duration: return
+            case .int(0): return
+            default: throw TraceQLError(position: position, message: "\(i.rawValue) compares with a duration such as 250ms or 2s")
+            }
+        case .status:
+            guard case .status = value, op == .equal || op == .notEqual else {
+                throw TraceQLError(position: position, message: "status compares with = or != to ok, error or unset")
+            }
+        case .kind:
+            guard case .kind = value, op == .equal || op == .notEqual else {
+                throw TraceQLError(position: position, message: "kind compares with = or != to server, client, internal, producer, consumer or unspecified")
+            }
+        case .name, .statusMessage, .rootServiceName, .rootName:
+            guard case .string = value else { throw TraceQLError(position: position, message: "\(i.rawValue) compares with a \"string\"") }
+        }
+    }
+
+    /// `250ms`, `1.5s`, `2m`, `1h`, `10us`/`10µs`, `5ns` → nanoseconds.
+    static func duration(_ text: String) -> UInt64? {
+        let units: [(String, Double)] = [("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
+        for (suffix, scale) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count)
+            guard let v = Double(number), v >= 0, v.isFinite, !number.isEmpty else { return nil }
+            // `ms` ends in `s` too: make sure the number part is a number.
+            if suffix == "s", number.hasSuffix("m") || number.hasSuffix("n") || number.hasSuffix("u") || number.hasSuffix("µ") { return nil }
+            return UInt64((v * scale).rounded())
+        }
+        return nil
+    }
+
+    mutating func metricsStage() throws(TraceQLError) -> TraceQLMetrics {
+        guard case .identifier(let name) = self.current.kind else { throw self.error("a metrics function") }
+        let namePosition = self.current.position
+        self.advance()
+        try self.expect("(", "'(' after \(name)")
+        let function: TraceQLMetrics.Function
+        switch name {
+        case "rate":
+            function = .rate
+        case "count_over_time":
+            function = .countOverTime
+        case "sum_over_time", "avg_over_time", "min_over_time", "max_over_time", "histogram_over_time":
+            let field = try self.field()
+            switch name {
+            case "sum_over_time": function = .sumOverTime(field)
+            case "avg_over_time": function = .avgOverTime(field)
+            case "min_over_time": function = .minOverTime(field)
+            case "max_over_time": function = .maxOverTime(field)
+            default: function = .histogramOverTime(field)
+            }
+        case "quantile_over_time":
+            let field = try self.field()
+            var qs: [Double] = []
+            while self.current.kind == .symbol(",") {
+                self.advance()
+                guard case .number(let text) = self.current.kind, let q = Double(text), q >= 0, q <= 1 else {
+                    throw self.error("a quantile between 0 and 1")
+                }
+                qs.append(q)
+                self.advance()
+            }
+            guard !qs.isEmpty else { throw self.error("',' and at least one quantile (e.g. quantile_over_time(duration, .5, .99))") }
+            function = .quantileOverTime(field, qs)
+        default:
+            throw TraceQLError(
+                position: namePosition,
+                message: "unknown metrics function '\(name)'; use rate, count_over_time, sum_over_time, avg_over_time, min_over_time, max_over_time, quantile_over_time or histogram_over_time"
+            )
+        }
+        try self.expect(")")
+        var by: [TraceQLField] = []
+        if case .identifier("by") = self.current.kind {
+            self.advance()
+            try self.expect("(", "'(' after by")
+            by.append(try self.field())
+            while self.current.kind == .symbol(",") {
+                self.advance()
+                by.append(try self.field())
+            }
+            try self.expect(")", "',' or ')'")
+        }
+        return TraceQLMetrics(function: function, by: by)
+    }
+}
