@@ -128,7 +128,8 @@ public enum SearchExecutor {
         // which parts of a group to decode.
         var rest = request
         rest.conditions = request.conditions.enumerated().filter { answered[$0.offset] == nil }.map(\.element)
-        let parts: GroupParts = rest.conditions.contains(where: needsAttributes) ? [.attributes] : []
+        let traceQLAttributes = request.traceQL.map(CompiledTraceQLFilter.readsAttributes) ?? false
+        let parts: GroupParts = traceQLAttributes || rest.conditions.contains(where: needsAttributes) ? [.attributes] : []
         let g = reader.groups
         for group in 0..<g.count {
             if let end = request.endNanos, g.minStart[group] > end { stats.skippedGroups += 1; continue }
@@ -208,6 +209,7 @@ public enum SearchExecutor {
         if let end = request.endNanos, minStart > end { return }
         if let start = request.startNanos, maxStart < start { return }
         guard let (resolved, matchers) = resolve(request.conditions, batch) else { return }
+        let traceQL = request.traceQL.map { CompiledTraceQLFilter($0, strings: batch.strings) }
         // Pre-compute, per resource, which attribute conditions its attributes satisfy.
         var resourceMatch = [[Bool]](repeating: [], count: batch.resourceCount)
         for r in 0..<batch.resourceCount {
@@ -240,6 +242,7 @@ public enum SearchExecutor {
                 case .impossible: continue rows
                 }
             }
+            if let traceQL, !traceQL.matches(batch, row) { continue }
             let id = batch.traceID(row)
             let summary = SpanSummary(
                 spanID: batch.spanID[row], name: batch.strings.string(batch.name[row]), startNanos: start, durationNanos: duration

@@ -39,6 +39,8 @@ public struct SearchRequest: Equatable, Sendable {
     public var limit = SearchRequest.defaultLimit
     /// Matched spans returned per trace.
     public var spansPerSpanSet = 3
+    /// A TraceQL span filter (`q`), ANDed with `tags`.
+    public var traceQL: TraceQLFilter? = nil
 
     public init() {}
 
@@ -48,7 +50,17 @@ public struct SearchRequest: Equatable, Sendable {
             self.conditions = try Logfmt.parse(tags)
         }
         if let q = parameters["q"], !q.isEmpty, q.trimmingSpaces != "{}" {
-            throw QueryError("parameter 'q': TraceQL queries are not supported yet; use 'tags' (logfmt, e.g. tags=service.name=checkout)")
+            let query: TraceQLQuery
+            do {
+                query = try TraceQLQuery(parsing: q)
+            } catch {
+                throw QueryError("parameter 'q': \(error)")
+            }
+            guard query.metrics == nil else {
+                throw QueryError("parameter 'q': metrics queries (| rate() …) belong to /api/metrics/query_range, which is not available yet")
+            }
+            if let why = CompiledTraceQLFilter.unsupported(query.filter) { throw QueryError("parameter 'q': \(why)") }
+            self.traceQL = query.filter
         }
         if let v = parameters["minDuration"], !v.isEmpty {
             guard let d = GoDuration.parse(v) else { throw QueryError("parameter 'minDuration': '\(v)' is not a duration such as 100ms or 1.5s") }

@@ -347,3 +347,17 @@ def test_spans_flushed_to_blocks_answer_the_same_and_survive_sigkill(data_dir):
     finally:
         if node.proc.poll() is None:
             node.kill()
+
+
+def test_traceql_search_and_errors(node):
+    provider, _ = make_provider(node, "support-bot")
+    ids = [emit_llm_trace(provider, "tenant-%d" % (i % 2), "gpt-4o" if i % 3 else "claude-3", error=(i == 5)) for i in range(6)]
+    provider.force_flush()
+    q = '{ span.tenant_id = "tenant-1" && span.gen_ai.request.model =~ "gpt.*" }'
+    found = {t["traceID"].rjust(32, "0") for t in node.get("/api/search", q=q, limit="50").json()["traces"]}
+    assert found == {t for i, t in enumerate(ids) if i % 2 == 1 and i % 3}
+    errors = node.get("/api/search", q="{ status = error && kind = client }").json()["traces"]
+    assert [t["traceID"].rjust(32, "0") for t in errors] == [ids[5]]
+    bad = node.get("/api/search", q="{ span.tenant_id = }")
+    assert bad.status_code == 400
+    assert "position 19" in bad.json()["error"] and "expected a value" in bad.json()["error"]

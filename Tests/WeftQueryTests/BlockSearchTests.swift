@@ -19,6 +19,22 @@ struct BlockSearchTests {
         }
     }
 
+    enum Value { case string(String), int(Int64), double(Double) }
+
+    /// A span attribute read naively from the batch.
+    static func attribute(_ b: SpanBatch, _ row: Int, _ key: String) -> Value? {
+        guard let id = b.strings.lookup(key) else { return nil }
+        for i in b.attrRange(row) where b.attrs.keys[i] == id {
+            switch ValueType(rawValue: b.attrs.types[i]) {
+            case .string: return .string(b.strings.string(UInt32(b.attrs.values[i])))
+            case .int: return .int(Int64(bitPattern: b.attrs.values[i]))
+            case .double: return .double(Double(bitPattern: b.attrs.values[i]))
+            default: return nil
+            }
+        }
+        return nil
+    }
+
     @Test func test_searchOverBlocks_equalsSearchOverHead() throws {
         let batches = Self.traffic(seed: 5)
         // Reference: everything in the head.
@@ -65,6 +81,59 @@ struct BlockSearchTests {
             #expect(got.traces.map(\.rootServiceName) == expected.traces.map(\.rootServiceName), "\(q)")
             #expect(got.stats.inspectedTraces == expected.stats.inspectedTraces, "\(q)")
         }
+        // TraceQL filters answer exactly what the equivalent tag searches answer, on head and blocks.
+        let pairs: [(String, [String: String])] = [
+            (#"{ span.tenant_id = "\#(tenant)" }"#, ["tags": "span.tenant_id=\(tenant)"]),
+            (#"{ .tenant_id = "\#(tenant)" && .region = "\#(region)" }"#, ["tags": "tenant_id=\(tenant) region=\(region)"]),
+            (#"{ status = error }"#, ["tags": "status=error"]),
+            (#"{ resource.service.name = "tfy-llm-gateway" && kind = client && duration > 2s }"#, ["tags": "resource.service.name=tfy-llm-gateway kind=client", "minDuration": "2s"]),
+        ]
+        for (q, tags) in pairs {
+            var withQ = tags
+            withQ.removeValue(forKey: "tags")
+            withQ.removeValue(forKey: "minDuration")
+            withQ["q"] = q
+            withQ["limit"] = "1000"
+            var plain = tags
+            plain["limit"] = "1000"
+            let expected = SearchExecutor.search(try SearchRequest(parameters: plain), in: reference.snapshot(org: "o"))
+            #expect(!expected.traces.isEmpty, "\(q)")
+            for result in [
+                SearchExecutor.search(try SearchRequest(parameters: withQ), in: reference.snapshot(org: "o")),
+                try SearchExecutor.search(try SearchRequest(parameters: withQ), snapshot: engine.snapshot(org: "o"), store: engine.store),
+            ] {
+                #expect(result.traces.map(\.traceID) == expected.traces.map(\.traceID), "\(q)")
+                #expect(result.traces.map(\.matched) == expected.traces.map(\.matched), "\(q)")
+            }
+        }
+        // Regular expressions, ||, numeric comparisons: against a brute-force reading of the spans.
+        let traceQLQueries: [(String, (SpanBatch, Int) -> Bool)] = [
+            (#"{ span.gen_ai.request.model =~ "gpt-4.*" || span.gen_ai.usage.output_tokens > 900 }"#, { b, r in
+                let m = Self.attribute(b, r, "gen_ai.request.model")
+                if case .string(let s)? = m, s.hasPrefix("gpt-4") { return true }
+                if case .int(let t)? = Self.attribute(b, r, "gen_ai.usage.output_tokens"), t > 900 { return true }
+                return false
+            }),
+            (#"{ span.gen_ai.request.model !~ "gpt.*" && span.gen_ai.usage.cost >= 0.001 && name =~ "chat.*" }"#, { b, r in
+                guard b.strings.string(b.name[r]).hasPrefix("chat") else { return false }
+                guard case .string(let m)? = Self.attribute(b, r, "gen_ai.request.model"), !m.hasPrefix("gpt") else { return false }
+                if case .double(let c)? = Self.attribute(b, r, "gen_ai.usage.cost") { return c >= 0.001 }
+                return false
+            }),
+        ]
+        for (q, predicate) in traceQLQueries {
+            var expected = Set<TraceID>()
+            for b in batches { for r in 0..<b.spanCount where predicate(b, r) { expected.insert(b.traceID(r)) } }
+            #expect(!expected.isEmpty, "\(q)")
+            let request = try SearchRequest(parameters: ["q": q, "limit": "10000"])
+            let onHead = SearchExecutor.search(request, in: reference.snapshot(org: "o"))
+            let onBlocks = try SearchExecutor.search(request, snapshot: engine.snapshot(org: "o"), store: engine.store)
+            #expect(Set(onHead.traces.map(\.traceID)) == expected, "\(q)")
+            #expect(onBlocks.traces.map(\.traceID) == onHead.traces.map(\.traceID), "\(q)")
+        }
+        #expect(throws: QueryError.self) { try SearchRequest(parameters: ["q": "{ .a = }"]) }
+        #expect(throws: QueryError.self) { try SearchRequest(parameters: ["q": "{ } | rate()"]) }
+
         // A selective attribute query skips most row groups.
         let selective = try SearchExecutor.search(try SearchRequest(parameters: ["tags": "span.user_id=\(user)"]), snapshot: engine.snapshot(org: "o"), store: engine.store)
         #expect(selective.stats.skippedGroups > 0)

@@ -1,0 +1,173 @@
+import WeftModel
+
+/// A ``TraceQLFilter`` resolved against one batch's dictionary: string values become IDs (regular
+/// expressions become the set of dictionary IDs they match), so rows are tested with integer
+/// comparisons.
+struct CompiledTraceQLFilter {
+    indirect enum Node {
+        case all
+        case none
+        case and(Node, Node)
+        case or(Node, Node)
+        case test(Test)
+    }
+
+    enum Test {
+        case name(IDTest)
+        case statusMessage(IDTest)
+        case status(equal: Bool, UInt8)
+        case kind(equal: Bool, UInt8)
+        case duration(TraceQLOperator, UInt64)
+        case attribute(scope: TraceQLField.Scope, key: UInt32, AttributeTest)
+    }
+
+    /// A test on a string-table ID: membership (for =, =~) or non-membership (for !=, !~) in `ids`.
+    struct IDTest {
+        var ids: Set<UInt32>
+        var negate: Bool
+        func matches(_ id: UInt32) -> Bool { self.ids.contains(id) != self.negate }
+    }
+
+    enum AttributeTest {
+        case string(IDTest)
+        case number(TraceQLOperator, Double)
+        case bool(equal: Bool, Bool)
+    }
+
+    let root: Node
+
+    /// Trace-level intrinsics are answered per span only once the engine has trace context.
+    static func unsupported(_ filter: TraceQLFilter) -> String? {
+        switch filter {
+        case .all: return nil
+        case .and(let a, let b), .or(let a, let b): return unsupported(a) ?? unsupported(b)
+        case .comparison(let field, _, _):
+            if case .intrinsic(let i) = field, [.rootServiceName, .rootName, .traceDuration].contains(i) {
+                return "the trace-level intrinsic '\(i.rawValue)' is not supported yet in span filters"
+            }
+            return nil
+        }
+    }
+
+    /// Whether the filter reads generic span attributes (so a block group must decode them).
+    static func readsAttributes(_ filter: TraceQLFilter) -> Bool {
+        switch filter {
+        case .all: return false
+        case .and(let a, let b), .or(let a, let b): return readsAttributes(a) || readsAttributes(b)
+        case .comparison(let field, _, _):
+            if case .attribute(let scope, _) = field { return scope != .resource }
+            return false
+        }
+    }
+
+    init(_ filter: TraceQLFilter, strings: StringTable) {
+        self.root = Self.compile(filter, strings)
+    }
+
+    private static func ids(_ op: TraceQLOperator, _ value: String, _ strings: StringTable) -> IDTest? {
+        switch op {
+        case .equal, .notEqual:
+            let ids: Set<UInt32> = strings.lookup(value).map { [$0] } ?? []
+            return IDTest(ids: ids, negate: op == .notEqual)
+        case .matches, .notMatches:
+            // Anchored, as TraceQL's regular expressions are.
+            guard let regex = try? Regex("^(?:" + value + ")$") else { return nil }
+            var ids = Set<UInt32>()
+            for id in 0..<strings.count where (try? regex.wholeMatch(in: strings.string(UInt32(id)))) != nil {
+                ids.insert(UInt32(id))
+            }
+            return IDTest(ids: ids, negate: op == .notMatches)
+        default:
+            return nil
+        }
+    }
+
+    private static func compile(_ filter: TraceQLFilter, _ strings: StringTable) -> Node {
+        switch filter {
+        case .all: return .all
+        case .and(let a, let b): return .and(compile(a, strings), compile(b, strings))
+        case .or(let a, let b): return .or(compile(a, strings), compile(b, strings))
+        case .comparison(let field, let op, let value):
+            switch (field, value) {
+            case (.intrinsic(.name), .string(let s)):
+                return ids(op, s, strings).map { .test(.name($0)) } ?? .none
+            case (.intrinsic(.statusMessage), .string(let s)):
+                return ids(op, s, strings).map { .test(.statusMessage($0)) } ?? .none
+            case (.intrinsic(.status), .status(let code)):
+                return .test(.status(equal: op == .equal, code))
+            case (.intrinsic(.kind), .kind(let k)):
+                return .test(.kind(equal: op == .equal, k))
+            case (.intrinsic(.duration), .duration(let d)):
+                return .test(.duration(op, d))
+            case (.intrinsic(.duration), .int(let i)):
+                return .test(.duration(op, UInt64(max(0, i))))
+            case (.attribute(let scope, let name), _):
+                guard let key = strings.lookup(name) else { return .none }
+                switch value {
+                case .string(let s):
+                    return ids(op, s, strings).map { .test(.attribute(scope: scope, key: key, .string($0))) } ?? .none
+                case .int(let i): return .test(.attribute(scope: scope, key: key, .number(op, Double(i))))
+                case .float(let f): return .test(.attribute(scope: scope, key: key, .number(op, f)))
+                case .duration(let d): return .test(.attribute(scope: scope, key: key, .number(op, Double(d))))
+                case .bool(let b) where op == .equal || op == .notEqual: return .test(.attribute(scope: scope, key: key, .bool(equal: op == .equal, b)))
+                default: return .none
+                }
+            default:
+                return .none
+            }
+        }
+    }
+
+    static func compare(_ a: Double, _ op: TraceQLOperator, _ b: Double) -> Bool {
+        switch op {
+        case .equal: return a == b
+        case .notEqual: return a != b
+        case .greater: return a > b
+        case .greaterOrEqual: return a >= b
+        case .less: return a < b
+        case .lessOrEqual: return a <= b
+        case .matches, .notMatches: return false
+        }
+    }
+
+    func matches(_ batch: SpanBatch, _ row: Int) -> Bool { Self.eval(self.root, batch, row) }
+
+    private static func eval(_ node: Node, _ b: SpanBatch, _ row: Int) -> Bool {
+        switch node {
+        case .all: return true
+        case .none: return false
+        case .and(let x, let y): return eval(x, b, row) && eval(y, b, row)
+        case .or(let x, let y): return eval(x, b, row) || eval(y, b, row)
+        case .test(let t):
+            switch t {
+            case .name(let test): return test.matches(b.name[row])
+            case .statusMessage(let test): return test.matches(b.statusMessage[row])
+            case .status(let equal, let code): return (b.statusCode[row] == code) == equal
+            case .kind(let equal, let kind): return (b.kind[row] == kind) == equal
+            case .duration(let op, let d):
+                let s = b.startTime[row], e = b.endTime[row]
+                return compare(Double(e > s ? e - s : 0), op, Double(d))
+            case .attribute(let scope, let key, let test):
+                if scope != .resource, let hit = attribute(b.attrs, b.attrRange(row), key, test) { return hit }
+                if scope != .span, let hit = attribute(b.resourceAttrs, b.resourceAttrRange(Int(b.resourceIndex[row])), key, test) { return hit }
+                return false
+            }
+        }
+    }
+
+    /// nil when the owner has no attribute `key` (of a comparable type); else whether it matches.
+    private static func attribute(_ attrs: AttributeColumns, _ range: Range<Int>, _ key: UInt32, _ test: AttributeTest) -> Bool? {
+        for i in range where attrs.keys[i] == key {
+            let type = ValueType(rawValue: attrs.types[i]) ?? .empty
+            let v = attrs.values[i]
+            switch (test, type) {
+            case (.string(let t), .string): return t.matches(UInt32(truncatingIfNeeded: v))
+            case (.number(let op, let x), .int): return compare(Double(Int64(bitPattern: v)), op, x)
+            case (.number(let op, let x), .double): return compare(Double(bitPattern: v), op, x)
+            case (.bool(let equal, let x), .bool): return ((v != 0) == x) == equal
+            default: continue
+            }
+        }
+        return nil
+    }
+}
