@@ -442,9 +442,37 @@ extension TimeAmount {
     }
 }
 
+/// What callers need of an HTTP/2 client connection, so another engine could stand in for nghttp2
+/// (``HTTP2Connection`` is the nghttp2 one).
+public protocol HTTP2ClientConnection: AnyObject, Sendable {
+    /// Whether the connection takes new requests.
+    var isUsable: Bool { get }
+    /// Streams in use or queued.
+    var activeRequests: Int { get }
+    /// Sends a request and waits for the whole response. Throws ``HTTP2ClientError``.
+    func send(_ request: HTTP2ClientRequest, deadline: ContinuousClock.Instant?) async throws -> HTTP2ClientResponse
+    /// The same, as a future.
+    func submit(_ request: HTTP2ClientRequest, deadline: ContinuousClock.Instant?) -> EventLoopFuture<HTTP2ClientResponse>
+    func close() async
+}
+
+/// Opens client connections of one HTTP/2 implementation.
+public protocol HTTP2ClientEngine: Sendable {
+    func connect(host: String, port: Int, group: any EventLoopGroup, configuration: HTTP2ClientConfiguration) async throws -> any HTTP2ClientConnection
+}
+
+/// The libnghttp2 client engine.
+public struct NGHTTP2ClientEngine: HTTP2ClientEngine {
+    public init() {}
+
+    public func connect(host: String, port: Int, group: any EventLoopGroup, configuration: HTTP2ClientConfiguration) async throws -> any HTTP2ClientConnection {
+        try await HTTP2Connection.connect(host: host, port: port, group: group, configuration: configuration)
+    }
+}
+
 /// One HTTP/2 (h2c, prior knowledge) connection to a peer, usable from any task: many requests run
 /// at once as streams, each with an optional deadline; cancelling the task resets its stream.
-public final class HTTP2Connection: Sendable {
+public final class HTTP2Connection: HTTP2ClientConnection {
     public let channel: any Channel
     let handler: NIOLoopBound<NGHTTP2ClientHandler>
     private let state: HandlerState
@@ -551,10 +579,15 @@ public final class HTTP2ClientPool: Sendable {
 
     private let group: any EventLoopGroup
     private let configuration: HTTP2ClientConfiguration
+    private let engine: any HTTP2ClientEngine
     private let connectionsPerPeer: Int
-    private let state = Mutex<(peers: [Peer: [Task<HTTP2Connection, any Error>]], closed: Bool)>(([:], false))
+    private let state = Mutex<(peers: [Peer: [Task<any HTTP2ClientConnection, any Error>]], closed: Bool)>(([:], false))
 
-    public init(group: any EventLoopGroup, configuration: HTTP2ClientConfiguration = HTTP2ClientConfiguration(), connectionsPerPeer: Int = 1) {
+    public init(
+        group: any EventLoopGroup, configuration: HTTP2ClientConfiguration = HTTP2ClientConfiguration(), connectionsPerPeer: Int = 1,
+        engine: any HTTP2ClientEngine = NGHTTP2ClientEngine()
+    ) {
+        self.engine = engine
         self.group = group
         self.configuration = configuration
         self.connectionsPerPeer = max(1, connectionsPerPeer)
@@ -571,13 +604,13 @@ public final class HTTP2ClientPool: Sendable {
     }
 
     /// A usable connection to `peer` (the least loaded; new ones up to `connectionsPerPeer`).
-    public func connection(to peer: Peer) async throws -> HTTP2Connection {
-        let tasks = try self.state.withLock { s throws -> [Task<HTTP2Connection, any Error>] in
+    public func connection(to peer: Peer) async throws -> any HTTP2ClientConnection {
+        let tasks = try self.state.withLock { s throws -> [Task<any HTTP2ClientConnection, any Error>] in
             guard !s.closed else { throw HTTP2ClientError.connectionClosed }
             return s.peers[peer] ?? []
         }
-        var ready: [(Task<HTTP2Connection, any Error>, HTTP2Connection)] = []
-        var dead: [Task<HTTP2Connection, any Error>] = []
+        var ready: [(Task<any HTTP2ClientConnection, any Error>, any HTTP2ClientConnection)] = []
+        var dead: [Task<any HTTP2ClientConnection, any Error>] = []
         for t in tasks {
             if let c = try? await t.value, c.isUsable { ready.append((t, c)) } else { dead.append(t) }
         }
@@ -591,7 +624,8 @@ public final class HTTP2ClientPool: Sendable {
         }
         let group = self.group
         let configuration = self.configuration
-        let task = Task { try await HTTP2Connection.connect(host: peer.host, port: peer.port, group: group, configuration: configuration) }
+        let engine = self.engine
+        let task = Task { try await engine.connect(host: peer.host, port: peer.port, group: group, configuration: configuration) }
         self.state.withLock { s in s.peers[peer, default: []].append(task) }
         do {
             return try await task.value
@@ -603,7 +637,7 @@ public final class HTTP2ClientPool: Sendable {
 
     /// Closes every connection; later requests fail.
     public func shutdown() async {
-        let all = self.state.withLock { s -> [Task<HTTP2Connection, any Error>] in
+        let all = self.state.withLock { s -> [Task<any HTTP2ClientConnection, any Error>] in
             s.closed = true
             defer { s.peers = [:] }
             return s.peers.values.flatMap { $0 }
