@@ -3,6 +3,8 @@
 # `weft serve` with the Python OpenTelemetry SDK. Needs the packages installed by `.ci/run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Scheduling work on an event loop that has shut down is a crash, not a log line.
+export SWIFTNIO_STRICT=1
 
 swift build --build-tests
 swift test --skip-build

@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
@@ -59,7 +60,9 @@ public typealias HTTPResponder = @Sendable (HTTPRequest, any EventLoop) -> Event
 /// shutdown that lets in-flight requests finish.
 public final class HTTPServer: Sendable {
     public let channel: any Channel
-    private let quiesce: ServerQuiescingHelper
+    /// Released once shutdown completes: its deinit completes a promise on the group's loops, which
+    /// must still be running then.
+    private let quiesce: Mutex<ServerQuiescingHelper?>
 
     /// Binds and starts serving. `maxBodyBytes` applies to the body as received. With an `http2` engine,
     /// connections that open with the HTTP/2 preface (h2c, prior knowledge) are served by it on the same port.
@@ -130,7 +133,7 @@ public final class HTTPServer: Sendable {
 
     private init(channel: any Channel, quiesce: ServerQuiescingHelper) {
         self.channel = channel
-        self.quiesce = quiesce
+        self.quiesce = Mutex(quiesce)
     }
 
     /// The bound port (useful with port 0).
@@ -138,8 +141,15 @@ public final class HTTPServer: Sendable {
 
     /// Stops accepting, waits for in-flight requests to finish and connections to close.
     public func shutdown() async {
+        guard let quiesce = self.quiesce.withLock({ q in
+            defer { q = nil }
+            return q
+        }) else {
+            try? await self.channel.closeFuture.get()
+            return
+        }
         let promise = self.channel.eventLoop.makePromise(of: Void.self)
-        self.quiesce.initiateShutdown(promise: promise)
+        quiesce.initiateShutdown(promise: promise)
         try? await promise.futureResult.get()
         try? await self.channel.closeFuture.get()
     }

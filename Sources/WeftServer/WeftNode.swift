@@ -256,6 +256,8 @@ public final class WeftNode: Service {
         } catch {
             logger.error("cannot start: \(error)")
             for s in servers { await s.shutdown() }
+            // Servers hold promises of the event loops: release them while the loops still run.
+            servers.removeAll()
             await maintainer?.shutdown()
             await committer?.shutdown()
             try? await pool.shutdownGracefully()
@@ -265,6 +267,8 @@ public final class WeftNode: Service {
 
         logger.info("shutting down: finishing in-flight requests")
         for s in servers { await s.shutdown() }
+        // Servers hold promises of the event loops: release them while the loops still run.
+        servers.removeAll()
         await maintainer?.shutdown()
         await committer?.shutdown()
         try? await pool.shutdownGracefully()

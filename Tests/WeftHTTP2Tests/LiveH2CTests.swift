@@ -160,30 +160,33 @@ struct LiveH2CTests {
 
     @Test func test_gracefulShutdown_sendsGoAway_andFinishesTheInFlightStream() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let held = Mutex<EventLoopPromise<WeftServer.HTTPResponse>?>(nil)
-        let (arrived, arrivedContinuation) = AsyncStream.makeStream(of: Void.self)
-        let server = try await HTTPServer.start(host: "127.0.0.1", port: 0, group: group, maxBodyBytes: 1 << 20) { request, loop in
-            guard request.path == "/slow" else { return loop.makeSucceededFuture(WeftServer.HTTPResponse.text(.ok, "fast")) }
-            let promise = loop.makePromise(of: WeftServer.HTTPResponse.self)
-            held.withLock { $0 = promise }
-            arrivedContinuation.yield()
-            return promise.futureResult
-        }
-        let h2 = try await TestH2Client.connect(port: server.port, group: group)
-        #expect(try await TestH2Client.send(h2, method: "GET", path: "/warmup").status == 200)
-        async let slow = TestH2Client.send(h2, method: "GET", path: "/slow")
-        var it = arrived.makeAsyncIterator()
-        await it.next()
+        // The server (and its promises on the group's loop) goes away before the group does.
+        do {
+            let held = Mutex<EventLoopPromise<WeftServer.HTTPResponse>?>(nil)
+            let (arrived, arrivedContinuation) = AsyncStream.makeStream(of: Void.self)
+            let server = try await HTTPServer.start(host: "127.0.0.1", port: 0, group: group, maxBodyBytes: 1 << 20) { request, loop in
+                guard request.path == "/slow" else { return loop.makeSucceededFuture(WeftServer.HTTPResponse.text(.ok, "fast")) }
+                let promise = loop.makePromise(of: WeftServer.HTTPResponse.self)
+                held.withLock { $0 = promise }
+                arrivedContinuation.yield()
+                return promise.futureResult
+            }
+            let h2 = try await TestH2Client.connect(port: server.port, group: group)
+            #expect(try await TestH2Client.send(h2, method: "GET", path: "/warmup").status == 200)
+            async let slow = TestH2Client.send(h2, method: "GET", path: "/slow")
+            var it = arrived.makeAsyncIterator()
+            await it.next()
 
-        async let stopped: Void = server.shutdown()
-        // The GOAWAY reaches the client while /slow is still open.
-        #expect(try await TestH2Client.goAway(h2) == 3)
-        held.withLock { $0!.succeed(WeftServer.HTTPResponse.text(.ok, "slow done")) }
-        let r = try await slow
-        #expect(String(buffer: r.body) == "slow done")
-        await stopped
-        // The server closed the connection once the stream finished.
-        try await h2.closeFuture.get()
+            async let stopped: Void = server.shutdown()
+            // The GOAWAY reaches the client while /slow is still open.
+            #expect(try await TestH2Client.goAway(h2) == 3)
+            held.withLock { $0!.succeed(WeftServer.HTTPResponse.text(.ok, "slow done")) }
+            let r = try await slow
+            #expect(String(buffer: r.body) == "slow done")
+            await stopped
+            // The server closed the connection once the stream finished.
+            try await h2.closeFuture.get()
+        }
         try await group.shutdownGracefully()
     }
 }
