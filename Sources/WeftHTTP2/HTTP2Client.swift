@@ -359,9 +359,6 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
         self.startWaiting()
     }
 
-    /// True once the connection takes no new requests.
-    var isDraining: Bool { self.goingAway || self.closedError != nil || self.session == nil }
-
     private func fail(_ error: HTTP2ClientError) {
         self.retired.store(true, ordering: .relaxed)
         if self.closedError == nil { self.closedError = error }

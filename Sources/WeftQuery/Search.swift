@@ -130,22 +130,19 @@ public enum SearchExecutor {
         rest.conditions = request.conditions.enumerated().filter { answered[$0.offset] == nil }.map(\.element)
         let traceQLAttributes = request.traceQL.map(CompiledTraceQLFilter.readsAttributes) ?? false
         let parts: GroupParts = traceQLAttributes || rest.conditions.contains(where: needsAttributes) ? [.attributes] : []
+        // Every group of a block shares its string table: resolve the TraceQL filter once per block.
+        let traceQL = try request.traceQL.map { CompiledTraceQLFilter($0, strings: try reader.stringTable()) }
         let g = reader.groups
         for group in 0..<g.count {
             if let end = request.endNanos, g.minStart[group] > end { stats.skippedGroups += 1; continue }
             if let start = request.startNanos, g.maxStart[group] < start { stats.skippedGroups += 1; continue }
             if let min = request.minDurationNanos, g.maxDuration[group] < min { stats.skippedGroups += 1; continue }
             if let max = request.maxDurationNanos, g.minDuration[group] > max { stats.skippedGroups += 1; continue }
-            var candidates: [Int]? = nil
-            for (key, value) in answered.values {
-                let rows = try reader.postings(group: group, key: key, value: value)
-                candidates = candidates.map { intersect($0, rows) } ?? rows
-                if candidates!.isEmpty { break }
-            }
+            let candidates = answered.isEmpty ? nil : try reader.rows(group: group, matchingAll: answered.values.map { (key: $0.0, value: $0.1) })
             if let candidates, candidates.isEmpty { stats.skippedGroups += 1; continue }
             let batch = try reader.decodedGroup(group, parts: parts)
             stats.inspectedBytes += meta.bytes / max(1, g.count)
-            self.scan(rest, batch, minStart: g.minStart[group], maxStart: g.maxStart[group], rows: candidates, &found, &stats)
+            self.scan(rest, batch, minStart: g.minStart[group], maxStart: g.maxStart[group], rows: candidates, traceQL: traceQL, &found, &stats)
         }
     }
 
@@ -186,30 +183,16 @@ public enum SearchExecutor {
         return answered
     }
 
-    /// Sorted intersection of two ascending row lists.
-    static func intersect(_ a: [Int], _ b: [Int]) -> [Int] {
-        var out: [Int] = []
-        var i = 0, j = 0
-        while i < a.count && j < b.count {
-            if a[i] < b[j] { i += 1 } else if a[i] > b[j] { j += 1 } else {
-                out.append(a[i])
-                i += 1
-                j += 1
-            }
-        }
-        return out
-    }
-
     /// Matches the rows of one batch and records them per trace.
     static func scan(
         _ request: SearchRequest, _ batch: SpanBatch, minStart: UInt64, maxStart: UInt64, rows candidates: [Int]? = nil,
-        _ found: inout [TraceID: Match], _ stats: inout ScanStats
+        traceQL compiled: CompiledTraceQLFilter? = nil, _ found: inout [TraceID: Match], _ stats: inout ScanStats
     ) {
         stats.chunks += 1
         if let end = request.endNanos, minStart > end { return }
         if let start = request.startNanos, maxStart < start { return }
         guard let (resolved, matchers) = resolve(request.conditions, batch) else { return }
-        let traceQL = request.traceQL.map { CompiledTraceQLFilter($0, strings: batch.strings) }
+        let traceQL = compiled ?? request.traceQL.map { CompiledTraceQLFilter($0, strings: batch.strings) }
         // Pre-compute, per resource, which attribute conditions its attributes satisfy.
         var resourceMatch = [[Bool]](repeating: [], count: batch.resourceCount)
         for r in 0..<batch.resourceCount {
@@ -217,7 +200,9 @@ public enum SearchExecutor {
             resourceMatch[r] = matchers.map { $0.scope != .span && $0.matches(batch.resourceAttrs, range) }
         }
         stats.inspectedSpans += candidates?.count ?? batch.spanCount
-        rows: for row in candidates ?? Array(0..<batch.spanCount) {
+        // Posting-list candidates when given, else every row (no index array is built for that).
+        rows: for i in 0..<(candidates?.count ?? batch.spanCount) {
+            let row = candidates?[i] ?? i
             let start = batch.startTime[row]
             if let s = request.startNanos, start < s { continue }
             if let e = request.endNanos, start > e { continue }

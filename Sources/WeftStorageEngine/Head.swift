@@ -211,11 +211,6 @@ public final class Head: Sendable {
         return all.sorted()
     }
 
-    /// Spans held for `segment`.
-    public func spans(segment: Int) -> Int {
-        self.chunks(segment: segment).values.reduce(0) { $0 + $1.reduce(0) { $0 + $1.spanCount } }
-    }
-
     /// Forgets a segment's chunks, of one org or all (once they are in durable blocks).
     public func drop(segment: Int, org: String? = nil) {
         for stripe in self.stripes {

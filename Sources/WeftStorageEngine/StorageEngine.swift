@@ -244,9 +244,6 @@ public final class StorageEngine: Sendable {
 
     private func retire(_ metas: [BlockMeta]) { self.retired.withLock { $0 += metas } }
 
-    /// Blocks retired by compaction or retention whose files are not yet deleted.
-    public var retiredBlocks: [BlockMeta] { self.retired.withLock { $0 } }
-
     /// Deletes the files of retired blocks. The node calls it one query timeout after retiring them,
     /// so a query that took its snapshot before never finds a file gone. (After a crash, ``open``
     /// deletes compaction inputs through their output's `replaces`; expired blocks are expired again.)

@@ -31,7 +31,7 @@ struct HTTP2ClientTests {
         await server.shutdown()
     }
 
-    @Test func test_manyConcurrentRequests_shareOneConnection_withinTheStreamLimit() async throws {
+    @Test func test_manyConcurrentRequests_queueBehindTheStreamLimit_onOneConnection() async throws {
         try await Self.withServer { _, port in
             var config = HTTP2ClientConfiguration()
             config.maxConcurrentStreams = 16

@@ -167,7 +167,7 @@ struct BlockReaderTests {
         #expect(falsePositives < 300)  // about 1% expected at 10 bits per trace
     }
 
-    @Test func test_storeFindTrace_usesMetaOnlyToSkipBlocks() throws {
+    @Test func test_storeFindTrace_findsTheTraceThroughTheBloomFilters() throws {
         let disk = SimulatedDisk()
         let store = BlockStore(disk: disk, directory: "/b")
         _ = try store.open()

@@ -547,9 +547,6 @@ public struct GroupSummary: Sendable, Equatable {
 
     public var count: Int { self.spans.count }
 
-    /// First row of group `g`.
-    public func firstRow(_ g: Int) -> Int { Int(self.spans[0..<g].reduce(0, +)) }
-
     mutating func add(_ batch: SpanBatch, _ rows: [Int], traces: Int) {
         var minS = UInt64.max, maxS: UInt64 = 0, minD = UInt64.max, maxD: UInt64 = 0, maxIn: Int64 = 0, maxOut: Int64 = 0
         for row in rows {

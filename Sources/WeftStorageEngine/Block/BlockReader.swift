@@ -277,8 +277,6 @@ public final class BlockReader: Sendable {
     /// Convenience for a block in memory.
     public convenience init(bytes: [UInt8]) throws { try self.init(source: MemoryBlockSource(bytes)) }
 
-    public var sectionNames: [String] { Array(self.entries.keys) }
-
     /// A section's bytes, read, checked and decompressed (not cached).
     public func section(_ name: String) throws -> [UInt8] {
         guard let e = self.entries[name] else { throw BlockFormatError("block lacks section '\(name)'") }
@@ -639,28 +637,12 @@ public final class BlockReader: Sendable {
             guard times.count == total, names.count == total, dropped.count == total, attrCounts.count == total else {
                 throw BlockFormatError("events columns disagree")
             }
-            let firstEvent = Int(counts[0..<base].reduce(0, +))
-            let lastEvent = firstEvent + Int(counts[range].reduce(0, +))
-            var firstAttr = 0
-            for c in attrCounts[0..<firstEvent] { firstAttr += Int(c) }
-            var at = UInt32(batch.eventTime.count)
-            for c in counts[range] {
-                at += UInt32(c)
-                batch.eventOffsets.append(at)
-            }
-            var attrAt = UInt32(batch.eventAttrs.count)
-            var attrEnd = firstAttr
-            for c in attrCounts[firstEvent..<lastEvent] {
-                attrAt += UInt32(c)
-                attrEnd += Int(c)
-                batch.eventAttrOffsets.append(attrAt)
-            }
-            batch.eventTime += times[firstEvent..<lastEvent]
-            batch.eventName += names[firstEvent..<lastEvent]
-            batch.eventDroppedAttrs += dropped[firstEvent..<lastEvent]
-            batch.eventAttrs.keys += attrs.keys[firstAttr..<attrEnd]
-            batch.eventAttrs.types += attrs.types[firstAttr..<attrEnd]
-            batch.eventAttrs.values += attrs.values[firstAttr..<attrEnd]
+            let owned = Self.appendOwned(
+                counts, range, attrCounts, attrs, offsets: &batch.eventOffsets, attrOffsets: &batch.eventAttrOffsets, attrs: &batch.eventAttrs
+            )
+            batch.eventTime += times[owned]
+            batch.eventName += names[owned]
+            batch.eventDroppedAttrs += dropped[owned]
         }
         try section("links").withUnsafeBytes { raw throws in
             var r = ByteReader(raw)
@@ -680,39 +662,77 @@ public final class BlockReader: Sendable {
             guard states.count == total, flags.count == total, dropped.count == total, attrCounts.count == total else {
                 throw BlockFormatError("links columns disagree")
             }
-            let firstLink = Int(counts[0..<base].reduce(0, +))
-            let lastLink = firstLink + Int(counts[range].reduce(0, +))
-            var firstAttr = 0
-            for c in attrCounts[0..<firstLink] { firstAttr += Int(c) }
-            var at = batch.linkOffsets.last!
-            for c in counts[range] {
-                at += UInt32(c)
-                batch.linkOffsets.append(at)
-            }
-            var attrAt = UInt32(batch.linkAttrs.count)
-            var attrEnd = firstAttr
-            for c in attrCounts[firstLink..<lastLink] {
-                attrAt += UInt32(c)
-                attrEnd += Int(c)
-                batch.linkAttrOffsets.append(attrAt)
-            }
-            batch.linkTraceHigh += traceHigh[firstLink..<lastLink]
-            batch.linkTraceLow += traceLow[firstLink..<lastLink]
-            batch.linkSpanID += spans[firstLink..<lastLink]
-            batch.linkTraceState += states[firstLink..<lastLink]
-            batch.linkFlags += flags[firstLink..<lastLink]
-            batch.linkDroppedAttrs += dropped[firstLink..<lastLink]
-            batch.linkAttrs.keys += attrs.keys[firstAttr..<attrEnd]
-            batch.linkAttrs.types += attrs.types[firstAttr..<attrEnd]
-            batch.linkAttrs.values += attrs.values[firstAttr..<attrEnd]
+            let owned = Self.appendOwned(
+                counts, range, attrCounts, attrs, offsets: &batch.linkOffsets, attrOffsets: &batch.linkAttrOffsets, attrs: &batch.linkAttrs
+            )
+            batch.linkTraceHigh += traceHigh[owned]
+            batch.linkTraceLow += traceLow[owned]
+            batch.linkSpanID += spans[owned]
+            batch.linkTraceState += states[owned]
+            batch.linkFlags += flags[owned]
+            batch.linkDroppedAttrs += dropped[owned]
         }
+    }
+
+    /// Events or links of the spans at `range` (`counts`: owners per span, `attrCounts`: attributes per
+    /// owner, `all`: the owners' attributes in order): appends their offsets, attribute offsets and
+    /// attributes, and returns which owners they are.
+    static func appendOwned(
+        _ counts: [UInt64], _ range: Range<Int>, _ attrCounts: [UInt64], _ all: AttributeColumns,
+        offsets: inout [UInt32], attrOffsets: inout [UInt32], attrs: inout AttributeColumns
+    ) -> Range<Int> {
+        let first = Int(counts[0..<range.lowerBound].reduce(0, +))
+        let owned = first..<(first + Int(counts[range].reduce(0, +)))
+        var at = offsets.last!
+        for c in counts[range] {
+            at += UInt32(c)
+            offsets.append(at)
+        }
+        let firstAttr = Int(attrCounts[0..<first].reduce(0, +))
+        var attrAt = UInt32(attrs.count)
+        var attrEnd = firstAttr
+        for c in attrCounts[owned] {
+            attrAt += UInt32(c)
+            attrEnd += Int(c)
+            attrOffsets.append(attrAt)
+        }
+        attrs.keys += all.keys[firstAttr..<attrEnd]
+        attrs.types += all.types[firstAttr..<attrEnd]
+        attrs.values += all.values[firstAttr..<attrEnd]
+        return owned
     }
 
     /// Rows of group `g` whose span attribute `key` has the string value `value` (both block string
     /// IDs), ascending: a posting list.
     public func postings(group g: Int, key: UInt32, value: UInt32) throws -> [Int] {
+        try self.rows(group: g, matchingAll: [(key, value)])
+    }
+
+    /// Rows of group `g` that have every (key, value) string attribute: the intersection of their
+    /// posting lists (the group's attribute section is read once).
+    public func rows(group g: Int, matchingAll pairs: [(key: UInt32, value: UInt32)]) throws -> [Int] {
         let attributes = try InvertedAttributes(try self.groupSection(g, "span.attributes"), rows: Int(self.groups.spans[g]), stringCount: self.dictionary.count)
-        return attributes.postings(key: key, value: value)
+        var rows: [Int]? = nil
+        for (key, value) in pairs {
+            let list = attributes.postings(key: key, value: value)
+            rows = rows.map { Self.intersect($0, list) } ?? list
+            if rows!.isEmpty { break }
+        }
+        return rows ?? Array(0..<Int(self.groups.spans[g]))
+    }
+
+    /// Sorted intersection of two ascending row lists.
+    static func intersect(_ a: [Int], _ b: [Int]) -> [Int] {
+        var out: [Int] = []
+        var i = 0, j = 0
+        while i < a.count && j < b.count {
+            if a[i] < b[j] { i += 1 } else if a[i] > b[j] { j += 1 } else {
+                out.append(a[i])
+                i += 1
+                j += 1
+            }
+        }
+        return out
     }
 }
 

@@ -253,9 +253,6 @@ public final class BlockStore: @unchecked Sendable {
         try BlockReader(source: try DiskBlockSource(disk: self.disk, path: self.path(meta.id, ".block"))).decodeAll()
     }
 
-    /// Raw bytes of a block's data file.
-    public func data(_ meta: BlockMeta) throws -> [UInt8] { try self.disk.read(self.path(meta.id, ".block")) }
-
     /// The spans of a trace across `blocks` (each as a compact batch). A block that fails to read is
     /// quarantined and skipped.
     public func findTrace(_ id: TraceID, in blocks: [BlockMeta]) throws -> [SpanBatch] {

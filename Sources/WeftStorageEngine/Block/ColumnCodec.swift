@@ -118,73 +118,18 @@ public struct ByteReader {
 
     /// Reads a packed column written by ``ByteWriter/packed(_:)``.
     public mutating func packed() throws(BlockFormatError) -> [UInt64] {
-        let n = try self.count()
-        guard n > 0 else { return [] }
-        let minValue = try self.varint()
-        guard self.position < self.bytes.count else { throw BlockFormatError("truncated packed header") }
-        let width = Int(self.bytes[self.position])
-        self.position += 1
-        guard width <= 64 else { throw BlockFormatError("bit width \(width) > 64") }
-        if width == 0 { return [UInt64](repeating: minValue, count: n) }
-        let words = (n * width + 63) / 64
-        guard self.bytes.count - self.position >= words * 8 else { throw BlockFormatError("truncated packed data") }
-        let mask: UInt64 = width == 64 ? .max : (1 << UInt64(width)) - 1
-        var out = [UInt64](repeating: 0, count: n)
-        let base = self.position
-        out.withUnsafeMutableBufferPointer { dst in
-            var bit = 0
-            for i in 0..<n {
-                let w = bit >> 6
-                let offset = bit & 63
-                var v = UInt64(littleEndian: self.bytes.loadUnaligned(fromByteOffset: base + w * 8, as: UInt64.self)) >> UInt64(offset)
-                if offset + width > 64 {
-                    let next = UInt64(littleEndian: self.bytes.loadUnaligned(fromByteOffset: base + (w + 1) * 8, as: UInt64.self))
-                    v |= next << UInt64(64 - offset)
-                }
-                dst[i] = (v & mask) &+ minValue
-                bit += width
-            }
-        }
-        self.position += words * 8
-        return out
+        let column = try PackedView(&self)
+        return column.values(0..<column.count)
     }
 
     /// Reads a packed column but unpacks only the values at `range` (the reader still moves past the
     /// whole column). Returns the column's full count and those values.
     public mutating func packed(range: Range<Int>) throws(BlockFormatError) -> (count: Int, values: [UInt64]) {
-        let n = try self.count()
-        guard range.lowerBound >= 0, range.upperBound <= n else {
-            if n == 0 && range.isEmpty { return (0, []) }
-            throw BlockFormatError("rows \(range) outside a packed column of \(n)")
+        let column = try PackedView(&self)
+        guard range.lowerBound >= 0, range.upperBound <= column.count else {
+            throw BlockFormatError("rows \(range) outside a packed column of \(column.count)")
         }
-        guard n > 0 else { return (0, []) }
-        let minValue = try self.varint()
-        guard self.position < self.bytes.count else { throw BlockFormatError("truncated packed header") }
-        let width = Int(self.bytes[self.position])
-        self.position += 1
-        guard width <= 64 else { throw BlockFormatError("bit width \(width) > 64") }
-        if width == 0 { return (n, [UInt64](repeating: minValue, count: range.count)) }
-        let words = (n * width + 63) / 64
-        guard self.bytes.count - self.position >= words * 8 else { throw BlockFormatError("truncated packed data") }
-        let mask: UInt64 = width == 64 ? .max : (1 << UInt64(width)) - 1
-        let base = self.position
-        var out = [UInt64](repeating: 0, count: range.count)
-        out.withUnsafeMutableBufferPointer { dst in
-            var bit = range.lowerBound * width
-            for i in 0..<range.count {
-                let w = bit >> 6
-                let offset = bit & 63
-                var v = UInt64(littleEndian: self.bytes.loadUnaligned(fromByteOffset: base + w * 8, as: UInt64.self)) >> UInt64(offset)
-                if offset + width > 64 {
-                    let next = UInt64(littleEndian: self.bytes.loadUnaligned(fromByteOffset: base + (w + 1) * 8, as: UInt64.self))
-                    v |= next << UInt64(64 - offset)
-                }
-                dst[i] = (v & mask) &+ minValue
-                bit += width
-            }
-        }
-        self.position += words * 8
-        return (n, out)
+        return (column.count, column.values(range))
     }
 
     public mutating func packed32() throws(BlockFormatError) -> [UInt32] { try self.packed().map { UInt32(truncatingIfNeeded: $0) } }
@@ -219,6 +164,15 @@ struct PackedView {
         self.mask = self.width == 64 ? .max : (1 << UInt64(self.width)) - 1
         self.base = r.position
         _ = try r.raw((self.count * self.width + 63) / 64 * 8)
+    }
+
+    /// The values at `range`, unpacked.
+    func values(_ range: Range<Int>) -> [UInt64] {
+        if self.width == 0 { return [UInt64](repeating: self.minValue, count: range.count) }
+        return [UInt64](unsafeUninitializedCapacity: range.count) { dst, n in
+            for (i, row) in range.enumerated() { dst[i] = self[row] }
+            n = range.count
+        }
     }
 
     @inline(__always) subscript(i: Int) -> UInt64 {
