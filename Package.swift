@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "weft-bench",
             dependencies: [
-                "WeftLoad", "WeftOTLP", "WeftModel", "WeftStorageEngine", "WeftServer",
+                "WeftLoad", "WeftOTLP", "WeftModel", "WeftStorageEngine", "WeftServer", "WeftQuery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: settings

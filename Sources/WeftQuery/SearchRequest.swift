@@ -57,7 +57,7 @@ public struct SearchRequest: Equatable, Sendable {
                 throw QueryError("parameter 'q': \(error)")
             }
             guard query.metrics == nil else {
-                throw QueryError("parameter 'q': metrics queries (| rate() …) belong to /api/metrics/query_range, which is not available yet")
+                throw QueryError("parameter 'q': metrics queries (| rate() …) belong to /api/metrics/query_range and /api/metrics/query")
             }
             if let why = CompiledTraceQLFilter.unsupported(query.filter) { throw QueryError("parameter 'q': \(why)") }
             self.traceQL = query.filter

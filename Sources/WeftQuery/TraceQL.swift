@@ -445,3 +445,97 @@ struct TraceQLParser {
         return TraceQLMetrics(function: function, by: by)
     }
 }
+
+// MARK: Aggregation tables
+
+extension TraceQLParser {
+    /// `field, field, …` to the end.
+    mutating func fieldList() throws(TraceQLError) -> [TraceQLField] {
+        if let e = self.lexError { throw e }
+        var fields = [try self.field()]
+        while self.current.kind == .symbol(",") {
+            self.advance()
+            fields.append(try self.field())
+        }
+        guard self.current.kind == .end else { throw self.error("',' or the end of the list") }
+        return fields
+    }
+
+    /// `count, sum(f), avg(f), min(f), max(f), quantile(f, q, …), p50(f) … p999(f), histogram(f)` to the end.
+    mutating func aggregateList() throws(TraceQLError) -> [Aggregate] {
+        if let e = self.lexError { throw e }
+        var out: [Aggregate] = []
+        repeat {
+            if !out.isEmpty { self.advance() }
+            guard case .identifier(let name) = self.current.kind else { throw self.error("an aggregate (count, sum, avg, min, max, quantile, p95, histogram)") }
+            let position = self.current.position
+            self.advance()
+            if name == "count" {
+                if self.current.kind == .symbol("(") {
+                    self.advance()
+                    try self.expect(")", "')' (count takes no field)")
+                }
+                out.append(.count)
+                continue
+            }
+            try self.expect("(", "'(' after \(name)")
+            let field = try self.field()
+            switch name {
+            case "sum": out.append(.sum(field))
+            case "avg": out.append(.avg(field))
+            case "min": out.append(.min(field))
+            case "max": out.append(.max(field))
+            case "histogram": out.append(.histogram(field))
+            case "quantile":
+                var qs: [Double] = []
+                while self.current.kind == .symbol(",") {
+                    self.advance()
+                    guard case .number(let text) = self.current.kind, let q = Double(text), q >= 0, q <= 1 else { throw self.error("a quantile between 0 and 1") }
+                    qs.append(q)
+                    self.advance()
+                }
+                guard !qs.isEmpty else { throw self.error("',' and at least one quantile (e.g. quantile(duration, .5, .99))") }
+                out.append(.quantiles(field, qs))
+            default:
+                guard name.hasPrefix("p"), let digits = Int(name.dropFirst()), digits > 0, name.count <= 4 else {
+                    throw TraceQLError(position: position, message: "unknown aggregate '\(name)'; use count, sum, avg, min, max, quantile, p50/p90/p95/p99/p999 or histogram")
+                }
+                // p95 → 0.95, p999 → 0.999.
+                let q = Double(digits) / Double([1, 10, 100, 1000][name.count - 1])
+                out.append(.quantiles(field, [q]))
+            }
+            try self.expect(")")
+        } while self.current.kind == .symbol(",")
+        guard self.current.kind == .end else { throw self.error("',' or the end of the list") }
+        return out
+    }
+}
+
+extension TraceQLField {
+    /// Parses a comma-separated list of fields (`span.tenant_id, resource.service.name, status`).
+    public static func list(parsing text: String) throws(TraceQLError) -> [TraceQLField] {
+        var parser = TraceQLParser(text)
+        return try parser.fieldList()
+    }
+}
+
+extension Aggregate {
+    /// Parses a comma-separated list of aggregates (`count, sum(span.gen_ai.usage.cost), p95(duration)`).
+    public static func list(parsing text: String) throws(TraceQLError) -> [Aggregate] {
+        var parser = TraceQLParser(text)
+        return try parser.aggregateList()
+    }
+
+    /// The aggregate as written (`sum(span.gen_ai.usage.cost)`, `quantile(duration, 0.5, 0.99)`).
+    public var name: String {
+        switch self {
+        case .count: return "count"
+        case .sum(let f): return "sum(\(f.labelName))"
+        case .avg(let f): return "avg(\(f.labelName))"
+        case .min(let f): return "min(\(f.labelName))"
+        case .max(let f): return "max(\(f.labelName))"
+        case .histogram(let f): return "histogram(\(f.labelName))"
+        case .quantiles(let f, let qs): return "quantile(\(f.labelName), \(qs.map { String($0) }.joined(separator: ", ")))"
+        }
+    }
+}

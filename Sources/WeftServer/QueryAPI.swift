@@ -13,6 +13,9 @@ struct QueryAPI: Sendable {
     let engine: StorageEngine
     let metrics: NodeMetrics
     let pool: NIOThreadPool
+    let limits: QueryLimits
+    /// Threads one aggregation scans with.
+    let parallelism: Int
 
     static func json(_ status: HTTPResponseStatus, _ body: [UInt8]) -> HTTPResponse {
         HTTPResponse(status: status, contentType: "application/json", body: body)
@@ -48,6 +51,35 @@ struct QueryAPI: Sendable {
             }
         }
         return json(.ok, w.bytes)
+    }
+
+    var aggregationLimits: AggregationLimits {
+        AggregationLimits(maxSeries: self.limits.maxSeries, timeoutSeconds: self.limits.timeoutSeconds, parallelism: self.parallelism)
+    }
+
+    static func nowNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    static func nanos(since start: ContinuousClock.Instant) -> UInt64 {
+        let d = ContinuousClock.now - start
+        return UInt64(d.components.seconds) * 1_000_000_000 + UInt64(d.components.attoseconds / 1_000_000_000)
+    }
+
+    /// Runs an aggregation over a snapshot: 400 for a bad query, 422 for a limit hit, 500 for storage errors.
+    static func aggregate(engine: StorageEngine, org: String, started: ContinuousClock.Instant, _ body: (StorageEngine.Snapshot) throws -> [UInt8]) -> HTTPResponse {
+        do {
+            return json(.ok, try body(engine.snapshot(org: org)))
+        } catch let error as AggregationError {
+            switch error {
+            case .invalid(let m): return badRequest(m)
+            case .tooManySeries, .timeout: return json(.unprocessableEntity, QueryResponses.error(error.description))
+            }
+        } catch {
+            return storageError(error)
+        }
     }
 
     /// Block spans read (newest first) for tag names and values, on top of the head.
@@ -162,6 +194,67 @@ struct QueryAPI: Sendable {
                     return QueryAPI.json(.ok, QueryResponses.tagValues(values, typed: v2))
                 } catch {
                     return QueryAPI.storageError(error)
+                }
+            }
+        case ["api", "metrics", "query_range"], ["api", "metrics", "query"]:
+            let instant = segments.last == "query"
+            let metricsRequest: MetricsRequest
+            do {
+                metricsRequest = try MetricsRequest(parameters: request.query, instant: instant, now: Self.nowNanos(), limits: self.limits)
+            } catch {
+                return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
+            }
+            let limits = self.aggregationLimits
+            return run {
+                QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
+                    let q = metricsRequest.aggregation
+                    let partial = try AggregationExecutor.partial(q, snapshot: snapshot, store: engine.store, limits: limits)
+                    let series = partial.series(q, metrics: metricsRequest.query.metrics, limit: metricsRequest.query.limit)
+                    let elapsed = QueryAPI.nanos(since: started)
+                    return instant
+                        ? QueryResponses.metricsInstant(series, partial.stats, elapsedNanos: elapsed)
+                        : QueryResponses.metricsRange(series, partial.stats, elapsedNanos: elapsed)
+                }
+            }
+        case ["api", "weft", "aggregate"]:
+            let table: AggregateRequest
+            do {
+                table = try AggregateRequest(parameters: request.query, now: Self.nowNanos(), limits: self.limits)
+            } catch {
+                return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
+            }
+            var tableLimits = self.aggregationLimits
+            tableLimits.maxSeries = self.limits.maxGroups
+            let limits = tableLimits
+            return run {
+                QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
+                    let q = table.aggregation
+                    let (rows, groups, stats) = try AggregationExecutor.table(
+                        q, orderBy: table.orderBy, descending: table.descending, limit: table.limit, snapshot: snapshot, store: engine.store, limits: limits
+                    )
+                    return QueryResponses.aggregateTable(q, rows, groups: groups, stats, elapsedNanos: QueryAPI.nanos(since: started))
+                }
+            }
+        case ["api", "dependencies"]:
+            // Jaeger's parameters: endTs and lookback in milliseconds.
+            let now = Self.nowNanos()
+            var end = now, lookback: UInt64 = 86_400_000_000_000
+            if let v = request.query["endTs"], !v.isEmpty {
+                guard let ms = UInt64(v) else { return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'endTs': '\(v)' is not unix milliseconds")) }
+                end = ms &* 1_000_000
+            }
+            if let v = request.query["lookback"], !v.isEmpty {
+                guard let ms = UInt64(v), ms > 0 else { return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'lookback': '\(v)' is not a positive number of milliseconds")) }
+                lookback = ms &* 1_000_000
+            }
+            guard lookback <= self.limits.maxRangeNanos else {
+                return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'lookback': the range exceeds the maximum of \(self.limits.maxRangeNanos / 3_600_000_000_000) h"))
+            }
+            let (start, stop) = (end >= lookback ? end - lookback : 0, end)
+            return run {
+                QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
+                    let (edges, stats) = try ServiceMapExecutor.edges(startNanos: start, endNanos: stop, snapshot: snapshot, store: engine.store)
+                    return QueryResponses.dependencies(edges, stats, elapsedNanos: QueryAPI.nanos(since: started))
                 }
             }
         default:

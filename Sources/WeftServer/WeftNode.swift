@@ -7,6 +7,7 @@ import Synchronization
 import WeftHTTP2
 import WeftModel
 import WeftOTLP
+import WeftQuery
 import WeftStorageEngine
 
 /// Everything a single node needs; every field has a default. Read from JSON with ``load(from:)``.
@@ -53,8 +54,21 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     public var eventLoopThreads: Int? = nil
     /// Query worker threads (default: one per core).
     public var queryThreads: Int? = nil
+    /// Longest time range of a metrics or aggregation query.
+    public var queryMaxRangeDays: Double = 31
+    /// Most series (groups) one query may produce (422 beyond).
+    public var queryMaxSeries: Int = 10_000
+    /// Queries running longer are stopped (422).
+    public var queryTimeoutSeconds: Double = 30
+    /// Memory for decoded block columns shared by queries.
+    public var queryColumnCacheBytes: Int = 1 << 30
 
     public init() {}
+
+    /// The query limits this configuration sets.
+    public var queryLimits: QueryLimits {
+        QueryLimits(maxRangeNanos: UInt64(self.queryMaxRangeDays * 86_400e9), maxSeries: self.queryMaxSeries, timeoutSeconds: self.queryTimeoutSeconds)
+    }
 
     /// Reads a JSON config file; keys that are absent keep their defaults.
     public static func load(from path: String) throws -> NodeConfiguration {
@@ -87,6 +101,10 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
         self.costAliases = try c.decodeIfPresent([String].self, forKey: .costAliases) ?? d.costAliases
         self.eventLoopThreads = try c.decodeIfPresent(Int.self, forKey: .eventLoopThreads)
         self.queryThreads = try c.decodeIfPresent(Int.self, forKey: .queryThreads)
+        self.queryMaxRangeDays = try c.decodeIfPresent(Double.self, forKey: .queryMaxRangeDays) ?? d.queryMaxRangeDays
+        self.queryMaxSeries = try c.decodeIfPresent(Int.self, forKey: .queryMaxSeries) ?? d.queryMaxSeries
+        self.queryTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .queryTimeoutSeconds) ?? d.queryTimeoutSeconds
+        self.queryColumnCacheBytes = try c.decodeIfPresent(Int.self, forKey: .queryColumnCacheBytes) ?? d.queryColumnCacheBytes
     }
 }
 
@@ -132,7 +150,7 @@ public final class WeftNode: Service {
         let nanosPerDay = 86_400.0 * 1e9
         let engine = StorageEngine(
             head: head,
-            store: BlockStore(disk: PosixDisk(), directory: config.dataDir + "/blocks"),
+            store: BlockStore(disk: PosixDisk(), directory: config.dataDir + "/blocks", columnCacheBytes: config.queryColumnCacheBytes),
             configuration: .init(
                 placement: config.placement,
                 blockOptions: .init(zstdLevel: 3, groupSpans: config.blockGroupSpans),
@@ -146,9 +164,10 @@ public final class WeftNode: Service {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
         var stripes: [ObjectIdentifier: Int] = [:]
         for (i, loop) in group.makeIterator().enumerated() { stripes[ObjectIdentifier(loop)] = i }
-        let pool = NIOThreadPool(numberOfThreads: config.queryThreads ?? cores)
+        let queryThreadCount = config.queryThreads ?? cores
+        let pool = NIOThreadPool(numberOfThreads: queryThreadCount)
         pool.start()
-        let query = QueryAPI(engine: engine, metrics: metrics, pool: pool)
+        let query = QueryAPI(engine: engine, metrics: metrics, pool: pool, limits: config.queryLimits, parallelism: queryThreadCount)
         // Until the WAL is replayed, data endpoints answer 503 and /ready says so; /healthz and /metrics work.
         let gate = ReadinessGate()
         let responder: HTTPResponder = { request, loop in

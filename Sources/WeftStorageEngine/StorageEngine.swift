@@ -66,6 +66,11 @@ public final class StorageEngine: Sendable {
     public struct Snapshot: Sendable {
         public var chunks: [HeadChunk]
         public var blocks: [BlockMeta]
+
+        public init(chunks: [HeadChunk], blocks: [BlockMeta]) {
+            self.chunks = chunks
+            self.blocks = blocks
+        }
     }
 
     public let configuration: Configuration

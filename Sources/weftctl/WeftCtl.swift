@@ -6,6 +6,6 @@ struct WeftCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weftctl",
         abstract: "Admin and benchmark CLI for Weft, the OpenTelemetry trace store.",
-        subcommands: [LoadCommand.self, TraceCommand.self, SearchCommand.self, BlockCommand.self]
+        subcommands: [LoadCommand.self, TraceCommand.self, SearchCommand.self, QueryCommand.self, BlockCommand.self]
     )
 }

@@ -37,11 +37,12 @@ class Node:
         self.otlp = None
         self.query = None
         self.grpc = None
+        self.extra = []  # more `weft serve` arguments
 
     def start(self):
         self.proc = subprocess.Popen(
             [WEFT, "serve", "--otlp-port", "0", "--query-port", "0", "--otlp-grpc-port", "0",
-             "--data-dir", self.data_dir, "--log-level", "warning"],
+             "--data-dir", self.data_dir, "--log-level", "warning"] + self.extra,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

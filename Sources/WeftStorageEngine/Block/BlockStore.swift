@@ -119,6 +119,7 @@ public final class BlockStore: @unchecked Sendable {
     /// Takes a block whose data failed to read or verify out of service (its files stay for inspection).
     public func quarantine(_ meta: BlockMeta, _ error: any Error) {
         self.quarantine.withLock { $0[meta.id] = "\(error)" }
+        self.columnCache.remove(block: meta.id)
         self.readers.withLock { c in
             c.entries.removeValue(forKey: meta.id)
             c.order.removeAll { $0 == meta.id }
@@ -130,9 +131,20 @@ public final class BlockStore: @unchecked Sendable {
 
     public func isQuarantined(_ id: UInt64) -> Bool { self.quarantine.withLock { $0[id] != nil } }
 
-    public init(disk: any Disk, directory: String) {
+    /// Decoded scan columns shared by queries.
+    public let columnCache: ColumnCache
+
+    public init(disk: any Disk, directory: String, columnCacheBytes: Int = 1 << 30) {
         self.disk = disk
         self.directory = directory
+        self.columnCache = ColumnCache(capacityBytes: columnCacheBytes)
+    }
+
+    /// One scan column of a block's row group, through the column cache.
+    public func column(_ meta: BlockMeta, _ reader: BlockReader, group: Int, _ column: ScanColumn) throws -> ColumnValues {
+        try self.columnCache.values(ColumnCache.Key(block: meta.id, group: group, column: column)) {
+            try reader.scanColumn(group, column)
+        }
     }
 
     /// What ``open()`` found.
@@ -269,6 +281,7 @@ public final class BlockStore: @unchecked Sendable {
 
     /// Removes a block: meta first (so it stops being visible), then data.
     public func remove(_ meta: BlockMeta) throws {
+        self.columnCache.remove(block: meta.id)
         self.readers.withLock { c in
             c.entries.removeValue(forKey: meta.id)
             c.order.removeAll { $0 == meta.id }

@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import WeftStorageEngine
 
 /// A relative-error quantile sketch (DDSketch): values fall into logarithmic buckets whose width is a
 /// fixed fraction of their value, so any quantile is estimated within ``relativeAccuracy`` of the
@@ -22,19 +21,32 @@ public struct QuantileSketch: Sendable, Equatable {
         var offset: Int32 = 0
         var bins: [UInt64] = []
 
+        @inline(__always)
         mutating func add(_ index: Int32, _ n: UInt64) {
+            let at = Int(index) - Int(self.offset)
+            if at >= 0 && at < self.bins.count {
+                self.bins[at] &+= n
+                return
+            }
+            self.grow(toInclude: index)
+            self.bins[Int(index - self.offset)] &+= n
+        }
+
+        /// Widens the bins to include `index`, with slack (at least doubling) so that growing is amortized.
+        private mutating func grow(toInclude index: Int32) {
             if self.bins.isEmpty {
-                self.offset = index
-                self.bins = [n]
+                self.offset = index - 4
+                self.bins = [UInt64](repeating: 0, count: 8)
                 return
             }
             if index < self.offset {
-                self.bins.insert(contentsOf: repeatElement(0, count: Int(self.offset - index)), at: 0)
-                self.offset = index
-            } else if Int(index - self.offset) >= self.bins.count {
-                self.bins.append(contentsOf: repeatElement(0, count: Int(index - self.offset) - self.bins.count + 1))
+                let extra = Swift.max(Int(self.offset - index), self.bins.count)
+                self.bins.insert(contentsOf: repeatElement(0, count: extra), at: 0)
+                self.offset -= Int32(extra)
+            } else {
+                let extra = Swift.max(Int(index - self.offset) - self.bins.count + 1, self.bins.count)
+                self.bins.append(contentsOf: repeatElement(0, count: extra))
             }
-            self.bins[Int(index - self.offset)] += n
         }
 
         mutating func merge(_ other: Store) {
@@ -74,8 +86,42 @@ public struct QuantileSketch: Sendable, Equatable {
 
     public var isEmpty: Bool { self.count == 0 }
 
+    static let log2Gamma = log2(gamma)
+    static let inverseLog2Gamma = 1 / log2Gamma
+
+    /// log2(1 + i/4096) for i in 0...4096: with linear interpolation between entries, log2 of any
+    /// double within 1e-8, which is far inside a bucket's width (log2 γ ≈ 0.0144).
+    static let log2Table: [Double] = (0...4096).map { log2(1 + Double($0) / 4096) }
+
+    /// log2 by exponent and interpolated mantissa table: a few nanoseconds instead of a libm call.
+    @inline(__always) static func fastLog2(_ x: Double) -> Double {
+        let bits = x.bitPattern
+        let exponent = Int((bits >> 52) & 0x7FF) - 1023
+        let mantissa = bits & ((1 << 52) - 1)
+        let top = Int(mantissa >> 40)
+        let fraction = Double(mantissa & ((1 << 40) - 1)) * 0x1p-40
+        return Self.log2Table.withUnsafeBufferPointer { t in
+            Double(exponent) + t[top] + (t[top + 1] - t[top]) * fraction
+        }
+    }
+
+    /// The bucket of a magnitude (≥ ``minIndexable``, finite and normal): ⌈log_γ(magnitude)⌉.
     @inline(__always) static func index(_ magnitude: Double) -> Int32 {
-        Int32((log(magnitude) / logGamma).rounded(.up))
+        Int32((fastLog2(magnitude) * inverseLog2Gamma).rounded(.up))
+    }
+
+    /// Adds a non-negative integer (a duration in nanoseconds, a token count).
+    @inline(__always)
+    public mutating func add(_ value: UInt64) {
+        self.count += 1
+        let v = Double(value)
+        if v < self.min { self.min = v }
+        if v > self.max { self.max = v }
+        if value == 0 {
+            self.zeroCount += 1
+        } else {
+            self.positive.add(Self.index(v), 1)
+        }
     }
 
     /// The representative value of bucket `index` (the point of least relative error in it).
@@ -109,10 +155,11 @@ public struct QuantileSketch: Sendable, Equatable {
         self.negative.merge(other.negative)
     }
 
-    /// The value at rank ⌊q·(count−1)⌋ of the sorted input, within the relative accuracy; nil when empty.
+    /// The nearest-rank quantile: the value at 0-based rank ⌈q·count⌉ − 1 (at least 0) of the sorted
+    /// input, within the relative accuracy; nil when empty.
     public func quantile(_ q: Double) -> Double? {
         guard self.count > 0, q >= 0, q <= 1 else { return nil }
-        let rank = UInt64((q * Double(self.count - 1)).rounded(.down))
+        let rank = Self.rank(q, self.count)
         var seen: UInt64 = 0
         // Negative values, most negative first (largest magnitude index first).
         for i in stride(from: self.negative.bins.count - 1, through: 0, by: -1) {
@@ -126,6 +173,12 @@ public struct QuantileSketch: Sendable, Equatable {
             if seen > rank { return self.clamp(Self.value(self.positive.offset + Int32(i))) }
         }
         return self.max
+    }
+
+    /// 0-based nearest rank of quantile `q` among `n` values: ⌈q·n⌉ − 1, at least 0.
+    public static func rank(_ q: Double, _ n: UInt64) -> UInt64 {
+        let r = (q * Double(n)).rounded(.up)
+        return r < 1 ? 0 : Swift.min(n - 1, UInt64(r) - 1)
     }
 
     private func clamp(_ v: Double) -> Double { Swift.min(Swift.max(v, self.min), self.max) }

@@ -1,0 +1,569 @@
+import Dispatch
+import Synchronization
+import WeftModel
+import WeftStorageEngine
+
+/// Why an aggregation stopped early.
+public enum AggregationError: Error, Sendable, Equatable, CustomStringConvertible {
+    case invalid(String)
+    case tooManySeries(limit: Int)
+    case timeout(seconds: Double)
+
+    public var description: String {
+        switch self {
+        case .invalid(let m): return m
+        case .tooManySeries(let limit): return "the query produces more than \(limit) series; filter more or group by fewer fields"
+        case .timeout(let s): return "the query ran longer than \(s) s"
+        }
+    }
+}
+
+/// Limits an aggregation runs under.
+public struct AggregationLimits: Sendable {
+    public var maxSeries: Int
+    /// Monotonic deadline (`DispatchTime.now().uptimeNanoseconds` scale); nil for none.
+    public var deadline: UInt64?
+    public var timeoutSeconds: Double
+    /// Threads scanning in parallel.
+    public var parallelism: Int
+
+    public init(maxSeries: Int = 100_000, timeoutSeconds: Double = 30, parallelism: Int = 2) {
+        self.maxSeries = maxSeries
+        self.timeoutSeconds = timeoutSeconds
+        self.deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeoutSeconds * 1e9)
+        self.parallelism = max(1, parallelism)
+    }
+}
+
+/// A unit of scan work: a head chunk or one row group of a block.
+enum ScanUnit {
+    case head(Int)
+    case group(Int, Int)
+}
+
+/// Runs scan units in parallel: blocks are pruned by time and each row group left becomes a unit;
+/// `parallelism` threads take units in order, each into its own state (`make`), and the states are
+/// returned for merging. A block that fails to read is quarantined; the rest still answers.
+enum ScanRunner {
+    static func run<State: Sendable>(
+        startNanos: UInt64, endNanos: UInt64, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits,
+        make: @Sendable () -> State, scan: @Sendable (inout State, ScanUnit, BlockReader?) throws -> Void
+    ) throws -> (states: [State], stats: ScanStats) {
+        var units: [ScanUnit] = snapshot.chunks.indices.compactMap { i in
+            let c = snapshot.chunks[i]
+            return c.spanCount == 0 || c.minStart > endNanos || c.maxStart < startNanos ? nil : .head(i)
+        }
+        var stats = ScanStats()
+        var readers: [Int: BlockReader] = [:]
+        for (b, meta) in snapshot.blocks.enumerated() where !store.isQuarantined(meta.id) {
+            if meta.minStart > endNanos || meta.maxStart < startNanos { continue }
+            let reader: BlockReader
+            do {
+                reader = try store.reader(meta)
+            } catch {
+                store.quarantine(meta, error)
+                continue
+            }
+            readers[b] = reader
+            stats.blocks += 1
+            let g = reader.groups
+            for group in 0..<g.count {
+                if g.minStart[group] > endNanos || g.maxStart[group] < startNanos {
+                    stats.skippedGroups += 1
+                    continue
+                }
+                units.append(.group(b, group))
+            }
+        }
+        let workUnits = units
+        let openReaders = readers
+        let next = Atomic<Int>(0)
+        let results = Mutex<[Result<State, any Error>]>([])
+        let failedBlocks = Mutex<[Int: any Error]>([:])
+        let workers = min(limits.parallelism, max(1, workUnits.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            var state = make()
+            do {
+                while true {
+                    let i = next.add(1, ordering: .relaxed).oldValue
+                    guard i < workUnits.count else { break }
+                    if let deadline = limits.deadline, DispatchTime.now().uptimeNanoseconds > deadline {
+                        throw AggregationError.timeout(seconds: limits.timeoutSeconds)
+                    }
+                    switch workUnits[i] {
+                    case .head:
+                        try scan(&state, workUnits[i], nil)
+                    case .group(let b, _):
+                        if failedBlocks.withLock({ $0[b] != nil }) { continue }
+                        do {
+                            try scan(&state, workUnits[i], openReaders[b]!)
+                        } catch let e as AggregationError {
+                            throw e
+                        } catch {
+                            failedBlocks.withLock { $0[b] = error }
+                        }
+                    }
+                }
+                results.withLock { [state] in $0.append(.success(state)) }
+            } catch {
+                // Stop the others early.
+                next.store(Int.max / 2, ordering: .relaxed)
+                results.withLock { $0.append(.failure(error)) }
+            }
+        }
+        for (b, error) in failedBlocks.withLock({ $0 }) { store.quarantine(snapshot.blocks[b], error) }
+        return (try results.withLock { $0 }.map { try $0.get() }, stats)
+    }
+}
+
+/// Computes the partial aggregate of a query over a snapshot of head and blocks: each row group in
+/// the time range is scanned over only the columns the query reads (through the store's column
+/// cache), by several threads each into its own partial; the partials are then merged, exactly as a
+/// coordinator merges those of several nodes.
+public enum AggregationExecutor {
+    public static func partial(
+        _ query: AggregationQuery, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits = AggregationLimits()
+    ) throws -> AggregationPartial {
+        if let problem = query.problem { throw AggregationError.invalid(problem) }
+        struct State: @unchecked Sendable {
+            var partial: AggregationPartial
+            var worker: Worker
+        }
+        return try self.partial(query, snapshot: snapshot, store: store, limits: limits, start: AggregationPartial(query))
+    }
+
+    /// Rows of an aggregation table ordered by aggregate `orderBy`, at most `limit`. When only the
+    /// order aggregate is cheap (count, sum, avg, min, max) and others are not, a first pass computes
+    /// only it to choose the groups, and a second computes the rest for those groups alone: both are
+    /// ordinary partials, so a coordinator can run the same two rounds across nodes.
+    public static func table(
+        _ query: AggregationQuery, orderBy: Int, descending: Bool = true, limit: Int, snapshot: StorageEngine.Snapshot, store: BlockStore,
+        limits: AggregationLimits = AggregationLimits()
+    ) throws -> (rows: [AggregationRow], groups: Int, stats: ScanStats) {
+        let cheap = query.aggregates.map { $0.stateKind == .count || $0.stateKind == .values }
+        guard cheap[orderBy], cheap.contains(false), !query.groupBy.isEmpty else {
+            let p = try self.partial(query, snapshot: snapshot, store: store, limits: limits)
+            return (p.rows(query, orderBy: orderBy, descending: descending, limit: limit), p.groupCount, p.stats)
+        }
+        var first = query
+        first.aggregates = [query.aggregates[orderBy]]
+        let chosen = try self.partial(first, snapshot: snapshot, store: store, limits: limits)
+        let keys = chosen.rows(first, orderBy: 0, descending: descending, limit: limit).map(\.key)
+        var second = try self.partial(query, snapshot: snapshot, store: store, limits: limits, start: .closed(query, to: keys))
+        second.stats.add(chosen.stats)
+        return (second.rows(query, orderBy: orderBy, descending: descending, limit: limit), chosen.groupCount, second.stats)
+    }
+
+    static func partial(
+        _ query: AggregationQuery, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits, start: AggregationPartial
+    ) throws -> AggregationPartial {
+        if let problem = query.problem { throw AggregationError.invalid(problem) }
+        struct State: @unchecked Sendable {
+            var partial: AggregationPartial
+            var worker: Worker
+        }
+        let (states, stats) = try ScanRunner.run(
+            startNanos: query.startNanos, endNanos: query.endNanos, snapshot: snapshot, store: store, limits: limits,
+            make: { State(partial: start, worker: Worker(query: query)) },
+            scan: { state, unit, reader in
+                try state.worker.scan(unit, reader, snapshot, store, into: &state.partial)
+                if state.partial.groupCount > limits.maxSeries { throw AggregationError.tooManySeries(limit: limits.maxSeries) }
+            }
+        )
+        var merged = start
+        for s in states { merged.merge(s.partial) }
+        if merged.groupCount > limits.maxSeries { throw AggregationError.tooManySeries(limit: limits.maxSeries) }
+        merged.stats.add(stats)
+        return merged
+    }
+}
+
+/// One scanning thread's state: the plan of the source (block or head batch) it is in, and that
+/// source's code→group maps, reused across the groups of a block.
+struct Worker {
+    let query: AggregationQuery
+
+    /// A source's resolved plans and group-key caches.
+    final class SourcePlan {
+        let strings: SourceStrings
+        let resources: SpanBatch
+        let filter: FilterPlan
+        let groupBy: [FieldPlan]
+        let values: [FieldPlan?]
+        let columns: [ScanColumn]
+        /// Per group-by field: the partial's code of each source-local code below the string count
+        /// (`UInt32.max` until seen), and of the others (absent, non-string values).
+        var globalCode: [[UInt32]]
+        var otherGlobalCode: [[UInt32: UInt32]]
+        /// Per group-by field: non-string values by code (codes from `1 << 31`).
+        var otherCodes: [[FieldValueKey: UInt32]]
+        var otherValues: [[GroupValue]]
+
+        init(_ query: AggregationQuery, strings: SourceStrings, resources: SpanBatch) throws {
+            self.strings = strings
+            self.resources = resources
+            self.filter = try FilterPlan(query.filter, strings)
+            self.groupBy = try query.groupBy.map { try FieldPlan($0, strings) }
+            self.values = try query.aggregates.map { a in try a.field.map { try FieldPlan($0, strings) } }
+            var columns: [ScanColumn] = [.timing]
+            for f in self.filter.fields + self.groupBy + self.values.compactMap({ $0 }) {
+                for c in f.columns where !columns.contains(c) { columns.append(c) }
+            }
+            self.columns = columns
+            self.otherCodes = Array(repeating: [:], count: self.groupBy.count)
+            self.otherValues = Array(repeating: [], count: self.groupBy.count)
+            let localCodes = max(strings.count, 256)
+            self.globalCode = self.groupBy.map { _ in [UInt32](repeating: .max, count: localCodes) }
+            self.otherGlobalCode = Array(repeating: [:], count: self.groupBy.count)
+        }
+    }
+
+    struct FieldValueKey: Hashable {
+        var type: UInt8
+        var payload: UInt64
+    }
+
+    private var blockID: UInt64?
+    private var blockPlan: SourcePlan?
+
+    init(query: AggregationQuery) { self.query = query }
+
+    /// A block row group's columns and plan (the plan is built once per block).
+    mutating func open(_ meta: BlockMeta, _ reader: BlockReader, _ g: Int, _ store: BlockStore, _ stats: inout ScanStats) throws -> (ChunkColumns, SourcePlan, allInRange: Bool) {
+        if self.blockID != meta.id {
+            let resources = try reader.blockLevelBatch(strings: StringTable())
+            self.blockPlan = try SourcePlan(self.query, strings: SourceStrings(table: nil, dictionary: reader.dictionary), resources: resources)
+            self.blockID = meta.id
+        }
+        let rows = Int(reader.groups.spans[g])
+        let chunk = ChunkColumns(rows: rows) { c in try store.column(meta, reader, group: g, c) }
+        stats.chunks += 1
+        stats.inspectedSpans += rows
+        stats.inspectedBytes += meta.bytes / max(1, reader.groups.count)
+        let inside = reader.groups.minStart[g] >= self.query.startNanos && reader.groups.maxStart[g] <= self.query.endNanos
+        return (chunk, self.blockPlan!, inside)
+    }
+
+    /// A head chunk's columns and plan.
+    func open(_ chunk: HeadChunk, _ stats: inout ScanStats) throws -> (ChunkColumns, SourcePlan, allInRange: Bool) {
+        let batch = chunk.batch
+        let plan = try SourcePlan(self.query, strings: SourceStrings(table: batch.strings, dictionary: nil), resources: batch)
+        stats.chunks += 1
+        stats.inspectedSpans += batch.spanCount
+        stats.inspectedBytes += batch.memoryFootprint
+        let inside = chunk.minStart >= self.query.startNanos && chunk.maxStart <= self.query.endNanos
+        return (ChunkColumns(rows: batch.spanCount) { c in batch.scanColumn(c) }, plan, inside)
+    }
+
+    mutating func scan(_ unit: ScanUnit, _ reader: BlockReader?, _ snapshot: StorageEngine.Snapshot, _ store: BlockStore, into partial: inout AggregationPartial) throws {
+        let (chunk, plan, inside): (ChunkColumns, SourcePlan, Bool)
+        switch unit {
+        case .head(let c): (chunk, plan, inside) = try self.open(snapshot.chunks[c], &partial.stats)
+        case .group(let b, let g): (chunk, plan, inside) = try self.open(snapshot.blocks[b], reader!, g, store, &partial.stats)
+        }
+        try self.scan(chunk, plan, allInRange: inside, into: &partial)
+    }
+
+    /// Rows in the time range that pass the filter, ascending.
+    func select(_ chunk: ChunkColumns, _ plan: SourcePlan, allInRange: Bool) throws -> [Int32] {
+        if case .none = plan.filter { return [] }
+        let q = self.query
+        var selection: [Int32]
+        if allInRange {
+            selection = Array(0..<Int32(chunk.rows))
+        } else {
+            let (start, _) = try chunk.timing()
+            selection = []
+            start.withUnsafeBufferPointer { s in
+                for row in 0..<chunk.rows where s[row] >= q.startNanos && s[row] <= q.endNanos { selection.append(Int32(row)) }
+            }
+        }
+        return try plan.filter.select(selection, chunk, plan.resources)
+    }
+
+    private func scan(_ chunk: ChunkColumns, _ plan: SourcePlan, allInRange: Bool, into partial: inout AggregationPartial) throws {
+        let q = self.query
+        var selection = try self.select(chunk, plan, allInRange: allInRange)
+        if selection.isEmpty { return }
+        // Cells: group × steps + step (a closed partial drops rows of other groups).
+        var slots = try self.groups(selection, chunk, plan, &partial)
+        if partial.isClosed {
+            var kept: [Int32] = [], keptSlots: [Int32] = []
+            for (i, g) in slots.enumerated() where g >= 0 {
+                kept.append(selection[i])
+                keptSlots.append(g)
+            }
+            selection = kept
+            slots = keptSlots
+        }
+        var cells = slots
+        let steps = partial.steps
+        if let step = q.stepNanos, steps > 1 {
+            let (start, _) = try chunk.timing()
+            start.withUnsafeBufferPointer { s in
+                for (i, row) in selection.enumerated() {
+                    cells[i] = slots[i] * Int32(steps) + Int32((s[Int(row)] - q.startNanos) / step)
+                }
+            }
+        } else if steps > 1 {
+            for i in cells.indices { cells[i] = slots[i] * Int32(steps) }
+        }
+        for (a, aggregate) in q.aggregates.enumerated() {
+            try Self.accumulate(aggregate, plan.values[a], selection, cells, chunk, plan, &partial.columns[a])
+        }
+    }
+
+    /// The group of every selected row: each field's source-local codes are translated to the
+    /// partial's field codes (through a dense table per field, filled on first sight), then the tuple
+    /// of codes finds its group in one hash.
+    private func groups(_ selection: [Int32], _ chunk: ChunkColumns, _ plan: SourcePlan, _ partial: inout AggregationPartial) throws -> [Int32] {
+        let n = selection.count
+        if plan.groupBy.isEmpty {
+            let g = Int32(partial.group([]))
+            return [Int32](repeating: g, count: n)
+        }
+        var global: [[UInt32]] = []
+        for f in plan.groupBy.indices {
+            let local = try self.codes(field: f, selection, chunk, plan)
+            var out = [UInt32](repeating: 0, count: n)
+            let unknown = UInt32.max
+            for i in 0..<n {
+                let c = local[i]
+                if Int(c) < plan.globalCode[f].count {
+                    var g = plan.globalCode[f][Int(c)]
+                    if g == unknown {
+                        g = partial.code(field: f, try self.value(f, c, plan)) ?? Self.excluded
+                        plan.globalCode[f][Int(c)] = g
+                    }
+                    out[i] = g
+                } else if let g = plan.otherGlobalCode[f][c] {
+                    out[i] = g
+                } else {
+                    let g = partial.code(field: f, try self.value(f, c, plan)) ?? Self.excluded
+                    plan.otherGlobalCode[f][c] = g
+                    out[i] = g
+                }
+            }
+            global.append(out)
+        }
+        var out = [Int32](repeating: 0, count: n)
+        let fields = global.count
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: fields) { codes in
+            let key = UnsafeBufferPointer(codes)
+            rows: for i in 0..<n {
+                for f in 0..<fields {
+                    let c = global[f][i]
+                    if c == Self.excluded {
+                        out[i] = -1
+                        continue rows
+                    }
+                    codes[f] = c
+                }
+                let (lo, hi) = AggregationPartial.pack(key)
+                out[i] = Int32(partial.group(lo: lo, hi: hi, codes: key))
+            }
+        }
+        return out
+    }
+
+    /// The partial code of a value a closed partial has no group with.
+    static let excluded = UInt32.max - 1
+
+    /// The value a source-local code of field `f` stands for.
+    private func value(_ f: Int, _ code: UInt32, _ plan: SourcePlan) throws -> GroupValue {
+        if code == Self.absentCode { return .absent }
+        if code >= Self.otherBase { return plan.otherValues[f][Int(code - Self.otherBase)] }
+        switch plan.groupBy[f] {
+        case .ids(_, let zero) where zero && code == 0: return .absent
+        case .status, .kind: return CodeNames.groupValue(plan.groupBy[f], UInt64(code))
+        default: return .string(try plan.strings.string(code))
+        }
+    }
+
+    static let absentCode = ColumnValues.absentID
+    static let otherBase: UInt32 = 1 << 31
+
+    /// Codes of one group-by field for the selected rows: string IDs as they are, status and kind
+    /// codes, ``absentCode``, or (other values) codes from ``otherBase``.
+    private func codes(field f: Int, _ selection: [Int32], _ chunk: ChunkColumns, _ plan: SourcePlan) throws -> [UInt32] {
+        let reader = try FieldReader(plan.groupBy[f], chunk, plan.resources)
+        var out = [UInt32](repeating: 0, count: selection.count)
+        switch reader.source {
+        case .ids(let ids, _):
+            ids.withUnsafeBufferPointer { c in
+                for (i, row) in selection.enumerated() { out[i] = c[Int(row)] }
+            }
+        case .attributeIDs(let ids):
+            // Absent rows already hold absentCode.
+            ids.withUnsafeBufferPointer { c in
+                for (i, row) in selection.enumerated() { out[i] = c[Int(row)] }
+            }
+        case .service(let resource, let names):
+            for (i, row) in selection.enumerated() { out[i] = names[Int(resource[Int(row)])] }
+        case .small(let v):
+            for (i, row) in selection.enumerated() { out[i] = UInt32(v[Int(row)]) }
+        default:
+            for (i, row) in selection.enumerated() {
+                let (t, v) = reader.value(Int(row))
+                if t == FieldReader.absent {
+                    out[i] = Self.absentCode
+                } else if t == FieldReader.string {
+                    out[i] = UInt32(truncatingIfNeeded: v)
+                } else {
+                    let key = FieldValueKey(type: t, payload: v)
+                    if let code = plan.otherCodes[f][key] {
+                        out[i] = code
+                    } else {
+                        let code = Self.otherBase + UInt32(plan.otherValues[f].count)
+                        plan.otherCodes[f][key] = code
+                        plan.otherValues[f].append(try reader.groupValue(t, v, plan.strings))
+                        out[i] = code
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Adds the selected rows' values of one aggregate into their cells.
+    private static func accumulate(
+        _ aggregate: Aggregate, _ field: FieldPlan?, _ selection: [Int32], _ cells: [Int32], _ chunk: ChunkColumns, _ plan: SourcePlan,
+        _ column: inout AggregateColumn
+    ) throws {
+        if case .count = aggregate {
+            column.counts.withUnsafeMutableBufferPointer { counts in
+                for c in cells { counts[Int(c)] &+= 1 }
+            }
+            return
+        }
+        let reader = try FieldReader(field!, chunk, plan.resources)
+        switch (column.kind, reader.source) {
+        case (.sketch, .duration(let s, let e)):
+            column.sketches.withUnsafeMutableBufferPointer { sketches in
+                s.withUnsafeBufferPointer { s in
+                    e.withUnsafeBufferPointer { e in
+                        for (i, row) in selection.enumerated() {
+                            let r = Int(row)
+                            sketches[Int(cells[i])].add(e[r] > s[r] ? e[r] - s[r] : 0)
+                        }
+                    }
+                }
+            }
+        case (.histogram, .duration(let s, let e)):
+            let b = Heatmap.valueBuckets
+            column.histograms.withUnsafeMutableBufferPointer { h in
+                s.withUnsafeBufferPointer { s in
+                    e.withUnsafeBufferPointer { e in
+                        for (i, row) in selection.enumerated() {
+                            let r = Int(row)
+                            h[Int(cells[i]) * b + Heatmap.valueBucket(e[r] > s[r] ? e[r] - s[r] : 0)] &+= 1
+                        }
+                    }
+                }
+            }
+        case (.values, .duration(let s, let e)):
+            column.values.withUnsafeMutableBufferPointer { v in
+                for (i, row) in selection.enumerated() {
+                    let r = Int(row)
+                    v[Int(cells[i])].add(integer: Int64(bitPattern: e[r] > s[r] ? e[r] - s[r] : 0))
+                }
+            }
+        case (.values, .tokens(let t)):
+            column.values.withUnsafeMutableBufferPointer { v in
+                for (i, row) in selection.enumerated() where t[Int(row)] != SpanBatch.noTokens { v[Int(cells[i])].add(integer: t[Int(row)]) }
+            }
+        case (.values, .cost(let x)):
+            column.values.withUnsafeMutableBufferPointer { v in
+                for (i, row) in selection.enumerated() where !x[Int(row)].isNaN { v[Int(cells[i])].add(x[Int(row)]) }
+            }
+        default:
+            // The general path: any numeric field.
+            for (i, row) in selection.enumerated() {
+                let (t, payload) = reader.value(Int(row))
+                let cell = Int(cells[i])
+                switch (column.kind, t) {
+                case (.values, FieldReader.int): column.values[cell].add(integer: Int64(bitPattern: payload))
+                case (.values, FieldReader.double): column.values[cell].add(Double(bitPattern: payload))
+                case (.sketch, FieldReader.int): column.sketches[cell].add(Double(Int64(bitPattern: payload)))
+                case (.sketch, FieldReader.double): column.sketches[cell].add(Double(bitPattern: payload))
+                case (.histogram, FieldReader.int):
+                    let v = Int64(bitPattern: payload)
+                    column.histograms[cell * Heatmap.valueBuckets + Heatmap.valueBucket(UInt64(max(0, v)))] &+= 1
+                case (.histogram, FieldReader.double):
+                    let v = Double(bitPattern: payload)
+                    let u: UInt64 = v.isFinite && v > 0 ? (v >= 1.8e19 ? .max : UInt64(v)) : 0
+                    column.histograms[cell * Heatmap.valueBuckets + Heatmap.valueBucket(u)] &+= 1
+                default: break
+                }
+            }
+        }
+    }
+}
+
+/// Group-by values of status and kind codes.
+enum CodeNames {
+    static func groupValue(_ plan: FieldPlan, _ code: UInt64) -> GroupValue {
+        switch plan {
+        case .status: return .string(["unset", "ok", "error"][Int(min(code, 2))])
+        case .kind:
+            let kinds = ["unspecified", "internal", "server", "client", "producer", "consumer"]
+            return .string(code < UInt64(kinds.count) ? kinds[Int(code)] : "unspecified")
+        default: return .int(Int64(bitPattern: code))
+        }
+    }
+}
+
+/// Open-addressing map from a 128-bit key to a group (multiplicative hashing, linear probing). Key and
+/// value share one entry, so a lookup touches one cache line.
+struct SlotMap {
+    private struct Entry {
+        var lo: UInt64
+        var hi: UInt64
+        var slot: Int32
+    }
+
+    private var entries: [Entry] = []
+    private var used = 0
+    private var mask = 0
+
+    init() { self.rehash(capacity: 64) }
+
+    @inline(__always) private func hash(_ a: UInt64, _ b: UInt64) -> Int {
+        let h = (a &* 0x9E37_79B9_7F4A_7C15) ^ (b &* 0xC2B2_AE3D_27D4_EB4F)
+        return Int(truncatingIfNeeded: (h ^ (h >> 29)) & UInt64(self.mask))
+    }
+
+    @inline(__always) func get(_ a: UInt64, _ b: UInt64) -> Int32? {
+        self.entries.withUnsafeBufferPointer { e in
+            var i = self.hash(a, b)
+            while true {
+                let s = e[i].slot
+                if s < 0 { return nil }
+                if e[i].lo == a && e[i].hi == b { return s }
+                i = (i + 1) & self.mask
+            }
+        }
+    }
+
+    mutating func put(_ a: UInt64, _ b: UInt64, _ value: Int32) {
+        if (self.used + 1) * 2 > self.entries.count { self.rehash(capacity: self.entries.count * 2) }
+        var i = self.hash(a, b)
+        while self.entries[i].slot >= 0 {
+            if self.entries[i].lo == a && self.entries[i].hi == b {
+                self.entries[i].slot = value
+                return
+            }
+            i = (i + 1) & self.mask
+        }
+        self.entries[i] = Entry(lo: a, hi: b, slot: value)
+        self.used += 1
+    }
+
+    private mutating func rehash(capacity: Int) {
+        let old = self.entries
+        self.entries = [Entry](repeating: Entry(lo: 0, hi: 0, slot: -1), count: capacity)
+        self.mask = capacity - 1
+        self.used = 0
+        for e in old where e.slot >= 0 { self.put(e.lo, e.hi, e.slot) }
+    }
+}

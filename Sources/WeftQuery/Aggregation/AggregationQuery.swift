@@ -1,0 +1,516 @@
+import WeftModel
+import WeftStorageEngine
+
+/// One aggregate of an aggregation query, computed per group (and per time step).
+public enum Aggregate: Sendable, Equatable, Hashable {
+    case count
+    case sum(TraceQLField)
+    case avg(TraceQLField)
+    case min(TraceQLField)
+    case max(TraceQLField)
+    /// Quantiles from a relative-error sketch.
+    case quantiles(TraceQLField, [Double])
+    /// Counts per log2 bucket of the value (bucket b ≥ 1 holds [2^(b−1), 2^b); bucket 0 holds 0).
+    case histogram(TraceQLField)
+
+    /// The field the aggregate reads, if any.
+    public var field: TraceQLField? {
+        switch self {
+        case .count: return nil
+        case .sum(let f), .avg(let f), .min(let f), .max(let f), .quantiles(let f, _), .histogram(let f): return f
+        }
+    }
+
+    enum StateKind: UInt8, Sendable { case count, values, sketch, histogram }
+
+    var stateKind: StateKind {
+        switch self {
+        case .count: return .count
+        case .sum, .avg, .min, .max: return .values
+        case .quantiles: return .sketch
+        case .histogram: return .histogram
+        }
+    }
+}
+
+/// Spans matching a filter, in a time range, grouped by fields, with aggregates per group and
+/// (when `stepNanos` is set) per time step. The storage side computes an ``AggregationPartial``;
+/// partials merge exactly and are finished into tables or series.
+public struct AggregationQuery: Sendable, Equatable {
+    public var filter: TraceQLFilter
+    public var groupBy: [TraceQLField]
+    public var aggregates: [Aggregate]
+    /// Span start times in [startNanos, endNanos].
+    public var startNanos: UInt64
+    public var endNanos: UInt64
+    /// Width of a time step; nil for one value over the whole range.
+    public var stepNanos: UInt64?
+
+    public static let maxGroupBy = 4
+
+    public init(
+        filter: TraceQLFilter = .all, groupBy: [TraceQLField] = [], aggregates: [Aggregate], startNanos: UInt64, endNanos: UInt64,
+        stepNanos: UInt64? = nil
+    ) {
+        self.filter = filter
+        self.groupBy = groupBy
+        self.aggregates = aggregates
+        self.startNanos = startNanos
+        self.endNanos = endNanos
+        self.stepNanos = stepNanos
+    }
+
+    /// The aggregation a TraceQL metrics query asks for (`rate` and `count_over_time` count).
+    public init(_ query: TraceQLQuery, startNanos: UInt64, endNanos: UInt64, stepNanos: UInt64?) {
+        let aggregate: Aggregate
+        switch query.metrics?.function ?? .countOverTime {
+        case .rate, .countOverTime: aggregate = .count
+        case .sumOverTime(let f): aggregate = .sum(f)
+        case .avgOverTime(let f): aggregate = .avg(f)
+        case .minOverTime(let f): aggregate = .min(f)
+        case .maxOverTime(let f): aggregate = .max(f)
+        case .quantileOverTime(let f, let qs): aggregate = .quantiles(f, qs)
+        case .histogramOverTime(let f): aggregate = .histogram(f)
+        }
+        self.init(
+            filter: query.filter, groupBy: query.metrics?.by ?? [], aggregates: [aggregate], startNanos: startNanos, endNanos: endNanos,
+            stepNanos: stepNanos
+        )
+    }
+
+    /// Number of time steps (1 without a step).
+    public var steps: Int {
+        guard let step = self.stepNanos, step > 0, self.endNanos >= self.startNanos else { return 1 }
+        return Int((self.endNanos - self.startNanos) / step) + 1
+    }
+
+    /// Why the query cannot run, if it cannot.
+    public var problem: String? {
+        if self.endNanos < self.startNanos { return "end is before start" }
+        if self.groupBy.count > Self.maxGroupBy { return "at most \(Self.maxGroupBy) group-by fields" }
+        if self.aggregates.isEmpty { return "no aggregates" }
+        if let message = CompiledTraceQLFilter.unsupported(self.filter) { return message }
+        for f in self.groupBy + self.aggregates.compactMap(\.field) {
+            if case .intrinsic(let i) = f, [.rootServiceName, .rootName, .traceDuration].contains(i) {
+                return "the trace-level intrinsic '\(i.rawValue)' is not supported yet"
+            }
+        }
+        for a in self.aggregates {
+            if case .quantiles(_, let qs) = a, qs.isEmpty || qs.contains(where: { !($0 >= 0 && $0 <= 1) }) {
+                return "quantiles must lie in [0, 1]"
+            }
+        }
+        return nil
+    }
+}
+
+/// A group-by value: what a span holds for a field (or nothing).
+public enum GroupValue: Sendable, Hashable, Comparable, CustomStringConvertible {
+    case absent
+    case string(String)
+    case int(Int64)
+    case double(Double)
+    case bool(Bool)
+
+    public var description: String {
+        switch self {
+        case .absent: return "<none>"
+        case .string(let s): return s
+        case .int(let i): return String(i)
+        case .double(let d): return String(d)
+        case .bool(let b): return String(b)
+        }
+    }
+
+    private var rank: Int {
+        switch self {
+        case .absent: return 0
+        case .bool: return 1
+        case .int: return 2
+        case .double: return 3
+        case .string: return 4
+        }
+    }
+
+    public static func < (a: GroupValue, b: GroupValue) -> Bool {
+        switch (a, b) {
+        case (.string(let x), .string(let y)): return x < y
+        case (.int(let x), .int(let y)): return x < y
+        case (.double(let x), .double(let y)): return x < y
+        case (.bool(let x), .bool(let y)): return !x && y
+        default: return a.rank < b.rank
+        }
+    }
+}
+
+/// Count, sum, min and max of numeric values. Integer inputs are summed exactly (128 bits); float
+/// inputs with a compensated sum, so merging in any order differs only in the last bits.
+public struct ValueSummary: Sendable, Equatable {
+    public internal(set) var count: UInt64 = 0
+    public internal(set) var integerSum: Int128 = 0
+    public internal(set) var floatSum: Double = 0
+    var compensation: Double = 0
+    public internal(set) var min = Double.infinity
+    public internal(set) var max = -Double.infinity
+
+    public init() {}
+
+    public var sum: Double { Double(self.integerSum) + (self.floatSum + self.compensation) }
+    public var mean: Double? { self.count == 0 ? nil : self.sum / Double(self.count) }
+
+    @inline(__always) public mutating func add(integer v: Int64) {
+        self.count += 1
+        self.integerSum += Int128(v)
+        let d = Double(v)
+        if d < self.min { self.min = d }
+        if d > self.max { self.max = d }
+    }
+
+    @inline(__always) public mutating func add(_ v: Double) {
+        self.count += 1
+        self.addFloat(v)
+        if v < self.min { self.min = v }
+        if v > self.max { self.max = v }
+    }
+
+    /// Neumaier's compensated addition.
+    @inline(__always) mutating func addFloat(_ v: Double) {
+        let t = self.floatSum + v
+        if abs(self.floatSum) >= abs(v) {
+            self.compensation += (self.floatSum - t) + v
+        } else {
+            self.compensation += (v - t) + self.floatSum
+        }
+        self.floatSum = t
+    }
+
+    public mutating func merge(_ o: ValueSummary) {
+        self.count += o.count
+        self.integerSum += o.integerSum
+        self.addFloat(o.floatSum)
+        self.compensation += o.compensation
+        self.min = Swift.min(self.min, o.min)
+        self.max = Swift.max(self.max, o.max)
+    }
+}
+
+/// The states of one aggregate for every (group, step) cell; only the array of its kind is used.
+public struct AggregateColumn: Sendable, Equatable {
+    let kind: Aggregate.StateKind
+    public internal(set) var counts: [UInt64] = []
+    public internal(set) var values: [ValueSummary] = []
+    public internal(set) var sketches: [QuantileSketch] = []
+    /// ``Heatmap/valueBuckets`` counts per cell.
+    public internal(set) var histograms: [UInt64] = []
+
+    init(kind: Aggregate.StateKind) { self.kind = kind }
+
+    mutating func grow(by cells: Int) {
+        switch self.kind {
+        case .count: self.counts.append(contentsOf: repeatElement(0, count: cells))
+        case .values: self.values.append(contentsOf: repeatElement(ValueSummary(), count: cells))
+        case .sketch: self.sketches.append(contentsOf: repeatElement(QuantileSketch(), count: cells))
+        case .histogram: self.histograms.append(contentsOf: repeatElement(0, count: cells * Heatmap.valueBuckets))
+        }
+    }
+
+    /// Adds cell `from` of `other` into cell `to`.
+    mutating func merge(cell to: Int, from other: AggregateColumn, cell from: Int) {
+        switch self.kind {
+        case .count: self.counts[to] += other.counts[from]
+        case .values: self.values[to].merge(other.values[from])
+        case .sketch: self.sketches[to].merge(other.sketches[from])
+        case .histogram:
+            let b = Heatmap.valueBuckets
+            for i in 0..<b { self.histograms[to * b + i] += other.histograms[from * b + i] }
+        }
+    }
+
+    /// Whether a cell holds no observation.
+    func isEmpty(_ cell: Int) -> Bool {
+        switch self.kind {
+        case .count: return self.counts[cell] == 0
+        case .values: return self.values[cell].count == 0
+        case .sketch: return self.sketches[cell].isEmpty
+        case .histogram:
+            let b = Heatmap.valueBuckets
+            return !self.histograms[(cell * b)..<(cell * b + b)].contains { $0 != 0 }
+        }
+    }
+}
+
+/// What a storage node answers for an ``AggregationQuery``: groups, their aggregate states per time
+/// step, and scan statistics. Merging adds states cell by cell (exact, associative, commutative).
+///
+/// Groups are kept as tuples of per-field codes (each field's distinct values are numbered once), so
+/// finding a row's group is one hash of at most four integers, never of strings.
+public struct AggregationPartial: Sendable {
+    public let steps: Int
+    let fieldCount: Int
+    /// Per group-by field: values by code, and codes by value.
+    private var fieldValues: [[GroupValue]]
+    private var fieldCodes: [[GroupValue: UInt32]]
+    /// `fieldCount` codes per group.
+    private var groupCodes: [UInt32] = []
+    private var slots = SlotMap()
+    /// One column per aggregate; cell = group × steps + step.
+    public internal(set) var columns: [AggregateColumn]
+    public var stats = ScanStats()
+
+    /// A closed partial only counts into the groups it already has (see ``closed(to:)``).
+    public private(set) var isClosed = false
+
+    /// An empty partial of `query` holding exactly the groups `keys`, which takes no others: rows of
+    /// other groups are skipped (the second pass of an ordered, limited table).
+    public static func closed(_ query: AggregationQuery, to keys: [[GroupValue]]) -> AggregationPartial {
+        var p = AggregationPartial(query)
+        for k in keys { _ = p.group(k) }
+        p.isClosed = true
+        return p
+    }
+
+    public init(_ query: AggregationQuery) {
+        self.steps = query.steps
+        self.fieldCount = query.groupBy.count
+        self.fieldValues = Array(repeating: [], count: query.groupBy.count)
+        self.fieldCodes = Array(repeating: [:], count: query.groupBy.count)
+        self.columns = query.aggregates.map { AggregateColumn(kind: $0.stateKind) }
+    }
+
+    public private(set) var groupCount = 0
+
+    /// Group keys, in order of first appearance.
+    public var keys: [[GroupValue]] { (0..<self.groupCount).map(self.key) }
+
+    public func key(_ g: Int) -> [GroupValue] {
+        (0..<self.fieldCount).map { f in self.fieldValues[f][Int(self.groupCodes[g * self.fieldCount + f])] }
+    }
+
+    /// The code of `value` in field `f` (numbered on first sight); in a closed partial, nil for a value
+    /// none of its groups has.
+    mutating func code(field f: Int, _ value: GroupValue) -> UInt32? {
+        if let c = self.fieldCodes[f][value] { return c }
+        if self.isClosed { return nil }
+        let c = UInt32(self.fieldValues[f].count)
+        self.fieldValues[f].append(value)
+        self.fieldCodes[f][value] = c
+        return c
+    }
+
+    @inline(__always) static func pack(_ codes: UnsafeBufferPointer<UInt32>) -> (UInt64, UInt64) {
+        var lo: UInt64 = 0, hi: UInt64 = 0
+        for (f, c) in codes.enumerated() {
+            if f < 2 { lo |= UInt64(c) << (32 * UInt64(f)) } else { hi |= UInt64(c) << (32 * UInt64(f - 2)) }
+        }
+        return (lo, hi)
+    }
+
+    /// The group of a tuple of field codes (packed by ``pack(_:)``), created with empty cells if new
+    /// (in a closed partial: −1).
+    @inline(__always) mutating func group(lo: UInt64, hi: UInt64, codes: UnsafeBufferPointer<UInt32>) -> Int {
+        if let g = self.slots.get(lo, hi) { return Int(g) }
+        if self.isClosed { return -1 }
+        let g = self.groupCount
+        self.groupCount += 1
+        self.groupCodes.append(contentsOf: codes)
+        self.slots.put(lo, hi, Int32(g))
+        for a in self.columns.indices { self.columns[a].grow(by: self.steps) }
+        return g
+    }
+
+    /// The group of `key`, created (with empty cells) if new.
+    mutating func group(_ key: [GroupValue]) -> Int {
+        var codes = [UInt32](repeating: 0, count: self.fieldCount)
+        for f in 0..<self.fieldCount {
+            guard let c = self.code(field: f, key[f]) else { return -1 }
+            codes[f] = c
+        }
+        return codes.withUnsafeBufferPointer { c in
+            let (lo, hi) = Self.pack(c)
+            return self.group(lo: lo, hi: hi, codes: c)
+        }
+    }
+
+    public func group(of key: [GroupValue]) -> Int? {
+        guard key.count == self.fieldCount else { return nil }
+        var codes = [UInt32](repeating: 0, count: self.fieldCount)
+        for f in 0..<self.fieldCount {
+            guard let c = self.fieldCodes[f][key[f]] else { return nil }
+            codes[f] = c
+        }
+        return codes.withUnsafeBufferPointer { c in
+            let (lo, hi) = Self.pack(c)
+            return self.slots.get(lo, hi).map(Int.init)
+        }
+    }
+
+    public mutating func merge(_ other: AggregationPartial) {
+        precondition(other.steps == self.steps && other.columns.count == self.columns.count && other.fieldCount == self.fieldCount, "partials of different queries")
+        // Translate the other's field codes once per distinct value.
+        let translate = (0..<self.fieldCount).map { f in other.fieldValues[f].map { self.code(field: f, $0) } }
+        var codes = [UInt32](repeating: 0, count: self.fieldCount)
+        groups: for g in 0..<other.groupCount {
+            for f in 0..<self.fieldCount {
+                guard let c = translate[f][Int(other.groupCodes[g * self.fieldCount + f])] else { continue groups }
+                codes[f] = c
+            }
+            let mine = codes.withUnsafeBufferPointer { c in
+                let (lo, hi) = Self.pack(c)
+                return self.group(lo: lo, hi: hi, codes: c)
+            }
+            if mine < 0 { continue }
+            for a in self.columns.indices {
+                for s in 0..<self.steps { self.columns[a].merge(cell: mine * self.steps + s, from: other.columns[a], cell: g * self.steps + s) }
+            }
+        }
+        self.stats.add(other.stats)
+    }
+
+    /// Equal contents, whatever the group order.
+    public func sameContents(as other: AggregationPartial) -> Bool {
+        guard self.steps == other.steps, self.groupCount == other.groupCount, self.columns.count == other.columns.count else { return false }
+        for g in 0..<self.groupCount {
+            guard let h = other.group(of: self.key(g)) else { return false }
+            for a in self.columns.indices {
+                for s in 0..<self.steps {
+                    let x = g * self.steps + s, y = h * self.steps + s
+                    let (c, d) = (self.columns[a], other.columns[a])
+                    switch c.kind {
+                    case .count: if c.counts[x] != d.counts[y] { return false }
+                    case .values:
+                        let (u, v) = (c.values[x], d.values[y])
+                        if u.count != v.count || u.integerSum != v.integerSum || u.min != v.min || u.max != v.max { return false }
+                        if abs(u.sum - v.sum) > 1e-9 * Swift.max(1, abs(u.sum)) { return false }
+                    case .sketch: if c.sketches[x] != d.sketches[y] { return false }
+                    case .histogram:
+                        let b = Heatmap.valueBuckets
+                        if c.histograms[(x * b)..<(x * b + b)] != d.histograms[(y * b)..<(y * b + b)] { return false }
+                    }
+                }
+            }
+        }
+        return true
+    }
+}
+
+extension ScanStats {
+    public mutating func add(_ o: ScanStats) {
+        self.chunks += o.chunks
+        self.blocks += o.blocks
+        self.skippedGroups += o.skippedGroups
+        self.inspectedSpans += o.inspectedSpans
+        self.inspectedTraces += o.inspectedTraces
+        self.inspectedBytes += o.inspectedBytes
+    }
+}
+
+// MARK: Wire form
+
+extension AggregationPartial {
+    /// `[version][steps][aggregates][kinds][groups]`, each group's key, then every column's cells,
+    /// then the scan statistics. Sketches use their own wire form.
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter()
+        w.varint(1)
+        w.varint(UInt64(self.steps))
+        w.varint(UInt64(self.columns.count))
+        for c in self.columns { w.varint(UInt64(c.kind.rawValue)) }
+        w.varint(UInt64(self.groupCount))
+        for key in self.keys {
+            w.varint(UInt64(key.count))
+            for v in key {
+                switch v {
+                case .absent: w.varint(0)
+                case .string(let s):
+                    w.varint(1)
+                    w.varint(UInt64(s.utf8.count))
+                    w.raw(s.utf8)
+                case .int(let i):
+                    w.varint(2)
+                    w.fixed64(UInt64(bitPattern: i))
+                case .double(let d):
+                    w.varint(3)
+                    w.fixed64(d.bitPattern)
+                case .bool(let b): w.varint(b ? 5 : 4)
+                }
+            }
+        }
+        for c in self.columns {
+            switch c.kind {
+            case .count: for v in c.counts { w.varint(v) }
+            case .values:
+                for v in c.values {
+                    w.varint(v.count)
+                    w.fixed64(UInt64(truncatingIfNeeded: v.integerSum))
+                    w.fixed64(UInt64(truncatingIfNeeded: v.integerSum >> 64))
+                    for d in [v.floatSum, v.compensation, v.min, v.max] { w.fixed64(d.bitPattern) }
+                }
+            case .sketch: for s in c.sketches { s.encode(into: &w) }
+            case .histogram: for v in c.histograms { w.varint(v) }
+            }
+        }
+        let s = self.stats
+        for v in [s.chunks, s.blocks, s.skippedGroups, s.inspectedSpans, s.inspectedTraces, s.inspectedBytes] { w.varint(UInt64(v)) }
+        return w.bytes
+    }
+
+    /// Reads a partial of `query` (its shape must match the query's).
+    public static func decode(_ bytes: [UInt8], _ query: AggregationQuery) throws -> AggregationPartial {
+        var partial = AggregationPartial(query)
+        try bytes.withUnsafeBytes { raw throws in
+            var r = ByteReader(raw)
+            guard try r.varint() == 1 else { throw BlockFormatError("unknown partial aggregate version") }
+            guard try r.varint() == UInt64(partial.steps), try r.varint() == UInt64(partial.columns.count) else {
+                throw BlockFormatError("partial aggregate of a different query")
+            }
+            for c in partial.columns where try r.varint() != UInt64(c.kind.rawValue) { throw BlockFormatError("partial aggregate of a different query") }
+            let groups = try r.count(max: 1 << 26)
+            for _ in 0..<groups {
+                let n = try r.count(max: AggregationQuery.maxGroupBy)
+                var key: [GroupValue] = []
+                for _ in 0..<n {
+                    switch try r.varint() {
+                    case 0: key.append(.absent)
+                    case 1:
+                        let length = try r.count(max: 1 << 24)
+                        key.append(.string(String(decoding: try r.raw(length), as: UTF8.self)))
+                    case 2: key.append(.int(Int64(bitPattern: try r.fixed64())))
+                    case 3: key.append(.double(Double(bitPattern: try r.fixed64())))
+                    case 4: key.append(.bool(false))
+                    case 5: key.append(.bool(true))
+                    default: throw BlockFormatError("unknown group value type")
+                    }
+                }
+                guard partial.group(key) == partial.groupCount - 1 else { throw BlockFormatError("duplicate group in a partial aggregate") }
+            }
+            let cells = groups * partial.steps
+            for a in partial.columns.indices {
+                switch partial.columns[a].kind {
+                case .count: for i in 0..<cells { partial.columns[a].counts[i] = try r.varint() }
+                case .values:
+                    for i in 0..<cells {
+                        var v = ValueSummary()
+                        v.count = try r.varint()
+                        let low = try r.fixed64(), high = try r.fixed64()
+                        v.integerSum = Int128(Int64(bitPattern: high)) << 64 | Int128(low)
+                        v.floatSum = Double(bitPattern: try r.fixed64())
+                        v.compensation = Double(bitPattern: try r.fixed64())
+                        v.min = Double(bitPattern: try r.fixed64())
+                        v.max = Double(bitPattern: try r.fixed64())
+                        partial.columns[a].values[i] = v
+                    }
+                case .sketch: for i in 0..<cells { partial.columns[a].sketches[i] = try QuantileSketch.decode(&r) }
+                case .histogram: for i in 0..<(cells * Heatmap.valueBuckets) { partial.columns[a].histograms[i] = try r.varint() }
+                }
+            }
+            partial.stats.chunks = try r.count()
+            partial.stats.blocks = try r.count()
+            partial.stats.skippedGroups = try r.count()
+            partial.stats.inspectedSpans = try r.count()
+            partial.stats.inspectedTraces = try r.count()
+            partial.stats.inspectedBytes = try r.count()
+            guard r.position == raw.count else { throw BlockFormatError("trailing bytes after a partial aggregate") }
+        }
+        return partial
+    }
+}

@@ -1,0 +1,204 @@
+import WeftModel
+import WeftStorageEngine
+
+/// JSON bodies of the metrics, dependencies and aggregation endpoints. Every one carries `metrics`:
+/// what the query scanned and how long it took.
+extension QueryResponses {
+    static func writeScan(_ o: inout JSONWriter, _ stats: ScanStats, elapsedNanos: UInt64) {
+        o.key("metrics")
+        o.object { m in
+            m.key("inspectedBytes")
+            m.string(String(stats.inspectedBytes))
+            m.key("inspectedSpans")
+            m.string(String(stats.inspectedSpans))
+            m.key("inspectedTraces")
+            m.number(stats.inspectedTraces)
+            m.key("totalBlocks")
+            m.number(stats.blocks)
+            m.key("inspectedChunks")
+            m.number(stats.chunks)
+            m.key("skippedChunks")
+            m.number(stats.skippedGroups)
+            m.key("elapsedMs")
+            m.number(Double(elapsedNanos / 1000) / 1000)
+        }
+    }
+
+    static func writeValue(_ w: inout JSONWriter, _ v: GroupValue) {
+        w.object { o in
+            switch v {
+            case .absent:
+                o.key("stringValue")
+                o.string("")
+            case .string(let s):
+                o.key("stringValue")
+                o.string(s)
+            case .int(let i):
+                o.key("intValue")
+                o.string(String(i))
+            case .double(let d):
+                o.key("doubleValue")
+                o.number(d)
+            case .bool(let b):
+                o.key("boolValue")
+                o.bool(b)
+            }
+        }
+    }
+
+    static func writeLabels(_ w: inout JSONWriter, _ labels: [(key: String, value: GroupValue)]) {
+        w.key("labels")
+        w.array { a in
+            for l in labels {
+                a.object { o in
+                    o.key("key")
+                    o.string(l.key)
+                    o.key("value")
+                    writeValue(&o, l.value)
+                }
+            }
+        }
+    }
+
+    /// Tempo's `QueryRangeResponse`: series of samples `{"timestampMs":"…","value":x}`.
+    public static func metricsRange(_ series: [AggregationSeries], _ stats: ScanStats, elapsedNanos: UInt64) -> [UInt8] {
+        var w = JSONWriter(capacity: 1024 + series.count * 256)
+        w.object { o in
+            o.key("series")
+            o.array { a in
+                for s in series {
+                    a.object { so in
+                        writeLabels(&so, s.labels)
+                        so.key("samples")
+                        so.array { samples in
+                            for (t, v) in s.samples {
+                                samples.object { p in
+                                    p.key("timestampMs")
+                                    p.string(String(t / 1_000_000))
+                                    p.key("value")
+                                    p.number(v)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            writeScan(&o, stats, elapsedNanos: elapsedNanos)
+            o.key("status")
+            o.string("COMPLETE")
+            o.key("message")
+            o.string("")
+        }
+        return w.bytes
+    }
+
+    /// Tempo's instant form: one `value` per series.
+    public static func metricsInstant(_ series: [AggregationSeries], _ stats: ScanStats, elapsedNanos: UInt64) -> [UInt8] {
+        var w = JSONWriter(capacity: 1024 + series.count * 200)
+        w.object { o in
+            o.key("series")
+            o.array { a in
+                for s in series {
+                    a.object { so in
+                        writeLabels(&so, s.labels)
+                        so.key("value")
+                        so.number(s.samples.first?.value ?? 0)
+                    }
+                }
+            }
+            writeScan(&o, stats, elapsedNanos: elapsedNanos)
+            o.key("status")
+            o.string("COMPLETE")
+            o.key("message")
+            o.string("")
+        }
+        return w.bytes
+    }
+
+    /// Jaeger's `GET /api/dependencies` envelope: `{"data":[{"parent","child","callCount"}…],…}`, with
+    /// Weft's error count and child-latency quantiles (ms) on each link.
+    public static func dependencies(_ edges: [ServiceMapEdge], _ stats: ScanStats, elapsedNanos: UInt64) -> [UInt8] {
+        var w = JSONWriter(capacity: 256 + edges.count * 200)
+        w.object { o in
+            o.key("data")
+            o.array { a in
+                for e in edges {
+                    a.object { d in
+                        d.key("parent")
+                        d.string(e.parent)
+                        d.key("child")
+                        d.string(e.child)
+                        d.key("callCount")
+                        d.number(e.calls)
+                        d.key("errorCount")
+                        d.number(e.errors)
+                        for (name, q) in [("p50Ms", 0.5), ("p95Ms", 0.95), ("p99Ms", 0.99)] {
+                            d.key(name)
+                            d.number((e.latency.quantile(q) ?? 0) / 1e6)
+                        }
+                    }
+                }
+            }
+            o.key("total")
+            o.number(edges.count)
+            o.key("limit")
+            o.number(0)
+            o.key("offset")
+            o.number(0)
+            o.key("errors")
+            o.null()
+            writeScan(&o, stats, elapsedNanos: elapsedNanos)
+        }
+        return w.bytes
+    }
+
+    /// An aggregation table: `{"columns":[…],"rows":[[…]…],"metrics":{…}}`. Group values are plain
+    /// JSON values (null when absent); quantiles are arrays; histograms are `[[upperBound, count]…]`.
+    public static func aggregateTable(_ query: AggregationQuery, _ rows: [AggregationRow], groups: Int, _ stats: ScanStats, elapsedNanos: UInt64) -> [UInt8] {
+        var w = JSONWriter(capacity: 1024 + rows.count * 128)
+        w.object { o in
+            o.key("columns")
+            o.array { a in
+                for f in query.groupBy { a.string(f.labelName) }
+                for g in query.aggregates { a.string(g.name) }
+            }
+            o.key("rows")
+            o.array { a in
+                for row in rows {
+                    a.array { r in
+                        for v in row.key {
+                            switch v {
+                            case .absent: r.null()
+                            case .string(let s): r.string(s)
+                            case .int(let i): r.number(i)
+                            case .double(let d): r.number(d)
+                            case .bool(let b): r.bool(b)
+                            }
+                        }
+                        for v in row.values {
+                            switch v {
+                            case .number(let x):
+                                if let x { r.number(x) } else { r.null() }
+                            case .quantiles(let qs):
+                                r.array { q in for x in qs { if let x { q.number(x) } else { q.null() } } }
+                            case .histogram(let buckets):
+                                r.array { h in
+                                    for (b, c) in buckets {
+                                        h.array { p in
+                                            p.number(b == 0 ? 0 : Double(sign: .plus, exponent: b, significand: 1))
+                                            p.number(c)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            o.key("groups")
+            o.number(groups)
+            writeScan(&o, stats, elapsedNanos: elapsedNanos)
+        }
+        return w.bytes
+    }
+}

@@ -1,0 +1,477 @@
+import WeftModel
+import WeftStorageEngine
+
+/// The strings a source's IDs refer to: a head batch's table or a block's dictionary.
+struct SourceStrings {
+    let table: StringTable?
+    let dictionary: BlockDictionary?
+
+    var count: Int { self.table?.count ?? self.dictionary?.count ?? 0 }
+
+    func lookup(_ s: String) throws -> UInt32? {
+        if let table { return table.lookup(s) }
+        return try self.dictionary?.lookup(s)
+    }
+
+    func string(_ id: UInt32) throws -> String {
+        if let table { return table.string(id) }
+        return try self.dictionary?.string(id) ?? ""
+    }
+
+    /// IDs of the strings a regular expression matches in full.
+    func matching(_ regex: Regex<AnyRegexOutput>) throws -> Set<UInt32> {
+        var ids = Set<UInt32>()
+        for id in 0..<UInt32(self.count) where (try? regex.wholeMatch(in: try self.string(id))) != nil { ids.insert(id) }
+        return ids
+    }
+}
+
+/// How a ``TraceQLField`` is read in one source (strings resolved to its IDs).
+enum FieldPlan: Equatable {
+    case duration
+    /// A string-ID column; `zeroIsAbsent` for typed GenAI columns (ID 0, the empty string, means unset).
+    case ids(ScanColumn, zeroIsAbsent: Bool)
+    /// The resource's `service.name`.
+    case service
+    case status
+    case kind
+    /// Token counts (``SpanBatch/noTokens`` when unset).
+    case tokens(ScanColumn)
+    /// Cost (NaN when unset).
+    case cost
+    /// A generic attribute; `key` nil when the source never saw the key.
+    case attribute(TraceQLField.Scope, key: UInt32?)
+
+    static let costKeys: Set<String> = ["gen_ai.usage.cost", "gen_ai.cost.usd", "gen_ai.cost.total_cost", "gen_ai.usage.total_cost"]
+
+    init(_ field: TraceQLField, _ strings: SourceStrings) throws {
+        switch field {
+        case .intrinsic(let i):
+            switch i {
+            case .name: self = .ids(.name, zeroIsAbsent: false)
+            case .statusMessage: self = .ids(.statusMessage, zeroIsAbsent: false)
+            case .status: self = .status
+            case .kind: self = .kind
+            case .duration: self = .duration
+            case .rootServiceName, .rootName, .traceDuration: self = .attribute(.span, key: nil)
+            }
+        case .attribute(let scope, let key):
+            if scope != .span && key == "service.name" {
+                self = .service
+                return
+            }
+            if scope != .resource {
+                switch key {
+                case "gen_ai.provider.name", "gen_ai.system": self = .ids(.provider, zeroIsAbsent: true); return
+                case "gen_ai.request.model": self = .ids(.requestModel, zeroIsAbsent: true); return
+                case "gen_ai.response.model": self = .ids(.responseModel, zeroIsAbsent: true); return
+                case "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens": self = .tokens(.inputTokens); return
+                case "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens": self = .tokens(.outputTokens); return
+                default: if Self.costKeys.contains(key) { self = .cost; return }
+                }
+            }
+            self = .attribute(scope, key: try strings.lookup(key))
+        }
+    }
+
+    /// Columns this field reads (besides the resource table).
+    var columns: [ScanColumn] {
+        switch self {
+        case .duration: return [.timing]
+        case .ids(let c, _), .tokens(let c): return [c]
+        case .service: return [.resource]
+        case .status: return [.status]
+        case .kind: return [.kind]
+        case .cost: return [.cost]
+        case .attribute(let scope, let key):
+            guard let key else { return [] }
+            switch scope {
+            case .span: return [.attribute(key)]
+            case .resource: return [.resource]
+            case .any: return [.attribute(key), .resource]
+            }
+        }
+    }
+}
+
+/// A chunk's columns, fetched once each on first use.
+final class ChunkColumns {
+    let rows: Int
+    private let fetch: (ScanColumn) throws -> ColumnValues
+    private var fetched: [ScanColumn: ColumnValues] = [:]
+
+    init(rows: Int, fetch: @escaping (ScanColumn) throws -> ColumnValues) {
+        self.rows = rows
+        self.fetch = fetch
+    }
+
+    func values(_ c: ScanColumn) throws -> ColumnValues {
+        if let v = self.fetched[c] { return v }
+        let v = try self.fetch(c)
+        self.fetched[c] = v
+        return v
+    }
+
+    func timing() throws -> (start: [UInt64], end: [UInt64]) {
+        guard case .timing(let s, let e) = try self.values(.timing), s.count == self.rows, e.count == self.rows else { throw Self.shape(.timing) }
+        return (s, e)
+    }
+
+    func ids(_ c: ScanColumn) throws -> [UInt32] {
+        guard case .ids(let v) = try self.values(c), v.count == self.rows else { throw Self.shape(c) }
+        return v
+    }
+
+    func bytes(_ c: ScanColumn) throws -> [UInt8] {
+        guard case .bytes(let v) = try self.values(c), v.count == self.rows else { throw Self.shape(c) }
+        return v
+    }
+
+    func ints(_ c: ScanColumn) throws -> [Int64] {
+        guard case .ints(let v) = try self.values(c), v.count == self.rows else { throw Self.shape(c) }
+        return v
+    }
+
+    func doubles(_ c: ScanColumn) throws -> [Double] {
+        guard case .doubles(let v) = try self.values(c), v.count == self.rows else { throw Self.shape(c) }
+        return v
+    }
+
+    /// An attribute column: string IDs when all its values are strings, else (type, payload) pairs.
+    func attribute(_ key: UInt32) throws -> ColumnValues {
+        let v = try self.values(.attribute(key))
+        switch v {
+        case .stringAttribute(let ids) where ids.count == self.rows: return v
+        case .attribute(let t, let p) where t.count == self.rows && p.count == self.rows: return v
+        default: throw Self.shape(.attribute(key))
+        }
+    }
+
+    private static func shape(_ c: ScanColumn) -> BlockFormatError { BlockFormatError("column \(c) has the wrong shape") }
+}
+
+/// Per-row access to one field of a chunk as (type, payload): ``ValueType`` raw values, with
+/// ``ColumnValues/absent`` where the span has no value.
+struct FieldReader {
+    enum Source {
+        case duration(start: [UInt64], end: [UInt64])
+        case ids([UInt32], zeroIsAbsent: Bool)
+        case service(resource: [UInt32], names: [UInt32])
+        case small([UInt8])
+        case tokens([Int64])
+        case cost([Double])
+        /// A span attribute (no resource fallback) whose values are all strings: IDs, ``ColumnValues/absentID`` when unset.
+        case attributeIDs([UInt32])
+        /// Span values (if read) then the resource's (if in scope).
+        case attribute(types: [UInt8]?, values: [UInt64]?, resource: [UInt32]?, resourceTypes: [UInt8], resourceValues: [UInt64])
+        case absent
+    }
+
+    let source: Source
+    let plan: FieldPlan
+
+    init(_ plan: FieldPlan, _ chunk: ChunkColumns, _ resources: SpanBatch) throws {
+        self.plan = plan
+        switch plan {
+        case .duration:
+            let (s, e) = try chunk.timing()
+            self.source = .duration(start: s, end: e)
+        case .ids(let c, let zero): self.source = .ids(try chunk.ids(c), zeroIsAbsent: zero)
+        case .service: self.source = .service(resource: try chunk.ids(.resource), names: resources.resourceServiceName)
+        case .status: self.source = .small(try chunk.bytes(.status))
+        case .kind: self.source = .small(try chunk.bytes(.kind))
+        case .tokens(let c): self.source = .tokens(try chunk.ints(c))
+        case .cost: self.source = .cost(try chunk.doubles(.cost))
+        case .attribute(let scope, let key):
+            guard let key else {
+                self.source = .absent
+                return
+            }
+            var spanTypes: [UInt8]?, spanValues: [UInt64]?
+            if scope != .resource {
+                switch try chunk.attribute(key) {
+                case .stringAttribute(let ids):
+                    if scope == .span {
+                        self.source = .attributeIDs(ids)
+                        return
+                    }
+                    spanTypes = ids.map { $0 == ColumnValues.absentID ? ColumnValues.absent : ValueType.string.rawValue }
+                    spanValues = ids.map { UInt64($0) }
+                case .attribute(let t, let v): (spanTypes, spanValues) = (t, v)
+                default: break
+                }
+            }
+            var resource: [UInt32]?
+            var rTypes: [UInt8] = [], rValues: [UInt64] = []
+            if scope != .span {
+                resource = try chunk.ids(.resource)
+                rTypes = [UInt8](repeating: ColumnValues.absent, count: resources.resourceCount)
+                rValues = [UInt64](repeating: 0, count: resources.resourceCount)
+                for r in 0..<resources.resourceCount {
+                    for i in resources.resourceAttrRange(r) where resources.resourceAttrs.keys[i] == key {
+                        rTypes[r] = resources.resourceAttrs.types[i]
+                        rValues[r] = resources.resourceAttrs.values[i]
+                        break
+                    }
+                }
+                for r in resource! where Int(r) >= resources.resourceCount { throw BlockFormatError("span resource \(r) outside the resource table") }
+            }
+            self.source = .attribute(types: spanTypes, values: spanValues, resource: resource, resourceTypes: rTypes, resourceValues: rValues)
+        }
+    }
+
+    static let string = ValueType.string.rawValue
+    static let int = ValueType.int.rawValue
+    static let double = ValueType.double.rawValue
+    static let bool = ValueType.bool.rawValue
+    static let absent = ColumnValues.absent
+
+    /// The row's value as (type, payload). Status and kind read as integers.
+    @inline(__always) func value(_ row: Int) -> (UInt8, UInt64) {
+        switch self.source {
+        case .duration(let s, let e): return (Self.int, e[row] > s[row] ? e[row] - s[row] : 0)
+        case .ids(let ids, let zero):
+            let id = ids[row]
+            return zero && id == 0 ? (Self.absent, 0) : (Self.string, UInt64(id))
+        case .service(let resource, let names): return (Self.string, UInt64(names[Int(resource[row])]))
+        case .small(let v): return (Self.int, UInt64(v[row]))
+        case .tokens(let v): return v[row] == SpanBatch.noTokens ? (Self.absent, 0) : (Self.int, UInt64(bitPattern: v[row]))
+        case .cost(let v): return v[row].isNaN ? (Self.absent, 0) : (Self.double, v[row].bitPattern)
+        case .attributeIDs(let ids): return ids[row] == ColumnValues.absentID ? (Self.absent, 0) : (Self.string, UInt64(ids[row]))
+        case .attribute(let types, let values, let resource, let rTypes, let rValues):
+            if let types, types[row] != Self.absent { return (types[row], values![row]) }
+            if let resource {
+                let r = Int(resource[row])
+                return (rTypes[r], rValues[r])
+            }
+            return (Self.absent, 0)
+        case .absent: return (Self.absent, 0)
+        }
+    }
+
+    /// The row's value as a number, if it is one.
+    @inline(__always) func number(_ row: Int) -> Double? {
+        let (t, v) = self.value(row)
+        switch t {
+        case Self.int: return Double(Int64(bitPattern: v))
+        case Self.double: return Double(bitPattern: v)
+        default: return nil
+        }
+    }
+
+    /// The group-by value of (type, payload), strings looked up in `strings`.
+    func groupValue(_ type: UInt8, _ payload: UInt64, _ strings: SourceStrings) throws -> GroupValue {
+        switch (self.plan, type) {
+        case (.status, _), (.kind, _): return CodeNames.groupValue(self.plan, payload)
+        case (_, Self.absent): return .absent
+        case (_, Self.int): return .int(Int64(bitPattern: payload))
+        case (_, Self.double): return .double(Double(bitPattern: payload))
+        case (_, Self.bool): return .bool(payload != 0)
+        default:
+            if ValueType(rawValue: type)?.isInterned ?? false { return .string(try strings.string(UInt32(truncatingIfNeeded: payload))) }
+            return .absent
+        }
+    }
+}
+
+/// A span filter resolved against one source: string values become ID sets.
+indirect enum FilterPlan {
+    case all
+    case none
+    case and(FilterPlan, FilterPlan)
+    case or(FilterPlan, FilterPlan)
+    case test(FieldPlan, Predicate)
+
+    enum Predicate {
+        /// A string equal to one of `ids` (or, negated, a string not among them).
+        case ids(Set<UInt32>, negate: Bool)
+        case number(TraceQLOperator, Double)
+        case bool(equal: Bool, Bool)
+        /// Status or kind code.
+        case code(equal: Bool, UInt8)
+    }
+
+    init(_ filter: TraceQLFilter, _ strings: SourceStrings) throws {
+        switch filter {
+        case .all: self = .all
+        case .and(let a, let b):
+            let (x, y) = (try FilterPlan(a, strings), try FilterPlan(b, strings))
+            switch (x, y) {
+            case (.none, _), (_, .none): self = .none
+            case (.all, _): self = y
+            case (_, .all): self = x
+            default: self = .and(x, y)
+            }
+        case .or(let a, let b):
+            let (x, y) = (try FilterPlan(a, strings), try FilterPlan(b, strings))
+            switch (x, y) {
+            case (.all, _), (_, .all): self = .all
+            case (.none, _): self = y
+            case (_, .none): self = x
+            default: self = .or(x, y)
+            }
+        case .comparison(let field, let op, let value):
+            let plan = try FieldPlan(field, strings)
+            if case .attribute(_, nil) = plan {
+                self = .none
+                return
+            }
+            switch (plan, value) {
+            case (.status, .status(let code)): self = .test(plan, .code(equal: op == .equal, code))
+            case (.kind, .kind(let k)): self = .test(plan, .code(equal: op == .equal, k))
+            case (.duration, .duration(let d)): self = .test(plan, .number(op, Double(d)))
+            case (.duration, .int(let i)): self = .test(plan, .number(op, Double(i)))
+            case (.duration, .float(let f)): self = .test(plan, .number(op, f))
+            case (.status, _), (.kind, _), (.duration, _): self = .none
+            case (_, .string(let s)):
+                switch op {
+                case .equal, .notEqual:
+                    let ids: Set<UInt32> = try strings.lookup(s).map { [$0] } ?? []
+                    // A value the source never saw: nothing is equal to it.
+                    self = ids.isEmpty && op == .equal ? .none : .test(plan, .ids(ids, negate: op == .notEqual))
+                case .matches, .notMatches:
+                    guard let regex = try? Regex("^(?:" + s + ")$") else {
+                        self = .none
+                        return
+                    }
+                    let ids = try strings.matching(regex)
+                    self = ids.isEmpty && op == .matches ? .none : .test(plan, .ids(ids, negate: op == .notMatches))
+                default:
+                    self = .none
+                }
+            case (_, .int(let i)): self = .test(plan, .number(op, Double(i)))
+            case (_, .float(let f)): self = .test(plan, .number(op, f))
+            case (_, .duration(let d)): self = .test(plan, .number(op, Double(d)))
+            case (_, .bool(let b)) where op == .equal || op == .notEqual: self = .test(plan, .bool(equal: op == .equal, b))
+            default: self = .none
+            }
+        }
+    }
+
+    /// Fields the filter reads.
+    var fields: [FieldPlan] {
+        switch self {
+        case .all, .none: return []
+        case .and(let a, let b), .or(let a, let b): return a.fields + b.fields
+        case .test(let f, _): return [f]
+        }
+    }
+
+    /// The rows of `candidates` (ascending) that pass.
+    func select(_ candidates: [Int32], _ chunk: ChunkColumns, _ resources: SpanBatch) throws -> [Int32] {
+        switch self {
+        case .all: return candidates
+        case .none: return []
+        case .and(let a, let b):
+            let first = try a.select(candidates, chunk, resources)
+            return first.isEmpty ? [] : try b.select(first, chunk, resources)
+        case .or(let a, let b):
+            let x = try a.select(candidates, chunk, resources)
+            if x.count == candidates.count { return x }
+            let y = try b.select(candidates, chunk, resources)
+            return Self.union(x, y)
+        case .test(let field, let predicate):
+            let reader = try FieldReader(field, chunk, resources)
+            return Self.test(reader, predicate, candidates)
+        }
+    }
+
+    private static func test(_ reader: FieldReader, _ predicate: Predicate, _ candidates: [Int32]) -> [Int32] {
+        var out: [Int32] = []
+        out.reserveCapacity(candidates.count / 4)
+        switch (predicate, reader.source) {
+        case (.ids(let ids, let negate), .ids(let column, let zero)) where ids.count <= 1:
+            // `field = "value"` / `field != "value"` on a string column: integer compares per row.
+            let id = ids.first ?? UInt32.max
+            column.withUnsafeBufferPointer { c in
+                if !negate {
+                    if zero && id == 0 { return }
+                    for row in candidates where c[Int(row)] == id { out.append(row) }
+                } else {
+                    for row in candidates {
+                        let v = c[Int(row)]
+                        if v != id && !(zero && v == 0) { out.append(row) }
+                    }
+                }
+            }
+        case (.ids(let ids, let negate), .attributeIDs(let column)) where ids.count <= 1:
+            let id = ids.first ?? UInt32.max - 1
+            column.withUnsafeBufferPointer { c in
+                if !negate {
+                    for row in candidates where c[Int(row)] == id { out.append(row) }
+                } else {
+                    for row in candidates {
+                        let v = c[Int(row)]
+                        if v != id && v != ColumnValues.absentID { out.append(row) }
+                    }
+                }
+            }
+        case (.ids(let ids, let negate), .service(let resource, let names)):
+            // Decided once per resource.
+            let match = names.map { ids.contains($0) != negate }
+            resource.withUnsafeBufferPointer { r in
+                for row in candidates where match[Int(r[Int(row)])] { out.append(row) }
+            }
+        case (.number(let op, let x), .cost(let column)):
+            column.withUnsafeBufferPointer { c in
+                for row in candidates where !c[Int(row)].isNaN && CompiledTraceQLFilter.compare(c[Int(row)], op, x) { out.append(row) }
+            }
+        case (.number(let op, let x), .tokens(let column)):
+            column.withUnsafeBufferPointer { c in
+                for row in candidates where c[Int(row)] != SpanBatch.noTokens && CompiledTraceQLFilter.compare(Double(c[Int(row)]), op, x) { out.append(row) }
+            }
+        case (.ids(let ids, let negate), _):
+            for row in candidates {
+                let (t, v) = reader.value(Int(row))
+                guard t != FieldReader.absent, ValueType(rawValue: t)?.isInterned ?? false else { continue }
+                if ids.contains(UInt32(truncatingIfNeeded: v)) != negate { out.append(row) }
+            }
+        case (.number(let op, let x), .duration(let s, let e)):
+            s.withUnsafeBufferPointer { s in
+                e.withUnsafeBufferPointer { e in
+                    for row in candidates {
+                        let r = Int(row)
+                        let d = e[r] > s[r] ? e[r] - s[r] : 0
+                        if CompiledTraceQLFilter.compare(Double(d), op, x) { out.append(row) }
+                    }
+                }
+            }
+        case (.number(let op, let x), _):
+            for row in candidates {
+                if let v = reader.number(Int(row)), CompiledTraceQLFilter.compare(v, op, x) { out.append(row) }
+            }
+        case (.bool(let equal, let b), _):
+            for row in candidates {
+                let (t, v) = reader.value(Int(row))
+                if t == FieldReader.bool && ((v != 0) == b) == equal { out.append(row) }
+            }
+        case (.code(let equal, let code), .small(let column)):
+            column.withUnsafeBufferPointer { c in
+                for row in candidates where (c[Int(row)] == code) == equal { out.append(row) }
+            }
+        case (.code, _):
+            break
+        }
+        return out
+    }
+
+    static func union(_ a: [Int32], _ b: [Int32]) -> [Int32] {
+        var out: [Int32] = []
+        out.reserveCapacity(a.count + b.count)
+        var i = 0, j = 0
+        while i < a.count || j < b.count {
+            if j == b.count || (i < a.count && a[i] < b[j]) {
+                out.append(a[i])
+                i += 1
+            } else if i == a.count || b[j] < a[i] {
+                out.append(b[j])
+                j += 1
+            } else {
+                out.append(a[i])
+                i += 1
+                j += 1
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,89 @@
+import WeftModel
+import WeftStorageEngine
+
+/// Calls between two services over a time range.
+public struct ServiceMapEdge: Sendable, Equatable {
+    public var parent: String
+    public var child: String
+    public var calls: UInt64
+    public var errors: UInt64
+    /// Child span durations, in ns.
+    public var latency: QuantileSketch
+}
+
+/// The service map: edges stored with each block (computed when it was written) summed over the
+/// blocks in range, plus the edges among spans still in the head, joined there (the head is small).
+/// Blocks contribute whole edge buckets (``ServiceGraph/bucketNanos``) whose start is in range.
+public enum ServiceMapExecutor {
+    public static func edges(
+        startNanos: UInt64, endNanos: UInt64, snapshot: StorageEngine.Snapshot, store: BlockStore
+    ) throws -> (edges: [ServiceMapEdge], stats: ScanStats) {
+        struct Pair: Hashable {
+            var parent: String
+            var child: String
+        }
+        var sums: [Pair: ServiceMapEdge] = [:]
+        var stats = ScanStats()
+        func add(_ e: ServiceEdge) {
+            guard e.bucketStart + ServiceGraph.bucketNanos > startNanos, e.bucketStart <= endNanos else { return }
+            let key = Pair(parent: e.parent, child: e.child)
+            let empty = ServiceMapEdge(parent: e.parent, child: e.child, calls: 0, errors: 0, latency: QuantileSketch())
+            sums[key, default: empty].calls += e.calls
+            sums[key, default: empty].errors += e.errors
+            sums[key, default: empty].latency.merge(e.latency)
+        }
+        for meta in snapshot.blocks where !store.isQuarantined(meta.id) {
+            if meta.minStart > endNanos || meta.maxStart + ServiceGraph.bucketNanos < startNanos { continue }
+            do {
+                for e in try store.reader(meta).serviceEdges() { add(e) }
+                stats.blocks += 1
+            } catch {
+                store.quarantine(meta, error)
+            }
+        }
+        for e in self.headEdges(snapshot.chunks) where e.bucketStart >= startNanos / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos {
+            add(e)
+        }
+        stats.chunks = snapshot.chunks.count
+        stats.inspectedSpans = snapshot.chunks.reduce(0) { $0 + $1.spanCount }
+        let edges = sums.values.sorted { ($0.parent, $0.child) < ($1.parent, $1.child) }
+        return (edges, stats)
+    }
+
+    /// Edges among head spans: a span's parent may be in any head chunk.
+    static func headEdges(_ chunks: [HeadChunk]) -> [ServiceEdge] {
+        struct SpanKey: Hashable {
+            var trace: TraceID
+            var span: UInt64
+        }
+        var serviceOf: [SpanKey: String] = [:]
+        var services: [[String]] = []
+        for chunk in chunks {
+            let b = chunk.batch
+            let names = b.resourceServiceName.map { b.strings.string($0) }
+            services.append(names)
+            for row in 0..<b.spanCount { serviceOf[SpanKey(trace: b.traceID(row), span: b.spanID[row])] = names[Int(b.resourceIndex[row])] }
+        }
+        struct Key: Hashable {
+            var bucket: UInt64
+            var parent: String
+            var child: String
+        }
+        var edges: [Key: ServiceEdge] = [:]
+        for (c, chunk) in chunks.enumerated() {
+            let b = chunk.batch
+            for row in 0..<b.spanCount where b.parentSpanID[row] != 0 {
+                guard let parent = serviceOf[SpanKey(trace: b.traceID(row), span: b.parentSpanID[row])] else { continue }
+                let child = services[c][Int(b.resourceIndex[row])]
+                guard parent != child else { continue }
+                let start = b.startTime[row], end = b.endTime[row]
+                let key = Key(bucket: start / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos, parent: parent, child: child)
+                let empty = ServiceEdge(bucketStart: key.bucket, parent: parent, child: child)
+                edges[key, default: empty].calls += 1
+                if b.statusCode[row] == 2 { edges[key, default: empty].errors += 1 }
+                edges[key, default: empty].latency.add(end > start ? end - start : 0)
+            }
+        }
+        return Array(edges.values)
+    }
+}

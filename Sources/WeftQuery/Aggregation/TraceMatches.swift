@@ -1,0 +1,77 @@
+import WeftModel
+import WeftStorageEngine
+
+/// A trace with spans matching a filter.
+public struct TraceMatch: Sendable, Equatable {
+    public var traceID: TraceID
+    /// Start of its latest matching span.
+    public var latestStart: UInt64
+    public var matched: Int
+}
+
+/// Spans matching a filter in a time range: how many, and the traces with the latest matches.
+public struct TraceMatches: Sendable {
+    public var spans: Int
+    /// Most recent first (by latest matching span; ties by trace ID).
+    public var traces: [TraceMatch]
+    public var stats: ScanStats
+}
+
+/// The columnar span search: the same scan units, plans and filters as aggregation, collecting
+/// per trace its latest matching span.
+public enum TraceMatchExecutor {
+    public static func latest(
+        _ filter: TraceQLFilter, startNanos: UInt64, endNanos: UInt64, limit: Int, snapshot: StorageEngine.Snapshot, store: BlockStore,
+        limits: AggregationLimits = AggregationLimits()
+    ) throws -> TraceMatches {
+        let query = AggregationQuery(filter: filter, aggregates: [.count], startNanos: startNanos, endNanos: endNanos)
+        if let problem = query.problem { throw AggregationError.invalid(problem) }
+        struct State: @unchecked Sendable {
+            var worker: Worker
+            var found: [TraceID: (latest: UInt64, matched: Int)] = [:]
+            var spans = 0
+            var stats = ScanStats()
+        }
+        let (states, stats) = try ScanRunner.run(
+            startNanos: startNanos, endNanos: endNanos, snapshot: snapshot, store: store, limits: limits,
+            make: { State(worker: Worker(query: query)) },
+            scan: { state, unit, reader in
+                let (chunk, plan, inside): (ChunkColumns, Worker.SourcePlan, Bool)
+                switch unit {
+                case .head(let c): (chunk, plan, inside) = try state.worker.open(snapshot.chunks[c], &state.stats)
+                case .group(let b, let g): (chunk, plan, inside) = try state.worker.open(snapshot.blocks[b], reader!, g, store, &state.stats)
+                }
+                let rows = try state.worker.select(chunk, plan, allInRange: inside)
+                if rows.isEmpty { return }
+                state.spans += rows.count
+                guard case .traces(let traceOf, let high, let low) = try chunk.values(.traces) else { throw BlockFormatError("trace column has the wrong shape") }
+                let (start, _) = try chunk.timing()
+                for row in rows {
+                    let t = Int(traceOf[Int(row)])
+                    let id = TraceID(high: high[t], low: low[t])
+                    let s = start[Int(row)]
+                    if let e = state.found[id] {
+                        state.found[id] = (max(e.latest, s), e.matched + 1)
+                    } else {
+                        state.found[id] = (s, 1)
+                    }
+                }
+            }
+        )
+        var found: [TraceID: (latest: UInt64, matched: Int)] = [:]
+        var total = stats
+        var spans = 0
+        for s in states {
+            spans += s.spans
+            total.add(s.stats)
+            for (id, e) in s.found {
+                if let f = found[id] { found[id] = (max(f.latest, e.latest), f.matched + e.matched) } else { found[id] = e }
+            }
+        }
+        total.inspectedTraces = found.count
+        let top = found.map { TraceMatch(traceID: $0.key, latestStart: $0.value.latest, matched: $0.value.matched) }
+            .sorted { $0.latestStart != $1.latestStart ? $0.latestStart > $1.latestStart : $0.traceID < $1.traceID }
+            .prefix(max(0, limit))
+        return TraceMatches(spans: spans, traces: Array(top), stats: total)
+    }
+}

@@ -1,0 +1,472 @@
+import Synchronization
+import WeftModel
+
+/// One column of a row group, decoded on its own for scans (see ``BlockReader/scanColumn(_:_:)``).
+public enum ScanColumn: Hashable, Sendable {
+    /// Start and end times.
+    case timing
+    case name, kind, status, statusMessage, resource
+    case provider, requestModel, responseModel, inputTokens, outputTokens, cost
+    /// Each row's trace (an index into per-trace IDs).
+    case traces
+    case spanID, parentSpanID
+    /// One span-attribute key (a string ID of the source) for every row; see ``ColumnValues/absent``.
+    case attribute(UInt32)
+}
+
+/// The values of a ``ScanColumn``, one per row (per trace for the IDs of `.traces`).
+public enum ColumnValues: Sendable {
+    case timing(start: [UInt64], end: [UInt64])
+    case ids([UInt32])
+    case bytes([UInt8])
+    case ints([Int64])
+    case doubles([Double])
+    case words([UInt64])
+    case traces(traceOf: [UInt32], high: [UInt64], low: [UInt64])
+    /// Attribute payloads by type (``ValueType`` raw values; ``absent`` where a row lacks the key).
+    case attribute(types: [UInt8], values: [UInt64])
+    /// An attribute whose values are all strings: string IDs (``absentID`` where a row lacks the key).
+    case stringAttribute([UInt32])
+
+    /// Type byte of a row without the attribute.
+    public static let absent: UInt8 = 0xFF
+    /// String ID of a row without the attribute (in ``stringAttribute``).
+    public static let absentID = UInt32.max
+
+    /// An attribute column in its smallest form: string IDs when every present value is a string.
+    static func attribute(_ types: [UInt8], _ values: [UInt64]) -> ColumnValues {
+        let string = ValueType.string.rawValue
+        guard types.allSatisfy({ $0 == string || $0 == absent }) else { return .attribute(types: types, values: values) }
+        var ids = [UInt32](repeating: absentID, count: types.count)
+        for i in types.indices where types[i] == string { ids[i] = UInt32(truncatingIfNeeded: values[i]) }
+        return .stringAttribute(ids)
+    }
+
+    /// Approximate heap size, for cache accounting.
+    public var bytes: Int {
+        switch self {
+        case .timing(let s, let e): return (s.count + e.count) * 8
+        case .ids(let v): return v.count * 4
+        case .bytes(let v): return v.count
+        case .ints(let v): return v.count * 8
+        case .doubles(let v): return v.count * 8
+        case .words(let v): return v.count * 8
+        case .traces(let t, let h, let l): return t.count * 4 + (h.count + l.count) * 8
+        case .attribute(let t, let v): return t.count + v.count * 8
+        case .stringAttribute(let v): return v.count * 4
+        }
+    }
+}
+
+/// Decoded scan columns shared by queries, bounded in bytes; least recently used columns go first.
+public final class ColumnCache: Sendable {
+    public struct Key: Hashable, Sendable {
+        public var block: UInt64
+        public var group: Int
+        public var column: ScanColumn
+    }
+
+    private struct Entry {
+        var values: ColumnValues
+        var bytes: Int
+        var used: UInt64
+    }
+
+    private struct State {
+        var entries: [Key: Entry] = [:]
+        var bytes = 0
+        var clock: UInt64 = 0
+        var hits = 0
+        var misses = 0
+    }
+
+    public let capacityBytes: Int
+    private let state = Mutex(State())
+
+    public init(capacityBytes: Int) { self.capacityBytes = capacityBytes }
+
+    public var stats: (bytes: Int, entries: Int, hits: Int, misses: Int) {
+        self.state.withLock { ($0.bytes, $0.entries.count, $0.hits, $0.misses) }
+    }
+
+    /// The cached column, or `load()`'s result (stored when it fits).
+    public func values(_ key: Key, load: () throws -> ColumnValues) rethrows -> ColumnValues {
+        let cached: ColumnValues? = self.state.withLock { s in
+            s.clock += 1
+            guard var e = s.entries[key] else {
+                s.misses += 1
+                return nil
+            }
+            s.hits += 1
+            e.used = s.clock
+            s.entries[key] = e
+            return e.values
+        }
+        if let cached { return cached }
+        let values = try load()
+        let bytes = values.bytes + 64
+        guard bytes <= self.capacityBytes / 4 else { return values }
+        self.state.withLock { s in
+            if let old = s.entries[key] { s.bytes -= old.bytes }
+            s.entries[key] = Entry(values: values, bytes: bytes, used: s.clock)
+            s.bytes += bytes
+            if s.bytes > self.capacityBytes { Self.evict(&s, to: self.capacityBytes * 9 / 10) }
+        }
+        return values
+    }
+
+    /// Drops every column of `block` (after it is removed or replaced).
+    public func remove(block: UInt64) {
+        self.state.withLock { s in
+            for (k, e) in s.entries where k.block == block {
+                s.entries[k] = nil
+                s.bytes -= e.bytes
+            }
+        }
+    }
+
+    private static func evict(_ s: inout State, to target: Int) {
+        let order = s.entries.sorted { $0.value.used < $1.value.used }
+        for (k, e) in order {
+            if s.bytes <= target { break }
+            s.entries[k] = nil
+            s.bytes -= e.bytes
+        }
+    }
+}
+
+extension BlockReader {
+    /// Where each trace of a group starts and which trace each row of `range` belongs to.
+    struct TraceLayout {
+        var spansPerTrace: [UInt64]
+        var traceStarts: [UInt64]
+        /// Per position in the range: the trace index.
+        var traceOf: [Int]
+        /// Per trace: its first row in the group.
+        var firstRowOf: [Int]
+    }
+
+    func traceLayout(_ g: Int, _ range: Range<Int>) throws -> TraceLayout {
+        let n = Int(self.groups.spans[g])
+        let traceCount = Int(self.groups.traces[g])
+        let spansPerTrace = try self.groupSection(g, "trace.spans").withUnsafeBytes { raw throws in
+            var r = ByteReader(raw)
+            return try r.packed()
+        }
+        let traceStarts = try self.groupSection(g, "trace.start").withUnsafeBytes { raw throws -> [UInt64] in
+            var r = ByteReader(raw)
+            var at = try r.fixed64()
+            return try r.packed().map { d in
+                at &+= d
+                return at
+            }
+        }
+        guard spansPerTrace.count == traceCount, traceStarts.count == traceCount, Int(spansPerTrace.reduce(0, +)) == n else {
+            throw BlockFormatError("group \(g) trace columns disagree")
+        }
+        var traceOf: [Int] = []
+        traceOf.reserveCapacity(range.count)
+        var firstRowOf: [Int] = []
+        firstRowOf.reserveCapacity(traceCount)
+        var at = 0
+        for (t, c) in spansPerTrace.enumerated() {
+            firstRowOf.append(at)
+            let r = at..<(at + Int(c))
+            let overlap = r.clamped(to: range)
+            if !overlap.isEmpty {
+                guard overlap == r else { throw BlockFormatError("rows \(range) split a trace in group \(g)") }
+                traceOf.append(contentsOf: repeatElement(t, count: overlap.count))
+            }
+            at += Int(c)
+        }
+        return TraceLayout(spansPerTrace: spansPerTrace, traceStarts: traceStarts, traceOf: traceOf, firstRowOf: firstRowOf)
+    }
+
+    func spanIDs(_ g: Int, _ range: Range<Int>) throws -> [UInt64] {
+        let n = Int(self.groups.spans[g])
+        let bytes = try self.groupSection(g, "span.id")
+        guard bytes.count == n * 8 else { throw BlockFormatError("group \(g) span.id has the wrong size") }
+        let base = range.lowerBound
+        return bytes.withUnsafeBytes { raw in
+            [UInt64](unsafeUninitializedCapacity: range.count) { dst, count in
+                for p in 0..<range.count { dst[p] = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: (base + p) * 8, as: UInt64.self)) }
+                count = range.count
+            }
+        }
+    }
+
+    /// Each row's parent as a position within its trace (1-based; 0 = none or not in the group), and
+    /// the parents outside the group as (row, span ID).
+    func parentLinks(_ g: Int, _ range: Range<Int>, _ layout: TraceLayout) throws -> (local: [UInt64], unresolved: [(row: Int, id: UInt64)]) {
+        let n = Int(self.groups.spans[g])
+        let base = range.lowerBound
+        return try self.groupSection(g, "span.parent").withUnsafeBytes { raw throws in
+            var r = ByteReader(raw)
+            let (count, local) = try r.packed(range: range)
+            guard count == n else { throw BlockFormatError("group \(g) span.parent has the wrong row count") }
+            for p in 0..<range.count {
+                let first = layout.firstRowOf[layout.traceOf[p]] - base
+                let l = Int(local[p])
+                guard l == 0 || first + l - 1 < range.count else { throw BlockFormatError("span.parent points outside its trace") }
+            }
+            var unresolved: [(row: Int, id: UInt64)] = []
+            let count2 = try r.count(max: n)
+            for _ in 0..<count2 {
+                let row = try r.count(max: n - 1)
+                let id = try r.fixed64()
+                if range.contains(row) { unresolved.append((row, id)) }
+            }
+            return (local, unresolved)
+        }
+    }
+
+    /// Start and end times: deltas against the parent (or the trace start) undone in row order.
+    func timing(_ g: Int, _ range: Range<Int>, _ layout: TraceLayout, _ local: [UInt64]) throws -> (start: [UInt64], end: [UInt64]) {
+        let m = range.count
+        let base = range.lowerBound
+        let startDeltas = try self.packedColumn(g, "span.start", range)
+        let durationDeltas = try self.packedColumn(g, "span.duration", range)
+        var start = [UInt64](repeating: 0, count: m)
+        var end = [UInt64](repeating: 0, count: m)
+        for p in 0..<m {
+            let first = layout.firstRowOf[layout.traceOf[p]] - base
+            let l = Int(local[p])
+            if l > 0 && first + l - 1 < p {
+                let q = first + l - 1
+                let parentDuration = Int64(bitPattern: end[q] &- start[q])
+                start[p] = start[q] &+ UInt64(bitPattern: unzigzag(startDeltas[p]))
+                end[p] = start[p] &+ UInt64(bitPattern: parentDuration &- unzigzag(durationDeltas[p]))
+            } else {
+                start[p] = layout.traceStarts[layout.traceOf[p]] &+ UInt64(bitPattern: unzigzag(startDeltas[p]))
+                end[p] = start[p] &+ UInt64(bitPattern: unzigzag(durationDeltas[p]))
+            }
+        }
+        return (start, end)
+    }
+
+    /// A packed column's values over `range`.
+    func packedColumn(_ g: Int, _ name: String, _ range: Range<Int>) throws -> [UInt64] {
+        let n = Int(self.groups.spans[g])
+        return try self.groupSection(g, name).withUnsafeBytes { raw throws in
+            var r = ByteReader(raw)
+            let (count, values) = try r.packed(range: range)
+            guard count == n else { throw BlockFormatError("column '\(g)/\(name)' has \(count) rows, expected \(n)") }
+            return values
+        }
+    }
+
+    /// GenAI cost per row (NaN where absent).
+    func costs(_ g: Int, _ range: Range<Int>) throws -> [Double] {
+        let n = Int(self.groups.spans[g])
+        let base = range.lowerBound
+        return try self.groupSection(g, "genai.cost").withUnsafeBytes { raw throws -> [Double] in
+            var r = ByteReader(raw)
+            let present = try r.packed()
+            guard present.count == n else { throw BlockFormatError("genai.cost has the wrong row count") }
+            let total = present.reduce(0) { $0 + ($1 == 1 ? 1 : 0) }
+            let values = r.position
+            guard raw.count == values + total * 8 else { throw BlockFormatError("genai.cost has \(raw.count - values) value bytes for \(total) values") }
+            var index = present[0..<base].reduce(0) { $0 + ($1 == 1 ? 1 : 0) }
+            var out = [Double](repeating: .nan, count: range.count)
+            for p in 0..<range.count where present[base + p] == 1 {
+                out[p] = Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: values + index * 8, as: UInt64.self)))
+                index += 1
+            }
+            return out
+        }
+    }
+
+    /// One column of group `g`, all rows, decoded without the rest of the group.
+    public func scanColumn(_ g: Int, _ column: ScanColumn) throws -> ColumnValues {
+        let n = Int(self.groups.spans[g])
+        let range = 0..<n
+        let stringCount = UInt64(self.dictionary.count)
+        func ids(_ name: String, limit: UInt64) throws -> [UInt32] {
+            let values = try self.packedColumn(g, name, range)
+            return try values.map { v throws in
+                guard v < limit else { throw BlockFormatError("column '\(g)/\(name)' value \(v) out of range") }
+                return UInt32(v)
+            }
+        }
+        switch column {
+        case .timing:
+            let layout = try self.traceLayout(g, range)
+            let (local, _) = try self.parentLinks(g, range, layout)
+            let (start, end) = try self.timing(g, range, layout, local)
+            return .timing(start: start, end: end)
+        case .name: return .ids(try ids("span.name", limit: stringCount))
+        case .statusMessage: return .ids(try ids("span.status_message", limit: stringCount))
+        case .provider: return .ids(try ids("genai.provider", limit: stringCount))
+        case .requestModel: return .ids(try ids("genai.request_model", limit: stringCount))
+        case .responseModel: return .ids(try ids("genai.response_model", limit: stringCount))
+        case .resource: return .ids(try ids("span.resource", limit: UInt64(try self.resourceCount())))
+        case .kind: return .bytes(try self.packedColumn(g, "span.kind", range).map { UInt8(truncatingIfNeeded: $0) })
+        case .status: return .bytes(try self.packedColumn(g, "span.status", range).map { UInt8(truncatingIfNeeded: $0) })
+        case .inputTokens: return .ints(try self.packedColumn(g, "genai.input_tokens", range).map(BlockCodec.untokens))
+        case .outputTokens: return .ints(try self.packedColumn(g, "genai.output_tokens", range).map(BlockCodec.untokens))
+        case .cost: return .doubles(try self.costs(g, range))
+        case .spanID: return .words(try self.spanIDs(g, range))
+        case .parentSpanID:
+            let layout = try self.traceLayout(g, range)
+            let spanID = try self.spanIDs(g, range)
+            let (local, unresolved) = try self.parentLinks(g, range, layout)
+            var parent = [UInt64](repeating: 0, count: n)
+            for p in 0..<n where local[p] > 0 { parent[p] = spanID[layout.firstRowOf[layout.traceOf[p]] + Int(local[p]) - 1] }
+            for (row, id) in unresolved { parent[row] = id }
+            return .words(parent)
+        case .traces:
+            let layout = try self.traceLayout(g, range)
+            let bytes = try self.groupSection(g, "trace.id")
+            let traces = layout.firstRowOf.count
+            guard bytes.count == traces * 16 else { throw BlockFormatError("group \(g) trace.id has the wrong size") }
+            var high = [UInt64](repeating: 0, count: traces), low = [UInt64](repeating: 0, count: traces)
+            bytes.withUnsafeBytes { raw in
+                for t in 0..<traces {
+                    high[t] = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16, as: UInt64.self))
+                    low[t] = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16 + 8, as: UInt64.self))
+                }
+            }
+            return .traces(traceOf: layout.traceOf.map { UInt32($0) }, high: high, low: low)
+        case .attribute(let key):
+            let (types, values) = try InvertedAttributes.column(key: key, of: try self.groupSection(g, "span.attributes"), groupRows: n, stringCount: Int(stringCount))
+            return ColumnValues.attribute(types, values)
+        }
+    }
+
+    /// Number of resources of the block (their table is block-level).
+    func resourceCount() throws -> Int { try self.blockLevelBatch(strings: StringTable()).resourceCount }
+}
+
+extension InvertedAttributes {
+    /// Every row's value of one key, read in place from a group's attribute section.
+    static func column(key wanted: UInt32, of bytes: [UInt8], groupRows n: Int, stringCount: Int) throws -> (types: [UInt8], values: [UInt64]) {
+        var types = [UInt8](repeating: ColumnValues.absent, count: n)
+        var out = [UInt64](repeating: 0, count: n)
+        try bytes.withUnsafeBytes { raw throws in
+            var r = ByteReader(raw)
+            let keys = try PackedView(&r)
+            let valuesPerKey = try PackedView(&r)
+            let valueDeltas = try PackedView(&r)
+            let postingLengths = try PackedView(&r)
+            let postingFirst = try PackedView(&r)
+            let postingDeltas = try PackedView(&r)
+            let othersPerKey = try PackedView(&r)
+            let otherDeltas = try PackedView(&r)
+            let valueTypes = try PackedView(&r)
+            let ids = try PackedView(&r)
+            let ints = try PackedView(&r)
+            let doubleCount = try r.count(max: valueTypes.count)
+            let doubles = try r.raw(doubleCount * 8)
+            let bools = try PackedView(&r)
+            guard valuesPerKey.count == keys.count, othersPerKey.count == keys.count, postingLengths.count == valueDeltas.count,
+                postingFirst.count == valueDeltas.count, valueTypes.count == otherDeltas.count
+            else { throw BlockFormatError("span.attributes columns disagree") }
+            // Posting lists: skip other keys' entries by their lengths.
+            var v = 0, p = 0
+            for k in 0..<keys.count {
+                let isWanted = keys[k] == UInt64(wanted)
+                var value: UInt64 = 0
+                for _ in 0..<Int(valuesPerKey[k]) {
+                    guard v < valueDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
+                    let length = Int(postingLengths[v])
+                    if !isWanted {
+                        p += length - 1
+                        v += 1
+                        continue
+                    }
+                    value &+= valueDeltas[v]
+                    guard value < UInt64(stringCount) else { throw BlockFormatError("attribute value outside the dictionary") }
+                    var row = Int(truncatingIfNeeded: postingFirst[v])
+                    for j in 0..<length {
+                        if j > 0 {
+                            guard p < postingDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
+                            row += Int(truncatingIfNeeded: postingDeltas[p])
+                            p += 1
+                        }
+                        guard row >= 0, row < n else { throw BlockFormatError("posting list row outside the group") }
+                        types[row] = ValueType.string.rawValue
+                        out[row] = value
+                    }
+                    v += 1
+                }
+            }
+            guard v == valueDeltas.count, p == postingDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
+            // Other values: typed payload streams are shared by all keys, so walk them in order.
+            var o = 0, i = 0, j = 0, d = 0, b = 0
+            for k in 0..<keys.count {
+                let isWanted = keys[k] == UInt64(wanted)
+                var row = 0
+                for _ in 0..<Int(othersPerKey[k]) {
+                    guard o < otherDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
+                    row += Int(truncatingIfNeeded: otherDeltas[o])
+                    guard row >= 0, row < n else { throw BlockFormatError("attribute row outside the group") }
+                    let type = UInt8(truncatingIfNeeded: valueTypes[o])
+                    var value: UInt64 = 0
+                    switch ValueType(rawValue: type) ?? .empty {
+                    case .string, .array, .kvlist, .bytes:
+                        guard i < ids.count else { throw BlockFormatError("attribute ID values run short") }
+                        value = ids[i]
+                        i += 1
+                        guard value < UInt64(stringCount) else { throw BlockFormatError("attribute value ID \(value) outside the dictionary") }
+                    case .int:
+                        guard j < ints.count else { throw BlockFormatError("attribute integer values run short") }
+                        if isWanted { value = UInt64(bitPattern: unzigzag(ints[j])) }
+                        j += 1
+                    case .double:
+                        guard d < doubleCount else { throw BlockFormatError("attribute double values run short") }
+                        if isWanted { value = UInt64(littleEndian: doubles.loadUnaligned(fromByteOffset: d * 8, as: UInt64.self)) }
+                        d += 1
+                    case .bool:
+                        guard b < bools.count else { throw BlockFormatError("attribute bool values run short") }
+                        value = bools[b]
+                        b += 1
+                    case .empty:
+                        value = 0
+                    }
+                    if isWanted && types[row] == ColumnValues.absent {
+                        types[row] = type
+                        out[row] = value
+                    }
+                    o += 1
+                }
+            }
+            guard o == otherDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
+        }
+        return (types, out)
+    }
+}
+
+extension SpanBatch {
+    /// One column of this batch in scan form (the same shape a block group gives).
+    public func scanColumn(_ column: ScanColumn) -> ColumnValues {
+        switch column {
+        case .timing: return .timing(start: self.startTime, end: self.endTime)
+        case .name: return .ids(self.name)
+        case .statusMessage: return .ids(self.statusMessage)
+        case .provider: return .ids(self.genAIProvider)
+        case .requestModel: return .ids(self.genAIRequestModel)
+        case .responseModel: return .ids(self.genAIResponseModel)
+        case .resource: return .ids(self.resourceIndex)
+        case .kind: return .bytes(self.kind)
+        case .status: return .bytes(self.statusCode)
+        case .inputTokens: return .ints(self.inputTokens)
+        case .outputTokens: return .ints(self.outputTokens)
+        case .cost: return .doubles(self.cost)
+        case .spanID: return .words(self.spanID)
+        case .parentSpanID: return .words(self.parentSpanID)
+        case .traces:
+            return .traces(traceOf: Array(0..<UInt32(self.spanCount)), high: self.traceHigh, low: self.traceLow)
+        case .attribute(let key):
+            var types = [UInt8](repeating: ColumnValues.absent, count: self.spanCount)
+            var values = [UInt64](repeating: 0, count: self.spanCount)
+            for row in 0..<self.spanCount {
+                for i in self.attrRange(row) where self.attrs.keys[i] == key {
+                    types[row] = self.attrs.types[i]
+                    values[row] = self.attrs.values[i]
+                    break
+                }
+            }
+            return ColumnValues.attribute(types, values)
+        }
+    }
+}

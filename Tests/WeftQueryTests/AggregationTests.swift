@@ -1,0 +1,343 @@
+import Testing
+import WeftLoad
+import WeftModel
+import WeftOTLP
+@testable import WeftQuery
+import WeftStorageEngine
+
+/// The columnar aggregation engine against a row-at-a-time reference over the same spans, over
+/// blocks and head alike; partials of any split merge to the whole.
+struct AggregationTests {
+    static let base: UInt64 = 1_764_460_800_000_000_000
+    static let minute: UInt64 = 60_000_000_000
+
+    /// 8 requests of generated traffic, one minute apart.
+    static func traffic(seed: UInt64, requests: Int = 8) -> [SpanBatch] {
+        var generator = TrafficGenerator(profile: LoadProfile(seed: seed))
+        var decoder = OTLPProtobufDecoder()
+        return (0..<requests).map { i in
+            let body = generator.nextRequest(spans: 300, startTimeNanos: Self.base + UInt64(i) * Self.minute, spacingNanos: 50_000_000)
+            var batch = SpanBatch()
+            _ = try! body.withUnsafeBytes { try decoder.decode($0, into: &batch) }
+            return batch
+        }
+    }
+
+    /// The same spans twice: all in the head, and mostly in blocks (small row groups) with the rest in the head.
+    static func engines(_ batches: [SpanBatch]) throws -> (head: StorageEngine, mixed: StorageEngine) {
+        let head = StorageEngine(head: Head(configuration: .init(chunkSpans: 512)), store: BlockStore(disk: SimulatedDisk(), directory: "/h"))
+        for b in batches { head.head.append(b, org: "o") }
+        let mixed = StorageEngine(
+            head: Head(configuration: .init(chunkSpans: 512)), store: BlockStore(disk: SimulatedDisk(), directory: "/b"),
+            configuration: .init(blockOptions: .init(zstdLevel: 3, groupSpans: 128))
+        )
+        for (i, b) in batches.enumerated() { mixed.head.append(b, org: "o", segment: i * 3 / batches.count + 1) }
+        try mixed.flush(segment: 1)
+        try mixed.flush(segment: 2)
+        #expect(mixed.snapshot(org: "o").blocks.count == 2)
+        #expect(!mixed.snapshot(org: "o").chunks.isEmpty)
+        return (head, mixed)
+    }
+
+    // MARK: Reference
+
+    /// A field read row by row from the raw batch: span attribute, then resource attribute.
+    static func value(_ f: TraceQLField, _ b: SpanBatch, _ row: Int) -> GroupValue {
+        func lookup(_ attrs: AttributeColumns, _ range: Range<Int>, _ key: String) -> GroupValue? {
+            guard let id = b.strings.lookup(key) else { return nil }
+            for i in range where attrs.keys[i] == id {
+                switch ValueType(rawValue: attrs.types[i]) {
+                case .string: return .string(b.strings.string(UInt32(attrs.values[i])))
+                case .int: return .int(Int64(bitPattern: attrs.values[i]))
+                case .double: return .double(Double(bitPattern: attrs.values[i]))
+                case .bool: return .bool(attrs.values[i] != 0)
+                default: return nil
+                }
+            }
+            return nil
+        }
+        switch f {
+        case .intrinsic(.status): return .string(["unset", "ok", "error"][Int(b.statusCode[row])])
+        case .intrinsic(.name): return .string(b.strings.string(b.name[row]))
+        case .intrinsic(.duration): return .int(Int64(b.endTime[row] - b.startTime[row]))
+        case .attribute(let scope, let key):
+            if key == "gen_ai.usage.input_tokens" {
+                // The normalized column also reads the deprecated alias.
+                return lookup(b.attrs, b.attrRange(row), key) ?? lookup(b.attrs, b.attrRange(row), "gen_ai.usage.prompt_tokens") ?? .absent
+            }
+            if scope != .resource, let v = lookup(b.attrs, b.attrRange(row), key) { return v }
+            if scope != .span, let v = lookup(b.resourceAttrs, b.resourceAttrRange(Int(b.resourceIndex[row])), key) { return v }
+            return .absent
+        default: return .absent
+        }
+    }
+
+    static func number(_ v: GroupValue) -> Double? {
+        switch v {
+        case .int(let i): return Double(i)
+        case .double(let d): return d
+        default: return nil
+        }
+    }
+
+    struct Expected {
+        var count = 0
+        var values: [Double] = []
+    }
+
+    /// Per group: matching rows' count and the values of `field`, computed row by row.
+    static func reference(_ q: AggregationQuery, field: TraceQLField?, _ batches: [SpanBatch]) -> [[GroupValue]: Expected] {
+        var out: [[GroupValue]: Expected] = [:]
+        for b in batches {
+            let filter = CompiledTraceQLFilter(q.filter, strings: b.strings)
+            for row in 0..<b.spanCount where b.startTime[row] >= q.startNanos && b.startTime[row] <= q.endNanos && filter.matches(b, row) {
+                let key = q.groupBy.map { value($0, b, row) }
+                out[key, default: Expected()].count += 1
+                if let field, let v = number(value(field, b, row)) { out[key, default: Expected()].values.append(v) }
+            }
+        }
+        return out
+    }
+
+    static func exactQuantile(_ values: [Double], _ q: Double) -> Double {
+        let sorted = values.sorted()
+        return sorted[Int(QuantileSketch.rank(q, UInt64(sorted.count)))]
+    }
+
+    // MARK: Tests
+
+    /// Every query: the same groups as the reference; counts and integer sums exact, float sums to
+    /// 1e-9, min/max exact, quantiles within 1%; head-only, mixed and split-and-merged partials equal.
+    @Test(arguments: [3, 4] as [UInt64])
+    func test_aggregates_equalRowByRowReference_overHeadAndBlocks(seed: UInt64) throws {
+        let batches = Self.traffic(seed: seed)
+        let (headOnly, mixed) = try Self.engines(batches)
+        let sample = batches[2]
+        func stringValue(_ key: String) -> String {
+            let id = sample.strings.lookup(key)!
+            let i = (0..<sample.attrs.count).first { sample.attrs.keys[$0] == id && sample.attrs.types[$0] == ValueType.string.rawValue }!
+            return sample.strings.string(UInt32(sample.attrs.values[i]))
+        }
+        let region = stringValue("region"), model = stringValue("gen_ai.request.model")
+        let end = Self.base + 8 * Self.minute
+        let duration = TraceQLField.intrinsic(.duration)
+        let tenant = TraceQLField.attribute(.span, "tenant_id")
+        let modelField = TraceQLField.attribute(.span, "gen_ai.request.model")
+        let service = TraceQLField.attribute(.resource, "service.name")
+        let inputTokens = TraceQLField.attribute(.span, "gen_ai.usage.input_tokens")
+        let cost = TraceQLField.attribute(.span, "gen_ai.usage.cost")
+        let cases: [(AggregationQuery, TraceQLField?)] = [
+            (AggregationQuery(aggregates: [.count], startNanos: Self.base, endNanos: end), nil),
+            (AggregationQuery(filter: try TraceQLQuery(parsing: "{ span.region = \"\(region)\" }").filter, groupBy: [tenant], aggregates: [.count], startNanos: Self.base, endNanos: end), nil),
+            (AggregationQuery(filter: try TraceQLQuery(parsing: "{ span.gen_ai.request.model != \"\" }").filter, groupBy: [modelField], aggregates: [.quantiles(duration, [0.5, 0.95, 0.99]), .min(duration), .max(duration)], startNanos: Self.base, endNanos: end), duration),
+            (AggregationQuery(groupBy: [service, .intrinsic(.status)], aggregates: [.count, .quantiles(duration, [0.9]), .sum(duration)], startNanos: Self.base + Self.minute + 7, endNanos: Self.base + 5 * Self.minute), duration),
+            (AggregationQuery(filter: try TraceQLQuery(parsing: "{ span.server.port >= 443 && duration > 300ms && (span.region =~ \"eu-.*|us-east-1\" || status = error) }").filter, groupBy: [tenant, modelField, .attribute(.span, "region")], aggregates: [.count, .sum(inputTokens), .avg(inputTokens)], startNanos: Self.base, endNanos: end), inputTokens),
+            (AggregationQuery(filter: try TraceQLQuery(parsing: "{ span.gen_ai.request.model = \"\(model)\" && duration > 100ms }").filter, groupBy: [.attribute(.any, "service.version")], aggregates: [.sum(cost), .max(cost)], startNanos: Self.base, endNanos: end), cost),
+            (AggregationQuery(filter: try TraceQLQuery(parsing: "{ resource.service.name = \"tfy-llm-gateway\" && kind = client }").filter, aggregates: [.histogram(duration), .count], startNanos: Self.base, endNanos: end, stepNanos: Self.minute), duration),
+            (AggregationQuery(filter: try TraceQLQuery(parsing: "{ span.tenant_id = \"no-such-tenant\" }").filter, groupBy: [tenant], aggregates: [.count], startNanos: Self.base, endNanos: end), nil),
+        ]
+        let headSnapshot = headOnly.snapshot(org: "o")
+        let mixedSnapshot = mixed.snapshot(org: "o")
+        for (index, (query, field)) in cases.enumerated() {
+            let viaHead = try AggregationExecutor.partial(query, snapshot: headSnapshot, store: headOnly.store)
+            let viaBlocks = try AggregationExecutor.partial(query, snapshot: mixedSnapshot, store: mixed.store, limits: AggregationLimits(parallelism: 1))
+            let parallel = try AggregationExecutor.partial(query, snapshot: mixedSnapshot, store: mixed.store, limits: AggregationLimits(parallelism: 3))
+            #expect(viaBlocks.sameContents(as: viaHead), "case \(index): blocks differ from head")
+            #expect(parallel.sameContents(as: viaBlocks), "case \(index): parallel scan differs")
+            #expect(viaBlocks.stats.blocks == 2 || query.filter != .all, "case \(index)")
+
+            let expected = Self.reference(query, field: field, batches)
+            #expect(Set(viaBlocks.keys) == Set(expected.keys), "case \(index): groups \(viaBlocks.keys.count) vs \(expected.keys.count)")
+            if index == cases.count - 1 { #expect(expected.isEmpty) } else { #expect(!expected.isEmpty, "case \(index) matches nothing") }
+            for row in viaBlocks.rows(query) {
+                guard let e = expected[row.key] else { continue }
+                let values = e.values
+                for (a, aggregate) in query.aggregates.enumerated() {
+                    let got = row.values[a]
+                    switch aggregate {
+                    case .count: #expect(got == .number(Double(e.count)), "case \(index) \(row.key)")
+                    case .sum:
+                        let exact = values.reduce(0, +)
+                        #expect(abs((got.scalar ?? 0) - exact) <= 1e-9 * max(1, abs(exact)), "case \(index) \(row.key): sum \(String(describing: got.scalar)) vs \(exact)")
+                    case .avg where values.isEmpty: #expect(got == .number(nil), "case \(index) \(row.key)")
+                    case .avg:
+                        let exact = values.reduce(0, +) / Double(values.count)
+                        #expect(abs((got.scalar ?? 0) - exact) <= 1e-9 * max(1, abs(exact)), "case \(index) \(row.key)")
+                    case .min: #expect(got == .number(values.min()), "case \(index) \(row.key)")
+                    case .max: #expect(got == .number(values.max()), "case \(index) \(row.key)")
+                    case .quantiles(_, let qs):
+                        guard case .quantiles(let estimates) = got else {
+                            Issue.record("case \(index): not quantiles")
+                            continue
+                        }
+                        for (q, estimate) in zip(qs, estimates) {
+                            let exact = Self.exactQuantile(values, q)
+                            let error = abs((estimate ?? .nan) - exact) / max(exact, 1)
+                            #expect(error <= 0.01, "case \(index) \(row.key) q\(q): \(String(describing: estimate)) vs \(exact)")
+                        }
+                    case .histogram:
+                        guard case .histogram(let buckets) = got else {
+                            Issue.record("case \(index): not a histogram")
+                            continue
+                        }
+                        var exact: [Int: UInt64] = [:]
+                        for v in values { exact[Heatmap.valueBucket(UInt64(v)), default: 0] += 1 }
+                        #expect(Dictionary(uniqueKeysWithValues: buckets.map { ($0.bucket, $0.count) }) == exact, "case \(index)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Partials of any split of the snapshot (blocks and head chunks dealt out at random) merge, in any
+    /// order, to the partial of the whole.
+    @Test(arguments: [11, 12, 13] as [UInt64])
+    func test_mergeOfSplitPartials_equalsWhole(seed: UInt64) throws {
+        let (_, mixed) = try Self.engines(Self.traffic(seed: seed))
+        let snapshot = mixed.snapshot(org: "o")
+        let query = AggregationQuery(
+            groupBy: [.attribute(.resource, "service.name"), .attribute(.span, "gen_ai.request.model")],
+            aggregates: [.count, .sum(.intrinsic(.duration)), .quantiles(.intrinsic(.duration), [0.5, 0.99]), .histogram(.intrinsic(.duration))],
+            startNanos: Self.base, endNanos: Self.base + 8 * Self.minute, stepNanos: 2 * Self.minute
+        )
+        let whole = try AggregationExecutor.partial(query, snapshot: snapshot, store: mixed.store)
+        var rng = LoadRandom(seed: seed)
+        var parts = [StorageEngine.Snapshot](repeating: StorageEngine.Snapshot(chunks: [], blocks: []), count: 3)
+        for c in snapshot.chunks { parts[Int(rng.next() % 3)].chunks.append(c) }
+        for b in snapshot.blocks { parts[Int(rng.next() % 3)].blocks.append(b) }
+        var partials = try parts.map { try AggregationExecutor.partial(query, snapshot: $0, store: mixed.store) }
+        if rng.next() % 2 == 0 { partials.reverse() }
+        var merged = partials[0]
+        for p in partials.dropFirst() { merged.merge(p) }
+        #expect(merged.sameContents(as: whole), "seed \(seed)")
+        #expect(merged.stats.inspectedSpans == whole.stats.inspectedSpans)
+        #expect(whole.groupCount > 3)
+    }
+
+    @Test func test_traceMatches_equalRowByRowReference() throws {
+        let batches = Self.traffic(seed: 21)
+        let (_, mixed) = try Self.engines(batches)
+        let region = Self.value(.attribute(.span, "region"), batches[1], 0)
+        guard case .string(let r) = region else {
+            Issue.record("no region on the first span")
+            return
+        }
+        let filter = try TraceQLQuery(parsing: "{ span.region = \"\(r)\" && kind = client }").filter
+        let (start, end) = (Self.base + Self.minute, Self.base + 6 * Self.minute)
+        let got = try TraceMatchExecutor.latest(filter, startNanos: start, endNanos: end, limit: 7, snapshot: mixed.snapshot(org: "o"), store: mixed.store)
+        var latest: [TraceID: (UInt64, Int)] = [:]
+        var spans = 0
+        for b in batches {
+            let f = CompiledTraceQLFilter(filter, strings: b.strings)
+            for row in 0..<b.spanCount where b.startTime[row] >= start && b.startTime[row] <= end && f.matches(b, row) {
+                spans += 1
+                let e = latest[b.traceID(row)] ?? (0, 0)
+                latest[b.traceID(row)] = (max(e.0, b.startTime[row]), e.1 + 1)
+            }
+        }
+        let expected = latest.sorted { $0.value.0 != $1.value.0 ? $0.value.0 > $1.value.0 : $0.key < $1.key }.prefix(7)
+        #expect(spans > 7)
+        #expect(got.spans == spans)
+        #expect(got.traces.map(\.traceID) == expected.map(\.key))
+        #expect(got.traces.map(\.matched) == expected.map(\.value.1))
+    }
+
+    /// The service map from block sections plus the head join equals a self-join of all spans.
+    @Test func test_serviceMap_equalsSelfJoin() throws {
+        let batches = Self.traffic(seed: 31)
+        let (headOnly, mixed) = try Self.engines(batches)
+        struct Pair: Hashable { var parent: String, child: String }
+        var expected: [Pair: (UInt64, UInt64)] = [:]
+        var all = SpanBatch()
+        for b in batches { all.append(b) }
+        var serviceOf: [String: String] = [:]
+        for row in 0..<all.spanCount { serviceOf["\(all.traceID(row))/\(all.spanID[row])"] = all.strings.string(all.resourceServiceName[Int(all.resourceIndex[row])]) }
+        for row in 0..<all.spanCount where all.parentSpanID[row] != 0 {
+            guard let parent = serviceOf["\(all.traceID(row))/\(all.parentSpanID[row])"] else { continue }
+            let child = all.strings.string(all.resourceServiceName[Int(all.resourceIndex[row])])
+            guard parent != child else { continue }
+            let e = expected[Pair(parent: parent, child: child)] ?? (0, 0)
+            expected[Pair(parent: parent, child: child)] = (e.0 + 1, e.1 + (all.statusCode[row] == 2 ? 1 : 0))
+        }
+        #expect(expected.count >= 2)
+        for engine in [headOnly, mixed] {
+            let (edges, _) = try ServiceMapExecutor.edges(startNanos: 0, endNanos: .max, snapshot: engine.snapshot(org: "o"), store: engine.store)
+            var got: [Pair: (UInt64, UInt64)] = [:]
+            for e in edges {
+                got[Pair(parent: e.parent, child: e.child)] = (e.calls, e.errors)
+                #expect(e.latency.count == e.calls)
+            }
+            #expect(got.mapValues { [$0.0, $0.1] } == expected.mapValues { [$0.0, $0.1] })
+        }
+        // Flushing and compacting everything changes where edges come from, not what they are.
+        let (_, blocksOnly) = try Self.engines(batches)
+        try blocksOnly.flush(segment: 3)
+        #expect(blocksOnly.snapshot(org: "o").chunks.allSatisfy { $0.spanCount == 0 })
+        let (edges, _) = try ServiceMapExecutor.edges(startNanos: 0, endNanos: .max, snapshot: blocksOnly.snapshot(org: "o"), store: blocksOnly.store)
+        #expect(Dictionary(uniqueKeysWithValues: edges.map { (Pair(parent: $0.parent, child: $0.child), [$0.calls, $0.errors]) }) == expected.mapValues { [$0.0, $0.1] })
+    }
+
+    @Test func test_limits_areEnforcedWithClearErrors() throws {
+        let (_, mixed) = try Self.engines(Self.traffic(seed: 41))
+        let snapshot = mixed.snapshot(org: "o")
+        let byUser = AggregationQuery(groupBy: [.attribute(.span, "user_id")], aggregates: [.count], startNanos: Self.base, endNanos: Self.base + 8 * Self.minute)
+        #expect(throws: AggregationError.tooManySeries(limit: 5)) {
+            _ = try AggregationExecutor.partial(byUser, snapshot: snapshot, store: mixed.store, limits: AggregationLimits(maxSeries: 5))
+        }
+        var expired = AggregationLimits()
+        expired.deadline = 0
+        #expect(throws: AggregationError.timeout(seconds: expired.timeoutSeconds)) {
+            _ = try AggregationExecutor.partial(byUser, snapshot: snapshot, store: mixed.store, limits: expired)
+        }
+        let backwards = AggregationQuery(aggregates: [.count], startNanos: 10, endNanos: 5)
+        #expect(throws: AggregationError.invalid("end is before start")) {
+            _ = try AggregationExecutor.partial(backwards, snapshot: snapshot, store: mixed.store)
+        }
+    }
+
+    @Test func test_partial_roundTripsThroughItsWireForm() throws {
+        let (_, mixed) = try Self.engines(Self.traffic(seed: 51))
+        let query = AggregationQuery(
+            groupBy: [.attribute(.span, "tenant_id"), .intrinsic(.status)],
+            aggregates: [.count, .sum(.attribute(.span, "gen_ai.usage.cost")), .quantiles(.intrinsic(.duration), [0.5]), .histogram(.intrinsic(.duration))],
+            startNanos: Self.base, endNanos: Self.base + 8 * Self.minute, stepNanos: 3 * Self.minute
+        )
+        let partial = try AggregationExecutor.partial(query, snapshot: mixed.snapshot(org: "o"), store: mixed.store)
+        let decoded = try AggregationPartial.decode(partial.encoded(), query)
+        #expect(decoded.sameContents(as: partial))
+        #expect(decoded.groupCount == partial.groupCount && partial.groupCount > 1)
+        var bytes = partial.encoded()
+        bytes.removeLast(3)
+        #expect(throws: BlockFormatError.self) { _ = try AggregationPartial.decode(bytes, query) }
+    }
+}
+
+extension AggregationTests {
+    /// An ordered, limited table: the two-pass plan (order aggregate first, the rest for the chosen
+    /// groups) and the quickselect cut give exactly the first rows of a full sort of all groups.
+    @Test(arguments: [61, 62] as [UInt64])
+    func test_orderedTable_equalsFullSortPrefix(seed: UInt64) throws {
+        let (_, mixed) = try Self.engines(Self.traffic(seed: seed))
+        let snapshot = mixed.snapshot(org: "o")
+        let query = AggregationQuery(
+            groupBy: [.attribute(.span, "tenant_id"), .attribute(.resource, "service.name")],
+            aggregates: [.count, .quantiles(.intrinsic(.duration), [0.95]), .sum(.intrinsic(.duration))],
+            startNanos: Self.base, endNanos: Self.base + 8 * Self.minute
+        )
+        let whole = try AggregationExecutor.partial(query, snapshot: snapshot, store: mixed.store)
+        for (orderBy, descending, limit) in [(0, true, 7), (2, false, 5), (0, false, 13), (0, true, 100_000)] {
+            var all = whole.rows(query)
+            all.sort { x, y in
+                let (a, b) = (x.values[orderBy].scalar!, y.values[orderBy].scalar!)
+                if a != b { return descending ? a > b : a < b }
+                return x.key.lexicographicallyPrecedes(y.key)
+            }
+            let expected = Array(all.prefix(limit))
+            let (rows, groups, _) = try AggregationExecutor.table(query, orderBy: orderBy, descending: descending, limit: limit, snapshot: snapshot, store: mixed.store)
+            #expect(groups == whole.groupCount)
+            #expect(rows == expected, "order by \(orderBy) \(descending ? "desc" : "asc") limit \(limit)")
+            #expect(whole.rows(query, orderBy: orderBy, descending: descending, limit: limit) == expected)
+        }
+        #expect(whole.groupCount > 20)
+    }
+}
