@@ -59,7 +59,6 @@ public struct SearchRequest: Equatable, Sendable {
             guard query.metrics == nil else {
                 throw QueryError("parameter 'q': metrics queries (| rate() …) belong to /api/metrics/query_range and /api/metrics/query")
             }
-            if let why = CompiledTraceQLFilter.unsupported(query.filter) { throw QueryError("parameter 'q': \(why)") }
             self.traceQL = query.filter
         }
         if let v = parameters["minDuration"], !v.isEmpty {

@@ -3,7 +3,7 @@ import WeftModel
 /// A ``TraceQLFilter`` resolved against one batch's dictionary: string values become IDs (regular
 /// expressions become the set of dictionary IDs they match), so rows are tested with integer
 /// comparisons.
-struct CompiledTraceQLFilter {
+public struct CompiledTraceQLFilter {
     indirect enum Node {
         case all
         case none
@@ -37,13 +37,13 @@ struct CompiledTraceQLFilter {
     let root: Node
 
     /// Trace-level intrinsics are answered per span only once the engine has trace context.
-    static func unsupported(_ filter: TraceQLFilter) -> String? {
+    public static func unsupported(_ filter: TraceQLFilter) -> String? {
         switch filter {
         case .all: return nil
         case .and(let a, let b), .or(let a, let b): return unsupported(a) ?? unsupported(b)
         case .comparison(let field, _, _):
             if case .intrinsic(let i) = field, [.rootServiceName, .rootName, .traceDuration].contains(i) {
-                return "the trace-level intrinsic '\(i.rawValue)' is not supported yet in span filters"
+                return "the trace-level intrinsic '\(i.rawValue)' is answered by TraceQL alone, not"
             }
             return nil
         }

@@ -153,10 +153,21 @@ struct QueryAPI: Sendable {
             } catch {
                 return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
             }
+            let limits = self.aggregationLimits
+            // TraceQL alone runs on the columnar engine (which also answers trace-level intrinsics).
+            let columnar = search.traceQL != nil && search.conditions.isEmpty && search.minDurationNanos == nil && search.maxDurationNanos == nil
+            if !columnar, let filter = search.traceQL, let why = CompiledTraceQLFilter.unsupported(filter) {
+                return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'q': \(why) together with 'tags', 'minDuration' or 'maxDuration'"))
+            }
             return run {
                 do {
-                    let result = try SearchExecutor.search(search, snapshot: engine.snapshot(org: org), store: engine.store)
+                    let result = columnar
+                        ? try SearchExecutor.columnar(search, snapshot: engine.snapshot(org: org), store: engine.store, limits: limits)
+                        : try SearchExecutor.search(search, snapshot: engine.snapshot(org: org), store: engine.store)
                     return QueryAPI.json(.ok, QueryResponses.search(result))
+                } catch let error as AggregationError {
+                    if case .invalid(let m) = error { return QueryAPI.badRequest(m) }
+                    return QueryAPI.json(.unprocessableEntity, QueryResponses.error(error.description))
                 } catch {
                     return QueryAPI.storageError(error)
                 }

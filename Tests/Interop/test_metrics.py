@@ -91,6 +91,12 @@ def check_answers(node, sent):
     quantiles = node.get("/api/metrics/query", q='{ resource.service.name = "llm-gateway" } | quantile_over_time(duration, .5, .99)', since="1h").json()
     assert sorted(s["labels"][0]["value"]["doubleValue"] for s in quantiles["series"]) == [0.5, 0.99]
 
+    # Trace-level intrinsics: every span of a trace rooted in checkout, every trace with its client span.
+    by_root = node.get("/api/metrics/query", q="{ traceDuration >= 0 } | count_over_time() by (rootServiceName)", since="1h").json()
+    assert {s["labels"][0]["value"]["stringValue"]: s["value"] for s in by_root["series"]} == {"checkout": 2 * len(sent)}
+    rooted = node.get("/api/search", q='{ rootServiceName = "checkout" && kind = client }', limit="100").json()["traces"]
+    assert len(rooted) == len(sent) and all(t["rootServiceName"] == "checkout" and t["spanSets"][0]["matched"] == 1 for t in rooted)
+
     # The service map (Jaeger's shape): checkout -> llm-gateway, every call, the failed ones.
     deps = node.get("/api/dependencies").json()["data"]
     assert [(d["parent"], d["child"], d["callCount"], d["errorCount"]) for d in deps] == [

@@ -341,3 +341,57 @@ extension AggregationTests {
         #expect(whole.groupCount > 20)
     }
 }
+
+extension AggregationTests {
+    /// Trace-level intrinsics (`rootServiceName`, `rootName`, `traceDuration`) in filters and group-bys
+    /// equal a reference that groups every span by trace first (traces lie whole in one block or chunk here).
+    @Test func test_traceLevelIntrinsics_equalWholeTraceReference() throws {
+        let batches = Self.traffic(seed: 71)
+        let head = StorageEngine(head: Head(), store: BlockStore(disk: SimulatedDisk(), directory: "/h"))
+        for b in batches { head.head.append(b, org: "o") }
+        let blocks = StorageEngine(head: Head(), store: BlockStore(disk: SimulatedDisk(), directory: "/b"), configuration: .init(blockOptions: .init(zstdLevel: 3, groupSpans: 128)))
+        for (i, b) in batches.enumerated() { blocks.head.append(b, org: "o", segment: i + 1) }
+        for i in batches.indices { try blocks.flush(segment: i + 1) }
+
+        // Reference: per trace, first start, last end, root service and name.
+        var all = SpanBatch()
+        for b in batches { all.append(b) }
+        var context: [TraceID: (start: UInt64, end: UInt64, service: String, name: String)] = [:]
+        for row in 0..<all.spanCount {
+            let id = all.traceID(row)
+            var c = context[id] ?? (.max, 0, "", "")
+            c.start = min(c.start, all.startTime[row])
+            c.end = max(c.end, all.endTime[row])
+            if all.parentSpanID[row] == 0 {
+                c.service = all.strings.string(all.resourceServiceName[Int(all.resourceIndex[row])])
+                c.name = all.strings.string(all.name[row])
+            }
+            context[id] = c
+        }
+        let durations = context.values.map { $0.end - $0.start }.sorted()
+        let threshold = durations[durations.count / 2]
+        let (end, start) = (Self.base + 8 * Self.minute, Self.base)
+        let filter = try TraceQLQuery(parsing: "{ traceDuration > \(threshold)ns && kind = client }").filter
+        let query = AggregationQuery(filter: filter, groupBy: [.intrinsic(.rootServiceName), .intrinsic(.rootName)], aggregates: [.count, .max(.intrinsic(.traceDuration))], startNanos: start, endNanos: end)
+        var expected: [[GroupValue]: (Int, UInt64)] = [:]
+        for row in 0..<all.spanCount where all.kind[row] == 3 && all.startTime[row] >= start && all.startTime[row] <= end {
+            let c = context[all.traceID(row)]!
+            guard c.end - c.start > threshold else { continue }
+            let key: [GroupValue] = [c.service.isEmpty ? .absent : .string(c.service), c.name.isEmpty ? .absent : .string(c.name)]
+            let e = expected[key] ?? (0, 0)
+            expected[key] = (e.0 + 1, max(e.1, c.end - c.start))
+        }
+        #expect(expected.count >= 2)
+        for engine in [head, blocks] {
+            let rows = try AggregationExecutor.partial(query, snapshot: engine.snapshot(org: "o"), store: engine.store).rows(query)
+            let got = Dictionary(uniqueKeysWithValues: rows.map { ($0.key, (Int($0.values[0].scalar!), UInt64($0.values[1].scalar!))) })
+            #expect(got.mapValues { [$0.0, Int($0.1)] } == expected.mapValues { [$0.0, Int($0.1)] })
+        }
+        // The same filter through search: every trace found is long and has a matching client span.
+        let search = try SearchRequest(parameters: ["q": "{ traceDuration > \(threshold)ns && rootServiceName != \"\" }", "limit": "1000"])
+        let found = try SearchExecutor.columnar(search, snapshot: blocks.snapshot(org: "o"), store: blocks.store)
+        let long = Set(context.filter { $0.value.end - $0.value.start > threshold && !$0.value.service.isEmpty }.map(\.key))
+        #expect(Set(found.traces.map(\.traceID)) == long)
+        #expect(found.traces.allSatisfy { $0.durationNanos > threshold && !$0.matchedSpans.isEmpty })
+    }
+}

@@ -162,11 +162,12 @@ public enum AggregationExecutor {
             var partial: AggregationPartial
             var worker: Worker
         }
+        let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
         let (states, stats) = try ScanRunner.run(
             startNanos: query.startNanos, endNanos: query.endNanos, snapshot: snapshot, store: store, limits: limits,
             make: { State(partial: start, worker: Worker(query: query)) },
             scan: { state, unit, reader in
-                try state.worker.scan(unit, reader, snapshot, store, into: &state.partial)
+                try state.worker.scan(unit, reader, snapshot, context, store, into: &state.partial)
                 if state.partial.groupCount > limits.maxSeries { throw AggregationError.tooManySeries(limit: limits.maxSeries) }
             }
         )
@@ -244,21 +245,25 @@ struct Worker {
         return (chunk, self.blockPlan!, inside)
     }
 
-    /// A head chunk's columns and plan.
-    func open(_ chunk: HeadChunk, _ stats: inout ScanStats) throws -> (ChunkColumns, SourcePlan, allInRange: Bool) {
+    /// A head chunk's columns and plan (trace-level columns from `context`, over all head chunks).
+    func open(_ chunk: HeadChunk, _ context: HeadTraceContext?, _ stats: inout ScanStats) throws -> (ChunkColumns, SourcePlan, allInRange: Bool) {
         let batch = chunk.batch
-        let plan = try SourcePlan(self.query, strings: SourceStrings(table: batch.strings, dictionary: nil), resources: batch)
+        let (columns, strings) = context?.source(batch) ?? (ChunkColumns(rows: batch.spanCount) { c in batch.scanColumn(c) }, SourceStrings(table: batch.strings, dictionary: nil))
+        let plan = try SourcePlan(self.query, strings: strings, resources: batch)
         stats.chunks += 1
         stats.inspectedSpans += batch.spanCount
         stats.inspectedBytes += batch.memoryFootprint
         let inside = chunk.minStart >= self.query.startNanos && chunk.maxStart <= self.query.endNanos
-        return (ChunkColumns(rows: batch.spanCount) { c in batch.scanColumn(c) }, plan, inside)
+        return (columns, plan, inside)
     }
 
-    mutating func scan(_ unit: ScanUnit, _ reader: BlockReader?, _ snapshot: StorageEngine.Snapshot, _ store: BlockStore, into partial: inout AggregationPartial) throws {
+    mutating func scan(
+        _ unit: ScanUnit, _ reader: BlockReader?, _ snapshot: StorageEngine.Snapshot, _ context: HeadTraceContext?, _ store: BlockStore,
+        into partial: inout AggregationPartial
+    ) throws {
         let (chunk, plan, inside): (ChunkColumns, SourcePlan, Bool)
         switch unit {
-        case .head(let c): (chunk, plan, inside) = try self.open(snapshot.chunks[c], &partial.stats)
+        case .head(let c): (chunk, plan, inside) = try self.open(snapshot.chunks[c], context, &partial.stats)
         case .group(let b, let g): (chunk, plan, inside) = try self.open(snapshot.blocks[b], reader!, g, store, &partial.stats)
         }
         try self.scan(chunk, plan, allInRange: inside, into: &partial)

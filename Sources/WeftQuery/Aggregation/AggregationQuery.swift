@@ -89,12 +89,6 @@ public struct AggregationQuery: Sendable, Equatable {
         if self.endNanos < self.startNanos { return "end is before start" }
         if self.groupBy.count > Self.maxGroupBy { return "at most \(Self.maxGroupBy) group-by fields" }
         if self.aggregates.isEmpty { return "no aggregates" }
-        if let message = CompiledTraceQLFilter.unsupported(self.filter) { return message }
-        for f in self.groupBy + self.aggregates.compactMap(\.field) {
-            if case .intrinsic(let i) = f, [.rootServiceName, .rootName, .traceDuration].contains(i) {
-                return "the trace-level intrinsic '\(i.rawValue)' is not supported yet"
-            }
-        }
         for a in self.aggregates {
             if case .quantiles(_, let qs) = a, qs.isEmpty || qs.contains(where: { !($0 >= 0 && $0 <= 1) }) {
                 return "quantiles must lie in [0, 1]"

@@ -177,7 +177,7 @@ extension AggregationPartial {
 
     /// Durations are reported in seconds, as Tempo does; other values as they are.
     private static func scaled(_ aggregate: Aggregate, _ v: Double) -> Double {
-        aggregate.field == .intrinsic(.duration) ? v / 1e9 : v
+        aggregate.field == .intrinsic(.duration) || aggregate.field == .intrinsic(.traceDuration) ? v / 1e9 : v
     }
 }
 

@@ -5,15 +5,26 @@ import WeftStorageEngine
 struct SourceStrings {
     let table: StringTable?
     let dictionary: BlockDictionary?
+    /// Strings beyond the table's (IDs from its count on): trace-level values taken from other head chunks.
+    var extra: [String] = []
 
-    var count: Int { self.table?.count ?? self.dictionary?.count ?? 0 }
+    init(table: StringTable?, dictionary: BlockDictionary?, extra: [String] = []) {
+        self.table = table
+        self.dictionary = dictionary
+        self.extra = extra
+    }
+
+    var base: Int { self.table?.count ?? self.dictionary?.count ?? 0 }
+    var count: Int { self.base + self.extra.count }
 
     func lookup(_ s: String) throws -> UInt32? {
-        if let table { return table.lookup(s) }
-        return try self.dictionary?.lookup(s)
+        let found = try self.table.map { $0.lookup(s) } ?? self.dictionary?.lookup(s)
+        if let found { return found }
+        return self.extra.firstIndex(of: s).map { UInt32(self.base + $0) }
     }
 
     func string(_ id: UInt32) throws -> String {
+        if Int(id) >= self.base { return self.extra[Int(id) - self.base] }
         if let table { return table.string(id) }
         return try self.dictionary?.string(id) ?? ""
     }
@@ -29,6 +40,8 @@ struct SourceStrings {
 /// How a ``TraceQLField`` is read in one source (strings resolved to its IDs).
 enum FieldPlan: Equatable {
     case duration
+    /// The trace's duration (first start to last end of its spans in the same source).
+    case traceDuration
     /// A string-ID column; `zeroIsAbsent` for typed GenAI columns (ID 0, the empty string, means unset).
     case ids(ScanColumn, zeroIsAbsent: Bool)
     /// The resource's `service.name`.
@@ -53,7 +66,9 @@ enum FieldPlan: Equatable {
             case .status: self = .status
             case .kind: self = .kind
             case .duration: self = .duration
-            case .rootServiceName, .rootName, .traceDuration: self = .attribute(.span, key: nil)
+            case .rootServiceName: self = .ids(.rootService, zeroIsAbsent: true)
+            case .rootName: self = .ids(.rootName, zeroIsAbsent: true)
+            case .traceDuration: self = .traceDuration
             }
         case .attribute(let scope, let key):
             if scope != .span && key == "service.name" {
@@ -78,6 +93,7 @@ enum FieldPlan: Equatable {
     var columns: [ScanColumn] {
         switch self {
         case .duration: return [.timing]
+        case .traceDuration: return [.traceTiming]
         case .ids(let c, _), .tokens(let c): return [c]
         case .service: return [.resource]
         case .status: return [.status]
@@ -112,8 +128,9 @@ final class ChunkColumns {
         return v
     }
 
-    func timing() throws -> (start: [UInt64], end: [UInt64]) {
-        guard case .timing(let s, let e) = try self.values(.timing), s.count == self.rows, e.count == self.rows else { throw Self.shape(.timing) }
+    /// Span times (`.timing`) or trace times (`.traceTiming`).
+    func timing(_ c: ScanColumn = .timing) throws -> (start: [UInt64], end: [UInt64]) {
+        guard case .timing(let s, let e) = try self.values(c), s.count == self.rows, e.count == self.rows else { throw Self.shape(c) }
         return (s, e)
     }
 
@@ -175,6 +192,9 @@ struct FieldReader {
         switch plan {
         case .duration:
             let (s, e) = try chunk.timing()
+            self.source = .duration(start: s, end: e)
+        case .traceDuration:
+            let (s, e) = try chunk.timing(.traceTiming)
             self.source = .duration(start: s, end: e)
         case .ids(let c, let zero): self.source = .ids(try chunk.ids(c), zeroIsAbsent: zero)
         case .service: self.source = .service(resource: try chunk.ids(.resource), names: resources.resourceServiceName)
@@ -319,10 +339,10 @@ indirect enum FilterPlan {
             switch (plan, value) {
             case (.status, .status(let code)): self = .test(plan, .code(equal: op == .equal, code))
             case (.kind, .kind(let k)): self = .test(plan, .code(equal: op == .equal, k))
-            case (.duration, .duration(let d)): self = .test(plan, .number(op, Double(d)))
-            case (.duration, .int(let i)): self = .test(plan, .number(op, Double(i)))
-            case (.duration, .float(let f)): self = .test(plan, .number(op, f))
-            case (.status, _), (.kind, _), (.duration, _): self = .none
+            case (.duration, .duration(let d)), (.traceDuration, .duration(let d)): self = .test(plan, .number(op, Double(d)))
+            case (.duration, .int(let i)), (.traceDuration, .int(let i)): self = .test(plan, .number(op, Double(i)))
+            case (.duration, .float(let f)), (.traceDuration, .float(let f)): self = .test(plan, .number(op, f))
+            case (.status, _), (.kind, _), (.duration, _), (.traceDuration, _): self = .none
             case (_, .string(let s)):
                 switch op {
                 case .equal, .notEqual:
@@ -473,5 +493,85 @@ indirect enum FilterPlan {
             }
         }
         return out
+    }
+}
+
+
+/// Trace-level values of the traces in the head, over all its chunks: a trace's spans often arrive in
+/// different requests (one per service) and so in different chunks.
+final class HeadTraceContext: @unchecked Sendable {
+    struct Trace {
+        var start = UInt64.max
+        var end: UInt64 = 0
+        var service: String?
+        var name: String?
+    }
+
+    let traces: [TraceID: Trace]
+
+    init(_ chunks: [HeadChunk]) {
+        var traces: [TraceID: Trace] = [:]
+        for chunk in chunks {
+            let b = chunk.batch
+            for row in 0..<b.spanCount {
+                let id = b.traceID(row)
+                var t = traces[id] ?? Trace()
+                t.start = min(t.start, b.startTime[row])
+                t.end = max(t.end, b.endTime[row])
+                if b.parentSpanID[row] == 0 && t.service == nil {
+                    t.service = b.strings.string(b.resourceServiceName[Int(b.resourceIndex[row])])
+                    t.name = b.strings.string(b.name[row])
+                }
+                traces[id] = t
+            }
+        }
+        self.traces = traces
+    }
+
+    /// Whether a query reads trace-level intrinsics.
+    static func needed(_ query: AggregationQuery) -> Bool {
+        func fields(_ f: TraceQLFilter) -> [TraceQLField] {
+            switch f {
+            case .all: return []
+            case .and(let a, let b), .or(let a, let b): return fields(a) + fields(b)
+            case .comparison(let field, _, _): return [field]
+            }
+        }
+        return (fields(query.filter) + query.groupBy + query.aggregates.compactMap(\.field)).contains {
+            $0 == .intrinsic(.rootServiceName) || $0 == .intrinsic(.rootName) || $0 == .intrinsic(.traceDuration)
+        }
+    }
+
+    /// One chunk's trace-level columns, and the strings they use that the chunk's table lacks.
+    func columns(_ batch: SpanBatch) -> (columns: [ScanColumn: ColumnValues], extra: [String]) {
+        var extra: [String] = []
+        var extraIDs: [String: UInt32] = [:]
+        func id(_ s: String?) -> UInt32 {
+            guard let s else { return 0 }
+            if let id = batch.strings.lookup(s) { return id }
+            if let id = extraIDs[s] { return id }
+            let id = UInt32(batch.strings.count + extra.count)
+            extra.append(s)
+            extraIDs[s] = id
+            return id
+        }
+        let n = batch.spanCount
+        var start = [UInt64](repeating: 0, count: n), end = [UInt64](repeating: 0, count: n)
+        var service = [UInt32](repeating: 0, count: n), name = [UInt32](repeating: 0, count: n)
+        for row in 0..<n {
+            guard let t = self.traces[batch.traceID(row)] else { continue }
+            start[row] = t.start
+            end[row] = max(t.end, t.start)
+            service[row] = id(t.service)
+            name[row] = id(t.name)
+        }
+        return ([.traceTiming: .timing(start: start, end: end), .rootService: .ids(service), .rootName: .ids(name)], extra)
+    }
+
+    /// A head chunk's columns and strings, the trace-level ones from this context.
+    func source(_ batch: SpanBatch) -> (ChunkColumns, SourceStrings) {
+        let (columns, extra) = self.columns(batch)
+        let chunk = ChunkColumns(rows: batch.spanCount) { c in columns[c] ?? batch.scanColumn(c) }
+        return (chunk, SourceStrings(table: batch.strings, dictionary: nil, extra: extra))
     }
 }

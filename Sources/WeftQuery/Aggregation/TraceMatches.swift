@@ -32,13 +32,14 @@ public enum TraceMatchExecutor {
             var spans = 0
             var stats = ScanStats()
         }
+        let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
         let (states, stats) = try ScanRunner.run(
             startNanos: startNanos, endNanos: endNanos, snapshot: snapshot, store: store, limits: limits,
             make: { State(worker: Worker(query: query)) },
             scan: { state, unit, reader in
                 let (chunk, plan, inside): (ChunkColumns, Worker.SourcePlan, Bool)
                 switch unit {
-                case .head(let c): (chunk, plan, inside) = try state.worker.open(snapshot.chunks[c], &state.stats)
+                case .head(let c): (chunk, plan, inside) = try state.worker.open(snapshot.chunks[c], context, &state.stats)
                 case .group(let b, let g): (chunk, plan, inside) = try state.worker.open(snapshot.blocks[b], reader!, g, store, &state.stats)
                 }
                 let rows = try state.worker.select(chunk, plan, allInRange: inside)
@@ -73,5 +74,56 @@ public enum TraceMatchExecutor {
             .sorted { $0.latestStart != $1.latestStart ? $0.latestStart > $1.latestStart : $0.traceID < $1.traceID }
             .prefix(max(0, limit))
         return TraceMatches(spans: spans, traces: Array(top), stats: total)
+    }
+}
+
+extension SearchExecutor {
+    /// A TraceQL search (`q` only, no tag conditions) on the columnar engine: the traces with the
+    /// latest matching spans, each summarised over all its spans, with up to `spss` matching spans
+    /// (found by running the same filter over the trace's spans). Trace-level intrinsics
+    /// (`rootServiceName`, `rootName`, `traceDuration`) are judged per source: a block row group holds
+    /// whole traces; in the head, per chunk.
+    public static func columnar(
+        _ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits = AggregationLimits()
+    ) throws -> SearchResult {
+        let filter = request.traceQL ?? .all
+        let matches = try TraceMatchExecutor.latest(
+            filter, startNanos: request.startNanos ?? 0, endNanos: request.endNanos ?? .max, limit: request.limit, snapshot: snapshot, store: store,
+            limits: limits
+        )
+        let query = AggregationQuery(filter: filter, aggregates: [.count], startNanos: request.startNanos ?? 0, endNanos: request.endNanos ?? .max)
+        let wanted = Set(matches.traces.map(\.traceID))
+        let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
+        // Matching spans of the chosen traces in the head: one filter pass per chunk over their rows.
+        var spans: [TraceID: [SpanSummary]] = [:]
+        func collect(_ batch: SpanBatch, _ rows: [Int], head: Bool) throws {
+            guard !rows.isEmpty else { return }
+            let (chunk, strings) = (head ? context?.source(batch) : nil)
+                ?? (ChunkColumns(rows: batch.spanCount) { c in batch.scanColumn(c) }, SourceStrings(table: batch.strings, dictionary: nil))
+            let plan = try FilterPlan(filter, strings)
+            for row in try plan.select(rows.map { Int32($0) }, chunk, batch) {
+                let r = Int(row)
+                let start = batch.startTime[r]
+                guard start >= query.startNanos && start <= query.endNanos else { continue }
+                let id = batch.traceID(r)
+                if spans[id, default: []].count < request.spansPerSpanSet {
+                    let end = batch.endTime[r]
+                    spans[id, default: []].append(SpanSummary(spanID: batch.spanID[r], name: batch.strings.string(batch.name[r]), startNanos: start, durationNanos: end > start ? end - start : 0))
+                }
+            }
+        }
+        for chunk in snapshot.chunks {
+            try collect(chunk.batch, wanted.flatMap { chunk.rows(of: $0) }.sorted(), head: true)
+        }
+        var traces: [TraceSummary] = []
+        for m in matches.traces {
+            let fromBlocks = try store.findTrace(m.traceID, in: snapshot.blocks)
+            for b in fromBlocks { try collect(b, Array(0..<b.spanCount), head: false) }
+            var summary = self.summarize(m.traceID, in: snapshot.chunks + fromBlocks.map { HeadChunk(org: "", batch: $0) })
+            summary.matched = m.matched
+            summary.matchedSpans = (spans[m.traceID] ?? []).sorted { $0.startNanos < $1.startNanos }
+            traces.append(summary)
+        }
+        return SearchResult(traces: traces, stats: matches.stats)
     }
 }

@@ -12,6 +12,10 @@ public enum ScanColumn: Hashable, Sendable {
     case spanID, parentSpanID
     /// One span-attribute key (a string ID of the source) for every row; see ``ColumnValues/absent``.
     case attribute(UInt32)
+    /// Trace-level values repeated on each row of the trace, from the trace's spans in the same source
+    /// (block row group or head batch): its first start and last end (as `.timing`), and its root
+    /// span's service and name (as `.ids`, 0 when the root is not there).
+    case traceTiming, rootService, rootName
 }
 
 /// The values of a ``ScanColumn``, one per row (per trace for the IDs of `.traces`).
@@ -330,6 +334,26 @@ extension BlockReader {
         case .attribute(let key):
             let (types, values) = try InvertedAttributes.column(key: key, of: try self.groupSection(g, "span.attributes"), groupRows: n, stringCount: Int(stringCount))
             return ColumnValues.attribute(types, values)
+        case .traceTiming, .rootService, .rootName:
+            // A group holds whole traces, rows of a trace adjacent.
+            let layout = try self.traceLayout(g, range)
+            let (local, unresolved) = try self.parentLinks(g, range, layout)
+            var isRoot = local.map { $0 == 0 }
+            for (row, _) in unresolved { isRoot[row] = false }
+            var bounds = layout.firstRowOf
+            bounds.append(n)
+            switch column {
+            case .traceTiming:
+                let (start, end) = try self.timing(g, range, layout, local)
+                return TraceContext.timing(start, end, bounds: bounds)
+            case .rootService:
+                let resource = try ids("span.resource", limit: UInt64(try self.resourceCount()))
+                let names = try self.blockLevelBatch(strings: StringTable()).resourceServiceName
+                return .ids(TraceContext.root(isRoot, bounds: bounds) { names[Int(resource[$0])] })
+            default:
+                let name = try ids("span.name", limit: stringCount)
+                return .ids(TraceContext.root(isRoot, bounds: bounds) { name[$0] })
+            }
         }
     }
 
@@ -436,10 +460,68 @@ extension InvertedAttributes {
     }
 }
 
+/// Trace-level columns from rows grouped by trace.
+enum TraceContext {
+    /// Each row's trace start and end, over traces whose rows are `order[bounds[t]..<bounds[t+1]]`
+    /// (`order` nil: rows in order).
+    static func timing(_ start: [UInt64], _ end: [UInt64], bounds: [Int], order: [Int]? = nil) -> ColumnValues {
+        var traceStart = [UInt64](repeating: 0, count: start.count), traceEnd = [UInt64](repeating: 0, count: start.count)
+        for t in 0..<(bounds.count - 1) {
+            let positions = bounds[t]..<bounds[t + 1]
+            var lo = UInt64.max, hi: UInt64 = 0
+            for p in positions {
+                let row = order?[p] ?? p
+                lo = min(lo, start[row])
+                hi = max(hi, end[row])
+            }
+            for p in positions {
+                let row = order?[p] ?? p
+                traceStart[row] = lo
+                traceEnd[row] = max(hi, lo)
+            }
+        }
+        return .timing(start: traceStart, end: traceEnd)
+    }
+
+    /// Each row's value of its trace's root span (the first row that `isRoot`), 0 when none.
+    static func root(_ isRoot: [Bool], bounds: [Int], order: [Int]? = nil, _ value: (Int) -> UInt32) -> [UInt32] {
+        var out = [UInt32](repeating: 0, count: isRoot.count)
+        for t in 0..<(bounds.count - 1) {
+            let positions = bounds[t]..<bounds[t + 1]
+            guard let root = positions.first(where: { isRoot[order?[$0] ?? $0] }) else { continue }
+            let v = value(order?[root] ?? root)
+            for p in positions { out[order?[p] ?? p] = v }
+        }
+        return out
+    }
+}
+
 extension SpanBatch {
+    /// Rows grouped by trace: the order and where each trace starts (and the end).
+    func traceOrder() -> (order: [Int], bounds: [Int]) {
+        var rowsOf: [TraceID: [Int]] = [:]
+        for row in 0..<self.spanCount { rowsOf[self.traceID(row), default: []].append(row) }
+        var order: [Int] = []
+        order.reserveCapacity(self.spanCount)
+        var bounds = [0]
+        for rows in rowsOf.values {
+            order += rows
+            bounds.append(order.count)
+        }
+        return (order, bounds)
+    }
+
     /// One column of this batch in scan form (the same shape a block group gives).
     public func scanColumn(_ column: ScanColumn) -> ColumnValues {
         switch column {
+        case .traceTiming:
+            let (order, bounds) = self.traceOrder()
+            return TraceContext.timing(self.startTime, self.endTime, bounds: bounds, order: order)
+        case .rootService, .rootName:
+            let (order, bounds) = self.traceOrder()
+            let isRoot = self.parentSpanID.map { $0 == 0 }
+            if column == .rootName { return .ids(TraceContext.root(isRoot, bounds: bounds, order: order) { self.name[$0] }) }
+            return .ids(TraceContext.root(isRoot, bounds: bounds, order: order) { self.resourceServiceName[Int(self.resourceIndex[$0])] })
         case .timing: return .timing(start: self.startTime, end: self.endTime)
         case .name: return .ids(self.name)
         case .statusMessage: return .ids(self.statusMessage)

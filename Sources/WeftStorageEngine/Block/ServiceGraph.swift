@@ -72,15 +72,7 @@ public enum ServiceGraph {
     }
 
     static func edges(_ batch: SpanBatch) -> [Key: Stats] {
-        var rowsOf: [TraceID: [Int]] = [:]
-        for row in 0..<batch.spanCount { rowsOf[batch.traceID(row), default: []].append(row) }
-        var order: [Int] = []
-        order.reserveCapacity(batch.spanCount)
-        var bounds = [0]
-        for rows in rowsOf.values {
-            order += rows
-            bounds.append(order.count)
-        }
+        let (order, bounds) = batch.traceOrder()
         return self.edges(batch, order: order, bounds: bounds)
     }
 
