@@ -33,6 +33,8 @@ public struct ScanStats: Sendable {
     public var inspectedSpans = 0
     public var inspectedTraces = 0
     public var inspectedBytes = 0
+
+    public init() {}
 }
 
 /// Search results, most recent traces first.

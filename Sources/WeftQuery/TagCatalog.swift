@@ -15,6 +15,11 @@ public enum TagCatalog {
     public struct Values: Sendable {
         public var values: [(type: String, value: String)] = []
         public var stats = ScanStats()
+
+        public init(values: [(type: String, value: String)] = [], stats: ScanStats = ScanStats()) {
+            self.values = values
+            self.stats = stats
+        }
     }
 
     /// Attribute names by scope (`span`, `resource`, `intrinsic`, or nil for all).

@@ -198,13 +198,50 @@ struct QueryAPI: Sendable {
                 limit = l
             }
             let valueLimit = limit
+            // Distinct values over everything in range (not a sample), optionally among spans matching `q`.
+            let field: TraceQLField
+            var filter = TraceQLFilter.all
+            do {
+                guard let f = try TraceQLField.list(parsing: tag).first else { throw QueryError("empty tag") }
+                field = f
+                if let q = request.query["q"], !q.isEmpty {
+                    let parsed = try TraceQLQuery(parsing: q)
+                    guard parsed.metrics == nil else { throw QueryError("parameter 'q': a spanset filter only") }
+                    filter = parsed.filter
+                }
+            } catch let error as TraceQLError {
+                return loop.makeSucceededFuture(QueryAPI.badRequest("tag '\(tag)' or parameter 'q': \(error)"))
+            } catch {
+                return loop.makeSucceededFuture(QueryAPI.badRequest("\(error)"))
+            }
+            var start: UInt64 = 0, end = UInt64.max
+            for (name, isStart) in [("start", true), ("end", false)] {
+                guard let v = request.query[name], !v.isEmpty else { continue }
+                guard let t = QueryTime.parse(v) else {
+                    return loop.makeSucceededFuture(QueryAPI.badRequest("parameter '\(name)': '\(v)' is not unix seconds, unix nanoseconds or an RFC 3339 time"))
+                }
+                if isStart { start = t } else { end = t + (t % 1_000_000_000 == 0 ? 999_999_999 : 0) }
+            }
+            let (rangeStart, rangeEnd, valueFilter) = (start, end, filter)
+            let limits = self.aggregationLimits
             return run {
-                do {
-                    let batches = TagCatalog.eachBatch(snapshot: engine.snapshot(org: org), store: engine.store, blockSpans: QueryAPI.tagScanSpans)
-                    let values = try TagCatalog.values(of: tag, limit: valueLimit, forEach: batches)
-                    return QueryAPI.json(.ok, QueryResponses.tagValues(values, typed: v2))
-                } catch {
-                    return QueryAPI.storageError(error)
+                QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
+                    let (values, stats) = try DistinctValues.values(
+                        of: field, filter: valueFilter, startNanos: rangeStart, endNanos: rangeEnd, limit: valueLimit, snapshot: snapshot, store: engine.store, limits: limits
+                    )
+                    var result = TagCatalog.Values()
+                    result.stats = stats
+                    let keyword = field == .intrinsic(.status) || field == .intrinsic(.kind)
+                    result.values = values.map { v in
+                        switch v {
+                        case .string(let s): return (keyword ? "keyword" : "string", s)
+                        case .int(let i): return ("int", String(i))
+                        case .double(let d): return ("float", String(d))
+                        case .bool(let b): return ("bool", String(b))
+                        case .absent: return ("string", "")
+                        }
+                    }
+                    return QueryResponses.tagValues(result, typed: v2)
                 }
             }
         case ["api", "metrics", "query_range"], ["api", "metrics", "query"]:

@@ -91,6 +91,13 @@ def check_answers(node, sent):
     quantiles = node.get("/api/metrics/query", q='{ resource.service.name = "llm-gateway" } | quantile_over_time(duration, .5, .99)', since="1h").json()
     assert sorted(s["labels"][0]["value"]["doubleValue"] for s in quantiles["series"]) == [0.5, 0.99]
 
+    # Tag values over everything stored, optionally among matching spans.
+    values = node.get("/api/v2/search/tag/span.tenant_id/values").json()["tagValues"]
+    assert values == [{"type": "string", "value": t} for t in sorted(TENANTS)]
+    failing = {s["tenant"] for s in sent if s["error"]}
+    values = node.get("/api/v2/search/tag/span.tenant_id/values", q="{ status = error }").json()["tagValues"]
+    assert {v["value"] for v in values} == failing
+
     # Trace-level intrinsics: every span of a trace rooted in checkout, every trace with its client span.
     by_root = node.get("/api/metrics/query", q="{ traceDuration >= 0 } | count_over_time() by (rootServiceName)", since="1h").json()
     assert {s["labels"][0]["value"]["stringValue"]: s["value"] for s in by_root["series"]} == {"checkout": 2 * len(sent)}

@@ -395,3 +395,31 @@ extension AggregationTests {
         #expect(found.traces.allSatisfy { $0.durationNanos > threshold && !$0.matchedSpans.isEmpty })
     }
 }
+
+extension AggregationTests {
+    /// Distinct values read every block in range (a high-cardinality key included), honour a filter
+    /// and stop at the limit.
+    @Test func test_distinctValues_coverAllDataAndStopAtTheLimit() throws {
+        let batches = Self.traffic(seed: 81)
+        let (_, mixed) = try Self.engines(batches)
+        let snapshot = mixed.snapshot(org: "o")
+        var users = Set<GroupValue>(), errorUsers = Set<GroupValue>()
+        for b in batches {
+            for row in 0..<b.spanCount {
+                let v = Self.value(.attribute(.span, "user_id"), b, row)
+                guard v != .absent else { continue }
+                users.insert(v)
+                if b.statusCode[row] == 2 { errorUsers.insert(v) }
+            }
+        }
+        #expect(users.count > 100 && !errorUsers.isEmpty && errorUsers.count < users.count)
+        let all = try DistinctValues.values(of: .attribute(.span, "user_id"), limit: 1_000_000, snapshot: snapshot, store: mixed.store)
+        #expect(Set(all.values) == users && all.values.count == users.count)
+        let failing = try DistinctValues.values(of: .attribute(.span, "user_id"), filter: try TraceQLQuery(parsing: "{ status = error }").filter, limit: 1_000_000, snapshot: snapshot, store: mixed.store)
+        #expect(Set(failing.values) == errorUsers)
+        let few = try DistinctValues.values(of: .attribute(.span, "user_id"), limit: 10, snapshot: snapshot, store: mixed.store)
+        #expect(few.values.count == 10 && Set(few.values).isSubset(of: users))
+        let statuses = try DistinctValues.values(of: .intrinsic(.status), limit: 10, snapshot: snapshot, store: mixed.store)
+        #expect(Set(statuses.values).isSubset(of: [.string("unset"), .string("ok"), .string("error")]) && statuses.values.contains(.string("error")))
+    }
+}

@@ -375,7 +375,7 @@ struct Worker {
     static let excluded = UInt32.max - 1
 
     /// The value a source-local code of field `f` stands for.
-    private func value(_ f: Int, _ code: UInt32, _ plan: SourcePlan) throws -> GroupValue {
+    func value(_ f: Int, _ code: UInt32, _ plan: SourcePlan) throws -> GroupValue {
         if code == Self.absentCode { return .absent }
         if code >= Self.otherBase { return plan.otherValues[f][Int(code - Self.otherBase)] }
         switch plan.groupBy[f] {
@@ -390,7 +390,7 @@ struct Worker {
 
     /// Codes of one group-by field for the selected rows: string IDs as they are, status and kind
     /// codes, ``absentCode``, or (other values) codes from ``otherBase``.
-    private func codes(field f: Int, _ selection: [Int32], _ chunk: ChunkColumns, _ plan: SourcePlan) throws -> [UInt32] {
+    func codes(field f: Int, _ selection: [Int32], _ chunk: ChunkColumns, _ plan: SourcePlan) throws -> [UInt32] {
         let reader = try FieldReader(plan.groupBy[f], chunk, plan.resources)
         var out = [UInt32](repeating: 0, count: selection.count)
         switch reader.source {
