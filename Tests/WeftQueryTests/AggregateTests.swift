@@ -65,8 +65,8 @@ struct AggregateTests {
             let estimate = try! #require(sketch.quantile(q))
             let error = exact == 0 ? abs(estimate) : abs(estimate - exact) / abs(exact)
             #expect(error <= 0.01, "seed \(seed) q \(q): exact \(exact) estimate \(estimate)")
-            // The bucket index uses an interpolated log2, exact to about 1e-8.
-            #expect(error <= QuantileSketch.relativeAccuracy + 1e-7, "seed \(seed) q \(q): relative error \(error)")
+            // The bucket index uses an interpolated log2, exact to about 2e-7.
+            #expect(error <= QuantileSketch.relativeAccuracy + 1e-6, "seed \(seed) q \(q): relative error \(error)")
         }
         #expect(QuantileSketch().quantile(0.5) == nil)
     }

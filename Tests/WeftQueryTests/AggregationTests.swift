@@ -423,3 +423,40 @@ extension AggregationTests {
         #expect(Set(statuses.values).isSubset(of: [.string("unset"), .string("ok"), .string("error")]) && statuses.values.contains(.string("error")))
     }
 }
+
+extension AggregationTests {
+    /// The group map agrees with a dictionary for keys of both widths, and packing is injective
+    /// across the 64-bit and 128-bit forms.
+    @Test(arguments: [91, 92] as [UInt64])
+    func test_slotMapAndKeyPacking_areExact(seed: UInt64) {
+        var rng = LoadRandom(seed: seed)
+        var map = SlotMap()
+        var reference: [[UInt64]: Int32] = [:]
+        for i in 0..<20_000 {
+            let wide = rng.next() % 3 == 0
+            let key = [rng.next() % 5_000, wide ? (rng.next() % 50) | 1 << 63 : 0]
+            if let g = reference[key] {
+                #expect(map.get(key[0], key[1]) == g)
+            } else {
+                #expect(map.get(key[0], key[1]) == nil)
+                map.put(key[0], key[1], Int32(i))
+                reference[key] = Int32(i)
+            }
+        }
+        for (key, g) in reference { #expect(map.get(key[0], key[1]) == g) }
+        // Codes at the 64-bit limits and just past them: no two tuples share a packed key.
+        for fields in 1...4 {
+            var owner: [[UInt64]: [UInt32]] = [:]
+            let edges: [UInt32] = [0, 1, (1 << 16) - 1, 1 << 16, (1 << 21) - 1, 1 << 21, UInt32.max >> 1]
+            for _ in 0..<2_000 {
+                let codes = (0..<fields).map { _ in edges[Int(rng.next() % UInt64(edges.count))] }
+                let (lo, hi) = codes.withUnsafeBufferPointer { AggregationPartial.pack($0) }
+                let fits = fields <= 2 || (fields == 3 && codes.allSatisfy { $0 < 1 << 21 }) || (fields == 4 && codes.allSatisfy { $0 < 1 << 16 })
+                #expect((hi == 0) == fits, "\(codes)")
+                if let other = owner[[lo, hi]] { #expect(other == codes, "\(codes) and \(other) pack alike") }
+                owner[[lo, hi]] = codes
+            }
+            #expect(owner.count > 4)
+        }
+    }
+}

@@ -275,7 +275,10 @@ struct Worker {
         let q = self.query
         var selection: [Int32]
         if allInRange {
-            selection = Array(0..<Int32(chunk.rows))
+            selection = [Int32](unsafeUninitializedCapacity: chunk.rows) { buffer, count in
+                for i in 0..<chunk.rows { buffer[i] = Int32(i) }
+                count = chunk.rows
+            }
         } else {
             let (start, _) = try chunk.timing()
             selection = []
@@ -353,8 +356,26 @@ struct Worker {
         }
         var out = [Int32](repeating: 0, count: n)
         let fields = global.count
+        if fields == 1 {
+            // One field: the partial maps codes to groups directly.
+            let codes = global[0]
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 1) { key in
+                for i in 0..<n {
+                    let c = codes[i]
+                    if c == Self.excluded {
+                        out[i] = -1
+                        continue
+                    }
+                    key[0] = c
+                    out[i] = Int32(partial.group(lo: UInt64(c), hi: 0, codes: UnsafeBufferPointer(key)))
+                }
+            }
+            return out
+        }
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: fields) { codes in
             let key = UnsafeBufferPointer(codes)
+            // Neighbouring rows (spans of one trace) often share their key: skip the hash then.
+            var previous: (UInt64, UInt64, Int32) = (.max, .max, -1)
             rows: for i in 0..<n {
                 for f in 0..<fields {
                     let c = global[f][i]
@@ -365,7 +386,13 @@ struct Worker {
                     codes[f] = c
                 }
                 let (lo, hi) = AggregationPartial.pack(key)
-                out[i] = Int32(partial.group(lo: lo, hi: hi, codes: key))
+                if lo == previous.0 && hi == previous.1 {
+                    out[i] = previous.2
+                    continue
+                }
+                let g = Int32(partial.group(lo: lo, hi: hi, codes: key))
+                out[i] = g
+                previous = (lo, hi, g)
             }
         }
         return out
@@ -474,12 +501,23 @@ struct Worker {
                 }
             }
         case (.values, .tokens(let t)):
+            // Sums and averages need no minimum or maximum.
+            let sumOnly = aggregate.isSumOrAverage
             column.values.withUnsafeMutableBufferPointer { v in
-                for (i, row) in selection.enumerated() where t[Int(row)] != SpanBatch.noTokens { v[Int(cells[i])].add(integer: t[Int(row)]) }
+                t.withUnsafeBufferPointer { t in
+                    for (i, row) in selection.enumerated() where t[Int(row)] != SpanBatch.noTokens {
+                        if sumOnly { v[Int(cells[i])].addToSum(integer: t[Int(row)]) } else { v[Int(cells[i])].add(integer: t[Int(row)]) }
+                    }
+                }
             }
         case (.values, .cost(let x)):
+            let sumOnly = aggregate.isSumOrAverage
             column.values.withUnsafeMutableBufferPointer { v in
-                for (i, row) in selection.enumerated() where !x[Int(row)].isNaN { v[Int(cells[i])].add(x[Int(row)]) }
+                x.withUnsafeBufferPointer { x in
+                    for (i, row) in selection.enumerated() where !x[Int(row)].isNaN {
+                        if sumOnly { v[Int(cells[i])].addToSum(x[Int(row)]) } else { v[Int(cells[i])].add(x[Int(row)]) }
+                    }
+                }
             }
         default:
             // The general path: any numeric field.
@@ -518,57 +556,102 @@ enum CodeNames {
     }
 }
 
-/// Open-addressing map from a 128-bit key to a group (multiplicative hashing, linear probing). Key and
-/// value share one entry, so a lookup touches one cache line.
+/// Open-addressing map from a 128-bit key to a group (multiplicative hashing, linear probing). Keys
+/// whose high half is 0 live in a table of 16-byte entries, the rest in one of 24; key and value
+/// share an entry, so a lookup touches one cache line.
 struct SlotMap {
-    private struct Entry {
+    private struct Entry64 {
+        var key: UInt64
+        var slot: Int32
+    }
+
+    private struct Entry128 {
         var lo: UInt64
         var hi: UInt64
         var slot: Int32
     }
 
-    private var entries: [Entry] = []
-    private var used = 0
-    private var mask = 0
+    private var small: [Entry64] = []
+    private var smallUsed = 0
+    private var large: [Entry128] = []
+    private var largeUsed = 0
 
-    init() { self.rehash(capacity: 64) }
+    init() {
+        self.small = [Entry64](repeating: Entry64(key: 0, slot: -1), count: 64)
+    }
 
-    @inline(__always) private func hash(_ a: UInt64, _ b: UInt64) -> Int {
+    @inline(__always) private static func hash(_ a: UInt64, _ b: UInt64, _ mask: Int) -> Int {
         let h = (a &* 0x9E37_79B9_7F4A_7C15) ^ (b &* 0xC2B2_AE3D_27D4_EB4F)
-        return Int(truncatingIfNeeded: (h ^ (h >> 29)) & UInt64(self.mask))
+        return Int(truncatingIfNeeded: (h ^ (h >> 29))) & mask
     }
 
     @inline(__always) func get(_ a: UInt64, _ b: UInt64) -> Int32? {
-        self.entries.withUnsafeBufferPointer { e in
-            var i = self.hash(a, b)
+        if b == 0 {
+            return self.small.withUnsafeBufferPointer { e in
+                let mask = e.count - 1
+                var i = Self.hash(a, 0, mask)
+                while true {
+                    let s = e[i].slot
+                    if s < 0 { return nil }
+                    if e[i].key == a { return s }
+                    i = (i + 1) & mask
+                }
+            }
+        }
+        guard !self.large.isEmpty else { return nil }
+        return self.large.withUnsafeBufferPointer { e in
+            let mask = e.count - 1
+            var i = Self.hash(a, b, mask)
             while true {
                 let s = e[i].slot
                 if s < 0 { return nil }
                 if e[i].lo == a && e[i].hi == b { return s }
-                i = (i + 1) & self.mask
+                i = (i + 1) & mask
             }
         }
     }
 
     mutating func put(_ a: UInt64, _ b: UInt64, _ value: Int32) {
-        if (self.used + 1) * 2 > self.entries.count { self.rehash(capacity: self.entries.count * 2) }
-        var i = self.hash(a, b)
-        while self.entries[i].slot >= 0 {
-            if self.entries[i].lo == a && self.entries[i].hi == b {
-                self.entries[i].slot = value
+        if b == 0 {
+            if (self.smallUsed + 1) * 2 > self.small.count { self.rehashSmall(self.small.count * 2) }
+            let mask = self.small.count - 1
+            var i = Self.hash(a, 0, mask)
+            while self.small[i].slot >= 0 {
+                if self.small[i].key == a {
+                    self.small[i].slot = value
+                    return
+                }
+                i = (i + 1) & mask
+            }
+            self.small[i] = Entry64(key: a, slot: value)
+            self.smallUsed += 1
+            return
+        }
+        if (self.largeUsed + 1) * 2 > self.large.count { self.rehashLarge(Swift.max(64, self.large.count * 2)) }
+        let mask = self.large.count - 1
+        var i = Self.hash(a, b, mask)
+        while self.large[i].slot >= 0 {
+            if self.large[i].lo == a && self.large[i].hi == b {
+                self.large[i].slot = value
                 return
             }
-            i = (i + 1) & self.mask
+            i = (i + 1) & mask
         }
-        self.entries[i] = Entry(lo: a, hi: b, slot: value)
-        self.used += 1
+        self.large[i] = Entry128(lo: a, hi: b, slot: value)
+        self.largeUsed += 1
     }
 
-    private mutating func rehash(capacity: Int) {
-        let old = self.entries
-        self.entries = [Entry](repeating: Entry(lo: 0, hi: 0, slot: -1), count: capacity)
-        self.mask = capacity - 1
-        self.used = 0
+    private mutating func rehashSmall(_ capacity: Int) {
+        let old = self.small
+        self.small = [Entry64](repeating: Entry64(key: 0, slot: -1), count: capacity)
+        self.smallUsed = 0
+        for e in old where e.slot >= 0 { self.put(e.key, 0, e.slot) }
+    }
+
+    private mutating func rehashLarge(_ capacity: Int) {
+        let old = self.large
+        self.large = [Entry128](repeating: Entry128(lo: 0, hi: 0, slot: -1), count: capacity)
+        self.largeUsed = 0
         for e in old where e.slot >= 0 { self.put(e.lo, e.hi, e.slot) }
     }
 }

@@ -23,6 +23,14 @@ public enum Aggregate: Sendable, Equatable, Hashable {
 
     enum StateKind: UInt8, Sendable { case count, values, sketch, histogram }
 
+    /// Sums and averages keep count and sum only (their minimum and maximum stay unset).
+    var isSumOrAverage: Bool {
+        switch self {
+        case .sum, .avg: return true
+        default: return false
+        }
+    }
+
     var stateKind: StateKind {
         switch self {
         case .count: return .count
@@ -167,6 +175,17 @@ public struct ValueSummary: Sendable, Equatable {
         if v > self.max { self.max = v }
     }
 
+    /// Count and sum only, for sums and averages.
+    @inline(__always) public mutating func addToSum(integer v: Int64) {
+        self.count += 1
+        self.integerSum += Int128(v)
+    }
+
+    @inline(__always) public mutating func addToSum(_ v: Double) {
+        self.count += 1
+        self.addFloat(v)
+    }
+
     /// Neumaier's compensated addition.
     @inline(__always) mutating func addFloat(_ v: Double) {
         let t = self.floatSum + v
@@ -247,6 +266,8 @@ public struct AggregationPartial: Sendable {
     /// `fieldCount` codes per group.
     private var groupCodes: [UInt32] = []
     private var slots = SlotMap()
+    /// With one group-by field: the group of each field code (−1 none).
+    private var groupOfCode: [Int32] = []
     /// One column per aggregate; cell = group × steps + step.
     public internal(set) var columns: [AggregateColumn]
     public var stats = ScanStats()
@@ -291,23 +312,46 @@ public struct AggregationPartial: Sendable {
         return c
     }
 
+    /// A tuple of field codes as a 128-bit key; `hi` is 0 exactly when the key fits in 64 bits (up to two
+    /// fields, three codes below 2^21 or four below 2^16), so most keys take the smaller map.
     @inline(__always) static func pack(_ codes: UnsafeBufferPointer<UInt32>) -> (UInt64, UInt64) {
-        var lo: UInt64 = 0, hi: UInt64 = 0
-        for (f, c) in codes.enumerated() {
-            if f < 2 { lo |= UInt64(c) << (32 * UInt64(f)) } else { hi |= UInt64(c) << (32 * UInt64(f - 2)) }
+        switch codes.count {
+        case 0: return (0, 0)
+        case 1: return (UInt64(codes[0]), 0)
+        case 2: return (UInt64(codes[0]) | UInt64(codes[1]) << 32, 0)
+        case 3:
+            if codes[0] < 1 << 21 && codes[1] < 1 << 21 && codes[2] < 1 << 21 {
+                return (UInt64(codes[0]) | UInt64(codes[1]) << 21 | UInt64(codes[2]) << 42, 0)
+            }
+            return (UInt64(codes[0]) | UInt64(codes[1]) << 32, UInt64(codes[2]) | 1 << 63)
+        default:
+            if codes[0] < 1 << 16 && codes[1] < 1 << 16 && codes[2] < 1 << 16 && codes[3] < 1 << 16 {
+                return (UInt64(codes[0]) | UInt64(codes[1]) << 16 | UInt64(codes[2]) << 32 | UInt64(codes[3]) << 48, 0)
+            }
+            return (UInt64(codes[0]) | UInt64(codes[1]) << 32, UInt64(codes[2]) | UInt64(codes[3]) << 32 | 1 << 63)
         }
-        return (lo, hi)
     }
 
     /// The group of a tuple of field codes (packed by ``pack(_:)``), created with empty cells if new
     /// (in a closed partial: −1).
     @inline(__always) mutating func group(lo: UInt64, hi: UInt64, codes: UnsafeBufferPointer<UInt32>) -> Int {
-        if let g = self.slots.get(lo, hi) { return Int(g) }
+        if self.fieldCount == 1 {
+            // One field: its code indexes the groups directly.
+            let c = Int(codes[0])
+            if c < self.groupOfCode.count && self.groupOfCode[c] >= 0 { return Int(self.groupOfCode[c]) }
+        } else if let g = self.slots.get(lo, hi) {
+            return Int(g)
+        }
         if self.isClosed { return -1 }
         let g = self.groupCount
         self.groupCount += 1
         self.groupCodes.append(contentsOf: codes)
         self.slots.put(lo, hi, Int32(g))
+        if self.fieldCount == 1 {
+            let c = Int(codes[0])
+            if c >= self.groupOfCode.count { self.groupOfCode.append(contentsOf: repeatElement(-1, count: c - self.groupOfCode.count + 1)) }
+            self.groupOfCode[c] = Int32(g)
+        }
         for a in self.columns.indices { self.columns[a].grow(by: self.steps) }
         return g
     }

@@ -17,11 +17,19 @@ public struct QuantileSketch: Sendable, Equatable {
     static let minIndexable = 1e-9
 
     /// Counts per bucket index, for positive values and (separately) for the magnitudes of negative ones.
+    @usableFromInline
     struct Store: Sendable, Equatable {
-        var offset: Int32 = 0
-        var bins: [UInt64] = []
+        @usableFromInline var offset: Int32 = 0
+        @usableFromInline var bins: [UInt64] = []
 
-        @inline(__always)
+        @usableFromInline init() {}
+
+        init(offset: Int32, bins: [UInt64]) {
+            self.offset = offset
+            self.bins = bins
+        }
+
+        @inlinable
         mutating func add(_ index: Int32, _ n: UInt64) {
             let at = Int(index) - Int(self.offset)
             if at >= 0 && at < self.bins.count {
@@ -33,7 +41,8 @@ public struct QuantileSketch: Sendable, Equatable {
         }
 
         /// Widens the bins to include `index`, with slack (at least doubling) so that growing is amortized.
-        private mutating func grow(toInclude index: Int32) {
+        @usableFromInline
+        mutating func grow(toInclude index: Int32) {
             if self.bins.isEmpty {
                 self.offset = index - 4
                 self.bins = [UInt64](repeating: 0, count: 8)
@@ -75,50 +84,62 @@ public struct QuantileSketch: Sendable, Equatable {
         }
     }
 
-    public private(set) var count: UInt64 = 0
-    public private(set) var zeroCount: UInt64 = 0
-    public private(set) var min = Double.infinity
-    public private(set) var max = -Double.infinity
-    var positive = Store()
-    var negative = Store()
+    @usableFromInline var _count: UInt64 = 0
+    @usableFromInline var _zeroCount: UInt64 = 0
+    @usableFromInline var _min = Double.infinity
+    @usableFromInline var _max = -Double.infinity
+    @usableFromInline var positive = Store()
+    @usableFromInline var negative = Store()
+
+    public var count: UInt64 { self._count }
+    public var zeroCount: UInt64 { self._zeroCount }
+    public var min: Double { self._min }
+    public var max: Double { self._max }
 
     public init() {}
 
-    public var isEmpty: Bool { self.count == 0 }
+    public var isEmpty: Bool { self._count == 0 }
 
     static let log2Gamma = log2(gamma)
-    static let inverseLog2Gamma = 1 / log2Gamma
+    @usableFromInline static let inverseLog2Gamma = 1 / log2Gamma
 
-    /// log2(1 + i/4096) for i in 0...4096: with linear interpolation between entries, log2 of any
-    /// double within 1e-8, which is far inside a bucket's width (log2 γ ≈ 0.0144).
-    static let log2Table: [Double] = (0...4096).map { log2(1 + Double($0) / 4096) }
+    /// log2(1 + i/1024) for i in 0...1024: with linear interpolation between entries, log2 of any
+    /// double within 2e-7, far inside a bucket's width (log2 γ ≈ 0.0144). Allocated once, never freed.
+    /// Written once before first use and only read afterwards.
+    @usableFromInline nonisolated(unsafe) static let log2Table: UnsafePointer<Double> = {
+        let table = UnsafeMutablePointer<Double>.allocate(capacity: 1025)
+        for i in 0...1024 { table[i] = log2(1 + Double(i) / 1024) }
+        return UnsafePointer(table)
+    }()
 
     /// log2 by exponent and interpolated mantissa table: a few nanoseconds instead of a libm call.
-    @inline(__always) static func fastLog2(_ x: Double) -> Double {
+    @inlinable @inline(__always) static func fastLog2(_ x: Double) -> Double {
         let bits = x.bitPattern
         let exponent = Int((bits >> 52) & 0x7FF) - 1023
         let mantissa = bits & ((1 << 52) - 1)
-        let top = Int(mantissa >> 40)
-        let fraction = Double(mantissa & ((1 << 40) - 1)) * 0x1p-40
-        return Self.log2Table.withUnsafeBufferPointer { t in
-            Double(exponent) + t[top] + (t[top + 1] - t[top]) * fraction
-        }
+        let top = Int(mantissa >> 42)
+        let fraction = Double(mantissa & ((1 << 42) - 1)) * 0x1p-42
+        let t = Self.log2Table
+        return Double(exponent) + t[top] + (t[top + 1] - t[top]) * fraction
     }
 
     /// The bucket of a magnitude (≥ ``minIndexable``, finite and normal): ⌈log_γ(magnitude)⌉.
-    @inline(__always) static func index(_ magnitude: Double) -> Int32 {
-        Int32((fastLog2(magnitude) * inverseLog2Gamma).rounded(.up))
+    @inlinable @inline(__always) static func index(_ magnitude: Double) -> Int32 {
+        let x = fastLog2(magnitude) * inverseLog2Gamma
+        // Ceiling without a libm call: truncation rounds toward zero, so only positive fractions step up.
+        let t = Int32(x)
+        return Double(t) < x ? t + 1 : t
     }
 
     /// Adds a non-negative integer (a duration in nanoseconds, a token count).
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func add(_ value: UInt64) {
-        self.count += 1
+        self._count += 1
         let v = Double(value)
-        if v < self.min { self.min = v }
-        if v > self.max { self.max = v }
+        if v < self._min { self._min = v }
+        if v > self._max { self._max = v }
         if value == 0 {
-            self.zeroCount += 1
+            self._zeroCount += 1
         } else {
             self.positive.add(Self.index(v), 1)
         }
@@ -132,12 +153,12 @@ public struct QuantileSketch: Sendable, Equatable {
     /// Adds `value` (`n` times). NaN is ignored.
     public mutating func add(_ value: Double, count n: UInt64 = 1) {
         guard !value.isNaN, n > 0 else { return }
-        self.count += n
-        if value < self.min { self.min = value }
-        if value > self.max { self.max = value }
+        self._count += n
+        if value < self._min { self._min = value }
+        if value > self._max { self._max = value }
         let magnitude = abs(value)
         if magnitude < Self.minIndexable {
-            self.zeroCount += n
+            self._zeroCount += n
         } else if value > 0 {
             self.positive.add(Self.index(Swift.min(magnitude, Double.greatestFiniteMagnitude)), n)
         } else {
@@ -147,10 +168,10 @@ public struct QuantileSketch: Sendable, Equatable {
 
     public mutating func merge(_ other: QuantileSketch) {
         guard other.count > 0 else { return }
-        self.count += other.count
-        self.zeroCount += other.zeroCount
-        self.min = Swift.min(self.min, other.min)
-        self.max = Swift.max(self.max, other.max)
+        self._count += other.count
+        self._zeroCount += other.zeroCount
+        self._min = Swift.min(self._min, other.min)
+        self._max = Swift.max(self._max, other.max)
         self.positive.merge(other.positive)
         self.negative.merge(other.negative)
     }
@@ -158,21 +179,21 @@ public struct QuantileSketch: Sendable, Equatable {
     /// The nearest-rank quantile: the value at 0-based rank ⌈q·count⌉ − 1 (at least 0) of the sorted
     /// input, within the relative accuracy; nil when empty.
     public func quantile(_ q: Double) -> Double? {
-        guard self.count > 0, q >= 0, q <= 1 else { return nil }
-        let rank = Self.rank(q, self.count)
+        guard self._count > 0, q >= 0, q <= 1 else { return nil }
+        let rank = Self.rank(q, self._count)
         var seen: UInt64 = 0
         // Negative values, most negative first (largest magnitude index first).
         for i in stride(from: self.negative.bins.count - 1, through: 0, by: -1) {
             seen += self.negative.bins[i]
             if seen > rank { return self.clamp(-Self.value(self.negative.offset + Int32(i))) }
         }
-        seen += self.zeroCount
+        seen += self._zeroCount
         if seen > rank { return self.clamp(0) }
         for (i, c) in self.positive.bins.enumerated() {
             seen += c
             if seen > rank { return self.clamp(Self.value(self.positive.offset + Int32(i))) }
         }
-        return self.max
+        return self._max
     }
 
     /// 0-based nearest rank of quantile `q` among `n` values: ⌈q·n⌉ − 1, at least 0.
@@ -181,7 +202,7 @@ public struct QuantileSketch: Sendable, Equatable {
         return r < 1 ? 0 : Swift.min(n - 1, UInt64(r) - 1)
     }
 
-    private func clamp(_ v: Double) -> Double { Swift.min(Swift.max(v, self.min), self.max) }
+    private func clamp(_ v: Double) -> Double { Swift.min(Swift.max(v, self._min), self._max) }
 
     public static func == (a: QuantileSketch, b: QuantileSketch) -> Bool {
         a.count == b.count && a.zeroCount == b.zeroCount && (a.count == 0 || (a.min == b.min && a.max == b.max))
@@ -193,10 +214,10 @@ public struct QuantileSketch: Sendable, Equatable {
     /// `[version][count][zero][min][max]` then each store as `[offset: zigzag][bins: packed]`.
     public func encode(into w: inout ByteWriter) {
         w.varint(1)
-        w.varint(self.count)
-        w.varint(self.zeroCount)
-        w.fixed64(self.min.bitPattern)
-        w.fixed64(self.max.bitPattern)
+        w.varint(self._count)
+        w.varint(self._zeroCount)
+        w.fixed64(self._min.bitPattern)
+        w.fixed64(self._max.bitPattern)
         for store in [self.positive.trimmed, self.negative.trimmed] {
             w.varint(zigzag(Int64(store.offset)))
             w.packed(store.bins.lazy.map { $0 })
@@ -206,10 +227,10 @@ public struct QuantileSketch: Sendable, Equatable {
     public static func decode(_ r: inout ByteReader) throws(BlockFormatError) -> QuantileSketch {
         guard try r.varint() == 1 else { throw BlockFormatError("unknown quantile sketch version") }
         var s = QuantileSketch()
-        s.count = try r.varint()
-        s.zeroCount = try r.varint()
-        s.min = Double(bitPattern: try r.fixed64())
-        s.max = Double(bitPattern: try r.fixed64())
+        s._count = try r.varint()
+        s._zeroCount = try r.varint()
+        s._min = Double(bitPattern: try r.fixed64())
+        s._max = Double(bitPattern: try r.fixed64())
         for i in 0..<2 {
             let offset = unzigzag(try r.varint())
             guard offset >= Int64(Int32.min), offset <= Int64(Int32.max) else { throw BlockFormatError("sketch offset out of range") }
