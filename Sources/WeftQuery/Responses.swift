@@ -78,6 +78,10 @@ public enum QueryResponses {
             m.string(String(stats.inspectedSpans))
             m.key("totalBlocks")
             m.number(stats.chunks)
+            if stats.elapsedNanos > 0 {
+                m.key("elapsedMs")
+                m.number(Double(stats.elapsedNanos / 1000) / 1000)
+            }
         }
     }
 

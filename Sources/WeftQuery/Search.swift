@@ -33,6 +33,8 @@ public struct ScanStats: Sendable {
     public var inspectedSpans = 0
     public var inspectedTraces = 0
     public var inspectedBytes = 0
+    /// Wall time of the query, when known (set by the API before answering).
+    public var elapsedNanos: UInt64 = 0
 
     public init() {}
 }

@@ -164,7 +164,9 @@ struct QueryAPI: Sendable {
                     let result = columnar
                         ? try SearchExecutor.columnar(search, snapshot: engine.snapshot(org: org), store: engine.store, limits: limits)
                         : try SearchExecutor.search(search, snapshot: engine.snapshot(org: org), store: engine.store)
-                    return QueryAPI.json(.ok, QueryResponses.search(result))
+                    var answered = result
+                    answered.stats.elapsedNanos = QueryAPI.nanos(since: started)
+                    return QueryAPI.json(.ok, QueryResponses.search(answered))
                 } catch let error as AggregationError {
                     if case .invalid(let m) = error { return QueryAPI.badRequest(m) }
                     return QueryAPI.json(.unprocessableEntity, QueryResponses.error(error.description))
@@ -178,7 +180,8 @@ struct QueryAPI: Sendable {
             return run {
                 do {
                     let batches = TagCatalog.eachBatch(snapshot: engine.snapshot(org: org), store: engine.store, blockSpans: QueryAPI.tagScanSpans)
-                    let names = try TagCatalog.names(scope: scope, forEach: batches)
+                    var names = try TagCatalog.names(scope: scope, forEach: batches)
+                    names.stats.elapsedNanos = QueryAPI.nanos(since: started)
                     return QueryAPI.json(.ok, v2 ? QueryResponses.tagNamesV2(names) : QueryResponses.tagNames(names))
                 } catch let error as QueryError {
                     return QueryAPI.badRequest(error.message)
@@ -231,6 +234,7 @@ struct QueryAPI: Sendable {
                     )
                     var result = TagCatalog.Values()
                     result.stats = stats
+                    result.stats.elapsedNanos = QueryAPI.nanos(since: started)
                     let keyword = field == .intrinsic(.status) || field == .intrinsic(.kind)
                     result.values = values.map { v in
                         switch v {

@@ -439,6 +439,7 @@ extension ScanStats {
         self.inspectedSpans += o.inspectedSpans
         self.inspectedTraces += o.inspectedTraces
         self.inspectedBytes += o.inspectedBytes
+        self.elapsedNanos = Swift.max(self.elapsedNanos, o.elapsedNanos)
     }
 }
 
