@@ -28,7 +28,7 @@ public enum TraceMatchExecutor {
         if let problem = query.problem { throw AggregationError.invalid(problem) }
         struct State: @unchecked Sendable {
             var worker: Worker
-            var found: [TraceID: (latest: UInt64, matched: Int)] = [:]
+            var found = FoundTraces()
             var spans = 0
             var stats = ScanStats()
         }
@@ -47,33 +47,70 @@ public enum TraceMatchExecutor {
                 state.spans += rows.count
                 guard case .traces(let traceOf, let high, let low) = try chunk.values(.traces) else { throw BlockFormatError("trace column has the wrong shape") }
                 let (start, _) = try chunk.timing()
+                // A block group keeps a trace's rows together: fold each run of one trace, then record it once.
+                var run = (trace: -1, latest: UInt64(0), matched: 0)
                 for row in rows {
                     let t = Int(traceOf[Int(row)])
-                    let id = TraceID(high: high[t], low: low[t])
                     let s = start[Int(row)]
-                    if let e = state.found[id] {
-                        state.found[id] = (max(e.latest, s), e.matched + 1)
-                    } else {
-                        state.found[id] = (s, 1)
+                    if t == run.trace {
+                        run.latest = max(run.latest, s)
+                        run.matched += 1
+                        continue
                     }
+                    if run.trace >= 0 { state.found.add(high[run.trace], low[run.trace], run.latest, run.matched) }
+                    run = (t, s, 1)
                 }
+                state.found.add(high[run.trace], low[run.trace], run.latest, run.matched)
             }
         )
-        var found: [TraceID: (latest: UInt64, matched: Int)] = [:]
+        var found = FoundTraces()
         var total = stats
         var spans = 0
         for s in states {
             spans += s.spans
             total.add(s.stats)
-            for (id, e) in s.found {
-                if let f = found[id] { found[id] = (max(f.latest, e.latest), f.matched + e.matched) } else { found[id] = e }
-            }
+            found.merge(s.found)
         }
         total.inspectedTraces = found.count
-        let top = found.map { TraceMatch(traceID: $0.key, latestStart: $0.value.latest, matched: $0.value.matched) }
-            .sorted { $0.latestStart != $1.latestStart ? $0.latestStart > $1.latestStart : $0.traceID < $1.traceID }
-            .prefix(max(0, limit))
-        return TraceMatches(spans: spans, traces: Array(top), stats: total)
+        return TraceMatches(spans: spans, traces: found.latest(max(0, limit)), stats: total)
+    }
+}
+
+/// Traces with matching spans: the latest matching start and the count per trace, in a map keyed by
+/// the trace ID's two halves (random bits, so a multiplicative hash suffices).
+struct FoundTraces {
+    private var slots = SlotMap()
+    private var high: [UInt64] = []
+    private var low: [UInt64] = []
+    private var latestStart: [UInt64] = []
+    private var matched: [Int] = []
+
+    var count: Int { self.high.count }
+
+    mutating func add(_ h: UInt64, _ l: UInt64, _ latest: UInt64, _ n: Int) {
+        if let i = self.slots.get(l, h).map(Int.init) {
+            self.latestStart[i] = max(self.latestStart[i], latest)
+            self.matched[i] += n
+            return
+        }
+        self.slots.put(l, h, Int32(self.high.count))
+        self.high.append(h)
+        self.low.append(l)
+        self.latestStart.append(latest)
+        self.matched.append(n)
+    }
+
+    mutating func merge(_ other: FoundTraces) {
+        for i in 0..<other.count { self.add(other.high[i], other.low[i], other.latestStart[i], other.matched[i]) }
+    }
+
+    /// The `limit` traces with the latest matching span (ties by trace ID).
+    func latest(_ limit: Int) -> [TraceMatch] {
+        let order = (0..<self.count).sorted { a, b in
+            if self.latestStart[a] != self.latestStart[b] { return self.latestStart[a] > self.latestStart[b] }
+            return TraceID(high: self.high[a], low: self.low[a]) < TraceID(high: self.high[b], low: self.low[b])
+        }
+        return order.prefix(limit).map { TraceMatch(traceID: TraceID(high: self.high[$0], low: self.low[$0]), latestStart: self.latestStart[$0], matched: self.matched[$0]) }
     }
 }
 
