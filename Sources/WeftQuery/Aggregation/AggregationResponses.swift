@@ -62,6 +62,33 @@ extension QueryResponses {
 
     /// Tempo's `QueryRangeResponse`: series of samples `{"timestampMs":"…","value":x}`.
     public static func metricsRange(_ series: [AggregationSeries], _ stats: ScanStats, elapsedNanos: UInt64) -> [UInt8] {
+        self.metrics(series, stats, elapsedNanos: elapsedNanos) { so, s in
+            so.key("samples")
+            so.array { samples in
+                for (t, v) in s.samples {
+                    samples.object { p in
+                        p.key("timestampMs")
+                        p.string(String(t / 1_000_000))
+                        p.key("value")
+                        p.number(v)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tempo's instant form: one `value` per series.
+    public static func metricsInstant(_ series: [AggregationSeries], _ stats: ScanStats, elapsedNanos: UInt64) -> [UInt8] {
+        self.metrics(series, stats, elapsedNanos: elapsedNanos) { so, s in
+            so.key("value")
+            so.number(s.samples.first?.value ?? 0)
+        }
+    }
+
+    /// The envelope shared by both forms; `values` writes a series' data after its labels.
+    private static func metrics(
+        _ series: [AggregationSeries], _ stats: ScanStats, elapsedNanos: UInt64, values: (inout JSONWriter, AggregationSeries) -> Void
+    ) -> [UInt8] {
         var w = JSONWriter(capacity: 1024 + series.count * 256)
         w.object { o in
             o.key("series")
@@ -69,40 +96,7 @@ extension QueryResponses {
                 for s in series {
                     a.object { so in
                         writeLabels(&so, s.labels)
-                        so.key("samples")
-                        so.array { samples in
-                            for (t, v) in s.samples {
-                                samples.object { p in
-                                    p.key("timestampMs")
-                                    p.string(String(t / 1_000_000))
-                                    p.key("value")
-                                    p.number(v)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            writeScan(&o, stats, elapsedNanos: elapsedNanos)
-            o.key("status")
-            o.string("COMPLETE")
-            o.key("message")
-            o.string("")
-        }
-        return w.bytes
-    }
-
-    /// Tempo's instant form: one `value` per series.
-    public static func metricsInstant(_ series: [AggregationSeries], _ stats: ScanStats, elapsedNanos: UInt64) -> [UInt8] {
-        var w = JSONWriter(capacity: 1024 + series.count * 200)
-        w.object { o in
-            o.key("series")
-            o.array { a in
-                for s in series {
-                    a.object { so in
-                        writeLabels(&so, s.labels)
-                        so.key("value")
-                        so.number(s.samples.first?.value ?? 0)
+                        values(&so, s)
                     }
                 }
             }

@@ -762,6 +762,31 @@ struct InvertedAttributes {
         implied: [(row: Int, key: UInt32, type: UInt8, value: UInt64)], to attrs: inout AttributeColumns, offsets: inout [UInt32]
     ) throws {
         var found: [(row: Int, key: UInt32, type: UInt8, value: UInt64)] = []
+        try self.visit(bytes, groupRows: n, stringCount: stringCount, key: nil) { row, key, type, value in
+            if range.contains(row) { found.append((row, key, type, value)) }
+        }
+        // Rows in order; within a row, strings then others (as found), then implied ones.
+        let lo = range.lowerBound
+        var perRow = [[(key: UInt32, type: UInt8, value: UInt64)]](repeating: [], count: range.count)
+        for e in found { perRow[e.row - lo].append((e.key, e.type, e.value)) }
+        for e in implied where range.contains(e.row) { perRow[e.row - lo].append((e.key, e.type, e.value)) }
+        for row in perRow {
+            for e in row {
+                attrs.keys.append(e.key)
+                attrs.types.append(e.type)
+                attrs.values.append(e.value)
+            }
+            offsets.append(UInt32(attrs.count))
+        }
+    }
+
+    /// Reads a group's attribute section in place and reports every entry as (row, key, type, payload):
+    /// the posting lists (strings) first, then the other values, each key in order. With `key`, only
+    /// that key's entries are reported, and other keys' posting lists are skipped unread. Every row and
+    /// ID is checked.
+    static func visit(
+        _ bytes: [UInt8], groupRows n: Int, stringCount: Int, key wanted: UInt32?, _ body: (Int, UInt32, UInt8, UInt64) -> Void
+    ) throws {
         try bytes.withUnsafeBytes { raw throws in
             var r = ByteReader(raw)
             let keys = try PackedView(&r)
@@ -785,13 +810,20 @@ struct InvertedAttributes {
             for k in 0..<keys.count {
                 let key = keys[k]
                 guard key < UInt64(stringCount) else { throw BlockFormatError("attribute key outside the dictionary") }
+                let reported = wanted.map { UInt64($0) == key } ?? true
                 var value: UInt64 = 0
                 for _ in 0..<Int(valuesPerKey[k]) {
                     guard v < valueDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
+                    let length = Int(postingLengths[v])
+                    guard length >= 1 else { throw BlockFormatError("empty posting list") }
+                    if !reported {
+                        p += length - 1
+                        v += 1
+                        continue
+                    }
                     value &+= valueDeltas[v]
                     guard value < UInt64(stringCount) else { throw BlockFormatError("attribute value outside the dictionary") }
                     var row = Int(truncatingIfNeeded: postingFirst[v])
-                    let length = Int(postingLengths[v])
                     for j in 0..<length {
                         if j > 0 {
                             guard p < postingDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
@@ -799,14 +831,16 @@ struct InvertedAttributes {
                             p += 1
                         }
                         guard row >= 0, row < n else { throw BlockFormatError("posting list row outside the group") }
-                        if range.contains(row) { found.append((row, UInt32(key), ValueType.string.rawValue, value)) }
+                        body(row, UInt32(key), ValueType.string.rawValue, value)
                     }
                     v += 1
                 }
             }
             guard v == valueDeltas.count, p == postingDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
+            // Other values: the typed payload streams are shared by all keys, so walk them in order.
             var o = 0, i = 0, j = 0, d = 0, b = 0
             for k in 0..<keys.count {
+                let reported = wanted.map { UInt64($0) == keys[k] } ?? true
                 var row = 0
                 for _ in 0..<Int(othersPerKey[k]) {
                     guard o < otherDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
@@ -835,24 +869,11 @@ struct InvertedAttributes {
                     case .empty:
                         value = 0
                     }
-                    if range.contains(row) { found.append((row, UInt32(keys[k]), type, value)) }
+                    if reported { body(row, UInt32(keys[k]), type, value) }
                     o += 1
                 }
             }
             guard o == otherDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
-        }
-        // Rows in order; within a row, strings then others (as found), then implied ones.
-        let lo = range.lowerBound
-        var perRow = [[(key: UInt32, type: UInt8, value: UInt64)]](repeating: [], count: range.count)
-        for e in found { perRow[e.row - lo].append((e.key, e.type, e.value)) }
-        for e in implied where range.contains(e.row) { perRow[e.row - lo].append((e.key, e.type, e.value)) }
-        for row in perRow {
-            for e in row {
-                attrs.keys.append(e.key)
-                attrs.types.append(e.type)
-                attrs.values.append(e.value)
-            }
-            offsets.append(UInt32(attrs.count))
         }
     }
 

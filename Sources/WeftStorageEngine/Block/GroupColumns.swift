@@ -366,95 +366,12 @@ extension InvertedAttributes {
     static func column(key wanted: UInt32, of bytes: [UInt8], groupRows n: Int, stringCount: Int) throws -> (types: [UInt8], values: [UInt64]) {
         var types = [UInt8](repeating: ColumnValues.absent, count: n)
         var out = [UInt64](repeating: 0, count: n)
-        try bytes.withUnsafeBytes { raw throws in
-            var r = ByteReader(raw)
-            let keys = try PackedView(&r)
-            let valuesPerKey = try PackedView(&r)
-            let valueDeltas = try PackedView(&r)
-            let postingLengths = try PackedView(&r)
-            let postingFirst = try PackedView(&r)
-            let postingDeltas = try PackedView(&r)
-            let othersPerKey = try PackedView(&r)
-            let otherDeltas = try PackedView(&r)
-            let valueTypes = try PackedView(&r)
-            let ids = try PackedView(&r)
-            let ints = try PackedView(&r)
-            let doubleCount = try r.count(max: valueTypes.count)
-            let doubles = try r.raw(doubleCount * 8)
-            let bools = try PackedView(&r)
-            guard valuesPerKey.count == keys.count, othersPerKey.count == keys.count, postingLengths.count == valueDeltas.count,
-                postingFirst.count == valueDeltas.count, valueTypes.count == otherDeltas.count
-            else { throw BlockFormatError("span.attributes columns disagree") }
-            // Posting lists: skip other keys' entries by their lengths.
-            var v = 0, p = 0
-            for k in 0..<keys.count {
-                let isWanted = keys[k] == UInt64(wanted)
-                var value: UInt64 = 0
-                for _ in 0..<Int(valuesPerKey[k]) {
-                    guard v < valueDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
-                    let length = Int(postingLengths[v])
-                    if !isWanted {
-                        p += length - 1
-                        v += 1
-                        continue
-                    }
-                    value &+= valueDeltas[v]
-                    guard value < UInt64(stringCount) else { throw BlockFormatError("attribute value outside the dictionary") }
-                    var row = Int(truncatingIfNeeded: postingFirst[v])
-                    for j in 0..<length {
-                        if j > 0 {
-                            guard p < postingDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
-                            row += Int(truncatingIfNeeded: postingDeltas[p])
-                            p += 1
-                        }
-                        guard row >= 0, row < n else { throw BlockFormatError("posting list row outside the group") }
-                        types[row] = ValueType.string.rawValue
-                        out[row] = value
-                    }
-                    v += 1
-                }
+        // A span's first value of the key wins (strings come first, as in a decoded row).
+        try self.visit(bytes, groupRows: n, stringCount: stringCount, key: wanted) { row, _, type, value in
+            if types[row] == ColumnValues.absent {
+                types[row] = type
+                out[row] = value
             }
-            guard v == valueDeltas.count, p == postingDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
-            // Other values: typed payload streams are shared by all keys, so walk them in order.
-            var o = 0, i = 0, j = 0, d = 0, b = 0
-            for k in 0..<keys.count {
-                let isWanted = keys[k] == UInt64(wanted)
-                var row = 0
-                for _ in 0..<Int(othersPerKey[k]) {
-                    guard o < otherDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
-                    row += Int(truncatingIfNeeded: otherDeltas[o])
-                    guard row >= 0, row < n else { throw BlockFormatError("attribute row outside the group") }
-                    let type = UInt8(truncatingIfNeeded: valueTypes[o])
-                    var value: UInt64 = 0
-                    switch ValueType(rawValue: type) ?? .empty {
-                    case .string, .array, .kvlist, .bytes:
-                        guard i < ids.count else { throw BlockFormatError("attribute ID values run short") }
-                        value = ids[i]
-                        i += 1
-                        guard value < UInt64(stringCount) else { throw BlockFormatError("attribute value ID \(value) outside the dictionary") }
-                    case .int:
-                        guard j < ints.count else { throw BlockFormatError("attribute integer values run short") }
-                        if isWanted { value = UInt64(bitPattern: unzigzag(ints[j])) }
-                        j += 1
-                    case .double:
-                        guard d < doubleCount else { throw BlockFormatError("attribute double values run short") }
-                        if isWanted { value = UInt64(littleEndian: doubles.loadUnaligned(fromByteOffset: d * 8, as: UInt64.self)) }
-                        d += 1
-                    case .bool:
-                        guard b < bools.count else { throw BlockFormatError("attribute bool values run short") }
-                        value = bools[b]
-                        b += 1
-                    case .empty:
-                        value = 0
-                    }
-                    if isWanted && types[row] == ColumnValues.absent {
-                        types[row] = type
-                        out[row] = value
-                    }
-                    o += 1
-                }
-            }
-            guard o == otherDeltas.count else { throw BlockFormatError("span.attributes columns disagree") }
         }
         return (types, out)
     }
