@@ -4,6 +4,7 @@ import WeftModel
 import WeftOTLP
 @testable import WeftQuery
 import WeftStorageEngine
+import WeftTestSupport
 
 /// The columnar aggregation engine against a row-at-a-time reference over the same spans, over
 /// blocks and head alike; partials of any split merge to the whole.
@@ -458,5 +459,47 @@ extension AggregationTests {
             }
             #expect(owner.count > 4)
         }
+    }
+}
+
+extension AggregationTests {
+    static func batch(_ resources: [(service: String, spans: [TestSpan])]) -> SpanBatch {
+        var batch = SpanBatch()
+        var decoder = OTLPProtobufDecoder()
+        _ = try! RequestBuilder.request(resources).withUnsafeBytes { try decoder.decode($0, into: &batch) }
+        return batch
+    }
+
+    /// Head spans are joined across batches and segments (children arriving before their parents);
+    /// once a segment is a block its edges come from the block, never twice. A parent and child that
+    /// end up in different places (one in a block, one in the head or another block) are not joined.
+    @Test func test_serviceEdges_acrossBatchesSegmentsAndBlocks() throws {
+        let t = TraceID(high: 7, low: 9)
+        let base = Self.base
+        let engine = StorageEngine(head: Head(), store: BlockStore(disk: SimulatedDisk(), directory: "/b"))
+        // Segment 1: a child (llm-gateway) and grandchild (provider) arrive before their root (checkout).
+        engine.head.append(Self.batch([
+            ("llm-gateway", [TestSpan(traceID: t, spanID: 2, parentSpanID: 1, name: "chat", start: base + 10, end: base + 900, statusCode: 2)]),
+            ("provider", [TestSpan(traceID: t, spanID: 3, parentSpanID: 2, name: "call", start: base + 20, end: base + 800)]),
+        ]), org: "o", segment: 1)
+        engine.head.append(Self.batch([("checkout", [TestSpan(traceID: t, spanID: 1, name: "POST /buy", start: base, end: base + 1000)])]), org: "o", segment: 2)
+        func edges() throws -> [String: [UInt64]] {
+            let (e, _) = try ServiceMapExecutor.edges(startNanos: base, endNanos: base + Self.minute, snapshot: engine.snapshot(org: "o"), store: engine.store)
+            return Dictionary(uniqueKeysWithValues: e.map { ("\($0.parent)>\($0.child)", [$0.calls, $0.errors, $0.latency.count]) })
+        }
+        #expect(try edges() == ["checkout>llm-gateway": [1, 1, 1], "llm-gateway>provider": [1, 0, 1]])
+        // A second trace entirely in segment 2, which then becomes a block.
+        let u = TraceID(high: 7, low: 10)
+        engine.head.append(Self.batch([
+            ("checkout", [TestSpan(traceID: u, spanID: 1, name: "POST /buy", start: base + 50, end: base + 500)]),
+            ("llm-gateway", [TestSpan(traceID: u, spanID: 2, parentSpanID: 1, name: "chat", start: base + 60, end: base + 400)]),
+        ]), org: "o", segment: 2)
+        #expect(try edges() == ["checkout>llm-gateway": [2, 1, 2], "llm-gateway>provider": [1, 0, 1]])
+        try engine.flush(segment: 2)
+        #expect(engine.snapshot(org: "o").blocks.count == 1)
+        // Trace t's root is now in a block and its child still in the head: that edge is not joined.
+        #expect(try edges() == ["checkout>llm-gateway": [1, 0, 1], "llm-gateway>provider": [1, 0, 1]])
+        try engine.flush(segment: 1)
+        #expect(try edges() == ["checkout>llm-gateway": [1, 0, 1], "llm-gateway>provider": [1, 0, 1]])
     }
 }
