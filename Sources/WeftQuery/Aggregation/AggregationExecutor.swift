@@ -150,7 +150,10 @@ public enum AggregationExecutor {
         let chosen = try self.partial(first, snapshot: snapshot, store: store, limits: limits)
         let keys = chosen.rows(first, orderBy: 0, descending: descending, limit: limit).map(\.key)
         var second = try self.partial(query, snapshot: snapshot, store: store, limits: limits, start: .closed(query, to: keys))
+        // Spans, bytes and row groups count both passes; blocks are the same ones.
+        let blocks = second.stats.blocks
         second.stats.add(chosen.stats)
+        second.stats.blocks = blocks
         return (second.rows(query, orderBy: orderBy, descending: descending, limit: limit), chosen.groupCount, second.stats)
     }
 
