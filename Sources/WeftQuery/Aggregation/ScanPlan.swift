@@ -398,7 +398,7 @@ indirect enum FilterPlan {
 
     private static func test(_ reader: FieldReader, _ predicate: Predicate, _ candidates: [Int32]) -> [Int32] {
         var out: [Int32] = []
-        out.reserveCapacity(candidates.count / 4)
+        out.reserveCapacity(candidates.count)
         switch (predicate, reader.source) {
         case (.ids(let ids, let negate), .ids(let column, let zero)) where ids.count <= 1:
             // `field = "value"` / `field != "value"` on a string column: integer compares per row.
