@@ -497,30 +497,46 @@ struct Worker {
                 }
             }
         case (.values, .duration(let s, let e)):
-            column.values.withUnsafeMutableBufferPointer { v in
-                for (i, row) in selection.enumerated() {
-                    let r = Int(row)
-                    v[Int(cells[i])].add(integer: Int64(bitPattern: e[r] > s[r] ? e[r] - s[r] : 0))
+            for (i, row) in selection.enumerated() {
+                let r = Int(row)
+                column.addInteger(Int(cells[i]), Int64(bitPattern: e[r] > s[r] ? e[r] - s[r] : 0), sumOnly: aggregate.isSumOrAverage)
+            }
+        case (.values, .tokens(let t)) where aggregate.isSumOrAverage:
+            // A sum touches two lanes only.
+            t.withUnsafeBufferPointer { t in
+                column.valueCount.withUnsafeMutableBufferPointer { count in
+                    column.valueInteger.withUnsafeMutableBufferPointer { sum in
+                        for (i, row) in selection.enumerated() where t[Int(row)] != SpanBatch.noTokens {
+                            let c = Int(cells[i])
+                            count[c] &+= 1
+                            sum[c] += Int128(t[Int(row)])
+                        }
+                    }
                 }
             }
         case (.values, .tokens(let t)):
-            // Sums and averages need no minimum or maximum.
-            let sumOnly = aggregate.isSumOrAverage
-            column.values.withUnsafeMutableBufferPointer { v in
-                t.withUnsafeBufferPointer { t in
-                    for (i, row) in selection.enumerated() where t[Int(row)] != SpanBatch.noTokens {
-                        if sumOnly { v[Int(cells[i])].addToSum(integer: t[Int(row)]) } else { v[Int(cells[i])].add(integer: t[Int(row)]) }
+            for (i, row) in selection.enumerated() where t[Int(row)] != SpanBatch.noTokens {
+                column.addInteger(Int(cells[i]), t[Int(row)], sumOnly: false)
+            }
+        case (.values, .cost(let x)) where aggregate.isSumOrAverage:
+            x.withUnsafeBufferPointer { x in
+                column.valueCount.withUnsafeMutableBufferPointer { count in
+                    column.valueFloat.withUnsafeMutableBufferPointer { sum in
+                        column.valueCompensation.withUnsafeMutableBufferPointer { compensation in
+                            for (i, row) in selection.enumerated() where !x[Int(row)].isNaN {
+                                let c = Int(cells[i]), v = x[Int(row)]
+                                count[c] &+= 1
+                                let t = sum[c] + v
+                                compensation[c] += abs(sum[c]) >= abs(v) ? (sum[c] - t) + v : (v - t) + sum[c]
+                                sum[c] = t
+                            }
+                        }
                     }
                 }
             }
         case (.values, .cost(let x)):
-            let sumOnly = aggregate.isSumOrAverage
-            column.values.withUnsafeMutableBufferPointer { v in
-                x.withUnsafeBufferPointer { x in
-                    for (i, row) in selection.enumerated() where !x[Int(row)].isNaN {
-                        if sumOnly { v[Int(cells[i])].addToSum(x[Int(row)]) } else { v[Int(cells[i])].add(x[Int(row)]) }
-                    }
-                }
+            for (i, row) in selection.enumerated() where !x[Int(row)].isNaN {
+                column.addFloat(Int(cells[i]), x[Int(row)], sumOnly: false)
             }
         default:
             // The general path: any numeric field.
@@ -528,8 +544,8 @@ struct Worker {
                 let (t, payload) = reader.value(Int(row))
                 let cell = Int(cells[i])
                 switch (column.kind, t) {
-                case (.values, FieldReader.int): column.values[cell].add(integer: Int64(bitPattern: payload))
-                case (.values, FieldReader.double): column.values[cell].add(Double(bitPattern: payload))
+                case (.values, FieldReader.int): column.addInteger(cell, Int64(bitPattern: payload), sumOnly: false)
+                case (.values, FieldReader.double): column.addFloat(cell, Double(bitPattern: payload), sumOnly: false)
                 case (.sketch, FieldReader.int): column.sketches[cell].add(Double(Int64(bitPattern: payload)))
                 case (.sketch, FieldReader.double): column.sketches[cell].add(Double(bitPattern: payload))
                 case (.histogram, FieldReader.int):
@@ -656,5 +672,33 @@ struct SlotMap {
         self.large = [Entry128](repeating: Entry128(lo: 0, hi: 0, slot: -1), count: capacity)
         self.largeUsed = 0
         for e in old where e.slot >= 0 { self.put(e.lo, e.hi, e.slot) }
+    }
+}
+
+extension AggregateColumn {
+    /// Adds an integer to a `.values` cell (sums and averages keep no minimum or maximum).
+    @inline(__always) mutating func addInteger(_ cell: Int, _ v: Int64, sumOnly: Bool) {
+        self.valueCount[cell] &+= 1
+        self.valueInteger[cell] += Int128(v)
+        if sumOnly { return }
+        let d = Double(v)
+        if d < self.valueMin[cell] { self.valueMin[cell] = d }
+        if d > self.valueMax[cell] { self.valueMax[cell] = d }
+    }
+
+    /// Adds a float to a `.values` cell with Neumaier's compensated sum.
+    @inline(__always) mutating func addFloat(_ cell: Int, _ v: Double, sumOnly: Bool) {
+        self.valueCount[cell] &+= 1
+        let sum = self.valueFloat[cell]
+        let t = sum + v
+        if abs(sum) >= abs(v) {
+            self.valueCompensation[cell] += (sum - t) + v
+        } else {
+            self.valueCompensation[cell] += (v - t) + sum
+        }
+        self.valueFloat[cell] = t
+        if sumOnly { return }
+        if v < self.valueMin[cell] { self.valueMin[cell] = v }
+        if v > self.valueMax[cell] { self.valueMax[cell] = v }
     }
 }

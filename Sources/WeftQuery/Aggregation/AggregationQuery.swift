@@ -175,17 +175,6 @@ public struct ValueSummary: Sendable, Equatable {
         if v > self.max { self.max = v }
     }
 
-    /// Count and sum only, for sums and averages.
-    @inline(__always) public mutating func addToSum(integer v: Int64) {
-        self.count += 1
-        self.integerSum += Int128(v)
-    }
-
-    @inline(__always) public mutating func addToSum(_ v: Double) {
-        self.count += 1
-        self.addFloat(v)
-    }
-
     /// Neumaier's compensated addition.
     @inline(__always) mutating func addFloat(_ v: Double) {
         let t = self.floatSum + v
@@ -211,7 +200,14 @@ public struct ValueSummary: Sendable, Equatable {
 public struct AggregateColumn: Sendable, Equatable {
     let kind: Aggregate.StateKind
     public internal(set) var counts: [UInt64] = []
-    public internal(set) var values: [ValueSummary] = []
+    /// `.values` cells as parallel arrays (see ``summary(_:)``): a sum touches only the count and sum
+    /// lanes, which keeps thousands of groups' hot state in cache.
+    var valueCount: [UInt64] = []
+    var valueInteger: [Int128] = []
+    var valueFloat: [Double] = []
+    var valueCompensation: [Double] = []
+    var valueMin: [Double] = []
+    var valueMax: [Double] = []
     public internal(set) var sketches: [QuantileSketch] = []
     /// ``Heatmap/valueBuckets`` counts per cell.
     public internal(set) var histograms: [UInt64] = []
@@ -221,7 +217,13 @@ public struct AggregateColumn: Sendable, Equatable {
     mutating func grow(by cells: Int) {
         switch self.kind {
         case .count: self.counts.append(contentsOf: repeatElement(0, count: cells))
-        case .values: self.values.append(contentsOf: repeatElement(ValueSummary(), count: cells))
+        case .values:
+            self.valueCount.append(contentsOf: repeatElement(0, count: cells))
+            self.valueInteger.append(contentsOf: repeatElement(0, count: cells))
+            self.valueFloat.append(contentsOf: repeatElement(0, count: cells))
+            self.valueCompensation.append(contentsOf: repeatElement(0, count: cells))
+            self.valueMin.append(contentsOf: repeatElement(.infinity, count: cells))
+            self.valueMax.append(contentsOf: repeatElement(-.infinity, count: cells))
         case .sketch: self.sketches.append(contentsOf: repeatElement(QuantileSketch(), count: cells))
         case .histogram: self.histograms.append(contentsOf: repeatElement(0, count: cells * Heatmap.valueBuckets))
         }
@@ -231,7 +233,10 @@ public struct AggregateColumn: Sendable, Equatable {
     mutating func merge(cell to: Int, from other: AggregateColumn, cell from: Int) {
         switch self.kind {
         case .count: self.counts[to] += other.counts[from]
-        case .values: self.values[to].merge(other.values[from])
+        case .values:
+            var v = self.summary(to)
+            v.merge(other.summary(from))
+            self.setSummary(to, v)
         case .sketch: self.sketches[to].merge(other.sketches[from])
         case .histogram:
             let b = Heatmap.valueBuckets
@@ -239,11 +244,32 @@ public struct AggregateColumn: Sendable, Equatable {
         }
     }
 
+    /// A `.values` cell.
+    public func summary(_ cell: Int) -> ValueSummary {
+        var v = ValueSummary()
+        v.count = self.valueCount[cell]
+        v.integerSum = self.valueInteger[cell]
+        v.floatSum = self.valueFloat[cell]
+        v.compensation = self.valueCompensation[cell]
+        v.min = self.valueMin[cell]
+        v.max = self.valueMax[cell]
+        return v
+    }
+
+    mutating func setSummary(_ cell: Int, _ v: ValueSummary) {
+        self.valueCount[cell] = v.count
+        self.valueInteger[cell] = v.integerSum
+        self.valueFloat[cell] = v.floatSum
+        self.valueCompensation[cell] = v.compensation
+        self.valueMin[cell] = v.min
+        self.valueMax[cell] = v.max
+    }
+
     /// Whether a cell holds no observation.
     func isEmpty(_ cell: Int) -> Bool {
         switch self.kind {
         case .count: return self.counts[cell] == 0
-        case .values: return self.values[cell].count == 0
+        case .values: return self.valueCount[cell] == 0
         case .sketch: return self.sketches[cell].isEmpty
         case .histogram:
             let b = Heatmap.valueBuckets
@@ -416,7 +442,7 @@ public struct AggregationPartial: Sendable {
                     switch c.kind {
                     case .count: if c.counts[x] != d.counts[y] { return false }
                     case .values:
-                        let (u, v) = (c.values[x], d.values[y])
+                        let (u, v) = (c.summary(x), d.summary(y))
                         if u.count != v.count || u.integerSum != v.integerSum || u.min != v.min || u.max != v.max { return false }
                         if abs(u.sum - v.sum) > 1e-9 * Swift.max(1, abs(u.sum)) { return false }
                     case .sketch: if c.sketches[x] != d.sketches[y] { return false }
@@ -478,7 +504,7 @@ extension AggregationPartial {
             switch c.kind {
             case .count: for v in c.counts { w.varint(v) }
             case .values:
-                for v in c.values {
+                for v in (0..<c.valueCount.count).map(c.summary) {
                     w.varint(v.count)
                     w.fixed64(UInt64(truncatingIfNeeded: v.integerSum))
                     w.fixed64(UInt64(truncatingIfNeeded: v.integerSum >> 64))
@@ -536,7 +562,7 @@ extension AggregationPartial {
                         v.compensation = Double(bitPattern: try r.fixed64())
                         v.min = Double(bitPattern: try r.fixed64())
                         v.max = Double(bitPattern: try r.fixed64())
-                        partial.columns[a].values[i] = v
+                        partial.columns[a].setSummary(i, v)
                     }
                 case .sketch: for i in 0..<cells { partial.columns[a].sketches[i] = try QuantileSketch.decode(&r) }
                 case .histogram: for i in 0..<(cells * Heatmap.valueBuckets) { partial.columns[a].histograms[i] = try r.varint() }

@@ -50,7 +50,7 @@ extension AggregationPartial {
             return .number(Double(cells.reduce(UInt64(0)) { $0 + column.counts[$1] }))
         case .sum, .avg, .min, .max:
             var s = ValueSummary()
-            for c in cells { s.merge(column.values[c]) }
+            for c in cells { s.merge(column.summary(c)) }
             guard s.count > 0 else { return .number(nil) }
             switch aggregate {
             case .sum: return .number(s.sum)
