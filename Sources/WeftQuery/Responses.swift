@@ -68,6 +68,8 @@ public enum QueryResponses {
         return w.bytes
     }
 
+    /// `"metrics"` of every query answer: what was scanned (Tempo's fields, plus head chunks and row
+    /// groups inspected and skipped) and, when known, how long it took.
     static func writeMetrics(_ w: inout JSONWriter, _ stats: ScanStats) {
         w.object { m in
             m.key("inspectedTraces")
@@ -77,7 +79,11 @@ public enum QueryResponses {
             m.key("inspectedSpans")
             m.string(String(stats.inspectedSpans))
             m.key("totalBlocks")
+            m.number(stats.blocks)
+            m.key("inspectedChunks")
             m.number(stats.chunks)
+            m.key("skippedChunks")
+            m.number(stats.skippedGroups)
             if stats.elapsedNanos > 0 {
                 m.key("elapsedMs")
                 m.number(Double(stats.elapsedNanos / 1000) / 1000)

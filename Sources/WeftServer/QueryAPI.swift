@@ -63,9 +63,12 @@ struct QueryAPI: Sendable {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
-    static func nanos(since start: ContinuousClock.Instant) -> UInt64 {
+    /// `stats` with the time since `start` as its elapsed time.
+    static func timed(_ stats: ScanStats, since start: ContinuousClock.Instant) -> ScanStats {
         let d = ContinuousClock.now - start
-        return UInt64(d.components.seconds) * 1_000_000_000 + UInt64(d.components.attoseconds / 1_000_000_000)
+        var timed = stats
+        timed.elapsedNanos = UInt64(d.components.seconds) * 1_000_000_000 + UInt64(d.components.attoseconds / 1_000_000_000)
+        return timed
     }
 
     /// Runs an aggregation over a snapshot: 400 for a bad query, 422 for a limit hit, 500 for storage errors.
@@ -165,7 +168,7 @@ struct QueryAPI: Sendable {
                         ? try SearchExecutor.columnar(search, snapshot: engine.snapshot(org: org), store: engine.store, limits: limits)
                         : try SearchExecutor.search(search, snapshot: engine.snapshot(org: org), store: engine.store)
                     var answered = result
-                    answered.stats.elapsedNanos = QueryAPI.nanos(since: started)
+                    answered.stats = QueryAPI.timed(answered.stats, since: started)
                     return QueryAPI.json(.ok, QueryResponses.search(answered))
                 } catch let error as AggregationError {
                     if case .invalid(let m) = error { return QueryAPI.badRequest(m) }
@@ -179,9 +182,8 @@ struct QueryAPI: Sendable {
             let scope = request.query["scope"]
             return run {
                 do {
-                    let batches = TagCatalog.eachBatch(snapshot: engine.snapshot(org: org), store: engine.store, blockSpans: QueryAPI.tagScanSpans)
-                    var names = try TagCatalog.names(scope: scope, forEach: batches)
-                    names.stats.elapsedNanos = QueryAPI.nanos(since: started)
+                    var names = try TagCatalog.names(scope: scope, snapshot: engine.snapshot(org: org), store: engine.store, blockSpans: QueryAPI.tagScanSpans)
+                    names.stats = QueryAPI.timed(names.stats, since: started)
                     return QueryAPI.json(.ok, v2 ? QueryResponses.tagNamesV2(names) : QueryResponses.tagNames(names))
                 } catch let error as QueryError {
                     return QueryAPI.badRequest(error.message)
@@ -233,8 +235,7 @@ struct QueryAPI: Sendable {
                         of: field, filter: valueFilter, startNanos: rangeStart, endNanos: rangeEnd, limit: valueLimit, snapshot: snapshot, store: engine.store, limits: limits
                     )
                     var result = TagCatalog.Values()
-                    result.stats = stats
-                    result.stats.elapsedNanos = QueryAPI.nanos(since: started)
+                    result.stats = QueryAPI.timed(stats, since: started)
                     let keyword = field == .intrinsic(.status) || field == .intrinsic(.kind)
                     result.values = values.map { v in
                         switch v {
@@ -262,10 +263,8 @@ struct QueryAPI: Sendable {
                     let q = metricsRequest.aggregation
                     let partial = try AggregationExecutor.partial(q, snapshot: snapshot, store: engine.store, limits: limits)
                     let series = partial.series(q, metrics: metricsRequest.query.metrics, limit: metricsRequest.query.limit)
-                    let elapsed = QueryAPI.nanos(since: started)
-                    return instant
-                        ? QueryResponses.metricsInstant(series, partial.stats, elapsedNanos: elapsed)
-                        : QueryResponses.metricsRange(series, partial.stats, elapsedNanos: elapsed)
+                    let stats = QueryAPI.timed(partial.stats, since: started)
+                    return instant ? QueryResponses.metricsInstant(series, stats) : QueryResponses.metricsRange(series, stats)
                 }
             }
         case ["api", "weft", "aggregate"]:
@@ -284,7 +283,7 @@ struct QueryAPI: Sendable {
                     let (rows, groups, stats) = try AggregationExecutor.table(
                         q, orderBy: table.orderBy, descending: table.descending, limit: table.limit, snapshot: snapshot, store: engine.store, limits: limits
                     )
-                    return QueryResponses.aggregateTable(q, rows, groups: groups, stats, elapsedNanos: QueryAPI.nanos(since: started))
+                    return QueryResponses.aggregateTable(q, rows, groups: groups, QueryAPI.timed(stats, since: started))
                 }
             }
         case ["api", "dependencies"]:
@@ -306,7 +305,7 @@ struct QueryAPI: Sendable {
             return run {
                 QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
                     let (edges, stats) = try ServiceMapExecutor.edges(startNanos: start, endNanos: stop, snapshot: snapshot, store: engine.store)
-                    return QueryResponses.dependencies(edges, stats, elapsedNanos: QueryAPI.nanos(since: started))
+                    return QueryResponses.dependencies(edges, QueryAPI.timed(stats, since: started))
                 }
             }
         default:

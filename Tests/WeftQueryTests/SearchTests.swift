@@ -155,10 +155,14 @@ struct SearchTests {
         #expect(names.span.contains("tenant_id"))
         #expect(names.resource == ["service.name"])
         #expect(throws: QueryError.self) { try TagCatalog.names(in: chunks, scope: "bogus") }
-        let tenants = TagCatalog.values(of: "tenant_id", in: chunks, limit: 10)
-        #expect(tenants.values.map(\.value) == ["acme", "globex"])
-        #expect(TagCatalog.values(of: "service.name", in: chunks, limit: 10).values.map(\.value) == ["checkout", "postgres", "tfy-llm-gateway"])
-        #expect(TagCatalog.values(of: "service.name", in: chunks, limit: 2).values.count == 2)
-        #expect(TagCatalog.values(of: "status", in: chunks, limit: 10).values.map(\.value) == ["error", "unset"])
+        let snapshot = StorageEngine.Snapshot(chunks: chunks, blocks: [])
+        let store = BlockStore(disk: SimulatedDisk(), directory: "/b")
+        func values(_ tag: String, limit: Int = 10) throws -> [GroupValue] {
+            try DistinctValues.values(of: try TraceQLField.list(parsing: tag)[0], limit: limit, snapshot: snapshot, store: store).values
+        }
+        #expect(try values("tenant_id") == [.string("acme"), .string("globex")])
+        #expect(try values("service.name") == [.string("checkout"), .string("postgres"), .string("tfy-llm-gateway")])
+        #expect(try values("service.name", limit: 2).count == 2)
+        #expect(try values("status") == [.string("error"), .string("unset")])
     }
 }

@@ -1,29 +1,9 @@
 import WeftModel
 import WeftStorageEngine
 
-/// JSON bodies of the metrics, dependencies and aggregation endpoints. Every one carries `metrics`:
-/// what the query scanned and how long it took.
+/// JSON bodies of the metrics, dependencies and aggregation endpoints. Every one carries `metrics`
+/// (see ``writeMetrics(_:_:)``); callers set the stats' elapsed time.
 extension QueryResponses {
-    static func writeScan(_ o: inout JSONWriter, _ stats: ScanStats, elapsedNanos: UInt64) {
-        o.key("metrics")
-        o.object { m in
-            m.key("inspectedBytes")
-            m.string(String(stats.inspectedBytes))
-            m.key("inspectedSpans")
-            m.string(String(stats.inspectedSpans))
-            m.key("inspectedTraces")
-            m.number(stats.inspectedTraces)
-            m.key("totalBlocks")
-            m.number(stats.blocks)
-            m.key("inspectedChunks")
-            m.number(stats.chunks)
-            m.key("skippedChunks")
-            m.number(stats.skippedGroups)
-            m.key("elapsedMs")
-            m.number(Double(elapsedNanos / 1000) / 1000)
-        }
-    }
-
     static func writeValue(_ w: inout JSONWriter, _ v: GroupValue) {
         w.object { o in
             switch v {
@@ -61,8 +41,8 @@ extension QueryResponses {
     }
 
     /// Tempo's `QueryRangeResponse`: series of samples `{"timestampMs":"…","value":x}`.
-    public static func metricsRange(_ series: [AggregationSeries], _ stats: ScanStats, elapsedNanos: UInt64) -> [UInt8] {
-        self.metrics(series, stats, elapsedNanos: elapsedNanos) { so, s in
+    public static func metricsRange(_ series: [AggregationSeries], _ stats: ScanStats) -> [UInt8] {
+        self.metrics(series, stats) { so, s in
             so.key("samples")
             so.array { samples in
                 for (t, v) in s.samples {
@@ -78,8 +58,8 @@ extension QueryResponses {
     }
 
     /// Tempo's instant form: one `value` per series.
-    public static func metricsInstant(_ series: [AggregationSeries], _ stats: ScanStats, elapsedNanos: UInt64) -> [UInt8] {
-        self.metrics(series, stats, elapsedNanos: elapsedNanos) { so, s in
+    public static func metricsInstant(_ series: [AggregationSeries], _ stats: ScanStats) -> [UInt8] {
+        self.metrics(series, stats) { so, s in
             so.key("value")
             so.number(s.samples.first?.value ?? 0)
         }
@@ -87,7 +67,7 @@ extension QueryResponses {
 
     /// The envelope shared by both forms; `values` writes a series' data after its labels.
     private static func metrics(
-        _ series: [AggregationSeries], _ stats: ScanStats, elapsedNanos: UInt64, values: (inout JSONWriter, AggregationSeries) -> Void
+        _ series: [AggregationSeries], _ stats: ScanStats, values: (inout JSONWriter, AggregationSeries) -> Void
     ) -> [UInt8] {
         var w = JSONWriter(capacity: 1024 + series.count * 256)
         w.object { o in
@@ -100,7 +80,8 @@ extension QueryResponses {
                     }
                 }
             }
-            writeScan(&o, stats, elapsedNanos: elapsedNanos)
+            o.key("metrics")
+            writeMetrics(&o, stats)
             o.key("status")
             o.string("COMPLETE")
             o.key("message")
@@ -111,7 +92,7 @@ extension QueryResponses {
 
     /// Jaeger's `GET /api/dependencies` envelope: `{"data":[{"parent","child","callCount"}…],…}`, with
     /// Weft's error count and child-latency quantiles (ms) on each link.
-    public static func dependencies(_ edges: [ServiceMapEdge], _ stats: ScanStats, elapsedNanos: UInt64) -> [UInt8] {
+    public static func dependencies(_ edges: [ServiceMapEdge], _ stats: ScanStats) -> [UInt8] {
         var w = JSONWriter(capacity: 256 + edges.count * 200)
         w.object { o in
             o.key("data")
@@ -141,14 +122,15 @@ extension QueryResponses {
             o.number(0)
             o.key("errors")
             o.null()
-            writeScan(&o, stats, elapsedNanos: elapsedNanos)
+            o.key("metrics")
+            writeMetrics(&o, stats)
         }
         return w.bytes
     }
 
     /// An aggregation table: `{"columns":[…],"rows":[[…]…],"metrics":{…}}`. Group values are plain
     /// JSON values (null when absent); quantiles are arrays; histograms are `[[upperBound, count]…]`.
-    public static func aggregateTable(_ query: AggregationQuery, _ rows: [AggregationRow], groups: Int, _ stats: ScanStats, elapsedNanos: UInt64) -> [UInt8] {
+    public static func aggregateTable(_ query: AggregationQuery, _ rows: [AggregationRow], groups: Int, _ stats: ScanStats) -> [UInt8] {
         var w = JSONWriter(capacity: 1024 + rows.count * 128)
         w.object { o in
             o.key("columns")
@@ -191,7 +173,8 @@ extension QueryResponses {
             }
             o.key("groups")
             o.number(groups)
-            writeScan(&o, stats, elapsedNanos: elapsedNanos)
+            o.key("metrics")
+            writeMetrics(&o, stats)
         }
         return w.bytes
     }

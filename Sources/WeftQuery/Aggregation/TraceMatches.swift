@@ -25,6 +25,14 @@ public enum TraceMatchExecutor {
         limits: AggregationLimits = AggregationLimits()
     ) throws -> TraceMatches {
         let query = AggregationQuery(filter: filter, aggregates: [.count], startNanos: startNanos, endNanos: endNanos)
+        return try self.latest(query, limit: limit, snapshot: snapshot, store: store, limits: limits, context: HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil)
+    }
+
+    /// With the head's trace context already built (nil when the filter needs none).
+    static func latest(
+        _ query: AggregationQuery, limit: Int, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits, context: HeadTraceContext?
+    ) throws -> TraceMatches {
+        let (startNanos, endNanos) = (query.startNanos, query.endNanos)
         if let problem = query.problem { throw AggregationError.invalid(problem) }
         struct State: @unchecked Sendable {
             var worker: Worker
@@ -32,7 +40,6 @@ public enum TraceMatchExecutor {
             var spans = 0
             var stats = ScanStats()
         }
-        let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
         let (states, stats) = try ScanRunner.run(
             startNanos: startNanos, endNanos: endNanos, snapshot: snapshot, store: store, limits: limits,
             make: { State(worker: Worker(query: query)) },
@@ -124,13 +131,11 @@ extension SearchExecutor {
         _ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits = AggregationLimits()
     ) throws -> SearchResult {
         let filter = request.traceQL ?? .all
-        let matches = try TraceMatchExecutor.latest(
-            filter, startNanos: request.startNanos ?? 0, endNanos: request.endNanos ?? .max, limit: request.limit, snapshot: snapshot, store: store,
-            limits: limits
-        )
         let query = AggregationQuery(filter: filter, aggregates: [.count], startNanos: request.startNanos ?? 0, endNanos: request.endNanos ?? .max)
-        let wanted = Set(matches.traces.map(\.traceID))
+        // One trace context of the head serves both the scan and the matching spans below.
         let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
+        let matches = try TraceMatchExecutor.latest(query, limit: request.limit, snapshot: snapshot, store: store, limits: limits, context: context)
+        let wanted = Set(matches.traces.map(\.traceID))
         // Matching spans of the chosen traces in the head: one filter pass per chunk over their rows.
         var spans: [TraceID: [SpanSummary]] = [:]
         func collect(_ batch: SpanBatch, _ rows: [Int], head: Bool) throws {
