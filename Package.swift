@@ -54,7 +54,7 @@ let package = Package(
             name: "CNGHTTP2", pkgConfig: "libnghttp2",
             providers: [.apt(["libnghttp2-dev"]), .brew(["nghttp2"])]
         ),
-        .target(name: "WeftHTTP2", dependencies: ["CNGHTTP2", nio, nioPosix], swiftSettings: settings),
+        .target(name: "WeftHTTP2", dependencies: ["CNGHTTP2", nio, nioPosix], swiftSettings: settings + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),
         // Executables.
         .executableTarget(
             name: "weft",

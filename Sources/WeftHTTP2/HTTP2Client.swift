@@ -171,6 +171,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
             return
         }
         self.handleEvents(session)
+        self.flush(context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -279,11 +280,11 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
                 } else if let promise = w.promise {
                     let sid = try session.submitRequest(
                         method: w.request.method, path: w.request.path, authority: w.request.authority ?? self.defaultAuthority,
-                        headers: w.request.headers + (w.request.body.readableBytes > 0 || w.request.method == "POST" ? [("content-length", String(w.request.body.readableBytes))] : []),
-                        body: w.request.body
+                        headers: w.request.headers, body: w.request.body,
+                        contentLength: w.request.body.readableBytes > 0 || w.request.method == "POST" ? w.request.body.readableBytes : nil
                     )
                     self.active[sid] = (w.token, promise)
-                    self.streamOf[w.token] = sid
+                    if w.token != 0 { self.streamOf[w.token] = sid }
                 }
             } catch {
                 self.load.subtract(1, ordering: .relaxed)
@@ -297,7 +298,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
     }
 
     private func handleEvents(_ session: NGSession) {
-        for event in session.takeEvents() {
+        while let event = session.nextEvent() {
             switch event {
             case .message(let sid, let m):
                 if let bridge = self.streaming.removeValue(forKey: sid) {
@@ -311,7 +312,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
                     continue
                 }
                 guard let entry = self.active.removeValue(forKey: sid) else { continue }
-                self.streamOf[entry.token] = nil
+                if entry.token != 0 { self.streamOf[entry.token] = nil }
                 self.load.subtract(1, ordering: .relaxed)
                 entry.promise.succeed(HTTP2ClientResponse(status: m.status, headers: m.headers, trailers: m.trailers, body: m.body))
             case .closed(let sid, let code):
@@ -325,7 +326,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
                     continue
                 }
                 guard let entry = self.active.removeValue(forKey: sid) else { continue }
-                self.streamOf[entry.token] = nil
+                if entry.token != 0 { self.streamOf[entry.token] = nil }
                 self.load.subtract(1, ordering: .relaxed)
                 entry.promise.fail(error)
             case .head(let sid, let m):
@@ -450,6 +451,8 @@ public protocol HTTP2ClientConnection: AnyObject, Sendable {
     func send(_ request: HTTP2ClientRequest, deadline: ContinuousClock.Instant?) async throws -> HTTP2ClientResponse
     /// The same, as a future.
     func submit(_ request: HTTP2ClientRequest, deadline: ContinuousClock.Instant?) -> EventLoopFuture<HTTP2ClientResponse>
+    /// Opens a request whose body is written, and whose response is read, piece by piece.
+    func openStream(method: String, path: String, headers: [(name: String, value: String)]) -> any HTTP2StreamingRequest
     func close() async
 }
 
@@ -526,7 +529,8 @@ public final class HTTP2Connection: HTTP2ClientConnection {
     /// Sends a request and returns a future of the whole response (for callers already driven by
     /// futures: no task per request). Fails with ``HTTP2ClientError``.
     public func submit(_ request: HTTP2ClientRequest, deadline: ContinuousClock.Instant? = nil) -> EventLoopFuture<HTTP2ClientResponse> {
-        self.submit(request, token: self.nextToken(), deadline: deadline)
+        // Token 0: nothing can cancel this request but its deadline, so only a deadline needs one.
+        self.submit(request, token: deadline == nil ? 0 : self.nextToken(), deadline: deadline)
     }
 
     private func submit(_ request: HTTP2ClientRequest, token: UInt64, deadline: ContinuousClock.Instant?) -> EventLoopFuture<HTTP2ClientResponse> {
@@ -598,6 +602,13 @@ public final class HTTP2ClientPool: Sendable {
         } catch HTTP2ClientError.goingAway {
             return try await self.connection(to: peer).send(request, deadline: deadline)
         }
+    }
+
+    /// Opens a streaming request to `peer` (see ``HTTP2StreamingRequest``), connecting if needed.
+    public func openStream(
+        method: String = "POST", path: String, headers: [(name: String, value: String)] = [], to peer: Peer
+    ) async throws -> any HTTP2StreamingRequest {
+        try await self.connection(to: peer).openStream(method: method, path: path, headers: headers)
     }
 
     /// A usable connection to `peer` (the least loaded; new ones up to `connectionsPerPeer`).

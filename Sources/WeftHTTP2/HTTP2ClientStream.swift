@@ -128,11 +128,49 @@ final class StreamBridge: Sendable {
     var trailers: [(name: String, value: String)] { self.state.withLock { $0.trailers } }
 }
 
-/// One HTTP/2 stream whose request body is written piece by piece and whose response body is read
-/// as it arrives, both under flow control: ``write(_:)`` returns once the piece has gone out (so a
-/// slow peer slows the writer), and response bytes are credited back to the peer only as the body is
-/// read (so a slow reader slows the peer, with at most one stream window buffered).
-public final class HTTP2Stream: Sendable {
+/// A request whose body is written piece by piece and whose response body is read as it arrives, both
+/// under flow control: ``write(_:)`` returns once the piece has gone out (so a slow peer slows the
+/// writer), and response bytes are credited back to the peer only as the body is read (so a slow reader
+/// slows the peer). Engines other than nghttp2 implement this too (see ``HTTP2ClientConnection``).
+public protocol HTTP2StreamingRequest: Sendable {
+    /// Sends a piece of the request body; returns when it has been handed to the socket.
+    func write(_ chunk: ByteBuffer) async throws
+    /// Ends the request body (optionally with a last piece).
+    func finish(_ last: ByteBuffer) async throws
+    /// Waits for the response head.
+    func response() async throws -> HTTP2ResponseHead
+    /// The next piece of the response body, nil at its end. Reading it lets the peer send that much more.
+    func nextBodyPiece() async throws -> ByteBuffer?
+    /// Trailers, once the body has been read to the end.
+    var trailers: [(name: String, value: String)] { get }
+    /// Resets the stream (CANCEL).
+    func cancel()
+}
+
+extension HTTP2StreamingRequest {
+    /// Ends the request body.
+    public func finish() async throws { try await self.finish(ByteBuffer()) }
+
+    /// The response body, piece by piece.
+    public var body: HTTP2ResponseBody { HTTP2ResponseBody(stream: self) }
+}
+
+/// A streamed response body as an `AsyncSequence` of pieces.
+public struct HTTP2ResponseBody: AsyncSequence, Sendable {
+    public typealias Element = ByteBuffer
+    let stream: any HTTP2StreamingRequest
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let stream: any HTTP2StreamingRequest
+        public mutating func next() async throws -> ByteBuffer? { try await self.stream.nextBodyPiece() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: self.stream) }
+}
+
+/// The nghttp2 engine's streaming request: a ``StreamBridge`` between the caller's task and the
+/// connection's event loop.
+final class HTTP2Stream: HTTP2StreamingRequest {
     let bridge: StreamBridge
     let handler: NIOLoopBound<NGHTTP2ClientHandler>
     let loop: any EventLoop
@@ -143,13 +181,11 @@ public final class HTTP2Stream: Sendable {
         self.loop = loop
     }
 
-    /// Sends a piece of the request body; returns when it has been handed to the socket.
-    public func write(_ chunk: ByteBuffer) async throws {
+    func write(_ chunk: ByteBuffer) async throws {
         try await self.send(chunk, end: false)
     }
 
-    /// Ends the request body (optionally with a last piece).
-    public func finish(_ last: ByteBuffer = ByteBuffer()) async throws {
+    func finish(_ last: ByteBuffer) async throws {
         try await self.send(last, end: true)
     }
 
@@ -165,51 +201,31 @@ public final class HTTP2Stream: Sendable {
         }
     }
 
-    /// Waits for the response head.
-    public func response() async throws -> HTTP2ResponseHead { try await self.bridge.head() }
+    func response() async throws -> HTTP2ResponseHead { try await self.bridge.head() }
 
-    /// The response body, piece by piece.
-    public var body: Body { Body(stream: self) }
+    func nextBodyPiece() async throws -> ByteBuffer? {
+        guard let chunk = try await self.bridge.next() else { return nil }
+        // Consumed: let the peer send that much more.
+        let handler = self.handler
+        let bridge = self.bridge
+        let bytes = chunk.readableBytes
+        self.loop.execute { handler.value.consumed(bridge, bytes) }
+        return chunk
+    }
 
-    /// Trailers, once the body has been read to the end.
-    public var trailers: [(name: String, value: String)] { self.bridge.trailers }
+    var trailers: [(name: String, value: String)] { self.bridge.trailers }
 
-    /// Resets the stream (CANCEL).
-    public func cancel() {
+    func cancel() {
         let handler = self.handler
         let token = self.bridge.token
         self.loop.execute { handler.value.cancel(token: token, reason: .cancelled) }
     }
-
-    func consumed(_ bytes: Int) {
-        let handler = self.handler
-        let bridge = self.bridge
-        self.loop.execute { handler.value.consumed(bridge, bytes) }
-    }
-
-    public struct Body: AsyncSequence, Sendable {
-        public typealias Element = ByteBuffer
-        let stream: HTTP2Stream
-
-        public struct AsyncIterator: AsyncIteratorProtocol {
-            let stream: HTTP2Stream
-
-            public mutating func next() async throws -> ByteBuffer? {
-                guard let chunk = try await self.stream.bridge.next() else { return nil }
-                // Consumed: let the peer send that much more.
-                self.stream.consumed(chunk.readableBytes)
-                return chunk
-            }
-        }
-
-        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: self.stream) }
-    }
 }
 
 extension HTTP2Connection {
-    /// Opens a streaming request (headers now, body through ``HTTP2Stream/write(_:)``). It counts against
-    /// the stream limit like any request and waits in the same queue.
-    public func openStream(method: String = "POST", path: String, headers: [(name: String, value: String)] = []) -> HTTP2Stream {
+    /// Opens a streaming request (headers now, body through ``HTTP2StreamingRequest/write(_:)``). It
+    /// counts against the stream limit like any request and waits in the same queue.
+    public func openStream(method: String = "POST", path: String, headers: [(name: String, value: String)] = []) -> any HTTP2StreamingRequest {
         let token = self.nextToken()
         let bridge = StreamBridge(token: token)
         let handler = self.handler

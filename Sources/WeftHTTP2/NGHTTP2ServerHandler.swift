@@ -74,6 +74,7 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         self.handleEvents(session, context: context)
+        self.flush(context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -104,23 +105,19 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
     // MARK: -
 
     private func handleEvents(_ session: NGSession, context: ChannelHandlerContext) {
-        // Answers that complete inline may add events; loop until none are left.
-        var events = session.takeEvents()
-        while !events.isEmpty {
-            for event in events {
-                switch event {
-                case .message(let streamID, let message):
-                    self.dispatch(streamID, message, context: context)
-                case .rejected(let streamID, let why, let head):
-                    let limit: HTTP2Rejection = why == .bodyTooLarge
-                        ? .bodyTooLarge(limit: self.configuration.maxBodyBytes)
-                        : .headersTooLarge(limit: self.configuration.maxHeaderListBytes)
-                    self.submit(streamID, self.service.reject(Self.request(head), limit), method: head.method)
-                case .closed, .goAway, .pingAck, .head, .data, .writable:
-                    break
-                }
+        // Answers that complete inline may add events; they are taken in the same loop.
+        while let event = session.nextEvent() {
+            switch event {
+            case .message(let streamID, let message):
+                self.dispatch(streamID, message, context: context)
+            case .rejected(let streamID, let why, let head):
+                let limit: HTTP2Rejection = why == .bodyTooLarge
+                    ? .bodyTooLarge(limit: self.configuration.maxBodyBytes)
+                    : .headersTooLarge(limit: self.configuration.maxHeaderListBytes)
+                self.submit(streamID, self.service.reject(Self.request(head), limit), method: head.method)
+            case .closed, .goAway, .pingAck, .head, .data, .writable:
+                break
             }
-            events = session.takeEvents()
         }
     }
 
@@ -144,13 +141,10 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
 
     private func submit(_ streamID: Int32, _ response: HTTP2Response, method: String) {
         guard let session = self.session else { return }
-        var headers = response.headers
-        if response.trailers.isEmpty {
-            headers.append(("content-length", String(response.body.readableBytes)))
-        }
         session.submitResponse(
-            streamID: streamID, status: response.status, headers: headers,
-            body: method == "HEAD" ? nil : response.body, trailers: response.trailers
+            streamID: streamID, status: response.status, headers: response.headers,
+            body: method == "HEAD" ? nil : response.body, trailers: response.trailers,
+            contentLength: response.trailers.isEmpty ? response.body.readableBytes : nil
         )
         self.scheduleFlush()
     }

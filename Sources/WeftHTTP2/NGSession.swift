@@ -81,7 +81,7 @@ public struct NGMessage: Sendable {
 
 /// Owns one `nghttp2_session` (server or client side) and the per-stream state; confined to one thread
 /// (the channel's event loop). Bytes go in with ``receive(_:)``, frames come out of ``drainOutput(into:)``,
-/// and what happened is read from ``takeEvents()`` afterwards.
+/// and what happened is read from ``nextEvent()`` afterwards.
 public final class NGSession {
     public enum Role: Sendable { case server, client }
 
@@ -114,6 +114,9 @@ public final class NGSession {
     /// The stream the last callback touched: header and data callbacks come in runs for one stream.
     private var lastStream: (id: Int32, stream: Stream)? = nil
     private var events: [NGEvent] = []
+    private var eventHead = 0
+    private var fields = HeaderFieldScratch()
+    private var recentStrings = RecentStrings()
     private let allocator: ByteBufferAllocator
 
     public init(role: Role, settings: NGSessionSettings = NGSessionSettings(), allocator: ByteBufferAllocator = ByteBufferAllocator()) throws {
@@ -224,9 +227,25 @@ public final class NGSession {
 
     /// The events gathered since the last call, in order.
     public func takeEvents() -> [NGEvent] {
-        guard !self.events.isEmpty else { return [] }
-        defer { self.events.removeAll(keepingCapacity: true) }
-        return self.events
+        var taken: [NGEvent] = []
+        while let event = self.nextEvent() { taken.append(event) }
+        return taken
+    }
+
+    /// The oldest event not yet taken (moved out, not copied), or nil when there is none. Events that
+    /// arrive while the owner is taking them (a submit from inside its handling) come in order.
+    public func nextEvent() -> NGEvent? {
+        guard self.eventHead < self.events.count else {
+            if self.eventHead > 0 {
+                self.events.removeAll(keepingCapacity: true)
+                self.eventHead = 0
+            }
+            return nil
+        }
+        var event = NGEvent.pingAck
+        swap(&event, &self.events[self.eventHead])
+        self.eventHead += 1
+        return event
     }
 
     /// False once the session has nothing more to read (after a GOAWAY with no active streams, or a fatal error).
@@ -243,25 +262,26 @@ public final class NGSession {
     // MARK: - Submitting
 
     /// Server: answers a stream. With non-empty `trailers`, the body (possibly empty) is followed by a
-    /// trailing HEADERS frame that ends the stream (as gRPC needs). Returns false if the stream is gone
-    /// (reset or closed meanwhile).
+    /// trailing HEADERS frame that ends the stream (as gRPC needs). `contentLength`, when given, is sent
+    /// as `content-length` after `headers`. Returns false if the stream is gone (reset or closed meanwhile).
     @discardableResult
     public func submitResponse(
         streamID: Int32, status: Int, headers: [(name: String, value: String)], body: ByteBuffer?,
-        trailers: [(name: String, value: String)] = []
+        trailers: [(name: String, value: String)] = [], contentLength: Int? = nil
     ) -> Bool {
         precondition(self.role == .server)
         guard let st = self.stream(streamID) else { return false }
         self.creditConnection(st)
-        var fields: [(name: String, value: String)] = [(":status", String(status))]
-        fields.reserveCapacity(headers.count + 1)
-        fields.append(contentsOf: headers)
         let hasBody = (body?.readableBytes ?? 0) > 0
         st.outBody = hasBody ? body : nil
         st.outEnded = true
         st.outTrailers = trailers.isEmpty ? nil : trailers
         let needsProvider = hasBody || !trailers.isEmpty
-        let rv = NGSession.withHeaderFields(fields) { nva, count in
+        self.fields.start()
+        self.fields.add(":status", integer: status)
+        self.fields.add(headers)
+        if let contentLength { self.fields.add("content-length", integer: contentLength) }
+        let rv = self.fields.withList { nva, count in
             if needsProvider {
                 var provider = NGSession.bodyProvider()
                 return nghttp2_submit_response(self.session, streamID, nva, count, &provider)
@@ -273,15 +293,21 @@ public final class NGSession {
 
     /// Client: opens a stream with a request. Returns the stream ID. With `streaming`, the body is
     /// written later with ``writeBody(_:_:end:)`` and the response arrives as `.head` / `.data` events.
+    /// `contentLength`, when given, is sent as `content-length` after `headers`.
     public func submitRequest(
         method: String, path: String, scheme: String = "http", authority: String,
-        headers: [(name: String, value: String)] = [], body: ByteBuffer? = nil, streaming: Bool = false
+        headers: [(name: String, value: String)] = [], body: ByteBuffer? = nil, streaming: Bool = false, contentLength: Int? = nil
     ) throws -> Int32 {
         precondition(self.role == .client)
-        var fields: [(name: String, value: String)] = [(":method", method), (":path", path), (":scheme", scheme), (":authority", authority)]
-        fields.append(contentsOf: headers)
+        self.fields.start()
+        self.fields.add(":method", method)
+        self.fields.add(":path", path)
+        self.fields.add(":scheme", scheme)
+        self.fields.add(":authority", authority)
+        self.fields.add(headers)
+        if let contentLength { self.fields.add("content-length", integer: contentLength) }
         let hasBody = (body?.readableBytes ?? 0) > 0 || streaming
-        let sid = NGSession.withHeaderFields(fields) { nva, count in
+        let sid = self.fields.withList { nva, count in
             if hasBody {
                 var provider = NGSession.bodyProvider()
                 return nghttp2_submit_request(self.session, nil, nva, count, &provider, nil)
@@ -363,9 +389,9 @@ public final class NGSession {
             return 0
         }
         if st.rejection != nil { return 0 }
-        let v = String(decoding: value, as: UTF8.self)
+        let v = self.recentStrings.string(value)
         if st.inTrailers {
-            st.message.trailers.append((String(decoding: name, as: UTF8.self), v))
+            st.message.trailers.append((self.recentStrings.string(name), v))
             return 0
         }
         if name.first == UInt8(ascii: ":") {
@@ -378,7 +404,7 @@ public final class NGSession {
             default: break  // nghttp2 has already rejected unknown pseudo-headers
             }
         } else {
-            let n = String(decoding: name, as: UTF8.self)
+            let n = self.recentStrings.string(name)
             st.message.headers.append((n, v))
             if self.role == .server, name.count == 14, n == "content-length", let length = Int(v), length > self.settings.maxBodyBytes {
                 st.rejection = .bodyTooLarge
@@ -532,7 +558,9 @@ public final class NGSession {
         flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
         guard let trailers = st.outTrailers else { return }
         st.outTrailers = nil
-        let rv = NGSession.withHeaderFields(trailers) { nva, count in
+        self.fields.start()
+        self.fields.add(trailers)
+        let rv = self.fields.withList { nva, count in
             nghttp2_submit_trailer(self.session, sid, nva, count)
         }
         if rv == 0 {
@@ -546,30 +574,124 @@ public final class NGSession {
             NGSession.from(ud).readBody(sid, buf!, length, flags!)
         }
     }
+}
 
-    /// Lays the fields out in one byte array and calls `body` with an `nghttp2_nv` array over it;
-    /// nghttp2 copies them during `submit_*` (NV_FLAG_NONE).
-    static func withHeaderFields<R>(_ fields: [(name: String, value: String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count })
-        var spans: [(Int, Int, Int, Int)] = []
-        spans.reserveCapacity(fields.count)
-        for (name, value) in fields {
-            let n = bytes.count
-            bytes.append(contentsOf: name.utf8)
-            let v = bytes.count
-            bytes.append(contentsOf: value.utf8)
-            spans.append((n, v - n, v, bytes.count - v))
+/// A header list laid out for nghttp2: field bytes in one reused buffer and an `nghttp2_nv` array over
+/// them. nghttp2 copies the fields during `submit_*` (NV_FLAG_NONE), so one scratch list per session
+/// serves every submit without allocating once it has grown.
+struct HeaderFieldScratch: ~Copyable {
+    private var bytes: UnsafeMutableRawBufferPointer
+    private var used = 0
+    /// Per field: name offset, name length, value offset, value length.
+    private var spans: [Int] = []
+
+    init() {
+        self.bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 1)
+        self.spans.reserveCapacity(64)
+    }
+
+    deinit { self.bytes.deallocate() }
+
+    mutating func start() {
+        self.used = 0
+        self.spans.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func reserve(_ n: Int) {
+        guard self.used + n > self.bytes.count else { return }
+        let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: max(self.bytes.count * 2, self.used + n), alignment: 1)
+        grown.baseAddress!.copyMemory(from: self.bytes.baseAddress!, byteCount: self.used)
+        self.bytes.deallocate()
+        self.bytes = grown
+    }
+
+    private mutating func append(_ s: String) {
+        var s = s
+        s.withUTF8 { utf8 in
+            self.reserve(utf8.count)
+            if let base = utf8.baseAddress { (self.bytes.baseAddress! + self.used).copyMemory(from: base, byteCount: utf8.count) }
+            self.used += utf8.count
         }
-        bytes.append(0)  // never empty, so the base address exists
-        return bytes.withUnsafeMutableBufferPointer { raw in
-            withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(1, fields.count)) { nva in
-                let base = raw.baseAddress!
-                for (i, s) in spans.enumerated() {
-                    nva[i] = nghttp2_nv(name: base + s.0, value: base + s.2, namelen: s.1, valuelen: s.3, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
-                }
-                return body(UnsafePointer(nva.baseAddress!), fields.count)
+    }
+
+    private mutating func append(integer: Int) {
+        self.reserve(20)
+        var v = integer.magnitude
+        var digits = 0
+        repeat {
+            digits += 1
+            v /= 10
+        } while v > 0
+        if integer < 0 {
+            self.bytes[self.used] = UInt8(ascii: "-")
+            self.used += 1
+        }
+        v = integer.magnitude
+        for i in stride(from: digits - 1, through: 0, by: -1) {
+            self.bytes[self.used + i] = UInt8(ascii: "0") + UInt8(v % 10)
+            v /= 10
+        }
+        self.used += digits
+    }
+
+    mutating func add(_ name: String, _ value: String) {
+        let n = self.used
+        self.append(name)
+        let v = self.used
+        self.append(value)
+        self.spans.append(n)
+        self.spans.append(v - n)
+        self.spans.append(v)
+        self.spans.append(self.used - v)
+    }
+
+    mutating func add(_ name: String, integer: Int) {
+        let n = self.used
+        self.append(name)
+        let v = self.used
+        self.append(integer: integer)
+        self.spans.append(n)
+        self.spans.append(v - n)
+        self.spans.append(v)
+        self.spans.append(self.used - v)
+    }
+
+    mutating func add(_ fields: [(name: String, value: String)]) {
+        for i in fields.indices { self.add(fields[i].name, fields[i].value) }
+    }
+
+    /// Calls `body` with the `nghttp2_nv` array of the fields added since ``start()``.
+    func withList<R>(_ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+        let count = self.spans.count / 4
+        let base = self.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(1, count)) { nva in
+            for i in 0..<count {
+                let s = 4 * i
+                nva[i] = nghttp2_nv(
+                    name: base + self.spans[s], value: base + self.spans[s + 2], namelen: self.spans[s + 1], valuelen: self.spans[s + 3],
+                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
             }
+            return body(UnsafePointer(nva.baseAddress!), count)
         }
+    }
+}
+
+/// Strings of recently received header names and values. HPACK makes most fields repeats of earlier
+/// ones, so a repeat gets the String made last time (a compare and a retain) instead of a new one (an
+/// allocation). Strings of up to 15 bytes are stored inline and skip the table.
+struct RecentStrings {
+    private var slots: [String?] = Array(repeating: nil, count: 64)
+
+    mutating func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        let n = bytes.count
+        guard n > 15, let base = bytes.baseAddress else { return String(decoding: bytes, as: UTF8.self) }
+        let key = (n &* 31 &+ Int(base[0]) &* 7 &+ Int(base[n / 2]) &* 3 &+ Int(base[n - 1])) & (64 - 1)
+        if var cached = self.slots[key] {
+            let same = cached.withUTF8 { utf8 in utf8.elementsEqual(bytes) }
+            if same { return cached }
+        }
+        let made = String(decoding: bytes, as: UTF8.self)
+        self.slots[key] = made
+        return made
     }
 }

@@ -28,8 +28,14 @@ enum HTTP2Bridge {
     }
 
     static func httpRequest(_ r: HTTP2Request) -> HTTPRequest {
-        var headers = HTTPHeaders(r.headers)
-        if !r.authority.isEmpty && !headers.contains(name: "host") { headers.add(name: "host", value: r.authority) }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(r.headers.count + 1)
+        var hasHost = false
+        for field in r.headers {
+            headers.add(name: field.name, value: field.value)
+            if field.name == "host" { hasHost = true }  // HTTP/2 field names are lowercase
+        }
+        if !r.authority.isEmpty && !hasHost { headers.add(name: "host", value: r.authority) }
         return HTTPRequest(method: HTTPMethod(rawValue: r.method), uri: r.path, headers: headers, body: r.body)
     }
 

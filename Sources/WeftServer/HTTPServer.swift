@@ -17,6 +17,12 @@ public struct HTTPRequest: Sendable {
         self.method = method
         self.headers = headers
         self.body = body
+        // Most request targets are a plain path: no query and nothing percent-encoded.
+        if !uri.utf8.contains(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "%") }) {
+            self.path = uri
+            self.query = [:]
+            return
+        }
         let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         self.path = parts.first.map { String($0) }.flatMap { $0.removingPercentEncoding } ?? "/"
         self.query = parts.count > 1 ? HTTPRequest.parseQuery(parts[1]) : [:]

@@ -1,7 +1,11 @@
 // HTTP/2 benchmarks.
 //   weft-h2bench [port] [threads]
-//       A server: `HTTPServer` (HTTP/1.1 and h2c on one port) answering any request with the size of its
-//       body. Prints "listening <port>" and serves until killed (drive it with h2load).
+//       A server: `HTTPServer` (HTTP/1.1 and h2c on one port, the public ports' setup) answering any
+//       request with the size of its body. Prints "listening <port>" and serves until killed (drive it
+//       with h2load).
+//   weft-h2bench h2 [port] [threads]
+//       The same answer from `HTTPServer.startHTTP2` with a native `HTTP2Service` (HTTP/2 only, the
+//       setup of the gRPC port and of node-to-node traffic): no HTTP/1.1 request and response types.
 //   weft-h2bench client <port> [requests] [concurrency] [body bytes] [connections]
 //       The async client (`HTTP2Connection`) against such a server: requests/s and latency.
 import Foundation
@@ -73,11 +77,23 @@ if args.count > 1 && args[1] == "client" {
     for c in conns { await c.close() }
     try await group.shutdownGracefully()
 } else {
-    let port = args.count > 1 ? Int(args[1]) ?? 0 : 0
-    let threads = args.count > 2 ? Int(args[2]) ?? 1 : 1
+    let native = args.count > 1 && args[1] == "h2"
+    let rest = native ? Array(args.dropFirst(2)) : Array(args.dropFirst())
+    let port = rest.count > 0 ? Int(rest[0]) ?? 0 : 0
+    let threads = rest.count > 1 ? Int(rest[1]) ?? 1 : 1
     let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
-    let server = try await HTTPServer.start(host: "127.0.0.1", port: port, group: group, maxBodyBytes: 64 << 20) { request, loop in
-        loop.makeSucceededFuture(.text(.ok, "received \(request.body.readableBytes)\n"))
+    let server: HTTPServer
+    if native {
+        let service = HTTP2Service { request, loop in
+            loop.makeSucceededFuture(HTTP2Response(
+                status: 200, headers: [("content-type", "text/plain; charset=utf-8")],
+                body: ByteBuffer(string: "received \(request.body.readableBytes)\n")))
+        }
+        server = try await HTTPServer.startHTTP2(host: "127.0.0.1", port: port, group: group, maxBodyBytes: 64 << 20, service: service)
+    } else {
+        server = try await HTTPServer.start(host: "127.0.0.1", port: port, group: group, maxBodyBytes: 64 << 20) { request, loop in
+            loop.makeSucceededFuture(.text(.ok, "received \(request.body.readableBytes)\n"))
+        }
     }
     FileHandle.standardOutput.write(Data("listening \(server.port)\n".utf8))
     try await server.channel.closeFuture.get()

@@ -86,6 +86,16 @@ struct HTTP2ClientTests {
             await #expect(throws: HTTP2ClientError.cancelled) { _ = try await doomed.response() }
             #expect(try await connection.send(HTTP2ClientRequest(path: "/status/200")).status == 200)
             await connection.close()
+            // The same through the pool, which knows connections only by their protocol.
+            let pool = HTTP2ClientPool(group: MultiThreadedEventLoopGroup.singleton)
+            let pooled = try await pool.openStream(path: "/echo/pooled", to: .init(host: "127.0.0.1", port: port))
+            try await pooled.write(ByteBuffer(string: "one "))
+            try await pooled.finish(ByteBuffer(string: "two"))
+            #expect(try await pooled.response().header("x-path") == "/echo/pooled")
+            var echoed = ""
+            for try await piece in pooled.body { echoed += String(buffer: piece) }
+            #expect(echoed == "one two")
+            await pool.shutdown()
         }
     }
 
@@ -212,7 +222,7 @@ struct HTTP2ClientTests {
             // Rounds of 100 streams: each has sent HEADERS and a byte of body, then all are reset.
             var resets = 0
             rounds: for round in 0..<40 {
-                var streams: [HTTP2Stream] = []
+                var streams: [any HTTP2StreamingRequest] = []
                 for i in 0..<100 { streams.append(flooder.openStream(path: "/flood/\(round)/\(i)")) }
                 for s in streams {
                     do { try await s.write(ByteBuffer(bytes: [1])) } catch { break rounds }
