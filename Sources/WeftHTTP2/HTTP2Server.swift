@@ -30,15 +30,48 @@ public struct HTTP2Response: Sendable {
     /// Trailer fields sent after the body (e.g. `grpc-status`); empty for none. With trailers the
     /// engine sends no `content-length`.
     public var trailers: [(name: String, value: String)]
+    /// A body produced while it is sent, in place of `body`. The engine sends the head, then runs this
+    /// in a task; each ``HTTP2BodyWriter/write(_:)`` returns once its piece has gone out, so a peer that
+    /// reads slowly (flow control) slows the producer. Returning ends the body (then `trailers`, if
+    /// any); throwing resets the stream (INTERNAL_ERROR).
+    public var bodyStream: HTTP2BodyProducer?
 
     public init(
         status: Int, headers: [(name: String, value: String)] = [], body: ByteBuffer = ByteBuffer(),
-        trailers: [(name: String, value: String)] = []
+        trailers: [(name: String, value: String)] = [], bodyStream: HTTP2BodyProducer? = nil
     ) {
         self.status = status
         self.headers = headers
         self.body = body
         self.trailers = trailers
+        self.bodyStream = bodyStream
+    }
+}
+
+/// Writes a streamed response body (see ``HTTP2Response/bodyStream``).
+public typealias HTTP2BodyProducer = @Sendable (HTTP2BodyWriter) async throws -> Void
+
+/// The peer reset the stream, or the connection closed, while a streamed body was being written.
+public struct HTTP2StreamClosed: Error, Sendable, Equatable {
+    /// The HTTP/2 error code of the reset; nil when the connection closed.
+    public let errorCode: UInt32?
+}
+
+/// Sends the pieces of one streamed response body, in order.
+public final class HTTP2BodyWriter: Sendable {
+    private let write: @Sendable (ByteBuffer, Bool) -> EventLoopFuture<Void>
+
+    init(write: @escaping @Sendable (ByteBuffer, Bool) -> EventLoopFuture<Void>) {
+        self.write = write
+    }
+
+    /// Sends `piece`; returns once it has been handed to the socket. Throws ``HTTP2StreamClosed``.
+    public func write(_ piece: ByteBuffer) async throws {
+        try await self.write(piece, false).get()
+    }
+
+    func finish() async throws {
+        try await self.write(ByteBuffer(), true).get()
     }
 }
 

@@ -1,3 +1,4 @@
+import CNGHTTP2
 import NIOCore
 
 /// Serves HTTP/2 on one connection with an ``NGSession``: reads are fed to the session as they come,
@@ -17,6 +18,11 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
     private var lastActivity = NIODeadline.now()
     private var idleCheck: Scheduled<Void>? = nil
     private var goingAway = false
+    /// Streamed response bodies: the write in progress per stream, completed once it has gone out.
+    private var writeWaiters: [Int32: EventLoopPromise<Void>] = [:]
+    /// Streams whose body a producer is writing; a close code once the stream is gone (kept until the
+    /// producer's next write or its end, so it learns why).
+    private var streamingStreams: [Int32: UInt32?] = [:]
 
     init(configuration: HTTP2ServerConfiguration, service: HTTP2Service) {
         self.configuration = configuration
@@ -40,6 +46,15 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.idleCheck?.cancel()
         self.context = nil
         self.session = nil
+        self.failStreamedBodies()
+    }
+
+    /// The connection is gone: streamed bodies being written fail.
+    private func failStreamedBodies() {
+        let waiters = self.writeWaiters
+        self.writeWaiters = [:]
+        self.streamingStreams = [:]
+        for (_, w) in waiters { w.fail(HTTP2StreamClosed(errorCode: nil)) }
     }
 
     /// Closes the connection gracefully (GOAWAY) once it has had no open stream for `idleTimeout`.
@@ -85,6 +100,7 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
 
     func channelInactive(context: ChannelHandlerContext) {
         self.session = nil
+        self.failStreamedBodies()
         context.fireChannelInactive()
     }
 
@@ -115,7 +131,18 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
                     ? .bodyTooLarge(limit: self.configuration.maxBodyBytes)
                     : .headersTooLarge(limit: self.configuration.maxHeaderListBytes)
                 self.submit(streamID, self.service.reject(Self.request(head), limit), method: head.method)
-            case .closed, .goAway, .pingAck, .head, .data, .writable:
+            case .writable(let streamID):
+                self.writeWaiters.removeValue(forKey: streamID)?.succeed(())
+            case .closed(let streamID, let code):
+                if self.streamingStreams[streamID] != nil {
+                    if let waiter = self.writeWaiters.removeValue(forKey: streamID) {
+                        self.streamingStreams[streamID] = nil
+                        waiter.fail(HTTP2StreamClosed(errorCode: code))
+                    } else {
+                        self.streamingStreams[streamID] = .some(code)
+                    }
+                }
+            case .goAway, .pingAck, .head, .data:
                 break
             }
         }
@@ -141,11 +168,62 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
 
     private func submit(_ streamID: Int32, _ response: HTTP2Response, method: String) {
         guard let session = self.session else { return }
+        if let producer = response.bodyStream, method != "HEAD" {
+            return self.submitStreaming(streamID, response, producer: producer, session: session)
+        }
         session.submitResponse(
             streamID: streamID, status: response.status, headers: response.headers,
             body: method == "HEAD" ? nil : response.body, trailers: response.trailers,
             contentLength: response.trailers.isEmpty ? response.body.readableBytes : nil
         )
+        self.scheduleFlush()
+    }
+
+    /// Sends the head now and runs the producer in a task; its writes hop here and complete once sent.
+    private func submitStreaming(_ streamID: Int32, _ response: HTTP2Response, producer: @escaping HTTP2BodyProducer, session: NGSession) {
+        guard session.submitResponse(
+            streamID: streamID, status: response.status, headers: response.headers, body: nil, trailers: response.trailers, streaming: true)
+        else { return }
+        self.streamingStreams[streamID] = .some(nil)
+        self.scheduleFlush()
+        guard let loop = self.context?.eventLoop else { return }
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        let writer = HTTP2BodyWriter { piece, end in
+            loop.flatSubmit { handler.value.writeBody(streamID, piece, end: end, loop: loop) }
+        }
+        Task {
+            do {
+                try await producer(writer)
+                try await writer.finish()
+            } catch {
+                loop.execute { handler.value.resetStream(streamID) }
+            }
+        }
+    }
+
+    private func writeBody(_ streamID: Int32, _ piece: ByteBuffer, end: Bool, loop: any EventLoop) -> EventLoopFuture<Void> {
+        guard let session = self.session, let state = self.streamingStreams[streamID], self.writeWaiters[streamID] == nil else {
+            return loop.makeFailedFuture(HTTP2StreamClosed(errorCode: nil))
+        }
+        if let code = state {
+            self.streamingStreams[streamID] = nil
+            return loop.makeFailedFuture(HTTP2StreamClosed(errorCode: code))
+        }
+        guard session.writeBody(streamID, piece, end: end) else { return loop.makeFailedFuture(HTTP2StreamClosed(errorCode: nil)) }
+        self.scheduleFlush()
+        if end || piece.readableBytes == 0 {
+            if end { self.streamingStreams[streamID] = nil }
+            return loop.makeSucceededVoidFuture()
+        }
+        let promise = loop.makePromise(of: Void.self)
+        self.writeWaiters[streamID] = promise
+        return promise.futureResult
+    }
+
+    private func resetStream(_ streamID: Int32) {
+        guard let session = self.session, let state = self.streamingStreams.removeValue(forKey: streamID), state == nil else { return }
+        self.writeWaiters.removeValue(forKey: streamID)?.fail(HTTP2StreamClosed(errorCode: NGHTTP2_INTERNAL_ERROR.rawValue))
+        session.resetStream(streamID, errorCode: NGHTTP2_INTERNAL_ERROR.rawValue)
         self.scheduleFlush()
     }
 

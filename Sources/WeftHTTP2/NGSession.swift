@@ -263,20 +263,23 @@ public final class NGSession {
 
     /// Server: answers a stream. With non-empty `trailers`, the body (possibly empty) is followed by a
     /// trailing HEADERS frame that ends the stream (as gRPC needs). `contentLength`, when given, is sent
-    /// as `content-length` after `headers`. Returns false if the stream is gone (reset or closed meanwhile).
+    /// as `content-length` after `headers`. With `streaming`, the body follows through
+    /// ``writeBody(_:_:end:)``. Returns false if the stream is gone (reset or closed meanwhile).
     @discardableResult
     public func submitResponse(
         streamID: Int32, status: Int, headers: [(name: String, value: String)], body: ByteBuffer?,
-        trailers: [(name: String, value: String)] = [], contentLength: Int? = nil
+        trailers: [(name: String, value: String)] = [], contentLength: Int? = nil, streaming: Bool = false
     ) -> Bool {
         precondition(self.role == .server)
         guard let st = self.stream(streamID) else { return false }
         self.creditConnection(st)
         let hasBody = (body?.readableBytes ?? 0) > 0
         st.outBody = hasBody ? body : nil
-        st.outEnded = true
+        // A streamed body is written later with ``writeBody(_:_:end:)``; until then the provider defers.
+        st.outEnded = !streaming
+        st.streamingOut = streaming
         st.outTrailers = trailers.isEmpty ? nil : trailers
-        let needsProvider = hasBody || !trailers.isEmpty
+        let needsProvider = hasBody || !trailers.isEmpty || streaming
         self.fields.start()
         self.fields.add(":status", integer: status)
         self.fields.add(headers)
@@ -326,8 +329,8 @@ public final class NGSession {
         return sid
     }
 
-    /// Streaming request: queues `chunk` (and the end of the body when `end`) and wakes the deferred
-    /// body. Returns false if the stream is gone.
+    /// Streaming request or response body: queues `chunk` (and the end of the body when `end`) and
+    /// wakes the deferred body; `.writable` follows once it has gone out. Returns false if the stream is gone.
     @discardableResult
     public func writeBody(_ streamID: Int32, _ chunk: ByteBuffer, end: Bool) -> Bool {
         guard let st = self.stream(streamID), st.streamingOut, !st.outEnded else { return false }
