@@ -114,7 +114,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
     private let defaultAuthority: String
     private var session: NGSession?
     private var context: ChannelHandlerContext?
-    private var active: [Int32: (token: UInt64, promise: EventLoopPromise<HTTP2ClientResponse>)] = [:]
+    private var active = StreamTable<(token: UInt64, promise: EventLoopPromise<HTTP2ClientResponse>)>()
     private var streaming: [Int32: StreamBridge] = [:]
     /// One outstanding body write per streaming stream, completed when it has gone out.
     private var writeWaiters: [Int32: EventLoopPromise<Void>] = [:]
@@ -363,8 +363,8 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
     private func fail(_ error: HTTP2ClientError) {
         self.retired.store(true, ordering: .relaxed)
         if self.closedError == nil { self.closedError = error }
-        let active = self.active
-        self.active = [:]
+        let active = self.active.allValues
+        self.active.removeAll()
         self.streamOf = [:]
         let queued = self.waiting[self.waitingHead...]
         self.waiting = []
@@ -374,7 +374,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
         let writers = self.writeWaiters
         self.writeWaiters = [:]
         self.load.store(0, ordering: .relaxed)
-        for (_, entry) in active { entry.promise.fail(error) }
+        for entry in active { entry.promise.fail(error) }
         for (_, bridge) in streams { bridge.fail(error) }
         for (_, w) in writers { w.fail(error) }
         for w in queued { w.fail(error) }

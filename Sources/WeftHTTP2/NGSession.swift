@@ -1,6 +1,12 @@
 import CNGHTTP2
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A libnghttp2 error: a negative `nghttp2_error` code and its library message.
 public struct NGHTTP2Error: Error, CustomStringConvertible, Sendable {
     public let code: Int32
@@ -110,7 +116,7 @@ public final class NGSession {
     public let role: Role
     public let settings: NGSessionSettings
     private var session: OpaquePointer?
-    private var streams: [Int32: Stream] = [:]
+    private var streams = StreamTable<Stream>()
     /// The stream the last callback touched: header and data callbacks come in runs for one stream.
     private var lastStream: (id: Int32, stream: Stream)? = nil
     private var events: [NGEvent] = []
@@ -690,7 +696,7 @@ struct RecentStrings {
         guard n > 15, let base = bytes.baseAddress else { return String(decoding: bytes, as: UTF8.self) }
         let key = (n &* 31 &+ Int(base[0]) &* 7 &+ Int(base[n / 2]) &* 3 &+ Int(base[n - 1])) & (64 - 1)
         if var cached = self.slots[key] {
-            let same = cached.withUTF8 { utf8 in utf8.elementsEqual(bytes) }
+            let same = cached.withUTF8 { utf8 in utf8.count == n && memcmp(utf8.baseAddress!, base, n) == 0 }
             if same { return cached }
         }
         let made = String(decoding: bytes, as: UTF8.self)

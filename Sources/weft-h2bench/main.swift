@@ -4,7 +4,7 @@
 //       request with the size of its body. Prints "listening <port>" and serves until killed (drive it
 //       with h2load).
 //   weft-h2bench h2 [port] [threads]
-//       The same answer from `HTTPServer.startHTTP2` with a native `HTTP2Service` (HTTP/2 only, the
+//       The same answer from `HTTPServer.startHTTP2` with an `HTTP2Router` service (HTTP/2 only, the
 //       setup of the gRPC port and of node-to-node traffic): no HTTP/1.1 request and response types.
 //   weft-h2bench client <port> [requests] [concurrency] [body bytes] [connections]
 //       The async client (`HTTP2Connection`) against such a server: requests/s and latency.
@@ -35,40 +35,55 @@ if args.count > 1 && args[1] == "client" {
     let body = ByteBuffer(repeating: 0x61, count: bodyBytes)
     let clock = ContinuousClock()
     let started = clock.now
-    // Each of `concurrency` chains sends its next request when the previous answer arrives, driven by
-    // futures on the connection's event loop (no task per request).
-    let latencies: [Double] = try await withCheckedThrowingContinuation { (done: CheckedContinuation<[Double], any Error>) in
-        final class Chains: @unchecked Sendable {
-            var next = 0
-            var finished = 0
-            var latencies: [Double] = []
-            var failed = false
+    /// `concurrency` chains, each sending its next request when the previous answer arrives. Touched
+    /// only on the connections' event loop (one loop for all of them).
+    final class Chains: @unchecked Sendable {
+        let requests: Int
+        let concurrency: Int
+        let body: ByteBuffer
+        let loop: any EventLoop
+        let clock = ContinuousClock()
+        let done: CheckedContinuation<[Double], any Error>
+        var next = 0
+        var finished = 0
+        var latencies: [Double] = []
+        var failed = false
+
+        init(requests: Int, concurrency: Int, body: ByteBuffer, loop: any EventLoop, done: CheckedContinuation<[Double], any Error>) {
+            self.requests = requests
+            self.concurrency = concurrency
+            self.body = body
+            self.loop = loop
+            self.done = done
         }
-        let state = Chains()
-        let loop = pool[0].channel.eventLoop
+
         func launch(_ connection: HTTP2Connection) {
-            guard state.next < requests else {
-                state.finished += 1
-                if state.finished == concurrency { done.resume(returning: state.latencies.sorted()) }
+            guard self.next < self.requests else {
+                self.finished += 1
+                if self.finished == self.concurrency { self.done.resume(returning: self.latencies.sorted()) }
                 return
             }
-            state.next += 1
-            let t = clock.now
-            connection.submit(HTTP2ClientRequest(method: "POST", path: "/bench", body: body)).hop(to: loop).whenComplete { result in
+            self.next += 1
+            let t = self.clock.now
+            connection.submit(HTTP2ClientRequest(method: "POST", path: "/bench", body: self.body)).hop(to: self.loop).whenComplete { result in
                 switch result {
                 case .success(let r) where r.status == 200:
-                    let d = clock.now - t
-                    state.latencies.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
-                    launch(connection)
+                    let d = self.clock.now - t
+                    self.latencies.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15)
+                    self.launch(connection)
                 default:
-                    if !state.failed {
-                        state.failed = true
-                        done.resume(throwing: HTTP2ClientError.connectionClosed)
+                    if !self.failed {
+                        self.failed = true
+                        self.done.resume(throwing: HTTP2ClientError.connectionClosed)
                     }
                 }
             }
         }
-        loop.execute { for worker in 0..<concurrency { launch(pool[worker % pool.count]) } }
+    }
+    let latencies: [Double] = try await withCheckedThrowingContinuation { (done: CheckedContinuation<[Double], any Error>) in
+        let loop = pool[0].channel.eventLoop
+        let chains = Chains(requests: requests, concurrency: concurrency, body: body, loop: loop, done: done)
+        loop.execute { for worker in 0..<concurrency { chains.launch(pool[worker % pool.count]) } }
     }
     let seconds = Double((clock.now - started).components.seconds) + Double((clock.now - started).components.attoseconds) / 1e18
     func q(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
@@ -84,12 +99,13 @@ if args.count > 1 && args[1] == "client" {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
     let server: HTTPServer
     if native {
-        let service = HTTP2Service { request, loop in
+        var router = HTTP2Router()
+        router.on("POST", prefix: "/") { request, loop in
             loop.makeSucceededFuture(HTTP2Response(
                 status: 200, headers: [("content-type", "text/plain; charset=utf-8")],
                 body: ByteBuffer(string: "received \(request.body.readableBytes)\n")))
         }
-        server = try await HTTPServer.startHTTP2(host: "127.0.0.1", port: port, group: group, maxBodyBytes: 64 << 20, service: service)
+        server = try await HTTPServer.startHTTP2(host: "127.0.0.1", port: port, group: group, maxBodyBytes: 64 << 20, service: router.service)
     } else {
         server = try await HTTPServer.start(host: "127.0.0.1", port: port, group: group, maxBodyBytes: 64 << 20) { request, loop in
             loop.makeSucceededFuture(.text(.ok, "received \(request.body.readableBytes)\n"))

@@ -270,3 +270,33 @@ struct HTTP2ClientTests {
         await #expect(throws: HTTP2ClientError.self) { _ = try await pool.send(HTTP2ClientRequest(path: "/"), to: .init(host: "127.0.0.1", port: 1)) }
     }
 }
+
+/// Routing on a live server: exact paths, longest prefixes, 404 and 405.
+struct HTTP2RouterTests {
+    @Test func test_routes_exactThenLongestPrefix_with404And405() async throws {
+        var router = HTTP2Router()
+        let answer = { (name: String) -> HTTP2Router.Handler in
+            { request, loop in loop.makeSucceededFuture(HTTP2Response(status: 200, body: ByteBuffer(string: "\(name) \(request.path)"))) }
+        }
+        router.on("POST", "/v1/push", answer("push"))
+        router.on("GET", "/v1/push", answer("push-get"))
+        router.on("GET", prefix: "/v1/", answer("v1"))
+        router.on("GET", prefix: "/v1/query/", answer("query"))
+        let server = try await HTTPServer.startHTTP2(
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, maxBodyBytes: 1 << 20, service: router.service)
+        let connection = try await HTTP2Connection.connect(host: "127.0.0.1", port: server.port, group: MultiThreadedEventLoopGroup.singleton)
+        func call(_ method: String, _ path: String) async throws -> (Int, String, String?) {
+            let r = try await connection.send(HTTP2ClientRequest(method: method, path: path))
+            return (r.status, String(buffer: r.body), r.header("allow"))
+        }
+        #expect(try await call("POST", "/v1/push") == (200, "push /v1/push", nil))
+        #expect(try await call("GET", "/v1/push?x=1") == (200, "push-get /v1/push?x=1", nil))
+        #expect(try await call("GET", "/v1/query/abc") == (200, "query /v1/query/abc", nil))
+        #expect(try await call("GET", "/v1/other") == (200, "v1 /v1/other", nil))
+        #expect(try await call("DELETE", "/v1/push") == (405, "DELETE is not allowed on /v1/push\n", "GET, POST"))
+        #expect(try await call("POST", "/v1/query/x") == (405, "POST is not allowed on /v1/query/x\n", "GET"))
+        #expect(try await call("GET", "/v2/push") == (404, "no route for /v2/push\n", nil))
+        await connection.close()
+        await server.shutdown()
+    }
+}
