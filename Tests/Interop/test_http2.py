@@ -89,6 +89,28 @@ def test_nghttp_get_echo(node):
     assert "\necho" in out.stdout
 
 
+def test_nghttp_otlp_export_then_search(node):
+    """nghttp (nghttp2's own client) posts OTLP protobuf to /v1/traces and finds the trace via /api/search."""
+    need("nghttp")
+    trace_id = os.urandom(16)
+    with tempfile.NamedTemporaryFile(suffix=".pb") as f:
+        f.write(otlp_request(trace_id, "nghttp-tenant"))
+        f.flush()
+        out = subprocess.run(
+            ["nghttp", "-v", "-d", f.name, "-H", "content-type: application/x-protobuf", node.otlp + "/v1/traces"],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert ":status: 200" in out.stdout, out.stdout
+    out = subprocess.run(
+        ["nghttp", node.query + "/api/search?tags=tenant_id%3Dnghttp-tenant"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    traces = json.loads(out.stdout)["traces"]
+    assert [t["traceID"] for t in traces] == [trace_id.hex().lstrip("0")]
+    assert traces[0]["rootServiceName"] == "h2c-svc"
+
+
 def test_h2load_burst_has_no_failures(node):
     need("h2load")
     out = subprocess.run(
@@ -173,6 +195,108 @@ def test_bad_preface_and_malformed_frame_close_only_that_connection(node):
     if shutil.which("curl"):
         assert curl_h2(node.query + "/api/echo")[0:3:2] == (200, "echo")
     keep.close()
+
+
+def hpack_int(value, prefix_bits, first_byte_flags=0):
+    """HPACK integer (RFC 7541 §5.1)."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first_byte_flags | value])
+    out = [first_byte_flags | limit]
+    value -= limit
+    while value >= 128:
+        out.append(value % 128 + 128)
+        value //= 128
+    out.append(value)
+    return bytes(out)
+
+
+def hpack_literal(name, value):
+    """A literal header field without indexing, no Huffman."""
+    return b"\x00" + hpack_int(len(name), 7) + name + hpack_int(len(value), 7) + value
+
+
+def frame(kind, flags, stream, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def server_ends(sock, frames):
+    """Sends `frames`, then reads until the server closes; True once it has closed the connection (a close
+    while our frames are still unread reaches us as a reset). False if every frame was sent and the
+    server keeps the connection open (the socket timeout ends the wait)."""
+    try:
+        for f in frames:
+            sock.sendall(f)
+        read_until_closed(sock, limit=64 << 20)
+        return True
+    except (BrokenPipeError, ConnectionResetError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_header_continuation_and_reset_floods_keep_memory_bounded(node):
+    """Oversized header lists (431), a CONTINUATION flood and a rapid-reset flood, each on its own raw
+    connection and repeated: the abusive connections are answered or closed with GOAWAY, a bystander
+    connection keeps being served, and the node's resident memory stays within a fixed bound."""
+    host, port = hostport(node.otlp)
+    settings = frame(4, 0, 0, b"")
+    request_head = b"\x83\x86\x84" + hpack_literal(b":authority", b"x")  # POST, http, /
+    keep = requests.Session()
+    assert keep.get(node.query + "/api/echo", timeout=30).text == "echo"
+    for _ in range(3):  # warm up allocator pools before the baseline
+        requests.get(node.query + "/api/echo", timeout=30)
+    baseline = rss_kib(node.proc.pid)
+
+    for round in range(20):
+        # 1. A header list far over the advertised 64 KiB limit (HEADERS + CONTINUATIONs, END_HEADERS at
+        #    the end): the stream is answered 431 and the connection stays usable.
+        with socket.create_connection((host, port), timeout=30) as s:
+            # 80 KB in five frames (the library allows only a few CONTINUATIONs per header block).
+            block = request_head + b"".join(hpack_literal(b"x-big-%d" % i, b"v" * 8000) for i in range(10))
+            chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)]
+            frames = frame(1, 0x1 | (0x4 if len(chunks) == 1 else 0), 1, chunks[0])  # END_STREAM
+            for i, chunk in enumerate(chunks[1:], 1):
+                frames += frame(9, 0x4 if i == len(chunks) - 1 else 0, 1, chunk)
+            s.sendall(PREFACE + settings + frames)
+            reply = b""
+            while b":status" not in reply and len(frame_headers(reply)) < 64:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+                # The 431 answer is a HEADERS frame on stream 1 (HPACK-encoded; ":status: 431" is not
+                # in the static table, so its digits appear literally).
+                if b"431" in reply:
+                    break
+            assert b"431" in reply, frame_headers(reply)
+
+        # 2. A CONTINUATION flood: one HEADERS without END_HEADERS, then endless small CONTINUATIONs.
+        #    The library ends the connection (GOAWAY, then close).
+        with socket.create_connection((host, port), timeout=30) as s:
+            s.sendall(PREFACE + settings + frame(1, 0x1, 1, request_head))
+            flood = (frame(9, 0, 1, hpack_literal(b"x-c", b"%d" % i)) for i in range(20000))
+            assert server_ends(s, flood), "the CONTINUATION flood was not cut off"
+
+        # 3. Rapid reset: streams opened and reset at once, 2,000 of them; the server's reset limit
+        #    ends the connection.
+        with socket.create_connection((host, port), timeout=30) as s:
+            s.sendall(PREFACE + settings)
+            flood = (frame(1, 0x4, sid, request_head) + frame(3, 0, sid, struct.pack(">I", 8)) for sid in range(1, 4001, 2))
+            assert server_ends(s, flood), "the reset flood was not cut off"
+
+        assert keep.get(node.query + "/api/echo", timeout=30).text == "echo"
+
+    grown = rss_kib(node.proc.pid) - baseline
+    assert grown < 64 * 1024, "resident memory grew by %d KiB over 20 rounds of floods" % grown
 
 
 def test_sigterm_with_open_h2c_connection_shuts_down(data_dir):  # noqa: F811
