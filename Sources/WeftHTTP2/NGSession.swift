@@ -687,13 +687,15 @@ struct HeaderFieldScratch: ~Copyable {
 
 /// Strings of recently received header names and values. HPACK makes most fields repeats of earlier
 /// ones, so a repeat gets the String made last time (a compare and a retain) instead of a new one (an
-/// allocation). Strings of up to 15 bytes are stored inline and skip the table.
+/// allocation). Strings of up to 15 bytes are stored inline and skip the table; strings over `longest`
+/// bytes skip it too, so a connection's table holds at most 64 × 256 bytes whatever its peer sends.
 struct RecentStrings {
+    static let longest = 256
     private var slots: [String?] = Array(repeating: nil, count: 64)
 
     mutating func string(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
         let n = bytes.count
-        guard n > 15, let base = bytes.baseAddress else { return String(decoding: bytes, as: UTF8.self) }
+        guard n > 15, n <= Self.longest, let base = bytes.baseAddress else { return String(decoding: bytes, as: UTF8.self) }
         let key = (n &* 31 &+ Int(base[0]) &* 7 &+ Int(base[n / 2]) &* 3 &+ Int(base[n - 1])) & (64 - 1)
         if var cached = self.slots[key] {
             let same = cached.withUTF8 { utf8 in utf8.count == n && memcmp(utf8.baseAddress!, base, n) == 0 }
