@@ -85,16 +85,30 @@ public enum HTTP2Rejection: Sendable, Equatable {
 
 /// What an HTTP/2 server does with requests.
 public struct HTTP2Service: Sendable {
-    /// Answers a complete request; called on the connection's event loop.
-    public var respond: @Sendable (HTTP2Request, any EventLoop) -> EventLoopFuture<HTTP2Response>
+    /// Delivers the answer to one request; call it once, from any thread.
+    public typealias Reply = @Sendable (Result<HTTP2Response, any Error>) -> Void
+
+    /// Answers a complete request through its `Reply`; called on the connection's event loop.
+    public var answer: @Sendable (HTTP2Request, any EventLoop, @escaping Reply) -> Void
     /// Builds the answer for a request refused by a limit (the request has no body).
     public var reject: @Sendable (HTTP2Request, HTTP2Rejection) -> HTTP2Response
 
+    /// A service whose answers are futures.
     public init(
         respond: @escaping @Sendable (HTTP2Request, any EventLoop) -> EventLoopFuture<HTTP2Response>,
         reject: @escaping @Sendable (HTTP2Request, HTTP2Rejection) -> HTTP2Response = HTTP2Service.plainRejection
     ) {
-        self.respond = respond
+        self.answer = { request, loop, reply in respond(request, loop).whenComplete(reply) }
+        self.reject = reject
+    }
+
+    /// A service that answers through a callback (no future of its own: an adapter over another
+    /// future-returning API can reply from that future's callback).
+    public init(
+        answer: @escaping @Sendable (HTTP2Request, any EventLoop, @escaping Reply) -> Void,
+        reject: @escaping @Sendable (HTTP2Request, HTTP2Rejection) -> HTTP2Response = HTTP2Service.plainRejection
+    ) {
+        self.answer = answer
         self.reject = reject
     }
 

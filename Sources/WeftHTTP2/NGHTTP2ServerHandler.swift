@@ -154,15 +154,20 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
 
     private func dispatch(_ streamID: Int32, _ message: NGMessage, context: ChannelHandlerContext) {
         let method = message.method
-        let future = self.service.respond(Self.request(message), context.eventLoop)
-        future.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+        let loop = context.eventLoop
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        self.service.answer(Self.request(message), loop) { result in
             let response: HTTP2Response
             switch result {
             case .success(let r): response = r
             case .failure(let error):
                 response = HTTP2Response(status: 500, headers: [("content-type", "text/plain; charset=utf-8")], body: ByteBuffer(string: "internal error: \(error)\n"))
             }
-            self.submit(streamID, response, method: method)
+            if loop.inEventLoop {
+                handler.value.submit(streamID, response, method: method)
+            } else {
+                loop.execute { handler.value.submit(streamID, response, method: method) }
+            }
         }
     }
 

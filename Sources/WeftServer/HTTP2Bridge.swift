@@ -7,8 +7,8 @@ import WeftHTTP2
 enum HTTP2Bridge {
     static func service(maxBodyBytes: Int, responder: @escaping HTTPResponder) -> HTTP2Service {
         HTTP2Service(
-            respond: { request, loop in
-                responder(httpRequest(request), loop).map { http2Response($0) }
+            answer: { request, loop, reply in
+                responder(httpRequest(request), loop).whenComplete { reply($0.map(http2Response)) }
             },
             reject: { request, why in
                 switch why {
