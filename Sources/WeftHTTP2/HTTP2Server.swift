@@ -9,16 +9,47 @@ public struct HTTP2Request: Sendable {
     public var authority: String
     /// Regular header fields (lowercase names), in arrival order.
     public var headers: [(name: String, value: String)]
+    /// The whole body; empty when it comes through `bodyStream`.
     public var body: ByteBuffer
+    /// The body piece by piece, for requests the service streams (``HTTP2Service/streamsRequestBody``)
+    /// that have a body; nil otherwise.
+    public var bodyStream: HTTP2RequestBody?
 
-    public init(method: String, path: String, scheme: String, authority: String, headers: [(name: String, value: String)], body: ByteBuffer) {
+    public init(
+        method: String, path: String, scheme: String, authority: String, headers: [(name: String, value: String)], body: ByteBuffer,
+        bodyStream: HTTP2RequestBody? = nil
+    ) {
         self.method = method
         self.path = path
         self.scheme = scheme
         self.authority = authority
         self.headers = headers
         self.body = body
+        self.bodyStream = bodyStream
     }
+}
+
+/// A request body read as it arrives. Bytes are credited back to the peer (stream and connection
+/// windows) only as they are read, so a handler that reads slowly slows the sender, with at most one
+/// stream window buffered. If the peer resets the stream, reading throws ``HTTP2StreamClosed``.
+public struct HTTP2RequestBody: AsyncSequence, Sendable {
+    public typealias Element = ByteBuffer
+    let bridge: StreamBridge
+    let consumed: @Sendable (Int) -> Void
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let body: HTTP2RequestBody
+        public mutating func next() async throws -> ByteBuffer? {
+            guard let piece = try await self.body.bridge.next() else { return nil }
+            self.body.consumed(piece.readableBytes)
+            return piece
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(body: self) }
+
+    /// Trailer fields, once the body has been read to its end.
+    public var trailers: [(name: String, value: String)] { self.bridge.trailers }
 }
 
 /// A response to send on one stream.
@@ -92,24 +123,31 @@ public struct HTTP2Service: Sendable {
     public var answer: @Sendable (HTTP2Request, any EventLoop, @escaping Reply) -> Void
     /// Builds the answer for a request refused by a limit (the request has no body).
     public var reject: @Sendable (HTTP2Request, HTTP2Rejection) -> HTTP2Response
+    /// Which requests (by method and path) are handed over when their headers arrive, with the body
+    /// to read through ``HTTP2Request/bodyStream``; nil: every request arrives whole.
+    public var streamsRequestBody: (@Sendable (_ method: String, _ path: String) -> Bool)?
 
     /// A service whose answers are futures.
     public init(
         respond: @escaping @Sendable (HTTP2Request, any EventLoop) -> EventLoopFuture<HTTP2Response>,
-        reject: @escaping @Sendable (HTTP2Request, HTTP2Rejection) -> HTTP2Response = HTTP2Service.plainRejection
+        reject: @escaping @Sendable (HTTP2Request, HTTP2Rejection) -> HTTP2Response = HTTP2Service.plainRejection,
+        streamsRequestBody: (@Sendable (_ method: String, _ path: String) -> Bool)? = nil
     ) {
         self.answer = { request, loop, reply in respond(request, loop).whenComplete(reply) }
         self.reject = reject
+        self.streamsRequestBody = streamsRequestBody
     }
 
     /// A service that answers through a callback (no future of its own: an adapter over another
     /// future-returning API can reply from that future's callback).
     public init(
         answer: @escaping @Sendable (HTTP2Request, any EventLoop, @escaping Reply) -> Void,
-        reject: @escaping @Sendable (HTTP2Request, HTTP2Rejection) -> HTTP2Response = HTTP2Service.plainRejection
+        reject: @escaping @Sendable (HTTP2Request, HTTP2Rejection) -> HTTP2Response = HTTP2Service.plainRejection,
+        streamsRequestBody: (@Sendable (_ method: String, _ path: String) -> Bool)? = nil
     ) {
         self.answer = answer
         self.reject = reject
+        self.streamsRequestBody = streamsRequestBody
     }
 
     @Sendable public static func plainRejection(_ request: HTTP2Request, _ why: HTTP2Rejection) -> HTTP2Response {

@@ -23,6 +23,8 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
     /// Streams whose body a producer is writing; a close code once the stream is gone (kept until the
     /// producer's next write or its end, so it learns why).
     private var streamingStreams: [Int32: UInt32?] = [:]
+    /// Request bodies being handed to their handlers piece by piece.
+    private var incoming: [Int32: StreamBridge] = [:]
 
     init(configuration: HTTP2ServerConfiguration, service: HTTP2Service) {
         self.configuration = configuration
@@ -33,6 +35,7 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.context = context
         do {
             self.session = try NGSession(role: .server, settings: self.configuration.sessionSettings, allocator: context.channel.allocator)
+            self.session?.streamsRequestBody = self.service.streamsRequestBody
         } catch {
             context.close(promise: nil)
             return
@@ -54,7 +57,10 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         let waiters = self.writeWaiters
         self.writeWaiters = [:]
         self.streamingStreams = [:]
+        let bodies = self.incoming
+        self.incoming = [:]
         for (_, w) in waiters { w.fail(HTTP2StreamClosed(errorCode: nil)) }
+        for (_, b) in bodies { b.fail(HTTP2StreamClosed(errorCode: nil)) }
     }
 
     /// Closes the connection gracefully (GOAWAY) once it has had no open stream for `idleTimeout`.
@@ -125,7 +131,28 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         while let event = session.nextEvent() {
             switch event {
             case .message(let streamID, let message):
-                self.dispatch(streamID, message, context: context)
+                if !self.incoming.isEmpty, let body = self.incoming.removeValue(forKey: streamID) {
+                    body.finish(trailers: message.trailers)
+                } else {
+                    self.dispatch(streamID, Self.request(message), context: context)
+                }
+            case .head(let streamID, let head):
+                // A streamed request body: the handler starts now and reads the body as it arrives.
+                let body = StreamBridge(token: 0)
+                self.incoming[streamID] = body
+                let loop = context.eventLoop
+                let handler = NIOLoopBound(self, eventLoop: loop)
+                var request = Self.request(head)
+                request.bodyStream = HTTP2RequestBody(bridge: body) { bytes in
+                    loop.execute { handler.value.consumed(streamID, bytes) }
+                }
+                self.dispatch(streamID, request, context: context)
+            case .data(let streamID, let piece):
+                if let body = self.incoming[streamID] {
+                    body.push(piece)
+                } else {
+                    session.consume(streamID, piece.readableBytes)
+                }
             case .rejected(let streamID, let why, let head):
                 let limit: HTTP2Rejection = why == .bodyTooLarge
                     ? .bodyTooLarge(limit: self.configuration.maxBodyBytes)
@@ -134,7 +161,8 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
             case .writable(let streamID):
                 self.writeWaiters.removeValue(forKey: streamID)?.succeed(())
             case .closed(let streamID, let code):
-                if self.streamingStreams[streamID] != nil {
+                if !self.incoming.isEmpty { self.incoming.removeValue(forKey: streamID)?.fail(HTTP2StreamClosed(errorCode: code)) }
+                if !self.streamingStreams.isEmpty, self.streamingStreams[streamID] != nil {
                     if let waiter = self.writeWaiters.removeValue(forKey: streamID) {
                         self.streamingStreams[streamID] = nil
                         waiter.fail(HTTP2StreamClosed(errorCode: code))
@@ -142,7 +170,7 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
                         self.streamingStreams[streamID] = .some(code)
                     }
                 }
-            case .goAway, .pingAck, .head, .data:
+            case .goAway, .pingAck:
                 break
             }
         }
@@ -152,11 +180,18 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         HTTP2Request(method: m.method, path: m.path, scheme: m.scheme, authority: m.authority, headers: m.headers, body: m.body)
     }
 
-    private func dispatch(_ streamID: Int32, _ message: NGMessage, context: ChannelHandlerContext) {
-        let method = message.method
+    /// A handler read `bytes` of a streamed request body: the peer may send that much more.
+    private func consumed(_ streamID: Int32, _ bytes: Int) {
+        guard let session = self.session else { return }
+        session.consume(streamID, bytes)
+        self.scheduleFlush()
+    }
+
+    private func dispatch(_ streamID: Int32, _ request: HTTP2Request, context: ChannelHandlerContext) {
+        let method = request.method
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
-        self.service.answer(Self.request(message), loop) { result in
+        self.service.answer(request, loop) { result in
             let response: HTTP2Response
             switch result {
             case .success(let r): response = r

@@ -278,7 +278,7 @@ public final class NGSession {
     ) -> Bool {
         precondition(self.role == .server)
         guard let st = self.stream(streamID) else { return false }
-        self.creditConnection(st)
+        if !st.streamingIn { self.creditConnection(st) }  // a streamed body is credited as it is consumed
         let hasBody = (body?.readableBytes ?? 0) > 0
         st.outBody = hasBody ? body : nil
         // A streamed body is written later with ``writeBody(_:_:end:)``; until then the provider defers.
@@ -348,13 +348,22 @@ public final class NGSession {
         return true
     }
 
-    /// Credits `bytes` of a streaming response back to the peer (stream and connection windows).
+    /// Credits `bytes` of a streamed body (a client's response, a server's request) back to the peer,
+    /// on the stream and the connection. Bytes of a stream that has closed were credited to the
+    /// connection when it closed.
     public func consume(_ streamID: Int32, _ bytes: Int) {
-        guard bytes > 0 else { return }
-        nghttp2_session_consume_connection(self.session, bytes)
-        // The stream may have ended meanwhile; then only the connection window matters.
-        _ = nghttp2_session_consume_stream(self.session, streamID, bytes)
+        guard bytes > 0, let st = self.stream(streamID) else { return }
+        let n = min(bytes, st.unconsumed)
+        guard n > 0 else { return }
+        st.unconsumed -= n
+        nghttp2_session_consume_connection(self.session, n)
+        _ = nghttp2_session_consume_stream(self.session, streamID, n)
     }
+
+    /// Server: which requests hand their body over piece by piece (a `.head` event when the headers
+    /// arrive, then `.data` events credited through ``consume(_:_:)``, then `.message` with the
+    /// trailers) instead of whole. Called with the method and path of each request that has a body.
+    public var streamsRequestBody: ((_ method: String, _ path: String) -> Bool)? = nil
 
     /// Resets one stream (RST_STREAM); the `.closed` event follows once the frame is sent.
     public func resetStream(_ streamID: Int32, errorCode: UInt32 = NGHTTP2_CANCEL.rawValue) {
@@ -429,17 +438,19 @@ public final class NGSession {
             nghttp2_session_consume(self.session, sid, n)
             return 0
         }
+        if st.streamingIn {
+            // Credited when the owner consumes it (``consume``): the windows bound what is buffered.
+            st.unconsumed += n
+            var piece = self.allocator.buffer(capacity: n)
+            piece.writeBytes(data)
+            self.events.append(.data(streamID: sid, piece))
+            return 0
+        }
         if self.role == .server {
             // The stream window reopens at once (one stream may carry up to maxBodyBytes); the connection
             // window only when the request is answered or dropped, which bounds a connection's buffered bodies.
             nghttp2_session_consume_stream(self.session, sid, n)
             st.unconsumed += n
-        } else if st.streamingIn {
-            // Credited when the owner consumes it (``consume``): the windows bound what is buffered.
-            var piece = self.allocator.buffer(capacity: n)
-            piece.writeBytes(data)
-            self.events.append(.data(streamID: sid, piece))
-            return 0
         } else {
             // Whole responses are credited on arrival (bounded by maxBodyBytes).
             nghttp2_session_consume(self.session, sid, n)
@@ -467,6 +478,18 @@ public final class NGSession {
                 st.message.status = 0
                 st.headerBytes = 0
                 return 0
+            }
+            if self.role == .server, isHeaders, !endStream, !st.headDelivered, st.rejection == nil,
+               let streams = self.streamsRequestBody, streams(st.message.method, st.message.path) {
+                st.streamingIn = true
+                st.headDelivered = true
+                var head = NGMessage(body: self.allocator.buffer(capacity: 0))
+                head.method = st.message.method
+                head.path = st.message.path
+                head.scheme = st.message.scheme
+                head.authority = st.message.authority
+                head.headers = st.message.headers
+                self.events.append(.head(streamID: hd.stream_id, head))
             }
             if self.role == .client, isHeaders, st.streamingIn, !st.headDelivered, st.message.status >= 200 {
                 st.headDelivered = true
@@ -496,9 +519,10 @@ public final class NGSession {
 
     private func onFrameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let hd = frame.pointee.hd
-        // We answered a rejected request early; tell the peer to stop sending its body.
+        // We answered before the request body ended (a rejected request, or a streamed body the
+        // handler did not wait for); tell the peer to stop sending it.
         if self.role == .server, hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
-           let st = self.stream(hd.stream_id), st.rejection != nil, !st.remoteClosed {
+           let st = self.stream(hd.stream_id), st.rejection != nil || st.streamingIn, !st.remoteClosed {
             nghttp2_submit_rst_stream(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), hd.stream_id, NGHTTP2_NO_ERROR.rawValue)
         }
         return 0

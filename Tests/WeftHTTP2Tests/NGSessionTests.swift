@@ -18,6 +18,9 @@ final class SessionPair {
     var requests: [(Int32, NGMessage)] = []
     var rejections: [Int32: NGRejection] = [:]
     var serverClosed: [Int32: UInt32] = [:]
+    /// Server, streamed request bodies: heads, and body bytes received (not yet consumed).
+    var serverHeads: [Int32: NGMessage] = [:]
+    var serverStreamed: [Int32: [UInt8]] = [:]
     /// The server application; the default echoes the request body with 200.
     var onRequest: (SessionPair, Int32, NGMessage) -> Void = SessionPair.echo
     var onRejected: (SessionPair, Int32, NGRejection) -> Void = { pair, id, why in
@@ -63,7 +66,11 @@ final class SessionPair {
                     self.onRejected(self, id, why)
                 case .closed(let id, let code):
                     self.serverClosed[id] = code
-                case .goAway, .pingAck, .head, .data, .writable:
+                case .head(let id, let m):
+                    self.serverHeads[id] = m
+                case .data(let id, let b):
+                    self.serverStreamed[id, default: []] += Array(b.readableBytesView)
+                case .goAway, .pingAck, .writable:
                     break
                 }
             }
@@ -145,6 +152,44 @@ struct NGSessionTests {
         #expect(pair.streamed[id] == first + second)
         #expect(pair.responses[id]?.status == 200)
         #expect(!pair.client.writeBody(id, ByteBuffer(bytes: [0]), end: true), "the stream is finished")
+    }
+
+    /// A server that streams a request body: the head comes first, the body arrives only as far as the
+    /// server has consumed it plus one stream window, and the request ends with its trailers.
+    @Test func test_streamedRequestBody_arrivesOnlyAsFarAsConsumedPlusOneWindow() throws {
+        var settings = NGSessionSettings()
+        settings.initialStreamWindow = 128 << 10
+        let pair = try SessionPair(server: settings)
+        pair.server.streamsRequestBody = { method, path in method == "POST" && path == "/stream" }
+        // Streamed requests are answered by the test itself, below.
+        pair.onRequest = { pair, id, m in if m.path != "/stream" { SessionPair.echo(pair, id, m) } }
+        let whole = try pair.post("/whole", pattern(300_000, seed: 3))
+        let id = try pair.client.submitRequest(method: "POST", path: "/stream", authority: "test", streaming: true)
+        let body = pattern(1_000_000, seed: 4)
+        #expect(pair.client.writeBody(id, ByteBuffer(bytes: body), end: true))
+        try pair.run()
+        #expect(pair.serverHeads[id]?.path == "/stream")
+        #expect(pair.requests.map(\.0) == [whole], "other paths still arrive whole")
+        var consumed = 0
+        while (pair.serverStreamed[id]?.count ?? 0) < body.count {
+            let arrived = pair.serverStreamed[id]?.count ?? 0
+            #expect(arrived <= consumed + (128 << 10), "\(arrived) bytes arrived with \(consumed) consumed")
+            #expect(arrived > consumed, "nothing new arrived after consuming")
+            guard arrived > consumed else { break }
+            // Consume half of what is waiting, then let the bytes move.
+            let step = max(1, (arrived - consumed) / 2)
+            pair.server.consume(id, step)
+            consumed += step
+            try pair.run()
+        }
+        #expect(pair.serverStreamed[id] == body)
+        // The end of the body comes as the message (no body of its own), then the answer closes the stream.
+        #expect(pair.requests.map(\.0) == [whole, id])
+        #expect(pair.requests.last?.1.body.readableBytes == 0)
+        pair.server.submitResponse(streamID: id, status: 204, headers: [], body: nil)
+        try pair.run()
+        #expect(pair.responses[id]?.status == 204)
+        #expect(pair.server.openStreams == 0)
     }
 
     @Test func test_manyConcurrentStreams_allAnsweredInOneConnection() throws {

@@ -126,3 +126,87 @@ struct StreamedResponseTests {
         }
     }
 }
+
+/// Request bodies handed to the handler piece by piece (`HTTP2Service.streamsRequestBody`).
+struct StreamedRequestTests {
+    /// `/upload` answers with the byte count and a checksum of the body it read; `/hold` reads nothing
+    /// until its first piece, then reports how reading ended on `outcomes`. Other paths arrive whole.
+    static func withServer(_ body: (_ port: Int, _ outcomes: AsyncStream<String>) async throws -> Void) async throws {
+        let (outcomes, report) = AsyncStream.makeStream(of: String.self)
+        let service = HTTP2Service(
+            respond: { request, loop in
+                guard let stream = request.bodyStream else {
+                    return loop.makeSucceededFuture(HTTP2Response(status: 200, body: ByteBuffer(string: "whole \(request.body.readableBytes)")))
+                }
+                let promise = loop.makePromise(of: HTTP2Response.self)
+                promise.completeWithTask {
+                    if request.path == "/upload" {
+                        var count = 0
+                        var sum: UInt64 = 0
+                        for try await piece in stream {
+                            for byte in piece.readableBytesView { sum = sum &* 31 &+ UInt64(byte) }
+                            count += piece.readableBytes
+                        }
+                        let trailer = stream.trailers.first { $0.name == "x-end" }?.value ?? "-"
+                        return HTTP2Response(status: 200, body: ByteBuffer(string: "\(count) \(sum) \(trailer)"))
+                    }
+                    do {
+                        for try await _ in stream {}
+                        report.yield("ended")
+                    } catch let closed as HTTP2StreamClosed {
+                        report.yield("closed \(closed.errorCode.map(String.init) ?? "connection")")
+                    }
+                    return HTTP2Response(status: 200)
+                }
+                return promise.futureResult
+            },
+            streamsRequestBody: { method, path in method == "POST" && path != "/whole" }
+        )
+        let server = try await HTTPServer.startHTTP2(
+            host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, maxBodyBytes: 1 << 20, service: service)
+        do {
+            try await body(server.port, outcomes)
+        } catch {
+            await server.shutdown()
+            throw error
+        }
+        await server.shutdown()
+    }
+
+    /// 4 MiB, four times `maxBodyBytes`, streamed through; the handler sees every byte in order.
+    @Test func test_streamedUpload_reachesTheHandlerWhole_pastTheBodyLimit() async throws {
+        try await Self.withServer { port, _ in
+            let connection = try await HTTP2Connection.connect(host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)
+            let stream = connection.openStream(method: "POST", path: "/upload", headers: [])
+            var sum: UInt64 = 0
+            for i in 0..<64 {
+                let piece = [UInt8]((0..<(64 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ i) })
+                for byte in piece { sum = sum &* 31 &+ UInt64(byte) }
+                try await stream.write(ByteBuffer(bytes: piece))
+            }
+            try await stream.finish()
+            #expect(try await stream.response().status == 200)
+            var answer = ""
+            for try await piece in stream.body { answer += String(buffer: piece) }
+            #expect(answer == "\(64 * (64 << 10)) \(sum) -")
+            // Requests the service does not stream still arrive whole.
+            let whole = try await connection.send(HTTP2ClientRequest(method: "POST", path: "/whole", body: ByteBuffer(repeating: 1, count: 1000)))
+            #expect(String(buffer: whole.body) == "whole 1000")
+            await connection.close()
+        }
+    }
+
+    /// A sender that resets its stream mid-body makes the handler's read throw with that code.
+    @Test func test_senderReset_failsTheHandlersRead() async throws {
+        try await Self.withServer { port, outcomes in
+            var results = outcomes.makeAsyncIterator()
+            let connection = try await HTTP2Connection.connect(host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)
+            let stream = connection.openStream(method: "POST", path: "/hold", headers: [])
+            try await stream.write(ByteBuffer(repeating: 7, count: 1000))
+            stream.cancel()
+            let outcome = await results.next()
+            #expect(outcome == "closed 8")
+            await connection.close()
+        }
+    }
+}
