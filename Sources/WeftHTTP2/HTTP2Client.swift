@@ -116,8 +116,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var active = StreamTable<(token: UInt64, promise: EventLoopPromise<HTTP2ClientResponse>)>()
     private var streaming: [Int32: StreamBridge] = [:]
-    /// One outstanding body write per streaming stream, completed when it has gone out.
-    private var writeWaiters: [Int32: EventLoopPromise<Void>] = [:]
+    private var bodyWrites = PendingBodyWrites()
     private var streamOf: [UInt64: Int32] = [:]
     private var waiting: [Waiting] = []
     private var waitingHead = 0
@@ -216,14 +215,11 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
 
     /// Queues a piece of a streaming request body; `promise` completes when it has gone out.
     func write(_ sid: Int32, _ chunk: ByteBuffer, end: Bool, promise: EventLoopPromise<Void>) {
-        guard let session = self.session, self.streaming[sid] != nil, self.writeWaiters[sid] == nil else {
+        guard let session = self.session, self.streaming[sid] != nil, !self.bodyWrites.isWaiting(sid) else {
             return promise.fail(self.streaming[sid] == nil ? (self.closedError ?? HTTP2ClientError.connectionClosed) : HTTP2ClientError.connectionClosed)
         }
-        guard session.writeBody(sid, chunk, end: end) else { return promise.fail(HTTP2ClientError.connectionClosed) }
-        if end || chunk.readableBytes == 0 {
-            promise.succeed(())
-        } else {
-            self.writeWaiters[sid] = promise
+        guard self.bodyWrites.write(chunk, end: end, on: sid, session: session, promise: promise) else {
+            return promise.fail(HTTP2ClientError.connectionClosed)
         }
         self.scheduleFlush()
     }
@@ -247,7 +243,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
             self.session?.resetStream(sid)
             unary?.promise.fail(reason)
             bridge?.fail(reason)
-            self.writeWaiters.removeValue(forKey: sid)?.fail(reason)
+            self.bodyWrites.fail(sid, reason)
             self.scheduleFlush()
             self.startWaiting()
             return
@@ -308,7 +304,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
                     bridge.gotHead(HTTP2ResponseHead(status: m.status, headers: m.headers))
                     bridge.finish(trailers: m.trailers)
                     // The server answered before the body was finished: further writes fail.
-                    self.writeWaiters.removeValue(forKey: sid)?.fail(HTTP2ClientError.streamReset(code: 0))
+                    self.bodyWrites.fail(sid, HTTP2ClientError.streamReset(code: 0))
                     continue
                 }
                 guard let entry = self.active.removeValue(forKey: sid) else { continue }
@@ -318,7 +314,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
             case .closed(let sid, let code):
                 // REFUSED_STREAM (7): the server never processed it (e.g. after its GOAWAY).
                 let error = code == 7 ? HTTP2ClientError.goingAway : (code == 0 ? HTTP2ClientError.connectionClosed : HTTP2ClientError.streamReset(code: code))
-                self.writeWaiters.removeValue(forKey: sid)?.fail(error)
+                self.bodyWrites.fail(sid, error)
                 if let bridge = self.streaming.removeValue(forKey: sid) {
                     self.streamOf[bridge.token] = nil
                     self.load.subtract(1, ordering: .relaxed)
@@ -338,7 +334,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
                     session.consume(sid, piece.readableBytes)
                 }
             case .writable(let sid):
-                self.writeWaiters.removeValue(forKey: sid)?.succeed(())
+                self.bodyWrites.sent(sid)
             case .rejected(let sid, _, _):
                 // The response is over maxResponseBytes.
                 session.resetStream(sid)
@@ -371,12 +367,10 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
         self.waitingHead = 0
         let streams = self.streaming
         self.streaming = [:]
-        let writers = self.writeWaiters
-        self.writeWaiters = [:]
         self.load.store(0, ordering: .relaxed)
         for entry in active { entry.promise.fail(error) }
         for (_, bridge) in streams { bridge.fail(error) }
-        for (_, w) in writers { w.fail(error) }
+        self.bodyWrites.failAll(error)
         for w in queued { w.fail(error) }
     }
 

@@ -19,7 +19,7 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
     private var idleCheck: Scheduled<Void>? = nil
     private var goingAway = false
     /// Streamed response bodies: the write in progress per stream, completed once it has gone out.
-    private var writeWaiters: [Int32: EventLoopPromise<Void>] = [:]
+    private var bodyWrites = PendingBodyWrites()
     /// Streams whose body a producer is writing; a close code once the stream is gone (kept until the
     /// producer's next write or its end, so it learns why).
     private var streamingStreams: [Int32: UInt32?] = [:]
@@ -54,12 +54,10 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
 
     /// The connection is gone: streamed bodies being written fail.
     private func failStreamedBodies() {
-        let waiters = self.writeWaiters
-        self.writeWaiters = [:]
         self.streamingStreams = [:]
         let bodies = self.incoming
         self.incoming = [:]
-        for (_, w) in waiters { w.fail(HTTP2StreamClosed(errorCode: nil)) }
+        self.bodyWrites.failAll(HTTP2StreamClosed(errorCode: nil))
         for (_, b) in bodies { b.fail(HTTP2StreamClosed(errorCode: nil)) }
     }
 
@@ -159,16 +157,12 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
                     : .headersTooLarge(limit: self.configuration.maxHeaderListBytes)
                 self.submit(streamID, self.service.reject(Self.request(head), limit), method: head.method)
             case .writable(let streamID):
-                self.writeWaiters.removeValue(forKey: streamID)?.succeed(())
+                self.bodyWrites.sent(streamID)
             case .closed(let streamID, let code):
                 if !self.incoming.isEmpty { self.incoming.removeValue(forKey: streamID)?.fail(HTTP2StreamClosed(errorCode: code)) }
                 if !self.streamingStreams.isEmpty, self.streamingStreams[streamID] != nil {
-                    if let waiter = self.writeWaiters.removeValue(forKey: streamID) {
-                        self.streamingStreams[streamID] = nil
-                        waiter.fail(HTTP2StreamClosed(errorCode: code))
-                    } else {
-                        self.streamingStreams[streamID] = .some(code)
-                    }
+                    // A waiting write learns the code now; otherwise the producer's next write does.
+                    self.streamingStreams[streamID] = self.bodyWrites.fail(streamID, HTTP2StreamClosed(errorCode: code)) ? nil : .some(code)
                 }
             case .goAway, .pingAck:
                 break
@@ -242,27 +236,26 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
     }
 
     private func writeBody(_ streamID: Int32, _ piece: ByteBuffer, end: Bool, loop: any EventLoop) -> EventLoopFuture<Void> {
-        guard let session = self.session, let state = self.streamingStreams[streamID], self.writeWaiters[streamID] == nil else {
+        guard let session = self.session, let state = self.streamingStreams[streamID], !self.bodyWrites.isWaiting(streamID) else {
             return loop.makeFailedFuture(HTTP2StreamClosed(errorCode: nil))
         }
         if let code = state {
             self.streamingStreams[streamID] = nil
             return loop.makeFailedFuture(HTTP2StreamClosed(errorCode: code))
         }
-        guard session.writeBody(streamID, piece, end: end) else { return loop.makeFailedFuture(HTTP2StreamClosed(errorCode: nil)) }
-        self.scheduleFlush()
-        if end || piece.readableBytes == 0 {
-            if end { self.streamingStreams[streamID] = nil }
-            return loop.makeSucceededVoidFuture()
-        }
         let promise = loop.makePromise(of: Void.self)
-        self.writeWaiters[streamID] = promise
+        guard self.bodyWrites.write(piece, end: end, on: streamID, session: session, promise: promise) else {
+            promise.fail(HTTP2StreamClosed(errorCode: nil))
+            return promise.futureResult
+        }
+        if end { self.streamingStreams[streamID] = nil }
+        self.scheduleFlush()
         return promise.futureResult
     }
 
     private func resetStream(_ streamID: Int32) {
         guard let session = self.session, let state = self.streamingStreams.removeValue(forKey: streamID), state == nil else { return }
-        self.writeWaiters.removeValue(forKey: streamID)?.fail(HTTP2StreamClosed(errorCode: NGHTTP2_INTERNAL_ERROR.rawValue))
+        self.bodyWrites.fail(streamID, HTTP2StreamClosed(errorCode: NGHTTP2_INTERNAL_ERROR.rawValue))
         session.resetStream(streamID, errorCode: NGHTTP2_INTERNAL_ERROR.rawValue)
         self.scheduleFlush()
     }

@@ -672,10 +672,7 @@ struct HeaderFieldScratch: ~Copyable {
         self.append(name)
         let v = self.used
         self.append(value)
-        self.spans.append(n)
-        self.spans.append(v - n)
-        self.spans.append(v)
-        self.spans.append(self.used - v)
+        self.addSpans(name: n, value: v)
     }
 
     mutating func add(_ name: String, integer: Int) {
@@ -683,6 +680,11 @@ struct HeaderFieldScratch: ~Copyable {
         self.append(name)
         let v = self.used
         self.append(integer: integer)
+        self.addSpans(name: n, value: v)
+    }
+
+    /// Records the field whose name starts at `name` and whose value runs from `value` to the end.
+    private mutating func addSpans(name n: Int, value v: Int) {
         self.spans.append(n)
         self.spans.append(v - n)
         self.spans.append(v)
@@ -712,7 +714,7 @@ struct HeaderFieldScratch: ~Copyable {
 /// Strings of recently received header names and values. HPACK makes most fields repeats of earlier
 /// ones, so a repeat gets the String made last time (a compare and a retain) instead of a new one (an
 /// allocation). Strings of up to 15 bytes are stored inline and skip the table; strings over `longest`
-/// bytes skip it too, so a connection's table holds at most 64 × 256 bytes whatever its peer sends.
+/// bytes skip it too, so a connection's table keeps at most 64 × 256 bytes of text whatever its peer sends.
 struct RecentStrings {
     static let longest = 256
     private var slots: [String?] = Array(repeating: nil, count: 64)

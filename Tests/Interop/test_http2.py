@@ -268,7 +268,7 @@ def test_header_continuation_and_reset_floods_keep_memory_bounded(node):
                 frames += frame(9, 0x4 if i == len(chunks) - 1 else 0, 1, chunk)
             s.sendall(PREFACE + settings + frames)
             reply = b""
-            while b":status" not in reply and len(frame_headers(reply)) < 64:
+            while len(frame_headers(reply)) < 64:
                 chunk = s.recv(65536)
                 if not chunk:
                     break

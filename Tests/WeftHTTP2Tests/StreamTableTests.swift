@@ -1,24 +1,13 @@
 import Testing
 @testable import WeftHTTP2
+import WeftTestSupport
 
 /// `StreamTable` against a `Dictionary` under seeded random operations shaped like HTTP/2 traffic:
 /// IDs of one parity that mostly increase by 2, sometimes jump far ahead, removed in any order.
 struct StreamTableTests {
-    /// SplitMix64: the same sequence for a seed on every machine.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            self.state &+= 0x9E37_79B9_7F4A_7C15
-            var z = self.state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test(arguments: [1, 2, 3, 4, 5] as [UInt64])
     func test_matchesADictionary_underRandomTraffic(seed: UInt64) {
-        var rng = Seeded(state: seed)
+        var rng = SplitMix64(seed: seed)
         var table = StreamTable<Int>(capacity: 4)
         var reference: [Int32: Int] = [:]
         var nextID: Int32 = seed % 2 == 0 ? 2 : 1
