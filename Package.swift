@@ -32,6 +32,7 @@ let package = Package(
         .target(name: "WeftOTLP", dependencies: ["WeftModel"], swiftSettings: settings),
         .target(name: "CWeftCRC", cSettings: [.unsafeFlags(["-gdwarf-4"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "WeftStorageEngine", dependencies: ["WeftModel", "WeftOTLP", "CWeftCRC", "CZstd"], swiftSettings: settings),
         .target(name: "WeftQuery", dependencies: ["WeftModel", "WeftOTLP", "WeftStorageEngine"], swiftSettings: settings),
         .target(name: "WeftLoad", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
@@ -39,7 +40,7 @@ let package = Package(
         .target(
             name: "WeftServer",
             dependencies: [
-                "WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftQuery", "WeftHTTP2",
+                "WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftQuery", "WeftHTTP2", "CZlib",
                 nio, nioPosix, nioHTTP1, logging,
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -81,7 +82,7 @@ let package = Package(
         // Test support (no product).
         .target(name: "WeftTestSupport", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
         // Tests.
-        .testTarget(name: "WeftOTLPTests", dependencies: ["WeftOTLP", "WeftModel", "WeftLoad"], resources: [.copy("Fixtures")], swiftSettings: settings),
+        .testTarget(name: "WeftOTLPTests", dependencies: ["WeftOTLP", "WeftModel", "WeftLoad", "WeftTestSupport"], resources: [.copy("Fixtures")], swiftSettings: settings),
         .testTarget(name: "WeftStorageEngineTests", dependencies: ["WeftStorageEngine", "WeftTestSupport", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
         .testTarget(name: "WeftQueryTests", dependencies: ["WeftQuery", "WeftTestSupport", "WeftStorageEngine", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
         .testTarget(name: "WeftHTTP2Tests", dependencies: ["WeftHTTP2", "WeftServer", "WeftClient", "WeftTestSupport", nio, nioPosix], swiftSettings: settings),

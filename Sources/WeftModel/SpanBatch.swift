@@ -554,9 +554,9 @@ extension SpanBatch {
 }
 
 extension SpanBatch {
-    /// Appends rows `range` of `other`, which must share this batch's string table (same IDs), with
-    /// their attributes, events and links. Resources and scopes are copied whole.
-    public mutating func appendRows(_ range: Range<Int>, of other: SpanBatch) {
+    /// Appends `rows` of `other` (in that order), which must share this batch's string table (same
+    /// IDs), with their attributes, events and links. Resources and scopes are copied whole.
+    public mutating func appendRows(_ rows: some Sequence<Int>, of other: SpanBatch) {
         precondition(self.spanCount == 0, "appendRows starts an empty batch")
         self.resourceAttrOffsets = other.resourceAttrOffsets
         self.resourceAttrs = other.resourceAttrs
@@ -569,7 +569,7 @@ extension SpanBatch {
         self.scopeAttrs = other.scopeAttrs
         self.scopeDroppedAttrs = other.scopeDroppedAttrs
         self.scopeSchemaURL = other.scopeSchemaURL
-        for row in range {
+        for row in rows {
             var f = SpanFields()
             f.traceHigh = other.traceHigh[row]
             f.traceLow = other.traceLow[row]

@@ -10,6 +10,10 @@ public final class NodeMetrics: Sendable {
         case tooLarge = "too_large"
         case unsupportedMediaType = "unsupported_media_type"
         case unavailable
+        /// Over a span limit (attributes, events, links, string length) or older than the org's retention.
+        case overLimit = "over_limit"
+        /// An `X-Scope-OrgID` that is not a valid org ID.
+        case badOrg = "bad_org"
     }
 
     public let registry = PrometheusCollectorRegistry()
@@ -26,6 +30,8 @@ public final class NodeMetrics: Sendable {
     public let walBytes: Counter
     public let walBatchRecords: ValueHistogram
     public let walErrors: Counter
+    /// WAL records set aside on replay because they could not be applied.
+    public let walQuarantined: Counter
     private let headSpans: Gauge
     private let headBytes: Gauge
     private let headChunks: Gauge
@@ -73,6 +79,7 @@ public final class NodeMetrics: Sendable {
             buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256]
         )
         self.walErrors = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "wal_errors", unitName: "total", helpText: "Failed WAL writes or syncs."))
+        self.walQuarantined = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "wal_quarantined_records", unitName: "total", helpText: "WAL records that could not be replayed, copied to wal/quarantine/ and skipped (see the log)."))
         self.headSpans = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "head", unitName: "spans", helpText: "Spans held in the in-memory head."))
         self.headBytes = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "head", unitName: "bytes", helpText: "Approximate heap bytes of the in-memory head."))
         self.headChunks = r.makeGauge(descriptor: .init(namespace: "weft", metricName: "head", unitName: "chunks", helpText: "Chunks in the in-memory head."))

@@ -60,6 +60,13 @@ enum OTLPGRPC {
                 return loop.makeSucceededFuture(Self.status(.invalidArgument, "bad gRPC message framing: \(error)"))
             }
         }
+        let org: String
+        switch OrgID.parse(request.headers.first(where: { $0.name == "x-scope-orgid" })?.value) {
+        case .success(let o): org = o
+        case .failure(let invalid):
+            receiver.metrics.rejectRequest(.badOrg)
+            return loop.makeSucceededFuture(Self.status(.invalidArgument, invalid.description))
+        }
         var message = framed.message
         if framed.compressed {
             let encoding = request.headers.first(where: { $0.name == "grpc-encoding" })?.value
@@ -72,7 +79,6 @@ enum OTLPGRPC {
             case .failure(let failure): return loop.makeSucceededFuture(Self.response(failure))
             }
         }
-        let org = OTLPReceiver.org(request.headers.first(where: { $0.name == "x-scope-orgid" })?.value)
         return receiver.ingest(message, encoding: .protobuf, org: org, started: started, on: loop).map { outcome in
             switch outcome {
             case .success(let result):

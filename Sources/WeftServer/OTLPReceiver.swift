@@ -38,10 +38,8 @@ struct IngestResult: Sendable, Equatable {
     var message: String
 }
 
-/// Takes OTLP exports (from OTLP/HTTP or OTLP/gRPC): decode, log durably, add to the head.
+/// Takes OTLP exports (from OTLP/HTTP or OTLP/gRPC): decode, check limits, log durably, add to the head.
 struct OTLPReceiver: Sendable {
-    /// Default org when no `X-Scope-OrgID` header is sent.
-    static let defaultOrg = "single-tenant"
 
     let head: Head
     let committer: WALCommitter
@@ -53,10 +51,12 @@ struct OTLPReceiver: Sendable {
     let stripes: [ObjectIdentifier: Int]
     /// Above this many spans in the head (flushes behind), writes are refused with a retry hint.
     var headMaxSpans: Int = .max
-
-    static func org(_ header: String?) -> String {
-        header.flatMap { $0.isEmpty ? nil : $0 } ?? OTLPReceiver.defaultOrg
-    }
+    /// Limits checked on every decoded batch before anything is written.
+    var limits = SpanLimits()
+    /// Retention of an org in nanoseconds: spans that start earlier than now minus it are refused.
+    var retentionNanos: @Sendable (String) -> UInt64 = { _ in .max }
+    /// Unix time in nanoseconds (a parameter so tests can move it).
+    var nowNanos: @Sendable () -> UInt64 = { WallClock.nowNanos() }
 
     /// Counts a request as it arrives (bytes as received, still compressed).
     func received(bytes: Int) {
@@ -72,7 +72,12 @@ struct OTLPReceiver: Sendable {
         case "gzip", "x-gzip":
             do {
                 var compressed = body
-                return .success(try compressed.decompress(with: .gzip, maxSize: self.maxDecodedBytes))
+                let decompressed = try compressed.decompress(with: .gzip, maxSize: self.maxDecodedBytes)
+                if let problem = GzipTrailer.problem(compressed: body, decompressed: decompressed) {
+                    self.metrics.rejectRequest(.malformed)
+                    return .failure(.malformed("body is not valid gzip: \(problem)"))
+                }
+                return .success(decompressed)
             } catch let error as CompressNIOError where error == .bufferOverflow {
                 self.metrics.rejectRequest(.tooLarge)
                 return .failure(.tooLarge("decompressed body exceeds the limit of \(self.maxDecodedBytes) bytes"))
@@ -117,22 +122,41 @@ struct OTLPReceiver: Sendable {
                 "malformed OTLP \(encoding == .protobuf ? "protobuf" : "JSON"): \(error.message)"
             )))
         }
+        if outcome.acceptedSpans > self.limits.maxSpansPerRequest {
+            self.metrics.rejectRequest(.malformed)
+            return loop.makeSucceededFuture(.failure(.malformed(
+                "request holds \(outcome.acceptedSpans) spans; the limit is \(self.limits.maxSpansPerRequest) per request (maxSpansPerRequest): send smaller batches"
+            )))
+        }
+        // Limits and retention are checked before anything is written; WAL replay applies the same.
+        let now = self.nowNanos()
+        let retention = self.retentionNanos(org)
+        let limited = self.limits.enforce(on: &batch, minStartNanos: now > retention ? now - retention : 0)
         self.metrics.rejectSpans(outcome.rejectedSpans, .invalidSpan)
+        self.metrics.rejectSpans(limited.rejectedSpans, .overLimit)
+        let rejected = outcome.rejectedSpans + limited.rejectedSpans
         let result = IngestResult(
-            rejectedSpans: outcome.rejectedSpans,
-            message: outcome.rejectedSpans > 0 ? "\(outcome.rejectedSpans) span(s) rejected; first: \(outcome.rejectionMessage)" : ""
+            rejectedSpans: rejected,
+            message: rejected > 0
+                ? "\(rejected) span(s) rejected; first: \(outcome.rejectedSpans > 0 ? outcome.rejectionMessage : limited.message)" : ""
         )
-        guard outcome.acceptedSpans > 0 else {
+        let accepted = batch.spanCount
+        guard accepted > 0 else {
             self.metrics.otlpLatency.record(ContinuousClock.now - started)
             return loop.makeSucceededFuture(.success(result))
         }
 
         // Durable first, then visible, then acknowledged.
-        let record = body.withUnsafeReadableBytes { WALEntry.framed(org: org, encoding: encoding, body: $0) }
+        let record: [UInt8]
+        do {
+            record = try body.withUnsafeReadableBytes { (raw) throws(DiskError) -> [UInt8] in try WALEntry.framed(org: org, encoding: encoding, body: raw) }
+        } catch {
+            self.metrics.rejectRequest(.malformed)
+            return loop.makeSucceededFuture(.failure(.malformed("\(error)")))
+        }
         let promise = loop.makePromise(of: Result<IngestResult, IngestFailure>.self)
         let head = self.head
         let metrics = self.metrics
-        let accepted = outcome.acceptedSpans
         let decoded = batch
         let stripe = self.stripes[ObjectIdentifier(loop)] ?? 0
         self.committer.submit(record) { committed in
@@ -167,12 +191,18 @@ struct OTLPReceiver: Sendable {
                 contentType: nil
             ))
         }
+        let org: String
+        switch OrgID.parse(request.headers.first(name: "x-scope-orgid")) {
+        case .success(let o): org = o
+        case .failure(let invalid):
+            self.metrics.rejectRequest(.badOrg)
+            return loop.makeSucceededFuture(OTLPErrors.response(.badRequest, code: 3, invalid.description, contentType: contentType))
+        }
         let body: ByteBuffer
         switch self.decompress(request.body, encoding: request.headers.first(name: "content-encoding")) {
         case .success(let b): body = b
         case .failure(let failure): return loop.makeSucceededFuture(Self.httpResponse(failure, contentType: contentType))
         }
-        let org = Self.org(request.headers.first(name: "x-scope-orgid"))
         return self.ingest(body, encoding: encoding, org: org, started: started, on: loop).map { outcome in
             switch outcome {
             case .success(let result):

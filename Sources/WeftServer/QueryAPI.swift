@@ -57,11 +57,7 @@ struct QueryAPI: Sendable {
         AggregationLimits(maxSeries: self.limits.maxSeries, timeoutSeconds: self.limits.timeoutSeconds, parallelism: self.parallelism)
     }
 
-    static func nowNanos() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-    }
+    static func nowNanos() -> UInt64 { WallClock.nowNanos() }
 
     /// `stats` with the time since `start` as its elapsed time.
     static func timed(_ stats: ScanStats, since start: ContinuousClock.Instant) -> ScanStats {
@@ -85,6 +81,9 @@ struct QueryAPI: Sendable {
         }
     }
 
+    /// Paths that serve no org's data.
+    static let orgFreePaths: Set<String> = ["/ready", "/healthz", "/metrics", "/api/echo", "/api/status/buildinfo"]
+
     /// Block spans read (newest first) for tag names and values, on top of the head.
     static let tagScanSpans = 1_000_000
 
@@ -92,8 +91,13 @@ struct QueryAPI: Sendable {
         guard request.method == .GET || request.method == .HEAD else {
             return loop.makeSucceededFuture(.text(.methodNotAllowed, "method \(request.method) not allowed on \(request.path)\n"))
         }
-        let org = request.headers.first(name: "x-scope-orgid").flatMap { $0.isEmpty ? nil : $0 } ?? OTLPReceiver.defaultOrg
         let path = request.path
+        // Health, metrics and build info read no org data, so any header is fine there.
+        let org: String
+        switch Self.orgFreePaths.contains(path) ? .success(OrgID.defaultOrg) : OrgID.parse(request.headers.first(name: "x-scope-orgid")) {
+        case .success(let o): org = o
+        case .failure(let invalid): return loop.makeSucceededFuture(QueryAPI.badRequest(invalid.description))
+        }
         let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         let started = ContinuousClock.now
         self.metrics.queryRequests.increment()

@@ -62,8 +62,25 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     public var queryTimeoutSeconds: Double = 30
     /// Memory for decoded block columns shared by queries.
     public var queryColumnCacheBytes: Int = 1 << 30
+    /// Most spans in one export request (400 beyond).
+    public var maxSpansPerRequest: Int = SpanLimits().maxSpansPerRequest
+    /// Most attributes on one span, resource, scope, event or link (the span is refused beyond).
+    public var maxAttributesPerSpan: Int = SpanLimits().maxAttributesPerSpan
+    /// Most events and links on one span (the span is refused beyond).
+    public var maxEventsPerSpan: Int = SpanLimits().maxEventsPerSpan
+    public var maxLinksPerSpan: Int = SpanLimits().maxLinksPerSpan
+    /// Longest attribute key or value, name or status message of a span (the span is refused beyond).
+    public var maxAttributeValueBytes: Int = SpanLimits().maxValueBytes
 
     public init() {}
+
+    /// The span limits this configuration sets.
+    public var spanLimits: SpanLimits {
+        SpanLimits(
+            maxSpansPerRequest: self.maxSpansPerRequest, maxAttributesPerSpan: self.maxAttributesPerSpan,
+            maxEventsPerSpan: self.maxEventsPerSpan, maxLinksPerSpan: self.maxLinksPerSpan, maxValueBytes: self.maxAttributeValueBytes
+        )
+    }
 
     /// The query limits this configuration sets.
     public var queryLimits: QueryLimits {
@@ -105,6 +122,11 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
         self.queryMaxSeries = try c.decodeIfPresent(Int.self, forKey: .queryMaxSeries) ?? d.queryMaxSeries
         self.queryTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .queryTimeoutSeconds) ?? d.queryTimeoutSeconds
         self.queryColumnCacheBytes = try c.decodeIfPresent(Int.self, forKey: .queryColumnCacheBytes) ?? d.queryColumnCacheBytes
+        self.maxSpansPerRequest = try c.decodeIfPresent(Int.self, forKey: .maxSpansPerRequest) ?? d.maxSpansPerRequest
+        self.maxAttributesPerSpan = try c.decodeIfPresent(Int.self, forKey: .maxAttributesPerSpan) ?? d.maxAttributesPerSpan
+        self.maxEventsPerSpan = try c.decodeIfPresent(Int.self, forKey: .maxEventsPerSpan) ?? d.maxEventsPerSpan
+        self.maxLinksPerSpan = try c.decodeIfPresent(Int.self, forKey: .maxLinksPerSpan) ?? d.maxLinksPerSpan
+        self.maxAttributeValueBytes = try c.decodeIfPresent(Int.self, forKey: .maxAttributeValueBytes) ?? d.maxAttributeValueBytes
     }
 }
 
@@ -230,7 +252,7 @@ public final class WeftNode: Service {
                 try disk.makeDirectory(config.dataDir)
                 let wal = WAL(disk: disk, directory: config.dataDir + "/wal", configuration: .init(segmentSize: config.walSegmentBytes))
                 let started = ContinuousClock.now
-                let report = try engine.open(wal: wal, options: options)
+                let report = try engine.open(wal: wal, options: options, limits: config.spanLimits, nowNanos: WallClock.nowNanos())
                 if !report.blocks.removedFiles.isEmpty {
                     logger.info("removed leftovers of interrupted block writes and compactions", metadata: ["files": "\(report.blocks.removedFiles)"])
                 }
@@ -242,8 +264,15 @@ public final class WeftNode: Service {
                         "segment": "\(tail.segment)", "offset": "\(tail.offset)", "bytes": "\(tail.droppedBytes)",
                     ])
                 }
-                if report.undecodable > 0 {
-                    logger.error("WAL records that no longer decode were skipped", metadata: ["records": "\(report.undecodable)"])
+                for record in report.quarantined {
+                    metrics.walQuarantined.increment()
+                    logger.error("a WAL record could not be replayed; it was set aside and the rest replayed", metadata: [
+                        "segment": "\(record.segment)", "record": "\(record.index)", "reason": "\(record.reason)",
+                        "copy": "\(record.path ?? "none")",
+                    ])
+                }
+                if report.refusedSpans > 0 {
+                    logger.warning("replayed spans over the span limits or past retention were dropped", metadata: ["spans": "\(report.refusedSpans)"])
                 }
                 logger.info("recovered", metadata: [
                     "blocks": "\(report.blocks.blocks.count)", "blockSpans": "\(report.blocks.blocks.reduce(0) { $0 + $1.spans })",
@@ -266,7 +295,8 @@ public final class WeftNode: Service {
             maintainerBox.withLock { $0 = blockMaintainer }
             gate.open(OTLPReceiver(
                 head: head, committer: walCommitter, metrics: metrics, options: options,
-                maxDecodedBytes: config.maxBodyBytes, stripes: stripes, headMaxSpans: config.headMaxSpans
+                maxDecodedBytes: config.maxBodyBytes, stripes: stripes, headMaxSpans: config.headMaxSpans,
+                limits: config.spanLimits, retentionNanos: { [engineConfiguration = engine.configuration] in engineConfiguration.retention(of: $0) }
             ))
             logger.info("listening", metadata: Self.metadata(addresses))
             self.onReady(addresses)

@@ -140,8 +140,10 @@ public final class Head: Sendable {
         let key = Key(org: org, segment: segment)
         self.stripes[index].state.withLock { s in
             if s.active[key] == nil {
+                // Sized by what arrived, not by the chunk limit: an org that sends one span costs
+                // about one span, and a span with huge attribute lists never multiplies them.
                 var chunk = HeadChunk(org: org, segment: segment)
-                chunk.reserve(spans: limit + batch.spanCount, like: batch)
+                chunk.reserve(spans: min(limit, 2 * batch.spanCount), like: batch)
                 s.active[key] = chunk
                 s.chunks += 1
             }

@@ -58,8 +58,24 @@ public final class StorageEngine: Sendable {
         public var spans = 0
         /// WAL records skipped because a block already holds them.
         public var skippedRecords = 0
-        /// Entries that no longer decode (should not happen: only accepted requests are logged).
-        public var undecodable = 0
+        /// Records that could not be applied (they no longer parse or decode), each copied to the WAL's
+        /// `quarantine/` folder and skipped; everything else is replayed.
+        public var quarantined: [QuarantinedRecord] = []
+        /// Spans of replayed records refused by the span limits or the org's retention, as at ingest.
+        public var refusedSpans = 0
+
+        /// Records that no longer decode (the count of ``quarantined``).
+        public var undecodable: Int { self.quarantined.count }
+    }
+
+    /// A WAL record set aside on replay.
+    public struct QuarantinedRecord: Sendable, Equatable {
+        public var segment: Int
+        /// Position of the record in its segment (0-based).
+        public var index: Int
+        /// The copy's path, or nil if it could not be written.
+        public var path: String?
+        public var reason: String
     }
 
     /// A consistent view for a query: head chunks and blocks of one org, never overlapping.
@@ -88,8 +104,11 @@ public final class StorageEngine: Sendable {
     // MARK: Startup
 
     /// Opens the blocks by their metadata, then replays the WAL into the head, skipping records whose
-    /// (segment, org) a block already holds. Call once, before any other method.
-    public func open(wal: WAL, options: DecodeOptions) throws -> OpenReport {
+    /// (segment, org) a block already holds. Each record's spans pass the same `limits` and retention
+    /// (judged at `nowNanos`) as at ingest, so a span refused then is refused again; a record that no
+    /// longer parses or decodes is copied to `quarantine/` beside the segments and skipped, so one bad
+    /// record never stops a restart. Call once, before any other method.
+    public func open(wal: WAL, options: DecodeOptions, limits: SpanLimits = SpanLimits(), nowNanos: UInt64 = 0) throws -> OpenReport {
         let blocks = try self.store.open()
         var covered: [Int: Set<String>] = [:]
         var highest = 0
@@ -100,31 +119,58 @@ public final class StorageEngine: Sendable {
             }
         }
         wal.reserveThrough(highest)
-        var spans = 0
-        var skipped = 0
-        var undecodable = 0
+        var report = OpenReport(blocks: blocks, wal: WAL.ReplayReport())
         var decoder = OTLPRequestDecoder(options: options)
-        let walReport = try wal.replay { segment, record in
-            guard let entry = try? WALEntry.parse(record) else {
-                undecodable += 1
+        var lastSegment = -1
+        var index = 0
+        report.wal = try wal.replay { (segment: Int, record: UnsafeRawBufferPointer) in
+            if segment != lastSegment {
+                lastSegment = segment
+                index = 0
+            }
+            defer { index += 1 }
+            let entry: (org: String, encoding: OTLPEncoding, body: UnsafeRawBufferPointer)
+            do {
+                entry = try WALEntry.parse(record)
+            } catch {
+                report.quarantined.append(Self.quarantine(record, segment: segment, index: index, reason: "\(error)", wal: wal))
                 return
             }
             if covered[segment]?.contains(entry.org) == true {
-                skipped += 1
+                report.skippedRecords += 1
                 return
             }
             var batch = SpanBatch()
             do {
                 _ = try decoder.decode(entry.body, encoding: entry.encoding, into: &batch)
             } catch {
-                undecodable += 1
+                report.quarantined.append(Self.quarantine(record, segment: segment, index: index, reason: "\(error)", wal: wal))
                 return
             }
-            spans += batch.spanCount
+            let retention = self.configuration.retention(of: entry.org)
+            report.refusedSpans += limits.enforce(on: &batch, minStartNanos: nowNanos > retention ? nowNanos - retention : 0).rejectedSpans
+            report.spans += batch.spanCount
             self.head.append(batch, org: entry.org, segment: segment)
         }
         self.catalog.withLock { $0 = blocks.blocks }
-        return OpenReport(blocks: blocks, wal: walReport, spans: spans, skippedRecords: skipped, undecodable: undecodable)
+        return report
+    }
+
+    /// Copies a record that cannot be applied to the WAL's `quarantine/` folder (best effort: the
+    /// replay goes on whether or not the copy could be written).
+    private static func quarantine(_ record: UnsafeRawBufferPointer, segment: Int, index: Int, reason: String, wal: WAL) -> QuarantinedRecord {
+        let directory = wal.directory + "/quarantine"
+        let path = directory + "/segment-\(segment)-record-\(index).rec"
+        do {
+            try wal.disk.makeDirectory(directory)
+            if wal.disk.exists(path) { try wal.disk.remove(path) }
+            try wal.disk.append(path, record)
+            try wal.disk.sync(path)
+            try wal.disk.syncDirectory(directory)
+            return QuarantinedRecord(segment: segment, index: index, path: path, reason: reason)
+        } catch {
+            return QuarantinedRecord(segment: segment, index: index, path: nil, reason: reason + " (the copy failed: \(error))")
+        }
     }
 
     // MARK: Queries

@@ -15,9 +15,21 @@ public struct WALEntry: Sendable, Equatable {
         self.body = body
     }
 
+    /// Longest org an entry can name (its length is a `UInt16`).
+    public static let maxOrgBytes = Int(UInt16.max)
+
+    /// The org's bytes, refused (never truncated) when its length does not fit the entry.
+    private static func orgBytes(_ org: String) throws(DiskError) -> [UInt8] {
+        let bytes = Array(org.utf8)
+        guard bytes.count <= Self.maxOrgBytes else {
+            throw DiskError("org ID of \(bytes.count) bytes does not fit a WAL entry (at most \(Self.maxOrgBytes))")
+        }
+        return bytes
+    }
+
     /// Encodes an entry without first copying the body into a struct.
-    public static func encode(org: String, encoding: OTLPEncoding, body: UnsafeRawBufferPointer) -> [UInt8] {
-        let orgBytes = Array(org.utf8.prefix(Int(UInt16.max)))
+    public static func encode(org: String, encoding: OTLPEncoding, body: UnsafeRawBufferPointer) throws(DiskError) -> [UInt8] {
+        let orgBytes = try Self.orgBytes(org)
         var out = [UInt8]()
         out.reserveCapacity(4 + orgBytes.count + body.count)
         out.append(1)
@@ -30,8 +42,8 @@ public struct WALEntry: Sendable, Equatable {
     }
 
     /// The entry framed for ``WAL/append(framed:)``, built in one buffer.
-    public static func framed(org: String, encoding: OTLPEncoding, body: UnsafeRawBufferPointer) -> [UInt8] {
-        let orgBytes = Array(org.utf8.prefix(Int(UInt16.max)))
+    public static func framed(org: String, encoding: OTLPEncoding, body: UnsafeRawBufferPointer) throws(DiskError) -> [UInt8] {
+        let orgBytes = try Self.orgBytes(org)
         let payloadCount = 4 + orgBytes.count + body.count
         return [UInt8](unsafeUninitializedCapacity: WAL.frameOverhead + payloadCount) { buffer, count in
             let raw = UnsafeMutableRawBufferPointer(buffer)
@@ -55,8 +67,8 @@ public struct WALEntry: Sendable, Equatable {
         }
     }
 
-    public func encoded() -> [UInt8] {
-        self.body.withUnsafeBytes { WALEntry.encode(org: self.org, encoding: self.encoding, body: $0) }
+    public func encoded() throws -> [UInt8] {
+        try self.body.withUnsafeBytes { try WALEntry.encode(org: self.org, encoding: self.encoding, body: $0) }
     }
 
     /// Parses an entry; the body is a view into `raw`.

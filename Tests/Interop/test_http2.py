@@ -38,8 +38,8 @@ def otlp_request(trace_id, tenant):
         span_id=bytes.fromhex("00000000000000a1"),
         name="h2c export",
         kind=trace_pb2.Span.SPAN_KIND_SERVER,
-        start_time_unix_nano=1_700_000_000_000_000_000,
-        end_time_unix_nano=1_700_000_000_250_000_000,
+        start_time_unix_nano=time.time_ns(),  # spans older than the retention are refused
+        end_time_unix_nano=time.time_ns() + 250_000_000,
         attributes=[common_pb2.KeyValue(key="tenant_id", value=common_pb2.AnyValue(string_value=tenant))],
     )
     resource_spans = trace_pb2.ResourceSpans(scope_spans=[trace_pb2.ScopeSpans(spans=[span])])

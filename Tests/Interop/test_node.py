@@ -183,8 +183,8 @@ def test_gzip_and_json_and_org_isolation(node):
             "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]},
             "scopeSpans": [{"scope": {"name": "manual"}, "spans": [{
                 "traceId": "5B8EFFF798038103D269B633813FC60C", "spanId": "EEE19B7EC3C1B174",
-                "name": "json span", "kind": 2, "startTimeUnixNano": "1544712660000000000",
-                "endTimeUnixNano": "1544712661000000000",
+                "name": "json span", "kind": 2, "startTimeUnixNano": str(time.time_ns()),
+                "endTimeUnixNano": str(time.time_ns() + 10**9),
                 "attributes": [{"key": "tokens", "value": {"intValue": "7"}}],
             }]}],
         }]
@@ -234,7 +234,8 @@ def test_bad_input_gets_clear_errors(node):
     # Spans with bad IDs are rejected one by one; the rest are stored (partial success).
     request = trace_service_pb2.ExportTraceServiceRequest()
     spans = request.resource_spans.add().scope_spans.add().spans
-    good = spans.add(trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"), span_id=bytes.fromhex("b7ad6b7169203331"), name="ok")
+    good = spans.add(trace_id=bytes.fromhex("0af7651916cd43dd8448eb211c80319c"), span_id=bytes.fromhex("b7ad6b7169203331"), name="ok",
+                     start_time_unix_nano=time.time_ns(), end_time_unix_nano=time.time_ns() + 1000)
     spans.add(trace_id=b"\x01" * 15, span_id=bytes.fromhex("b7ad6b7169203332"), name="short trace id")
     spans.add(trace_id=b"\0" * 16, span_id=bytes.fromhex("b7ad6b7169203333"), name="zero trace id")
     r = requests.post(url, data=request.SerializeToString(), headers=proto)

@@ -120,8 +120,10 @@ struct OTLPGRPCLiveTests {
     static func exportRequest(traceID: [UInt8]) -> [UInt8] {
         let attribute = len(1, Array("service.name".utf8)) + len(2, len(1, Array("grpc-svc".utf8)))
         let resource = len(1, len(1, attribute))
+        // Recent timestamps: spans older than the retention are refused.
+        let start = UInt64(Date().timeIntervalSince1970 * 1e9)
         let span = len(1, traceID) + len(2, [0, 0, 0, 0, 0, 0, 0, 0xA1]) + len(5, Array("grpc export".utf8))
-            + fixed64(7, 1_700_000_000_000_000_000) + fixed64(8, 1_700_000_000_250_000_000)
+            + fixed64(7, start) + fixed64(8, start + 250_000_000)
         let scopeSpans = len(2, span)
         return len(1, resource + len(2, scopeSpans))
     }

@@ -20,7 +20,7 @@ struct RecoveryTests {
 
     @Test func test_walEntry_roundTrips() throws {
         let body: [UInt8] = [1, 2, 3, 250]
-        let encoded = WALEntry(org: "acme", encoding: .json, body: body).encoded()
+        let encoded = try WALEntry(org: "acme", encoding: .json, body: body).encoded()
         let parsed = try encoded.withUnsafeBytes { raw in
             let p = try WALEntry.parse(raw)
             return (p.org, p.encoding, Array(p.body))
@@ -39,14 +39,14 @@ struct RecoveryTests {
         for t in 1...20 {
             let org = t % 2 == 0 ? "even" : "odd"
             let request = RequestBuilder.request([("svc", Self.spans(trace: UInt64(t), count: 3))])
-            let record = request.withUnsafeBytes { WALEntry.encode(org: org, encoding: .protobuf, body: $0) }
+            let record = try request.withUnsafeBytes { try WALEntry.encode(org: org, encoding: .protobuf, body: $0) }
             try wal.append([record])
             try wal.sync()
             expected[org, default: 0] += 3
         }
         // One more write that never got synced (not acknowledged): it must not come back whole.
         let lost = RequestBuilder.request([("svc", Self.spans(trace: 999, count: 3))])
-        try wal.append([lost.withUnsafeBytes { WALEntry.encode(org: "odd", encoding: .protobuf, body: $0) }])
+        try wal.append([try lost.withUnsafeBytes { try WALEntry.encode(org: "odd", encoding: .protobuf, body: $0) }])
         disk.crash { _, unsynced in unsynced / 2 }
 
         let head = Head(configuration: .init(chunkSpans: 16))

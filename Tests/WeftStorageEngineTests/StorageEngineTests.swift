@@ -35,7 +35,7 @@ struct EngineHarness {
     /// Logs, syncs and appends one request, as an acknowledged write does. Returns its spans.
     mutating func write(org: String, trace: UInt64, count: Int, start: UInt64 = 1_000) throws -> [SpanKey] {
         let body = Self.request(trace: trace, count: count, start: start)
-        let record = body.withUnsafeBytes { WALEntry.framed(org: org, encoding: .protobuf, body: $0) }
+        let record = try body.withUnsafeBytes { try WALEntry.framed(org: org, encoding: .protobuf, body: $0) }
         let segment = try self.wal.append(framed: [record])
         try self.wal.sync()
         var batch = SpanBatch()

@@ -41,7 +41,18 @@ public struct BlockMeta: Sendable, Equatable {
 
     static let magic: [UInt8] = Array("WEFTMET2".utf8)
 
-    func encoded() -> [UInt8] {
+    /// Largest org or placement a meta file can hold, and most sources or replaced blocks: the same
+    /// bounds ``decode(_:)`` enforces, so every meta written can be read back.
+    static let maxNameBytes = 1 << 16
+    static let maxListCount = 1 << 20
+
+    func encoded() throws -> [UInt8] {
+        guard self.org.utf8.count <= Self.maxNameBytes, self.placement.utf8.count <= Self.maxNameBytes else {
+            throw BlockFormatError("block meta: org or placement longer than \(Self.maxNameBytes) bytes")
+        }
+        guard self.sources.count <= Self.maxListCount, self.replaces.count <= Self.maxListCount else {
+            throw BlockFormatError("block meta: more than \(Self.maxListCount) sources or replaced blocks")
+        }
         var w = ByteWriter()
         w.raw(Self.magic)
         w.varint(self.id)
@@ -78,8 +89,8 @@ public struct BlockMeta: Sendable, Equatable {
             guard CRC32C.checksum(body) == crc else { throw BlockFormatError("block meta checksum mismatch") }
             var r = ByteReader(body, at: magic.count)
             let id = try r.varint()
-            let org = String(decoding: try r.raw(try r.count(max: 1 << 16)), as: UTF8.self)
-            let placement = String(decoding: try r.raw(try r.count(max: 1 << 16)), as: UTF8.self)
+            let org = String(decoding: try r.raw(try r.count(max: maxNameBytes)), as: UTF8.self)
+            let placement = String(decoding: try r.raw(try r.count(max: maxNameBytes)), as: UTF8.self)
             let formatVersion = try r.count(max: 1000)
             let spans = try r.count()
             let traces = try r.count()
@@ -88,9 +99,9 @@ public struct BlockMeta: Sendable, Equatable {
             let size = try r.count(max: 1 << 40)
             let level = try r.count(max: 64)
             var sources: [UInt64] = []
-            for _ in 0..<(try r.count(max: 1 << 20)) { sources.append(try r.varint()) }
+            for _ in 0..<(try r.count(max: maxListCount)) { sources.append(try r.varint()) }
             var replaces: [UInt64] = []
-            for _ in 0..<(try r.count(max: 1 << 20)) { replaces.append(try r.varint()) }
+            for _ in 0..<(try r.count(max: maxListCount)) { replaces.append(try r.varint()) }
             return BlockMeta(
                 id: id, org: org, placement: placement, formatVersion: formatVersion, spans: spans, traces: traces,
                 minStart: minStart, maxStart: maxStart, bytes: size, level: level, sources: sources, replaces: replaces
@@ -224,8 +235,10 @@ public final class BlockStore: @unchecked Sendable {
             id: id, org: org, placement: placement, formatVersion: BlockCodec.version, spans: summary.spans, traces: summary.traces,
             minStart: summary.minStart, maxStart: summary.maxStart, bytes: bytes.count, level: level, sources: sources, replaces: replaces
         )
+        // Encoded first: a meta that could not be read back is refused before any file is written.
+        let metaBytes = try meta.encoded()
         try self.writeFile(self.path(id, ".block"), bytes)
-        try self.writeFile(self.path(id, ".meta"), meta.encoded())
+        try self.writeFile(self.path(id, ".meta"), metaBytes)
         try self.disk.syncDirectory(self.directory)
         return meta
     }
