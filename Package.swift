@@ -36,6 +36,8 @@ let package = Package(
         .target(name: "WeftStorageEngine", dependencies: ["WeftModel", "WeftOTLP", "CWeftCRC", "CZstd"], swiftSettings: settings),
         .target(name: "WeftQuery", dependencies: ["WeftModel", "WeftOTLP", "WeftStorageEngine"], swiftSettings: settings),
         .target(name: "WeftLoad", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
+        // Cluster membership: the ring CRDT, replica lookup and the SWIM state machine.
+        .target(name: "WeftCluster", dependencies: ["WeftModel"], swiftSettings: settings),
         // Layer 1: shells.
         .target(
             name: "WeftServer",
@@ -78,13 +80,22 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        .executableTarget(name: "weft-ringbench", dependencies: ["WeftCluster", "WeftModel"], swiftSettings: settings),
+        .executableTarget(
+            name: "weft-sim",
+            dependencies: ["WeftClusterSim", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: settings
+        ),
         .executableTarget(name: "weft-h2bench", dependencies: ["WeftServer", "WeftHTTP2", nio, nioPosix], swiftSettings: settings),
         // Test support (no product).
         .target(name: "WeftTestSupport", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
+        // The deterministic cluster simulator (SWIM instances over a simulated network, one seed).
+        .target(name: "WeftClusterSim", dependencies: ["WeftCluster", "WeftModel"], swiftSettings: settings),
         // Tests.
         .testTarget(name: "WeftOTLPTests", dependencies: ["WeftOTLP", "WeftModel", "WeftLoad", "WeftTestSupport"], resources: [.copy("Fixtures")], swiftSettings: settings),
         .testTarget(name: "WeftStorageEngineTests", dependencies: ["WeftStorageEngine", "WeftTestSupport", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
         .testTarget(name: "WeftQueryTests", dependencies: ["WeftQuery", "WeftTestSupport", "WeftStorageEngine", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
+        .testTarget(name: "WeftClusterTests", dependencies: ["WeftCluster", "WeftClusterSim", "WeftModel"], swiftSettings: settings),
         .testTarget(name: "WeftHTTP2Tests", dependencies: ["WeftHTTP2", "WeftServer", "WeftClient", "WeftTestSupport", nio, nioPosix], swiftSettings: settings),
         .testTarget(
             name: "WeftServerTests",

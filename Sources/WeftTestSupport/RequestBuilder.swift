@@ -1,4 +1,6 @@
 import WeftModel
+/// Tests that import this kit keep finding the seeded generator here (it lives in WeftModel).
+@_exported import struct WeftModel.SplitMix64
 import WeftOTLP
 
 /// Builds OTLP `ExportTraceServiceRequest` protobuf bytes for tests (not used by the product).
@@ -81,18 +83,5 @@ public enum RequestBuilder {
             }
         }
         return w.bytes
-    }
-}
-
-/// SplitMix64: a tiny seeded generator for reproducible tests.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { self.state = seed }
-    public mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
