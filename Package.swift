@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "WeftServer",
             dependencies: [
-                "WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftQuery", "WeftHTTP2", "CZlib",
+                "WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftQuery", "WeftHTTP2", "CZlib", "WeftCluster", "WeftClusterService",
                 nio, nioPosix, nioHTTP1, logging,
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -52,6 +52,12 @@ let package = Package(
             swiftSettings: settings
         ),
         .target(name: "WeftClient", dependencies: [nio, nioPosix, nioHTTP1], swiftSettings: settings),
+        // Membership over the internal HTTP/2 port, and the cluster admin API.
+        .target(
+            name: "WeftClusterService",
+            dependencies: ["WeftCluster", "WeftHTTP2", "WeftModel", nio, logging, .product(name: "Prometheus", package: "swift-prometheus")],
+            swiftSettings: settings
+        ),
         // HTTP/2 on libnghttp2 (apt: libnghttp2-dev).
         .systemLibrary(
             name: "CNGHTTP2", pkgConfig: "libnghttp2",

@@ -1,9 +1,12 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+import WeftCluster
+import WeftClusterService
 import WeftHTTP2
 import WeftModel
 import WeftOTLP
@@ -72,6 +75,27 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     /// Longest attribute key or value, name or status message of a span (the span is refused beyond).
     public var maxAttributeValueBytes: Int = SpanLimits().maxValueBytes
 
+    // Cluster.
+    /// `all` (the default: one node does everything) or a comma-separated list of `ingest`, `storage`, `query`.
+    public var roles: String = "all"
+    /// This node's ID (a storage node keeps it in its data directory; default: generated once).
+    public var nodeId: String? = nil
+    /// Node-to-node HTTP/2 port (0 picks a free port; nil: no cluster membership). Config files and
+    /// `weft serve` default to ``defaultInternalPort``; a configuration built in code starts without one.
+    public var internalPort: Int? = nil
+    public static let defaultInternalPort = 9400
+    /// The host peers use to reach this node (default: `host`, or the machine's name when `host` is a wildcard).
+    public var advertiseHost: String? = nil
+    /// `HOST:PORT` of cluster members to join through; a name with several addresses names them all.
+    public var join: [String] = []
+    /// Failure domain: replica sets spread over distinct zones when there are enough.
+    public var zone: String = ""
+    /// Copies of each trace (capped by the number of storage nodes).
+    public var replicationFactor: Int = 3
+    /// Shared secret of node-to-node requests (or read from `clusterSecretFile`); none: not checked.
+    public var clusterSecret: String? = nil
+    public var clusterSecretFile: String? = nil
+
     public init() {}
 
     /// The span limits this configuration sets.
@@ -127,6 +151,17 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
         self.maxEventsPerSpan = try c.decodeIfPresent(Int.self, forKey: .maxEventsPerSpan) ?? d.maxEventsPerSpan
         self.maxLinksPerSpan = try c.decodeIfPresent(Int.self, forKey: .maxLinksPerSpan) ?? d.maxLinksPerSpan
         self.maxAttributeValueBytes = try c.decodeIfPresent(Int.self, forKey: .maxAttributeValueBytes) ?? d.maxAttributeValueBytes
+        self.roles = try c.decodeIfPresent(String.self, forKey: .roles) ?? d.roles
+        self.nodeId = try c.decodeIfPresent(String.self, forKey: .nodeId)
+        self.internalPort = c.contains(.internalPort)
+            ? try c.decodeIfPresent(Int.self, forKey: .internalPort)
+            : NodeConfiguration.defaultInternalPort
+        self.advertiseHost = try c.decodeIfPresent(String.self, forKey: .advertiseHost)
+        self.join = try c.decodeIfPresent([String].self, forKey: .join) ?? d.join
+        self.zone = try c.decodeIfPresent(String.self, forKey: .zone) ?? d.zone
+        self.replicationFactor = try c.decodeIfPresent(Int.self, forKey: .replicationFactor) ?? d.replicationFactor
+        self.clusterSecret = try c.decodeIfPresent(String.self, forKey: .clusterSecret)
+        self.clusterSecretFile = try c.decodeIfPresent(String.self, forKey: .clusterSecretFile)
     }
 }
 
@@ -136,6 +171,10 @@ public struct NodeAddresses: Sendable, Equatable {
     public var query: String
     /// Nil when the node has no gRPC listener.
     public var otlpGrpc: String?
+    /// Node-to-node HTTP/2 port; nil without cluster membership.
+    public var `internal`: String? = nil
+    /// This node's cluster ID (nil without cluster membership).
+    public var nodeID: String? = nil
 }
 
 /// A single Weft node: OTLP receiver (HTTP and gRPC), WAL, head and query API, run as one `Service`.
@@ -163,6 +202,9 @@ public final class WeftNode: Service {
     public func run() async throws {
         let config = self.configuration
         let logger = self.logger
+        guard let roles = ClusterSettings.parseRoles(config.roles) else {
+            throw ClusterMembership.Failure(description: "roles '\(config.roles.prefix(80))' must be 'all' or a comma-separated list of ingest, storage, query")
+        }
         let cores = System.coreCount
         let metrics = NodeMetrics()
         let options = DecodeOptions(genAI: GenAINormalizer(costAliases: config.costAliases))
@@ -192,7 +234,16 @@ public final class WeftNode: Service {
         let query = QueryAPI(engine: engine, metrics: metrics, pool: pool, limits: config.queryLimits, parallelism: queryThreadCount)
         // Until the WAL is replayed, data endpoints answer 503 and /ready says so; /healthz and /metrics work.
         let gate = ReadinessGate()
+        let membershipBox = Mutex<ClusterMembership?>(nil)
         let responder: HTTPResponder = { request, loop in
+            if request.path.hasPrefix("/api/cluster/") {
+                return Self.admin(request, membershipBox.withLock { $0 }, on: loop)
+            }
+            switch Self.routing(request, roles: roles) {
+            case .serve: break
+            case .queryAPI: return query.handle(request, on: loop)
+            case .answer(let response): return loop.makeSucceededFuture(response)
+            }
             guard let receiver = gate.receiver else {
                 switch request.path {
                 case "/healthz", "/metrics": return query.handle(request, on: loop)
@@ -228,13 +279,29 @@ public final class WeftNode: Service {
         var servers: [HTTPServer] = []
         var committer: WALCommitter? = nil
         var maintainer: BlockMaintainer? = nil
+        var membership: ClusterMembership? = nil
         do {
-            let otlp = try await HTTPServer.start(host: config.host, port: config.otlpPort, group: group, maxBodyBytes: config.maxBodyBytes, responder: responder)
-            servers.append(otlp)
+            var otlpAddress = ""
+            if roles.contains(.ingest) {
+                let otlp = try await HTTPServer.start(host: config.host, port: config.otlpPort, group: group, maxBodyBytes: config.maxBodyBytes, responder: responder)
+                servers.append(otlp)
+                otlpAddress = "\(config.host):\(otlp.port)"
+            }
             let api = try await HTTPServer.start(host: config.host, port: config.queryPort, group: group, maxBodyBytes: 1 << 20, responder: responder)
             servers.append(api)
-            var addresses = NodeAddresses(otlp: "\(config.host):\(otlp.port)", query: "\(config.host):\(api.port)", otlpGrpc: nil)
-            if let grpcPort = config.otlpGrpcPort {
+            var addresses = NodeAddresses(otlp: otlpAddress, query: "\(config.host):\(api.port)", otlpGrpc: nil)
+            if let internalPort = config.internalPort {
+                let cluster = try await ClusterMembership.start(
+                    configuration: config, roles: roles, port: internalPort, group: group, metrics: metrics, logger: logger
+                ) { id, address in
+                    await Self.localStatus(id: id, address: address, roles: roles, zone: config.zone, engine: engine, ready: gate.receiver != nil || !roles.contains(.storage), membership: membershipBox.withLock { $0 })
+                }
+                membership = cluster
+                membershipBox.withLock { $0 = cluster }
+                addresses.internal = cluster.address
+                addresses.nodeID = cluster.settings.nodeID.rawValue
+            }
+            if roles.contains(.ingest), let grpcPort = config.otlpGrpcPort {
                 // Until the gate opens, Export answers UNAVAILABLE with RetryInfo.
                 let grpc = try await HTTPServer.startHTTP2(
                     // The body is the message plus its 5-byte length prefix.
@@ -246,64 +313,69 @@ public final class WeftNode: Service {
             }
             logger.info("recovering", metadata: Self.metadata(addresses))
 
-            // Open the blocks and rebuild the head from the WAL (off the cooperative pool), then take traffic.
-            let walCommitter = try await pool.runIfActive { () throws -> WALCommitter in
-                let disk = PosixDisk()
-                try disk.makeDirectory(config.dataDir)
-                let wal = WAL(disk: disk, directory: config.dataDir + "/wal", configuration: .init(segmentSize: config.walSegmentBytes))
-                let started = ContinuousClock.now
-                let report = try engine.open(wal: wal, options: options, limits: config.spanLimits, nowNanos: WallClock.nowNanos())
-                if !report.blocks.removedFiles.isEmpty {
-                    logger.info("removed leftovers of interrupted block writes and compactions", metadata: ["files": "\(report.blocks.removedFiles)"])
-                }
-                if !report.blocks.corrupt.isEmpty {
-                    logger.error("block metadata failed verification; those blocks are not served", metadata: ["files": "\(report.blocks.corrupt)"])
-                }
-                if let tail = report.wal.truncatedTail {
-                    logger.warning("dropped a torn or corrupt WAL tail", metadata: [
-                        "segment": "\(tail.segment)", "offset": "\(tail.offset)", "bytes": "\(tail.droppedBytes)",
+            if roles.contains(.storage) {
+                // Open the blocks and rebuild the head from the WAL (off the cooperative pool), then take traffic.
+                let walCommitter = try await pool.runIfActive { () throws -> WALCommitter in
+                    let disk = PosixDisk()
+                    try disk.makeDirectory(config.dataDir)
+                    let wal = WAL(disk: disk, directory: config.dataDir + "/wal", configuration: .init(segmentSize: config.walSegmentBytes))
+                    let started = ContinuousClock.now
+                    let report = try engine.open(wal: wal, options: options, limits: config.spanLimits, nowNanos: WallClock.nowNanos())
+                    if !report.blocks.removedFiles.isEmpty {
+                        logger.info("removed leftovers of interrupted block writes and compactions", metadata: ["files": "\(report.blocks.removedFiles)"])
+                    }
+                    if !report.blocks.corrupt.isEmpty {
+                        logger.error("block metadata failed verification; those blocks are not served", metadata: ["files": "\(report.blocks.corrupt)"])
+                    }
+                    if let tail = report.wal.truncatedTail {
+                        logger.warning("dropped a torn or corrupt WAL tail", metadata: [
+                            "segment": "\(tail.segment)", "offset": "\(tail.offset)", "bytes": "\(tail.droppedBytes)",
+                        ])
+                    }
+                    for record in report.quarantined {
+                        metrics.walQuarantined.increment()
+                        logger.error("a WAL record could not be replayed; it was set aside and the rest replayed", metadata: [
+                            "segment": "\(record.segment)", "record": "\(record.index)", "reason": "\(record.reason)",
+                            "copy": "\(record.path ?? "none")",
+                        ])
+                    }
+                    if report.refusedSpans > 0 {
+                        logger.warning("replayed spans over the span limits or past retention were dropped", metadata: ["spans": "\(report.refusedSpans)"])
+                    }
+                    logger.info("recovered", metadata: [
+                        "blocks": "\(report.blocks.blocks.count)", "blockSpans": "\(report.blocks.blocks.reduce(0) { $0 + $1.spans })",
+                        "segments": "\(report.wal.segments)", "records": "\(report.wal.records)", "spans": "\(report.spans)",
+                        "skippedRecords": "\(report.skippedRecords)", "ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))",
                     ])
+                    // The committer takes ownership of the replayed log.
+                    return WALCommitter(wal: wal, head: head, maxPendingBytes: config.walMaxPendingBytes, metrics: metrics)
                 }
-                for record in report.quarantined {
-                    metrics.walQuarantined.increment()
-                    logger.error("a WAL record could not be replayed; it was set aside and the rest replayed", metadata: [
-                        "segment": "\(record.segment)", "record": "\(record.index)", "reason": "\(record.reason)",
-                        "copy": "\(record.path ?? "none")",
-                    ])
-                }
-                if report.refusedSpans > 0 {
-                    logger.warning("replayed spans over the span limits or past retention were dropped", metadata: ["spans": "\(report.refusedSpans)"])
-                }
-                logger.info("recovered", metadata: [
-                    "blocks": "\(report.blocks.blocks.count)", "blockSpans": "\(report.blocks.blocks.reduce(0) { $0 + $1.spans })",
-                    "segments": "\(report.wal.segments)", "records": "\(report.wal.records)", "spans": "\(report.spans)",
-                    "skippedRecords": "\(report.skippedRecords)", "ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))",
-                ])
-                // The committer takes ownership of the replayed log.
-                return WALCommitter(wal: wal, head: head, maxPendingBytes: config.walMaxPendingBytes, metrics: metrics)
-            }
-            committer = walCommitter
-            let blockMaintainer = BlockMaintainer(
-                engine: engine, committer: walCommitter, metrics: metrics, logger: logger,
-                settings: .init(
-                    maxSegmentAge: .milliseconds(Int64(config.blockMaxAgeSeconds * 1000)),
-                    interval: .milliseconds(Int64(max(0.01, config.maintenanceIntervalSeconds) * 1000)),
-                    retiredGrace: .seconds(60)
+                committer = walCommitter
+                let blockMaintainer = BlockMaintainer(
+                    engine: engine, committer: walCommitter, metrics: metrics, logger: logger,
+                    settings: .init(
+                        maxSegmentAge: .milliseconds(Int64(config.blockMaxAgeSeconds * 1000)),
+                        interval: .milliseconds(Int64(max(0.01, config.maintenanceIntervalSeconds) * 1000)),
+                        retiredGrace: .seconds(60)
+                    )
                 )
-            )
-            maintainer = blockMaintainer
-            maintainerBox.withLock { $0 = blockMaintainer }
-            gate.open(OTLPReceiver(
-                head: head, committer: walCommitter, metrics: metrics, options: options,
-                maxDecodedBytes: config.maxBodyBytes, stripes: stripes, headMaxSpans: config.headMaxSpans,
-                limits: config.spanLimits, retentionNanos: { [engineConfiguration = engine.configuration] in engineConfiguration.retention(of: $0) }
-            ))
+                maintainer = blockMaintainer
+                maintainerBox.withLock { $0 = blockMaintainer }
+                gate.open(OTLPReceiver(
+                    head: head, committer: walCommitter, metrics: metrics, options: options,
+                    maxDecodedBytes: config.maxBodyBytes, stripes: stripes, headMaxSpans: config.headMaxSpans,
+                    limits: config.spanLimits, retentionNanos: { [engineConfiguration = engine.configuration] in engineConfiguration.retention(of: $0) }
+                ))
+            }
+            // A storage node takes ring ownership once its data is back; other roles own nothing.
+            await membership?.shell.activate()
             logger.info("listening", metadata: Self.metadata(addresses))
             self.onReady(addresses)
             // Serve until SIGTERM/SIGINT (or the group is cancelled).
             try? await gracefulShutdown()
         } catch {
             logger.error("cannot start: \(error)")
+            await membership?.shutdown()
             for s in servers { await s.shutdown() }
             // Servers hold promises of the event loops: release them while the loops still run.
             servers.removeAll()
@@ -315,6 +387,7 @@ public final class WeftNode: Service {
         }
 
         logger.info("shutting down: finishing in-flight requests")
+        await membership?.shutdown()
         for s in servers { await s.shutdown() }
         // Servers hold promises of the event loops: release them while the loops still run.
         servers.removeAll()
@@ -328,7 +401,107 @@ public final class WeftNode: Service {
     private static func metadata(_ a: NodeAddresses) -> Logger.Metadata {
         var m: Logger.Metadata = ["otlp": "\(a.otlp)", "query": "\(a.query)"]
         if let grpc = a.otlpGrpc { m["grpc"] = "\(grpc)" }
+        if let i = a.internal { m["internal"] = "\(i)" }
+        if let id = a.nodeID { m["node"] = "\(id)" }
         return m
+    }
+
+    /// Answers `/api/cluster/...` from the admin API (404 on a node without cluster membership).
+    static func admin(_ request: HTTPRequest, _ membership: ClusterMembership?, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+        guard let membership else {
+            return loop.makeSucceededFuture(QueryAPI.json(.notFound, QueryResponses.error("this node runs without cluster membership (no internal port)")))
+        }
+        let promise = loop.makePromise(of: HTTPResponse.self)
+        let (method, path, query) = (request.method.rawValue, request.path, request.query)
+        promise.completeWithTask {
+            guard let answer = await membership.admin.handle(method: method, path: path, query: query) else {
+                return QueryAPI.json(.notFound, QueryResponses.error("no such endpoint: \(path)"))
+            }
+            return QueryAPI.json(HTTPResponseStatus(statusCode: answer.status), answer.body)
+        }
+        return promise.futureResult
+    }
+
+    /// How a request is served given the node's roles.
+    enum RoleRouting {
+        /// As on a full node.
+        case serve
+        /// By the query API directly (health, metrics, build info on a node without storage).
+        case queryAPI
+        /// Refused or answered here.
+        case answer(HTTPResponse)
+    }
+
+    static func routing(_ request: HTTPRequest, roles: NodeRoles) -> RoleRouting {
+        let path = request.path
+        switch path {
+        case "/healthz", "/metrics", "/api/echo", "/api/status/buildinfo":
+            return roles.contains(.storage) ? .serve : .queryAPI
+        case "/ready":
+            // Nodes without storage have nothing to recover: ready once they listen.
+            return roles.contains(.storage) ? .serve : .answer(.text(.ok, "ready\n"))
+        case "/v1/traces":
+            guard roles.contains(.ingest) else {
+                return .answer(OTLPErrors.response(
+                    .notFound, code: 12, "this node does not run the ingest role (roles: \(roles))", contentType: request.headers.first(name: "content-type")
+                ))
+            }
+        case "/flush":
+            break
+        default:
+            guard roles.contains(.query) else {
+                return .answer(QueryAPI.json(.notFound, QueryResponses.error("this node does not run the query role (roles: \(roles))")))
+            }
+        }
+        guard !roles.contains(.storage) else { return .serve }
+        let message = "this node (roles: \(roles)) stores no spans; writes and queries need a node with the storage role"
+        if path == "/v1/traces" {
+            return .answer(OTLPErrors.response(
+                .serviceUnavailable, code: 14, message, contentType: request.headers.first(name: "content-type"), retryAfter: 1
+            ))
+        }
+        return .answer(QueryAPI.json(.serviceUnavailable, QueryResponses.error(message)))
+    }
+
+    /// One node's status for `weftctl status`, as a JSON object.
+    static func localStatus(
+        id: NodeID, address: NodeAddress, roles: NodeRoles, zone: String, engine: StorageEngine, ready: Bool, membership: ClusterMembership?
+    ) async -> [UInt8] {
+        let view = await membership?.shell.view()
+        let stats = engine.head.stats
+        let blocks = engine.blocks
+        var w = JSONWriter()
+        w.object { o in
+            o.key("id")
+            o.string(id.rawValue)
+            o.key("address")
+            o.string(address.description)
+            o.key("roles")
+            o.array { a in for r in roles.description.split(separator: ",") { a.string(String(r)) } }
+            o.key("zone")
+            o.string(zone)
+            o.key("ringVersion")
+            o.number(membership?.shell.ring.version ?? 0)
+            o.key("ready")
+            o.bool(ready)
+            o.key("headSpans")
+            o.number(stats.spans)
+            o.key("blocks")
+            o.number(blocks.count)
+            o.key("blockSpans")
+            o.number(blocks.reduce(0) { $0 + $1.spans })
+            o.key("diskBytes")
+            o.number(blocks.reduce(0) { $0 + $1.bytes })
+            o.key("walBacklogSegments")
+            o.number(max(0, engine.head.segments().count - 1))
+            o.key("unreachable")
+            o.array { a in
+                for m in view?.members ?? [] where !m.isSelf && (m.update.status == .dead || m.update.status == .suspect) {
+                    a.string(m.update.node.rawValue)
+                }
+            }
+        }
+        return w.bytes
     }
 }
 

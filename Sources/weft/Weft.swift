@@ -26,6 +26,24 @@ struct ServerOptions: ParsableArguments {
     var queryPort: Int?
     @Option(help: "OTLP/gRPC port (HTTP/2 only); 0 picks a free port. Default 4317.")
     var otlpGrpcPort: Int?
+    @Option(help: "Roles: all (default), or a comma-separated list of ingest, storage, query.")
+    var roles: String?
+    @Option(help: "This node's cluster ID (a storage node keeps it in its data directory). Default: generated once.")
+    var nodeId: String?
+    @Option(help: "Node-to-node HTTP/2 port; 0 picks a free port. Default 9400.")
+    var internalPort: Int?
+    @Option(help: "Host other nodes use to reach this one. Default: --host (or the machine's name for 0.0.0.0).")
+    var advertiseHost: String?
+    @Option(help: "Comma-separated HOST:PORT of cluster members to join (a DNS name may resolve to several).")
+    var join: String?
+    @Option(help: "Failure domain of this node (replica sets prefer distinct zones).")
+    var zone: String?
+    @Option(help: "Copies of each trace. Default 3 (capped by the number of storage nodes).")
+    var replicationFactor: Int?
+    @Option(help: "Shared secret required on node-to-node requests.")
+    var clusterSecret: String?
+    @Option(help: "File holding the cluster secret.")
+    var clusterSecretFile: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -36,12 +54,22 @@ struct ServerOptions: ParsableArguments {
         } else {
             c = NodeConfiguration()
             c.otlpGrpcPort = NodeConfiguration.defaultOTLPGrpcPort
+            c.internalPort = NodeConfiguration.defaultInternalPort
         }
         if let v = self.dataDir { c.dataDir = v }
         if let v = self.host { c.host = v }
         if let v = self.otlpPort { c.otlpPort = v }
         if let v = self.queryPort { c.queryPort = v }
         if let v = self.otlpGrpcPort { c.otlpGrpcPort = v }
+        if let v = self.roles { c.roles = v }
+        if let v = self.nodeId { c.nodeId = v }
+        if let v = self.internalPort { c.internalPort = v }
+        if let v = self.advertiseHost { c.advertiseHost = v }
+        if let v = self.join { c.join = v.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+        if let v = self.zone { c.zone = v }
+        if let v = self.replicationFactor { c.replicationFactor = v }
+        if let v = self.clusterSecret { c.clusterSecret = v }
+        if let v = self.clusterSecretFile { c.clusterSecretFile = v }
         return c
     }
 }
@@ -57,7 +85,10 @@ func runNode(_ configuration: NodeConfiguration, logLevel: String, banner: (@Sen
     let logger = Logger(label: "weft")
     let node = WeftNode(configuration: configuration, logger: logger, listening: { addresses in
         // `otlp=` and `query=` come first and keep their form; scripts parse this line.
-        print("listening otlp=\(addresses.otlp) query=\(addresses.query)" + (addresses.otlpGrpc.map { " grpc=\($0)" } ?? ""))
+        print(
+            "listening otlp=\(addresses.otlp) query=\(addresses.query)" + (addresses.otlpGrpc.map { " grpc=\($0)" } ?? "")
+                + (addresses.internal.map { " internal=\($0)" } ?? "") + (addresses.nodeID.map { " node=\($0)" } ?? "")
+        )
         banner?(addresses)
         fflush(nil)
     })
