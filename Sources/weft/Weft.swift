@@ -110,11 +110,26 @@ struct Serve: AsyncParsableCommand {
 }
 
 struct Dev: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a ready-to-use local node with data under ./weft-data.")
+    static let configuration = CommandConfiguration(
+        abstract: "Run a ready-to-use local node (or, with --nodes N, a local cluster) with data under ./weft-data."
+    )
     @OptionGroup var options: ServerOptions
+    @Option(help: "Start a cluster of this many nodes on this machine: node 1 runs every role, the rest are storage nodes.")
+    var nodes: Int = 1
+
+    func validate() throws {
+        guard (1...64).contains(self.nodes) else { throw ValidationError("--nodes must be between 1 and 64") }
+    }
 
     func run() async throws {
         let config = try self.options.nodeConfiguration()
+        if self.nodes > 1 {
+            try await DevCluster(
+                nodes: self.nodes, base: config.dataDir, host: config.host, otlpPort: config.otlpPort, queryPort: config.queryPort,
+                grpcPort: config.otlpGrpcPort ?? NodeConfiguration.defaultOTLPGrpcPort, logLevel: self.options.logLevel,
+                replicationFactor: self.options.replicationFactor
+            ).run()
+        }
         try await runNode(config, logLevel: self.options.logLevel) { addresses in
             let (otlp, query) = (addresses.otlp, addresses.query)
             let grpc = addresses.otlpGrpc.map {
