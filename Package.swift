@@ -103,6 +103,7 @@ let package = Package(
         .testTarget(name: "WeftQueryTests", dependencies: ["WeftQuery", "WeftTestSupport", "WeftStorageEngine", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
         .testTarget(name: "WeftClusterTests", dependencies: ["WeftCluster", "WeftClusterSim", "WeftModel"], swiftSettings: settings),
         .testTarget(name: "WeftHTTP2Tests", dependencies: ["WeftHTTP2", "WeftServer", "WeftClient", "WeftTestSupport", nio, nioPosix], swiftSettings: settings),
+        .testTarget(name: "WeftClusterServiceTests", dependencies: ["WeftClusterService", "WeftCluster"], swiftSettings: settings),
         .testTarget(
             name: "WeftServerTests",
             dependencies: [
