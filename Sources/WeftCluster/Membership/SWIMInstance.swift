@@ -12,6 +12,8 @@ import WeftModel
 /// - Claims are ordered `alive(i) < suspect(i) < dead(i) < left(i) < alive(i+1)`. A node that hears
 ///   itself suspected or dead raises its incarnation above the claim (refutation); a restarted node,
 ///   which starts at incarnation 0, comes back this way.
+/// - Lifeguard's buddy system: a node that starts suspecting a member pings it with the suspicion at
+///   once, and every probe of a suspect carries it, so a live suspect refutes quickly.
 /// - Lifeguard local health: a failed probe whose relays did not all nack, or a refutation, raises the
 ///   node's own health score; a successful probe lowers it. The probe interval and timeouts are scaled
 ///   by 1 + score, so a slow node slows down instead of accusing healthy peers.
@@ -20,6 +22,8 @@ import WeftModel
 /// - Ring state rides along: changed `RingEntry`s are gossiped like member updates, and every message
 ///   carries the sender's ring digest; a mismatch that lasts `ringSyncInterval` starts a push-pull of
 ///   full state with that peer. Push-pull also runs on join and every `pushPullInterval`.
+/// - Every `reconnectInterval` a node push-pulls with one random dead member, so the two sides of a
+///   healed partition merge again.
 /// - A node is the only writer of its own ring entry (its intent wins over any other version of it),
 ///   except a `left` tombstone (an operator's `forget`), which it accepts.
 public struct SWIMInstance: Sendable {
@@ -48,6 +52,7 @@ public struct SWIMInstance: Sendable {
     private var nextProbeAt: UInt64 = 0
     private var nextJoinAt: UInt64?
     private var nextPushPullAt: UInt64 = 0
+    private var nextReconnectAt: UInt64 = 0
     private var nextRingSyncAt: UInt64 = 0
     private var ringMismatchSince: UInt64?
     private var scheduledTick: UInt64?
@@ -129,6 +134,7 @@ public struct SWIMInstance: Sendable {
         var out: [SWIMDirective] = []
         self.nextProbeAt = now + self.rng.next() % self.settings.protocolPeriod
         self.nextPushPullAt = now + self.settings.pushPullInterval
+        self.nextReconnectAt = now + self.settings.reconnectInterval
         self.gossip.enqueue(.member(self.selfUpdate))
         if let own = self.ownRingEntry { self.gossip.enqueue(.ring(own)) }
         if !self.seeds.isEmpty { self.join(now: now, &out) }
@@ -185,7 +191,15 @@ public struct SWIMInstance: Sendable {
                 self.send(.syncRequest(self.snapshot), to: peer.address, &out)
             }
         }
-        // 6) The next probe.
+        // 6) Knock on a dead member's door: if it is alive after all (a healed partition), it refutes.
+        if now >= self.nextReconnectAt {
+            self.nextReconnectAt = now + self.settings.reconnectInterval
+            let dead = self.members.values.filter { $0.status == .dead }.map(\.update).sorted { $0.node < $1.node }
+            if !dead.isEmpty {
+                self.send(.syncRequest(self.snapshot), to: dead[Int(self.rng.next() % UInt64(dead.count))].address, &out)
+            }
+        }
+        // 7) The next probe.
         if !self.isLeaving, now >= self.nextProbeAt { self.startProbe(now: now, &out) }
         self.finish(now: now, &out)
         return out
@@ -200,7 +214,8 @@ public struct SWIMInstance: Sendable {
             target: target.node, targetAddress: target.address, sequence: sequence,
             directDeadline: now + self.probeTimeout, periodEnd: now + self.probeInterval, phase: .direct
         )
-        self.send(.ping(sequence: sequence), to: target.address, &out)
+        // Lifeguard's buddy system: a suspect hears of its suspicion from whoever probes it.
+        self.send(.ping(sequence: sequence), to: target.address, &out, first: target.status == .suspect ? .member(target) : nil)
     }
 
     private mutating func probeFailed(_ probe: Probe, now: UInt64, _ out: inout [SWIMDirective]) {
@@ -211,6 +226,8 @@ public struct SWIMInstance: Sendable {
         var suspect = member.update
         suspect.status = .suspect
         self.apply(suspect, now: now, &out)
+        // Tell the suspect at once, so that a live one can refute before the others time out.
+        self.send(.ping(sequence: self.nextSequence()), to: suspect.address, &out, first: .member(suspect))
     }
 
     /// The next reachable member of the round-robin list, reshuffling at the end of each round.
@@ -417,10 +434,16 @@ public struct SWIMInstance: Sendable {
         return chosen
     }
 
-    private mutating func send(_ kind: SWIMMessage.Kind, to address: NodeAddress, _ out: inout [SWIMDirective]) {
-        let gossip = self.gossip.take(
-            maxCount: self.settings.maxGossipPerMessage, limit: self.settings.retransmitLimit(memberCount: self.clusterSize)
+    /// Sends `kind` with piggybacked gossip; `first`, when given, rides first (outside the retransmit count).
+    private mutating func send(_ kind: SWIMMessage.Kind, to address: NodeAddress, _ out: inout [SWIMDirective], first: GossipUpdate? = nil) {
+        var gossip = self.gossip.take(
+            maxCount: self.settings.maxGossipPerMessage - (first == nil ? 0 : 1),
+            limit: self.settings.retransmitLimit(memberCount: self.clusterSize)
         )
+        if let first {
+            gossip.removeAll { $0 == first }
+            gossip.insert(first, at: 0)
+        }
         let message = SWIMMessage(
             sender: self.myself, senderAddress: self.address, senderIncarnation: self.incarnation,
             ringDigest: self.ring.digest, kind: kind, gossip: gossip
@@ -440,6 +463,7 @@ public struct SWIMInstance: Sendable {
         for relay in self.relays.values { deadlines.append(relay.deadline) }
         if let nextJoin = self.nextJoinAt { deadlines.append(nextJoin) }
         deadlines.append(self.nextPushPullAt)
+        deadlines.append(self.nextReconnectAt)
         return deadlines.min()
     }
 
