@@ -40,6 +40,8 @@ public struct SWIMInstance: Sendable {
     /// True once `onLeave` was called: no more probing, and no refutation of the `left` claim.
     public private(set) var isLeaving = false
 
+    /// The members currently suspect (an index into `members`, kept so deadlines cost O(suspects)).
+    private var suspects: Set<NodeID> = []
     private var ownRingEntry: RingEntry?
     private let seeds: [NodeAddress]
     private var rng: SplitMix64
@@ -113,7 +115,7 @@ public struct SWIMInstance: Sendable {
     }
 
     /// The number of live members, this node included (n in the protocol's formulas).
-    public var clusterSize: Int { self.members.values.reduce(1) { $0 + ($1.status.isReachable ? 1 : 0) } }
+    public private(set) var clusterSize = 1
 
     /// The full state sent in push-pull.
     public var snapshot: MembershipSnapshot {
@@ -156,7 +158,7 @@ public struct SWIMInstance: Sendable {
         var out: [SWIMDirective] = []
         // 1) Suspects that did not refute in time are dead.
         let timeout = self.settings.suspicionTimeout(memberCount: self.clusterSize)
-        let expired = self.members.values.filter { $0.status == .suspect && ($0.suspectedAt ?? now) + timeout <= now }
+        let expired = self.suspects.compactMap { self.members[$0] }.filter { ($0.suspectedAt ?? now) + timeout <= now }
         for member in expired.sorted(by: { $0.update.node < $1.update.node }) {
             var dead = member.update
             dead.status = .dead
@@ -363,6 +365,8 @@ public struct SWIMInstance: Sendable {
         let existing = self.members[update.node]
         if let existing, !update.supersedes(existing.update) { return }
         self.members[update.node] = MemberState(update: update, suspectedAt: update.status == .suspect ? now : nil)
+        if update.status == .suspect { self.suspects.insert(update.node) } else { self.suspects.remove(update.node) }
+        self.clusterSize += (update.status.isReachable ? 1 : 0) - (existing?.status.isReachable == true ? 1 : 0)
         if update.status.isReachable, existing?.status.isReachable != true, !self.probeOrder.contains(update.node) {
             // SWIM: a new member goes to a random place in the round-robin list.
             let position = self.probeCursor + Int(self.rng.next() % UInt64(self.probeOrder.count - self.probeCursor + 1))
@@ -457,8 +461,8 @@ public struct SWIMInstance: Sendable {
         if !self.isLeaving { deadlines.append(self.nextProbeAt) }
         if let probe = self.probe { deadlines.append(probe.phase == .direct ? probe.directDeadline : probe.periodEnd) }
         let timeout = self.settings.suspicionTimeout(memberCount: self.clusterSize)
-        for member in self.members.values where member.status == .suspect {
-            if let since = member.suspectedAt { deadlines.append(since + timeout) }
+        for node in self.suspects {
+            if let since = self.members[node]?.suspectedAt { deadlines.append(since + timeout) }
         }
         for relay in self.relays.values { deadlines.append(relay.deadline) }
         if let nextJoin = self.nextJoinAt { deadlines.append(nextJoin) }
