@@ -30,18 +30,20 @@ public struct SWIMInstance: Sendable {
     public let settings: SWIMSettings
     public let myself: NodeID
     public let address: NodeAddress
-    public private(set) var incarnation: UInt64
+    public private(set) var incarnation: UInt64 { didSet { self.snapshotCache = nil } }
     /// Lifeguard's local health score, 0...`maxLocalHealth`.
     public private(set) var localHealth = 0
     /// Every other member ever heard of (dead and left ones stay, as tombstones).
-    public private(set) var members: [NodeID: MemberState] = [:]
+    public private(set) var members: [NodeID: MemberState] = [:] { didSet { self.snapshotCache = nil } }
     /// The merged ring state.
-    public private(set) var ring = RingState()
+    public private(set) var ring = RingState() { didSet { self.snapshotCache = nil } }
     /// True once `onLeave` was called: no more probing, and no refutation of the `left` claim.
-    public private(set) var isLeaving = false
+    public private(set) var isLeaving = false { didSet { self.snapshotCache = nil } }
 
     /// The members currently suspect (an index into `members`, kept so deadlines cost O(suspects)).
     private var suspects: Set<NodeID> = []
+    /// `snapshot`, kept until the state changes (push-pull sends it often, sorting is not free).
+    private var snapshotCache: MembershipSnapshot?
     private var ownRingEntry: RingEntry?
     private let seeds: [NodeAddress]
     private var rng: SplitMix64
@@ -123,6 +125,13 @@ public struct SWIMInstance: Sendable {
         return MembershipSnapshot(members: [self.selfUpdate] + others, ring: self.ring.sortedEntries)
     }
 
+    private mutating func currentSnapshot() -> MembershipSnapshot {
+        if let cached = self.snapshotCache { return cached }
+        let snapshot = self.snapshot
+        self.snapshotCache = snapshot
+        return snapshot
+    }
+
     /// The probe interval scaled by local health.
     var probeInterval: UInt64 { self.settings.protocolPeriod * UInt64(1 + self.localHealth) }
     /// The probe timeout scaled by local health.
@@ -145,7 +154,7 @@ public struct SWIMInstance: Sendable {
     }
 
     private mutating func join(now: UInt64, _ out: inout [SWIMDirective]) {
-        for seed in self.seeds { self.send(.syncRequest(self.snapshot), to: seed, &out) }
+        for seed in self.seeds { self.send(.syncRequest(self.currentSnapshot()), to: seed, &out) }
         self.nextJoinAt = now + self.settings.protocolPeriod
     }
 
@@ -190,7 +199,7 @@ public struct SWIMInstance: Sendable {
         if now >= self.nextPushPullAt {
             self.nextPushPullAt = now + self.settings.pushPullInterval
             if let peer = self.randomReachableMembers(count: 1, excluding: nil).first {
-                self.send(.syncRequest(self.snapshot), to: peer.address, &out)
+                self.send(.syncRequest(self.currentSnapshot()), to: peer.address, &out)
             }
         }
         // 6) Knock on a dead member's door: if it is alive after all (a healed partition), it refutes.
@@ -198,7 +207,7 @@ public struct SWIMInstance: Sendable {
             self.nextReconnectAt = now + self.settings.reconnectInterval
             let dead = self.members.values.filter { $0.status == .dead }.map(\.update).sorted { $0.node < $1.node }
             if !dead.isEmpty {
-                self.send(.syncRequest(self.snapshot), to: dead[Int(self.rng.next() % UInt64(dead.count))].address, &out)
+                self.send(.syncRequest(self.currentSnapshot()), to: dead[Int(self.rng.next() % UInt64(dead.count))].address, &out)
             }
         }
         // 7) The next probe.
@@ -287,7 +296,7 @@ public struct SWIMInstance: Sendable {
             if let probe = self.probe, probe.sequence == sequence, probe.target == target { self.probe?.nacks += 1 }
         case .syncRequest(let snapshot):
             self.merge(snapshot, now: now, &out, &ringChanges)
-            self.send(.syncResponse(self.snapshot), to: message.senderAddress, &out)
+            self.send(.syncResponse(self.currentSnapshot()), to: message.senderAddress, &out)
         case .syncResponse(let snapshot):
             self.merge(snapshot, now: now, &out, &ringChanges)
         }
@@ -319,7 +328,7 @@ public struct SWIMInstance: Sendable {
         if now - since >= self.settings.ringSyncInterval, now >= self.nextRingSyncAt {
             self.ringMismatchSince = nil
             self.nextRingSyncAt = now + self.settings.ringSyncInterval
-            self.send(.syncRequest(self.snapshot), to: message.senderAddress, &out)
+            self.send(.syncRequest(self.currentSnapshot()), to: message.senderAddress, &out)
         }
     }
 
