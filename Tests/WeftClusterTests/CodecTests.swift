@@ -13,12 +13,13 @@ struct CodecTests {
 
     static func randomMessage(_ rng: inout SplitMix64) -> SWIMMessage {
         let kind: SWIMMessage.Kind
-        switch rng.next() % 6 {
+        switch rng.next() % 7 {
         case 0: kind = .ping(sequence: rng.next())
         case 1: kind = .pingRequest(sequence: rng.next(), target: node("t\(rng.next() % 9)"), targetAddress: address(7))
         case 2: kind = .ack(sequence: rng.next() % 1000, target: node("t"))
         case 3: kind = .nack(sequence: rng.next() % 1000, target: node("t"))
         case 4: kind = .syncRequest(MembershipSnapshot(members: (0..<(rng.next() % 5)).map { _ in randomMember(&rng) }, ring: (0..<(rng.next() % 5)).map { _ in randomEntry(&rng) }))
+        case 5: kind = .gossip
         default: kind = .syncResponse(MembershipSnapshot(members: [randomMember(&rng)], ring: [randomEntry(&rng)]))
         }
         let gossip: [GossipUpdate] = (0..<(rng.next() % 6)).map { _ in rng.next() % 2 == 0 ? .member(randomMember(&rng)) : .ring(randomEntry(&rng)) }

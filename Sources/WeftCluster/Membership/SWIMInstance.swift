@@ -18,7 +18,8 @@ import WeftModel
 ///   node's own health score; a successful probe lowers it. The probe interval and timeouts are scaled
 ///   by 1 + score, so a slow node slows down instead of accusing healthy peers.
 /// - Every message piggybacks up to `maxGossipPerMessage` updates, each sent at most
-///   `retransmitMultiplier` × ⌈log2(n+1)⌉ times.
+///   `retransmitMultiplier` × ⌈log2(n+1)⌉ times; while updates are queued, gossip-only messages go to
+///   `gossipFanout` random members every `gossipInterval`, suspects included.
 /// - Ring state rides along: changed `RingEntry`s are gossiped like member updates, and every message
 ///   carries the sender's ring digest; a mismatch that lasts `ringSyncInterval` starts a push-pull of
 ///   full state with that peer. Push-pull also runs on join and every `pushPullInterval`.
@@ -57,6 +58,7 @@ public struct SWIMInstance: Sendable {
     private var nextJoinAt: UInt64?
     private var nextPushPullAt: UInt64 = 0
     private var nextReconnectAt: UInt64 = 0
+    private var nextGossipAt: UInt64 = 0
     private var nextRingSyncAt: UInt64 = 0
     private var ringMismatchSince: UInt64?
     private var scheduledTick: UInt64?
@@ -210,7 +212,14 @@ public struct SWIMInstance: Sendable {
                 self.send(.syncRequest(self.currentSnapshot()), to: dead[Int(self.rng.next() % UInt64(dead.count))].address, &out)
             }
         }
-        // 7) The next probe.
+        // 7) Spread queued news to a few members (suspects included: they must hear their suspicion).
+        if now >= self.nextGossipAt, !self.gossip.isEmpty {
+            self.nextGossipAt = now + self.settings.gossipInterval
+            for member in self.randomReachableMembers(count: self.settings.gossipFanout, excluding: nil, includingSuspects: true) {
+                self.send(.gossip, to: member.address, &out, first: self.claimIfSuspect(member.node))
+            }
+        }
+        // 8) The next probe.
         if !self.isLeaving, now >= self.nextProbeAt { self.startProbe(now: now, &out) }
         self.finish(now: now, &out)
         return out
@@ -274,7 +283,7 @@ public struct SWIMInstance: Sendable {
         }
         switch message.kind {
         case .ping(let sequence):
-            self.send(.ack(sequence: sequence, target: self.myself), to: message.senderAddress, &out)
+            self.send(.ack(sequence: sequence, target: self.myself), to: message.senderAddress, &out, first: self.claimIfSuspect(message.sender))
         case .pingRequest(let sequence, let target, let targetAddress):
             if target == self.myself {
                 self.send(.ack(sequence: sequence, target: self.myself), to: message.senderAddress, &out)
@@ -292,6 +301,8 @@ public struct SWIMInstance: Sendable {
                 self.relays[sequence] = nil
                 self.send(.ack(sequence: relay.originSequence, target: target), to: relay.origin, &out)
             }
+        case .gossip:
+            break
         case .nack(let sequence, let target):
             if let probe = self.probe, probe.sequence == sequence, probe.target == target { self.probe?.nacks += 1 }
         case .syncRequest(let snapshot):
@@ -436,9 +447,17 @@ public struct SWIMInstance: Sendable {
         return self.sequence
     }
 
-    /// Up to `count` distinct alive members (suspects are not asked to relay), chosen at random.
-    private mutating func randomReachableMembers(count: Int, excluding excluded: NodeID?) -> [MemberUpdate] {
-        var candidates = self.members.values.filter { $0.status == .alive && $0.update.node != excluded }.map(\.update)
+    /// The suspicion of `node`, when this node holds one (sent first to the suspect itself: buddy system).
+    private func claimIfSuspect(_ node: NodeID) -> GossipUpdate? {
+        guard let member = self.members[node], member.status == .suspect else { return nil }
+        return .member(member.update)
+    }
+
+    /// Up to `count` distinct alive members (and suspects, when asked), chosen at random.
+    private mutating func randomReachableMembers(count: Int, excluding excluded: NodeID?, includingSuspects: Bool = false) -> [MemberUpdate] {
+        var candidates = self.members.values.filter {
+            ($0.status == .alive || (includingSuspects && $0.status == .suspect)) && $0.update.node != excluded
+        }.map(\.update)
         candidates.sort { $0.node < $1.node }
         var chosen: [MemberUpdate] = []
         while chosen.count < count, !candidates.isEmpty {
@@ -477,6 +496,7 @@ public struct SWIMInstance: Sendable {
         if let nextJoin = self.nextJoinAt { deadlines.append(nextJoin) }
         deadlines.append(self.nextPushPullAt)
         deadlines.append(self.nextReconnectAt)
+        if !self.gossip.isEmpty { deadlines.append(self.nextGossipAt) }
         return deadlines.min()
     }
 

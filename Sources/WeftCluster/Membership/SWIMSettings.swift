@@ -23,6 +23,10 @@ public struct SWIMSettings: Hashable, Sendable {
     public var minimumSuspicionPeriods = 4.0
     /// Each update is piggybacked at most `retransmitMultiplier` × ⌈log2(n + 1)⌉ times (λ·log n).
     public var retransmitMultiplier = 3
+    /// While updates are queued, every `gossipInterval` they also go out in a gossip-only message to
+    /// `gossipFanout` random live members (as memberlist does), so news spreads in a few hundred ms.
+    public var gossipInterval: UInt64 = 200_000_000
+    public var gossipFanout = 3
     /// At most this many updates ride on one message.
     public var maxGossipPerMessage = 32
     /// Lifeguard's local health ceiling: timeouts and the probe interval are scaled by 1 + health.
