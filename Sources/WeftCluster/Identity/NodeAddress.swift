@@ -14,11 +14,17 @@ public struct NodeAddress: Hashable, Comparable, Sendable, CustomStringConvertib
     }
 
     static func isValidHost(_ bytes: some Collection<UInt8>) -> Bool {
-        !bytes.isEmpty && bytes.count <= Self.maxHostLength && bytes.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+        bytes.withContiguousStorageIfAvailable(Self.isValidHost) ?? Self.isValidHost(Array(bytes))
+    }
+
+    static func isValidHost(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !bytes.isEmpty, bytes.count <= Self.maxHostLength else { return false }
+        for b in bytes where b <= 0x20 || b >= 0x7F { return false }
+        return true
     }
 
     public static func < (a: NodeAddress, b: NodeAddress) -> Bool {
-        a.host != b.host ? a.host.utf8.lexicographicallyPrecedes(b.host.utf8) : a.port < b.port
+        a.host != b.host ? a.host < b.host : a.port < b.port
     }
 
     public var description: String { "\(self.host):\(self.port)" }

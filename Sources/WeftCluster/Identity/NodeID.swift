@@ -22,14 +22,20 @@ public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     static func isValid(_ bytes: some Collection<UInt8>) -> Bool {
-        guard !bytes.isEmpty, bytes.count <= Self.maxLength else { return false }
-        return bytes.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
-                || b == 0x2E || b == 0x5F || b == 0x2D
-        }
+        bytes.withContiguousStorageIfAvailable(Self.isValid) ?? Self.isValid(Array(bytes))
     }
 
-    public static func < (a: NodeID, b: NodeID) -> Bool { a.rawValue.utf8.lexicographicallyPrecedes(b.rawValue.utf8) }
+    static func isValid(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !bytes.isEmpty, bytes.count <= Self.maxLength else { return false }
+        for b in bytes {
+            let valid = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x2D
+            if !valid { return false }
+        }
+        return true
+    }
+
+    /// Byte order (IDs are ASCII, so String order is byte order).
+    public static func < (a: NodeID, b: NodeID) -> Bool { a.rawValue < b.rawValue }
 
     public var description: String { self.rawValue }
 }

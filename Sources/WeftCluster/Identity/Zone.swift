@@ -21,7 +21,8 @@ public struct Zone: Hashable, Comparable, Sendable, CustomStringConvertible {
         bytes.count <= Self.maxLength && bytes.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 
-    public static func < (a: Zone, b: Zone) -> Bool { a.rawValue.utf8.lexicographicallyPrecedes(b.rawValue.utf8) }
+    /// Byte order (zones are ASCII, so String order is byte order).
+    public static func < (a: Zone, b: Zone) -> Bool { a.rawValue < b.rawValue }
 
     public var description: String { self.rawValue }
 }

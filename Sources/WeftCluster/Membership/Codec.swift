@@ -39,6 +39,8 @@ public enum SWIMCodec {
             w.write(Tag.nack.rawValue)
             w.writeVarint(sequence)
             w.writeString(target.rawValue)
+        case .gossip:
+            w.write(Tag.gossip.rawValue)
         case .syncRequest(let snapshot):
             w.write(Tag.syncRequest.rawValue)
             w.write(snapshot)
@@ -75,6 +77,7 @@ public enum SWIMCodec {
         case .pingRequest: kind = .pingRequest(sequence: try r.readVarint(), target: try r.readNodeID(), targetAddress: try r.readNodeAddress())
         case .ack: kind = .ack(sequence: try r.readVarint(), target: try r.readNodeID())
         case .nack: kind = .nack(sequence: try r.readVarint(), target: try r.readNodeID())
+        case .gossip: kind = .gossip
         case .syncRequest: kind = .syncRequest(try r.readSnapshot())
         case .syncResponse: kind = .syncResponse(try r.readSnapshot())
         case nil: throw r.error("unknown message kind")
@@ -94,7 +97,7 @@ public enum SWIMCodec {
     }
 
     enum Tag: UInt8 {
-        case ping = 1, pingRequest, ack, nack, syncRequest, syncResponse
+        case ping = 1, pingRequest, ack, nack, syncRequest, syncResponse, gossip
     }
 
     enum GossipTag: UInt8 {

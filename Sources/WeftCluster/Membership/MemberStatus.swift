@@ -53,5 +53,10 @@ public struct MemberStatusChange: Hashable, Sendable, CustomStringConvertible {
     public var member: MemberUpdate
     public var previous: MemberStatus?
 
+    public init(member: MemberUpdate, previous: MemberStatus?) {
+        self.member = member
+        self.previous = previous
+    }
+
     public var description: String { "\(self.member.node): \(self.previous.map(\.description) ?? "new") -> \(self.member.status)" }
 }

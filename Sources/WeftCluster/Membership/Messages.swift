@@ -28,6 +28,8 @@ public struct SWIMMessage: Hashable, Sendable {
         case ack(sequence: UInt64, target: NodeID)
         /// A relay did not hear from `target` in time (Lifeguard: tells the prober its own link is fine).
         case nack(sequence: UInt64, target: NodeID)
+        /// Carries piggybacked updates only; not answered.
+        case gossip
         /// Push-pull: the sender's full state; the receiver merges it and answers with `syncResponse`.
         case syncRequest(MembershipSnapshot)
         /// The answer to `syncRequest`: the receiver's full state.

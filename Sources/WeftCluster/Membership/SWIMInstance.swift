@@ -12,30 +12,39 @@ import WeftModel
 /// - Claims are ordered `alive(i) < suspect(i) < dead(i) < left(i) < alive(i+1)`. A node that hears
 ///   itself suspected or dead raises its incarnation above the claim (refutation); a restarted node,
 ///   which starts at incarnation 0, comes back this way.
+/// - Lifeguard's buddy system: a node that starts suspecting a member pings it with the suspicion at
+///   once, and every probe of a suspect carries it, so a live suspect refutes quickly.
 /// - Lifeguard local health: a failed probe whose relays did not all nack, or a refutation, raises the
 ///   node's own health score; a successful probe lowers it. The probe interval and timeouts are scaled
 ///   by 1 + score, so a slow node slows down instead of accusing healthy peers.
 /// - Every message piggybacks up to `maxGossipPerMessage` updates, each sent at most
-///   `retransmitMultiplier` × ⌈log2(n+1)⌉ times.
+///   `retransmitMultiplier` × ⌈log2(n+1)⌉ times; while updates are queued, gossip-only messages go to
+///   `gossipFanout` random members every `gossipInterval`, suspects included.
 /// - Ring state rides along: changed `RingEntry`s are gossiped like member updates, and every message
 ///   carries the sender's ring digest; a mismatch that lasts `ringSyncInterval` starts a push-pull of
 ///   full state with that peer. Push-pull also runs on join and every `pushPullInterval`.
+/// - Every `reconnectInterval` a node push-pulls with one random dead member, so the two sides of a
+///   healed partition merge again.
 /// - A node is the only writer of its own ring entry (its intent wins over any other version of it),
 ///   except a `left` tombstone (an operator's `forget`), which it accepts.
 public struct SWIMInstance: Sendable {
     public let settings: SWIMSettings
     public let myself: NodeID
     public let address: NodeAddress
-    public private(set) var incarnation: UInt64
+    public private(set) var incarnation: UInt64 { didSet { self.snapshotCache = nil } }
     /// Lifeguard's local health score, 0...`maxLocalHealth`.
     public private(set) var localHealth = 0
     /// Every other member ever heard of (dead and left ones stay, as tombstones).
-    public private(set) var members: [NodeID: MemberState] = [:]
+    public private(set) var members: [NodeID: MemberState] = [:] { didSet { self.snapshotCache = nil } }
     /// The merged ring state.
-    public private(set) var ring = RingState()
+    public private(set) var ring = RingState() { didSet { self.snapshotCache = nil } }
     /// True once `onLeave` was called: no more probing, and no refutation of the `left` claim.
-    public private(set) var isLeaving = false
+    public private(set) var isLeaving = false { didSet { self.snapshotCache = nil } }
 
+    /// The members currently suspect (an index into `members`, kept so deadlines cost O(suspects)).
+    private var suspects: Set<NodeID> = []
+    /// `snapshot`, kept until the state changes (push-pull sends it often, sorting is not free).
+    private var snapshotCache: MembershipSnapshot?
     private var ownRingEntry: RingEntry?
     private let seeds: [NodeAddress]
     private var rng: SplitMix64
@@ -48,6 +57,8 @@ public struct SWIMInstance: Sendable {
     private var nextProbeAt: UInt64 = 0
     private var nextJoinAt: UInt64?
     private var nextPushPullAt: UInt64 = 0
+    private var nextReconnectAt: UInt64 = 0
+    private var nextGossipAt: UInt64 = 0
     private var nextRingSyncAt: UInt64 = 0
     private var ringMismatchSince: UInt64?
     private var scheduledTick: UInt64?
@@ -108,12 +119,19 @@ public struct SWIMInstance: Sendable {
     }
 
     /// The number of live members, this node included (n in the protocol's formulas).
-    public var clusterSize: Int { self.members.values.reduce(1) { $0 + ($1.status.isReachable ? 1 : 0) } }
+    public private(set) var clusterSize = 1
 
     /// The full state sent in push-pull.
     public var snapshot: MembershipSnapshot {
         let others = self.members.values.map(\.update).sorted { $0.node < $1.node }
         return MembershipSnapshot(members: [self.selfUpdate] + others, ring: self.ring.sortedEntries)
+    }
+
+    private mutating func currentSnapshot() -> MembershipSnapshot {
+        if let cached = self.snapshotCache { return cached }
+        let snapshot = self.snapshot
+        self.snapshotCache = snapshot
+        return snapshot
     }
 
     /// The probe interval scaled by local health.
@@ -129,6 +147,7 @@ public struct SWIMInstance: Sendable {
         var out: [SWIMDirective] = []
         self.nextProbeAt = now + self.rng.next() % self.settings.protocolPeriod
         self.nextPushPullAt = now + self.settings.pushPullInterval
+        self.nextReconnectAt = now + self.settings.reconnectInterval
         self.gossip.enqueue(.member(self.selfUpdate))
         if let own = self.ownRingEntry { self.gossip.enqueue(.ring(own)) }
         if !self.seeds.isEmpty { self.join(now: now, &out) }
@@ -137,7 +156,7 @@ public struct SWIMInstance: Sendable {
     }
 
     private mutating func join(now: UInt64, _ out: inout [SWIMDirective]) {
-        for seed in self.seeds { self.send(.syncRequest(self.snapshot), to: seed, &out) }
+        for seed in self.seeds { self.send(.syncRequest(self.currentSnapshot()), to: seed, &out) }
         self.nextJoinAt = now + self.settings.protocolPeriod
     }
 
@@ -150,7 +169,7 @@ public struct SWIMInstance: Sendable {
         var out: [SWIMDirective] = []
         // 1) Suspects that did not refute in time are dead.
         let timeout = self.settings.suspicionTimeout(memberCount: self.clusterSize)
-        let expired = self.members.values.filter { $0.status == .suspect && ($0.suspectedAt ?? now) + timeout <= now }
+        let expired = self.suspects.compactMap { self.members[$0] }.filter { ($0.suspectedAt ?? now) + timeout <= now }
         for member in expired.sorted(by: { $0.update.node < $1.update.node }) {
             var dead = member.update
             dead.status = .dead
@@ -182,10 +201,25 @@ public struct SWIMInstance: Sendable {
         if now >= self.nextPushPullAt {
             self.nextPushPullAt = now + self.settings.pushPullInterval
             if let peer = self.randomReachableMembers(count: 1, excluding: nil).first {
-                self.send(.syncRequest(self.snapshot), to: peer.address, &out)
+                self.send(.syncRequest(self.currentSnapshot()), to: peer.address, &out)
             }
         }
-        // 6) The next probe.
+        // 6) Knock on a dead member's door: if it is alive after all (a healed partition), it refutes.
+        if now >= self.nextReconnectAt {
+            self.nextReconnectAt = now + self.settings.reconnectInterval
+            let dead = self.members.values.filter { $0.status == .dead }.map(\.update).sorted { $0.node < $1.node }
+            if !dead.isEmpty {
+                self.send(.syncRequest(self.currentSnapshot()), to: dead[Int(self.rng.next() % UInt64(dead.count))].address, &out)
+            }
+        }
+        // 7) Spread queued news to a few members (suspects included: they must hear their suspicion).
+        if now >= self.nextGossipAt, !self.gossip.isEmpty {
+            self.nextGossipAt = now + self.settings.gossipInterval
+            for member in self.randomReachableMembers(count: self.settings.gossipFanout, excluding: nil, includingSuspects: true) {
+                self.send(.gossip, to: member.address, &out, first: self.claimIfSuspect(member.node))
+            }
+        }
+        // 8) The next probe.
         if !self.isLeaving, now >= self.nextProbeAt { self.startProbe(now: now, &out) }
         self.finish(now: now, &out)
         return out
@@ -200,7 +234,8 @@ public struct SWIMInstance: Sendable {
             target: target.node, targetAddress: target.address, sequence: sequence,
             directDeadline: now + self.probeTimeout, periodEnd: now + self.probeInterval, phase: .direct
         )
-        self.send(.ping(sequence: sequence), to: target.address, &out)
+        // Lifeguard's buddy system: a suspect hears of its suspicion from whoever probes it.
+        self.send(.ping(sequence: sequence), to: target.address, &out, first: target.status == .suspect ? .member(target) : nil)
     }
 
     private mutating func probeFailed(_ probe: Probe, now: UInt64, _ out: inout [SWIMDirective]) {
@@ -211,6 +246,8 @@ public struct SWIMInstance: Sendable {
         var suspect = member.update
         suspect.status = .suspect
         self.apply(suspect, now: now, &out)
+        // Tell the suspect at once, so that a live one can refute before the others time out.
+        self.send(.ping(sequence: self.nextSequence()), to: suspect.address, &out, first: .member(suspect))
     }
 
     /// The next reachable member of the round-robin list, reshuffling at the end of each round.
@@ -246,7 +283,7 @@ public struct SWIMInstance: Sendable {
         }
         switch message.kind {
         case .ping(let sequence):
-            self.send(.ack(sequence: sequence, target: self.myself), to: message.senderAddress, &out)
+            self.send(.ack(sequence: sequence, target: self.myself), to: message.senderAddress, &out, first: self.claimIfSuspect(message.sender))
         case .pingRequest(let sequence, let target, let targetAddress):
             if target == self.myself {
                 self.send(.ack(sequence: sequence, target: self.myself), to: message.senderAddress, &out)
@@ -264,11 +301,13 @@ public struct SWIMInstance: Sendable {
                 self.relays[sequence] = nil
                 self.send(.ack(sequence: relay.originSequence, target: target), to: relay.origin, &out)
             }
+        case .gossip:
+            break
         case .nack(let sequence, let target):
             if let probe = self.probe, probe.sequence == sequence, probe.target == target { self.probe?.nacks += 1 }
         case .syncRequest(let snapshot):
             self.merge(snapshot, now: now, &out, &ringChanges)
-            self.send(.syncResponse(self.snapshot), to: message.senderAddress, &out)
+            self.send(.syncResponse(self.currentSnapshot()), to: message.senderAddress, &out)
         case .syncResponse(let snapshot):
             self.merge(snapshot, now: now, &out, &ringChanges)
         }
@@ -300,7 +339,7 @@ public struct SWIMInstance: Sendable {
         if now - since >= self.settings.ringSyncInterval, now >= self.nextRingSyncAt {
             self.ringMismatchSince = nil
             self.nextRingSyncAt = now + self.settings.ringSyncInterval
-            self.send(.syncRequest(self.snapshot), to: message.senderAddress, &out)
+            self.send(.syncRequest(self.currentSnapshot()), to: message.senderAddress, &out)
         }
     }
 
@@ -346,6 +385,8 @@ public struct SWIMInstance: Sendable {
         let existing = self.members[update.node]
         if let existing, !update.supersedes(existing.update) { return }
         self.members[update.node] = MemberState(update: update, suspectedAt: update.status == .suspect ? now : nil)
+        if update.status == .suspect { self.suspects.insert(update.node) } else { self.suspects.remove(update.node) }
+        self.clusterSize += (update.status.isReachable ? 1 : 0) - (existing?.status.isReachable == true ? 1 : 0)
         if update.status.isReachable, existing?.status.isReachable != true, !self.probeOrder.contains(update.node) {
             // SWIM: a new member goes to a random place in the round-robin list.
             let position = self.probeCursor + Int(self.rng.next() % UInt64(self.probeOrder.count - self.probeCursor + 1))
@@ -406,9 +447,17 @@ public struct SWIMInstance: Sendable {
         return self.sequence
     }
 
-    /// Up to `count` distinct alive members (suspects are not asked to relay), chosen at random.
-    private mutating func randomReachableMembers(count: Int, excluding excluded: NodeID?) -> [MemberUpdate] {
-        var candidates = self.members.values.filter { $0.status == .alive && $0.update.node != excluded }.map(\.update)
+    /// The suspicion of `node`, when this node holds one (sent first to the suspect itself: buddy system).
+    private func claimIfSuspect(_ node: NodeID) -> GossipUpdate? {
+        guard let member = self.members[node], member.status == .suspect else { return nil }
+        return .member(member.update)
+    }
+
+    /// Up to `count` distinct alive members (and suspects, when asked), chosen at random.
+    private mutating func randomReachableMembers(count: Int, excluding excluded: NodeID?, includingSuspects: Bool = false) -> [MemberUpdate] {
+        var candidates = self.members.values.filter {
+            ($0.status == .alive || (includingSuspects && $0.status == .suspect)) && $0.update.node != excluded
+        }.map(\.update)
         candidates.sort { $0.node < $1.node }
         var chosen: [MemberUpdate] = []
         while chosen.count < count, !candidates.isEmpty {
@@ -417,10 +466,16 @@ public struct SWIMInstance: Sendable {
         return chosen
     }
 
-    private mutating func send(_ kind: SWIMMessage.Kind, to address: NodeAddress, _ out: inout [SWIMDirective]) {
-        let gossip = self.gossip.take(
-            maxCount: self.settings.maxGossipPerMessage, limit: self.settings.retransmitLimit(memberCount: self.clusterSize)
+    /// Sends `kind` with piggybacked gossip; `first`, when given, rides first (outside the retransmit count).
+    private mutating func send(_ kind: SWIMMessage.Kind, to address: NodeAddress, _ out: inout [SWIMDirective], first: GossipUpdate? = nil) {
+        var gossip = self.gossip.take(
+            maxCount: self.settings.maxGossipPerMessage - (first == nil ? 0 : 1),
+            limit: self.settings.retransmitLimit(memberCount: self.clusterSize)
         )
+        if let first {
+            gossip.removeAll { $0 == first }
+            gossip.insert(first, at: 0)
+        }
         let message = SWIMMessage(
             sender: self.myself, senderAddress: self.address, senderIncarnation: self.incarnation,
             ringDigest: self.ring.digest, kind: kind, gossip: gossip
@@ -434,12 +489,14 @@ public struct SWIMInstance: Sendable {
         if !self.isLeaving { deadlines.append(self.nextProbeAt) }
         if let probe = self.probe { deadlines.append(probe.phase == .direct ? probe.directDeadline : probe.periodEnd) }
         let timeout = self.settings.suspicionTimeout(memberCount: self.clusterSize)
-        for member in self.members.values where member.status == .suspect {
-            if let since = member.suspectedAt { deadlines.append(since + timeout) }
+        for node in self.suspects {
+            if let since = self.members[node]?.suspectedAt { deadlines.append(since + timeout) }
         }
         for relay in self.relays.values { deadlines.append(relay.deadline) }
         if let nextJoin = self.nextJoinAt { deadlines.append(nextJoin) }
         deadlines.append(self.nextPushPullAt)
+        deadlines.append(self.nextReconnectAt)
+        if !self.gossip.isEmpty { deadlines.append(self.nextGossipAt) }
         return deadlines.min()
     }
 

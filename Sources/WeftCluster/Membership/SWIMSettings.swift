@@ -20,15 +20,22 @@ public struct SWIMSettings: Hashable, Sendable {
     /// A suspect is declared dead after max(`minimumSuspicionPeriods`, `suspicionMultiplier` × log10(n))
     /// protocol periods, n being the number of live members.
     public var suspicionMultiplier = 2.5
-    public var minimumSuspicionPeriods = 3.0
+    public var minimumSuspicionPeriods = 4.0
     /// Each update is piggybacked at most `retransmitMultiplier` × ⌈log2(n + 1)⌉ times (λ·log n).
     public var retransmitMultiplier = 3
+    /// While updates are queued, every `gossipInterval` they also go out in a gossip-only message to
+    /// `gossipFanout` random live members (as memberlist does), so news spreads in a few hundred ms.
+    public var gossipInterval: UInt64 = 200_000_000
+    public var gossipFanout = 3
     /// At most this many updates ride on one message.
-    public var maxGossipPerMessage = 16
+    public var maxGossipPerMessage = 32
     /// Lifeguard's local health ceiling: timeouts and the probe interval are scaled by 1 + health.
     public var maxLocalHealth = 8
     /// Full-state push-pull with one random member at this interval (anti-entropy).
     public var pushPullInterval: UInt64 = 30_000_000_000
+    /// Full-state push-pull with one random dead member at this interval, so that the two sides of a
+    /// healed partition find each other again (each refutes the other's claim of its death).
+    public var reconnectInterval: UInt64 = 10_000_000_000
     /// A ring digest mismatch starts a push-pull with the peer at most this often.
     public var ringSyncInterval: UInt64 = 3_000_000_000
 

@@ -4,7 +4,8 @@ import WeftModel
 /// per token range, the index of its replica set ("placement"), each set computed once.
 ///
 /// A key with hash `h` belongs to the range of the first token `t >= h` (wrapping to the smallest
-/// token), so a lookup is one hash, one binary search and two array reads.
+/// token). A bucket index over the top bits of the hash (about one token per bucket) narrows the
+/// search to a few tokens, so a lookup is one hash, a couple of array reads and a short scan.
 public struct ReplicaLookup: Sendable {
     /// The eligible nodes; replica sets refer to them by index.
     public let nodes: [NodeID]
@@ -16,6 +17,10 @@ public struct ReplicaLookup: Sendable {
     @usableFromInline let rangePlacements: [UInt32]
     /// Node indices of every placement, `replicationFactor` per placement, the primary first.
     @usableFromInline let placementReplicas: [UInt16]
+    /// `bucketStarts[b]` is the index of the first token whose top bits are >= b (one extra entry at the end).
+    @usableFromInline let bucketStarts: [UInt32]
+    /// 64 minus the number of bucket bits.
+    @usableFromInline let bucketShift: UInt64
 
     /// An empty lookup (no eligible node): every key maps to no replicas.
     public static let empty = ReplicaLookup(nodes: [], replicationFactor: 0, tokens: [], rangePlacements: [], placementReplicas: [])
@@ -26,6 +31,17 @@ public struct ReplicaLookup: Sendable {
         self.tokens = tokens
         self.rangePlacements = rangePlacements
         self.placementReplicas = placementReplicas
+        var bits: UInt64 = 1
+        while (1 << bits) < tokens.count, bits < 24 { bits += 1 }
+        self.bucketShift = 64 - bits
+        var starts = [UInt32](repeating: 0, count: (1 << Int(bits)) + 1)
+        var index = 0
+        for bucket in 0..<(1 << Int(bits)) {
+            while index < tokens.count, tokens[index] >> self.bucketShift < UInt64(bucket) { index += 1 }
+            starts[bucket] = UInt32(index)
+        }
+        starts[1 << Int(bits)] = UInt32(tokens.count)
+        self.bucketStarts = starts
     }
 
     /// Builds the lookup over `entries` (all assumed eligible), each placing its tokens.
@@ -105,16 +121,11 @@ public struct ReplicaLookup: Sendable {
     /// The placement (replica set index) of a key hash; -1 when the ring is empty.
     @inlinable public func placement(forHash hash: UInt64) -> Int {
         self.tokens.withUnsafeBufferPointer { tokens in
-            var count = tokens.count
-            guard count > 0 else { return -1 }
-            // Branch-free lower bound: the first token >= hash.
-            var base = 0
-            while count > 1 {
-                let half = count >> 1
-                base = tokens[base &+ half &- 1] < hash ? base &+ half : base
-                count -= half
-            }
-            var index = tokens[base] < hash ? base &+ 1 : base
+            guard !tokens.isEmpty else { return -1 }
+            // The first token >= hash lies in the hash's bucket or is the first token of a later one.
+            let bucket = Int(truncatingIfNeeded: hash >> self.bucketShift)
+            var index = self.bucketStarts.withUnsafeBufferPointer { Int($0[bucket]) }
+            while index < tokens.count, tokens[index] < hash { index &+= 1 }
             if index == tokens.count { index = 0 }
             return Int(self.rangePlacements.withUnsafeBufferPointer { $0[index] })
         }

@@ -54,7 +54,11 @@ public struct ByteReader: Sendable {
             let byte = try self.readUInt8()
             if shift == 63, byte > 1 { throw self.error("varint overflows 64 bits") }
             value |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return value }
+            if byte & 0x80 == 0 {
+                // One encoding per value: a trailing zero byte would be a second one.
+                if byte == 0, shift > 0 { throw self.error("non-minimal varint") }
+                return value
+            }
             shift += 7
             if shift > 63 { throw self.error("varint longer than 10 bytes") }
         }
