@@ -152,9 +152,12 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
                     session.consume(streamID, piece.readableBytes)
                 }
             case .rejected(let streamID, let why, let head):
-                let limit: HTTP2Rejection = why == .bodyTooLarge
-                    ? .bodyTooLarge(limit: self.configuration.maxBodyBytes)
-                    : .headersTooLarge(limit: self.configuration.maxHeaderListBytes)
+                let limit: HTTP2Rejection
+                switch why {
+                case .bodyTooLarge: limit = .bodyTooLarge(limit: self.configuration.maxBodyBytes)
+                case .headersTooLarge: limit = .headersTooLarge(limit: self.configuration.maxHeaderListBytes)
+                case .overloaded: limit = .overloaded(budget: self.configuration.bodyBudget?.limit ?? 0)
+                }
                 self.submit(streamID, self.service.reject(Self.request(head), limit), method: head.method)
             case .writable(let streamID):
                 self.bodyWrites.sent(streamID)
