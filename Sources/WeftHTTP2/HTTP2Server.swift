@@ -178,6 +178,12 @@ public struct HTTP2ServerConfiguration: Sendable {
     public var maxBodyBytes: Int = 64 << 20
     /// A connection with no open stream for this long gets GOAWAY and is closed (nil: never).
     public var idleTimeout: TimeAmount? = .minutes(5)
+    /// A connection whose output has been blocked (the peer reads nothing) for this long is closed
+    /// (nil: never). Output is produced only while the channel is writable, so a peer that opens large
+    /// flow-control windows and does not read holds at most about one drain of buffered frames.
+    public var writeTimeout: TimeAmount? = .seconds(30)
+    /// Told when a connection is closed by ``writeTimeout`` (for metrics).
+    public var onWriteTimeout: (@Sendable () -> Void)? = nil
     /// Request-body bytes shared with the node's other connections (see ``NGSessionSettings/bodyBudget``).
     public var bodyBudget: RequestBodyBudget? = nil
 

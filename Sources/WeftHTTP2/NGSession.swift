@@ -227,11 +227,12 @@ public final class NGSession {
         if n < 0 { throw NGHTTP2Error(n, "mem_recv") }
     }
 
-    /// Serializes every queued frame into `buffer`. Returns the number of bytes appended.
+    /// Serializes queued frames into `buffer`, every one or (with `limit`) whole frames until at least
+    /// `limit` bytes; the rest stay queued (``wantsWrite``). Returns the number of bytes appended.
     @discardableResult
-    public func drainOutput(into buffer: inout ByteBuffer) throws -> Int {
+    public func drainOutput(into buffer: inout ByteBuffer, limit: Int = .max) throws -> Int {
         var total = 0
-        while true {
+        while total < limit {
             var chunk: UnsafePointer<UInt8>? = nil
             let n = nghttp2_session_mem_send(self.session, &chunk)
             if n < 0 { throw NGHTTP2Error(n, "mem_send") }

@@ -12,6 +12,7 @@ public struct HTTPConnectionLimits: Sendable {
     /// longer than this; otherwise it is answered 408 and the connection closed.
     public var requestReadTimeout: TimeAmount = .seconds(30)
     /// A response that makes no progress for this long (the client reads nothing) closes the connection.
+    /// Also given to h2c connections on the same port (output blocked this long).
     public var writeTimeout: TimeAmount = .seconds(30)
     /// Request-body bytes held at once, shared by every connection of the node (nil: no shared limit).
     public var bodyBudget: RequestBodyBudget? = nil

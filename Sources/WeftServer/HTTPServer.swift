@@ -87,6 +87,8 @@ public final class HTTPServer: Sendable {
     ) async throws -> HTTPServer {
         var http2Configuration = HTTP2ServerConfiguration(maxBodyBytes: maxBodyBytes)
         http2Configuration.bodyBudget = limits.bodyBudget
+        http2Configuration.writeTimeout = limits.writeTimeout
+        if let told = limits.onTimeout { http2Configuration.onWriteTimeout = { told(.write) } }
         return try await Self.bind(host: host, port: port, group: group) { [http2Configuration] channel in
             // First in line, so it also times out a peer that never finishes the protocol's first bytes.
             let timeouts = HTTPConnectionTimeouts(limits: limits)
@@ -116,12 +118,16 @@ public final class HTTPServer: Sendable {
         maxBodyBytes: Int,
         idleTimeout: TimeAmount? = .minutes(5),
         bodyBudget: RequestBodyBudget? = nil,
+        writeTimeout: TimeAmount? = .seconds(30),
+        onWriteTimeout: (@Sendable () -> Void)? = nil,
         engine: any HTTP2ServerEngine = NGHTTP2Engine(),
         service: HTTP2Service
     ) async throws -> HTTPServer {
         var configuration = HTTP2ServerConfiguration(maxBodyBytes: maxBodyBytes)
         configuration.idleTimeout = idleTimeout
         configuration.bodyBudget = bodyBudget
+        configuration.writeTimeout = writeTimeout
+        configuration.onWriteTimeout = onWriteTimeout
         return try await Self.bind(host: host, port: port, group: group) { [configuration] channel in
             try engine.configureServer(channel: channel, configuration: configuration, service: service)
         }

@@ -70,7 +70,7 @@ public final class NodeMetrics: Sendable {
         self.queriesThrottled = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "query_requests_throttled", unitName: "total", helpText: "Queries refused with 429 because their org had queryMaxQueuedPerOrg waiting."))
         var timeouts: [HTTPTimeout: Counter] = [:]
         for kind in HTTPTimeout.allCases {
-            timeouts[kind] = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "http_timeouts", unitName: "total", helpText: "HTTP/1.1 connections closed for stalling: idle, a request not read in time, or a response not read."), labels: [("kind", kind.rawValue)])
+            timeouts[kind] = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "http_timeouts", unitName: "total", helpText: "Connections closed for stalling: idle or a request not read in time (HTTP/1.1), or output the client does not read (HTTP/1.1, h2c, gRPC)."), labels: [("kind", kind.rawValue)])
         }
         self.httpTimeouts = timeouts
         self.queryLatency = r.makeDurationHistogram(descriptor: .init(namespace: "weft", metricName: "query_request_duration", unitName: "seconds", helpText: "Query API latency."), buckets: latencyBuckets)

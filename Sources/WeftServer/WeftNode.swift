@@ -258,6 +258,7 @@ public final class WeftNode: Service {
                 let grpc = try await HTTPServer.startHTTP2(
                     // The body is the message plus its 5-byte length prefix.
                     host: config.host, port: grpcPort, group: group, maxBodyBytes: config.maxBodyBytes + GRPCFraming.prefixBytes, bodyBudget: budget,
+                    writeTimeout: limits.writeTimeout, onWriteTimeout: { metrics.timedOut(.write) },
                     service: OTLPGRPC.service(receiver: { gate.receiver })
                 )
                 servers.append(grpc)

@@ -9,6 +9,7 @@ import os
 import re
 import select
 import socket
+import struct
 import time
 
 import pytest
@@ -179,4 +180,40 @@ def test_clients_that_never_read_a_large_answer_are_cut_off(hostile_node):
             s.close()
         after.append(rss_mib(node.proc.pid))
     assert after[1] - after[0] < 40, "resident memory grew from %d to %d MiB between the rounds" % (after[0], after[1])
+    assert requests.get(node.query + "/ready", timeout=30).status_code == 200
+
+
+def test_h2c_clients_that_open_their_windows_and_never_read_are_cut_off(hostile_node):
+    """h2c peers that open their flow-control windows as wide as HTTP/2 allows, ask for a large answer and
+    read nothing: the node produces frames only while the socket takes them and closes each connection
+    after the write timeout."""
+    from test_http2 import PREFACE, frame, hpack_literal
+
+    node = hostile_node
+    host, port = hostport(node.query)
+    trace_id = bytes.fromhex("00112233445566778899aabbccddeeff")
+    r = requests.post(node.otlp + "/v1/traces", data=big_trace_request(trace_id, 1500, 4000),
+                      headers={"Content-Type": "application/x-protobuf"}, timeout=60)
+    assert r.status_code == 200, r.text
+    size = len(requests.get(node.query + "/api/traces/" + trace_id.hex(), timeout=60).content)
+    widest = (1 << 31) - 1
+    settings = frame(4, 0, 0, struct.pack(">HI", 4, widest))  # SETTINGS_INITIAL_WINDOW_SIZE
+    window = frame(8, 0, 0, struct.pack(">I", widest - 65535))  # WINDOW_UPDATE on the connection
+    headers = frame(1, 0x5, 1, b"\x82\x86" + hpack_literal(b":path", b"/api/traces/" + trace_id.hex().encode())
+                    + hpack_literal(b":authority", b"x"))  # GET, http; END_STREAM | END_HEADERS
+
+    before = timeouts(node, "write")
+    clients = []
+    for _ in range(5):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 10)
+        s.settimeout(10)
+        s.connect((host, port))
+        s.sendall(PREFACE + settings + window + headers)
+        clients.append(s)
+    assert wait_until(lambda: timeouts(node, "write") >= before + 5, 60), \
+        "only %d of 5 non-reading h2c clients were cut off" % (timeouts(node, "write") - before)
+    for s in clients:
+        assert len(read_until_closed(s, limit=2 * size)) < size
+        s.close()
     assert requests.get(node.query + "/ready", timeout=30).status_code == 200
