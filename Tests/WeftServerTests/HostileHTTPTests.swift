@@ -8,7 +8,9 @@ import WeftServer
 
 /// HTTP/1.1 against peers that stall or hoard: partial requests, idle keep-alive connections, clients
 /// that never read their answer, and bodies beyond the node's budget. Each test runs a server on one
-/// event loop with timeouts of a fraction of a second and bounds every wait.
+/// event loop and bounds every wait. Tests of a timeout use one second and send their first bytes from
+/// the event loop as the connection opens; the others use a minute, so a test task that runs late
+/// (the whole suite shares two cores) cannot trip them.
 struct HostileHTTPTests {
     /// A server with short timeouts; `timeouts` yields each connection closed for stalling.
     struct Server {
@@ -47,7 +49,7 @@ struct HostileHTTPTests {
         loop.makeSucceededFuture(.text(.ok, "got \(request.body.readableBytes) bytes"))
     }
 
-    /// The next stall the server reports, or nil if none comes within 10 s.
+    /// The next stall the server reports, or nil if none comes within a minute.
     static func nextTimeout(_ server: Server) async -> HTTPTimeout? {
         await withTaskGroup(of: HTTPTimeout?.self) { group in
             group.addTask {
@@ -55,7 +57,7 @@ struct HostileHTTPTests {
                 return await it.next()
             }
             group.addTask {
-                try? await Task.sleep(for: .seconds(10))
+                try? await Task.sleep(for: .seconds(60))
                 return nil
             }
             let first = await group.next()!
@@ -70,8 +72,7 @@ struct HostileHTTPTests {
 
     @Test func test_headThatNeverEnds_isAnswered408AndClosed() async throws {
         let s = try await Self.start()
-        let c = try await RawConnection.connect(port: s.port, group: s.group)
-        try await c.send("GET /slow HTTP/1.1\r\nHost: x\r\nX-Partial: ")
+        let c = try await RawConnection.connect(port: s.port, group: s.group, sending: "GET /slow HTTP/1.1\r\nHost: x\r\nX-Partial: ")
         #expect(await c.closedByServer())
         #expect(c.receivedText.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
         #expect(await Self.nextTimeout(s) == .read)
@@ -80,14 +81,14 @@ struct HostileHTTPTests {
 
     @Test func test_bodyThatStopsArriving_isAnswered408_andItsBudgetReleased() async throws {
         let s = try await Self.start()
-        let c = try await RawConnection.connect(port: s.port, group: s.group)
-        try await c.send(Array("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".utf8) + Self.pattern(1000))
+        let c = try await RawConnection.connect(
+            port: s.port, group: s.group, sending: Array("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".utf8) + Self.pattern(1000)
+        )
         #expect(await c.closedByServer())
         #expect(c.receivedText.contains("HTTP/1.1 408 Request Timeout\r\n"))
         #expect(await Self.nextTimeout(s) == .read)
         // The next connection on the same (single) event loop is served after the close was handled.
-        let next = try await RawConnection.connect(port: s.port, group: s.group)
-        try await next.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let next = try await RawConnection.connect(port: s.port, group: s.group, sending: "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(await next.waitFor("got 0 bytes"))
         #expect(s.budget.reserved == 0)
         await next.close()
@@ -101,8 +102,7 @@ struct HostileHTTPTests {
         #expect(silent.received.isEmpty)
         #expect(await Self.nextTimeout(s) == .idle)
 
-        let keepAlive = try await RawConnection.connect(port: s.port, group: s.group)
-        try await keepAlive.send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        let keepAlive = try await RawConnection.connect(port: s.port, group: s.group, sending: "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
         #expect(await keepAlive.waitFor("got 3 bytes"))
         #expect(await keepAlive.closedByServer())
         #expect(await Self.nextTimeout(s) == .idle)
@@ -116,8 +116,9 @@ struct HostileHTTPTests {
         let size = 16 << 20
         let body = Self.pattern(size)
         let s = try await Self.start { _, loop in loop.makeSucceededFuture(HTTPResponse(status: .ok, body: body)) }
-        let c = try await RawConnection.connect(port: s.port, group: s.group, reading: false, receiveBuffer: 16 << 10)
-        try await c.send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        let c = try await RawConnection.connect(
+            port: s.port, group: s.group, sending: "GET /big HTTP/1.1\r\nHost: x\r\n\r\n", reading: false, receiveBuffer: 16 << 10
+        )
         #expect(await Self.nextTimeout(s) == .write)
         c.startReading()
         #expect(await c.closedByServer())
@@ -129,11 +130,10 @@ struct HostileHTTPTests {
     @Test func test_largeAnswer_toAReadingClient_arrivesWhole() async throws {
         let size = 8 << 20
         let body = Self.pattern(size)
-        let s = try await Self.start(timeout: .seconds(5)) { _, loop in
+        let s = try await Self.start(timeout: .seconds(60)) { _, loop in
             loop.makeSucceededFuture(HTTPResponse(status: .ok, body: body))
         }
-        let c = try await RawConnection.connect(port: s.port, group: s.group)
-        try await c.send("GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let c = try await RawConnection.connect(port: s.port, group: s.group, sending: "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         #expect(await c.closedByServer(within: .seconds(30)))
         let received = c.received
         let headEnd = try #require(received.firstRange(of: Array("\r\n\r\n".utf8)))
@@ -146,7 +146,7 @@ struct HostileHTTPTests {
     /// grows past what is left, gets 503 + Retry-After (an OTLP status for OTLP) and the connection
     /// closes; once the holder is answered its bytes are free again.
     @Test func test_bodiesBeyondTheBudget_get503WithRetryAfter_andTheBudgetComesBack() async throws {
-        let s = try await Self.start(timeout: .seconds(10), budget: 1 << 20)
+        let s = try await Self.start(timeout: .seconds(60), budget: 1 << 20)
         let holder = try await RawConnection.connect(port: s.port, group: s.group)
         try await holder.send("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 700000\r\nExpect: 100-continue\r\n\r\n")
         #expect(await holder.waitFor("100 Continue"))
@@ -185,7 +185,7 @@ struct HostileHTTPTests {
     @Test func test_clientThatLeaves_cancelsItsRequest() async throws {
         let seen = Mutex<(RequestCancellation?, EventLoopPromise<HTTPResponse>?)>((nil, nil))
         let (arrived, arrival) = AsyncStream.makeStream(of: Void.self)
-        let s = try await Self.start(timeout: .seconds(10)) { request, loop in
+        let s = try await Self.start(timeout: .seconds(60)) { request, loop in
             if request.path == "/hold" {
                 let promise = loop.makePromise(of: HTTPResponse.self)
                 seen.withLock { $0 = (request.cancellation, promise) }

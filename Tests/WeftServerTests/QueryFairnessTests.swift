@@ -9,7 +9,7 @@ import WeftServer
 import WeftTestSupport
 
 /// A live node where one org floods the query threads with slow queries: another org's small query
-/// still answers promptly, ahead of the flood's backlog.
+/// still answers promptly (under 3 s; behind the whole flood it waited 8 s), ahead of the flood's backlog.
 struct QueryFairnessTests {
     /// `spans` spans of `org`, each with its own user (a high-cardinality group), in requests of 10,000.
     static func ingest(org: String, spans: Int, otlp: Int) async throws {
@@ -58,16 +58,19 @@ struct QueryFairnessTests {
                     return r.status
                 }
             }
-            // B's query comes after all of A's.
+            // B's query comes after all of A's. Its wait, and how many of A's had been answered by
+            // then, are taken on the event loop (the test's own task may run late on a busy machine).
             let b = try await HTTPConnection.connect(host: "127.0.0.1", port: query, group: group)
-            let started = ContinuousClock.now
-            let search = try await b.request(method: "GET", path: "/api/search?tags=tenant_id%3Db&limit=10", headers: [("X-Scope-OrgID", "b")])
-            let waited = ContinuousClock.now - started
-            let aDoneWhenBAnswered = answeredA.withLock { $0 }
+            let (search, waited, aDoneWhenBAnswered) = try await b.eventLoop.flatSubmit {
+                let started = NIODeadline.now()
+                return b.send(method: .GET, path: "/api/search?tags=tenant_id%3Db&limit=10", headers: [("X-Scope-OrgID", "b")]).map { r in
+                    (r, NIODeadline.now() - started, answeredA.withLock { $0 })
+                }
+            }.get()
             #expect(search.status == 200)
             let json = try JSONSerialization.jsonObject(with: Data(search.body)) as! [String: Any]
             #expect((json["traces"] as! [Any]).count == 1)
-            #expect(waited < .seconds(2), "B waited \(waited)")
+            #expect(waited < .seconds(3), "B waited \(waited)")
             #expect(aDoneWhenBAnswered < floodSize / 2, "B answered after \(aDoneWhenBAnswered) of A's \(floodSize) queries")
             for f in flood {
                 let status = try await f.get()

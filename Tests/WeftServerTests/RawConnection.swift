@@ -14,6 +14,20 @@ final class RawConnection: Sendable {
             var waiters: [(text: String, continuation: CheckedContinuation<Bool, Never>)] = []
         }
         private let state = Mutex(State())
+        /// Sent as soon as the connection is up, from the event loop: the server sees no gap between
+        /// the connection and these bytes however late the test's own task runs.
+        let greeting: [UInt8]
+
+        init(greeting: [UInt8]) {
+            self.greeting = greeting
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            if !self.greeting.isEmpty {
+                context.writeAndFlush(NIOAny(ByteBuffer(bytes: self.greeting)), promise: nil)
+            }
+            context.fireChannelActive()
+        }
 
         var bytes: [UInt8] { self.state.withLock { $0.bytes } }
 
@@ -69,10 +83,19 @@ final class RawConnection: Sendable {
         self.collector = collector
     }
 
-    /// Connects to 127.0.0.1:`port`. With `reading` false nothing is read until ``startReading()``;
-    /// `receiveBuffer` shrinks the socket's receive buffer so a peer that does not read stalls the sender soon.
-    static func connect(port: Int, group: any EventLoopGroup, reading: Bool = true, receiveBuffer: Int? = nil) async throws -> RawConnection {
-        let collector = Collector()
+    /// Connects to 127.0.0.1:`port` and sends `greeting` at once. With `reading` false nothing is read
+    /// until ``startReading()``; `receiveBuffer` shrinks the socket's receive buffer so a peer that does
+    /// not read stalls the sender soon.
+    static func connect(
+        port: Int, group: any EventLoopGroup, sending greeting: String = "", reading: Bool = true, receiveBuffer: Int? = nil
+    ) async throws -> RawConnection {
+        try await Self.connect(port: port, group: group, sending: Array(greeting.utf8), reading: reading, receiveBuffer: receiveBuffer)
+    }
+
+    static func connect(
+        port: Int, group: any EventLoopGroup, sending greeting: [UInt8], reading: Bool = true, receiveBuffer: Int? = nil
+    ) async throws -> RawConnection {
+        let collector = Collector(greeting: greeting)
         var bootstrap = ClientBootstrap(group: group)
             .channelOption(.autoRead, value: reading)
             .channelInitializer { channel in
@@ -102,7 +125,7 @@ final class RawConnection: Sendable {
     }
 
     /// Waits for the server to close the connection; false if it is still open after `limit`.
-    func closedByServer(within limit: Duration = .seconds(10)) async -> Bool {
+    func closedByServer(within limit: Duration = .seconds(60)) async -> Bool {
         await withTaskGroup(of: Bool.self) { group in
             group.addTask { (try? await self.channel.closeFuture.get()) != nil || !self.channel.isActive }
             group.addTask {
