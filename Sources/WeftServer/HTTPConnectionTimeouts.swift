@@ -28,8 +28,10 @@ final class HTTPConnectionTimeouts: ChannelDuplexHandler, RemovableChannelHandle
     private var lastRead = NIODeadline.now()
     /// Bytes arrived while answering: the next (pipelined) request has begun.
     private var readWhileAnswering = false
-    /// Writes handed on and not yet completed, and when the last one completed.
-    private var pendingWrites = 0
+    /// Bytes written toward the socket; those not in the channel's buffer have left. Progress is
+    /// judged at each check from these counts, so writes cost no promise or callback.
+    private var bytesWritten = 0
+    private var bytesSentAtLastCheck = 0
     private var lastWriteProgress = NIODeadline.now()
     private var check: Scheduled<Void>? = nil
 
@@ -91,14 +93,11 @@ final class HTTPConnectionTimeouts: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if self.pendingWrites == 0 { self.lastWriteProgress = .now() }
-        self.pendingWrites += 1
-        let tracked = promise ?? context.eventLoop.makePromise()
-        tracked.futureResult.assumeIsolated().whenComplete { _ in
-            self.pendingWrites -= 1
-            self.lastWriteProgress = .now()
+        switch self.unwrapOutboundIn(data) {
+        case .byteBuffer(let buffer): self.bytesWritten += buffer.readableBytes
+        case .fileRegion(let region): self.bytesWritten += region.readableBytes
         }
-        context.write(data, promise: tracked)
+        context.write(data, promise: promise)
     }
 
     // MARK: Deadlines
@@ -112,12 +111,20 @@ final class HTTPConnectionTimeouts: ChannelDuplexHandler, RemovableChannelHandle
     private func checkDeadlines(context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
         let now = NIODeadline.now()
-        if self.pendingWrites > 0 {
+        let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        let sent = self.bytesWritten - buffered
+        if sent > self.bytesSentAtLastCheck || buffered == 0 {
+            self.bytesSentAtLastCheck = sent
+            self.lastWriteProgress = now
+        }
+        if buffered > 0 {
+            // Output is waiting for the peer: no read or idle deadline while it does.
             if now - self.lastWriteProgress >= self.limits.writeTimeout { return self.close(context, .write) }
+            if self.phase == .idle { self.since = now }
         } else {
             switch self.phase {
             case .idle:
-                if now - max(self.since, self.lastWriteProgress) >= self.limits.idleTimeout { return self.close(context, .idle) }
+                if now - self.since >= self.limits.idleTimeout { return self.close(context, .idle) }
             case .readingHead:
                 if now - self.since >= self.limits.requestReadTimeout { return self.requestTimedOut(context) }
             case .readingBody:
