@@ -112,6 +112,9 @@ public enum HTTP2Rejection: Sendable, Equatable {
     case bodyTooLarge(limit: Int)
     /// The header list is over `maxHeaderListBytes`: answer 431.
     case headersTooLarge(limit: Int)
+    /// The node holds as many request-body bytes as its ``RequestBodyBudget`` allows: answer 503 and
+    /// ask the client to retry later.
+    case overloaded(budget: Int)
 }
 
 /// What an HTTP/2 server does with requests.
@@ -155,6 +158,11 @@ public struct HTTP2Service: Sendable {
         switch why {
         case .bodyTooLarge(let limit): (status, text) = (413, "request body exceeds the limit of \(limit) bytes\n")
         case .headersTooLarge(let limit): (status, text) = (431, "request header list exceeds \(limit) bytes\n")
+        case .overloaded(let budget):
+            return HTTP2Response(
+                status: 503, headers: [("content-type", "text/plain; charset=utf-8"), ("retry-after", "1")],
+                body: ByteBuffer(string: "the server holds its limit of \(budget) bytes of request bodies; retry shortly\n")
+            )
         }
         return HTTP2Response(status: status, headers: [("content-type", "text/plain; charset=utf-8")], body: ByteBuffer(string: text))
     }
@@ -170,6 +178,14 @@ public struct HTTP2ServerConfiguration: Sendable {
     public var maxBodyBytes: Int = 64 << 20
     /// A connection with no open stream for this long gets GOAWAY and is closed (nil: never).
     public var idleTimeout: TimeAmount? = .minutes(5)
+    /// A connection whose output has been blocked (the peer reads nothing) for this long is closed
+    /// (nil: never). Output is produced only while the channel is writable, so a peer that opens large
+    /// flow-control windows and does not read holds at most about one drain of buffered frames.
+    public var writeTimeout: TimeAmount? = .seconds(30)
+    /// Told when a connection is closed by ``writeTimeout`` (for metrics).
+    public var onWriteTimeout: (@Sendable () -> Void)? = nil
+    /// Request-body bytes shared with the node's other connections (see ``NGSessionSettings/bodyBudget``).
+    public var bodyBudget: RequestBodyBudget? = nil
 
     public init(maxBodyBytes: Int = 64 << 20) {
         self.maxBodyBytes = maxBodyBytes
@@ -183,6 +199,7 @@ public struct HTTP2ServerConfiguration: Sendable {
         s.initialStreamWindow = self.initialStreamWindow
         s.connectionWindow = self.connectionWindow
         s.maxBodyBytes = self.maxBodyBytes
+        s.bodyBudget = self.bodyBudget
         return s
     }
 }

@@ -16,6 +16,8 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
     private var reading = false
     private var flushScheduled = false
     private var lastActivity = NIODeadline.now()
+    /// Since when output has waited for the channel to become writable; nil while it flows.
+    private var writeBlockedSince: NIODeadline? = nil
     private var idleCheck: Scheduled<Void>? = nil
     private var goingAway = false
     /// Streamed response bodies: the write in progress per stream, completed once it has gone out.
@@ -61,12 +63,22 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         for (_, b) in bodies { b.fail(HTTP2StreamClosed(errorCode: nil)) }
     }
 
-    /// Closes the connection gracefully (GOAWAY) once it has had no open stream for `idleTimeout`.
+    /// Closes the connection gracefully (GOAWAY) once it has had no open stream for `idleTimeout`, and
+    /// at once when its output has been blocked for `writeTimeout`.
     private func scheduleIdleCheck(context: ChannelHandlerContext) {
-        guard let timeout = self.configuration.idleTimeout else { return }
-        let tick = TimeAmount.nanoseconds(max(timeout.nanoseconds / 4, 1_000_000))
+        let timeouts = [self.configuration.idleTimeout, self.configuration.writeTimeout].compactMap { $0 }
+        guard let shortest = timeouts.min() else { return }
+        let tick = TimeAmount.nanoseconds(min(max(shortest.nanoseconds / 4, 1_000_000), 1_000_000_000))
         self.idleCheck = context.eventLoop.assumeIsolated().scheduleTask(in: tick) {
-            guard let context = self.context, let session = self.session, !self.goingAway else { return }
+            guard let context = self.context, let session = self.session else { return }
+            if let blocked = self.writeBlockedSince, let limit = self.configuration.writeTimeout, NIODeadline.now() - blocked >= limit {
+                self.session = nil
+                self.failStreamedBodies()
+                context.close(promise: nil)
+                self.configuration.onWriteTimeout?()
+                return
+            }
+            guard !self.goingAway, let timeout = self.configuration.idleTimeout else { return self.scheduleIdleCheck(context: context) }
             if session.openStreams > 0 {
                 self.lastActivity = .now()
             } else if NIODeadline.now() - self.lastActivity >= timeout {
@@ -100,6 +112,15 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.reading = false
         self.flush(context: context)
         context.fireChannelReadComplete()
+    }
+
+    /// Output waits while the channel is not writable; it resumes here.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.writeBlockedSince = nil
+            self.flush(context: context)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -152,9 +173,12 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
                     session.consume(streamID, piece.readableBytes)
                 }
             case .rejected(let streamID, let why, let head):
-                let limit: HTTP2Rejection = why == .bodyTooLarge
-                    ? .bodyTooLarge(limit: self.configuration.maxBodyBytes)
-                    : .headersTooLarge(limit: self.configuration.maxHeaderListBytes)
+                let limit: HTTP2Rejection
+                switch why {
+                case .bodyTooLarge: limit = .bodyTooLarge(limit: self.configuration.maxBodyBytes)
+                case .headersTooLarge: limit = .headersTooLarge(limit: self.configuration.maxHeaderListBytes)
+                case .overloaded: limit = .overloaded(budget: self.configuration.bodyBudget?.limit ?? 0)
+                }
                 self.submit(streamID, self.service.reject(Self.request(head), limit), method: head.method)
             case .writable(let streamID):
                 self.bodyWrites.sent(streamID)
@@ -269,12 +293,21 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         }
     }
 
+    /// Frames produced per flush at most; more follow once the channel is writable again.
+    static let drainLimit = 256 << 10
+
     private func flush(context: ChannelHandlerContext) {
         guard let session = self.session else { return }
         guard session.wantsWrite else { return self.closeIfDone(session, context: context) }
+        guard context.channel.isWritable else {
+            // The peer is not reading: keep the frames in nghttp2 (the response bodies are held
+            // there once) until it does, or until the write timeout closes the connection.
+            if self.writeBlockedSince == nil { self.writeBlockedSince = .now() }
+            return
+        }
         var out = context.channel.allocator.buffer(capacity: 16 << 10)
         do {
-            try session.drainOutput(into: &out)
+            try session.drainOutput(into: &out, limit: Self.drainLimit)
         } catch {
             self.session = nil
             context.close(promise: nil)
@@ -283,6 +316,13 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.handleEvents(session, context: context)
         if out.readableBytes > 0 {
             context.writeAndFlush(self.wrapOutboundOut(out), promise: nil)
+        }
+        // More queued: go on while writable. Once the peer stops taking bytes, the channel turns
+        // unwritable and output waits (the write timeout runs from then).
+        if !context.channel.isWritable {
+            if self.writeBlockedSince == nil { self.writeBlockedSince = .now() }
+        } else if session.wantsWrite {
+            self.scheduleFlush()
         }
         self.closeIfDone(session, context: context)
     }

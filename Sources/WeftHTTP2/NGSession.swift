@@ -36,6 +36,10 @@ public struct NGSessionSettings: Sendable {
     public var connectionWindow: Int32 = 64 << 20
     /// Largest message body kept; beyond it the stream is rejected and further DATA discarded.
     public var maxBodyBytes: Int = 64 << 20
+    /// Server: request-body bytes shared with the node's other connections. Whole (not streamed) request
+    /// bodies reserve their bytes from it as they arrive and give them back when the stream closes; a
+    /// body that does not fit is rejected (``NGRejection/overloaded``). Nil: no shared limit.
+    public var bodyBudget: RequestBodyBudget? = nil
 
     public init() {}
 }
@@ -44,6 +48,8 @@ public struct NGSessionSettings: Sendable {
 public enum NGRejection: Sendable, Equatable {
     case bodyTooLarge
     case headersTooLarge
+    /// The shared request-body budget (``NGSessionSettings/bodyBudget``) is spent: retry later.
+    case overloaded
 }
 
 /// What happened during `receive` / `drainOutput`; the owner handles these after the call returns, so
@@ -99,6 +105,8 @@ public final class NGSession {
         var remoteClosed = false
         /// Body bytes received but not yet credited back to the connection window.
         var unconsumed = 0
+        /// Body bytes reserved from the settings' body budget, given back when the stream closes.
+        var budgeted = 0
         var outBody: ByteBuffer? = nil
         var outEnded = true
         /// Trailer fields sent after the body (HEADERS with END_STREAM); nil for none.
@@ -186,6 +194,9 @@ public final class NGSession {
 
     deinit {
         nghttp2_session_del(self.session)
+        if let budget = self.settings.bodyBudget {
+            for st in self.streams.allValues { budget.release(st.budgeted) }
+        }
     }
 
     private func stream(_ id: Int32) -> Stream? {
@@ -216,11 +227,12 @@ public final class NGSession {
         if n < 0 { throw NGHTTP2Error(n, "mem_recv") }
     }
 
-    /// Serializes every queued frame into `buffer`. Returns the number of bytes appended.
+    /// Serializes queued frames into `buffer`, every one or (with `limit`) whole frames until at least
+    /// `limit` bytes; the rest stay queued (``wantsWrite``). Returns the number of bytes appended.
     @discardableResult
-    public func drainOutput(into buffer: inout ByteBuffer) throws -> Int {
+    public func drainOutput(into buffer: inout ByteBuffer, limit: Int = .max) throws -> Int {
         var total = 0
-        while true {
+        while total < limit {
             var chunk: UnsafePointer<UInt8>? = nil
             let n = nghttp2_session_mem_send(self.session, &chunk)
             if n < 0 { throw NGHTTP2Error(n, "mem_send") }
@@ -459,6 +471,13 @@ public final class NGSession {
             self.reject(sid, st, .bodyTooLarge)
             return 0
         }
+        if self.role == .server, let budget = self.settings.bodyBudget {
+            guard budget.reserve(n) else {
+                self.reject(sid, st, .overloaded)
+                return 0
+            }
+            st.budgeted += n
+        }
         st.message.body.writeBytes(data)
         return 0
     }
@@ -531,6 +550,7 @@ public final class NGSession {
     private func onStreamClose(_ sid: Int32, _ code: UInt32) -> Int32 {
         guard let st = self.stream(sid) else { return 0 }
         self.creditConnection(st)
+        self.releaseBudget(st)
         self.removeStream(sid)
         self.events.append(.closed(streamID: sid, errorCode: code))
         return 0
@@ -543,6 +563,7 @@ public final class NGSession {
         var head = self.moveMessage(st)
         head.body = self.allocator.buffer(capacity: 0)
         self.creditConnection(st)
+        self.releaseBudget(st)
         self.events.append(.rejected(streamID: sid, why, head: head))
     }
 
@@ -551,6 +572,13 @@ public final class NGSession {
         swap(&message, &st.message)
         st.delivered = true
         return message
+    }
+
+    private func releaseBudget(_ st: Stream) {
+        if st.budgeted > 0 {
+            self.settings.bodyBudget?.release(st.budgeted)
+            st.budgeted = 0
+        }
     }
 
     private func creditConnection(_ st: Stream) {

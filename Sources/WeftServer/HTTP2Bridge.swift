@@ -11,15 +11,22 @@ enum HTTP2Bridge {
                 responder(httpRequest(request), loop).whenComplete { reply($0.map(http2Response)) }
             },
             reject: { request, why in
+                // The same answers HTTP/1.1 gives (OTLP clients get an OTLP status body).
+                let type = request.headers.first(where: { $0.name == "content-type" })?.value.lowercased() ?? ""
+                let otlpType = type.hasPrefix("application/x-protobuf") || type.hasPrefix("application/json") ? type : nil
                 switch why {
                 case .bodyTooLarge(let limit):
-                    // The same answer HTTP/1.1 gives (OTLP clients get an OTLP status body).
                     let text = "request body exceeds the limit of \(limit) bytes"
-                    if let type = request.headers.first(where: { $0.name == "content-type" })?.value,
-                       type.lowercased().hasPrefix("application/x-protobuf") || type.lowercased().hasPrefix("application/json") {
-                        return http2Response(OTLPErrors.response(.payloadTooLarge, code: 8, text, contentType: type))
+                    if let otlpType {
+                        return http2Response(OTLPErrors.response(.payloadTooLarge, code: 8, text, contentType: otlpType))
                     }
                     return http2Response(.text(.payloadTooLarge, text + "\n"))
+                case .overloaded(let budget):
+                    let text = "the server holds its limit of \(budget) bytes of request bodies; retry shortly"
+                    if let otlpType {
+                        return http2Response(OTLPErrors.response(.serviceUnavailable, code: 14, text, contentType: otlpType, retryAfter: 1))
+                    }
+                    return HTTP2Service.plainRejection(request, why)
                 case .headersTooLarge:
                     return HTTP2Service.plainRejection(request, why)
                 }

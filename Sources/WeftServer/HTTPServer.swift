@@ -12,6 +12,8 @@ public struct HTTPRequest: Sendable {
     public var query: [String: String]
     public var headers: HTTPHeaders
     public var body: ByteBuffer
+    /// Cancelled when the client goes before the answer (HTTP/1.1); nil where nobody tracks it.
+    public var cancellation: RequestCancellation? = nil
 
     public init(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer) {
         self.method = method
@@ -62,8 +64,9 @@ public struct HTTPResponse: Sendable {
 /// Produces a response for a request; runs on the connection's event loop.
 public typealias HTTPResponder = @Sendable (HTTPRequest, any EventLoop) -> EventLoopFuture<HTTPResponse>
 
-/// An HTTP/1.1 server with keep-alive, a request-body limit enforced while reading, and graceful
-/// shutdown that lets in-flight requests finish.
+/// An HTTP/1.1 server with keep-alive, a request-body limit enforced while reading, a shared budget of
+/// request-body bytes, timeouts for peers that stall (``HTTPConnectionLimits``), and graceful shutdown
+/// that lets in-flight requests finish.
 public final class HTTPServer: Sendable {
     public let channel: any Channel
     /// Released once shutdown completes: its deinit completes a promise on the group's loops, which
@@ -71,27 +74,37 @@ public final class HTTPServer: Sendable {
     private let quiesce: Mutex<ServerQuiescingHelper?>
 
     /// Binds and starts serving. `maxBodyBytes` applies to the body as received. With an `http2` engine,
-    /// connections that open with the HTTP/2 preface (h2c, prior knowledge) are served by it on the same port.
+    /// connections that open with the HTTP/2 preface (h2c, prior knowledge) are served by it on the same
+    /// port (with its own idle timeout, and the same body budget).
     public static func start(
         host: String,
         port: Int,
         group: any EventLoopGroup,
         maxBodyBytes: Int,
+        limits: HTTPConnectionLimits = HTTPConnectionLimits(),
         http2: (any HTTP2ServerEngine)? = NGHTTP2Engine(),
         responder: @escaping HTTPResponder
     ) async throws -> HTTPServer {
-        try await Self.bind(host: host, port: port, group: group) { channel in
+        var http2Configuration = HTTP2ServerConfiguration(maxBodyBytes: maxBodyBytes)
+        http2Configuration.bodyBudget = limits.bodyBudget
+        http2Configuration.writeTimeout = limits.writeTimeout
+        if let told = limits.onTimeout { http2Configuration.onWriteTimeout = { told(.write) } }
+        return try await Self.bind(host: host, port: port, group: group) { [http2Configuration] channel in
+            // First in line, so it also times out a peer that never finishes the protocol's first bytes.
+            let timeouts = HTTPConnectionTimeouts(limits: limits)
+            try channel.pipeline.syncOperations.addHandler(timeouts)
             let http1 = { (channel: any Channel) throws in
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                 try channel.pipeline.syncOperations.addHandler(
-                    HTTPRequestHandler(maxBodyBytes: maxBodyBytes, responder: responder)
+                    HTTPRequestHandler(maxBodyBytes: maxBodyBytes, bodyBudget: limits.bodyBudget, timeouts: timeouts, responder: responder)
                 )
             }
             guard let http2 else { return try http1(channel) }
             // h2c hook: the first bytes pick HTTP/2 (client preface) or HTTP/1.1.
             let service = HTTP2Bridge.service(maxBodyBytes: maxBodyBytes, responder: responder)
             try channel.pipeline.syncOperations.addHandler(HTTP2PrefaceDetector(http1: http1, http2: { channel in
-                try http2.configureServer(channel: channel, configuration: HTTP2ServerConfiguration(maxBodyBytes: maxBodyBytes), service: service)
+                channel.pipeline.syncOperations.removeHandler(timeouts, promise: nil)
+                try http2.configureServer(channel: channel, configuration: http2Configuration, service: service)
             }))
         }
     }
@@ -104,11 +117,17 @@ public final class HTTPServer: Sendable {
         group: any EventLoopGroup,
         maxBodyBytes: Int,
         idleTimeout: TimeAmount? = .minutes(5),
+        bodyBudget: RequestBodyBudget? = nil,
+        writeTimeout: TimeAmount? = .seconds(30),
+        onWriteTimeout: (@Sendable () -> Void)? = nil,
         engine: any HTTP2ServerEngine = NGHTTP2Engine(),
         service: HTTP2Service
     ) async throws -> HTTPServer {
         var configuration = HTTP2ServerConfiguration(maxBodyBytes: maxBodyBytes)
         configuration.idleTimeout = idleTimeout
+        configuration.bodyBudget = bodyBudget
+        configuration.writeTimeout = writeTimeout
+        configuration.onWriteTimeout = onWriteTimeout
         return try await Self.bind(host: host, port: port, group: group) { [configuration] channel in
             try engine.configureServer(channel: channel, configuration: configuration, service: service)
         }
@@ -158,123 +177,6 @@ public final class HTTPServer: Sendable {
         quiesce.initiateShutdown(promise: promise)
         try? await promise.futureResult.get()
         try? await self.channel.closeFuture.get()
-    }
-}
-
-/// Collects one request at a time (the pipeline handler orders pipelined requests) and answers it.
-final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private enum State {
-        case idle
-        case receiving(HTTPRequestHead, ByteBuffer)
-        /// The body exceeded the limit: a 413 was sent and the connection closes after it.
-        case discarding
-    }
-
-    private let maxBodyBytes: Int
-    private let responder: HTTPResponder
-    private var state = State.idle
-
-    init(maxBodyBytes: Int, responder: @escaping HTTPResponder) {
-        self.maxBodyBytes = maxBodyBytes
-        self.responder = responder
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch self.unwrapInboundIn(data) {
-        case .head(let head):
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > self.maxBodyBytes {
-                self.rejectTooLarge(context: context, head: head)
-                return
-            }
-            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
-                context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-            }
-            let length = head.headers.first(name: "content-length").flatMap(Int.init) ?? 0
-            self.state = .receiving(head, context.channel.allocator.buffer(capacity: max(0, length)))
-        case .body(var part):
-            switch self.state {
-            case .receiving(let head, var body):
-                if body.readableBytes + part.readableBytes > self.maxBodyBytes {
-                    self.rejectTooLarge(context: context, head: head)
-                    return
-                }
-                self.state = .idle  // drop our reference so the append does not copy
-                body.writeBuffer(&part)
-                self.state = .receiving(head, body)
-            case .discarding, .idle:
-                break
-            }
-        case .end:
-            switch self.state {
-            case .receiving(let head, let body):
-                self.state = .idle
-                self.dispatch(context: context, head: head, body: body)
-            case .discarding:
-                break
-            case .idle:
-                break
-            }
-        }
-    }
-
-    /// A malformed request (the protocol error handler has already answered 400) or a socket error:
-    /// this connection is done.
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
-    }
-
-    private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
-        let request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body)
-        let keepAlive = head.isKeepAlive
-        let version = head.version
-        let future = self.responder(request, context.eventLoop)
-        let boundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let boundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        future.hop(to: context.eventLoop).whenComplete { result in
-            let response: HTTPResponse
-            switch result {
-            case .success(let r): response = r
-            case .failure(let error): response = .text(.internalServerError, "internal error: \(error)\n")
-            }
-            boundSelf.value.write(context: boundContext.value, response: response, version: version, keepAlive: keepAlive)
-        }
-    }
-
-    private func rejectTooLarge(context: ChannelHandlerContext, head: HTTPRequestHead) {
-        self.state = .discarding
-        var response = HTTPResponse.text(.payloadTooLarge, "request body exceeds the limit of \(self.maxBodyBytes) bytes\n")
-        if let type = head.headers.first(name: "content-type"), type.lowercased().hasPrefix("application/x-protobuf") || type.lowercased().hasPrefix("application/json") {
-            response = OTLPErrors.response(.payloadTooLarge, code: 8, "request body exceeds the limit of \(self.maxBodyBytes) bytes", contentType: type)
-        }
-        self.write(context: context, response: response, version: head.version, keepAlive: false)
-    }
-
-    private func write(context: ChannelHandlerContext, response: HTTPResponse, version: HTTPVersion, keepAlive: Bool) {
-        var headers = response.headers
-        headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
-        if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: version, status: response.status, headers: headers))), promise: nil)
-        if !response.body.isEmpty {
-            var buffer = context.channel.allocator.buffer(capacity: response.body.count)
-            buffer.writeBytes(response.body)
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        }
-        let done = context.writeAndFlushPromise(self.wrapOutboundOut(.end(nil)))
-        if !keepAlive {
-            let channel = context.channel
-            done.whenComplete { _ in channel.close(promise: nil) }
-        }
-    }
-}
-
-extension ChannelHandlerContext {
-    fileprivate func writeAndFlushPromise(_ data: NIOAny) -> EventLoopFuture<Void> {
-        let promise = self.eventLoop.makePromise(of: Void.self)
-        self.writeAndFlush(data, promise: promise)
-        return promise.futureResult
     }
 }
 

@@ -26,6 +26,8 @@ public final class NodeMetrics: Sendable {
     public let otlpLatency: DurationHistogram
     public let queryRequests: Counter
     public let queryLatency: DurationHistogram
+    public let queriesThrottled: Counter
+    private let httpTimeouts: [HTTPTimeout: Counter]
     public let walFsync: DurationHistogram
     public let walBytes: Counter
     public let walBatchRecords: ValueHistogram
@@ -71,6 +73,12 @@ public final class NodeMetrics: Sendable {
         self.otlpRequests = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "otlp_requests", unitName: "total", helpText: "OTLP export requests received."))
         self.otlpLatency = r.makeDurationHistogram(descriptor: .init(namespace: "weft", metricName: "otlp_request_duration", unitName: "seconds", helpText: "Time from a complete OTLP request to its response (includes the WAL fsync)."), buckets: latencyBuckets)
         self.queryRequests = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "query_requests", unitName: "total", helpText: "Query API requests."))
+        self.queriesThrottled = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "query_requests_throttled", unitName: "total", helpText: "Queries refused with 429 because their org had queryMaxQueuedPerOrg waiting."))
+        var timeouts: [HTTPTimeout: Counter] = [:]
+        for kind in HTTPTimeout.allCases {
+            timeouts[kind] = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "http_timeouts", unitName: "total", helpText: "Connections closed for stalling: idle or a request not read in time (HTTP/1.1), or output the client does not read (HTTP/1.1, h2c, gRPC)."), labels: [("kind", kind.rawValue)])
+        }
+        self.httpTimeouts = timeouts
         self.queryLatency = r.makeDurationHistogram(descriptor: .init(namespace: "weft", metricName: "query_request_duration", unitName: "seconds", helpText: "Query API latency."), buckets: latencyBuckets)
         self.walFsync = r.makeDurationHistogram(descriptor: .init(namespace: "weft", metricName: "wal_fsync_duration", unitName: "seconds", helpText: "WAL fdatasync latency."), buckets: latencyBuckets)
         self.walBytes = r.makeCounter(descriptor: .init(namespace: "weft", metricName: "wal_written_bytes", unitName: "total", helpText: "Record bytes written to the WAL."))
@@ -102,6 +110,10 @@ public final class NodeMetrics: Sendable {
 
     public func rejectSpans(_ n: Int, _ reason: RejectReason) {
         if n > 0 { self.spansRejected[reason]!.increment(by: Int64(n)) }
+    }
+
+    public func timedOut(_ kind: HTTPTimeout) {
+        self.httpTimeouts[kind]!.increment()
     }
 
     public func rejectRequest(_ reason: RejectReason) {

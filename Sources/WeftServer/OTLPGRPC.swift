@@ -21,6 +21,8 @@ enum OTLPGRPC {
                     return Self.status(.resourceExhausted, "request message exceeds the limit of \(limit) bytes")
                 case .headersTooLarge(let limit):
                     return Self.status(.resourceExhausted, "request metadata exceeds \(limit) bytes")
+                case .overloaded(let budget):
+                    return Self.unavailable("the server holds its limit of \(budget) bytes of request bodies; retry shortly")
                 }
             }
         )

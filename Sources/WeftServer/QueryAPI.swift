@@ -6,13 +6,13 @@ import WeftQuery
 import WeftStorageEngine
 
 /// The read side: Tempo-compatible query endpoints plus health and metrics. Queries run on a
-/// thread pool so they never stall ingest on the event loops.
+/// thread pool so they never stall ingest on the event loops, scheduled fairly between orgs.
 struct QueryAPI: Sendable {
     static let version = "0.1.0"
 
     let engine: StorageEngine
     let metrics: NodeMetrics
-    let pool: NIOThreadPool
+    let scheduler: QueryScheduler
     let limits: QueryLimits
     /// Threads one aggregation scans with.
     let parallelism: Int
@@ -83,6 +83,12 @@ struct QueryAPI: Sendable {
 
     /// Paths that serve no org's data.
     static let orgFreePaths: Set<String> = ["/ready", "/healthz", "/metrics", "/api/echo", "/api/status/buildinfo"]
+    /// 429 for an org with too many queries waiting.
+    static func tooManyQueued(org: String) -> HTTPResponse {
+        var response = json(.tooManyRequests, QueryResponses.error("org '\(org)' has too many queries waiting; retry shortly"))
+        response.headers.add(name: "retry-after", value: "1")
+        return response
+    }
 
     /// Block spans read (newest first) for tag names and values, on top of the head.
     static let tagScanSpans = 1_000_000
@@ -104,10 +110,14 @@ struct QueryAPI: Sendable {
         let engine = self.engine
         let metrics = self.metrics
         func run(_ work: @escaping @Sendable () -> HTTPResponse) -> EventLoopFuture<HTTPResponse> {
-            self.pool.runIfActive(eventLoop: loop) {
+            self.scheduler.submit(org: org, cancellation: request.cancellation, on: loop) {
                 let response = work()
                 metrics.queryLatency.record(ContinuousClock.now - started)
                 return response
+            }.flatMapErrorThrowing { error in
+                guard error is QueryScheduler.Refusal else { throw error }
+                metrics.queriesThrottled.increment()
+                return QueryAPI.tooManyQueued(org: org)
             }
         }
 

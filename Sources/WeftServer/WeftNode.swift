@@ -96,6 +96,22 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     public var clusterSecret: String? = nil
     public var clusterSecretFile: String? = nil
 
+    /// Queries of one org running at once (default: half the query threads, at least one), so one org
+    /// never holds every query thread; the rest of its queries wait, and orgs take turns.
+    public var queryMaxConcurrentPerOrg: Int? = nil
+    /// Queries of one org waiting to run; beyond it, 429 + Retry-After.
+    public var queryMaxQueuedPerOrg: Int = 100
+    /// Request-body bytes the node holds at once, over all connections and protocols; a request whose
+    /// body does not fit gets 503 + Retry-After (gRPC: UNAVAILABLE). At least `maxBodyBytes`.
+    public var maxInFlightBodyBytes: Int = 256 << 20
+    /// HTTP/1.1: a connection with no request in progress is closed after this long.
+    public var httpIdleTimeoutSeconds: Double = 60
+    /// HTTP/1.1: a request's head must arrive within this long of its first byte, and its body may pause
+    /// no longer than this (408, then the connection closes).
+    public var httpRequestReadTimeoutSeconds: Double = 30
+    /// HTTP/1.1: a response the client does not read for this long closes the connection.
+    public var httpWriteTimeoutSeconds: Double = 30
+
     public init() {}
 
     /// The span limits this configuration sets.
@@ -104,6 +120,16 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
             maxSpansPerRequest: self.maxSpansPerRequest, maxAttributesPerSpan: self.maxAttributesPerSpan,
             maxEventsPerSpan: self.maxEventsPerSpan, maxLinksPerSpan: self.maxLinksPerSpan, maxValueBytes: self.maxAttributeValueBytes
         )
+    }
+
+    /// The HTTP/1.1 timeouts this configuration sets, with `budget` shared by every connection.
+    func httpLimits(budget: RequestBodyBudget) -> HTTPConnectionLimits {
+        var limits = HTTPConnectionLimits()
+        limits.idleTimeout = .nanoseconds(Int64(self.httpIdleTimeoutSeconds * 1e9))
+        limits.requestReadTimeout = .nanoseconds(Int64(self.httpRequestReadTimeoutSeconds * 1e9))
+        limits.writeTimeout = .nanoseconds(Int64(self.httpWriteTimeoutSeconds * 1e9))
+        limits.bodyBudget = budget
+        return limits
     }
 
     /// The query limits this configuration sets.
@@ -162,6 +188,12 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
         self.replicationFactor = try c.decodeIfPresent(Int.self, forKey: .replicationFactor) ?? d.replicationFactor
         self.clusterSecret = try c.decodeIfPresent(String.self, forKey: .clusterSecret)
         self.clusterSecretFile = try c.decodeIfPresent(String.self, forKey: .clusterSecretFile)
+        self.queryMaxConcurrentPerOrg = try c.decodeIfPresent(Int.self, forKey: .queryMaxConcurrentPerOrg)
+        self.queryMaxQueuedPerOrg = try c.decodeIfPresent(Int.self, forKey: .queryMaxQueuedPerOrg) ?? d.queryMaxQueuedPerOrg
+        self.maxInFlightBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxInFlightBodyBytes) ?? d.maxInFlightBodyBytes
+        self.httpIdleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .httpIdleTimeoutSeconds) ?? d.httpIdleTimeoutSeconds
+        self.httpRequestReadTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .httpRequestReadTimeoutSeconds) ?? d.httpRequestReadTimeoutSeconds
+        self.httpWriteTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .httpWriteTimeoutSeconds) ?? d.httpWriteTimeoutSeconds
     }
 }
 
@@ -231,7 +263,11 @@ public final class WeftNode: Service {
         let queryThreadCount = config.queryThreads ?? cores
         let pool = NIOThreadPool(numberOfThreads: queryThreadCount)
         pool.start()
-        let query = QueryAPI(engine: engine, metrics: metrics, pool: pool, limits: config.queryLimits, parallelism: queryThreadCount)
+        let scheduler = QueryScheduler(
+            pool: pool, maxRunning: queryThreadCount,
+            maxRunningPerOrg: config.queryMaxConcurrentPerOrg ?? max(1, queryThreadCount / 2), maxQueuedPerOrg: config.queryMaxQueuedPerOrg
+        )
+        let query = QueryAPI(engine: engine, metrics: metrics, scheduler: scheduler, limits: config.queryLimits, parallelism: queryThreadCount)
         // Until the WAL is replayed, data endpoints answer 503 and /ready says so; /healthz and /metrics work.
         let gate = ReadinessGate()
         let membershipBox = Mutex<ClusterMembership?>(nil)
@@ -281,13 +317,19 @@ public final class WeftNode: Service {
         var maintainer: BlockMaintainer? = nil
         var membership: ClusterMembership? = nil
         do {
+            // One budget of request-body bytes for every port and protocol.
+            let budget = RequestBodyBudget(limit: max(config.maxInFlightBodyBytes, config.maxBodyBytes + GRPCFraming.prefixBytes))
+            var limits = config.httpLimits(budget: budget)
+            limits.onTimeout = { metrics.timedOut($0) }
             var otlpAddress = ""
             if roles.contains(.ingest) {
-                let otlp = try await HTTPServer.start(host: config.host, port: config.otlpPort, group: group, maxBodyBytes: config.maxBodyBytes, responder: responder)
+                let otlp = try await HTTPServer.start(
+                    host: config.host, port: config.otlpPort, group: group, maxBodyBytes: config.maxBodyBytes, limits: limits, responder: responder
+                )
                 servers.append(otlp)
                 otlpAddress = "\(config.host):\(otlp.port)"
             }
-            let api = try await HTTPServer.start(host: config.host, port: config.queryPort, group: group, maxBodyBytes: 1 << 20, responder: responder)
+            let api = try await HTTPServer.start(host: config.host, port: config.queryPort, group: group, maxBodyBytes: 1 << 20, limits: limits, responder: responder)
             servers.append(api)
             var addresses = NodeAddresses(otlp: otlpAddress, query: "\(config.host):\(api.port)", otlpGrpc: nil)
             if let internalPort = config.internalPort {
@@ -305,7 +347,8 @@ public final class WeftNode: Service {
                 // Until the gate opens, Export answers UNAVAILABLE with RetryInfo.
                 let grpc = try await HTTPServer.startHTTP2(
                     // The body is the message plus its 5-byte length prefix.
-                    host: config.host, port: grpcPort, group: group, maxBodyBytes: config.maxBodyBytes + GRPCFraming.prefixBytes,
+                    host: config.host, port: grpcPort, group: group, maxBodyBytes: config.maxBodyBytes + GRPCFraming.prefixBytes, bodyBudget: budget,
+                    writeTimeout: limits.writeTimeout, onWriteTimeout: { metrics.timedOut(.write) },
                     service: OTLPGRPC.service(receiver: { gate.receiver })
                 )
                 servers.append(grpc)

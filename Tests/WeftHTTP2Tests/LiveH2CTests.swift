@@ -158,6 +158,44 @@ struct LiveH2CTests {
         try await group.shutdownGracefully()
     }
 
+    /// h2c shares the node's body budget with HTTP/1.1: a body that does not fit beside an unanswered
+    /// one gets 503 with Retry-After (an OTLP status for OTLP) on its stream, and the connection lives on.
+    @Test func test_h2cBodiesBeyondTheSharedBudget_get503OnTheirStream() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        do {
+            let held = Mutex<EventLoopPromise<WeftServer.HTTPResponse>?>(nil)
+            let (arrived, arrival) = AsyncStream.makeStream(of: Void.self)
+            var limits = HTTPConnectionLimits()
+            limits.bodyBudget = RequestBodyBudget(limit: 100_000)
+            let server = try await HTTPServer.start(host: "127.0.0.1", port: 0, group: group, maxBodyBytes: 1 << 20, limits: limits) { request, loop in
+                guard request.path == "/hold" else { return loop.makeSucceededFuture(.text(.ok, "got \(request.body.readableBytes)")) }
+                let promise = loop.makePromise(of: WeftServer.HTTPResponse.self)
+                held.withLock { $0 = promise }
+                arrival.yield()
+                return promise.futureResult
+            }
+            let h2 = try await TestH2Client.connect(port: server.port, group: group)
+            async let holding = TestH2Client.send(h2, method: "POST", path: "/hold", body: [UInt8](repeating: 1, count: 80_000))
+            var it = arrived.makeAsyncIterator()
+            await it.next()
+            #expect(limits.bodyBudget!.reserved == 80_000)
+            let refused = try await TestH2Client.send(
+                h2, method: "POST", path: "/v1/traces", headers: [("content-type", "application/x-protobuf")], body: [UInt8](repeating: 2, count: 80_000)
+            )
+            #expect(refused.status == 503)
+            #expect(refused.headers.contains { $0.name == "retry-after" && $0.value == "1" })
+            #expect(refused.headers.contains { $0.name == "content-type" && $0.value == "application/x-protobuf" })
+            held.withLock { $0!.succeed(.text(.ok, "held done")) }
+            #expect(String(buffer: try await holding.body) == "held done")
+            let after = try await TestH2Client.send(h2, method: "POST", path: "/after", body: [UInt8](repeating: 3, count: 90_000))
+            #expect(String(buffer: after.body) == "got 90000")
+            #expect(limits.bodyBudget!.reserved == 0)
+            try await h2.close()
+            await server.shutdown()
+        }
+        try await group.shutdownGracefully()
+    }
+
     @Test func test_gracefulShutdown_sendsGoAway_andFinishesTheInFlightStream() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // The server (and its promises on the group's loop) goes away before the group does.

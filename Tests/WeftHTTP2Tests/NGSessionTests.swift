@@ -324,6 +324,54 @@ struct NGSessionTests {
         #expect(pair.responses[again]?.status == 200)
     }
 
+    /// Bodies held by unanswered requests count against the shared budget: a body that does not fit is
+    /// rejected as overloaded (and its bytes never kept), and answering a request gives its bytes back.
+    @Test func test_sharedBodyBudget_rejectsWhatDoesNotFit_andIsReleasedOnAnswer() throws {
+        let budget = RequestBodyBudget(limit: 5000)
+        var server = NGSessionSettings()
+        server.bodyBudget = budget
+        let pair = try SessionPair(server: server)
+        var held: [Int32] = []
+        pair.onRequest = { _, id, _ in held.append(id) }  // not answered yet: the bodies stay
+        pair.onRejected = { pair, id, why in
+            pair.server.submitResponse(streamID: id, status: why == .overloaded ? 503 : 500, headers: [], body: nil)
+        }
+        let first = try pair.post("/a", pattern(3000))
+        try pair.run()
+        #expect(held == [first])
+        #expect(budget.reserved == 3000)
+        let second = try pair.post("/b", pattern(3000, seed: 1))
+        try pair.run()
+        #expect(pair.rejections[second] == .overloaded)
+        #expect(pair.responses[second]?.status == 503)
+        #expect(budget.reserved == 3000)  // the rejected body kept nothing
+
+        pair.server.submitResponse(streamID: first, status: 200, headers: [], body: nil)
+        try pair.run()
+        #expect(pair.responses[first]?.status == 200)
+        #expect(budget.reserved == 0)
+        let third = try pair.post("/c", pattern(4000, seed: 2))
+        try pair.run()
+        #expect(held == [first, third])
+        #expect(budget.reserved == 4000)
+    }
+
+    /// A session that goes away (the connection closed) gives back what its unanswered requests held.
+    @Test func test_sharedBodyBudget_isReleasedWhenTheSessionEnds() throws {
+        let budget = RequestBodyBudget(limit: 1 << 20)
+        var server = NGSessionSettings()
+        server.bodyBudget = budget
+        do {
+            let pair = try SessionPair(server: server)
+            pair.onRequest = { _, _, _ in }
+            _ = try pair.post("/a", pattern(2000))
+            _ = try pair.post("/b", pattern(3000))
+            try pair.run()
+            #expect(budget.reserved == 5000)
+        }
+        #expect(budget.reserved == 0)
+    }
+
     @Test func test_headerListOverTheLimit_isRejectedWith431() throws {
         var server = NGSessionSettings()
         server.maxHeaderListBytes = 8 << 10

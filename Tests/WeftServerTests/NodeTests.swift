@@ -15,6 +15,7 @@ struct NodeTests {
     static func withNode(
         maxBodyBytes: Int = 64 << 20,
         dataDir: String,
+        configure: (inout NodeConfiguration) -> Void = { _ in },
         _ body: @Sendable (_ otlp: Int, _ query: Int) async throws -> Void
     ) async throws {
         var config = NodeConfiguration()
@@ -22,6 +23,7 @@ struct NodeTests {
         config.otlpPort = 0
         config.queryPort = 0
         config.maxBodyBytes = maxBodyBytes
+        configure(&config)
         let (ports, continuation) = AsyncStream.makeStream(of: (Int, Int).self)
         let node = WeftNode(configuration: config, logger: Logger(label: "test")) { otlp, query in
             continuation.yield((Int(otlp.split(separator: ":").last!)!, Int(query.split(separator: ":").last!)!))
