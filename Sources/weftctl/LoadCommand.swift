@@ -226,7 +226,7 @@ struct LoadCommand: AsyncParsableCommand {
         } catch {
             for c in connections { c.close() }
             CLI.printError("weftctl load: \(error)")
-            throw ExitCode(2)
+            throw Exit.connection
         }
 
         let counters = LoadCounters()
