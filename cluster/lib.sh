@@ -101,27 +101,18 @@ query_url() {
     [[ -n $address ]] && echo "http://$address"
 }
 
-# Runs a command in the node's network namespace, if it has one.
-in_node_netns() {
-    local node=$1 file
-    shift
-    file=$(node_dir "$node")/netns
-    if [[ -f $file ]]; then
-        ip netns exec "$(<"$file")" "$@"
-    else
-        "$@"
-    fi
-}
-
 # Starts a node from its args file, then waits until it prints its listening line and /ready is 200.
 start_node() {
     local node=$1 dir pid deadline args=()
     dir=$(node_dir "$node")
     [[ -z $(running_pid "$node") ]] || die "$node is already running (pid $(running_pid "$node"))"
     mapfile -t args <"$dir/args"
+    # setsid: the node outlives this shell and its terminal. `ip netns exec` and setsid both exec, and a
+    # simple command in the background is not wrapped in a subshell, so $! is weft's own PID.
+    local launch=(setsid "$WEFT" serve "${args[@]}")
+    [[ ! -f $dir/netns ]] || launch=(ip netns exec "$(<"$dir/netns")" "${launch[@]}")
     : >"$dir/listening"
-    # setsid: the node outlives this shell and its terminal. `ip netns exec` and setsid both exec, so $! is weft's PID.
-    in_node_netns "$node" setsid "$WEFT" serve "${args[@]}" >"$dir/listening" 2>>"$dir/log" </dev/null &
+    "${launch[@]}" >"$dir/listening" 2>>"$dir/log" </dev/null &
     pid=$!
     echo "$pid" >"$dir/pid"
     deadline=$((SECONDS + START_TIMEOUT))
@@ -175,6 +166,24 @@ wait_members_alive() {
         sleep 0.2
     done
     die "node-1 does not see $want alive members after ${START_TIMEOUT}s (last: $summary)"
+}
+
+# Waits until a running node other than $1 (node-1 first) sees $1 alive.
+wait_seen_alive() {
+    local node=$1 peer url deadline row=""
+    for peer in $(all_nodes); do
+        [[ $peer != "$node" && -n $(running_pid "$peer") ]] && break
+        peer=""
+    done
+    [[ -n $peer ]] || return 0
+    url=$(query_url "$peer")
+    deadline=$((SECONDS + START_TIMEOUT))
+    while ((SECONDS < deadline)); do
+        row=$("$WEFTCTL" members --url "$url" 2>&1 | awk -v n="$node" '$1 == n || $2 == n') || true
+        [[ $row == *" alive "* ]] && return 0
+        sleep 0.2
+    done
+    die "$peer does not see $node alive after ${START_TIMEOUT}s (last: $row)"
 }
 
 # Prints each node's endpoints.
