@@ -70,7 +70,7 @@ struct BlockCommand: ParsableCommand {
                 print("ok: \(result.sections) sections, \(result.spans) spans, all checksums match")
             } catch {
                 CLI.printError("corrupt: \(error)")
-                throw ExitCode(1)
+                throw Exit.failure
             }
         }
     }

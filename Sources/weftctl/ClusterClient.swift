@@ -14,7 +14,7 @@ struct ClusterOptions: ParsableArguments {
 }
 
 /// Calls the cluster admin API (`/api/cluster/…`) of one node. Failures print one line on stderr,
-/// `weftctl <command>: …`, and exit with ``Exit/connection`` (unreachable) or ``Exit/serverError``.
+/// `weftctl <command>: …`, and exit with ``Exit/connection`` (unreachable) or ``Exit/failure``.
 struct ClusterClient {
     /// The subcommand's name, for error lines.
     let command: String
@@ -33,7 +33,8 @@ struct ClusterClient {
 
     /// The URL of `path` under the base URL (whose own path, if any, is a prefix).
     func url(_ path: String) -> URLParts {
-        let prefix = String(self.base.path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0].reversed().drop { $0 == "/" }.reversed())
+        var prefix = String(self.base.path.prefix { $0 != "?" })
+        while prefix.hasSuffix("/") { prefix.removeLast() }
         return self.base.with(path: prefix + path)
     }
 
@@ -54,7 +55,7 @@ struct ClusterClient {
         }
         guard (200..<300).contains(response.status) else {
             CLI.printError("weftctl \(self.command): \(Self.errorText(response)) (HTTP \(response.status) from \(target))")
-            throw Exit.serverError
+            throw Exit.failure
         }
         return response.body
     }
@@ -73,7 +74,7 @@ struct ClusterClient {
             return try JSONDecoder().decode(type, from: Data(body))
         } catch {
             CLI.printError("weftctl \(self.command): unexpected answer from \(self.base): \(error)")
-            throw Exit.serverError
+            throw Exit.failure
         }
     }
 

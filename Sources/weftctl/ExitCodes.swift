@@ -2,8 +2,9 @@ import ArgumentParser
 
 /// The exit codes every `weftctl` subcommand uses (listed in `weftctl --help`).
 enum Exit {
-    /// The server answered with an error (HTTP 4xx/5xx, unknown node, unreadable answer), or the work failed.
-    static let serverError = ExitCode(1)
+    /// The server answered with an error (HTTP 4xx/5xx, unknown node, unreadable answer), or the work
+    /// failed (a corrupt block, no span acknowledged).
+    static let failure = ExitCode(1)
     /// Bad arguments or options (one line on stderr; `--help` shows the usage).
     static let usage = ExitCode(2)
     /// The server could not be reached: connection refused, connect or request timeout.

@@ -131,7 +131,7 @@ enum CLI {
     }
 
     /// GETs `path` under the base URL of a query API and returns a 200 response; on a connection error,
-    /// a 404 (when `notFound` is given) or another status, prints why and exits with ``Exit/connection`` or ``Exit/serverError``.
+    /// a 404 (when `notFound` is given) or another status, prints why and exits with ``Exit/connection`` or ``Exit/failure``.
     static func getOK(_ command: String, baseURL: String, path: String, org: String?, notFound: String? = nil) async throws -> HTTPResponse {
         let base = try CLI.url(baseURL)
         let prefix = base.path == "/" ? "" : String(base.path.reversed().drop { $0 == "/" }.reversed())
@@ -144,11 +144,11 @@ enum CLI {
         }
         if response.status == 404, let notFound {
             CLI.printError(notFound)
-            throw Exit.serverError
+            throw Exit.failure
         }
         guard response.status == 200 else {
             CLI.printError("weftctl \(command): HTTP \(response.status): \(response.bodyString)")
-            throw Exit.serverError
+            throw Exit.failure
         }
         return response
     }
