@@ -155,17 +155,19 @@ stop_node() {
     rm -f "$(node_dir "$node")/pid"
 }
 
-# Waits until `weftctl members` on node-1 shows $1 members, all alive.
-wait_members_alive() {
-    local want=$1 url deadline summary=""
+# Waits until `weftctl members` on node-1 shows $1 members, all alive and ACTIVE in the ring.
+wait_members_active() {
+    local want=$1 url deadline out="" active
     url=$(query_url node-1)
     deadline=$((SECONDS + START_TIMEOUT))
     while ((SECONDS < deadline)); do
-        summary=$("$WEFTCTL" members --url "$url" 2>&1 | tail -n 1) || true
-        [[ $summary == "$want members: $want alive" ]] && return 0
+        out=$("$WEFTCTL" members --url "$url" 2>&1) || true
+        active=$(awk 'NR > 1 && / alive / && / ACTIVE /' <<<"$out" | wc -l)
+        [[ $(tail -n 1 <<<"$out") == "$want members: $want alive" && $active -eq $want ]] && return 0
         sleep 0.2
     done
-    die "node-1 does not see $want alive members after ${START_TIMEOUT}s (last: $summary)"
+    die "node-1 does not see $want alive ACTIVE members after ${START_TIMEOUT}s; it shows:
+$out"
 }
 
 # Waits until a running node other than $1 (node-1 first) sees $1 alive.
