@@ -47,7 +47,7 @@ struct ClusterClient {
                 host: target.host, port: target.port, group: MultiThreadedEventLoopGroup.singleton, connectTimeout: .seconds(5)
             )
             defer { connection.close() }
-            // `status` asks every member with a 3 s deadline each; leave room for that.
+            // `status` waits up to 3 s for the members (asked in parallel); leave room for that.
             response = try await connection.request(method: method, path: target.path, headers: [("Accept", "application/json")], timeout: .seconds(20))
         } catch {
             CLI.printError("weftctl \(self.command): cannot reach \(target): \(error)")
