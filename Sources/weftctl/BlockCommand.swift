@@ -13,7 +13,7 @@ struct BlockCommand: ParsableCommand {
     static func load(_ path: String) throws -> [UInt8] {
         guard let data = FileManager.default.contents(atPath: path) else {
             CLI.printError("weftctl block: cannot read \(path)")
-            throw ExitCode(2)
+            throw Exit.usage
         }
         return [UInt8](data)
     }
@@ -70,7 +70,7 @@ struct BlockCommand: ParsableCommand {
                 print("ok: \(result.sections) sections, \(result.spans) spans, all checksums match")
             } catch {
                 CLI.printError("corrupt: \(error)")
-                throw ExitCode(1)
+                throw Exit.failure
             }
         }
     }

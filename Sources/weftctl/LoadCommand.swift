@@ -226,7 +226,7 @@ struct LoadCommand: AsyncParsableCommand {
         } catch {
             for c in connections { c.close() }
             CLI.printError("weftctl load: \(error)")
-            throw ExitCode(2)
+            throw Exit.connection
         }
 
         let counters = LoadCounters()
@@ -255,7 +255,7 @@ struct LoadCommand: AsyncParsableCommand {
         for c in connections { c.close() }
         let stats = results.reduce(into: WorkerStats()) { $0.merge($1) }
         self.printSummary(stats, url: url, elapsed: Double(elapsedNanos) / 1e9)
-        if stats.ackedSpans == 0 { throw ExitCode(1) }
+        if stats.ackedSpans == 0 { throw Exit.failure }
     }
 
     static func reportProgress(counters: LoadCounters, runStart: NIODeadline, quiet: Bool) async {

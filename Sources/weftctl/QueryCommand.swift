@@ -99,7 +99,7 @@ struct QueryCommand: AsyncParsableCommand {
         }
         guard let root = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] else {
             CLI.printError("weftctl query: the response is not a JSON object: \(response.bodyString.prefix(300))")
-            throw ExitCode(1)
+            throw Exit.failure
         }
         let lines: [String]
         if self.isTable {

@@ -97,7 +97,7 @@ struct SearchCommand: AsyncParsableCommand {
         }
         guard let root = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] else {
             CLI.printError("weftctl search: the response is not a JSON object: \(response.bodyString.prefix(300))")
-            throw ExitCode(1)
+            throw Exit.failure
         }
         for line in Self.render(root) { print(line) }
     }

@@ -131,7 +131,7 @@ enum CLI {
     }
 
     /// GETs `path` under the base URL of a query API and returns a 200 response; on a connection error,
-    /// a 404 (when `notFound` is given) or another status, prints why and exits non-zero.
+    /// a 404 (when `notFound` is given) or another status, prints why and exits with ``Exit/connection`` or ``Exit/failure``.
     static func getOK(_ command: String, baseURL: String, path: String, org: String?, notFound: String? = nil) async throws -> HTTPResponse {
         let base = try CLI.url(baseURL)
         let prefix = base.path == "/" ? "" : String(base.path.reversed().drop { $0 == "/" }.reversed())
@@ -140,15 +140,15 @@ enum CLI {
             response = try await CLI.get(base.with(path: prefix + path), org: org)
         } catch {
             CLI.printError("weftctl \(command): \(error)")
-            throw ExitCode(2)
+            throw Exit.connection
         }
         if response.status == 404, let notFound {
             CLI.printError(notFound)
-            throw ExitCode(1)
+            throw Exit.failure
         }
         guard response.status == 200 else {
             CLI.printError("weftctl \(command): HTTP \(response.status): \(response.bodyString)")
-            throw ExitCode(1)
+            throw Exit.failure
         }
         return response
     }

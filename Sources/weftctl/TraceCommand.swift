@@ -42,11 +42,11 @@ struct TraceCommand: AsyncParsableCommand {
             spans = try TraceSpan.parse(json: response.body)
         } catch {
             CLI.printError("weftctl trace: cannot parse the response: \(error)")
-            throw ExitCode(1)
+            throw Exit.failure
         }
         if spans.isEmpty {
             CLI.printError("trace not found: \(id) (empty trace)")
-            throw ExitCode(1)
+            throw Exit.failure
         }
         for line in TraceSpan.render(spans, traceID: id.description) { print(line) }
     }

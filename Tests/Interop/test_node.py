@@ -37,6 +37,8 @@ class Node:
         self.otlp = None
         self.query = None
         self.grpc = None
+        self.internal = None
+        self.node_id = None
         self.extra = []  # more `weft serve` arguments
 
     def start(self):
@@ -55,6 +57,8 @@ class Node:
         self.otlp = "http://" + fields["otlp"]
         self.query = "http://" + fields["query"]
         self.grpc = fields.get("grpc")  # host:port of OTLP/gRPC
+        self.internal = fields.get("internal")  # host:port of the node-to-node port
+        self.node_id = fields.get("node")
         return self
 
     def kill(self):

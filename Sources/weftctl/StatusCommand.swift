@@ -1,0 +1,76 @@
+import ArgumentParser
+
+/// `weftctl status`: every member's own status, gathered by the asked node (GET /api/cluster/status).
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show every node's status: ring version, readiness, data held, WAL backlog.",
+        discussion: """
+            The asked node collects each member's status over the internal port. RING V is the ring \
+            version the node has; WAL is the number of write-ahead log segments not yet in blocks beyond \
+            the one being written; UNREACHABLE the members that node suspects or believes dead. Members \
+            that did not answer are listed below the table.
+            """
+    )
+
+    @OptionGroup var options: ClusterOptions
+
+    struct Answer: Decodable {
+        /// One node's own report; every field but the ID is optional so that a node of another version still shows.
+        struct Node: Decodable {
+            var id: String
+            var roles: [String]?
+            var ringVersion: UInt64?
+            var ready: Bool?
+            var headSpans: Int?
+            var blocks: Int?
+            var blockSpans: Int?
+            var diskBytes: Int?
+            var walBacklogSegments: Int?
+            var unreachable: [String]?
+        }
+
+        struct Silent: Decodable {
+            var id: String
+            var address: String
+            var status: String
+            var error: String
+        }
+
+        var nodes: [Node]
+        var unreachable: [Silent]
+    }
+
+    func run() async throws {
+        let client = try ClusterClient(command: "status", url: self.options.url)
+        let body = try await client.call("GET", "/api/cluster/status")
+        if self.options.json { return ClusterClient.printRaw(body) }
+        for line in Self.render(try client.decode(Answer.self, body)) { print(line) }
+    }
+
+    static func render(_ answer: Answer) -> [String] {
+        var table = TextTable([
+            ("ID", .left), ("ROLES", .left), ("RING V", .right), ("READY", .left), ("HEAD SPANS", .right), ("BLOCKS", .right),
+            ("BLOCK SPANS", .right), ("DISK", .right), ("WAL", .right), ("UNREACHABLE", .left),
+        ])
+        func count(_ n: Int?) -> String { n.map(CLI.grouped) ?? "?" }
+        for n in answer.nodes {
+            table.append([
+                n.id, n.roles?.joined(separator: ",") ?? "?", n.ringVersion.map { String($0) } ?? "?",
+                n.ready.map { $0 ? "yes" : "no" } ?? "?", count(n.headSpans), count(n.blocks), count(n.blockSpans),
+                n.diskBytes.map(CLI.bytes) ?? "?", count(n.walBacklogSegments),
+                n.unreachable.map { $0.isEmpty ? "-" : $0.joined(separator: ",") } ?? "?",
+            ])
+        }
+        var lines = table.lines
+        if answer.unreachable.isEmpty {
+            lines.append("\(answer.nodes.count) nodes answered")
+        } else {
+            lines.append("\(answer.nodes.count) nodes answered; \(answer.unreachable.count) did not:")
+            for s in answer.unreachable {
+                lines.append("  \(s.id) at \(s.address) (\(s.status)): \(s.error)")
+            }
+        }
+        return lines
+    }
+}
