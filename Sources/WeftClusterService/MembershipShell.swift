@@ -132,6 +132,12 @@ public actor MembershipShell {
                 self.metrics.ringVersion(ring.version)
                 for entry in entries {
                     self.logger.info("ring: \(entry.nodeID) is \(entry.state)", metadata: ["version": "\(entry.version)", "tokens": "\(entry.tokenCount)"])
+                    if entry.nodeID == self.settings.nodeID, entry.state == .left {
+                        // A `forget` is final for an ID: the node keeps running but owns no ranges.
+                        self.logger.error(
+                            "this node was forgotten by the cluster (its ring entry is LEFT) and owns no ranges; to rejoin, start it with a new --node-id and an empty data directory"
+                        )
+                    }
                 }
             }
         }
