@@ -4,6 +4,7 @@ import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import WeftHTTP2
+import WeftQuery
 
 /// A complete HTTP request as handlers see it.
 public struct HTTPRequest: Sendable {
@@ -12,6 +13,8 @@ public struct HTTPRequest: Sendable {
     public var query: [String: String]
     public var headers: HTTPHeaders
     public var body: ByteBuffer
+    /// Set by a server that can tell when the client goes away: cancelled then, so a query stops early.
+    public var cancellation: QueryCancellation?
 
     public init(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer) {
         self.method = method
@@ -176,6 +179,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let maxBodyBytes: Int
     private let responder: HTTPResponder
     private var state = State.idle
+    /// The request being answered: cancelled if the connection closes first.
+    private var inFlight: QueryCancellation?
 
     init(maxBodyBytes: Int, responder: @escaping HTTPResponder) {
         self.maxBodyBytes = maxBodyBytes
@@ -226,8 +231,17 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.close(promise: nil)
     }
 
+    func channelInactive(context: ChannelHandlerContext) {
+        self.inFlight?.cancel()
+        self.inFlight = nil
+        context.fireChannelInactive()
+    }
+
     private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
-        let request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body)
+        var request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body)
+        let cancellation = QueryCancellation()
+        request.cancellation = cancellation
+        self.inFlight = cancellation
         let keepAlive = head.isKeepAlive
         let version = head.version
         let future = self.responder(request, context.eventLoop)
@@ -239,6 +253,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .success(let r): response = r
             case .failure(let error): response = .text(.internalServerError, "internal error: \(error)\n")
             }
+            boundSelf.value.inFlight = nil
             boundSelf.value.write(context: boundContext.value, response: response, version: version, keepAlive: keepAlive)
         }
     }

@@ -122,25 +122,33 @@ extension AggregationPartial {
 
     /// Series of a TraceQL metrics query: one per group (per quantile, per histogram bucket), each
     /// sample a step. `rate` divides counts by the step in seconds. `topk`/`bottomk` keep the series
-    /// with the largest/smallest total.
-    public func series(_ query: AggregationQuery, metrics: TraceQLMetrics?, limit: TraceQLLimit?) -> [AggregationSeries] {
+    /// with the largest/smallest total. Checks `limits` (deadline, cancellation) group by group.
+    public func series(
+        _ query: AggregationQuery, metrics: TraceQLMetrics?, limit: TraceQLLimit?, checking limits: AggregationLimits? = nil
+    ) throws -> [AggregationSeries] {
         let aggregate = query.aggregates[0]
         let names = query.groupBy.map(\.labelName)
         let stepSeconds = Double(query.stepNanos ?? max(1, query.endNanos - query.startNanos)) / 1e9
         let isRate = metrics?.function == .rate
         var out: [AggregationSeries] = []
         for g in 0..<self.groupCount {
+            try limits?.check()
             let key = self.key(g)
             let labels = Array(zip(names, key)).map { (key: $0.0, value: $0.1) }
             func time(_ s: Int) -> UInt64 { query.startNanos + UInt64(s) * (query.stepNanos ?? 0) }
             switch aggregate {
             case .quantiles(_, let qs):
-                for (i, q) in qs.enumerated() {
-                    var samples: [(UInt64, Double)] = []
-                    for s in 0..<self.steps {
-                        if case .quantiles(let v) = self.value(aggregate, 0, cells: [g * self.steps + s]), let x = v[i] { samples.append((time(s), Self.scaled(aggregate, x))) }
+                // Every quantile of a step from one pass over its sketch.
+                var perQuantile = [[(UInt64, Double)]](repeating: [], count: qs.count)
+                for s in 0..<self.steps {
+                    let cell = g * self.steps + s
+                    guard !self.columns[0].isEmpty(cell), case .quantiles(let values) = self.value(aggregate, 0, cells: [cell]) else { continue }
+                    for (i, v) in values.enumerated() {
+                        if let x = v { perQuantile[i].append((time(s), Self.scaled(aggregate, x))) }
                     }
-                    out.append(AggregationSeries(labels: labels + [(key: "p", value: .double(q))], samples: samples))
+                }
+                for (i, q) in qs.enumerated() {
+                    out.append(AggregationSeries(labels: labels + [(key: "p", value: .double(q))], samples: perQuantile[i]))
                 }
             case .histogram:
                 var perBucket: [Int: [(UInt64, Double)]] = [:]
