@@ -216,8 +216,8 @@ struct RegexParser {
             default:
                 let flagStart = self.at
                 while let f = self.current, f != ":", f != ")" { self.at += 1 }
-                guard self.current == ":" else { throw self.error("missing ':' or ')' after group flags", at: start) }
                 flags = try self.applying(flagStart..<self.at, to: flags)
+                guard self.current == ":" else { throw self.error("missing ':' or ')' after group flags", at: start) }
                 self.at += 1
             }
         }
