@@ -393,6 +393,7 @@ struct Worker {
             }
             global.append(out)
         }
+        if !partial.isClosed && self.maxGroups - partial.groupCount < n { try self.checkNewGroups(global, n, partial) }
         var out = [Int32](repeating: 0, count: n)
         let fields = global.count
         if fields == 1 {
@@ -407,10 +408,8 @@ struct Worker {
                     }
                     key[0] = c
                     out[i] = Int32(partial.group(lo: UInt64(c), hi: 0, codes: UnsafeBufferPointer(key)))
-                    if partial.groupCount > self.maxGroups { return }
                 }
             }
-            try self.checkGroups(partial)
             return out
         }
         withUnsafeTemporaryAllocation(of: UInt32.self, capacity: fields) { codes in
@@ -434,16 +433,30 @@ struct Worker {
                 let g = Int32(partial.group(lo: lo, hi: hi, codes: key))
                 out[i] = g
                 previous = (lo, hi, g)
-                if partial.groupCount > self.maxGroups { return }
             }
         }
-        try self.checkGroups(partial)
         return out
     }
 
-    /// Throws once the partial holds more groups than this thread's share of the memory budget.
-    private func checkGroups(_ partial: AggregationPartial) throws {
-        if partial.groupCount > self.maxGroups { throw MemoryBudget(self.query, limits: self.limits).exceeded(groups: partial.groupCount) }
+    /// Before any group of these rows is made: throws when their new keys would take the partial past
+    /// this thread's share of the memory budget. Runs only when that is possible (fewer groups left
+    /// than rows), since it hashes every key once more.
+    private func checkNewGroups(_ global: [[UInt32]], _ n: Int, _ partial: AggregationPartial) throws {
+        var fresh = Set<[UInt32]>()
+        var key = [UInt32](repeating: 0, count: global.count)
+        rows: for i in 0..<n {
+            for f in global.indices {
+                if global[f][i] == Self.excluded { continue rows }
+                key[f] = global[f][i]
+            }
+            let known = key.withUnsafeBufferPointer { k in
+                let (lo, hi) = AggregationPartial.pack(k)
+                return partial.hasGroup(lo: lo, hi: hi, codes: k)
+            }
+            if !known && fresh.insert(key).inserted && partial.groupCount + fresh.count > self.maxGroups {
+                throw MemoryBudget(self.query, limits: self.limits).exceeded(groups: partial.groupCount + fresh.count)
+            }
+        }
     }
 
     /// The partial code of a value a closed partial has no group with.
