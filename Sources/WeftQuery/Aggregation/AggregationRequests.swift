@@ -40,7 +40,7 @@ public enum QueryTime {
 
     /// Nanoseconds since the epoch; throws naming `parameter` when `text` is not a time or is out of range.
     public static func parse(_ text: String, parameter: String) throws(QueryError) -> UInt64 {
-        let outOfRange = QueryError("parameter '\(parameter)': '\(text)' is out of range (times must be before 2554-07-21T23:34:33Z)")
+        let outOfRange = QueryError("parameter '\(parameter)': '\(text)' is out of range (times must lie from 1970 to before 2554-07-21T23:34:33Z)")
         if let v = Double(text), v >= 0, v.isFinite {
             // Below 1e12 it is seconds (that is year 33658); above, nanoseconds.
             if v < 1e12 {

@@ -15,7 +15,9 @@ struct MemoryBudget {
         let perCell = query.aggregates.reduce(0) { $0 + Self.cellBytes($1) }
         let (bytes, overflow) = perCell.multipliedReportingOverflow(by: query.steps)
         self.bytesPerGroup = overflow ? .max : max(1, bytes)
-        self.groupsPerThread = max(0, limits.maxMemoryBytes) / self.bytesPerGroup / (2 * limits.parallelism)
+        // Cells are numbered group × steps + step in an Int32, whatever the budget.
+        let addressable = Int(Int32.max) / max(1, query.steps)
+        self.groupsPerThread = min(addressable, max(0, limits.maxMemoryBytes) / self.bytesPerGroup / (2 * limits.parallelism))
         self.limits = limits
     }
 
