@@ -18,7 +18,7 @@ struct TraceQLRegexTests {
         ("\\.\\*\\+\\?\\(\\)\\[\\]\\{\\}\\|\\^\\$\\\\\\/", ".*+?()[]{}|^$\\/", true), ("\\n\\t", "\n\t", true),
         ("a.b", "a\nb", false), ("(?s)a.b", "a\nb", true), (".", "é", true), ("..", "é", false),
         ("(?i)hello", "HeLLo", true), ("(?i:a)b", "Ab", true), ("(?i:a)b", "AB", false), ("a(?i)b", "aB", true), ("a(?i)b", "AB", false),
-        ("(?i)[a-c]+", "AbC", true), ("(?i)é", "É", true), ("(?i-i)a", "A", false),
+        ("(?i)[a-c]+", "AbC", true), ("(?i)[^a]", "A", false), ("(?i)[^a]", "b", true), ("(?i)é", "É", true), ("(?i-i)a", "A", false),
         ("^abc$", "abc", true), ("a$b", "ab", false), ("a^b", "ab", false), ("$", "", true), ("^$", "", true), ("\\Aa\\z", "a", true),
         ("(?:ab)+", "abab", true), ("(?:ab)+", "aba", false), ("(?P<x>ab)c", "abc", true), ("(?<y>a)", "a", true),
         ("[[:alpha:]]+", "abZ", true), ("[[:digit:]]", "a", false), ("[[:^digit:]]", "a", true), ("[[:xdigit:]]+", "0aF", true),

@@ -1,5 +1,5 @@
 /// A regular expression as parsed: what the compiler turns into a program.
-indirect enum RegexNode: Equatable {
+indirect enum RegexNode {
     case empty
     /// One scalar from the set.
     case set(ScalarSet)
@@ -164,8 +164,7 @@ struct RegexParser {
         case "(":
             return try self.group(flags, start: start)
         case "[":
-            let set = try self.characterClass(start: start)
-            return .set(flags.caseInsensitive ? set.caseFolded() : set)
+            return .set(try self.characterClass(start: start, caseInsensitive: flags.caseInsensitive))
         case ".":
             return .set(flags.dotMatchesNewline ? .any : .anyButNewline)
         case "^":
@@ -174,7 +173,7 @@ struct RegexParser {
             return .endText
         case "\\":
             if let anchor = try self.anchorEscape() { return anchor }
-            let set = try self.escape(inClass: false)
+            let set = try self.escape()
             return .set(flags.caseInsensitive ? set.caseFolded() : set)
         case "*", "+", "?":
             throw self.error("missing argument to repetition operator '\(c)'", at: start)
@@ -245,7 +244,7 @@ struct RegexParser {
 
     /// The set an escape after `\` stands for (a class such as `\d`, a control character, a hex code
     /// or escaped punctuation).
-    private mutating func escape(inClass: Bool) throws(TraceQLRegexError) -> ScalarSet {
+    private mutating func escape() throws(TraceQLRegexError) -> ScalarSet {
         let start = self.at - 1
         guard let c = self.current else { throw self.error("trailing backslash", at: start) }
         self.at += 1
@@ -298,8 +297,8 @@ struct RegexParser {
         return v
     }
 
-    /// After `[`: a bracketed class up to its `]`.
-    private mutating func characterClass(start: Int) throws(TraceQLRegexError) -> ScalarSet {
+    /// After `[`: a bracketed class up to its `]` (case-folded before it is negated, as RE2 does).
+    private mutating func characterClass(start: Int, caseInsensitive: Bool) throws(TraceQLRegexError) -> ScalarSet {
         var negated = false
         if self.current == "^" {
             negated = true
@@ -331,6 +330,7 @@ struct RegexParser {
             }
         }
         self.at += 1
+        if caseInsensitive { set = set.caseFolded() }
         return negated ? set.inverted() : set
     }
 
@@ -343,7 +343,7 @@ struct RegexParser {
         let c = self.scalars[self.at]
         self.at += 1
         guard c == "\\" else { return .single(c.value) }
-        let set = try self.escape(inClass: true)
+        let set = try self.escape()
         if set.ranges.count == 1, set.ranges[0].count == 1 { return .single(set.ranges[0].lowerBound) }
         return .set(set)
     }
