@@ -454,7 +454,7 @@ struct Worker {
                 return partial.hasGroup(lo: lo, hi: hi, codes: k)
             }
             if !known && fresh.insert(key).inserted && partial.groupCount + fresh.count > self.maxGroups {
-                throw MemoryBudget(self.query, limits: self.limits).exceeded(groups: partial.groupCount + fresh.count)
+                throw MemoryBudget(self.query, limits: self.limits).exceeded
             }
         }
     }

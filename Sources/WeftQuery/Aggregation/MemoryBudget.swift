@@ -33,19 +33,19 @@ struct MemoryBudget {
 
     /// Throws when `groups` in one thread's partial exceed its share.
     func checkThread(groups: Int) throws(AggregationError) {
-        if groups > self.groupsPerThread { throw self.exceeded(groups: groups) }
+        if groups > self.groupsPerThread { throw self.exceeded }
     }
 
     /// Throws when `groups` in the merged partial exceed what the threads may hold together.
     func checkMerged(groups: Int) throws(AggregationError) {
-        if groups > self.groupsPerThread * self.limits.parallelism { throw self.exceeded(groups: groups) }
+        if groups > self.groupsPerThread * self.limits.parallelism { throw self.exceeded }
     }
 
-    func exceeded(groups: Int) -> AggregationError {
+    var exceeded: AggregationError {
         let mib = { (b: Int) in b >= 1 << 20 ? "\(b >> 20) MiB" : "\(max(1, b >> 10)) KiB" }
         let allowed = self.groupsPerThread == 0
             ? "not even one group fits"
-            : "at most \(self.groupsPerThread * self.limits.parallelism) groups fit (\(groups) so far)"
+            : "at most \(self.groupsPerThread * self.limits.parallelism) groups fit and the query has more"
         return .tooMuchMemory(
             "the query needs about \(mib(self.bytesPerGroup)) per group (every step of every aggregate); within the memory limit of "
                 + "\(mib(self.limits.maxMemoryBytes)) \(allowed): use a larger step, a shorter range, fewer group-by fields or a narrower filter"
