@@ -435,7 +435,9 @@ public struct AggregationPartial: Sendable {
             }
             if mine < 0 { continue }
             for a in self.columns.indices {
-                for s in 0..<self.steps { self.columns[a].merge(cell: mine * self.steps + s, from: other.columns[a], cell: g * self.steps + s) }
+                // One copy of the other's column per group, not per cell.
+                let from = other.columns[a]
+                for s in 0..<self.steps { self.columns[a].merge(cell: mine * self.steps + s, from: from, cell: g * self.steps + s) }
             }
         }
         self.stats.add(other.stats)
