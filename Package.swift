@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "WeftServerTests",
             dependencies: [
-                "WeftServer", "WeftTestSupport", "WeftClient", "WeftModel", nio, nioPosix, logging,
+                "WeftServer", "WeftQuery", "WeftTestSupport", "WeftClient", "WeftModel", nio, nioPosix, logging,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: settings

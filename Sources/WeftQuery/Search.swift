@@ -98,16 +98,21 @@ public enum SearchExecutor {
     /// Search over a snapshot of head and blocks. Blocks are pruned by time, by their dictionary (a value
     /// the block never saw cannot match) and per row group by time, duration and posting lists; only
     /// groups that may match are decoded, one at a time.
-    public static func search(_ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore) throws -> SearchResult {
+    /// `limits` (deadline, cancellation) is checked before each chunk and block.
+    public static func search(
+        _ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits? = nil
+    ) throws -> SearchResult {
         var stats = ScanStats()
         var found: [TraceID: Match] = [:]
         for chunk in snapshot.chunks {
+            try limits?.check()
             stats.inspectedBytes += chunk.batch.memoryFootprint
             self.scan(request, chunk.batch, minStart: chunk.minStart, maxStart: chunk.maxStart, &found, &stats)
         }
         for meta in snapshot.blocks {
             if let end = request.endNanos, meta.minStart > end { continue }
             if let start = request.startNanos, meta.maxStart < start { continue }
+            try limits?.check()
             do {
                 try self.scan(request, meta, store, &found, &stats)
             } catch {

@@ -214,6 +214,17 @@ struct TraceQLParser {
     let tokens: [TraceQLToken]
     var at = 0
     var lexError: TraceQLError?
+    /// Open parentheses around the current position, and comparisons so far: both bounded so that
+    /// nothing downstream (planning, evaluation, comparison, deallocation) recurses deeply.
+    var depth = 0
+    var conditions = 0
+
+    /// Deepest nesting of parentheses in a filter.
+    static let maxDepth = 64
+    /// Most comparisons in a filter.
+    static let maxConditions = 1000
+    /// Most quantiles in one `quantile_over_time` or `quantile`.
+    static let maxQuantiles = 20
 
     init(_ text: String) {
         do {
@@ -288,12 +299,21 @@ struct TraceQLParser {
 
     mutating func primary() throws(TraceQLError) -> TraceQLFilter {
         if self.current.kind == .symbol("(") {
+            guard self.depth < Self.maxDepth else {
+                throw TraceQLError(position: self.current.position, message: "parentheses nested deeper than \(Self.maxDepth)")
+            }
+            self.depth += 1
             self.advance()
             let inner = try self.orExpression()
             try self.expect(")", "'&&', '||' or ')'")
+            self.depth -= 1
             return inner
         }
         let fieldPosition = self.current.position
+        self.conditions += 1
+        guard self.conditions <= Self.maxConditions else {
+            throw TraceQLError(position: fieldPosition, message: "more than \(Self.maxConditions) conditions in one filter")
+        }
         let field = try self.field()
         guard case .symbol(let s) = self.current.kind, let op = TraceQLOperator(rawValue: s) else {
             throw self.error("a comparison operator (=, !=, >, >=, <, <=, =~, !~)")
@@ -326,7 +346,12 @@ struct TraceQLParser {
             return .string(s)
         case .number(let text):
             self.advance()
-            if let d = Self.duration(text) { return .duration(d) }
+            if let nanos = Self.durationNanos(text) {
+                guard nanos.rounded() < 0x1p64 else {
+                    throw TraceQLError(position: token.position, message: "the duration '\(text)' is out of range (at most about 5124095h)")
+                }
+                return .duration(UInt64(nanos.rounded()))
+            }
             if let i = Int64(text) { return .int(i) }
             if let f = Double(text) { return .float(f) }
             throw TraceQLError(position: token.position, message: "'\(text)' is not a number or a duration (e.g. 250ms, 1.5s, 2m)")
@@ -352,9 +377,9 @@ struct TraceQLParser {
         if op == .matches || op == .notMatches {
             guard case .string(let pattern) = value else { throw TraceQLError(position: position, message: "\(op.rawValue) needs a \"regular expression\" string") }
             do {
-                _ = try Regex(pattern)
+                _ = try TraceQLRegex(pattern)
             } catch {
-                throw TraceQLError(position: position, message: "invalid regular expression \"\(pattern)\"")
+                throw TraceQLError(position: position, message: "invalid regular expression \"\(pattern)\": \(error)")
             }
         }
         guard case .intrinsic(let i) = field else { return }
@@ -378,15 +403,15 @@ struct TraceQLParser {
         }
     }
 
-    /// `250ms`, `1.5s`, `2m`, `1h`, `10us`/`10µs`, `5ns` → nanoseconds.
-    static func duration(_ text: String) -> UInt64? {
+    /// `250ms`, `1.5s`, `2m`, `1h`, `10us`/`10µs`, `5ns` → nanoseconds (perhaps more than a UInt64 holds).
+    static func durationNanos(_ text: String) -> Double? {
         let units: [(String, Double)] = [("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9)]
         for (suffix, scale) in units where text.hasSuffix(suffix) {
             let number = text.dropLast(suffix.count)
             guard let v = Double(number), v >= 0, v.isFinite, !number.isEmpty else { return nil }
             // `ms` ends in `s` too: make sure the number part is a number.
             if suffix == "s", number.hasSuffix("m") || number.hasSuffix("n") || number.hasSuffix("u") || number.hasSuffix("µ") { return nil }
-            return UInt64((v * scale).rounded())
+            return v * scale
         }
         return nil
     }
@@ -413,15 +438,7 @@ struct TraceQLParser {
             }
         case "quantile_over_time":
             let field = try self.field()
-            var qs: [Double] = []
-            while self.current.kind == .symbol(",") {
-                self.advance()
-                guard case .number(let text) = self.current.kind, let q = Double(text), q >= 0, q <= 1 else {
-                    throw self.error("a quantile between 0 and 1")
-                }
-                qs.append(q)
-                self.advance()
-            }
+            let qs = try self.quantiles()
             guard !qs.isEmpty else { throw self.error("',' and at least one quantile (e.g. quantile_over_time(duration, .5, .99))") }
             function = .quantileOverTime(field, qs)
         default:
@@ -447,6 +464,23 @@ struct TraceQLParser {
 }
 
 // MARK: Aggregation tables
+
+extension TraceQLParser {
+    /// `, q, q, …`: at most ``maxQuantiles`` numbers in [0, 1].
+    mutating func quantiles() throws(TraceQLError) -> [Double] {
+        var qs: [Double] = []
+        while self.current.kind == .symbol(",") {
+            self.advance()
+            guard case .number(let text) = self.current.kind, let q = Double(text), q >= 0, q <= 1 else { throw self.error("a quantile between 0 and 1") }
+            guard qs.count < Self.maxQuantiles else {
+                throw TraceQLError(position: self.current.position, message: "at most \(Self.maxQuantiles) quantiles")
+            }
+            qs.append(q)
+            self.advance()
+        }
+        return qs
+    }
+}
 
 extension TraceQLParser {
     /// `field, field, …` to the end.
@@ -487,13 +521,7 @@ extension TraceQLParser {
             case "max": out.append(.max(field))
             case "histogram": out.append(.histogram(field))
             case "quantile":
-                var qs: [Double] = []
-                while self.current.kind == .symbol(",") {
-                    self.advance()
-                    guard case .number(let text) = self.current.kind, let q = Double(text), q >= 0, q <= 1 else { throw self.error("a quantile between 0 and 1") }
-                    qs.append(q)
-                    self.advance()
-                }
+                let qs = try self.quantiles()
                 guard !qs.isEmpty else { throw self.error("',' and at least one quantile (e.g. quantile(duration, .5, .99))") }
                 out.append(.quantiles(field, qs))
             default:

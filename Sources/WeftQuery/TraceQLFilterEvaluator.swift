@@ -70,12 +70,9 @@ public struct CompiledTraceQLFilter {
             let ids: Set<UInt32> = strings.lookup(value).map { [$0] } ?? []
             return IDTest(ids: ids, negate: op == .notEqual)
         case .matches, .notMatches:
-            // Anchored, as TraceQL's regular expressions are.
-            guard let regex = try? Regex("^(?:" + value + ")$") else { return nil }
+            guard let matcher = try? TraceQLRegex(value).matcher() else { return nil }
             var ids = Set<UInt32>()
-            for id in 0..<strings.count where (try? regex.wholeMatch(in: strings.string(UInt32(id)))) != nil {
-                ids.insert(UInt32(id))
-            }
+            for id in 0..<strings.count where matcher.matches(strings.string(UInt32(id))) { ids.insert(UInt32(id)) }
             return IDTest(ids: ids, negate: op == .notMatches)
         default:
             return nil

@@ -37,15 +37,3 @@ public enum HTTPTimeout: String, Sendable, CaseIterable {
     /// A response made no progress for ``HTTPConnectionLimits/writeTimeout``.
     case write
 }
-
-/// Set when the client of a request has gone (its connection closed) before the answer: work for it
-/// may be skipped or stopped, and its answer is dropped.
-public final class RequestCancellation: Sendable {
-    private let cancelled = Atomic<Bool>(false)
-
-    public init() {}
-
-    public var isCancelled: Bool { self.cancelled.load(ordering: .relaxed) }
-
-    public func cancel() { self.cancelled.store(true, ordering: .relaxed) }
-}

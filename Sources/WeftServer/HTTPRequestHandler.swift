@@ -1,4 +1,5 @@
 import NIOCore
+import WeftQuery
 import NIOHTTP1
 import WeftHTTP2
 
@@ -39,7 +40,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The declared length was reserved up front, so arriving pieces need no reservation.
     private var reservedUpFront = false
     /// The request being answered, cancelled if the connection closes first.
-    private var inFlight: RequestCancellation? = nil
+    private var inFlight: QueryCancellation? = nil
     private var outgoing: Outgoing? = nil
     private var closed = false
 
@@ -130,7 +131,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
         var request = HTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body)
-        let cancellation = RequestCancellation()
+        let cancellation = QueryCancellation()
         request.cancellation = cancellation
         self.inFlight = cancellation
         let keepAlive = head.isKeepAlive

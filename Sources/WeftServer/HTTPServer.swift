@@ -4,6 +4,7 @@ import NIOExtras
 import NIOHTTP1
 import NIOPosix
 import WeftHTTP2
+import WeftQuery
 
 /// A complete HTTP request as handlers see it.
 public struct HTTPRequest: Sendable {
@@ -12,8 +13,8 @@ public struct HTTPRequest: Sendable {
     public var query: [String: String]
     public var headers: HTTPHeaders
     public var body: ByteBuffer
-    /// Cancelled when the client goes before the answer (HTTP/1.1); nil where nobody tracks it.
-    public var cancellation: RequestCancellation? = nil
+    /// Cancelled when the client goes before the answer (HTTP/1.1), so a query stops early; nil where nobody tracks it.
+    public var cancellation: QueryCancellation? = nil
 
     public init(method: HTTPMethod, uri: String, headers: HTTPHeaders, body: ByteBuffer) {
         self.method = method

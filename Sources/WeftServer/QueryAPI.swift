@@ -53,8 +53,20 @@ struct QueryAPI: Sendable {
         return json(.ok, w.bytes)
     }
 
-    var aggregationLimits: AggregationLimits {
-        AggregationLimits(maxSeries: self.limits.maxSeries, timeoutSeconds: self.limits.timeoutSeconds, parallelism: self.parallelism)
+    /// The limits of one request's scan: its deadline starts now, and it stops when the request is cancelled.
+    func aggregationLimits(_ request: HTTPRequest) -> AggregationLimits {
+        AggregationLimits(
+            maxSeries: self.limits.maxSeries, timeoutSeconds: self.limits.timeoutSeconds, parallelism: self.parallelism,
+            maxMemoryBytes: self.limits.maxMemoryBytes, cancellation: request.cancellation
+        )
+    }
+
+    /// 400 for a bad query, 422 for a limit hit or a cancelled query.
+    static func refused(_ error: AggregationError) -> HTTPResponse {
+        switch error {
+        case .invalid(let m): return badRequest(m)
+        case .tooManySeries, .timeout, .tooMuchMemory, .cancelled: return json(.unprocessableEntity, QueryResponses.error(error.description))
+        }
     }
 
     static func nowNanos() -> UInt64 { WallClock.nowNanos() }
@@ -72,10 +84,7 @@ struct QueryAPI: Sendable {
         do {
             return json(.ok, try body(engine.snapshot(org: org)))
         } catch let error as AggregationError {
-            switch error {
-            case .invalid(let m): return badRequest(m)
-            case .tooManySeries, .timeout: return json(.unprocessableEntity, QueryResponses.error(error.description))
-            }
+            return refused(error)
         } catch {
             return storageError(error)
         }
@@ -170,7 +179,7 @@ struct QueryAPI: Sendable {
             } catch {
                 return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
             }
-            let limits = self.aggregationLimits
+            let limits = self.aggregationLimits(request)
             // TraceQL alone runs on the columnar engine (which also answers trace-level intrinsics).
             let columnar = search.traceQL != nil && search.conditions.isEmpty && search.minDurationNanos == nil && search.maxDurationNanos == nil
             if !columnar, let filter = search.traceQL, let why = CompiledTraceQLFilter.unsupported(filter) {
@@ -180,13 +189,12 @@ struct QueryAPI: Sendable {
                 do {
                     let result = columnar
                         ? try SearchExecutor.columnar(search, snapshot: engine.snapshot(org: org), store: engine.store, limits: limits)
-                        : try SearchExecutor.search(search, snapshot: engine.snapshot(org: org), store: engine.store)
+                        : try SearchExecutor.search(search, snapshot: engine.snapshot(org: org), store: engine.store, limits: limits)
                     var answered = result
                     answered.stats = QueryAPI.timed(answered.stats, since: started)
                     return QueryAPI.json(.ok, QueryResponses.search(answered))
                 } catch let error as AggregationError {
-                    if case .invalid(let m) = error { return QueryAPI.badRequest(m) }
-                    return QueryAPI.json(.unprocessableEntity, QueryResponses.error(error.description))
+                    return QueryAPI.refused(error)
                 } catch {
                     return QueryAPI.storageError(error)
                 }
@@ -236,13 +244,18 @@ struct QueryAPI: Sendable {
             var start: UInt64 = 0, end = UInt64.max
             for (name, isStart) in [("start", true), ("end", false)] {
                 guard let v = request.query[name], !v.isEmpty else { continue }
-                guard let t = QueryTime.parse(v) else {
-                    return loop.makeSucceededFuture(QueryAPI.badRequest("parameter '\(name)': '\(v)' is not unix seconds, unix nanoseconds or an RFC 3339 time"))
+                let t: UInt64
+                do {
+                    t = try QueryTime.parse(v, parameter: name)
+                } catch {
+                    return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
                 }
-                if isStart { start = t } else { end = t + (t % 1_000_000_000 == 0 ? 999_999_999 : 0) }
+                // A whole second as the end takes in all of that second.
+                if isStart { start = t } else { end = t % 1_000_000_000 == 0 ? t.addingReportingOverflow(999_999_999).partialValue : t }
             }
+            guard end >= start else { return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'end' must not be before 'start'")) }
             let (rangeStart, rangeEnd, valueFilter) = (start, end, filter)
-            let limits = self.aggregationLimits
+            let limits = self.aggregationLimits(request)
             return run {
                 QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
                     let (values, stats) = try DistinctValues.values(
@@ -271,12 +284,12 @@ struct QueryAPI: Sendable {
             } catch {
                 return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
             }
-            let limits = self.aggregationLimits
+            let limits = self.aggregationLimits(request)
             return run {
                 QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
                     let q = metricsRequest.aggregation
                     let partial = try AggregationExecutor.partial(q, snapshot: snapshot, store: engine.store, limits: limits)
-                    let series = partial.series(q, metrics: metricsRequest.query.metrics, limit: metricsRequest.query.limit)
+                    let series = try partial.series(q, metrics: metricsRequest.query.metrics, limit: metricsRequest.query.limit, checking: limits)
                     let stats = QueryAPI.timed(partial.stats, since: started)
                     return instant ? QueryResponses.metricsInstant(series, stats) : QueryResponses.metricsRange(series, stats)
                 }
@@ -288,7 +301,7 @@ struct QueryAPI: Sendable {
             } catch {
                 return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
             }
-            var tableLimits = self.aggregationLimits
+            var tableLimits = self.aggregationLimits(request)
             tableLimits.maxSeries = self.limits.maxGroups
             let limits = tableLimits
             return run {
@@ -304,13 +317,19 @@ struct QueryAPI: Sendable {
             // Jaeger's parameters: endTs and lookback in milliseconds.
             let now = Self.nowNanos()
             var end = now, lookback: UInt64 = 86_400_000_000_000
+            // Milliseconds whose nanoseconds fit in a UInt64 (before 2554-07-21).
+            let maxMillis = UInt64.max / 1_000_000
             if let v = request.query["endTs"], !v.isEmpty {
                 guard let ms = UInt64(v) else { return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'endTs': '\(v)' is not unix milliseconds")) }
-                end = ms &* 1_000_000
+                guard ms <= maxMillis else { return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'endTs': '\(v)' is out of range (times must be before 2554-07-21)")) }
+                end = ms * 1_000_000
             }
             if let v = request.query["lookback"], !v.isEmpty {
                 guard let ms = UInt64(v), ms > 0 else { return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'lookback': '\(v)' is not a positive number of milliseconds")) }
-                lookback = ms &* 1_000_000
+                guard ms <= maxMillis else {
+                    return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'lookback': the range exceeds the maximum of \(self.limits.maxRangeNanos / 3_600_000_000_000) h"))
+                }
+                lookback = ms * 1_000_000
             }
             guard lookback <= self.limits.maxRangeNanos else {
                 return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'lookback': the range exceeds the maximum of \(self.limits.maxRangeNanos / 3_600_000_000_000) h"))

@@ -1,4 +1,5 @@
 import NIOCore
+import WeftQuery
 import NIOPosix
 import Synchronization
 
@@ -24,7 +25,7 @@ final class QueryScheduler: Sendable {
     /// Runs `work` for `org` when its turn comes; the future fails with ``Refusal/tooManyQueued`` if
     /// the org's queue is full, and with ``RequestCancelled`` if the client went before it started.
     func submit<T: Sendable>(
-        org: String, cancellation: RequestCancellation?, on loop: any EventLoop, _ work: @escaping @Sendable () -> T
+        org: String, cancellation: QueryCancellation?, on loop: any EventLoop, _ work: @escaping @Sendable () -> T
     ) -> EventLoopFuture<T> {
         let promise = loop.makePromise(of: T.self)
         let job = Job { skip in

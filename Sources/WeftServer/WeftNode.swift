@@ -63,6 +63,9 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     public var queryMaxSeries: Int = 10_000
     /// Queries running longer are stopped (422).
     public var queryTimeoutSeconds: Double = 30
+    /// Memory one query's aggregate state may take (its groups × steps × aggregate cells, over all its
+    /// threads); queries that would need more are refused (422).
+    public var queryMaxMemoryBytes: Int = QueryLimits.defaultMaxMemoryBytes
     /// Memory for decoded block columns shared by queries.
     public var queryColumnCacheBytes: Int = 1 << 30
     /// Most spans in one export request (400 beyond).
@@ -134,7 +137,10 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
 
     /// The query limits this configuration sets.
     public var queryLimits: QueryLimits {
-        QueryLimits(maxRangeNanos: UInt64(self.queryMaxRangeDays * 86_400e9), maxSeries: self.queryMaxSeries, timeoutSeconds: self.queryTimeoutSeconds)
+        QueryLimits(
+            maxRangeNanos: UInt64(self.queryMaxRangeDays * 86_400e9), maxSeries: self.queryMaxSeries, timeoutSeconds: self.queryTimeoutSeconds,
+            maxMemoryBytes: self.queryMaxMemoryBytes
+        )
     }
 
     /// Reads a JSON config file; keys that are absent keep their defaults.
@@ -171,6 +177,7 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
         self.queryMaxRangeDays = try c.decodeIfPresent(Double.self, forKey: .queryMaxRangeDays) ?? d.queryMaxRangeDays
         self.queryMaxSeries = try c.decodeIfPresent(Int.self, forKey: .queryMaxSeries) ?? d.queryMaxSeries
         self.queryTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .queryTimeoutSeconds) ?? d.queryTimeoutSeconds
+        self.queryMaxMemoryBytes = try c.decodeIfPresent(Int.self, forKey: .queryMaxMemoryBytes) ?? d.queryMaxMemoryBytes
         self.queryColumnCacheBytes = try c.decodeIfPresent(Int.self, forKey: .queryColumnCacheBytes) ?? d.queryColumnCacheBytes
         self.maxSpansPerRequest = try c.decodeIfPresent(Int.self, forKey: .maxSpansPerRequest) ?? d.maxSpansPerRequest
         self.maxAttributesPerSpan = try c.decodeIfPresent(Int.self, forKey: .maxAttributesPerSpan) ?? d.maxAttributesPerSpan

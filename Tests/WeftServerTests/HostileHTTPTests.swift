@@ -3,6 +3,7 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 import Testing
+import WeftQuery
 import WeftHTTP2
 import WeftServer
 
@@ -183,7 +184,7 @@ struct HostileHTTPTests {
     /// A client that goes before its answer: the request is marked cancelled and the answer, when it
     /// comes, is dropped.
     @Test func test_clientThatLeaves_cancelsItsRequest() async throws {
-        let seen = Mutex<(RequestCancellation?, EventLoopPromise<HTTPResponse>?)>((nil, nil))
+        let seen = Mutex<(QueryCancellation?, EventLoopPromise<HTTPResponse>?)>((nil, nil))
         let (arrived, arrival) = AsyncStream.makeStream(of: Void.self)
         let s = try await Self.start(timeout: .seconds(60)) { request, loop in
             if request.path == "/hold" {

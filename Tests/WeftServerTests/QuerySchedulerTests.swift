@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
+import WeftQuery
 
 @testable import WeftServer
 
@@ -57,7 +58,7 @@ struct QuerySchedulerTests {
         let gate = Gate()
         let ran = Mutex<[String]>([])
         let running = scheduler.submit(org: "a", cancellation: nil, on: loop) { gate.wait(); ran.withLock { $0.append("first") } }
-        let gone = RequestCancellation()
+        let gone = QueryCancellation()
         let skipped = scheduler.submit(org: "a", cancellation: gone, on: loop) { ran.withLock { $0.append("skipped") } }
         let queued = scheduler.submit(org: "a", cancellation: nil, on: loop) { ran.withLock { $0.append("queued") } }
         let refused = scheduler.submit(org: "a", cancellation: nil, on: loop) { ran.withLock { $0.append("refused") } }

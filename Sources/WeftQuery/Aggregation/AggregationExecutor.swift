@@ -8,12 +8,18 @@ public enum AggregationError: Error, Sendable, Equatable, CustomStringConvertibl
     case invalid(String)
     case tooManySeries(limit: Int)
     case timeout(seconds: Double)
+    /// The query's state would need more than the memory budget.
+    case tooMuchMemory(String)
+    /// The answer is no longer wanted (``QueryCancellation``).
+    case cancelled
 
     public var description: String {
         switch self {
         case .invalid(let m): return m
         case .tooManySeries(let limit): return "the query produces more than \(limit) series; filter more or group by fewer fields"
         case .timeout(let s): return "the query ran longer than \(s) s"
+        case .tooMuchMemory(let m): return m
+        case .cancelled: return "the query was cancelled"
         }
     }
 }
@@ -26,13 +32,32 @@ public struct AggregationLimits: Sendable {
     public var timeoutSeconds: Double
     /// Threads scanning in parallel.
     public var parallelism: Int
+    /// Most bytes the query's aggregate state may take, over all its threads.
+    public var maxMemoryBytes: Int
+    /// Set when the answer is no longer wanted.
+    public var cancellation: QueryCancellation?
 
-    public init(maxSeries: Int = 100_000, timeoutSeconds: Double = 30, parallelism: Int = 2) {
+    public init(
+        maxSeries: Int = 100_000, timeoutSeconds: Double = 30, parallelism: Int = 2, maxMemoryBytes: Int = QueryLimits.defaultMaxMemoryBytes,
+        cancellation: QueryCancellation? = nil
+    ) {
         self.maxSeries = maxSeries
         self.timeoutSeconds = timeoutSeconds
-        self.deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeoutSeconds * 1e9)
+        self.deadline = DispatchTime.now().uptimeNanoseconds + UInt64(min(max(0, timeoutSeconds), 1e9) * 1e9)
         self.parallelism = max(1, parallelism)
+        self.maxMemoryBytes = maxMemoryBytes
+        self.cancellation = cancellation
     }
+
+    /// Throws once the deadline has passed or the query was cancelled. Long loops call it every few
+    /// thousand iterations (see ``checkEvery``).
+    public func check() throws(AggregationError) {
+        if let c = self.cancellation, c.isCancelled { throw .cancelled }
+        if let deadline = self.deadline, DispatchTime.now().uptimeNanoseconds > deadline { throw .timeout(seconds: self.timeoutSeconds) }
+    }
+
+    /// Iterations between ``check()`` calls in per-row loops (`i & checkEvery == 0`).
+    public static let checkEvery = 4095
 }
 
 /// A unit of scan work: a head chunk or one row group of a block.
@@ -87,9 +112,7 @@ enum ScanRunner {
                 while true {
                     let i = next.add(1, ordering: .relaxed).oldValue
                     guard i < workUnits.count else { break }
-                    if let deadline = limits.deadline, DispatchTime.now().uptimeNanoseconds > deadline {
-                        throw AggregationError.timeout(seconds: limits.timeoutSeconds)
-                    }
+                    try limits.check()
                     switch workUnits[i] {
                     case .head:
                         try scan(&state, workUnits[i], nil)
@@ -165,17 +188,23 @@ public enum AggregationExecutor {
             var partial: AggregationPartial
             var worker: Worker
         }
+        let budget = MemoryBudget(query, limits: limits)
+        try budget.checkThread(groups: max(1, start.groupCount))
         let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
         let (states, stats) = try ScanRunner.run(
             startNanos: query.startNanos, endNanos: query.endNanos, snapshot: snapshot, store: store, limits: limits,
-            make: { State(partial: start, worker: Worker(query: query)) },
+            make: { State(partial: start, worker: Worker(query: query, limits: limits)) },
             scan: { state, unit, reader in
                 try state.worker.scan(unit, reader, snapshot, context, store, into: &state.partial)
                 if state.partial.groupCount > limits.maxSeries { throw AggregationError.tooManySeries(limit: limits.maxSeries) }
             }
         )
         var merged = start
-        for s in states { merged.merge(s.partial) }
+        for s in states {
+            try limits.check()
+            merged.merge(s.partial)
+            try budget.checkMerged(groups: merged.groupCount)
+        }
         if merged.groupCount > limits.maxSeries { throw AggregationError.tooManySeries(limit: limits.maxSeries) }
         merged.stats.add(stats)
         return merged
@@ -186,6 +215,9 @@ public enum AggregationExecutor {
 /// source's code→group maps, reused across the groups of a block.
 struct Worker {
     let query: AggregationQuery
+    let limits: AggregationLimits
+    /// Most groups one thread's partial may hold (memory budget).
+    let maxGroups: Int
 
     /// A source's resolved plans and group-key caches.
     final class SourcePlan {
@@ -203,10 +235,10 @@ struct Worker {
         var otherCodes: [[FieldValueKey: UInt32]]
         var otherValues: [[GroupValue]]
 
-        init(_ query: AggregationQuery, strings: SourceStrings, resources: SpanBatch) throws {
+        init(_ query: AggregationQuery, strings: SourceStrings, resources: SpanBatch, limits: AggregationLimits) throws {
             self.strings = strings
             self.resources = resources
-            self.filter = try FilterPlan(query.filter, strings)
+            self.filter = try FilterPlan(query.filter, strings, limits)
             self.groupBy = try query.groupBy.map { try FieldPlan($0, strings) }
             self.values = try query.aggregates.map { a in try a.field.map { try FieldPlan($0, strings) } }
             var columns: [ScanColumn] = [.timing]
@@ -230,13 +262,17 @@ struct Worker {
     private var blockID: UInt64?
     private var blockPlan: SourcePlan?
 
-    init(query: AggregationQuery) { self.query = query }
+    init(query: AggregationQuery, limits: AggregationLimits) {
+        self.query = query
+        self.limits = limits
+        self.maxGroups = MemoryBudget(query, limits: limits).groupsPerThread
+    }
 
     /// A block row group's columns and plan (the plan is built once per block).
     mutating func open(_ meta: BlockMeta, _ reader: BlockReader, _ g: Int, _ store: BlockStore, _ stats: inout ScanStats) throws -> (ChunkColumns, SourcePlan, allInRange: Bool) {
         if self.blockID != meta.id {
             let resources = try reader.blockLevelBatch(strings: StringTable())
-            self.blockPlan = try SourcePlan(self.query, strings: SourceStrings(table: nil, dictionary: reader.dictionary), resources: resources)
+            self.blockPlan = try SourcePlan(self.query, strings: SourceStrings(table: nil, dictionary: reader.dictionary), resources: resources, limits: self.limits)
             self.blockID = meta.id
         }
         let rows = Int(reader.groups.spans[g])
@@ -252,7 +288,7 @@ struct Worker {
     func open(_ chunk: HeadChunk, _ context: HeadTraceContext?, _ stats: inout ScanStats) throws -> (ChunkColumns, SourcePlan, allInRange: Bool) {
         let batch = chunk.batch
         let (columns, strings) = context?.source(batch) ?? (ChunkColumns(rows: batch.spanCount) { c in batch.scanColumn(c) }, SourceStrings(table: batch.strings, dictionary: nil))
-        let plan = try SourcePlan(self.query, strings: strings, resources: batch)
+        let plan = try SourcePlan(self.query, strings: strings, resources: batch, limits: self.limits)
         stats.chunks += 1
         stats.inspectedSpans += batch.spanCount
         stats.inspectedBytes += batch.memoryFootprint
@@ -357,6 +393,7 @@ struct Worker {
             }
             global.append(out)
         }
+        if !partial.isClosed && self.maxGroups - partial.groupCount < n { try self.checkNewGroups(global, n, partial) }
         var out = [Int32](repeating: 0, count: n)
         let fields = global.count
         if fields == 1 {
@@ -399,6 +436,27 @@ struct Worker {
             }
         }
         return out
+    }
+
+    /// Before any group of these rows is made: throws when their new keys would take the partial past
+    /// this thread's share of the memory budget. Runs only when that is possible (fewer groups left
+    /// than rows), since it hashes every key once more.
+    private func checkNewGroups(_ global: [[UInt32]], _ n: Int, _ partial: AggregationPartial) throws {
+        var fresh = Set<[UInt32]>()
+        var key = [UInt32](repeating: 0, count: global.count)
+        rows: for i in 0..<n {
+            for f in global.indices {
+                if global[f][i] == Self.excluded { continue rows }
+                key[f] = global[f][i]
+            }
+            let known = key.withUnsafeBufferPointer { k in
+                let (lo, hi) = AggregationPartial.pack(k)
+                return partial.hasGroup(lo: lo, hi: hi, codes: k)
+            }
+            if !known && fresh.insert(key).inserted && partial.groupCount + fresh.count > self.maxGroups {
+                throw MemoryBudget(self.query, limits: self.limits).exceeded
+            }
+        }
     }
 
     /// The partial code of a value a closed partial has no group with.

@@ -214,18 +214,20 @@ public struct AggregateColumn: Sendable, Equatable {
 
     init(kind: Aggregate.StateKind) { self.kind = kind }
 
+    /// Adds `cells` empty cells. Appending whole arrays (not `repeatElement`) copies in bulk even in
+    /// unoptimised builds, where a group of thousands of steps would otherwise take seconds.
     mutating func grow(by cells: Int) {
         switch self.kind {
-        case .count: self.counts.append(contentsOf: repeatElement(0, count: cells))
+        case .count: self.counts.append(contentsOf: [UInt64](repeating: 0, count: cells))
         case .values:
-            self.valueCount.append(contentsOf: repeatElement(0, count: cells))
-            self.valueInteger.append(contentsOf: repeatElement(0, count: cells))
-            self.valueFloat.append(contentsOf: repeatElement(0, count: cells))
-            self.valueCompensation.append(contentsOf: repeatElement(0, count: cells))
-            self.valueMin.append(contentsOf: repeatElement(.infinity, count: cells))
-            self.valueMax.append(contentsOf: repeatElement(-.infinity, count: cells))
-        case .sketch: self.sketches.append(contentsOf: repeatElement(QuantileSketch(), count: cells))
-        case .histogram: self.histograms.append(contentsOf: repeatElement(0, count: cells * Heatmap.valueBuckets))
+            self.valueCount.append(contentsOf: [UInt64](repeating: 0, count: cells))
+            self.valueInteger.append(contentsOf: [Int128](repeating: 0, count: cells))
+            self.valueFloat.append(contentsOf: [Double](repeating: 0, count: cells))
+            self.valueCompensation.append(contentsOf: [Double](repeating: 0, count: cells))
+            self.valueMin.append(contentsOf: [Double](repeating: .infinity, count: cells))
+            self.valueMax.append(contentsOf: [Double](repeating: -.infinity, count: cells))
+        case .sketch: self.sketches.append(contentsOf: [QuantileSketch](repeating: QuantileSketch(), count: cells))
+        case .histogram: self.histograms.append(contentsOf: [UInt64](repeating: 0, count: cells * Heatmap.valueBuckets))
         }
     }
 
@@ -382,6 +384,15 @@ public struct AggregationPartial: Sendable {
         return g
     }
 
+    /// Whether a tuple of field codes (packed by ``pack(_:)``) already has a group.
+    func hasGroup(lo: UInt64, hi: UInt64, codes: UnsafeBufferPointer<UInt32>) -> Bool {
+        if self.fieldCount == 1 {
+            let c = Int(codes[0])
+            return c < self.groupOfCode.count && self.groupOfCode[c] >= 0
+        }
+        return self.slots.get(lo, hi) != nil
+    }
+
     /// The group of `key`, created (with empty cells) if new.
     mutating func group(_ key: [GroupValue]) -> Int {
         var codes = [UInt32](repeating: 0, count: self.fieldCount)
@@ -424,7 +435,9 @@ public struct AggregationPartial: Sendable {
             }
             if mine < 0 { continue }
             for a in self.columns.indices {
-                for s in 0..<self.steps { self.columns[a].merge(cell: mine * self.steps + s, from: other.columns[a], cell: g * self.steps + s) }
+                // One copy of the other's column per group, not per cell.
+                let from = other.columns[a]
+                for s in 0..<self.steps { self.columns[a].merge(cell: mine * self.steps + s, from: from, cell: g * self.steps + s) }
             }
         }
         self.stats.add(other.stats)

@@ -11,32 +11,55 @@ public struct QueryLimits: Sendable, Equatable {
     public var timeoutSeconds: Double
     /// Most time steps per series.
     public var maxSteps: Int
+    /// Most bytes one query's aggregate state may take (422 beyond).
+    public var maxMemoryBytes: Int
+
+    public static let defaultMaxMemoryBytes = 1 << 30
 
     public init(
         maxRangeNanos: UInt64 = 31 * 86_400_000_000_000, maxSeries: Int = 10_000, maxGroups: Int = 2_000_000, timeoutSeconds: Double = 30,
-        maxSteps: Int = 11_000
+        maxSteps: Int = 11_000, maxMemoryBytes: Int = QueryLimits.defaultMaxMemoryBytes
     ) {
         self.maxRangeNanos = maxRangeNanos
         self.maxSeries = maxSeries
         self.maxGroups = maxGroups
         self.timeoutSeconds = timeoutSeconds
         self.maxSteps = maxSteps
+        self.maxMemoryBytes = maxMemoryBytes
     }
 }
 
 /// Times as the metrics endpoints take them: unix seconds (with a fraction), unix nanoseconds, or RFC 3339.
+/// Nanoseconds since the epoch must fit in a UInt64, so times from 2554-07-21T23:34:33Z on are refused.
 public enum QueryTime {
-    public static func parse(_ text: String) -> UInt64? {
+    /// The first second whose nanoseconds do not fit in a UInt64 (2554-07-21T23:34:33Z).
+    public static let endOfTimeSeconds: UInt64 = UInt64.max / 1_000_000_000
+
+    /// Nanoseconds since the epoch, or nil when `text` is not a time or is out of range.
+    public static func parse(_ text: String) -> UInt64? { try? self.parse(text, parameter: "time") }
+
+    /// Nanoseconds since the epoch; throws naming `parameter` when `text` is not a time or is out of range.
+    public static func parse(_ text: String, parameter: String) throws(QueryError) -> UInt64 {
+        let outOfRange = QueryError("parameter '\(parameter)': '\(text)' is out of range (times must lie from 1970 to before 2554-07-21T23:34:33Z)")
         if let v = Double(text), v >= 0, v.isFinite {
             // Below 1e12 it is seconds (that is year 33658); above, nanoseconds.
-            if v < 1e12 { return UInt64(v * 1e9) }
-            return UInt64(exactly: v.rounded()) ?? UInt64(text)
+            if v < 1e12 {
+                guard v < Double(self.endOfTimeSeconds) else { throw outOfRange }
+                return UInt64(v * 1e9)
+            }
+            guard let nanos = UInt64(exactly: v.rounded()) ?? UInt64(text) else { throw outOfRange }
+            return nanos
         }
-        return self.rfc3339(text)
+        switch self.rfc3339(text) {
+        case .some(.some(let nanos)): return nanos
+        case .some(.none): throw outOfRange
+        case .none: throw QueryError("parameter '\(parameter)': '\(text)' is not unix seconds, unix nanoseconds or an RFC 3339 time")
+        }
     }
 
-    /// `2026-11-30T12:00:00Z`, `2026-11-30T12:00:00.123+01:00`.
-    static func rfc3339(_ text: String) -> UInt64? {
+    /// `2026-11-30T12:00:00Z`, `2026-11-30T12:00:00.123+01:00`: nil when not such a time, `.some(nil)`
+    /// when it is one outside what nanoseconds since the epoch in a UInt64 hold.
+    static func rfc3339(_ text: String) -> UInt64?? {
         let c = Array(text.utf8)
         guard c.count >= 20, c[4] == UInt8(ascii: "-"), c[7] == UInt8(ascii: "-"), c[10] == UInt8(ascii: "T") || c[10] == UInt8(ascii: "t"),
             c[13] == UInt8(ascii: ":"), c[16] == UInt8(ascii: ":")
@@ -87,27 +110,21 @@ public enum QueryTime {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         let days = era * 146_097 + doe - 719_468
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
-        guard seconds >= 0 else { return nil }
+        guard seconds >= 0, UInt64(seconds) < self.endOfTimeSeconds else { return .some(nil) }
         return UInt64(seconds) * 1_000_000_000 + fraction
     }
 
     /// The [start, end] range of `start`/`end`/`since` parameters (defaults: end = now, since = 1h).
     static func range(_ p: [String: String], now: UInt64, limits: QueryLimits) throws(QueryError) -> (UInt64, UInt64) {
         var end = now
-        if let v = p["end"], !v.isEmpty {
-            guard let e = self.parse(v) else { throw QueryError("parameter 'end': '\(v)' is not unix seconds, unix nanoseconds or an RFC 3339 time") }
-            end = e
-        }
+        if let v = p["end"], !v.isEmpty { end = try self.parse(v, parameter: "end") }
         var since: UInt64 = 3_600_000_000_000
         if let v = p["since"], !v.isEmpty {
             guard let d = GoDuration.parse(v), d > 0 else { throw QueryError("parameter 'since': '\(v)' is not a duration such as 15m or 24h") }
             since = d
         }
         var start = end >= since ? end - since : 0
-        if let v = p["start"], !v.isEmpty {
-            guard let s = self.parse(v) else { throw QueryError("parameter 'start': '\(v)' is not unix seconds, unix nanoseconds or an RFC 3339 time") }
-            start = s
-        }
+        if let v = p["start"], !v.isEmpty { start = try self.parse(v, parameter: "start") }
         guard end >= start else { throw QueryError("parameter 'end' must not be before 'start'") }
         guard end - start <= limits.maxRangeNanos else {
             throw QueryError("the time range (\(Self.hours(end - start)) h) exceeds the maximum of \(Self.hours(limits.maxRangeNanos)) h")
@@ -144,6 +161,9 @@ public struct MetricsRequest: Sendable {
             var s = max(1_000_000_000, (end - start) / 100)
             if let v = p["step"], !v.isEmpty {
                 if let seconds = Double(v), seconds > 0, seconds.isFinite {
+                    guard seconds < Double(QueryTime.endOfTimeSeconds) else {
+                        throw QueryError("parameter 'step': '\(v)' is out of range; use at most the query's time range")
+                    }
                     s = UInt64(seconds * 1e9)
                 } else if let d = GoDuration.parse(v), d > 0 {
                     s = d

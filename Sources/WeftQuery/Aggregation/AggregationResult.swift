@@ -43,8 +43,13 @@ public struct AggregationSeries: Sendable {
 
 extension AggregationPartial {
     /// The finished value of aggregate `a` over `cells` (merged first when several).
-    func value(_ aggregate: Aggregate, _ a: Int, cells: [Int]) -> AggregateValue {
-        let column = self.columns[a]
+    func value(_ aggregate: Aggregate, _ a: Int, cells: [Int]) -> AggregateValue { self.columns[a].value(aggregate, cells: cells) }
+}
+
+extension AggregateColumn {
+    /// The finished value of `aggregate` (this column's) over `cells` (merged first when several).
+    func value<Cells: Collection<Int>>(_ aggregate: Aggregate, cells: Cells) -> AggregateValue {
+        let column = self
         switch aggregate {
         case .count:
             return .number(Double(cells.reduce(UInt64(0)) { $0 + column.counts[$1] }))
@@ -69,6 +74,9 @@ extension AggregationPartial {
             return .histogram(counts.enumerated().filter { $0.element > 0 }.map { ($0.offset, $0.element) })
         }
     }
+}
+
+extension AggregationPartial {
 
     /// One row per group over all steps, ordered by aggregate `orderBy` (nil: by key; ties by key), at
     /// most `limit`. Only the rows that make the cut are finished (the k-th best value is selected first).
@@ -122,30 +130,42 @@ extension AggregationPartial {
 
     /// Series of a TraceQL metrics query: one per group (per quantile, per histogram bucket), each
     /// sample a step. `rate` divides counts by the step in seconds. `topk`/`bottomk` keep the series
-    /// with the largest/smallest total.
-    public func series(_ query: AggregationQuery, metrics: TraceQLMetrics?, limit: TraceQLLimit?) -> [AggregationSeries] {
+    /// with the largest/smallest total. Checks `limits` (deadline, cancellation) group by group.
+    public func series(
+        _ query: AggregationQuery, metrics: TraceQLMetrics?, limit: TraceQLLimit?, checking limits: AggregationLimits? = nil
+    ) throws -> [AggregationSeries] {
         let aggregate = query.aggregates[0]
         let names = query.groupBy.map(\.labelName)
         let stepSeconds = Double(query.stepNanos ?? max(1, query.endNanos - query.startNanos)) / 1e9
         let isRate = metrics?.function == .rate
+        // One column, read cell by cell: no copy and no array per cell.
+        let column = self.columns[0]
         var out: [AggregationSeries] = []
         for g in 0..<self.groupCount {
+            try limits?.check()
             let key = self.key(g)
             let labels = Array(zip(names, key)).map { (key: $0.0, value: $0.1) }
             func time(_ s: Int) -> UInt64 { query.startNanos + UInt64(s) * (query.stepNanos ?? 0) }
             switch aggregate {
             case .quantiles(_, let qs):
-                for (i, q) in qs.enumerated() {
-                    var samples: [(UInt64, Double)] = []
-                    for s in 0..<self.steps {
-                        if case .quantiles(let v) = self.value(aggregate, 0, cells: [g * self.steps + s]), let x = v[i] { samples.append((time(s), Self.scaled(aggregate, x))) }
+                // Every quantile of a step from one pass over its sketch.
+                var perQuantile = [[(UInt64, Double)]](repeating: [], count: qs.count)
+                for s in 0..<self.steps {
+                    let cell = g * self.steps + s
+                    guard !column.isEmpty(cell), case .quantiles(let values) = column.value(aggregate, cells: CollectionOfOne(cell)) else { continue }
+                    for (i, v) in values.enumerated() {
+                        if let x = v { perQuantile[i].append((time(s), Self.scaled(aggregate, x))) }
                     }
-                    out.append(AggregationSeries(labels: labels + [(key: "p", value: .double(q))], samples: samples))
+                }
+                for (i, q) in qs.enumerated() {
+                    out.append(AggregationSeries(labels: labels + [(key: "p", value: .double(q))], samples: perQuantile[i]))
                 }
             case .histogram:
                 var perBucket: [Int: [(UInt64, Double)]] = [:]
                 for s in 0..<self.steps {
-                    if case .histogram(let buckets) = self.value(aggregate, 0, cells: [g * self.steps + s]) {
+                    let cell = g * self.steps + s
+                    if column.isEmpty(cell) { continue }
+                    if case .histogram(let buckets) = column.value(aggregate, cells: CollectionOfOne(cell)) {
                         for (b, c) in buckets { perBucket[b, default: []].append((time(s), Double(c))) }
                     }
                 }
@@ -158,8 +178,8 @@ extension AggregationPartial {
                 var samples: [(UInt64, Double)] = []
                 for s in 0..<self.steps {
                     let cell = g * self.steps + s
-                    if self.columns[0].isEmpty(cell) { continue }
-                    guard var v = self.value(aggregate, 0, cells: [cell]).scalar else { continue }
+                    if column.isEmpty(cell) { continue }
+                    guard var v = column.value(aggregate, cells: CollectionOfOne(cell)).scalar else { continue }
                     if isRate { v /= stepSeconds }
                     v = Self.scaled(aggregate, v)
                     samples.append((time(s), v))

@@ -20,7 +20,7 @@ public enum DistinctValues {
         }
         let (states, stats) = try ScanRunner.run(
             startNanos: startNanos, endNanos: endNanos, snapshot: snapshot, store: store, limits: limits,
-            make: { State(worker: Worker(query: query)) },
+            make: { State(worker: Worker(query: query, limits: limits)) },
             scan: { state, unit, reader in
                 if found.withLock({ $0.count >= limit }) { return }
                 let (chunk, plan, inside): (ChunkColumns, Worker.SourcePlan, Bool)

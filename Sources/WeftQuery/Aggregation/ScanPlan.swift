@@ -29,10 +29,14 @@ struct SourceStrings {
         return try self.dictionary?.string(id) ?? ""
     }
 
-    /// IDs of the strings a regular expression matches in full.
-    func matching(_ regex: Regex<AnyRegexOutput>) throws -> Set<UInt32> {
+    /// IDs of the strings a regular expression matches in full (checking the query's deadline as it goes).
+    func matching(_ regex: TraceQLRegex, _ limits: AggregationLimits) throws -> Set<UInt32> {
+        let matcher = regex.matcher()
         var ids = Set<UInt32>()
-        for id in 0..<UInt32(self.count) where (try? regex.wholeMatch(in: try self.string(id))) != nil { ids.insert(id) }
+        for id in 0..<UInt32(self.count) {
+            if id & 1023 == 0 { try limits.check() }
+            if matcher.matches(try self.string(id)) { ids.insert(id) }
+        }
         return ids
     }
 }
@@ -311,11 +315,11 @@ indirect enum FilterPlan {
         case code(equal: Bool, UInt8)
     }
 
-    init(_ filter: TraceQLFilter, _ strings: SourceStrings) throws {
+    init(_ filter: TraceQLFilter, _ strings: SourceStrings, _ limits: AggregationLimits) throws {
         switch filter {
         case .all: self = .all
         case .and(let a, let b):
-            let (x, y) = (try FilterPlan(a, strings), try FilterPlan(b, strings))
+            let (x, y) = (try FilterPlan(a, strings, limits), try FilterPlan(b, strings, limits))
             switch (x, y) {
             case (.none, _), (_, .none): self = .none
             case (.all, _): self = y
@@ -323,7 +327,7 @@ indirect enum FilterPlan {
             default: self = .and(x, y)
             }
         case .or(let a, let b):
-            let (x, y) = (try FilterPlan(a, strings), try FilterPlan(b, strings))
+            let (x, y) = (try FilterPlan(a, strings, limits), try FilterPlan(b, strings, limits))
             switch (x, y) {
             case (.all, _), (_, .all): self = .all
             case (.none, _): self = y
@@ -350,11 +354,11 @@ indirect enum FilterPlan {
                     // A value the source never saw: nothing is equal to it.
                     self = ids.isEmpty && op == .equal ? .none : .test(plan, .ids(ids, negate: op == .notEqual))
                 case .matches, .notMatches:
-                    guard let regex = try? Regex("^(?:" + s + ")$") else {
+                    guard let regex = try? TraceQLRegex(s) else {
                         self = .none
                         return
                     }
-                    let ids = try strings.matching(regex)
+                    let ids = try strings.matching(regex, limits)
                     self = ids.isEmpty && op == .matches ? .none : .test(plan, .ids(ids, negate: op == .notMatches))
                 default:
                     self = .none

@@ -42,7 +42,7 @@ public enum TraceMatchExecutor {
         }
         let (states, stats) = try ScanRunner.run(
             startNanos: startNanos, endNanos: endNanos, snapshot: snapshot, store: store, limits: limits,
-            make: { State(worker: Worker(query: query)) },
+            make: { State(worker: Worker(query: query, limits: limits)) },
             scan: { state, unit, reader in
                 let (chunk, plan, inside): (ChunkColumns, Worker.SourcePlan, Bool)
                 switch unit {
@@ -56,7 +56,8 @@ public enum TraceMatchExecutor {
                 let (start, _) = try chunk.timing()
                 // A block group keeps a trace's rows together: fold each run of one trace, then record it once.
                 var run = (trace: -1, latest: UInt64(0), matched: 0)
-                for row in rows {
+                for (i, row) in rows.enumerated() {
+                    if i & AggregationLimits.checkEvery == 0 { try limits.check() }
                     let t = Int(traceOf[Int(row)])
                     let s = start[Int(row)]
                     if t == run.trace {
@@ -142,7 +143,7 @@ extension SearchExecutor {
             guard !rows.isEmpty else { return }
             let (chunk, strings) = (head ? context?.source(batch) : nil)
                 ?? (ChunkColumns(rows: batch.spanCount) { c in batch.scanColumn(c) }, SourceStrings(table: batch.strings, dictionary: nil))
-            let plan = try FilterPlan(filter, strings)
+            let plan = try FilterPlan(filter, strings, limits)
             for row in try plan.select(rows.map { Int32($0) }, chunk, batch) {
                 let r = Int(row)
                 let start = batch.startTime[r]
@@ -155,10 +156,12 @@ extension SearchExecutor {
             }
         }
         for chunk in snapshot.chunks {
+            try limits.check()
             try collect(chunk.batch, wanted.flatMap { chunk.rows(of: $0) }.sorted(), head: true)
         }
         var traces: [TraceSummary] = []
         for m in matches.traces {
+            try limits.check()
             let fromBlocks = try store.findTrace(m.traceID, in: snapshot.blocks)
             for b in fromBlocks { try collect(b, Array(0..<b.spanCount), head: false) }
             var summary = self.summarize(m.traceID, in: snapshot.chunks + fromBlocks.map { HeadChunk(org: "", batch: $0) })
