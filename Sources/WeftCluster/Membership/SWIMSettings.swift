@@ -11,8 +11,8 @@ public struct SWIMSettings: Hashable, Sendable {
     public var relayTimeoutPercent: UInt64 = 80
     /// A suspect is declared dead after max(`minimumSuspicionPeriods`, `suspicionMultiplier` × log10(n))
     /// protocol periods, n being the number of live members.
-    public var suspicionMultiplier = 2.5
-    public var minimumSuspicionPeriods = 4.0
+    public var suspicionMultiplier = 2.0
+    public var minimumSuspicionPeriods = 3.0
     /// Each update is piggybacked at most `retransmitMultiplier` × ⌈log2(n + 1)⌉ times (λ·log n).
     public var retransmitMultiplier = 3
     /// While updates are queued, every `gossipInterval` they also go out in a gossip-only message to
