@@ -86,7 +86,8 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
-        .executableTarget(name: "weft-ringbench", dependencies: ["WeftCluster", "WeftModel"], swiftSettings: settings),
+        // WeftModel calls libm's `round` without linking it; the other executables get libm through Foundation.
+        .executableTarget(name: "weft-ringbench", dependencies: ["WeftCluster", "WeftModel"], swiftSettings: settings, linkerSettings: [.linkedLibrary("m")]),
         .executableTarget(
             name: "weft-sim",
             dependencies: ["WeftClusterSim", .product(name: "ArgumentParser", package: "swift-argument-parser")],

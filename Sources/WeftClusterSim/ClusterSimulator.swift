@@ -17,9 +17,8 @@ public struct ClusterSimulator {
     private var nodeByAddress: [NodeAddress: Int] = [:]
     /// Every member status change any node reported, in order.
     public private(set) var observations: [Observation] = []
-    /// Bytes and messages handed to the network (lost ones included).
+    /// Bytes handed to the network (lost messages included).
     public private(set) var bytesSent = 0
-    public private(set) var messagesSent = 0
     /// Messages that failed to decode (must stay 0).
     public private(set) var decodeFailures = 0
 
@@ -31,7 +30,6 @@ public struct ClusterSimulator {
         var instance: SWIMInstance?
         /// Bumped by every start, crash and timer change; stale timer events are ignored.
         var timerToken: UInt64 = 0
-        var starts = 0
     }
 
     enum Event {
@@ -62,8 +60,6 @@ public struct ClusterSimulator {
         for (i, node) in self.nodes.enumerated() { self.nodeByAddress[node.address] = i }
     }
 
-    public var nodeCount: Int { self.nodes.count }
-    public func isRunning(_ node: Int) -> Bool { self.nodes[node].instance != nil }
     public func instance(_ node: Int) -> SWIMInstance? { self.nodes[node].instance }
     public func nodeID(_ node: Int) -> NodeID { self.nodes[node].id }
     public var runningNodes: [Int] { self.nodes.indices.filter { self.nodes[$0].instance != nil } }
@@ -74,7 +70,6 @@ public struct ClusterSimulator {
     /// tokens; the instance starts at incarnation 0 and refutes its old death to come back above it.
     public mutating func start(_ node: Int, seeds: [Int]) {
         precondition(self.nodes[node].instance == nil, "node \(node) is already running")
-        self.nodes[node].starts += 1
         let instance = SWIMInstance(
             myself: self.nodes[node].id, address: self.nodes[node].address, ringEntry: self.nodes[node].ringEntry,
             seeds: seeds.map { self.nodes[$0].address }, settings: self.settings, seed: self.rng.next()
@@ -94,8 +89,6 @@ public struct ClusterSimulator {
     public mutating func partition(from: [Int], to: [Int]) { self.network.block(from: from, to: to) }
 
     public mutating func heal() { self.network.heal() }
-
-    public mutating func setLoss(_ loss: Double) { self.network.loss = loss }
 
     /// Sets `node`'s own ring entry to `state` (drain: LEAVING, then LEFT).
     public mutating func setRingState(_ node: Int, _ state: NodeState) {
@@ -155,7 +148,6 @@ public struct ClusterSimulator {
             case .send(let message, let address):
                 let bytes = SWIMCodec.encode(message)
                 self.bytesSent += bytes.count
-                self.messagesSent += 1
                 guard let to = self.nodeByAddress[address], let delay = self.network.delay(from: node, to: to, using: &self.rng) else { continue }
                 self.queue.push(.deliver(bytes, from: node, to: to), at: self.now + delay)
             case .scheduleTick(let at):

@@ -12,8 +12,6 @@ struct EventQueue<Event> {
     private var heap: [Entry] = []
     private var nextOrder: UInt64 = 0
 
-    var isEmpty: Bool { self.heap.isEmpty }
-    var count: Int { self.heap.count }
     var nextTime: UInt64? { self.heap.first?.time }
 
     mutating func push(_ event: Event, at time: UInt64) {

@@ -4,10 +4,10 @@ import WeftModel
 /// partitions as a matrix of blocked directed links.
 struct SimNetwork {
     /// Probability that a message is lost.
-    var loss: Double
+    let loss: Double
     /// One-way delay bounds, in nanoseconds (uniform between them).
-    var minDelay: UInt64
-    var maxDelay: UInt64
+    let minDelay: UInt64
+    let maxDelay: UInt64
     private var blocked: [Bool]
     private let nodeCount: Int
 

@@ -3,7 +3,10 @@ import Testing
 
 /// WeftCluster is pure: no I/O, no clocks, no threads, no unseeded randomness.
 struct ArchitectureTests {
-    static let forbidden = ["import NIO", "import Dispatch", "import Foundation", "ContinuousClock.now", "SuspendingClock.now", "Date()", "Task.sleep", "DispatchQueue"]
+    static let forbidden = [
+        "import NIO", "import Dispatch", "import Foundation", "import Glibc", "import Musl", "import Darwin",
+        "ContinuousClock.now", "SuspendingClock.now", "Date()", "Task.sleep", "DispatchQueue",
+    ]
 
     static var sourceFiles: [URL] {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

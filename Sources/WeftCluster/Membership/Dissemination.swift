@@ -17,7 +17,6 @@ struct Dissemination: Sendable {
     private var nextGeneration: UInt64 = 0
 
     var isEmpty: Bool { self.items.isEmpty }
-    var count: Int { self.items.count }
 
     mutating func enqueue(_ update: GossipUpdate) {
         let generation = self.nextGeneration

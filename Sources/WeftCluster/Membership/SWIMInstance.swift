@@ -36,6 +36,8 @@ public struct SWIMInstance: Sendable {
     public private(set) var localHealth = 0
     /// Every other member ever heard of (dead and left ones stay, as tombstones).
     public private(set) var members: [NodeID: MemberState] = [:] { didSet { self.snapshotCache = nil } }
+    /// The number of live members, this node included (n in the protocol's formulas).
+    public private(set) var clusterSize = 1
     /// The merged ring state.
     public private(set) var ring = RingState() { didSet { self.snapshotCache = nil } }
     /// True once `onLeave` was called: no more probing, and no refutation of the `left` claim.
@@ -118,9 +120,6 @@ public struct SWIMInstance: Sendable {
         self.members.values.filter { $0.status.isReachable }.sorted { $0.update.node < $1.update.node }
     }
 
-    /// The number of live members, this node included (n in the protocol's formulas).
-    public private(set) var clusterSize = 1
-
     /// The full state sent in push-pull.
     public var snapshot: MembershipSnapshot {
         let others = self.members.values.map(\.update).sorted { $0.node < $1.node }
@@ -164,7 +163,7 @@ public struct SWIMInstance: Sendable {
     // MARK: Tick
 
     /// Handles every deadline that has passed: suspicion timeouts, the probe's timeouts, relays that
-    /// must nack, join retries, push-pull, and the next probe.
+    /// must nack, join retries, push-pull, reconnects, gossip-only messages, and the next probe.
     public mutating func onTick(now: UInt64) -> [SWIMDirective] {
         var out: [SWIMDirective] = []
         // 1) Suspects that did not refute in time are dead.

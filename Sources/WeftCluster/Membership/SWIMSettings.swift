@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Tunables of the SWIM instance. Durations are nanoseconds of the caller's monotonic clock.
 public struct SWIMSettings: Hashable, Sendable {
     /// Time between two probes (scaled by local health).
@@ -19,8 +11,8 @@ public struct SWIMSettings: Hashable, Sendable {
     public var relayTimeoutPercent: UInt64 = 80
     /// A suspect is declared dead after max(`minimumSuspicionPeriods`, `suspicionMultiplier` × log10(n))
     /// protocol periods, n being the number of live members.
-    public var suspicionMultiplier = 2.5
-    public var minimumSuspicionPeriods = 4.0
+    public var suspicionMultiplier = 2.0
+    public var minimumSuspicionPeriods = 3.0
     /// Each update is piggybacked at most `retransmitMultiplier` × ⌈log2(n + 1)⌉ times (λ·log n).
     public var retransmitMultiplier = 3
     /// While updates are queued, every `gossipInterval` they also go out in a gossip-only message to
@@ -43,7 +35,7 @@ public struct SWIMSettings: Hashable, Sendable {
 
     /// The suspicion timeout for a cluster of `memberCount` live members.
     public func suspicionTimeout(memberCount: Int) -> UInt64 {
-        let periods = max(self.minimumSuspicionPeriods, self.suspicionMultiplier * log10(Double(max(memberCount, 1))))
+        let periods = max(self.minimumSuspicionPeriods, self.suspicionMultiplier * Self.log10(Double(max(memberCount, 1))))
         return UInt64(periods * Double(self.protocolPeriod))
     }
 
@@ -52,5 +44,20 @@ public struct SWIMSettings: Hashable, Sendable {
         // ⌈log2(n + 1)⌉ is the bit length of n.
         let bits = Int.bitWidth - max(memberCount, 1).leadingZeroBitCount
         return self.retransmitMultiplier * bits
+    }
+
+    /// log10 of `x` ≥ 1 without the C library: x = m·2^e with m in [1, 2), ln m = 2·atanh((m−1)/(m+1)).
+    static func log10(_ x: Double) -> Double {
+        let exponent = Double(x.exponent)
+        let mantissa = x.significand
+        let t = (mantissa - 1) / (mantissa + 1)
+        var term = t
+        var sum = 0.0
+        for k in stride(from: 1, through: 29, by: 2) {
+            sum += term / Double(k)
+            term *= t * t
+        }
+        let ln2 = 0.693_147_180_559_945_3
+        return (2 * sum + exponent * ln2) / 2.302_585_092_994_046
     }
 }
