@@ -1,0 +1,28 @@
+"""A short seeded fuzzing run per family against a real `weft serve` (about 60 s in all).
+
+Each family runs on its own node for a few seconds with a fixed seed, then the node is restarted on its
+data dir and must serve the acknowledged traces. A failing test names its family; the message lists
+every invariant failure with the command that replays it. Longer runs: `python3 Tests/Fuzz/run.py`.
+"""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from weftfuzz.campaign import Campaign, default_binary  # noqa: E402
+from weftfuzz.families import FAMILIES  # noqa: E402
+
+SEED = 20251205
+SECONDS_PER_FAMILY = 7.0
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_family_keeps_the_invariants(family):
+    lines = []
+    campaign = Campaign(default_binary(), SEED, [family], SECONDS_PER_FAMILY, log=lines.append, narrow_seconds=10.0)
+    failures = campaign.run()
+    assert campaign.counts[family] > 0
+    assert not failures, "%s: %d invariant failure(s)\n%s\n%s" % (family, len(failures), "\n".join(lines), campaign.summary())
