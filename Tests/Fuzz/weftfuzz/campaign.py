@@ -60,6 +60,9 @@ class Found:
         self.request = request
         self.replay = replay
 
+    def signature(self):
+        return self.family, self.kind, self.shape
+
     def text(self, seed):
         lines = ["FAIL [%s #%s] %s: %s" % (self.family, self.index, self.kind, self.detail),
                  "  shape:  %s" % self.shape]
@@ -90,6 +93,8 @@ class Campaign:
         self.ledger = {}  # org header (bytes or None) -> [(trace ID, case label)]
         self.suspects = []  # ingest cases answered 2xx since the data dir was created: (body bytes, family, index)
         self.failures = []
+        self.signatures = {}  # (family, kind, shape) -> [Found]
+        self.print_per_signature = 3
         self.counts = {f: 0 for f in self.families}
         self.spent = {f: 0.0 for f in self.families}
         self.current = None  # (family, index) of the running case
@@ -161,7 +166,8 @@ class Campaign:
 
     def check_alive(self):
         if not self.node.alive():
-            raise Failure("crash", "weft %s; stderr: %s" % (self.node.exit_description(), self.node.stderr_text()[-1500:]))
+            time.sleep(0.3)  # the last lines of the crash report
+            raise Failure("crash", "weft %s: %s" % (self.node.exit_description(), self.node.crash_summary()))
 
     def check_memory(self):
         rss, peak = self.node.memory()
@@ -204,9 +210,15 @@ class Campaign:
         return "python3 Tests/Fuzz/run.py --weft %s --seed %s --family %s --case %d" % (self.binary, self.seed, family, index)
 
     def record(self, family, index, shape, failure, request=None, replay=None):
+        """Keeps every failure; prints the first few of each (family, kind, shape)."""
         found = Found(family, index, shape, failure, request, replay or self.replay_command(family, index))
         self.failures.append(found)
-        self.log(found.text(self.seed))
+        seen = self.signatures.setdefault(found.signature(), [])
+        seen.append(found)
+        if len(seen) <= self.print_per_signature:
+            self.log(found.text(self.seed))
+        elif len(seen) == self.print_per_signature + 1:
+            self.log("(more failures like %s are counted, not printed)" % (found.signature(),))
         sys.stdout.flush()
 
     def run_case(self, family, index):
@@ -272,8 +284,11 @@ class Campaign:
         return self.failures
 
     def final_restart(self, narrow):
+        """Two restarts: after SIGKILL (the WAL replays every acknowledged export), then after SIGTERM
+        (graceful: must exit within 30 s)."""
         try:
-            self.restart_and_verify()
+            self.restart_and_verify(signal.SIGKILL)
+            self.restart_and_verify(signal.SIGTERM)
         except Failure as f:
             culprit = getattr(f, "source", None) or (self.narrow_restart_failure() if narrow else None)
             if culprit:
@@ -297,7 +312,8 @@ class Campaign:
             probe.fresh_node()
             try:
                 probe.run_case(family, index)
-                probe.restart_and_verify()
+                probe.restart_and_verify(signal.SIGKILL)
+                probe.restart_and_verify(signal.SIGTERM)
             except Failure:
                 return family, index
             except NodeError:
@@ -314,6 +330,10 @@ class Campaign:
         other = [x for x in self.failures if x.family not in self.families]
         if other:
             lines.append("%-12s %5s %9s %9d" % ("(restart)", "", "", len(other)))
+        if self.signatures:
+            lines.append("distinct failures (family, kind, shape): count, first case")
+            for (family, kind, shape), found in sorted(self.signatures.items(), key=lambda kv: (kv[0][0], kv[0][1], str(kv[0][2]))):
+                lines.append("  %s %s [%s]: %d, #%s" % (family, kind, shape, len(found), found[0].index))
         lines.append("seed %s, %.1f s in all, %d failure(s)" % (self.seed, getattr(self, "elapsed", 0.0), len(self.failures)))
         return "\n".join(lines)
 

@@ -163,7 +163,7 @@ def query(rng):
     """One query and the name of its shape."""
     r = rng.random()
     if r < 0.35:
-        return "valid", valid_query(rng)
+        return "random-filter", valid_query(rng)
     if r < 0.45:
         return "mutated", mutate(rng, valid_query(rng))
     if r < 0.52:
