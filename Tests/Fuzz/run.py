@@ -32,6 +32,7 @@ def main():
     p.add_argument("--query-deadline", type=float, default=2.0, help="seconds a query may take (2)")
     p.add_argument("--ingest-deadline", type=float, default=5.0, help="seconds an export may take (5)")
     p.add_argument("--rss-gib", type=float, default=1.5, help="bound on the node's peak RSS (1.5 GiB)")
+    p.add_argument("--verbose", action="store_true", help="print every request and its answer")
     p.add_argument("--narrow-seconds", type=float, default=120.0, help="time to find which case breaks a restart (120)")
     args = p.parse_args()
 
@@ -48,6 +49,7 @@ def main():
     limits = Limits(args.query_deadline, args.ingest_deadline, int(args.rss_gib * GIB))
     families = [args.family] if args.family else [f for f in args.families.split(",") if f]
     campaign = Campaign(args.weft, args.seed, families, args.seconds, limits, narrow_seconds=args.narrow_seconds)
+    campaign.verbose = args.verbose
     campaign.run(only=(args.family, args.case) if args.family else None)
     print(campaign.summary())
     return 1 if campaign.failures else 0

@@ -88,6 +88,7 @@ class Campaign:
         self.max_cases = max_cases
         self.weft_args = list(weft_args)
         self.verify_sample = verify_sample
+        self.verbose = False  # log every request and its answer
         self.rng = random.Random("%s/campaign" % seed)
         self.node = None
         self.ledger = {}  # org header (bytes or None) -> [(trace ID, case label)]
@@ -143,6 +144,8 @@ class Campaign:
             if "within" in e.why:
                 raise Failure("timeout", "no answer within %.1f s (deadline %.1f s)" % (e.elapsed, deadline))
             raise Failure("no-answer", e.why)
+        if self.verbose:
+            self.log("  %s -> %d in %.2f s %r" % (req.describe(120), r.status, r.elapsed, r.body[:160]))
         self.check_alive()
         self.check_memory()
         if r.status >= 500 and not (r.status == 503 and "retry-after" in r.headers):
@@ -283,12 +286,22 @@ class Campaign:
             self.node.discard()
         return self.failures
 
-    def final_restart(self, narrow):
-        """Two restarts: after SIGKILL (the WAL replays every acknowledged export), then after SIGTERM
-        (graceful: must exit within 30 s)."""
+    def restart_twice(self):
+        """After SIGKILL (the WAL replays every acknowledged export); then, with the head flushed into
+        blocks, after SIGTERM (graceful: must exit within 30 s; the blocks are read back)."""
+        self.restart_and_verify(signal.SIGKILL)
         try:
-            self.restart_and_verify(signal.SIGKILL)
-            self.restart_and_verify(signal.SIGTERM)
+            r = rawhttp.request(self.node.query, "POST", "/flush", timeout=60)
+        except rawhttp.NoAnswer as e:
+            self.node.settle(1.0)
+            raise Failure("crash" if not self.node.alive() else "no-answer", "POST /flush before the restart: %s %s" % (e.why, self.node.crash_summary()))
+        if r.status != 200:
+            raise Failure("5xx" if r.status >= 500 else "bad-status", "POST /flush before the restart answered %d: %r" % (r.status, r.body[:300]))
+        self.restart_and_verify(signal.SIGTERM)
+
+    def final_restart(self, narrow):
+        try:
+            self.restart_twice()
         except Failure as f:
             culprit = getattr(f, "source", None) or (self.narrow_restart_failure() if narrow else None)
             if culprit:
@@ -312,8 +325,7 @@ class Campaign:
             probe.fresh_node()
             try:
                 probe.run_case(family, index)
-                probe.restart_and_verify(signal.SIGKILL)
-                probe.restart_and_verify(signal.SIGTERM)
+                probe.restart_twice()
             except Failure:
                 return family, index
             except NodeError:

@@ -177,8 +177,18 @@ def extreme(rng, request, ids):
     r = rng.random()
     if r < 0.15:
         n = rng.choice([1000, 10_000, 100_000])
-        span["attributes"] = span["attributes"] + [("fuzz.a%d" % i, ("s", "v%d" % i)) for i in range(n)]
-        return "attributes-%d" % n, True
+        style = rng.choice(["distinct", "same-key", "int", "events"])
+        if style == "distinct":
+            extra = [("fuzz.a%d" % i, ("s", "v%d" % i)) for i in range(n)]
+        elif style == "same-key":
+            extra = [("fuzz.a", ("s", "v%d" % i)) for i in range(n)]
+        else:
+            extra = [("fuzz.i%d" % i, ("i", i)) for i in range(n)]
+        if style == "events":
+            span["events"] = span["events"] + [{"time": span["start"], "name": "e", "attributes": extra[:1]}] * n
+        else:
+            span["attributes"] = span["attributes"] + extra
+        return "attributes-%s-%d" % (style, n), True
     if r < 0.25:
         n = rng.choice([1 << 16, 1 << 20, 10 << 20])
         span["attributes"].append(("fuzz.long", ("s", "x" * n)))
