@@ -256,7 +256,8 @@ class Campaign:
         except Failure as f:
             source = getattr(f, "source", None)
             if source:
-                self.record(source[0], source[1], "trace lost by the restart after %s #%d" % (family, index), f)
+                f.detail += " (the restart after %s #%d)" % (family, index)
+                self.record(source[0], source[1], "trace lost by a restart", f)
             else:
                 self.record(family, index, "restart after the failure above", f)
             self.fresh_node()

@@ -392,8 +392,10 @@ def random_confusable(rng):
 def make_org(rng, index, ctx):
     if rng.random() < 0.75:
         a, b = rng.choice(CONFUSABLE_PAIRS)
+        kind = None
     else:
         a, b = random_confusable(rng)
+        kind = "random normalisation/case variant"
     if rng.random() < 0.5:
         a, b = b, a
     a, b = org_bytes(a), org_bytes(b)
@@ -419,7 +421,7 @@ def make_org(rng, index, ctx):
         if values.status == 200 and marker in values.body.decode("utf-8", "replace"):
             raise Failure("isolation", "tag values under org %s list the marker written under org %s" % (_show(b), _show(a)))
 
-    shape = "%s|%s" % (_show(a, 24), _show(b, 24))
+    shape = kind or "%s|%s" % (_show(a, 24), _show(b, 24))
     return Case("org", index, shape, run)
 
 

@@ -45,7 +45,7 @@ class Node:
     def _drain_stderr(self):
         for line in self.proc.stderr:
             self.stderr_tail.append(line.decode(errors="replace").rstrip())
-            del self.stderr_tail[:-400]
+            del self.stderr_tail[:-3000]
 
     def stderr_text(self):
         return "\n".join(self.stderr_tail[-20:])
@@ -53,7 +53,7 @@ class Node:
     def crash_summary(self):
         """The reason and the first frames in Weft's sources from a Swift crash report on stderr."""
         lines = list(self.stderr_tail)
-        reasons = [l.strip() for l in lines if "Fatal error" in l or "Program crashed" in l or "fatal error" in l]
+        reasons = [l.strip() for l in lines if "Fatal error" in l or "Program crashed" in l or "fatal error" in l or "runtime failure" in l]
         frames = [l.strip() for l in lines if "/Sources/" in l and " at " in l and "/checkouts/" not in l][:4]
         if not reasons and not frames:
             return self.stderr_text()[-800:]
