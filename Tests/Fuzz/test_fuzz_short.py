@@ -16,7 +16,7 @@ from weftfuzz.campaign import Campaign, default_binary  # noqa: E402
 from weftfuzz.families import FAMILIES  # noqa: E402
 
 SEED = 20251205
-SECONDS_PER_FAMILY = 7.0
+SECONDS_PER_FAMILY = 6.0
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

@@ -5,7 +5,7 @@ import json
 import unicodedata
 
 from . import mutate, otlp, traceql
-from .case import Case, Failure, Request, target
+from .case import LIGHT, Case, Failure, Request, target
 
 ORG = b"x-scope-orgid"
 PROTOBUF, JSON = "application/x-protobuf", "application/json"
@@ -75,7 +75,8 @@ def make_traceql(rng, index, ctx):
     else:
         path = "/api/search/tag/%s/values" % rng.choice(["span.tenant_id", "resource.service.name", "name", "status"])
         params = [("q", q)]
-    req = Request("GET", "query", target(path, params), org_headers(org), json_answer=True)
+    safe = LIGHT if rng.random() < 0.5 else ""
+    req = Request("GET", "query", target(path, params, safe), org_headers(org), json_answer=True)
     return Case("traceql", index, shape, lambda s: s.send(req))
 
 
