@@ -31,6 +31,7 @@ def main():
     p.add_argument("--show", action="store_true", help="with --family/--case: print the case's requests as curl commands")
     p.add_argument("--query-deadline", type=float, default=2.0, help="seconds a query may take (2)")
     p.add_argument("--ingest-deadline", type=float, default=5.0, help="seconds an export may take (5)")
+    p.add_argument("--seconds-per-mib", type=float, default=1.0, help="added to a deadline per MiB of request body (1)")
     p.add_argument("--rss-gib", type=float, default=1.5, help="bound on the node's peak RSS (1.5 GiB)")
     p.add_argument("--verbose", action="store_true", help="print every request and its answer")
     p.add_argument("--narrow-seconds", type=float, default=120.0, help="time to find which case breaks a restart (120)")
@@ -46,7 +47,7 @@ def main():
     if not os.access(args.weft, os.X_OK):
         p.error("no weft binary at %s (run `swift build` first)" % args.weft)
 
-    limits = Limits(args.query_deadline, args.ingest_deadline, int(args.rss_gib * GIB))
+    limits = Limits(args.query_deadline, args.ingest_deadline, int(args.rss_gib * GIB), seconds_per_mib=args.seconds_per_mib)
     families = [args.family] if args.family else [f for f in args.families.split(",") if f]
     campaign = Campaign(args.weft, args.seed, families, args.seconds, limits, narrow_seconds=args.narrow_seconds)
     campaign.verbose = args.verbose

@@ -17,8 +17,11 @@ GIB = 1 << 30
 
 
 class Limits:
-    def __init__(self, query_seconds=2.0, ingest_seconds=5.0, rss_bytes=int(1.5 * GIB), ready_seconds=60.0):
-        self.deadline = {"query": query_seconds, "ingest": ingest_seconds}
+    def __init__(self, query_seconds=2.0, ingest_seconds=5.0, rss_bytes=int(1.5 * GIB), ready_seconds=60.0, seconds_per_mib=1.0):
+        self.deadline = {"query": query_seconds, "ingest": ingest_seconds, "flush": 30.0}
+        # Large bodies (and the traces they make) get this much more per MiB: linear work is allowed,
+        # anything worse still misses the deadline.
+        self.seconds_per_mib = seconds_per_mib
         self.rss_bytes = rss_bytes
         self.ready_seconds = ready_seconds
 
@@ -73,8 +76,7 @@ class Found:
 
 
 class Campaign:
-    def __init__(self, binary, seed, families=None, seconds=60.0, limits=None, log=print, narrow_seconds=60.0,
-                 max_cases=None, weft_args=(), verify_sample=50):
+    def __init__(self, binary, seed, families=None, seconds=60.0, limits=None, log=print, narrow_seconds=60.0, verify_sample=50):
         self.binary = binary
         self.seed = seed
         self.families = list(families or FAMILIES)
@@ -85,8 +87,6 @@ class Campaign:
         self.limits = limits or Limits()
         self.log = log
         self.narrow_seconds = narrow_seconds
-        self.max_cases = max_cases
-        self.weft_args = list(weft_args)
         self.verify_sample = verify_sample
         self.verbose = False  # log every request and its answer
         self.rng = random.Random("%s/campaign" % seed)
@@ -107,7 +107,7 @@ class Campaign:
     def fresh_node(self):
         if self.node is not None:
             self.node.discard()
-        self.node = Node(self.binary, extra_args=self.weft_args).start(self.limits.ready_seconds)
+        self.node = Node(self.binary).start(self.limits.ready_seconds)
         self.ledger, self.suspects = {}, []
         self.seed_baseline()
 
@@ -134,7 +134,7 @@ class Campaign:
     def send(self, req):
         """Sends one request of the running case and checks the generic invariants."""
         self.last_request = req.describe()
-        deadline = self.limits.deadline[req.deadline]
+        deadline = self.limits.deadline[req.deadline] + self.limits.seconds_per_mib * req.size / (1 << 20)
         address = self.node.otlp if req.port == "otlp" else self.node.query
         try:
             r = rawhttp.request(address, req.method, req.target, req.headers, req.body, timeout=deadline + 3.0)
@@ -195,9 +195,12 @@ class Campaign:
         for org, tid, label in sample:
             req = Request("GET", "query", "/api/traces/" + tid, org_headers(org))
             try:
-                r = rawhttp.request(self.node.query, req.method, req.target, req.headers, timeout=10)
+                r = rawhttp.request(self.node.query, req.method, req.target, req.headers, timeout=60)
             except rawhttp.NoAnswer as e:
-                raise Failure("lost-trace", "after restart, trace %s (org %r, from %s): %s" % (tid, org, label, e.why))
+                self.node.settle(1.0)
+                kind = "crash" if not self.node.alive() else "timeout"
+                raise Failure(kind, "after restart, reading trace %s (org %r, written by %s): %s %s"
+                              % (tid, _org(org), label, e.why, "" if self.node.alive() else self.node.crash_summary()))
             if r.status != 200:
                 lost = Failure("lost-trace", "after restart, trace %s (org %r, written by %s) answers %d" % (tid, _org(org), label, r.status))
                 if "#" in label:
@@ -262,8 +265,21 @@ class Campaign:
                 self.record(family, index, "restart after the failure above", f)
             self.fresh_node()
 
+    def periodic_flush(self, family):
+        """Cuts the head into blocks, so later cases read blocks too; the flush must succeed."""
+        self.current = (family, self.counts[family] - 1)
+        try:
+            r = self.send(Request("POST", "query", "/flush", deadline="flush"))
+            if r.status != 200:
+                raise Failure("bad-status", "POST /flush answered %d: %r" % (r.status, r.body[:300]))
+        except Failure as f:
+            self.record(family, self.counts[family] - 1, "the flush after this case", f, "POST /flush")
+            self.recover(family, self.counts[family] - 1, f)
+        finally:
+            self.current = None
+
     def run(self, only=None):
-        """Runs until `seconds` pass (or `max_cases`), or just the case `only` = (family, index).
+        """Runs until `seconds` pass, or just the case `only` = (family, index).
         Returns the failures."""
         t0 = time.monotonic()
         self.fresh_node()
@@ -272,15 +288,15 @@ class Campaign:
             if f is not None:
                 self.recover(only[0], only[1], f)
         else:
-            index, n = 0, 0
-            while time.monotonic() - t0 < self.seconds and (self.max_cases is None or n < self.max_cases):
+            n = 0
+            while time.monotonic() - t0 < self.seconds:
                 family = self.families[n % len(self.families)]
                 f = self.run_case(family, self.counts[family])
                 if f is not None:
                     self.recover(family, self.counts[family] - 1, f)
                 n += 1
                 if n % 100 == 0:
-                    self.raw(Request("POST", "query", "/flush"), label="periodic flush")
+                    self.periodic_flush(family)
         self.final_restart(narrow=only is None)
         self.elapsed = time.monotonic() - t0
         if self.node is not None:
@@ -322,7 +338,7 @@ class Campaign:
             if (family, index) in seen or time.monotonic() > deadline:
                 continue
             seen.add((family, index))
-            probe = Campaign(self.binary, self.seed, [family], limits=self.limits, log=lambda *_: None, weft_args=self.weft_args)
+            probe = Campaign(self.binary, self.seed, [family], limits=self.limits, log=lambda *_: None)
             probe.fresh_node()
             try:
                 probe.run_case(family, index)

@@ -14,14 +14,15 @@ class Failure(Exception):
 
 
 class Request:
-    def __init__(self, method, port, target, headers=(), body=b"", deadline="query", json_answer=False):
+    def __init__(self, method, port, target, headers=(), body=b"", deadline="query", json_answer=False, size=None):
         self.method = method
         self.port = port  # "otlp" or "query"
         self.target = target  # path and query string, already percent-encoded
         self.headers = list(headers)
         self.body = body
-        self.deadline = deadline  # "query" or "ingest": looked up in the campaign's limits
+        self.deadline = deadline  # "query", "ingest" or "flush": looked up in the campaign's limits
         self.json_answer = json_answer  # a 200 must carry a JSON document
+        self.size = len(body) if size is None else size  # bytes the deadline grows with (per MiB)
 
     def describe(self, limit=300):
         heads = " ".join("%s: %s" % (n, _short(v, 60)) for n, v in self.headers)

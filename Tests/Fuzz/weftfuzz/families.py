@@ -31,8 +31,8 @@ def export(body, content_type=PROTOBUF, encoding=None, org=None, extra=()):
 
 def accepted(s, response, json_body, ids, org, expect_ok, ledger, body_bytes=0):
     """Checks an export's answer. A plain valid export must be a 200; a 200 with nothing rejected puts
-    the traces in the ledger (when `ledger`) and each must be readable at once under the same org (a
-    trace of over 1 MiB gets the export deadline: its answer is that large)."""
+    the traces in the ledger (when `ledger`) and each must be readable at once under the same org (the
+    read's deadline grows with the export's size, as its answer does)."""
     if response.status != 200:
         if expect_ok:
             raise Failure("rejected-valid", "a valid export got %d: %s" % (response.status, response.body[:300]))
@@ -45,8 +45,7 @@ def accepted(s, response, json_body, ids, org, expect_ok, ledger, body_bytes=0):
         raise Failure("rejected-valid", "a valid export had %d spans rejected: %r" % (rejected, response.body[:300]))
     if ledger and not rejected:
         for tid in ids:
-            deadline = "ingest" if body_bytes > 1 << 20 else "query"
-            r = s.send(Request("GET", "query", "/api/traces/" + tid, org_headers(org), deadline=deadline, json_answer=True))
+            r = s.send(Request("GET", "query", "/api/traces/" + tid, org_headers(org), json_answer=True, size=body_bytes))
             if r.status != 200:
                 raise Failure("ack-not-visible", "trace %s acknowledged under org %r answers %d" % (tid, org, r.status))
         s.ack(org, ids)

@@ -15,11 +15,10 @@ class NodeError(Exception):
 
 
 class Node:
-    def __init__(self, binary, data_dir=None, extra_args=()):
+    def __init__(self, binary, data_dir=None):
         self.binary = binary
         self.owns_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="weft-fuzz-")
-        self.extra_args = list(extra_args)
         self.proc = None
         self.otlp = self.query = None
         self.stderr_tail = []
@@ -28,7 +27,7 @@ class Node:
         self.stderr_tail = []
         self.proc = subprocess.Popen(
             [self.binary, "serve", "--otlp-port", "0", "--query-port", "0", "--otlp-grpc-port", "0",
-             "--data-dir", self.data_dir, "--log-level", "warning"] + self.extra_args,
+             "--data-dir", self.data_dir, "--log-level", "warning"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         line = self.proc.stdout.readline().decode(errors="replace")  # blocks until both ports are bound
