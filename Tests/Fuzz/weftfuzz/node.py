@@ -75,11 +75,14 @@ class Node:
         raise NodeError("/ready did not answer 200 within %.0f s (%s)" % (timeout, last))
 
     def settle(self, seconds):
-        """Waits up to `seconds` for the process to exit (after a dropped connection)."""
-        try:
-            self.proc.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            pass
+        """Waits up to `seconds` for the process to exit (after a dropped connection), or up to 60 s
+        once it has begun a crash report (the Swift backtracer takes seconds to symbolicate)."""
+        deadline = time.monotonic() + seconds
+        while self.alive():
+            crashing = any("Fatal error" in l or "Program crashed" in l or "runtime failure" in l for l in self.stderr_tail[-3000:])
+            if time.monotonic() > deadline + (60 if crashing else 0):
+                return
+            time.sleep(0.05)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
