@@ -5,6 +5,7 @@
     python3 Tests/Fuzz/run.py --seed 1 --seconds 60 --families traceql,org
     python3 Tests/Fuzz/run.py --seed 1 --family traceql --case 17         # replay one case
     python3 Tests/Fuzz/run.py --seed 1 --family traceql --case 17 --show  # print it as curl commands
+    python3 Tests/Fuzz/run.py --families corpus --cases 17 --seconds 600  # each known failure once
 
 Exits 1 if any invariant failed (each failure prints its replay command), 0 otherwise.
 """
@@ -16,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from weftfuzz.campaign import GIB, Campaign, Limits, default_binary  # noqa: E402
-from weftfuzz.families import FAMILIES  # noqa: E402
+from weftfuzz.registry import DEFAULT_FAMILIES, FAMILIES  # noqa: E402
 from weftfuzz.show import show_case  # noqa: E402
 
 
@@ -24,7 +25,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--seconds", type=float, default=60.0, help="campaign length (node start and final restart not counted)")
-    p.add_argument("--families", default=",".join(FAMILIES), help="comma-separated, from: " + ", ".join(FAMILIES))
+    p.add_argument("--families", default=",".join(DEFAULT_FAMILIES),
+                   help="comma-separated, from: %s (default: all but corpus)" % ", ".join(FAMILIES))
+    p.add_argument("--cases", type=int, help="stop after this many cases (e.g. one pass over the corpus)")
     p.add_argument("--weft", default=default_binary(), help="the weft binary (default .build/debug/weft, or $WEFT_BIN)")
     p.add_argument("--family", help="with --case: replay one case of this family")
     p.add_argument("--case", type=int, help="with --family: the case index to replay")
@@ -49,7 +52,7 @@ def main():
 
     limits = Limits(args.query_deadline, args.ingest_deadline, int(args.rss_gib * GIB), seconds_per_mib=args.seconds_per_mib)
     families = [args.family] if args.family else [f for f in args.families.split(",") if f]
-    campaign = Campaign(args.weft, args.seed, families, args.seconds, limits, narrow_seconds=args.narrow_seconds)
+    campaign = Campaign(args.weft, args.seed, families, args.seconds, limits, narrow_seconds=args.narrow_seconds, max_cases=args.cases)
     campaign.verbose = args.verbose
     campaign.run(only=(args.family, args.case) if args.family else None)
     print(campaign.summary())

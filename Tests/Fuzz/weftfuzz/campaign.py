@@ -10,8 +10,9 @@ import time
 
 from . import otlp, rawhttp
 from .case import Failure, Request
-from .families import FAMILIES, export, org_headers
+from .families import export, org_headers
 from .node import Node, NodeError
+from .registry import DEFAULT_FAMILIES, FAMILIES
 
 GIB = 1 << 30
 
@@ -76,10 +77,11 @@ class Found:
 
 
 class Campaign:
-    def __init__(self, binary, seed, families=None, seconds=60.0, limits=None, log=print, narrow_seconds=60.0, verify_sample=50):
+    def __init__(self, binary, seed, families=None, seconds=60.0, limits=None, log=print, narrow_seconds=60.0, verify_sample=50,
+                 max_cases=None):
         self.binary = binary
         self.seed = seed
-        self.families = list(families or FAMILIES)
+        self.families = list(families or DEFAULT_FAMILIES)
         for f in self.families:
             if f not in FAMILIES:
                 raise ValueError("unknown family %r (have %s)" % (f, ", ".join(FAMILIES)))
@@ -88,6 +90,7 @@ class Campaign:
         self.log = log
         self.narrow_seconds = narrow_seconds
         self.verify_sample = verify_sample
+        self.max_cases = max_cases  # stop after this many cases even if time is left
         self.verbose = False  # log every request and its answer
         self.rng = random.Random("%s/campaign" % seed)
         self.node = None
@@ -279,7 +282,7 @@ class Campaign:
             self.current = None
 
     def run(self, only=None):
-        """Runs until `seconds` pass, or just the case `only` = (family, index).
+        """Runs until `seconds` pass (or `max_cases` ran), or just the case `only` = (family, index).
         Returns the failures."""
         t0 = time.monotonic()
         self.fresh_node()
@@ -289,7 +292,7 @@ class Campaign:
                 self.recover(only[0], only[1], f)
         else:
             n = 0
-            while time.monotonic() - t0 < self.seconds:
+            while time.monotonic() - t0 < self.seconds and (self.max_cases is None or n < self.max_cases):
                 family = self.families[n % len(self.families)]
                 f = self.run_case(family, self.counts[family])
                 if f is not None:

@@ -399,6 +399,11 @@ def make_org(rng, index, ctx):
     if rng.random() < 0.5:
         a, b = b, a
     a, b = org_bytes(a), org_bytes(b)
+    return isolation_case("org", index, kind or "%s|%s" % (_show(a, 24), _show(b, 24)), rng, ctx, a, b)
+
+
+def isolation_case(family, index, shape, rng, ctx, a, b):
+    """Writes a trace under org header `a`, then looks for it under `b` (absent: None)."""
     marker = "m%d-%s" % (index, "".join(rng.choice("0123456789abcdef") for _ in range(12)))
     request, ids = otlp.make_request(rng, ctx.now_ns, traces=1, marker=marker, service="org-fuzz")
     json_body = rng.random() < 0.3
@@ -421,8 +426,7 @@ def make_org(rng, index, ctx):
         if values.status == 200 and marker in values.body.decode("utf-8", "replace"):
             raise Failure("isolation", "tag values under org %s list the marker written under org %s" % (_show(b), _show(a)))
 
-    shape = kind or "%s|%s" % (_show(a, 24), _show(b, 24))
-    return Case("org", index, shape, run)
+    return Case(family, index, shape, run)
 
 
 def _show(o, n=40):

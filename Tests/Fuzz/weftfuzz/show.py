@@ -6,7 +6,7 @@ import tempfile
 import time
 
 from .campaign import Context, baseline_ids, case_rng
-from .families import FAMILIES
+from .registry import FAMILIES
 
 
 class Recorder:
