@@ -8,4 +8,4 @@ export SWIFTNIO_STRICT=1
 
 swift build --build-tests
 swift test --skip-build
-python3 -m pytest -q Tests/Interop
+python3 -m pytest -q Tests/Interop Tests/Fuzz
