@@ -58,7 +58,7 @@ public struct AdminAPI: Sendable {
                         r.string(m.update.address.description)
                         r.key("roles")
                         r.array { roles in
-                            for role in (m.entry?.roles ?? []).description.split(separator: ",") { roles.string(String(role)) }
+                            for role in (m.entry?.roles ?? []).names { roles.string(role) }
                         }
                         r.key("zone")
                         r.string(m.entry?.zone.rawValue ?? "")

@@ -155,7 +155,7 @@ final class BlockMaintainer: Sendable {
     }
 
     private func retain(_ retired: inout [(ids: Set<UInt64>, at: ContinuousClock.Instant)]) {
-        let now = UInt64(max(0, Date().timeIntervalSince1970 * 1e9))
+        let now = WallClock.nowNanos()
         do {
             let expired = try self.engine.applyRetention(nowNanos: now)
             if !expired.isEmpty {

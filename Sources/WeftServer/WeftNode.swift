@@ -527,7 +527,7 @@ public final class WeftNode: Service {
             o.key("address")
             o.string(address.description)
             o.key("roles")
-            o.array { a in for r in roles.description.split(separator: ",") { a.string(String(r)) } }
+            o.array { a in for r in roles.names { a.string(r) } }
             o.key("zone")
             o.string(zone)
             o.key("ringVersion")

@@ -8,11 +8,14 @@ public struct NodeRoles: OptionSet, Hashable, Sendable, CustomStringConvertible 
     public static let query = NodeRoles(rawValue: 1 << 2)
     public static let all: NodeRoles = [.ingest, .storage, .query]
 
-    public var description: String {
+    /// The role names, in the order ingest, storage, query.
+    public var names: [String] {
         var names: [String] = []
         if self.contains(.ingest) { names.append("ingest") }
         if self.contains(.storage) { names.append("storage") }
         if self.contains(.query) { names.append("query") }
-        return names.joined(separator: ",")
+        return names
     }
+
+    public var description: String { self.names.joined(separator: ",") }
 }
