@@ -39,15 +39,42 @@ let package = Package(
         // Cluster membership: the ring CRDT, replica lookup and the SWIM state machine.
         .target(name: "WeftCluster", dependencies: ["WeftModel"], swiftSettings: settings),
         // Layer 1: shells.
+        // The runtime every role shares: HTTP/1.1 + h2c serving, the WAL commit thread, PosixDisk, metrics.
         .target(
-            name: "WeftServer",
+            name: "WeftRuntime",
             dependencies: [
-                "WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftQuery", "WeftHTTP2", "CZlib", "WeftCluster", "WeftClusterService",
+                "WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftQuery", "WeftHTTP2",
                 nio, nioPosix, nioHTTP1, logging,
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: settings
+        ),
+        // The ingest role: OTLP/HTTP and OTLP/gRPC receivers.
+        .target(
+            name: "WeftIngest",
+            dependencies: [
+                "WeftRuntime", "WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftHTTP2", "CZlib",
+                nio, nioHTTP1, .product(name: "CompressNIO", package: "compress-nio"),
+            ],
+            swiftSettings: settings
+        ),
+        // The storage role's shell: flush, compaction and retention scheduling around the engine.
+        .target(name: "WeftStorage", dependencies: ["WeftRuntime", "WeftStorageEngine", "WeftModel", logging], swiftSettings: settings),
+        // The query role: routes, fair scheduling, rendering.
+        .target(
+            name: "WeftQueryService",
+            dependencies: ["WeftRuntime", "WeftQuery", "WeftStorageEngine", "WeftModel", "WeftOTLP", nio, nioPosix, nioHTTP1],
+            swiftSettings: settings
+        ),
+        // The node composer: configuration, the roles chosen at start-up wired into one service.
+        .target(
+            name: "WeftServer",
+            dependencies: [
+                "WeftRuntime", "WeftIngest", "WeftStorage", "WeftQueryService",
+                "WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftQuery", "WeftHTTP2", "WeftCluster", "WeftClusterService",
+                nio, nioPosix, nioHTTP1, logging,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "CompressNIO", package: "compress-nio"),
             ],
             swiftSettings: settings
         ),
@@ -81,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "weft-bench",
             dependencies: [
-                "WeftLoad", "WeftOTLP", "WeftModel", "WeftStorageEngine", "WeftServer", "WeftQuery",
+                "WeftLoad", "WeftOTLP", "WeftModel", "WeftStorageEngine", "WeftRuntime", "WeftQuery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: settings
@@ -93,7 +120,7 @@ let package = Package(
             dependencies: ["WeftClusterSim", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: settings
         ),
-        .executableTarget(name: "weft-h2bench", dependencies: ["WeftServer", "WeftHTTP2", nio, nioPosix], swiftSettings: settings),
+        .executableTarget(name: "weft-h2bench", dependencies: ["WeftRuntime", "WeftHTTP2", nio, nioPosix], swiftSettings: settings),
         // Test support (no product).
         .target(name: "WeftTestSupport", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
         // The deterministic cluster simulator (SWIM instances over a simulated network, one seed).
@@ -103,12 +130,12 @@ let package = Package(
         .testTarget(name: "WeftStorageEngineTests", dependencies: ["WeftStorageEngine", "WeftTestSupport", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
         .testTarget(name: "WeftQueryTests", dependencies: ["WeftQuery", "WeftTestSupport", "WeftStorageEngine", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
         .testTarget(name: "WeftClusterTests", dependencies: ["WeftCluster", "WeftClusterSim", "WeftModel"], swiftSettings: settings),
-        .testTarget(name: "WeftHTTP2Tests", dependencies: ["WeftHTTP2", "WeftServer", "WeftClient", "WeftTestSupport", nio, nioPosix], swiftSettings: settings),
+        .testTarget(name: "WeftHTTP2Tests", dependencies: ["WeftHTTP2", "WeftRuntime", "WeftIngest", "WeftServer", "WeftClient", "WeftTestSupport", nio, nioPosix], swiftSettings: settings),
         .testTarget(name: "WeftClusterServiceTests", dependencies: ["WeftClusterService", "WeftCluster"], swiftSettings: settings),
         .testTarget(
             name: "WeftServerTests",
             dependencies: [
-                "WeftServer", "WeftQuery", "WeftTestSupport", "WeftClient", "WeftModel", nio, nioPosix, logging,
+                "WeftServer", "WeftRuntime", "WeftIngest", "WeftStorage", "WeftQueryService", "WeftQuery", "WeftStorageEngine", "WeftOTLP", "WeftTestSupport", "WeftClient", "WeftModel", nio, nioPosix, logging,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: settings

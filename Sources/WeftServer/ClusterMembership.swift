@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Logging
 import Foundation
+import WeftRuntime
 import NIOCore
 import Synchronization
 import WeftCluster

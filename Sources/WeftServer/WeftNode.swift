@@ -8,9 +8,13 @@ import Synchronization
 import WeftCluster
 import WeftClusterService
 import WeftHTTP2
+import WeftIngest
 import WeftModel
 import WeftOTLP
 import WeftQuery
+import WeftQueryService
+import WeftRuntime
+import WeftStorage
 import WeftStorageEngine
 
 /// Everything a single node needs; every field has a default. Read from JSON with ``load(from:)``.

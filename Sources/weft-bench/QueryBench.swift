@@ -3,7 +3,7 @@ import Foundation
 import WeftModel
 import WeftOTLP
 import WeftQuery
-import WeftServer
+import WeftRuntime
 import WeftStorageEngine
 
 /// The query engine's side of the DuckDB comparison (Benchmarks/query/run.sh): loads the generated

@@ -3,7 +3,7 @@ import Foundation
 import WeftLoad
 import WeftModel
 import WeftOTLP
-import WeftServer
+import WeftRuntime
 import WeftStorageEngine
 
 /// The storage engine's bars on generated LLM-gateway traffic: bytes per span on disk after

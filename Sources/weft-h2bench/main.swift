@@ -12,7 +12,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import WeftHTTP2
-import WeftServer
+import WeftRuntime
 
 let args = CommandLine.arguments
 if args.count > 1 && args[1] == "client" {

@@ -5,6 +5,7 @@ import NIOPosix
 import Testing
 import WeftHTTP2
 import WeftServer
+import WeftIngest
 
 /// gRPC message framing (length prefix, compressed flag) and its failure modes.
 struct GRPCFramingTests {

@@ -3,7 +3,7 @@ import NIOPosix
 import Synchronization
 import Testing
 import WeftHTTP2
-import WeftServer
+import WeftRuntime
 
 /// The async HTTP/2 client against Weft's own nghttp2 server on 127.0.0.1 (port 0).
 struct HTTP2ClientTests {

@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 import WeftClient
 import WeftHTTP2
-import WeftServer
+import WeftRuntime
 
 /// A bare h2c client over a real socket: one client `NGSession` on the channel's loop.
 final class TestH2Client: ChannelInboundHandler {
@@ -115,7 +115,7 @@ final class TestH2Client: ChannelInboundHandler {
 
 struct LiveH2CTests {
     static let responder: HTTPResponder = { request, loop in
-        var response = WeftServer.HTTPResponse.text(.ok, "\(request.method) \(request.path) \(request.body.readableBytes) \(request.query["q"] ?? "-")")
+        var response = WeftRuntime.HTTPResponse.text(.ok, "\(request.method) \(request.path) \(request.body.readableBytes) \(request.query["q"] ?? "-")")
         response.headers.add(name: "x-proto-test", value: "yes")
         return loop.makeSucceededFuture(response)
     }
@@ -163,13 +163,13 @@ struct LiveH2CTests {
     @Test func test_h2cBodiesBeyondTheSharedBudget_get503OnTheirStream() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
-            let held = Mutex<EventLoopPromise<WeftServer.HTTPResponse>?>(nil)
+            let held = Mutex<EventLoopPromise<WeftRuntime.HTTPResponse>?>(nil)
             let (arrived, arrival) = AsyncStream.makeStream(of: Void.self)
             var limits = HTTPConnectionLimits()
             limits.bodyBudget = RequestBodyBudget(limit: 100_000)
             let server = try await HTTPServer.start(host: "127.0.0.1", port: 0, group: group, maxBodyBytes: 1 << 20, limits: limits) { request, loop in
                 guard request.path == "/hold" else { return loop.makeSucceededFuture(.text(.ok, "got \(request.body.readableBytes)")) }
-                let promise = loop.makePromise(of: WeftServer.HTTPResponse.self)
+                let promise = loop.makePromise(of: WeftRuntime.HTTPResponse.self)
                 held.withLock { $0 = promise }
                 arrival.yield()
                 return promise.futureResult
@@ -200,11 +200,11 @@ struct LiveH2CTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // The server (and its promises on the group's loop) goes away before the group does.
         do {
-            let held = Mutex<EventLoopPromise<WeftServer.HTTPResponse>?>(nil)
+            let held = Mutex<EventLoopPromise<WeftRuntime.HTTPResponse>?>(nil)
             let (arrived, arrivedContinuation) = AsyncStream.makeStream(of: Void.self)
             let server = try await HTTPServer.start(host: "127.0.0.1", port: 0, group: group, maxBodyBytes: 1 << 20) { request, loop in
-                guard request.path == "/slow" else { return loop.makeSucceededFuture(WeftServer.HTTPResponse.text(.ok, "fast")) }
-                let promise = loop.makePromise(of: WeftServer.HTTPResponse.self)
+                guard request.path == "/slow" else { return loop.makeSucceededFuture(WeftRuntime.HTTPResponse.text(.ok, "fast")) }
+                let promise = loop.makePromise(of: WeftRuntime.HTTPResponse.self)
                 held.withLock { $0 = promise }
                 arrivedContinuation.yield()
                 return promise.futureResult
@@ -218,7 +218,7 @@ struct LiveH2CTests {
             async let stopped: Void = server.shutdown()
             // The GOAWAY reaches the client while /slow is still open.
             #expect(try await TestH2Client.goAway(h2) == 3)
-            held.withLock { $0!.succeed(WeftServer.HTTPResponse.text(.ok, "slow done")) }
+            held.withLock { $0!.succeed(WeftRuntime.HTTPResponse.text(.ok, "slow done")) }
             let r = try await slow
             #expect(String(buffer: r.body) == "slow done")
             await stopped

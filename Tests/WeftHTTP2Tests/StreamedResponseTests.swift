@@ -3,7 +3,7 @@ import NIOPosix
 import Synchronization
 import Testing
 import WeftHTTP2
-import WeftServer
+import WeftRuntime
 
 final class Counter: Sendable {
     let value = Atomic<Int>(0)

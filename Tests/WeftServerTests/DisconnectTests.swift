@@ -3,7 +3,7 @@ import NIOPosix
 import Synchronization
 import Testing
 import WeftQuery
-import WeftServer
+import WeftRuntime
 
 /// A request whose client goes away before its answer is cancelled, so a query can stop early;
 /// requests already answered are not.

@@ -1,7 +1,7 @@
 import Testing
 import WeftTestSupport
 
-@testable import WeftServer
+@testable import WeftQueryService
 
 /// The pure scheduling decisions: caps, per-org queues, and turns between orgs.
 struct FairQueryQueueTests {

@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 import WeftQuery
 import WeftHTTP2
-import WeftServer
+import WeftRuntime
 
 /// HTTP/1.1 against peers that stall or hoard: partial requests, idle keep-alive connections, clients
 /// that never read their answer, and bodies beyond the node's budget. Each test runs a server on one

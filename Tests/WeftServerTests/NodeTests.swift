@@ -7,6 +7,7 @@ import Testing
 import WeftClient
 import WeftModel
 import WeftServer
+import WeftRuntime
 import WeftTestSupport
 
 /// A real node in-process on 127.0.0.1, port 0, driven through the project's HTTP client.

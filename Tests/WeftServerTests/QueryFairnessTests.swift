@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 import WeftClient
 import WeftModel
-import WeftServer
+import WeftRuntime
 import WeftTestSupport
 
 /// A live node where one org floods the query threads with slow queries: another org's small query

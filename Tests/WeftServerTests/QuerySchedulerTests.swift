@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 import WeftQuery
 
-@testable import WeftServer
+@testable import WeftQueryService
 
 /// The scheduler on a real thread pool, with jobs the test holds until it lets them go.
 struct QuerySchedulerTests {

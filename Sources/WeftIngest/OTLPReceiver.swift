@@ -3,24 +3,11 @@ import NIOCore
 import NIOHTTP1
 import WeftModel
 import WeftOTLP
+import WeftRuntime
 import WeftStorageEngine
 
-/// Error responses of the OTLP endpoint: a `google.rpc.Status` in the request's encoding.
-enum OTLPErrors {
-    static func response(_ status: HTTPResponseStatus, code: Int, _ message: String, contentType: String?, retryAfter: Int? = nil) -> HTTPResponse {
-        let encoding = contentType.flatMap(OTLPEncoding.init(contentType:)) ?? .json
-        var response = HTTPResponse(
-            status: status,
-            contentType: encoding.contentType,
-            body: OTLPResponse.status(code: code, message: message, encoding: encoding)
-        )
-        if let retryAfter { response.headers.add(name: "retry-after", value: String(retryAfter)) }
-        return response
-    }
-}
-
 /// Why an export was refused; each transport maps it to its own answer (HTTP status or gRPC code).
-enum IngestFailure: Error, Sendable, Equatable {
+package enum IngestFailure: Error, Sendable, Equatable {
     /// Unknown content encoding (its name).
     case unsupportedEncoding(String)
     /// Not valid OTLP (or not valid gzip): permanent.
@@ -32,40 +19,56 @@ enum IngestFailure: Error, Sendable, Equatable {
 }
 
 /// What became of the spans of one export that was not refused as a whole.
-struct IngestResult: Sendable, Equatable {
+package struct IngestResult: Sendable, Equatable {
     /// Spans rejected as invalid (partial success), and the explanation.
-    var rejectedSpans: Int
-    var message: String
+    package var rejectedSpans: Int
+    package var message: String
 }
 
 /// Takes OTLP exports (from OTLP/HTTP or OTLP/gRPC): decode, check limits, log durably, add to the head.
-struct OTLPReceiver: Sendable {
+package struct OTLPReceiver: Sendable {
 
-    let head: Head
-    let committer: WALCommitter
-    let metrics: NodeMetrics
-    let options: DecodeOptions
+    package let head: Head
+    package let committer: WALCommitter
+    package let metrics: NodeMetrics
+    package let options: DecodeOptions
     /// Largest body after decompression.
-    let maxDecodedBytes: Int
+    package let maxDecodedBytes: Int
     /// The head stripe of each event loop, so loops never contend on head appends.
-    let stripes: [ObjectIdentifier: Int]
+    package let stripes: [ObjectIdentifier: Int]
     /// Above this many spans in the head (flushes behind), writes are refused with a retry hint.
-    var headMaxSpans: Int = .max
+    package var headMaxSpans: Int = .max
     /// Limits checked on every decoded batch before anything is written.
-    var limits = SpanLimits()
+    package var limits = SpanLimits()
     /// Retention of an org in nanoseconds: spans that start earlier than now minus it are refused.
-    var retentionNanos: @Sendable (String) -> UInt64 = { _ in .max }
+    package var retentionNanos: @Sendable (String) -> UInt64 = { _ in .max }
     /// Unix time in nanoseconds (a parameter so tests can move it).
-    var nowNanos: @Sendable () -> UInt64 = { WallClock.nowNanos() }
+    package var nowNanos: @Sendable () -> UInt64 = { WallClock.nowNanos() }
+
+    package init(
+        head: Head, committer: WALCommitter, metrics: NodeMetrics, options: DecodeOptions, maxDecodedBytes: Int,
+        stripes: [ObjectIdentifier: Int], headMaxSpans: Int = .max, limits: SpanLimits = SpanLimits(),
+        retentionNanos: @escaping @Sendable (String) -> UInt64 = { _ in .max }
+    ) {
+        self.head = head
+        self.committer = committer
+        self.metrics = metrics
+        self.options = options
+        self.maxDecodedBytes = maxDecodedBytes
+        self.stripes = stripes
+        self.headMaxSpans = headMaxSpans
+        self.limits = limits
+        self.retentionNanos = retentionNanos
+    }
 
     /// Counts a request as it arrives (bytes as received, still compressed).
-    func received(bytes: Int) {
+    package func received(bytes: Int) {
         self.metrics.otlpRequests.increment()
         self.metrics.bytesReceived.increment(by: Int64(bytes))
     }
 
     /// Undoes gzip (nil `encoding`, "identity" and "none" mean none), enforcing the decoded-size limit.
-    func decompress(_ body: ByteBuffer, encoding: String?) -> Result<ByteBuffer, IngestFailure> {
+    package func decompress(_ body: ByteBuffer, encoding: String?) -> Result<ByteBuffer, IngestFailure> {
         switch encoding?.lowercased() {
         case nil, "", "identity", "none":
             return .success(body)
@@ -93,7 +96,7 @@ struct OTLPReceiver: Sendable {
 
     /// The shared core: decoded (decompressed) `ExportTraceServiceRequest` bytes of `org` → decode →
     /// WAL (durable) → head (visible) → outcome. The future always succeeds.
-    func ingest(
+    package func ingest(
         _ body: ByteBuffer, encoding: OTLPEncoding, org: String, started: ContinuousClock.Instant, on loop: any EventLoop
     ) -> EventLoopFuture<Result<IngestResult, IngestFailure>> {
         if body.readableBytes > self.maxDecodedBytes {
@@ -179,7 +182,7 @@ struct OTLPReceiver: Sendable {
     }
 
     /// `POST /v1/traces` (OTLP/HTTP): answers per PROTOCOLS §1.2.
-    func handle(_ request: HTTPRequest, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+    package func handle(_ request: HTTPRequest, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
         let started = ContinuousClock.now
         self.received(bytes: request.body.readableBytes)
         let contentType = request.headers.first(name: "content-type")
@@ -217,7 +220,7 @@ struct OTLPReceiver: Sendable {
         }
     }
 
-    static func httpResponse(_ failure: IngestFailure, contentType: String) -> HTTPResponse {
+    package static func httpResponse(_ failure: IngestFailure, contentType: String) -> HTTPResponse {
         switch failure {
         case .unsupportedEncoding(let name):
             return OTLPErrors.response(

@@ -5,8 +5,8 @@
 /// by at most one query per org ahead of it, not by its whole backlog.
 ///
 /// Pure state: the caller runs what it is told to start and reports each end with ``finished(org:)``.
-struct FairQueryQueue<Job> {
-    enum Admission {
+package struct FairQueryQueue<Job> {
+    package enum Admission {
         /// Run it now.
         case start(Job)
         /// It waits; a later ``FairQueryQueue/finished(org:)`` hands it out.
@@ -15,9 +15,9 @@ struct FairQueryQueue<Job> {
         case rejected
     }
 
-    let maxRunning: Int
-    let maxRunningPerOrg: Int
-    let maxQueuedPerOrg: Int
+    package let maxRunning: Int
+    package let maxRunningPerOrg: Int
+    package let maxQueuedPerOrg: Int
 
     private(set) var running = 0
     private var runningByOrg: [String: Int] = [:]
@@ -25,21 +25,21 @@ struct FairQueryQueue<Job> {
     /// Orgs with waiting queries, in the order they are served.
     private var turns = FIFO<String>()
 
-    init(maxRunning: Int, maxRunningPerOrg: Int, maxQueuedPerOrg: Int) {
+    package init(maxRunning: Int, maxRunningPerOrg: Int, maxQueuedPerOrg: Int) {
         self.maxRunning = max(1, maxRunning)
         self.maxRunningPerOrg = max(1, maxRunningPerOrg)
         self.maxQueuedPerOrg = max(0, maxQueuedPerOrg)
     }
 
     /// Queries of `org` running now.
-    func runningCount(of org: String) -> Int { self.runningByOrg[org] ?? 0 }
+    package func runningCount(of org: String) -> Int { self.runningByOrg[org] ?? 0 }
 
     /// Queries of `org` waiting now.
-    func waitingCount(of org: String) -> Int { self.waiting[org]?.count ?? 0 }
+    package func waitingCount(of org: String) -> Int { self.waiting[org]?.count ?? 0 }
 
     /// A new query of `org`. It starts at once when a slot is free and the org is under its share (a
     /// free slot means no other org is waiting for it).
-    mutating func submit(_ job: Job, org: String) -> Admission {
+    package mutating func submit(_ job: Job, org: String) -> Admission {
         if self.running < self.maxRunning && self.runningCount(of: org) < self.maxRunningPerOrg {
             self.begin(org)
             return .start(job)
@@ -54,7 +54,7 @@ struct FairQueryQueue<Job> {
     }
 
     /// A query of `org` ended; returns the queries to start now (their orgs were told in turn).
-    mutating func finished(org: String) -> [(org: String, job: Job)] {
+    package mutating func finished(org: String) -> [(org: String, job: Job)] {
         precondition(self.runningCount(of: org) > 0, "finished(org:) without a running query of \(org)")
         self.running -= 1
         let left = self.runningCount(of: org) - 1
@@ -99,15 +99,15 @@ struct FairQueryQueue<Job> {
 }
 
 /// A first-in, first-out queue: appends at the back, takes from the front, both O(1) amortised.
-struct FIFO<Element> {
+package struct FIFO<Element> {
     private var items: [Element?] = []
     private var head = 0
 
-    var count: Int { self.items.count - self.head }
+    package var count: Int { self.items.count - self.head }
 
-    mutating func append(_ item: Element) { self.items.append(item) }
+    package mutating func append(_ item: Element) { self.items.append(item) }
 
-    mutating func popFirst() -> Element? {
+    package mutating func popFirst() -> Element? {
         guard self.head < self.items.count else { return nil }
         let item = self.items[self.head]
         self.items[self.head] = nil

@@ -5,11 +5,11 @@ import NIOCore
 /// ``HTTPRequestHandler``, and closes the connection when the peer stalls (see ``HTTPConnectionLimits``):
 /// idle between requests, a request that does not arrive in time (answered 408 when no response is
 /// under way), or a response the peer does not read.
-final class HTTPConnectionTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-    typealias OutboundIn = IOData
-    typealias OutboundOut = IOData
+package final class HTTPConnectionTimeouts: ChannelDuplexHandler, RemovableChannelHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = ByteBuffer
+    package typealias OutboundIn = IOData
+    package typealias OutboundOut = IOData
 
     private enum Phase {
         /// No request in progress: the idle timeout runs from `since`.
@@ -35,24 +35,24 @@ final class HTTPConnectionTimeouts: ChannelDuplexHandler, RemovableChannelHandle
     private var lastWriteProgress = NIODeadline.now()
     private var check: Scheduled<Void>? = nil
 
-    init(limits: HTTPConnectionLimits) {
+    package init(limits: HTTPConnectionLimits) {
         self.limits = limits
     }
 
     // MARK: Boundaries, from the request handler (same event loop)
 
-    func requestHeadReceived() {
+    package func requestHeadReceived() {
         self.phase = .readingBody
         self.lastRead = .now()
     }
 
-    func requestReceived() {
+    package func requestReceived() {
         self.phase = .answering
         self.readWhileAnswering = false
     }
 
     /// Call before writing the response's end: the next request may be delivered from inside that write.
-    func responseFinishing() {
+    package func responseFinishing() {
         let now = NIODeadline.now()
         self.phase = self.readWhileAnswering ? .readingHead : .idle
         self.since = now
@@ -61,23 +61,23 @@ final class HTTPConnectionTimeouts: ChannelDuplexHandler, RemovableChannelHandle
 
     // MARK: Channel events
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         self.since = .now()
         self.scheduleCheck(context: context)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         self.check?.cancel()
         self.check = nil
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         self.check?.cancel()
         self.check = nil
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let now = NIODeadline.now()
         self.lastRead = now
         switch self.phase {
@@ -92,7 +92,7 @@ final class HTTPConnectionTimeouts: ChannelDuplexHandler, RemovableChannelHandle
         context.fireChannelRead(data)
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch self.unwrapOutboundIn(data) {
         case .byteBuffer(let buffer): self.bytesWritten += buffer.readableBytes
         case .fileRegion(let region): self.bytesWritten += region.readableBytes

@@ -1,8 +1,8 @@
 import NIOCore
-import Synchronization
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 import WeftHTTP2
 import WeftQuery
 
@@ -32,7 +32,7 @@ public struct HTTPRequest: Sendable {
     }
 
     /// Parses `a=1&b=x%20y`; later duplicates win.
-    static func parseQuery(_ s: Substring) -> [String: String] {
+    package static func parseQuery(_ s: Substring) -> [String: String] {
         var result: [String: String] = [:]
         for pair in s.split(separator: "&") {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -185,7 +185,7 @@ extension String {
     fileprivate var replacingPlus: String { String(self.map { $0 == "+" ? " " : $0 }) }
 
     /// Decodes `%XX` escapes; nil if an escape is malformed.
-    var removingPercentEncoding: String? {
+    package var removingPercentEncoding: String? {
         guard self.utf8.contains(UInt8(ascii: "%")) else { return self }
         var out = [UInt8]()
         var it = Array(self.utf8)[...]

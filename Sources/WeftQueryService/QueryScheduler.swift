@@ -1,14 +1,15 @@
 import NIOCore
-import WeftQuery
 import NIOPosix
 import Synchronization
+import WeftQuery
+import WeftRuntime
 
 /// Runs query work on the query thread pool in the order ``FairQueryQueue`` decides: it hands the pool
 /// only as many jobs as it has threads, so the pool's own queue never builds up, and a query whose
 /// client has gone while it waited is skipped.
-final class QueryScheduler: Sendable {
+package final class QueryScheduler: Sendable {
     /// What the scheduler answers when an org has too many queries waiting.
-    enum Refusal: Error { case tooManyQueued }
+    package enum Refusal: Error { case tooManyQueued }
 
     private struct Job: Sendable {
         let run: @Sendable (_ skip: Bool) -> Void
@@ -17,14 +18,14 @@ final class QueryScheduler: Sendable {
     private let pool: NIOThreadPool
     private let queue: Mutex<FairQueryQueue<Job>>
 
-    init(pool: NIOThreadPool, maxRunning: Int, maxRunningPerOrg: Int, maxQueuedPerOrg: Int) {
+    package init(pool: NIOThreadPool, maxRunning: Int, maxRunningPerOrg: Int, maxQueuedPerOrg: Int) {
         self.pool = pool
         self.queue = Mutex(FairQueryQueue(maxRunning: maxRunning, maxRunningPerOrg: maxRunningPerOrg, maxQueuedPerOrg: maxQueuedPerOrg))
     }
 
     /// Runs `work` for `org` when its turn comes; the future fails with ``Refusal/tooManyQueued`` if
     /// the org's queue is full, and with ``RequestCancelled`` if the client went before it started.
-    func submit<T: Sendable>(
+    package func submit<T: Sendable>(
         org: String, cancellation: QueryCancellation?, on loop: any EventLoop, _ work: @escaping @Sendable () -> T
     ) -> EventLoopFuture<T> {
         let promise = loop.makePromise(of: T.self)
@@ -55,4 +56,4 @@ final class QueryScheduler: Sendable {
 }
 
 /// The client of a query went before the query started; nobody reads its answer.
-struct RequestCancelled: Error {}
+package struct RequestCancelled: Error {}

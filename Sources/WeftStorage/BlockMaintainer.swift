@@ -1,20 +1,27 @@
 import Foundation
 import Logging
 import Synchronization
+import WeftRuntime
 import WeftStorageEngine
 
 /// The background thread that moves data from the head to blocks and keeps blocks tidy: it closes
 /// the WAL segment by age, flushes closed segments to blocks and removes them from the WAL, runs one
 /// compaction per pass, applies retention, and deletes retired block files after a grace period.
 /// Ingest never waits for it.
-final class BlockMaintainer: Sendable {
-    struct Settings: Sendable {
+package final class BlockMaintainer: Sendable {
+    package struct Settings: Sendable {
         /// Close the open WAL segment (and so cut a block) once it is this old.
         var maxSegmentAge: Duration
         /// Time between passes.
         var interval: Duration
         /// How long retired blocks' files stay for queries that started before (≥ the query timeout).
         var retiredGrace: Duration
+
+        package init(maxSegmentAge: Duration, interval: Duration, retiredGrace: Duration) {
+            self.maxSegmentAge = maxSegmentAge
+            self.interval = interval
+            self.retiredGrace = retiredGrace
+        }
     }
 
     private let engine: StorageEngine
@@ -28,7 +35,7 @@ final class BlockMaintainer: Sendable {
     private let work = Mutex<[(ids: Set<UInt64>, at: ContinuousClock.Instant)]>([])
     private let reportedQuarantine = Mutex<Set<UInt64>>([])
 
-    init(engine: StorageEngine, committer: WALCommitter, metrics: NodeMetrics, logger: Logger, settings: Settings) {
+    package init(engine: StorageEngine, committer: WALCommitter, metrics: NodeMetrics, logger: Logger, settings: Settings) {
         self.engine = engine
         self.committer = committer
         self.metrics = metrics
@@ -58,7 +65,7 @@ final class BlockMaintainer: Sendable {
     }
 
     /// Stops the thread after the pass in progress.
-    func shutdown() async {
+    package func shutdown() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let done = self.state.withLock { s -> Bool in
                 if s.stopped { return true }
@@ -74,7 +81,7 @@ final class BlockMaintainer: Sendable {
     }
 
     /// One maintenance pass.
-    func pass() {
+    package func pass() {
         self.work.withLock { retired in
             let segment = self.committer.currentSegment
             if segment.hasRecords && ContinuousClock.now - segment.started >= self.settings.maxSegmentAge {
@@ -93,7 +100,7 @@ final class BlockMaintainer: Sendable {
 
     /// Closes the open segment and flushes everything closed, waiting (up to `timeout`) for the roll
     /// and for acknowledged spans to land in the head. Returns the blocks written.
-    func flushNow(timeout: Duration = .seconds(10)) -> [BlockMeta] {
+    package func flushNow(timeout: Duration = .seconds(10)) -> [BlockMeta] {
         let deadline = ContinuousClock.now + timeout
         let before = self.committer.currentSegment
         if before.hasRecords {

@@ -3,14 +3,15 @@ import NIOCore
 import WeftHTTP2
 import WeftModel
 import WeftOTLP
+import WeftRuntime
 
 /// OTLP/gRPC (PROTOCOLS §1.3) on the HTTP/2 engine: the unary `TraceService/Export`, answered with a
 /// length-prefixed `ExportTraceServiceResponse` and `grpc-status` / `grpc-message` trailers.
-enum OTLPGRPC {
-    static let exportPath = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+package enum OTLPGRPC {
+    package static let exportPath = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
     /// The service for the gRPC port. `receiver` is nil while the node is recovering (answers UNAVAILABLE).
-    static func service(receiver: @escaping @Sendable () -> OTLPReceiver?) -> HTTP2Service {
+    package static func service(receiver: @escaping @Sendable () -> OTLPReceiver?) -> HTTP2Service {
         HTTP2Service(
             respond: { request, loop in
                 Self.respond(request, receiver: receiver(), on: loop)
@@ -28,7 +29,7 @@ enum OTLPGRPC {
         )
     }
 
-    static func respond(_ request: HTTP2Request, receiver: OTLPReceiver?, on loop: any EventLoop) -> EventLoopFuture<HTTP2Response> {
+    package static func respond(_ request: HTTP2Request, receiver: OTLPReceiver?, on loop: any EventLoop) -> EventLoopFuture<HTTP2Response> {
         // gRPC wants HTTP 415 for other content types (the peer is not a gRPC client).
         guard let contentType = request.headers.first(where: { $0.name == "content-type" })?.value,
               Self.isGRPC(contentType)
@@ -95,12 +96,12 @@ enum OTLPGRPC {
         }
     }
 
-    static func isGRPC(_ contentType: String) -> Bool {
+    package static func isGRPC(_ contentType: String) -> Bool {
         let base = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces.lowercased() } ?? ""
         return base == "application/grpc" || base == "application/grpc+proto"
     }
 
-    static func response(_ failure: IngestFailure) -> HTTP2Response {
+    package static func response(_ failure: IngestFailure) -> HTTP2Response {
         switch failure {
         case .unsupportedEncoding(let name):
             var r = Self.status(.unimplemented, "unsupported grpc-encoding '\(name)': use gzip or identity")
@@ -112,12 +113,12 @@ enum OTLPGRPC {
         }
     }
 
-    static let responseHeaders: [(name: String, value: String)] = [
+    package static let responseHeaders: [(name: String, value: String)] = [
         ("content-type", "application/grpc"), ("grpc-accept-encoding", "gzip,identity"),
     ]
 
     /// A response with no message: status in the trailers.
-    static func status(_ code: GRPCStatusCode, _ message: String, details: [UInt8]? = nil) -> HTTP2Response {
+    package static func status(_ code: GRPCStatusCode, _ message: String, details: [UInt8]? = nil) -> HTTP2Response {
         var trailers: [(name: String, value: String)] = [("grpc-status", String(code.rawValue))]
         if !message.isEmpty { trailers.append(("grpc-message", GRPCFraming.percentEncode(message))) }
         if let details {
@@ -130,14 +131,14 @@ enum OTLPGRPC {
     }
 
     /// UNAVAILABLE with a `google.rpc.Status` carrying `RetryInfo`, so exporters back off and retry.
-    static func unavailable(_ message: String, retryAfterSeconds: Int = 1) -> HTTP2Response {
+    package static func unavailable(_ message: String, retryAfterSeconds: Int = 1) -> HTTP2Response {
         Self.status(.unavailable, message, details: Self.statusDetails(
             code: GRPCStatusCode.unavailable.rawValue, message: message, retryAfterSeconds: retryAfterSeconds
         ))
     }
 
     /// `google.rpc.Status{code, message, details: [Any{RetryInfo{retry_delay: Duration{seconds}}}]}`.
-    static func statusDetails(code: Int, message: String, retryAfterSeconds: Int) -> [UInt8] {
+    package static func statusDetails(code: Int, message: String, retryAfterSeconds: Int) -> [UInt8] {
         var w = ProtoWriter()
         w.varintField(1, UInt64(code))
         w.stringField(2, message)

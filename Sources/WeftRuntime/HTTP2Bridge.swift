@@ -4,8 +4,8 @@ import WeftHTTP2
 
 /// Serves the HTTP/1.1 responder over HTTP/2: the same `HTTPRequest` goes in and the same
 /// `HTTPResponse` comes out, so routes and answers are identical on both protocols.
-enum HTTP2Bridge {
-    static func service(maxBodyBytes: Int, responder: @escaping HTTPResponder) -> HTTP2Service {
+package enum HTTP2Bridge {
+    package static func service(maxBodyBytes: Int, responder: @escaping HTTPResponder) -> HTTP2Service {
         HTTP2Service(
             answer: { request, loop, reply in
                 responder(httpRequest(request), loop).whenComplete { reply($0.map(http2Response)) }
@@ -34,7 +34,7 @@ enum HTTP2Bridge {
         )
     }
 
-    static func httpRequest(_ r: HTTP2Request) -> HTTPRequest {
+    package static func httpRequest(_ r: HTTP2Request) -> HTTPRequest {
         var headers = HTTPHeaders()
         headers.reserveCapacity(r.headers.count + 1)
         var hasHost = false
@@ -46,7 +46,7 @@ enum HTTP2Bridge {
         return HTTPRequest(method: HTTPMethod(rawValue: r.method), uri: r.path, headers: headers, body: r.body)
     }
 
-    static func http2Response(_ r: HTTPResponse) -> HTTP2Response {
+    package static func http2Response(_ r: HTTPResponse) -> HTTP2Response {
         var fields: [(name: String, value: String)] = []
         fields.reserveCapacity(r.headers.count)
         for (name, value) in r.headers {

@@ -22,7 +22,7 @@ public struct HTTPConnectionLimits: Sendable {
     public init() {}
 
     /// How often a connection checks its deadlines.
-    var tick: TimeAmount {
+    package var tick: TimeAmount {
         let shortest = min(self.idleTimeout, self.requestReadTimeout, self.writeTimeout)
         return .nanoseconds(min(max(shortest.nanoseconds / 4, 1_000_000), 1_000_000_000))
     }

@@ -1,14 +1,14 @@
 import NIOCore
-import WeftQuery
 import NIOHTTP1
 import WeftHTTP2
+import WeftQuery
 
 /// Collects one request at a time (the pipeline handler orders pipelined requests) and answers it.
 /// Request bodies count against the node's ``RequestBodyBudget`` until answered; responses go out in
 /// pieces as the peer reads them (channel writability), and are dropped if the peer has gone.
-final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+package final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    package typealias InboundIn = HTTPServerRequestPart
+    package typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
         case idle
@@ -28,7 +28,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// The most bytes written at once; more follow when the channel is writable again.
-    static let writePiece = 64 << 10
+    package static let writePiece = 64 << 10
 
     private let maxBodyBytes: Int
     private let bodyBudget: RequestBodyBudget?
@@ -44,14 +44,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var outgoing: Outgoing? = nil
     private var closed = false
 
-    init(maxBodyBytes: Int, bodyBudget: RequestBodyBudget? = nil, timeouts: HTTPConnectionTimeouts? = nil, responder: @escaping HTTPResponder) {
+    package init(maxBodyBytes: Int, bodyBudget: RequestBodyBudget? = nil, timeouts: HTTPConnectionTimeouts? = nil, responder: @escaping HTTPResponder) {
         self.maxBodyBytes = maxBodyBytes
         self.bodyBudget = bodyBudget
         self.timeouts = timeouts
         self.responder = responder
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             self.timeouts?.requestHeadReceived()
@@ -93,24 +93,24 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable { self.continueWriting(context: context) }
         context.fireChannelWritabilityChanged()
     }
 
     /// The peer has gone: its request is cancelled, its answer (if any) dropped, its bytes released.
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         self.connectionEnded()
         context.fireChannelInactive()
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         self.connectionEnded()
     }
 
     /// A malformed request (the protocol error handler has already answered 400) or a socket error:
     /// this connection is done.
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
     }
 

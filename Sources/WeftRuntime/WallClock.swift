@@ -5,9 +5,9 @@ import Darwin
 #endif
 
 /// The system's real-time clock, read in one place.
-enum WallClock {
+package enum WallClock {
     /// Unix time in nanoseconds.
-    static func nowNanos() -> UInt64 {
+    package static func nowNanos() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)

@@ -3,35 +3,44 @@ import NIOHTTP1
 import NIOPosix
 import WeftModel
 import WeftQuery
+import WeftRuntime
 import WeftStorageEngine
 
 /// The read side: Tempo-compatible query endpoints plus health and metrics. Queries run on a
 /// thread pool so they never stall ingest on the event loops, scheduled fairly between orgs.
-struct QueryAPI: Sendable {
-    static let version = "0.1.0"
+package struct QueryAPI: Sendable {
+    package static let version = "0.1.0"
 
-    let engine: StorageEngine
-    let metrics: NodeMetrics
-    let scheduler: QueryScheduler
-    let limits: QueryLimits
+    package let engine: StorageEngine
+    package let metrics: NodeMetrics
+    package let scheduler: QueryScheduler
+    package let limits: QueryLimits
     /// Threads one aggregation scans with.
-    let parallelism: Int
+    package let parallelism: Int
 
-    static func json(_ status: HTTPResponseStatus, _ body: [UInt8]) -> HTTPResponse {
+    package init(engine: StorageEngine, metrics: NodeMetrics, scheduler: QueryScheduler, limits: QueryLimits, parallelism: Int) {
+        self.engine = engine
+        self.metrics = metrics
+        self.scheduler = scheduler
+        self.limits = limits
+        self.parallelism = parallelism
+    }
+
+    package static func json(_ status: HTTPResponseStatus, _ body: [UInt8]) -> HTTPResponse {
         HTTPResponse(status: status, contentType: "application/json", body: body)
     }
 
-    static func badRequest(_ message: String) -> HTTPResponse {
+    package static func badRequest(_ message: String) -> HTTPResponse {
         json(.badRequest, QueryResponses.error(message))
     }
 
     /// A block that could not be read (corrupt, or removed under the query): 500 naming the cause.
-    static func storageError(_ error: any Error) -> HTTPResponse {
+    package static func storageError(_ error: any Error) -> HTTPResponse {
         json(.internalServerError, QueryResponses.error("storage error: \(error)"))
     }
 
     /// The answer of `POST /flush`: the blocks written.
-    static func flushed(_ metas: [BlockMeta]) -> HTTPResponse {
+    package static func flushed(_ metas: [BlockMeta]) -> HTTPResponse {
         var w = JSONWriter()
         w.object { o in
             o.key("blocks")
@@ -54,7 +63,7 @@ struct QueryAPI: Sendable {
     }
 
     /// The limits of one request's scan: its deadline starts now, and it stops when the request is cancelled.
-    func aggregationLimits(_ request: HTTPRequest) -> AggregationLimits {
+    package func aggregationLimits(_ request: HTTPRequest) -> AggregationLimits {
         AggregationLimits(
             maxSeries: self.limits.maxSeries, timeoutSeconds: self.limits.timeoutSeconds, parallelism: self.parallelism,
             maxMemoryBytes: self.limits.maxMemoryBytes, cancellation: request.cancellation
@@ -62,17 +71,17 @@ struct QueryAPI: Sendable {
     }
 
     /// 400 for a bad query, 422 for a limit hit or a cancelled query.
-    static func refused(_ error: AggregationError) -> HTTPResponse {
+    package static func refused(_ error: AggregationError) -> HTTPResponse {
         switch error {
         case .invalid(let m): return badRequest(m)
         case .tooManySeries, .timeout, .tooMuchMemory, .cancelled: return json(.unprocessableEntity, QueryResponses.error(error.description))
         }
     }
 
-    static func nowNanos() -> UInt64 { WallClock.nowNanos() }
+    package static func nowNanos() -> UInt64 { WallClock.nowNanos() }
 
     /// `stats` with the time since `start` as its elapsed time.
-    static func timed(_ stats: ScanStats, since start: ContinuousClock.Instant) -> ScanStats {
+    package static func timed(_ stats: ScanStats, since start: ContinuousClock.Instant) -> ScanStats {
         let d = ContinuousClock.now - start
         var timed = stats
         timed.elapsedNanos = UInt64(d.components.seconds) * 1_000_000_000 + UInt64(d.components.attoseconds / 1_000_000_000)
@@ -80,7 +89,7 @@ struct QueryAPI: Sendable {
     }
 
     /// Runs an aggregation over a snapshot: 400 for a bad query, 422 for a limit hit, 500 for storage errors.
-    static func aggregate(engine: StorageEngine, org: String, started: ContinuousClock.Instant, _ body: (StorageEngine.Snapshot) throws -> [UInt8]) -> HTTPResponse {
+    package static func aggregate(engine: StorageEngine, org: String, started: ContinuousClock.Instant, _ body: (StorageEngine.Snapshot) throws -> [UInt8]) -> HTTPResponse {
         do {
             return json(.ok, try body(engine.snapshot(org: org)))
         } catch let error as AggregationError {
@@ -91,18 +100,18 @@ struct QueryAPI: Sendable {
     }
 
     /// Paths that serve no org's data.
-    static let orgFreePaths: Set<String> = ["/ready", "/healthz", "/metrics", "/api/echo", "/api/status/buildinfo"]
+    package static let orgFreePaths: Set<String> = ["/ready", "/healthz", "/metrics", "/api/echo", "/api/status/buildinfo"]
     /// 429 for an org with too many queries waiting.
-    static func tooManyQueued(org: String) -> HTTPResponse {
+    package static func tooManyQueued(org: String) -> HTTPResponse {
         var response = json(.tooManyRequests, QueryResponses.error("org '\(org)' has too many queries waiting; retry shortly"))
         response.headers.add(name: "retry-after", value: "1")
         return response
     }
 
     /// Block spans read (newest first) for tag names and values, on top of the head.
-    static let tagScanSpans = 1_000_000
+    package static let tagScanSpans = 1_000_000
 
-    func handle(_ request: HTTPRequest, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
+    package func handle(_ request: HTTPRequest, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
         guard request.method == .GET || request.method == .HEAD else {
             return loop.makeSucceededFuture(.text(.methodNotAllowed, "method \(request.method) not allowed on \(request.path)\n"))
         }

@@ -1,13 +1,14 @@
 import CZlib
 import NIOCore
+import WeftRuntime
 
 /// The 8-byte trailer that ends a gzip member (RFC 1952 §2.3.1): CRC-32 of the uncompressed data,
 /// then its length modulo 2³². Inflating stops at the end of the deflate data whether or not the
 /// trailer follows, so a truncated upload would otherwise be accepted; checking it catches that.
-enum GzipTrailer {
+package enum GzipTrailer {
     /// Nil when `compressed` (one gzip member) ends with the trailer that matches `decompressed`;
     /// otherwise why not.
-    static func problem(compressed: ByteBuffer, decompressed: ByteBuffer) -> String? {
+    package static func problem(compressed: ByteBuffer, decompressed: ByteBuffer) -> String? {
         guard compressed.readableBytes >= 18 else { return "gzip data is shorter than a gzip header and trailer" }
         let at = compressed.readerIndex + compressed.readableBytes - 8
         guard let crc = compressed.getInteger(at: at, endianness: .little, as: UInt32.self),
