@@ -71,7 +71,7 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     /// threads); queries that would need more are refused (422).
     public var queryMaxMemoryBytes: Int = QueryLimits.defaultMaxMemoryBytes
     /// Memory for decoded block columns shared by queries.
-    public var queryColumnCacheBytes: Int = 1 << 30
+    public var queryColumnCacheBytes: Int = ColumnCache.defaultCapacityBytes
     /// Most spans in one export request (400 beyond).
     public var maxSpansPerRequest: Int = SpanLimits().maxSpansPerRequest
     /// Most attributes on one span, resource, scope, event or link (the span is refused beyond).
@@ -260,8 +260,8 @@ public final class WeftNode: Service {
             store: BlockStore(disk: PosixDisk(), directory: config.dataDir + "/blocks", columnCacheBytes: config.queryColumnCacheBytes),
             configuration: .init(
                 placement: config.placement,
-                blockOptions: .init(zstdLevel: 3, groupSpans: config.blockGroupSpans),
-                compactedOptions: .init(zstdLevel: 9, groupSpans: config.blockGroupSpans),
+                blockOptions: BlockCodec.flushOptions(groupSpans: config.blockGroupSpans),
+                compactedOptions: BlockCodec.compactionOptions(groupSpans: config.blockGroupSpans),
                 compactionMaxSpans: config.compactionMaxSpans,
                 retentionNanos: UInt64(config.retentionDays * nanosPerDay),
                 orgRetentionNanos: config.orgRetentionDays.mapValues { UInt64($0 * nanosPerDay) }

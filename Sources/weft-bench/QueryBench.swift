@@ -35,13 +35,13 @@ struct QueryBench: ParsableCommand {
             var storage = try Storage.parse(["--spans", String(self.spans), "--seed", String(self.seed), "--dir", self.dir])
             storage.lookups = 0
             let configuration = StorageEngine.Configuration(
-                blockOptions: .init(zstdLevel: 3, groupSpans: storage.groupSpans),
-                compactedOptions: .init(zstdLevel: 9, groupSpans: storage.groupSpans, tryBothPackings: true),
+                blockOptions: BlockCodec.flushOptions(groupSpans: storage.groupSpans),
+                compactedOptions: BlockCodec.compactionOptions(groupSpans: storage.groupSpans),
                 compactionMaxSpans: storage.compactionSpans
             )
             try storage.load(disk, configuration)
         }
-        let engine = StorageEngine(head: Head(), store: BlockStore(disk: disk, directory: self.dir + "/blocks", columnCacheBytes: 4 << 30))
+        let engine = StorageEngine(head: Head(), store: BlockStore(disk: disk, directory: self.dir + "/blocks", columnCacheBytes: ColumnCache.defaultCapacityBytes))
         _ = try engine.open(wal: WAL(disk: disk, directory: self.dir + "/wal"), options: DecodeOptions())
         let snapshot = engine.snapshot(org: "bench")
         if !FileManager.default.fileExists(atPath: self.tsv) || !FileManager.default.fileExists(atPath: self.params) || !self.reuse {

@@ -26,8 +26,8 @@ struct Storage: ParsableCommand {
     func run() throws {
         let disk = PosixDisk()
         let configuration = StorageEngine.Configuration(
-            blockOptions: .init(zstdLevel: 3, groupSpans: self.groupSpans),
-            compactedOptions: .init(zstdLevel: 9, groupSpans: self.groupSpans, tryBothPackings: true),
+            blockOptions: BlockCodec.flushOptions(groupSpans: self.groupSpans),
+            compactedOptions: BlockCodec.compactionOptions(groupSpans: self.groupSpans),
             compactionMaxSpans: self.compactionSpans
         )
         if !self.reuse {

@@ -145,7 +145,7 @@ public final class BlockStore: @unchecked Sendable {
     /// Decoded scan columns shared by queries.
     public let columnCache: ColumnCache
 
-    public init(disk: any Disk, directory: String, columnCacheBytes: Int = 1 << 30) {
+    public init(disk: any Disk, directory: String, columnCacheBytes: Int = ColumnCache.defaultCapacityBytes) {
         self.disk = disk
         self.directory = directory
         self.columnCache = ColumnCache(capacityBytes: columnCacheBytes)

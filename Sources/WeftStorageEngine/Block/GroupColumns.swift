@@ -64,6 +64,9 @@ public enum ColumnValues: Sendable {
 
 /// Decoded scan columns shared by queries, bounded in bytes; least recently used columns go first.
 public final class ColumnCache: Sendable {
+    /// The cache size a node uses unless configured otherwise (`queryColumnCacheBytes`).
+    public static let defaultCapacityBytes = 1 << 30
+
     public struct Key: Hashable, Sendable {
         public var block: UInt64
         public var group: Int
