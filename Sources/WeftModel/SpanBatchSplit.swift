@@ -18,23 +18,23 @@ extension SpanBatch {
     public func subset(rows: [Int]) -> SpanBatch {
         var builder = SubsetBuilder(source: self)
         builder.part.reserve(spans: rows.count, attributes: 0)
-        for row in rows { builder.appendRow(row) }
+        for row in rows { builder.appendRow(row, of: self) }
         return builder.part
     }
 }
 
 /// Copies rows of one batch into a new one, re-numbering strings, resources and scopes on first use.
+/// The source is passed to each call (borrowed) rather than stored, so reading it costs no reference
+/// counting per row.
 private struct SubsetBuilder {
     static let unmapped = UInt32.max
 
-    let source: SpanBatch
     var part = SpanBatch()
     var stringMap: [UInt32]
     var resourceMap: [UInt32]
     var scopeMap: [UInt32]
 
     init(source: SpanBatch) {
-        self.source = source
         self.stringMap = [UInt32](repeating: Self.unmapped, count: source.strings.count)
         for id in 0..<min(WellKnown.all.count, source.strings.count) { self.stringMap[id] = UInt32(id) }
         self.resourceMap = [UInt32](repeating: Self.unmapped, count: source.resourceCount)
@@ -42,10 +42,14 @@ private struct SubsetBuilder {
     }
 
     /// The part's ID of source string `id`, copying the string on first use.
-    mutating func string(_ id: UInt32) -> UInt32 {
+    @inline(__always)
+    mutating func string(_ id: UInt32, _ strings: StringTable) -> UInt32 {
         let mapped = self.stringMap[Int(id)]
         if mapped != Self.unmapped { return mapped }
-        let strings = self.source.strings
+        return self.copyString(id, strings)
+    }
+
+    mutating func copyString(_ id: UInt32, _ strings: StringTable) -> UInt32 {
         let new = strings.bytes.withUnsafeBytes { all in
             let range = Int(strings.offsets[Int(id)])..<Int(strings.offsets[Int(id) + 1])
             return self.part.strings.intern(UnsafeRawBufferPointer(rebasing: all[range]), hash: strings.hashes[Int(id)])
@@ -58,11 +62,11 @@ private struct SubsetBuilder {
     enum Owner { case resource, scope, span, event, link }
 
     /// Appends `range` of source `attrs` to the `owner` table of the part, re-numbering strings.
-    mutating func copyAttributes(_ attrs: AttributeColumns, _ range: Range<Int>, to owner: Owner) {
+    mutating func copyAttributes(_ attrs: AttributeColumns, _ range: Range<Int>, _ strings: StringTable, to owner: Owner) {
         for i in range {
             let type = ValueType(rawValue: attrs.types[i]) ?? .empty
-            let value = type.isInterned ? UInt64(self.string(UInt32(truncatingIfNeeded: attrs.values[i]))) : attrs.values[i]
-            let key = self.string(attrs.keys[i])
+            let value = type.isInterned ? UInt64(self.string(UInt32(truncatingIfNeeded: attrs.values[i]), strings)) : attrs.values[i]
+            let key = self.string(attrs.keys[i], strings)
             switch owner {
             case .resource: self.part.resourceAttrs.append(key: key, type: type, value: value)
             case .scope: self.part.scopeAttrs.append(key: key, type: type, value: value)
@@ -73,80 +77,77 @@ private struct SubsetBuilder {
         }
     }
 
-    mutating func resource(_ r: Int) -> UInt32 {
+    mutating func resource(_ r: Int, of s: SpanBatch) -> UInt32 {
         let mapped = self.resourceMap[r]
         if mapped != Self.unmapped { return mapped }
-        let s = self.source
-        self.copyAttributes(s.resourceAttrs, s.resourceAttrRange(r), to: .resource)
+        self.copyAttributes(s.resourceAttrs, s.resourceAttrRange(r), s.strings, to: .resource)
         self.part.resourceAttrOffsets.append(UInt32(self.part.resourceAttrs.count))
         self.part.resourceDroppedAttrs.append(s.resourceDroppedAttrs[r])
-        self.part.resourceSchemaURL.append(self.string(s.resourceSchemaURL[r]))
-        self.part.resourceServiceName.append(self.string(s.resourceServiceName[r]))
+        self.part.resourceSchemaURL.append(self.string(s.resourceSchemaURL[r], s.strings))
+        self.part.resourceServiceName.append(self.string(s.resourceServiceName[r], s.strings))
         let index = UInt32(self.part.resourceCount - 1)
         self.resourceMap[r] = index
         return index
     }
 
-    mutating func scope(_ c: Int) -> UInt32 {
+    mutating func scope(_ c: Int, of s: SpanBatch) -> UInt32 {
         let mapped = self.scopeMap[c]
         if mapped != Self.unmapped { return mapped }
-        let s = self.source
-        self.copyAttributes(s.scopeAttrs, Int(s.scopeAttrOffsets[c])..<Int(s.scopeAttrOffsets[c + 1]), to: .scope)
+        self.copyAttributes(s.scopeAttrs, Int(s.scopeAttrOffsets[c])..<Int(s.scopeAttrOffsets[c + 1]), s.strings, to: .scope)
         self.part.scopeAttrOffsets.append(UInt32(self.part.scopeAttrs.count))
-        self.part.scopeName.append(self.string(s.scopeName[c]))
-        self.part.scopeVersion.append(self.string(s.scopeVersion[c]))
+        self.part.scopeName.append(self.string(s.scopeName[c], s.strings))
+        self.part.scopeVersion.append(self.string(s.scopeVersion[c], s.strings))
         self.part.scopeDroppedAttrs.append(s.scopeDroppedAttrs[c])
-        self.part.scopeSchemaURL.append(self.string(s.scopeSchemaURL[c]))
+        self.part.scopeSchemaURL.append(self.string(s.scopeSchemaURL[c], s.strings))
         let index = UInt32(self.part.scopeCount - 1)
         self.scopeMap[c] = index
         return index
     }
 
-    mutating func appendRow(_ row: Int) {
-        let s = self.source
+    mutating func appendRow(_ row: Int, of s: SpanBatch) {
         var f = SpanFields()
         f.traceHigh = s.traceHigh[row]
         f.traceLow = s.traceLow[row]
         f.spanID = s.spanID[row]
         f.parentSpanID = s.parentSpanID[row]
-        f.traceState = self.string(s.traceState[row])
-        f.name = self.string(s.name[row])
+        f.traceState = self.string(s.traceState[row], s.strings)
+        f.name = self.string(s.name[row], s.strings)
         f.kind = s.kind[row]
         f.start = s.startTime[row]
         f.end = s.endTime[row]
         f.flags = s.flags[row]
         f.statusCode = s.statusCode[row]
-        f.statusMessage = self.string(s.statusMessage[row])
+        f.statusMessage = self.string(s.statusMessage[row], s.strings)
         f.droppedAttrs = s.droppedAttrs[row]
         f.droppedEvents = s.droppedEvents[row]
         f.droppedLinks = s.droppedLinks[row]
-        let resource = self.resource(Int(s.resourceIndex[row]))
-        let scope = self.scope(Int(s.scopeIndex[row]))
+        let resource = self.resource(Int(s.resourceIndex[row]), of: s)
+        let scope = self.scope(Int(s.scopeIndex[row]), of: s)
 
         // The span's attribute, event and link ranges are closed by `appendSpanColumns`.
-        self.copyAttributes(s.attrs, s.attrRange(row), to: .span)
+        self.copyAttributes(s.attrs, s.attrRange(row), s.strings, to: .span)
 
         for e in Int(s.eventOffsets[row])..<Int(s.eventOffsets[row + 1]) {
             self.part.eventTime.append(s.eventTime[e])
-            self.part.eventName.append(self.string(s.eventName[e]))
+            self.part.eventName.append(self.string(s.eventName[e], s.strings))
             self.part.eventDroppedAttrs.append(s.eventDroppedAttrs[e])
-            self.copyAttributes(s.eventAttrs, Int(s.eventAttrOffsets[e])..<Int(s.eventAttrOffsets[e + 1]), to: .event)
+            self.copyAttributes(s.eventAttrs, Int(s.eventAttrOffsets[e])..<Int(s.eventAttrOffsets[e + 1]), s.strings, to: .event)
             self.part.eventAttrOffsets.append(UInt32(self.part.eventAttrs.count))
         }
         for l in Int(s.linkOffsets[row])..<Int(s.linkOffsets[row + 1]) {
             self.part.linkTraceHigh.append(s.linkTraceHigh[l])
             self.part.linkTraceLow.append(s.linkTraceLow[l])
             self.part.linkSpanID.append(s.linkSpanID[l])
-            self.part.linkTraceState.append(self.string(s.linkTraceState[l]))
+            self.part.linkTraceState.append(self.string(s.linkTraceState[l], s.strings))
             self.part.linkFlags.append(s.linkFlags[l])
             self.part.linkDroppedAttrs.append(s.linkDroppedAttrs[l])
-            self.copyAttributes(s.linkAttrs, Int(s.linkAttrOffsets[l])..<Int(s.linkAttrOffsets[l + 1]), to: .link)
+            self.copyAttributes(s.linkAttrs, Int(s.linkAttrOffsets[l])..<Int(s.linkAttrOffsets[l + 1]), s.strings, to: .link)
             self.part.linkAttrOffsets.append(UInt32(self.part.linkAttrs.count))
         }
         self.part.appendSpanColumns(f, resource: resource, scope: scope)
-        self.part.genAIProvider.append(self.string(s.genAIProvider[row]))
-        self.part.genAIRequestModel.append(self.string(s.genAIRequestModel[row]))
-        self.part.genAIResponseModel.append(self.string(s.genAIResponseModel[row]))
+        self.part.genAIProvider.append(self.string(s.genAIProvider[row], s.strings))
+        self.part.genAIRequestModel.append(self.string(s.genAIRequestModel[row], s.strings))
+        self.part.genAIResponseModel.append(self.string(s.genAIResponseModel[row], s.strings))
         self.part.inputTokens.append(s.inputTokens[row])
         self.part.outputTokens.append(s.outputTokens[row])
         self.part.cost.append(s.cost[row])
