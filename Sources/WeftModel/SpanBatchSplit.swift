@@ -17,7 +17,9 @@ extension SpanBatch {
     /// they use.
     public func subset(rows: [Int]) -> SpanBatch {
         var builder = SubsetBuilder(source: self)
-        builder.part.reserve(spans: rows.count, attributes: 0)
+        // Room for the part's share of the attributes, so appends do not reallocate as they grow.
+        let share = self.spanCount > 0 ? Double(rows.count) / Double(self.spanCount) : 0
+        builder.part.reserve(spans: rows.count, attributes: Int((Double(self.attrs.count) * share * 1.1).rounded(.up)))
         for row in rows { builder.appendRow(row, of: self) }
         return builder.part
     }

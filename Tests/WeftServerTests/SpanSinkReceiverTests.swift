@@ -7,6 +7,7 @@ import Testing
 import WeftHTTP2
 import WeftModel
 import WeftOTLP
+import WeftStorageEngine
 import WeftTestSupport
 @testable import WeftServer
 
@@ -123,5 +124,51 @@ struct SpanSinkReceiverTests {
         #expect(Self.grpcStatus(refused) == String(GRPCStatusCode.unavailable.rawValue))
         #expect(refused.trailers.contains { $0.name == "grpc-status-details-bin" })
         #expect(sink.writes.count == 2)
+    }
+}
+
+/// The single-node sink: what it logs is a version-2 record naming org and placement, and what it
+/// acknowledges is in the head.
+struct LocalSpanSinkTests {
+    @Test func test_write_logsAVersion2Record_thenAppendsToTheHead() async throws {
+        let disk = SimulatedDisk()
+        let wal = WAL(disk: disk, directory: "/n/wal")
+        _ = try wal.replay { _ in }
+        let head = Head()
+        let committer = WALCommitter(wal: wal, head: head, metrics: NodeMetrics())
+        let sink = LocalSpanSink(head: head, committer: committer, placement: "zone-b", stripes: [:])
+        var batch = SpanBatch()
+        var decoder = OTLPProtobufDecoder()
+        _ = try SpanSinkReceiverTests.body(spans: 3).withUnsafeBytes { try decoder.decode($0, into: &batch) }
+        let loop = SpanSinkReceiverTests.group.next()
+        let outcome = try await loop.flatSubmit { sink.write(batch, org: "acme", on: loop) }.get()
+        #expect(throws: Never.self) { try outcome.get() }
+        #expect(head.snapshot(org: "acme").reduce(0) { $0 + $1.spanCount } == 3)
+        await committer.shutdown()
+
+        var entries: [(org: String, placement: String, spans: Int)] = []
+        var replayDecoder = OTLPRequestDecoder(options: DecodeOptions())
+        _ = try WAL(disk: disk, directory: "/n/wal").replay { record in
+            #expect(record.first == 2)
+            let entry = try WALEntry.decode(record, decoder: &replayDecoder, legacyPlacement: "")
+            entries.append((entry.org, entry.placement, entry.batch.spanCount))
+        }
+        #expect(entries.count == 1)
+        #expect(entries.first?.org == "acme" && entries.first?.placement == "zone-b" && entries.first?.spans == 3)
+    }
+
+    @Test func test_refusal_whileTheHeadIsFull() async throws {
+        let head = Head()
+        let wal = WAL(disk: SimulatedDisk(), directory: "/n/wal")
+        _ = try wal.replay { _ in }
+        let committer = WALCommitter(wal: wal, head: head, metrics: NodeMetrics())
+        let sink = LocalSpanSink(head: head, committer: committer, placement: "p", stripes: [:], headMaxSpans: 2)
+        var batch = SpanBatch()
+        var decoder = OTLPProtobufDecoder()
+        _ = try SpanSinkReceiverTests.body(spans: 2).withUnsafeBytes { try decoder.decode($0, into: &batch) }
+        #expect(sink.refusal == nil)
+        head.append(batch, org: "o")
+        #expect(sink.refusal == .unavailable("the in-memory head holds 2 spans (limit 2) while blocks are written; retry shortly"))
+        await committer.shutdown()
     }
 }
