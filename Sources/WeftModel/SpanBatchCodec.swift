@@ -7,7 +7,8 @@
 /// lengths and bytes, then every column in a fixed order. A column is `[width: UInt8][values]`: width 0
 /// is one full-width value repeated for every row; 1, 2, 4 or 8 stores each value in that many bytes
 /// (the fewest that hold the largest). Each table has one column that is never width 0, so a payload
-/// cannot claim more rows than it has bytes.
+/// cannot claim more rows than it has bytes, and rows whose columns would take more than
+/// ``maxExpansion`` bytes of memory per payload byte are refused before anything is allocated.
 ///
 /// ``decode(_:)`` checks everything (counts, widths, offsets, string and row references, value types)
 /// and throws ``DecodeError`` on a torn or hostile payload.
@@ -23,6 +24,10 @@ public enum SpanBatchCodec {
     }
 
     static let headerCount = 1 + 12 * 4
+
+    /// Most bytes of decoded columns per payload byte (beyond the first MiB). Real batches take one to
+    /// three; the cap keeps a small hostile payload of constant columns from claiming gigabytes.
+    public static let maxExpansion = 256
 
     /// The encoding of `batch`.
     public static func encode(_ batch: SpanBatch) -> [UInt8] {
@@ -82,7 +87,14 @@ public enum SpanBatchCodec {
             }
             counts.append(n)
         }
-        var reader = ColumnReader(base: base, end: bytes.count, at: Self.headerCount, rows: Array(counts[2...]), strings: 0)
+        let rows = Array(counts[2...])
+        var estimate = DecodedSizeEstimate(rows: rows, bytes: counts[0] * 16 + counts[1])
+        var schema = SpanBatch()
+        schema.visitColumns(&estimate)
+        guard estimate.bytes <= Self.maxExpansion * bytes.count + (1 << 20) else {
+            throw DecodeError("span batch of \(bytes.count) bytes claims rows that would take \(estimate.bytes) bytes in memory (at most \(Self.maxExpansion) per payload byte)")
+        }
+        var reader = ColumnReader(base: base, end: bytes.count, at: Self.headerCount, rows: rows, strings: 0)
         var batch = SpanBatch()
         try reader.strings(count: counts[0], bytes: counts[1], into: &batch.strings)
         reader.stringCount = batch.strings.count
@@ -118,6 +130,12 @@ enum ColumnRule {
     case index(BatchTable, into: BatchTable)
     /// Range starts of the rows of the second table owned by each row (one extra trailing entry).
     case offsets(BatchTable, of: BatchTable)
+
+    /// Values in the column, given the row count of each table.
+    func count(_ rows: [Int]) -> Int {
+        if case .offsets(let t, _) = self { return rows[t.rawValue] + 1 }
+        return rows[self.table.rawValue]
+    }
 
     var table: BatchTable {
         switch self {
@@ -228,5 +246,24 @@ struct ColumnSizeBound: BatchColumnVisitor {
 
     mutating func attributes(_ attrs: inout AttributeColumns, _ table: BatchTable) {
         self.bytes += 3 + attrs.count * 13
+    }
+}
+
+/// Sums the memory the decoded columns of a payload will take, from its header's row counts.
+struct DecodedSizeEstimate: BatchColumnVisitor {
+    typealias Failure = Never
+    let rows: [Int]
+    var bytes: Int
+
+    mutating func column<T: FixedWidthInteger>(_ values: inout [T], _ rule: ColumnRule) {
+        self.bytes += rule.count(self.rows) * MemoryLayout<T>.size
+    }
+
+    mutating func floats(_ values: inout [Double], _ table: BatchTable) {
+        self.bytes += self.rows[table.rawValue] * 8
+    }
+
+    mutating func attributes(_ attrs: inout AttributeColumns, _ table: BatchTable) {
+        self.bytes += self.rows[table.rawValue] * 13
     }
 }

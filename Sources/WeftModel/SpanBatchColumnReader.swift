@@ -45,9 +45,7 @@ struct ColumnReader: BatchColumnVisitor {
     mutating func column<T: FixedWidthInteger>(_ values: inout [T], _ rule: ColumnRule) throws(DecodeError) {
         self.columnNumber += 1
         let what = "column \(self.columnNumber) (\(rule.table))"
-        let count: Int
-        if case .offsets = rule { count = self.rows[rule.table.rawValue] + 1 } else { count = self.rows[rule.table.rawValue] }
-        values = try self.read(count, allowConstant: rule.allowsConstant, what)
+        values = try self.read(rule.count(self.rows), allowConstant: rule.allowsConstant, what)
         switch rule {
         case .plain, .anchor:
             break

@@ -105,6 +105,13 @@ struct SpanBatchCodecTests {
         // The first column after the strings has an impossible width.
         expectError(mutated { $0[Self.firstColumnOffset(batch)] = 3 }, "invalid width 3")
         #expect(throws: SpanBatchCodec.DecodeError.self) { _ = try Self.decode([]) }
+        // Every table claiming as many rows as the (padded) payload has bytes: refused up front.
+        var padded = encoded + [UInt8](repeating: 0, count: 1 << 20)
+        let claim = UInt32(padded.count)
+        for table in 2..<12 {
+            withUnsafeBytes(of: claim.littleEndian) { padded.replaceSubrange((1 + 4 * table)..<(5 + 4 * table), with: $0) }
+        }
+        expectError(padded, "bytes in memory")
     }
 
     /// Batches whose columns break a rule (the encoder writes what it is given): decoding refuses each.
