@@ -4,19 +4,6 @@ import NIOHTTP1
 import WeftModel
 import WeftOTLP
 import WeftRuntime
-import WeftStorageEngine
-
-/// Why an export was refused; each transport maps it to its own answer (HTTP status or gRPC code).
-package enum IngestFailure: Error, Sendable, Equatable {
-    /// Unknown content encoding (its name).
-    case unsupportedEncoding(String)
-    /// Not valid OTLP (or not valid gzip): permanent.
-    case malformed(String)
-    /// Over the size limit after decompression: permanent.
-    case tooLarge(String)
-    /// Not stored (WAL overloaded or failed, or the node is recovering): retry later.
-    case unavailable(String)
-}
 
 /// What became of the spans of one export that was not refused as a whole.
 package struct IngestResult: Sendable, Equatable {
@@ -25,19 +12,15 @@ package struct IngestResult: Sendable, Equatable {
     package var message: String
 }
 
-/// Takes OTLP exports (from OTLP/HTTP or OTLP/gRPC): decode, check limits, log durably, add to the head.
+/// Takes OTLP exports (from OTLP/HTTP or OTLP/gRPC): decode, check limits and retention, then hand the
+/// batch to the sink (durable and queryable) and answer.
 package struct OTLPReceiver: Sendable {
 
-    package let head: Head
-    package let committer: WALCommitter
+    package let sink: any SpanSink
     package let metrics: NodeMetrics
     package let options: DecodeOptions
     /// Largest body after decompression.
     package let maxDecodedBytes: Int
-    /// The head stripe of each event loop, so loops never contend on head appends.
-    package let stripes: [ObjectIdentifier: Int]
-    /// Above this many spans in the head (flushes behind), writes are refused with a retry hint.
-    package var headMaxSpans: Int = .max
     /// Limits checked on every decoded batch before anything is written.
     package var limits = SpanLimits()
     /// Retention of an org in nanoseconds: spans that start earlier than now minus it are refused.
@@ -46,17 +29,13 @@ package struct OTLPReceiver: Sendable {
     package var nowNanos: @Sendable () -> UInt64 = { WallClock.nowNanos() }
 
     package init(
-        head: Head, committer: WALCommitter, metrics: NodeMetrics, options: DecodeOptions, maxDecodedBytes: Int,
-        stripes: [ObjectIdentifier: Int], headMaxSpans: Int = .max, limits: SpanLimits = SpanLimits(),
+        sink: any SpanSink, metrics: NodeMetrics, options: DecodeOptions, maxDecodedBytes: Int, limits: SpanLimits = SpanLimits(),
         retentionNanos: @escaping @Sendable (String) -> UInt64 = { _ in .max }
     ) {
-        self.head = head
-        self.committer = committer
+        self.sink = sink
         self.metrics = metrics
         self.options = options
         self.maxDecodedBytes = maxDecodedBytes
-        self.stripes = stripes
-        self.headMaxSpans = headMaxSpans
         self.limits = limits
         self.retentionNanos = retentionNanos
     }
@@ -95,7 +74,7 @@ package struct OTLPReceiver: Sendable {
     }
 
     /// The shared core: decoded (decompressed) `ExportTraceServiceRequest` bytes of `org` → decode →
-    /// WAL (durable) → head (visible) → outcome. The future always succeeds.
+    /// limits → sink (durable, visible) → outcome. The future always succeeds.
     package func ingest(
         _ body: ByteBuffer, encoding: OTLPEncoding, org: String, started: ContinuousClock.Instant, on loop: any EventLoop
     ) -> EventLoopFuture<Result<IngestResult, IngestFailure>> {
@@ -103,11 +82,9 @@ package struct OTLPReceiver: Sendable {
             self.metrics.rejectRequest(.tooLarge)
             return loop.makeSucceededFuture(.failure(.tooLarge("body exceeds the limit of \(self.maxDecodedBytes) bytes")))
         }
-        if self.head.spanCount >= self.headMaxSpans {
-            self.metrics.rejectRequest(.unavailable)
-            return loop.makeSucceededFuture(.failure(.unavailable(
-                "the in-memory head holds \(self.head.spanCount) spans (limit \(self.headMaxSpans)) while blocks are written; retry shortly"
-            )))
+        if let refusal = self.sink.refusal {
+            self.metrics.rejectRequest(Self.rejectReason(refusal))
+            return loop.makeSucceededFuture(.failure(refusal))
         }
         self.metrics.bytesDecoded.increment(by: Int64(body.readableBytes))
 
@@ -150,35 +127,29 @@ package struct OTLPReceiver: Sendable {
         }
 
         // Durable first, then visible, then acknowledged.
-        let record: [UInt8]
-        do {
-            record = try body.withUnsafeReadableBytes { (raw) throws(DiskError) -> [UInt8] in try WALEntry.framed(org: org, encoding: encoding, body: raw) }
-        } catch {
-            self.metrics.rejectRequest(.malformed)
-            return loop.makeSucceededFuture(.failure(.malformed("\(error)")))
-        }
-        let promise = loop.makePromise(of: Result<IngestResult, IngestFailure>.self)
-        let head = self.head
         let metrics = self.metrics
-        let decoded = batch
-        let stripe = self.stripes[ObjectIdentifier(loop)] ?? 0
-        self.committer.submit(record) { committed in
-            switch committed {
-            case .success(let segment):
-                // Back on the event loop: the WAL thread only writes and syncs.
-                loop.execute {
-                    head.appendExpected(decoded, org: org, stripe: stripe, segment: segment)
-                    metrics.spansAccepted.increment(by: Int64(accepted))
-                    metrics.otlpLatency.record(ContinuousClock.now - started)
-                    promise.succeed(.success(result))
-                }
-            case .failure(let error):
-                metrics.rejectRequest(.unavailable)
-                metrics.rejectSpans(accepted, .unavailable)
-                promise.succeed(.failure(.unavailable("spans not stored: \(error)")))
+        return self.sink.write(batch, org: org, on: loop).map { stored in
+            switch stored {
+            case .success:
+                metrics.spansAccepted.increment(by: Int64(accepted))
+                metrics.otlpLatency.record(ContinuousClock.now - started)
+                return .success(result)
+            case .failure(let failure):
+                metrics.rejectRequest(Self.rejectReason(failure))
+                if case .unavailable = failure { metrics.rejectSpans(accepted, .unavailable) }
+                return .failure(failure)
             }
         }
-        return promise.futureResult
+    }
+
+    /// The metrics label of a refusal.
+    package static func rejectReason(_ failure: IngestFailure) -> NodeMetrics.RejectReason {
+        switch failure {
+        case .unsupportedEncoding: return .unsupportedMediaType
+        case .malformed: return .malformed
+        case .tooLarge: return .tooLarge
+        case .unavailable: return .unavailable
+        }
     }
 
     /// `POST /v1/traces` (OTLP/HTTP): answers per PROTOCOLS §1.2.

@@ -415,9 +415,12 @@ public final class WeftNode: Service {
                 )
                 maintainer = blockMaintainer
                 maintainerBox.withLock { $0 = blockMaintainer }
+                let sink = LocalSpanSink(
+                    head: head, committer: walCommitter, placement: engine.configuration.placement, stripes: stripes,
+                    headMaxSpans: config.headMaxSpans
+                )
                 gate.open(OTLPReceiver(
-                    head: head, committer: walCommitter, metrics: metrics, options: options,
-                    maxDecodedBytes: config.maxBodyBytes, stripes: stripes, headMaxSpans: config.headMaxSpans,
+                    sink: sink, metrics: metrics, options: options, maxDecodedBytes: config.maxBodyBytes,
                     limits: config.spanLimits, retentionNanos: { [engineConfiguration = engine.configuration] in engineConfiguration.retention(of: $0) }
                 ))
             }

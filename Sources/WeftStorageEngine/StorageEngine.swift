@@ -129,9 +129,9 @@ public final class StorageEngine: Sendable {
                 index = 0
             }
             defer { index += 1 }
-            let entry: (org: String, encoding: OTLPEncoding, body: UnsafeRawBufferPointer)
+            let entry: (org: String, placement: String, batch: SpanBatch)
             do {
-                entry = try WALEntry.parse(record)
+                entry = try WALEntry.decode(record, decoder: &decoder, legacyPlacement: self.configuration.placement)
             } catch {
                 report.quarantined.append(Self.quarantine(record, segment: segment, index: index, reason: "\(error)", wal: wal))
                 return
@@ -140,13 +140,7 @@ public final class StorageEngine: Sendable {
                 report.skippedRecords += 1
                 return
             }
-            var batch = SpanBatch()
-            do {
-                _ = try decoder.decode(entry.body, encoding: entry.encoding, into: &batch)
-            } catch {
-                report.quarantined.append(Self.quarantine(record, segment: segment, index: index, reason: "\(error)", wal: wal))
-                return
-            }
+            var batch = entry.batch
             let retention = self.configuration.retention(of: entry.org)
             report.refusedSpans += limits.enforce(on: &batch, minStartNanos: nowNanos > retention ? nowNanos - retention : 0).rejectedSpans
             report.spans += batch.spanCount
