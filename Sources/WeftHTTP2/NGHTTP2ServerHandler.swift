@@ -246,8 +246,8 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.scheduleFlush()
         guard let loop = self.context?.eventLoop else { return }
         let handler = NIOLoopBound(self, eventLoop: loop)
-        let writer = HTTP2BodyWriter { piece, end in
-            loop.flatSubmit { handler.value.writeBody(streamID, piece, end: end, loop: loop) }
+        let writer = HTTP2BodyWriter { piece, end, trailers in
+            loop.flatSubmit { handler.value.writeBody(streamID, piece, end: end, trailers: trailers, loop: loop) }
         }
         Task {
             do {
@@ -259,7 +259,9 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         }
     }
 
-    private func writeBody(_ streamID: Int32, _ piece: ByteBuffer, end: Bool, loop: any EventLoop) -> EventLoopFuture<Void> {
+    private func writeBody(
+        _ streamID: Int32, _ piece: ByteBuffer, end: Bool, trailers: HTTP2BodyWriter.Fields?, loop: any EventLoop
+    ) -> EventLoopFuture<Void> {
         guard let session = self.session, let state = self.streamingStreams[streamID], !self.bodyWrites.isWaiting(streamID) else {
             return loop.makeFailedFuture(HTTP2StreamClosed(errorCode: nil))
         }
@@ -267,6 +269,7 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
             self.streamingStreams[streamID] = nil
             return loop.makeFailedFuture(HTTP2StreamClosed(errorCode: code))
         }
+        if end, let trailers { session.replaceTrailers(streamID, trailers) }
         let promise = loop.makePromise(of: Void.self)
         guard self.bodyWrites.write(piece, end: end, on: streamID, session: session, promise: promise) else {
             promise.fail(HTTP2StreamClosed(errorCode: nil))
