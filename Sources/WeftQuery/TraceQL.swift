@@ -64,6 +64,8 @@ public enum TraceQLValue: Sendable, Equatable {
     case status(UInt8)
     /// `unspecified`, `internal`, `server`, `client`, `producer`, `consumer`.
     case kind(UInt8)
+    /// `nil`: `field != nil` holds where the field exists, `field = nil` where it does not.
+    case absent
 }
 
 /// A metrics stage: one function per span, grouped by fields.
@@ -135,7 +137,7 @@ struct TraceQLLexer {
         var out: [TraceQLToken] = []
         var i = 0
         func isIdentifierStart(_ c: Character) -> Bool { c.isLetter || c == "_" || c == "." }
-        func isIdentifierPart(_ c: Character) -> Bool { c.isLetter || c.isNumber || c == "_" || c == "." || c == "-" || c == "/" }
+        func isIdentifierPart(_ c: Character) -> Bool { c.isLetter || c.isNumber || c == "_" || c == "." || c == "-" || c == "/" || c == ":" }
         while i < chars.count {
             let c = chars[i]
             if c.isWhitespace {
@@ -329,6 +331,15 @@ struct TraceQLParser {
         guard case .identifier(let name) = self.current.kind else { throw self.error("an attribute or intrinsic (name, status, kind, duration, …)") }
         self.advance()
         if let intrinsic = TraceQLField.Intrinsic(rawValue: name) { return .intrinsic(intrinsic) }
+        if name.contains(":") {
+            guard let intrinsic = Self.scopedIntrinsics[name] else {
+                throw TraceQLError(
+                    position: self.tokens[self.at - 1].position,
+                    message: "unsupported intrinsic '\(name)'; use one of \(Self.scopedIntrinsics.keys.sorted().joined(separator: ", "))"
+                )
+            }
+            return .intrinsic(intrinsic)
+        }
         if name.hasPrefix("span.") && name.count > 5 { return .attribute(.span, String(name.dropFirst(5))) }
         if name.hasPrefix("resource.") && name.count > 9 { return .attribute(.resource, String(name.dropFirst(9))) }
         if name.hasPrefix(".") && name.count > 1 { return .attribute(.any, String(name.dropFirst())) }
@@ -337,6 +348,12 @@ struct TraceQLParser {
         }
         return .attribute(.any, name)
     }
+
+    /// Intrinsics spelled with their scope, as Grafana's query builder writes them.
+    static let scopedIntrinsics: [String: TraceQLField.Intrinsic] = [
+        "span:name": .name, "span:status": .status, "span:kind": .kind, "span:duration": .duration, "span:statusMessage": .statusMessage,
+        "trace:rootService": .rootServiceName, "trace:rootName": .rootName, "trace:duration": .traceDuration,
+    ]
 
     mutating func value(for field: TraceQLField) throws(TraceQLError) -> TraceQLValue {
         let token = self.current
@@ -358,6 +375,7 @@ struct TraceQLParser {
         case .identifier(let word):
             self.advance()
             switch word {
+            case "nil": return .absent
             case "true": return .bool(true)
             case "false": return .bool(false)
             case "ok": return .status(1)
@@ -381,6 +399,10 @@ struct TraceQLParser {
             } catch {
                 throw TraceQLError(position: position, message: "invalid regular expression \"\(pattern)\": \(error)")
             }
+        }
+        if value == .absent {
+            guard op == .equal || op == .notEqual else { throw TraceQLError(position: position, message: "nil compares with = or != only") }
+            return
         }
         guard case .intrinsic(let i) = field else { return }
         switch i {

@@ -32,6 +32,8 @@ public struct CompiledTraceQLFilter {
         case string(IDTest)
         case number(TraceQLOperator, Double)
         case bool(equal: Bool, Bool)
+        /// `!= nil` (true) or `= nil` (false).
+        case exists(Bool)
     }
 
     let root: Node
@@ -84,6 +86,10 @@ public struct CompiledTraceQLFilter {
         case .all: return .all
         case .and(let a, let b): return .and(compile(a, strings), compile(b, strings))
         case .or(let a, let b): return .or(compile(a, strings), compile(b, strings))
+        case .comparison(let field, let op, .absent):
+            guard case .attribute(let scope, let name) = field else { return op == .notEqual ? .all : .none }
+            guard let key = strings.lookup(name) else { return op == .equal ? .all : .none }
+            return .test(.attribute(scope: scope, key: key, .exists(op == .notEqual)))
         case .comparison(let field, let op, let value):
             switch (field, value) {
             case (.intrinsic(.name), .string(let s)):
@@ -144,6 +150,10 @@ public struct CompiledTraceQLFilter {
             case .duration(let op, let d):
                 let s = b.startTime[row], e = b.endTime[row]
                 return compare(Double(e > s ? e - s : 0), op, Double(d))
+            case .attribute(let scope, let key, .exists(let present)):
+                let onSpan = scope != .resource && attribute(b.attrs, b.attrRange(row), key, .exists(true)) != nil
+                let found = onSpan || (scope != .span && attribute(b.resourceAttrs, b.resourceAttrRange(Int(b.resourceIndex[row])), key, .exists(true)) != nil)
+                return found == present
             case .attribute(let scope, let key, let test):
                 if scope != .resource, let hit = attribute(b.attrs, b.attrRange(row), key, test) { return hit }
                 if scope != .span, let hit = attribute(b.resourceAttrs, b.resourceAttrRange(Int(b.resourceIndex[row])), key, test) { return hit }
@@ -162,6 +172,7 @@ public struct CompiledTraceQLFilter {
             case (.number(let op, let x), .int): return compare(Double(Int64(bitPattern: v)), op, x)
             case (.number(let op, let x), .double): return compare(Double(bitPattern: v), op, x)
             case (.bool(let equal, let x), .bool): return ((v != 0) == x) == equal
+            case (.exists, _): return true
             default: continue
             }
         }
