@@ -38,6 +38,7 @@ public enum QueryResponses {
                                             so.string(String(s.startNanos))
                                             so.key("durationNanos")
                                             so.string(String(s.durationNanos))
+                                            if !s.attributes.isEmpty { writeLabels(&so, s.attributes, key: "attributes") }
                                         }
                                     }
                                 }

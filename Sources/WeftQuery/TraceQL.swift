@@ -4,10 +4,13 @@
 ///     { resource.service.name = "checkout" && span.gen_ai.request.model =~ "gpt-4.*" && duration > 2s }
 ///     { status = error } | rate() by (resource.service.name)
 ///     { span.gen_ai.request.model != "" } | quantile_over_time(duration, .5, .95, .99) by (span.gen_ai.request.model) | topk(10)
+///     { status = error } | select(span.tenant_id, resource.service.name)
 public struct TraceQLQuery: Sendable, Equatable {
     public var filter: TraceQLFilter
     public var metrics: TraceQLMetrics?
     public var limit: TraceQLLimit?
+    /// `| select(f, …)`: attributes a search shows on each matching span (with those the filter reads).
+    public var select: [TraceQLField] = []
 
     /// Parses a query; throws ``TraceQLError`` naming the position and what was expected.
     public init(parsing text: String) throws(TraceQLError) {
@@ -15,10 +18,11 @@ public struct TraceQLQuery: Sendable, Equatable {
         self = try parser.query()
     }
 
-    init(filter: TraceQLFilter, metrics: TraceQLMetrics?, limit: TraceQLLimit?) {
+    init(filter: TraceQLFilter, metrics: TraceQLMetrics?, limit: TraceQLLimit?, select: [TraceQLField] = []) {
         self.filter = filter
         self.metrics = metrics
         self.limit = limit
+        self.select = select
     }
 }
 
@@ -258,9 +262,33 @@ struct TraceQLParser {
         try self.expect("}", "'&&', '||' or '}'")
         var metrics: TraceQLMetrics? = nil
         var limit: TraceQLLimit? = nil
+        var select: [TraceQLField] = []
         while self.current.kind == .symbol("|") {
             self.advance()
-            guard case .identifier(let name) = self.current.kind else { throw self.error("a metrics function or topk/bottomk after '|'") }
+            guard case .identifier(let name) = self.current.kind else { throw self.error("a metrics function, select or topk/bottomk after '|'") }
+            if name == "select" {
+                guard metrics == nil, select.isEmpty else {
+                    throw TraceQLError(position: self.current.position, message: "select(...) comes once, straight after the spanset filter, and not with a metrics stage")
+                }
+                self.advance()
+                try self.expect("(", "'(' after select")
+                select.append(try self.field())
+                while self.current.kind == .symbol(",") {
+                    self.advance()
+                    select.append(try self.field())
+                }
+                try self.expect(")", "',' or ')'")
+                continue
+            }
+            if Self.spansetAggregates.contains(name) {
+                throw TraceQLError(
+                    position: self.current.position,
+                    message: "spanset aggregates such as '| \(name)() > 2' are not supported; filter spans inside { } or use a metrics stage such as count_over_time()"
+                )
+            }
+            if !select.isEmpty && name != "topk" && name != "bottomk" {
+                throw TraceQLError(position: self.current.position, message: "select(...) and a metrics stage do not mix")
+            }
             if name == "topk" || name == "bottomk" {
                 guard metrics != nil else {
                     throw TraceQLError(position: self.current.position, message: "\(name) needs a metrics stage before it (e.g. | rate() by (...) | \(name)(10))")
@@ -278,7 +306,7 @@ struct TraceQLParser {
             metrics = try self.metricsStage()
         }
         guard self.current.kind == .end else { throw self.error("'|' or the end of the query") }
-        return TraceQLQuery(filter: filter, metrics: metrics, limit: limit)
+        return TraceQLQuery(filter: filter, metrics: metrics, limit: limit, select: select)
     }
 
     mutating func orExpression() throws(TraceQLError) -> TraceQLFilter {
@@ -348,6 +376,9 @@ struct TraceQLParser {
         }
         return .attribute(.any, name)
     }
+
+    /// Tempo's spanset pipeline aggregates (`| count() > 2`), which Weft does not evaluate.
+    static let spansetAggregates: Set<String> = ["count", "avg", "min", "max", "sum"]
 
     /// Intrinsics spelled with their scope, as Grafana's query builder writes them.
     static let scopedIntrinsics: [String: TraceQLField.Intrinsic] = [

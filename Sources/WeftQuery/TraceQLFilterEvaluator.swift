@@ -179,3 +179,55 @@ public struct CompiledTraceQLFilter {
         return nil
     }
 }
+
+/// The attributes a search shows on each matching span: those its filter compares and those of
+/// `| select(…)`, in that order, each once.
+struct SpanAttributeSelection {
+    let fields: [(scope: TraceQLField.Scope, name: String)]
+
+    init(filter: TraceQLFilter, select: [TraceQLField]) {
+        var fields: [(scope: TraceQLField.Scope, name: String)] = []
+        func add(_ field: TraceQLField) {
+            guard case .attribute(let scope, let name) = field, !fields.contains(where: { $0.scope == scope && $0.name == name }) else { return }
+            fields.append((scope, name))
+        }
+        var pending = [filter]
+        var compared: [TraceQLField] = []
+        while let f = pending.popLast() {
+            switch f {
+            case .all: break
+            case .and(let a, let b), .or(let a, let b): pending += [b, a]
+            case .comparison(let field, _, _): compared.append(field)
+            }
+        }
+        for field in compared + select { add(field) }
+        self.fields = fields
+    }
+
+    /// The row's values of the fields it has (span attribute first, then its resource's, as scoped).
+    func values(_ b: SpanBatch, _ row: Int) -> [(key: String, value: GroupValue)] {
+        var out: [(key: String, value: GroupValue)] = []
+        for (scope, name) in self.fields {
+            guard let key = b.strings.lookup(name) else { continue }
+            let value = (scope != .resource ? Self.value(b.attrs, b.attrRange(row), key, b.strings) : nil)
+                ?? (scope != .span ? Self.value(b.resourceAttrs, b.resourceAttrRange(Int(b.resourceIndex[row])), key, b.strings) : nil)
+            if let value { out.append((name, value)) }
+        }
+        return out
+    }
+
+    /// Scalar values only (arrays, maps and bytes are left out).
+    private static func value(_ attrs: AttributeColumns, _ range: Range<Int>, _ key: UInt32, _ strings: StringTable) -> GroupValue? {
+        for i in range where attrs.keys[i] == key {
+            let v = attrs.values[i]
+            switch ValueType(rawValue: attrs.types[i]) {
+            case .string: return .string(strings.string(UInt32(truncatingIfNeeded: v)))
+            case .int: return .int(Int64(bitPattern: v))
+            case .double: return .double(Double(bitPattern: v))
+            case .bool: return .bool(v != 0)
+            default: return nil
+            }
+        }
+        return nil
+    }
+}

@@ -94,7 +94,7 @@ def test_tempo_json_answers_parse_strictly(node):
     ids = send_traces(node)
     since = {"start": str(int(time.time()) - 3600), "end": str(int(time.time()) + 60)}
     answers = [
-        ("/api/search", {"q": '{ span.tenant_id = "acme" }', "limit": "20"}, "SearchResponse"),
+        ("/api/search", {"q": '{ span.tenant_id = "acme" } | select(span.gen_ai.request.model)', "limit": "20"}, "SearchResponse"),
         ("/api/search", {"tags": "tenant_id=acme"}, "SearchResponse"),
         ("/api/search/tags", {}, "SearchTagsResponse"),
         ("/api/v2/search/tags", {"scope": "span"}, "SearchTagsV2Response"),
@@ -111,6 +111,10 @@ def test_tempo_json_answers_parse_strictly(node):
         if message == "SearchResponse":
             assert {t.traceID.rjust(32, "0") for t in parsed.traces} == {ids[0], ids[2], ids[4]}
             assert all(t.spanSets[0].matched >= 1 and t.serviceStats["support-bot"].spanCount == 3 for t in parsed.traces)
+            if "select" in params.get("q", ""):  # compared and selected attributes on each matching span
+                shown = [{kv.key: kv.value.string_value for kv in span.attributes} for t in parsed.traces for span in t.spanSets[0].spans]
+                assert shown and all(a.get("tenant_id") == "acme" for a in shown)
+                assert {a.get("gen_ai.request.model") for a in shown} == {"gpt-4o", None}
         if message == "SearchTagValuesV2Response":
             assert [(v.type, v.value) for v in parsed.tagValues] == [("string", "acme")]
         if message == "QueryRangeResponse":
@@ -158,6 +162,7 @@ def test_streaming_search_over_grpc(node):
     found = [t.traceID.rjust(32, "0") for m in messages for t in m.traces]
     assert sorted(found) == sorted([ids[0], ids[2], ids[4], late[0]])
     assert all(t.spanSets[0].spans[0].name == "chat gpt-4o" for m in messages for t in m.traces)
+    assert all(t.spanSets[0].spans[0].attributes[0].value.string_value == "gpt-4o" for m in messages for t in m.traces)
     # The tenant's header travels as gRPC metadata: another org sees nothing.
     other = stream(node, "Search", request, "SearchResponse", metadata=[("x-scope-orgid", "elsewhere")])
     assert len(other) >= 2 and not any(m.traces for m in other)

@@ -57,4 +57,30 @@ struct TraceQLGrafanaTests {
             }
         }
     }
+
+    @Test func test_select_parsesAndRefusesWhatItCannotJoin() throws {
+        let q = try TraceQLQuery(parsing: "{ status = error } | select(span.tenant_id, resource.service.name)")
+        #expect(q.select == [.attribute(.span, "tenant_id"), .attribute(.resource, "service.name")] && q.metrics == nil)
+        #expect(throws: TraceQLError.self) { try TraceQLQuery(parsing: "{ } | select(span.a) | rate()") }
+        #expect(throws: TraceQLError.self) { try TraceQLQuery(parsing: "{ } | rate() | select(span.a)") }
+        do {
+            _ = try TraceQLQuery(parsing: "{ } | count() > 2")
+            Issue.record("count() parsed")
+        } catch {
+            #expect(error.message.contains("spanset aggregates such as '| count() > 2' are not supported"))
+        }
+    }
+
+    /// Matching spans carry the attributes the filter compares, then the selected ones.
+    @Test func test_searchShowsComparedAndSelectedAttributes() throws {
+        let engine = StorageEngine(head: SearchTests.head(), store: BlockStore(disk: SimulatedDisk(), directory: "/b"))
+        let request = try SearchRequest(parameters: ["q": "{ span.tenant_id != nil } | select(span.retries, resource.service.name, span.absent)"])
+        let result = try SearchExecutor.columnar(request, snapshot: engine.snapshot(org: "o"), store: engine.store)
+        let shown = Dictionary(uniqueKeysWithValues: result.traces.flatMap(\.matchedSpans).map { s in
+            (s.spanID, s.attributes.map { "\($0.key)=\($0.value)" })
+        })
+        #expect(shown[2] == ["tenant_id=acme", "retries=2", "service.name=tfy-llm-gateway"])
+        #expect(shown[3] == ["tenant_id=globex", "service.name=tfy-llm-gateway"])
+        #expect(shown.count == 2)
+    }
 }

@@ -26,8 +26,9 @@ extension QueryResponses {
         }
     }
 
-    static func writeLabels(_ w: inout JSONWriter, _ labels: [(key: String, value: GroupValue)]) {
-        w.key("labels")
+    /// `"labels"` (or `key`): OTLP key-values.
+    static func writeLabels(_ w: inout JSONWriter, _ labels: [(key: String, value: GroupValue)], key: String = "labels") {
+        w.key(key)
         w.array { a in
             for l in labels {
                 a.object { o in

@@ -21,6 +21,7 @@ enum TempoResponses {
                             span.stringField(2, s.name)
                             span.varintField(3, s.startNanos)
                             span.varintField(4, s.durationNanos)
+                            Self.writeLabels(&span, field: 5, s.attributes)
                         }
                     }
                     set.varintField(2, UInt64(t.matched))
@@ -46,7 +47,7 @@ enum TempoResponses {
         var w = ProtoWriter(capacity: 256 + series.count * 256)
         for s in series {
             w.message(1) { ts in
-                Self.writeLabels(&ts, s.labels)
+                Self.writeLabels(&ts, field: 1, s.labels)
                 for (t, v) in s.samples {
                     ts.message(2) { sample in
                         sample.doubleField(1, v)
@@ -64,7 +65,7 @@ enum TempoResponses {
         var w = ProtoWriter(capacity: 256 + series.count * 128)
         for s in series {
             w.message(1) { inst in
-                Self.writeLabels(&inst, s.labels)
+                Self.writeLabels(&inst, field: 1, s.labels)
                 inst.doubleField(2, s.samples.first?.value ?? 0)
             }
         }
@@ -85,10 +86,10 @@ enum TempoResponses {
         }
     }
 
-    /// Repeated OTLP `KeyValue` labels in field 1.
-    private static func writeLabels(_ w: inout ProtoWriter, _ labels: [(key: String, value: GroupValue)]) {
+    /// Repeated OTLP `KeyValue`s in `field`.
+    private static func writeLabels(_ w: inout ProtoWriter, field: UInt32, _ labels: [(key: String, value: GroupValue)]) {
         for l in labels {
-            w.message(1) { kv in
+            w.message(field) { kv in
                 kv.stringField(1, l.key)
                 kv.message(2) { v in
                     switch l.value {
