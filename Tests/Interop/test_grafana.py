@@ -3,6 +3,8 @@ trace by ID in protobuf (v1 `Trace`, v2 `TraceByIDResponse`), every Tempo-shaped
 against Tempo's message definitions with unknown fields rejected, buildinfo's version gates, and the
 streaming `tempopb.StreamingQuerier` calls over gRPC on the query port."""
 
+import json
+import os
 import time
 from urllib.parse import urlparse
 
@@ -204,3 +206,25 @@ def test_streaming_errors_have_grpc_status(node):
     with pytest.raises(grpc.RpcError) as err:
         stream(node, "SearchTagsV3", bad, "SearchResponse")
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_provisioned_dashboard_queries_answer(node):
+    """Every query of ops/grafana's LLM dashboard runs on Weft and decodes strictly, with data."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "ops", "grafana", "dashboards", "llm-traffic.json")
+    with open(path) as f:
+        dashboard = json.load(f)
+    send_traces(node)
+    now = int(time.time())
+    window = {"start": str(now - 3600), "end": str(now + 60)}
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "weft" and target["queryType"] == "traceql"
+            if "metricsQueryType" in target:
+                r = node.get("/api/metrics/query_range", q=target["query"], step="60s", **window)
+                assert r.status_code == 200, (panel["title"], r.text)
+                series = tempo.parse_json(r.text, "QueryRangeResponse").series
+                assert any(s.labels[0].value.string_value in ("gpt-4o", "claude", "acme", "globex") for s in series), panel["title"]
+            else:
+                r = node.get("/api/search", q=target["query"], limit=str(target["limit"]), **window)
+                assert r.status_code == 200, (panel["title"], r.text)
+                assert len(tempo.parse_json(r.text, "SearchResponse").traces) == 1, panel["title"]
