@@ -202,7 +202,7 @@ struct TraceQLLexer {
                 i += 2
                 continue
             }
-            if "{}()=<>|,!".contains(c) {
+            if "{}()=<>|,!~".contains(c) {
                 out.append(TraceQLToken(kind: .symbol(String(c)), position: start))
                 i += 1
                 continue
@@ -260,6 +260,12 @@ struct TraceQLParser {
         var filter = TraceQLFilter.all
         if self.current.kind != .symbol("}") { filter = try self.orExpression() }
         try self.expect("}", "'&&', '||' or '}'")
+        if case .symbol(let s) = self.current.kind, s != "|" {
+            throw TraceQLError(
+                position: self.current.position,
+                message: "spanset operators ('>>', '<<', '>', '<', '~', '&&', '||' between { } spansets) are not supported; use one spanset filter"
+            )
+        }
         var metrics: TraceQLMetrics? = nil
         var limit: TraceQLLimit? = nil
         var select: [TraceQLField] = []

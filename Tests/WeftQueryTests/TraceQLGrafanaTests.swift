@@ -63,6 +63,14 @@ struct TraceQLGrafanaTests {
         #expect(q.select == [.attribute(.span, "tenant_id"), .attribute(.resource, "service.name")] && q.metrics == nil)
         #expect(throws: TraceQLError.self) { try TraceQLQuery(parsing: "{ } | select(span.a) | rate()") }
         #expect(throws: TraceQLError.self) { try TraceQLQuery(parsing: "{ } | rate() | select(span.a)") }
+        for structural in ["{ } >> { }", "{ .a = 1 } && { .b = 2 }", "{ } ~ { }", "{ } < { }"] {
+            do {
+                _ = try TraceQLQuery(parsing: structural)
+                Issue.record("\(structural) parsed")
+            } catch {
+                #expect(error.message.contains("spanset operators"), "\(structural)")
+            }
+        }
         do {
             _ = try TraceQLQuery(parsing: "{ } | count() > 2")
             Issue.record("count() parsed")
