@@ -15,7 +15,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 import tempo_messages as tempo
-from test_node import data_dir, emit_llm_trace, make_provider, node  # noqa: F401  (fixtures)
+from test_node import Node, data_dir, emit_llm_trace, make_provider, node  # noqa: F401  (fixtures)
 
 PROTOBUF = {"Accept": "application/protobuf"}
 
@@ -206,6 +206,26 @@ def test_streaming_errors_have_grpc_status(node):
     with pytest.raises(grpc.RpcError) as err:
         stream(node, "SearchTagsV3", bad, "SearchResponse")
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_a_limit_hit_while_streaming_ends_with_its_status(data_dir):
+    """The status comes in the trailers after the response headers went out: RESOURCE_EXHAUSTED."""
+    with open(os.path.join(data_dir, "config.json"), "w") as f:
+        json.dump({"queryMaxSeries": 1}, f)
+    node = Node(data_dir)
+    node.extra = ["--config", os.path.join(data_dir, "config.json")]
+    node.start()
+    try:
+        send_traces(node)
+        now_ns = time.time_ns()
+        request = tempo.classes["QueryRangeRequest"](
+            query="{ } | count_over_time() by (span.gen_ai.request.model)", start=now_ns - 3_600_000_000_000, end=now_ns + 60_000_000_000
+        )
+        with pytest.raises(grpc.RpcError) as err:
+            stream(node, "MetricsQueryRange", request, "QueryRangeResponse")
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "more than 1 series" in err.value.details()
+    finally:
+        node.kill()
 
 
 def test_provisioned_dashboard_queries_answer(node):
