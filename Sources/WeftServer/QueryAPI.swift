@@ -305,9 +305,10 @@ struct QueryAPI: Sendable {
             return run {
                 QueryAPI.aggregateScanned(engine: engine, org: org) { snapshot in
                     let q = metricsRequest.aggregation
-                    let partial = try AggregationExecutor.partial(q, snapshot: snapshot, store: engine.store, limits: limits)
-                    let series = try partial.series(q, metrics: metricsRequest.query.metrics, limit: metricsRequest.query.limit, checking: limits)
-                    let stats = QueryAPI.timed(partial.stats, since: started)
+                    let (series, scanned) = try AggregationExecutor.series(
+                        q, metrics: metricsRequest.query.metrics, limit: metricsRequest.query.limit, snapshot: snapshot, store: engine.store, limits: limits
+                    )
+                    let stats = QueryAPI.timed(scanned, since: started)
                     return (instant ? QueryResponses.metricsInstant(series, stats) : QueryResponses.metricsRange(series, stats), stats)
                 }
             }

@@ -173,11 +173,12 @@ struct StreamingQuerier: Sendable {
                 return .success((TempoResponses.search(changed, result.stats, completedJobs: completed, totalJobs: total), digests))
             case .metrics(let request, let instant):
                 let q = request.aggregation
-                let partial = try AggregationExecutor.partial(q, snapshot: snapshot, store: store, limits: limits)
-                let series = try partial.series(q, metrics: request.query.metrics, limit: request.query.limit, checking: limits)
+                let (series, stats) = try AggregationExecutor.series(
+                    q, metrics: request.query.metrics, limit: request.query.limit, snapshot: snapshot, store: store, limits: limits
+                )
                 let bytes = instant
-                    ? TempoResponses.queryInstant(series, partial.stats, completedJobs: completed, totalJobs: total)
-                    : TempoResponses.queryRange(series, partial.stats, completedJobs: completed, totalJobs: total)
+                    ? TempoResponses.queryInstant(series, stats, completedJobs: completed, totalJobs: total)
+                    : TempoResponses.queryRange(series, stats, completedJobs: completed, totalJobs: total)
                 return .success((bytes, [:]))
             }
         } catch let error as AggregationError {
