@@ -286,10 +286,10 @@ struct TraceQLParser {
                 try self.expect(")", "',' or ')'")
                 continue
             }
-            if Self.spansetAggregates.contains(name) {
+            if Self.spansetStages.contains(name) {
                 throw TraceQLError(
                     position: self.current.position,
-                    message: "spanset aggregates such as '| \(name)() > 2' are not supported; filter spans inside { } or use a metrics stage such as count_over_time()"
+                    message: "the spanset stage '| \(name)(…)' is not supported; filter spans inside { } or use a metrics stage such as count_over_time() by (…)"
                 )
             }
             if !select.isEmpty && name != "topk" && name != "bottomk" {
@@ -383,8 +383,8 @@ struct TraceQLParser {
         return .attribute(.any, name)
     }
 
-    /// Tempo's spanset pipeline aggregates (`| count() > 2`), which Weft does not evaluate.
-    static let spansetAggregates: Set<String> = ["count", "avg", "min", "max", "sum"]
+    /// Tempo's spanset pipeline stages (`| count() > 2`, `| by(…)`, `| coalesce()`), which Weft does not evaluate.
+    static let spansetStages: Set<String> = ["count", "avg", "min", "max", "sum", "by", "coalesce"]
 
     /// Intrinsics spelled with their scope, as Grafana's query builder writes them.
     static let scopedIntrinsics: [String: TraceQLField.Intrinsic] = [

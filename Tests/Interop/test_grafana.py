@@ -206,6 +206,11 @@ def test_streaming_errors_have_grpc_status(node):
     with pytest.raises(grpc.RpcError) as err:
         stream(node, "SearchTagsV3", bad, "SearchResponse")
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    # What the query builder can write but Weft does not evaluate is refused by name, on HTTP too.
+    for q, named in [("{ } | by(resource.service.name)", "'| by(…)' is not supported"), ("{ } >> { }", "spanset operators"),
+                     ("{ } | count() > 2", "'| count(…)' is not supported"), ('{ event:name = "x" }', "unsupported intrinsic 'event:name'")]:
+        r = node.get("/api/search", q=q)
+        assert r.status_code == 400 and named in r.json()["error"], (q, r.text)
 
 
 def test_a_limit_hit_while_streaming_ends_with_its_status(data_dir):

@@ -75,7 +75,7 @@ struct TraceQLGrafanaTests {
             _ = try TraceQLQuery(parsing: "{ } | count() > 2")
             Issue.record("count() parsed")
         } catch {
-            #expect(error.message.contains("spanset aggregates such as '| count() > 2' are not supported"))
+            #expect(error.message.contains("the spanset stage '| count(…)' is not supported"))
         }
     }
 
