@@ -94,6 +94,8 @@ public final class HTTP2BodyWriter: Sendable {
     public typealias Fields = [(name: String, value: String)]
     private let write: @Sendable (ByteBuffer, Bool, Fields?) -> EventLoopFuture<Void>
     private let endTrailers = Mutex<Fields?>(nil)
+    /// Told once when the peer resets the stream or the connection closes before the body ends.
+    private let closeActions = Mutex<(closed: Bool, actions: [@Sendable () -> Void])>((false, []))
 
     init(write: @escaping @Sendable (ByteBuffer, Bool, Fields?) -> EventLoopFuture<Void>) {
         self.write = write
@@ -112,6 +114,24 @@ public final class HTTP2BodyWriter: Sendable {
 
     func finish() async throws {
         try await self.write(ByteBuffer(), true, self.endTrailers.withLock { $0 }).get()
+    }
+
+    /// Runs `action` when the peer resets the stream or the connection closes before the body ends (at
+    /// once if that already happened), so a producer busy between writes can stop its work.
+    public func onClose(_ action: @escaping @Sendable () -> Void) {
+        let closed = self.closeActions.withLock { state in
+            if !state.closed { state.actions.append(action) }
+            return state.closed
+        }
+        if closed { action() }
+    }
+
+    func peerClosed() {
+        let actions = self.closeActions.withLock { state in
+            defer { state = (true, []) }
+            return state.closed ? [] : state.actions
+        }
+        for action in actions { action() }
     }
 }
 

@@ -25,6 +25,8 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
     /// Streams whose body a producer is writing; a close code once the stream is gone (kept until the
     /// producer's next write or its end, so it learns why).
     private var streamingStreams: [Int32: UInt32?] = [:]
+    /// The writers of streamed bodies, told when their stream closes early.
+    private var streamWriters: [Int32: HTTP2BodyWriter] = [:]
     /// Request bodies being handed to their handlers piece by piece.
     private var incoming: [Int32: StreamBridge] = [:]
 
@@ -57,6 +59,9 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
     /// The connection is gone: streamed bodies being written fail.
     private func failStreamedBodies() {
         self.streamingStreams = [:]
+        let writers = self.streamWriters
+        self.streamWriters = [:]
+        for (_, writer) in writers { writer.peerClosed() }
         let bodies = self.incoming
         self.incoming = [:]
         self.bodyWrites.failAll(HTTP2StreamClosed(errorCode: nil))
@@ -188,6 +193,7 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
                     // A waiting write learns the code now; otherwise the producer's next write does.
                     self.streamingStreams[streamID] = self.bodyWrites.fail(streamID, HTTP2StreamClosed(errorCode: code)) ? nil : .some(code)
                 }
+                if !self.streamWriters.isEmpty { self.streamWriters.removeValue(forKey: streamID)?.peerClosed() }
             case .goAway, .pingAck:
                 break
             }
@@ -249,6 +255,7 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         let writer = HTTP2BodyWriter { piece, end, trailers in
             loop.flatSubmit { handler.value.writeBody(streamID, piece, end: end, trailers: trailers, loop: loop) }
         }
+        self.streamWriters[streamID] = writer
         Task {
             do {
                 try await producer(writer)
@@ -275,12 +282,16 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
             promise.fail(HTTP2StreamClosed(errorCode: nil))
             return promise.futureResult
         }
-        if end { self.streamingStreams[streamID] = nil }
+        if end {
+            self.streamingStreams[streamID] = nil
+            self.streamWriters[streamID] = nil
+        }
         self.scheduleFlush()
         return promise.futureResult
     }
 
     private func resetStream(_ streamID: Int32) {
+        self.streamWriters[streamID] = nil
         guard let session = self.session, let state = self.streamingStreams.removeValue(forKey: streamID), state == nil else { return }
         self.bodyWrites.fail(streamID, HTTP2StreamClosed(errorCode: NGHTTP2_INTERNAL_ERROR.rawValue))
         session.resetStream(streamID, errorCode: NGHTTP2_INTERNAL_ERROR.rawValue)

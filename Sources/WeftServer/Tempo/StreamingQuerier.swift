@@ -60,6 +60,8 @@ struct StreamingQuerier: Sendable {
         return HTTP2Response(
             status: 200, headers: OTLPGRPC.responseHeaders, trailers: [("grpc-status", "0")],
             bodyStream: { writer in
+                // Grafana cancels a query the user replaced: the scan in progress stops too.
+                writer.onClose { cancellation.cancel() }
                 let steps = Self.steps(engine.snapshot(org: org))
                 var sent: [TraceID: TraceDigest] = [:]
                 for (i, step) in steps.enumerated() {
