@@ -40,6 +40,15 @@ public enum GRPCFrameError: Error, Sendable, Equatable {
 public enum GRPCFraming {
     public static let prefixBytes = 5
 
+    /// Whether a `content-type` is gRPC's (`application/grpc`, optionally `+proto`, with any parameters).
+    public static func isGRPC(contentType: String) -> Bool {
+        var base = contentType.split(separator: ";", maxSplits: 1).first ?? ""
+        while base.first == " " || base.first == "\t" { base.removeFirst() }
+        while base.last == " " || base.last == "\t" { base.removeLast() }
+        let lower = base.lowercased()
+        return lower == "application/grpc" || lower == "application/grpc+proto"
+    }
+
     /// Parses one message from the front of `buffer` (advancing it). Returns nil when the buffer does not
     /// yet hold a whole message (nothing is consumed then).
     public static func next(from buffer: inout ByteBuffer, maxMessageBytes: Int) throws(GRPCFrameError) -> (compressed: Bool, message: ByteBuffer)? {

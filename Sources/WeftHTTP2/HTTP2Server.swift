@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 
 /// A complete HTTP/2 request as the engine hands it over.
 public struct HTTP2Request: Sendable {
@@ -90,19 +91,47 @@ public struct HTTP2StreamClosed: Error, Sendable, Equatable {
 
 /// Sends the pieces of one streamed response body, in order.
 public final class HTTP2BodyWriter: Sendable {
-    private let write: @Sendable (ByteBuffer, Bool) -> EventLoopFuture<Void>
+    public typealias Fields = [(name: String, value: String)]
+    private let write: @Sendable (ByteBuffer, Bool, Fields?) -> EventLoopFuture<Void>
+    private let endTrailers = Mutex<Fields?>(nil)
+    /// Told once when the peer resets the stream or the connection closes before the body ends.
+    private let closeActions = Mutex<(closed: Bool, actions: [@Sendable () -> Void])>((false, []))
 
-    init(write: @escaping @Sendable (ByteBuffer, Bool) -> EventLoopFuture<Void>) {
+    init(write: @escaping @Sendable (ByteBuffer, Bool, Fields?) -> EventLoopFuture<Void>) {
         self.write = write
     }
 
     /// Sends `piece`; returns once it has been handed to the socket. Throws ``HTTP2StreamClosed``.
     public func write(_ piece: ByteBuffer) async throws {
-        try await self.write(piece, false).get()
+        try await self.write(piece, false, nil).get()
+    }
+
+    /// Replaces the response's trailers, sent when the body ends (e.g. a gRPC status known only at the
+    /// end). Only a response that was given trailers ends with them.
+    public func setTrailers(_ trailers: Fields) {
+        self.endTrailers.withLock { $0 = trailers }
     }
 
     func finish() async throws {
-        try await self.write(ByteBuffer(), true).get()
+        try await self.write(ByteBuffer(), true, self.endTrailers.withLock { $0 }).get()
+    }
+
+    /// Runs `action` when the peer resets the stream or the connection closes before the body ends (at
+    /// once if that already happened), so a producer busy between writes can stop its work.
+    public func onClose(_ action: @escaping @Sendable () -> Void) {
+        let closed = self.closeActions.withLock { state in
+            if !state.closed { state.actions.append(action) }
+            return state.closed
+        }
+        if closed { action() }
+    }
+
+    func peerClosed() {
+        let actions = self.closeActions.withLock { state in
+            defer { state = (true, []) }
+            return state.closed ? [] : state.actions
+        }
+        for action in actions { action() }
     }
 }
 

@@ -25,6 +25,8 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
     /// Streams whose body a producer is writing; a close code once the stream is gone (kept until the
     /// producer's next write or its end, so it learns why).
     private var streamingStreams: [Int32: UInt32?] = [:]
+    /// The writers of streamed bodies, told when their stream closes early.
+    private var streamWriters: [Int32: HTTP2BodyWriter] = [:]
     /// Request bodies being handed to their handlers piece by piece.
     private var incoming: [Int32: StreamBridge] = [:]
 
@@ -57,6 +59,9 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
     /// The connection is gone: streamed bodies being written fail.
     private func failStreamedBodies() {
         self.streamingStreams = [:]
+        let writers = self.streamWriters
+        self.streamWriters = [:]
+        for (_, writer) in writers { writer.peerClosed() }
         let bodies = self.incoming
         self.incoming = [:]
         self.bodyWrites.failAll(HTTP2StreamClosed(errorCode: nil))
@@ -188,6 +193,7 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
                     // A waiting write learns the code now; otherwise the producer's next write does.
                     self.streamingStreams[streamID] = self.bodyWrites.fail(streamID, HTTP2StreamClosed(errorCode: code)) ? nil : .some(code)
                 }
+                if !self.streamWriters.isEmpty { self.streamWriters.removeValue(forKey: streamID)?.peerClosed() }
             case .goAway, .pingAck:
                 break
             }
@@ -246,9 +252,10 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         self.scheduleFlush()
         guard let loop = self.context?.eventLoop else { return }
         let handler = NIOLoopBound(self, eventLoop: loop)
-        let writer = HTTP2BodyWriter { piece, end in
-            loop.flatSubmit { handler.value.writeBody(streamID, piece, end: end, loop: loop) }
+        let writer = HTTP2BodyWriter { piece, end, trailers in
+            loop.flatSubmit { handler.value.writeBody(streamID, piece, end: end, trailers: trailers, loop: loop) }
         }
+        self.streamWriters[streamID] = writer
         Task {
             do {
                 try await producer(writer)
@@ -259,7 +266,9 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
         }
     }
 
-    private func writeBody(_ streamID: Int32, _ piece: ByteBuffer, end: Bool, loop: any EventLoop) -> EventLoopFuture<Void> {
+    private func writeBody(
+        _ streamID: Int32, _ piece: ByteBuffer, end: Bool, trailers: HTTP2BodyWriter.Fields?, loop: any EventLoop
+    ) -> EventLoopFuture<Void> {
         guard let session = self.session, let state = self.streamingStreams[streamID], !self.bodyWrites.isWaiting(streamID) else {
             return loop.makeFailedFuture(HTTP2StreamClosed(errorCode: nil))
         }
@@ -267,17 +276,22 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
             self.streamingStreams[streamID] = nil
             return loop.makeFailedFuture(HTTP2StreamClosed(errorCode: code))
         }
+        if end, let trailers { session.replaceTrailers(streamID, trailers) }
         let promise = loop.makePromise(of: Void.self)
         guard self.bodyWrites.write(piece, end: end, on: streamID, session: session, promise: promise) else {
             promise.fail(HTTP2StreamClosed(errorCode: nil))
             return promise.futureResult
         }
-        if end { self.streamingStreams[streamID] = nil }
+        if end {
+            self.streamingStreams[streamID] = nil
+            self.streamWriters[streamID] = nil
+        }
         self.scheduleFlush()
         return promise.futureResult
     }
 
     private func resetStream(_ streamID: Int32) {
+        self.streamWriters[streamID] = nil
         guard let session = self.session, let state = self.streamingStreams.removeValue(forKey: streamID), state == nil else { return }
         self.bodyWrites.fail(streamID, HTTP2StreamClosed(errorCode: NGHTTP2_INTERNAL_ERROR.rawValue))
         session.resetStream(streamID, errorCode: NGHTTP2_INTERNAL_ERROR.rawValue)

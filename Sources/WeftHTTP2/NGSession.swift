@@ -630,6 +630,12 @@ public final class NGSession {
         // If the trailers could not be queued, END_STREAM goes on this DATA frame instead.
     }
 
+    /// Server: replaces the trailers of a response submitted with trailers, before its body ends.
+    public func replaceTrailers(_ streamID: Int32, _ trailers: [(name: String, value: String)]) {
+        guard let st = self.stream(streamID), st.outTrailers != nil, !trailers.isEmpty else { return }
+        st.outTrailers = trailers
+    }
+
     private static func bodyProvider() -> nghttp2_data_provider {
         nghttp2_data_provider(source: nghttp2_data_source(ptr: nil)) { _, sid, buf, length, flags, _, ud in
             NGSession.from(ud).readBody(sid, buf!, length, flags!)

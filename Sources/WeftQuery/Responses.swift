@@ -38,6 +38,7 @@ public enum QueryResponses {
                                             so.string(String(s.startNanos))
                                             so.key("durationNanos")
                                             so.string(String(s.durationNanos))
+                                            if !s.attributes.isEmpty { writeLabels(&so, s.attributes, key: "attributes") }
                                         }
                                     }
                                 }
@@ -68,9 +69,11 @@ public enum QueryResponses {
         return w.bytes
     }
 
-    /// `"metrics"` of every query answer: what was scanned (Tempo's fields, plus head chunks and row
-    /// groups inspected and skipped) and, when known, how long it took.
-    static func writeMetrics(_ w: inout JSONWriter, _ stats: ScanStats) {
+    /// `"metrics"` of every query answer: what was scanned, as Tempo's `SearchMetrics` (blocks, traces,
+    /// spans, bytes). `weft` adds Weft's own figures (head chunks and row groups inspected and skipped,
+    /// elapsed time); Tempo-shaped answers carry those in the `x-weft-scan` header instead (see
+    /// ``scanSummary(_:)``), as Tempo's strict decoders reject unknown fields.
+    static func writeMetrics(_ w: inout JSONWriter, _ stats: ScanStats, weft: Bool = false) {
         w.object { m in
             m.key("inspectedTraces")
             m.number(stats.inspectedTraces)
@@ -80,6 +83,7 @@ public enum QueryResponses {
             m.string(String(stats.inspectedSpans))
             m.key("totalBlocks")
             m.number(stats.blocks)
+            guard weft else { return }
             m.key("inspectedChunks")
             m.number(stats.chunks)
             m.key("skippedChunks")
@@ -89,6 +93,23 @@ public enum QueryResponses {
                 m.number(Double(stats.elapsedNanos / 1000) / 1000)
             }
         }
+    }
+
+    /// `"metrics"` of tag answers, as Tempo's `MetadataMetrics` (which has no trace or span counts).
+    static func writeMetadataMetrics(_ w: inout JSONWriter, _ stats: ScanStats) {
+        w.object { m in
+            m.key("inspectedBytes")
+            m.string(String(stats.inspectedBytes))
+            m.key("totalBlocks")
+            m.number(stats.blocks)
+        }
+    }
+
+    /// Weft's figures of a scan for the `x-weft-scan` header of Tempo-shaped answers:
+    /// `blocks=2 chunks=5 skippedChunks=1 traces=10 spans=300 bytes=4096 elapsedMs=1.25`.
+    public static func scanSummary(_ stats: ScanStats) -> String {
+        "blocks=\(stats.blocks) chunks=\(stats.chunks) skippedChunks=\(stats.skippedGroups) traces=\(stats.inspectedTraces) "
+            + "spans=\(stats.inspectedSpans) bytes=\(stats.inspectedBytes) elapsedMs=\(Double(stats.elapsedNanos / 1000) / 1000)"
     }
 
     /// Tempo prints trace IDs in search results as hex without leading zeros.
@@ -109,7 +130,7 @@ public enum QueryResponses {
                 }
             }
             o.key("metrics")
-            writeMetrics(&o, catalog.stats)
+            writeMetadataMetrics(&o, catalog.stats)
         }
         return w.bytes
     }
@@ -131,7 +152,7 @@ public enum QueryResponses {
                 }
             }
             o.key("metrics")
-            writeMetrics(&o, catalog.stats)
+            writeMetadataMetrics(&o, catalog.stats)
         }
         return w.bytes
     }
@@ -156,7 +177,7 @@ public enum QueryResponses {
                 }
             }
             o.key("metrics")
-            writeMetrics(&o, values.stats)
+            writeMetadataMetrics(&o, values.stats)
         }
         return w.bytes
     }

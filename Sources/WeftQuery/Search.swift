@@ -21,6 +21,8 @@ public struct SpanSummary: Sendable {
     public var name: String
     public var startNanos: UInt64
     public var durationNanos: UInt64
+    /// The span's (or its resource's) values of the attributes the query reads or selects.
+    public var attributes: [(key: String, value: GroupValue)] = []
 }
 
 /// What a query looked at.

@@ -41,6 +41,8 @@ public struct SearchRequest: Equatable, Sendable {
     public var spansPerSpanSet = 3
     /// A TraceQL span filter (`q`), ANDed with `tags`.
     public var traceQL: TraceQLFilter? = nil
+    /// Attribute fields of `| select(…)`, shown on matching spans.
+    public var select: [TraceQLField] = []
 
     public init() {}
 
@@ -60,6 +62,7 @@ public struct SearchRequest: Equatable, Sendable {
                 throw QueryError("parameter 'q': metrics queries (| rate() …) belong to /api/metrics/query_range and /api/metrics/query")
             }
             self.traceQL = query.filter
+            self.select = query.select
         }
         if let v = parameters["minDuration"], !v.isEmpty {
             guard let d = GoDuration.parse(v) else { throw QueryError("parameter 'minDuration': '\(v)' is not a duration such as 100ms or 1.5s") }

@@ -4,10 +4,13 @@
 ///     { resource.service.name = "checkout" && span.gen_ai.request.model =~ "gpt-4.*" && duration > 2s }
 ///     { status = error } | rate() by (resource.service.name)
 ///     { span.gen_ai.request.model != "" } | quantile_over_time(duration, .5, .95, .99) by (span.gen_ai.request.model) | topk(10)
+///     { status = error } | select(span.tenant_id, resource.service.name)
 public struct TraceQLQuery: Sendable, Equatable {
     public var filter: TraceQLFilter
     public var metrics: TraceQLMetrics?
     public var limit: TraceQLLimit?
+    /// `| select(f, …)`: attributes a search shows on each matching span (with those the filter reads).
+    public var select: [TraceQLField] = []
 
     /// Parses a query; throws ``TraceQLError`` naming the position and what was expected.
     public init(parsing text: String) throws(TraceQLError) {
@@ -15,10 +18,11 @@ public struct TraceQLQuery: Sendable, Equatable {
         self = try parser.query()
     }
 
-    init(filter: TraceQLFilter, metrics: TraceQLMetrics?, limit: TraceQLLimit?) {
+    init(filter: TraceQLFilter, metrics: TraceQLMetrics?, limit: TraceQLLimit?, select: [TraceQLField] = []) {
         self.filter = filter
         self.metrics = metrics
         self.limit = limit
+        self.select = select
     }
 }
 
@@ -64,6 +68,8 @@ public enum TraceQLValue: Sendable, Equatable {
     case status(UInt8)
     /// `unspecified`, `internal`, `server`, `client`, `producer`, `consumer`.
     case kind(UInt8)
+    /// `nil`: `field != nil` holds where the field exists, `field = nil` where it does not.
+    case absent
 }
 
 /// A metrics stage: one function per span, grouped by fields.
@@ -135,7 +141,7 @@ struct TraceQLLexer {
         var out: [TraceQLToken] = []
         var i = 0
         func isIdentifierStart(_ c: Character) -> Bool { c.isLetter || c == "_" || c == "." }
-        func isIdentifierPart(_ c: Character) -> Bool { c.isLetter || c.isNumber || c == "_" || c == "." || c == "-" || c == "/" }
+        func isIdentifierPart(_ c: Character) -> Bool { c.isLetter || c.isNumber || c == "_" || c == "." || c == "-" || c == "/" || c == ":" }
         while i < chars.count {
             let c = chars[i]
             if c.isWhitespace {
@@ -196,7 +202,7 @@ struct TraceQLLexer {
                 i += 2
                 continue
             }
-            if "{}()=<>|,!".contains(c) {
+            if "{}()=<>|,!~".contains(c) {
                 out.append(TraceQLToken(kind: .symbol(String(c)), position: start))
                 i += 1
                 continue
@@ -254,11 +260,41 @@ struct TraceQLParser {
         var filter = TraceQLFilter.all
         if self.current.kind != .symbol("}") { filter = try self.orExpression() }
         try self.expect("}", "'&&', '||' or '}'")
+        if case .symbol(let s) = self.current.kind, s != "|" {
+            throw TraceQLError(
+                position: self.current.position,
+                message: "spanset operators ('>>', '<<', '>', '<', '~', '&&', '||' between { } spansets) are not supported; use one spanset filter"
+            )
+        }
         var metrics: TraceQLMetrics? = nil
         var limit: TraceQLLimit? = nil
+        var select: [TraceQLField] = []
         while self.current.kind == .symbol("|") {
             self.advance()
-            guard case .identifier(let name) = self.current.kind else { throw self.error("a metrics function or topk/bottomk after '|'") }
+            guard case .identifier(let name) = self.current.kind else { throw self.error("a metrics function, select or topk/bottomk after '|'") }
+            if name == "select" {
+                guard metrics == nil, select.isEmpty else {
+                    throw TraceQLError(position: self.current.position, message: "select(...) comes once, straight after the spanset filter, and not with a metrics stage")
+                }
+                self.advance()
+                try self.expect("(", "'(' after select")
+                select.append(try self.field())
+                while self.current.kind == .symbol(",") {
+                    self.advance()
+                    select.append(try self.field())
+                }
+                try self.expect(")", "',' or ')'")
+                continue
+            }
+            if Self.spansetStages.contains(name) {
+                throw TraceQLError(
+                    position: self.current.position,
+                    message: "the spanset stage '| \(name)(…)' is not supported; filter spans inside { } or use a metrics stage such as count_over_time() by (…)"
+                )
+            }
+            if !select.isEmpty && name != "topk" && name != "bottomk" {
+                throw TraceQLError(position: self.current.position, message: "select(...) and a metrics stage do not mix")
+            }
             if name == "topk" || name == "bottomk" {
                 guard metrics != nil else {
                     throw TraceQLError(position: self.current.position, message: "\(name) needs a metrics stage before it (e.g. | rate() by (...) | \(name)(10))")
@@ -276,7 +312,7 @@ struct TraceQLParser {
             metrics = try self.metricsStage()
         }
         guard self.current.kind == .end else { throw self.error("'|' or the end of the query") }
-        return TraceQLQuery(filter: filter, metrics: metrics, limit: limit)
+        return TraceQLQuery(filter: filter, metrics: metrics, limit: limit, select: select)
     }
 
     mutating func orExpression() throws(TraceQLError) -> TraceQLFilter {
@@ -329,6 +365,15 @@ struct TraceQLParser {
         guard case .identifier(let name) = self.current.kind else { throw self.error("an attribute or intrinsic (name, status, kind, duration, …)") }
         self.advance()
         if let intrinsic = TraceQLField.Intrinsic(rawValue: name) { return .intrinsic(intrinsic) }
+        if name.contains(":") {
+            guard let intrinsic = Self.scopedIntrinsics[name] else {
+                throw TraceQLError(
+                    position: self.tokens[self.at - 1].position,
+                    message: "unsupported intrinsic '\(name)'; use one of \(Self.scopedIntrinsics.keys.sorted().joined(separator: ", "))"
+                )
+            }
+            return .intrinsic(intrinsic)
+        }
         if name.hasPrefix("span.") && name.count > 5 { return .attribute(.span, String(name.dropFirst(5))) }
         if name.hasPrefix("resource.") && name.count > 9 { return .attribute(.resource, String(name.dropFirst(9))) }
         if name.hasPrefix(".") && name.count > 1 { return .attribute(.any, String(name.dropFirst())) }
@@ -337,6 +382,15 @@ struct TraceQLParser {
         }
         return .attribute(.any, name)
     }
+
+    /// Tempo's spanset pipeline stages (`| count() > 2`, `| by(…)`, `| coalesce()`), which Weft does not evaluate.
+    static let spansetStages: Set<String> = ["count", "avg", "min", "max", "sum", "by", "coalesce"]
+
+    /// Intrinsics spelled with their scope, as Grafana's query builder writes them.
+    static let scopedIntrinsics: [String: TraceQLField.Intrinsic] = [
+        "span:name": .name, "span:status": .status, "span:kind": .kind, "span:duration": .duration, "span:statusMessage": .statusMessage,
+        "trace:rootService": .rootServiceName, "trace:rootName": .rootName, "trace:duration": .traceDuration,
+    ]
 
     mutating func value(for field: TraceQLField) throws(TraceQLError) -> TraceQLValue {
         let token = self.current
@@ -358,6 +412,7 @@ struct TraceQLParser {
         case .identifier(let word):
             self.advance()
             switch word {
+            case "nil": return .absent
             case "true": return .bool(true)
             case "false": return .bool(false)
             case "ok": return .status(1)
@@ -381,6 +436,10 @@ struct TraceQLParser {
             } catch {
                 throw TraceQLError(position: position, message: "invalid regular expression \"\(pattern)\": \(error)")
             }
+        }
+        if value == .absent {
+            guard op == .equal || op == .notEqual else { throw TraceQLError(position: position, message: "nil compares with = or != only") }
+            return
         }
         guard case .intrinsic(let i) = field else { return }
         switch i {

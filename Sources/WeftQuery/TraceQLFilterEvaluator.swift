@@ -32,6 +32,8 @@ public struct CompiledTraceQLFilter {
         case string(IDTest)
         case number(TraceQLOperator, Double)
         case bool(equal: Bool, Bool)
+        /// `!= nil` (true) or `= nil` (false).
+        case exists(Bool)
     }
 
     let root: Node
@@ -84,6 +86,10 @@ public struct CompiledTraceQLFilter {
         case .all: return .all
         case .and(let a, let b): return .and(compile(a, strings), compile(b, strings))
         case .or(let a, let b): return .or(compile(a, strings), compile(b, strings))
+        case .comparison(let field, let op, .absent):
+            guard case .attribute(let scope, let name) = field else { return op == .notEqual ? .all : .none }
+            guard let key = strings.lookup(name) else { return op == .equal ? .all : .none }
+            return .test(.attribute(scope: scope, key: key, .exists(op == .notEqual)))
         case .comparison(let field, let op, let value):
             switch (field, value) {
             case (.intrinsic(.name), .string(let s)):
@@ -144,6 +150,10 @@ public struct CompiledTraceQLFilter {
             case .duration(let op, let d):
                 let s = b.startTime[row], e = b.endTime[row]
                 return compare(Double(e > s ? e - s : 0), op, Double(d))
+            case .attribute(let scope, let key, .exists(let present)):
+                let onSpan = scope != .resource && attribute(b.attrs, b.attrRange(row), key, .exists(true)) != nil
+                let found = onSpan || (scope != .span && attribute(b.resourceAttrs, b.resourceAttrRange(Int(b.resourceIndex[row])), key, .exists(true)) != nil)
+                return found == present
             case .attribute(let scope, let key, let test):
                 if scope != .resource, let hit = attribute(b.attrs, b.attrRange(row), key, test) { return hit }
                 if scope != .span, let hit = attribute(b.resourceAttrs, b.resourceAttrRange(Int(b.resourceIndex[row])), key, test) { return hit }
@@ -162,7 +172,60 @@ public struct CompiledTraceQLFilter {
             case (.number(let op, let x), .int): return compare(Double(Int64(bitPattern: v)), op, x)
             case (.number(let op, let x), .double): return compare(Double(bitPattern: v), op, x)
             case (.bool(let equal, let x), .bool): return ((v != 0) == x) == equal
+            case (.exists, _): return true
             default: continue
+            }
+        }
+        return nil
+    }
+}
+
+/// The attributes a search shows on each matching span: those its filter compares and those of
+/// `| select(…)`, in that order, each once.
+struct SpanAttributeSelection {
+    let fields: [(scope: TraceQLField.Scope, name: String)]
+
+    init(filter: TraceQLFilter, select: [TraceQLField]) {
+        var fields: [(scope: TraceQLField.Scope, name: String)] = []
+        func add(_ field: TraceQLField) {
+            guard case .attribute(let scope, let name) = field, !fields.contains(where: { $0.scope == scope && $0.name == name }) else { return }
+            fields.append((scope, name))
+        }
+        var pending = [filter]
+        var compared: [TraceQLField] = []
+        while let f = pending.popLast() {
+            switch f {
+            case .all: break
+            case .and(let a, let b), .or(let a, let b): pending += [b, a]
+            case .comparison(let field, _, _): compared.append(field)
+            }
+        }
+        for field in compared + select { add(field) }
+        self.fields = fields
+    }
+
+    /// The row's values of the fields it has (span attribute first, then its resource's, as scoped).
+    func values(_ b: SpanBatch, _ row: Int) -> [(key: String, value: GroupValue)] {
+        var out: [(key: String, value: GroupValue)] = []
+        for (scope, name) in self.fields {
+            guard let key = b.strings.lookup(name) else { continue }
+            let value = (scope != .resource ? Self.value(b.attrs, b.attrRange(row), key, b.strings) : nil)
+                ?? (scope != .span ? Self.value(b.resourceAttrs, b.resourceAttrRange(Int(b.resourceIndex[row])), key, b.strings) : nil)
+            if let value { out.append((name, value)) }
+        }
+        return out
+    }
+
+    /// Scalar values only (arrays, maps and bytes are left out).
+    private static func value(_ attrs: AttributeColumns, _ range: Range<Int>, _ key: UInt32, _ strings: StringTable) -> GroupValue? {
+        for i in range where attrs.keys[i] == key {
+            let v = attrs.values[i]
+            switch ValueType(rawValue: attrs.types[i]) {
+            case .string: return .string(strings.string(UInt32(truncatingIfNeeded: v)))
+            case .int: return .int(Int64(bitPattern: v))
+            case .double: return .double(Double(bitPattern: v))
+            case .bool: return .bool(v != 0)
+            default: return nil
             }
         }
         return nil

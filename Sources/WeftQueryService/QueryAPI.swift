@@ -99,6 +99,26 @@ package struct QueryAPI: Sendable {
         }
     }
 
+    /// A Tempo-shaped answer with Weft's scan figures in the `x-weft-scan` header.
+    static func scanned(_ body: [UInt8], _ stats: ScanStats) -> HTTPResponse {
+        var response = json(.ok, body)
+        response.headers.add(name: "x-weft-scan", value: QueryResponses.scanSummary(stats))
+        return response
+    }
+
+    /// ``aggregate(engine:org:started:_:)`` for Tempo-shaped answers: `body` also gives the scan's
+    /// figures, which go to the `x-weft-scan` header.
+    static func aggregateScanned(engine: StorageEngine, org: String, _ body: (StorageEngine.Snapshot) throws -> ([UInt8], ScanStats)) -> HTTPResponse {
+        do {
+            let (bytes, stats) = try body(engine.snapshot(org: org))
+            return scanned(bytes, stats)
+        } catch let error as AggregationError {
+            return refused(error)
+        } catch {
+            return storageError(error)
+        }
+    }
+
     /// Paths that serve no org's data.
     package static let orgFreePaths: Set<String> = ["/ready", "/healthz", "/metrics", "/api/echo", "/api/status/buildinfo"]
     /// 429 for an org with too many queries waiting.
@@ -151,16 +171,7 @@ package struct QueryAPI: Sendable {
                 status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(engine: engine)
             ))
         case ["api", "status", "buildinfo"]:
-            var w = JSONWriter()
-            w.object { o in
-                o.key("version")
-                o.string(QueryAPI.version)
-                o.key("revision")
-                o.string("")
-                o.key("branch")
-                o.string("")
-            }
-            return loop.makeSucceededFuture(QueryAPI.json(.ok, w.bytes))
+            return loop.makeSucceededFuture(QueryAPI.json(.ok, TempoBuildInfo.json(weftVersion: QueryAPI.version)))
         case let s where s.count == 3 && s[0] == "api" && s[1] == "traces",
             let s where s.count == 4 && s[0] == "api" && s[1] == "v2" && s[2] == "traces":
             let shape: TraceRenderer.Shape = s.count == 3 ? .v1 : .v2
@@ -168,18 +179,24 @@ package struct QueryAPI: Sendable {
             guard let id = TraceID(hex: idText), id.isValid else {
                 return loop.makeSucceededFuture(QueryAPI.badRequest("trace ID '\(idText)' is not 1 to 32 hex digits (and not all zero)"))
             }
+            let lookup: TraceLookup
+            do {
+                lookup = try TraceLookup(request)
+            } catch {
+                return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
+            }
             return run {
                 let snapshot = engine.snapshot(org: org)
                 let fromBlocks: [HeadChunk]
                 do {
-                    fromBlocks = try engine.store.findTrace(id, in: snapshot.blocks).map { HeadChunk(org: org, batch: $0) }
+                    fromBlocks = try engine.store.findTrace(id, in: lookup.blocks(of: snapshot)).map { HeadChunk(org: org, batch: $0) }
                 } catch {
                     return QueryAPI.storageError(error)
                 }
-                guard let body = TraceRenderer.json(id, in: snapshot.chunks + fromBlocks, shape: shape) else {
+                guard let response = lookup.answer(id, in: snapshot.chunks + fromBlocks, shape: shape) else {
                     return QueryAPI.json(.notFound, QueryResponses.error("trace not found"))
                 }
-                return QueryAPI.json(.ok, body)
+                return response
             }
         case ["api", "search"]:
             let search: SearchRequest
@@ -201,7 +218,7 @@ package struct QueryAPI: Sendable {
                         : try SearchExecutor.search(search, snapshot: engine.snapshot(org: org), store: engine.store, limits: limits)
                     var answered = result
                     answered.stats = QueryAPI.timed(answered.stats, since: started)
-                    return QueryAPI.json(.ok, QueryResponses.search(answered))
+                    return QueryAPI.scanned(QueryResponses.search(answered), answered.stats)
                 } catch let error as AggregationError {
                     return QueryAPI.refused(error)
                 } catch {
@@ -215,7 +232,7 @@ package struct QueryAPI: Sendable {
                 do {
                     var names = try TagCatalog.names(scope: scope, snapshot: engine.snapshot(org: org), store: engine.store, blockSpans: QueryAPI.tagScanSpans)
                     names.stats = QueryAPI.timed(names.stats, since: started)
-                    return QueryAPI.json(.ok, v2 ? QueryResponses.tagNamesV2(names) : QueryResponses.tagNames(names))
+                    return QueryAPI.scanned(v2 ? QueryResponses.tagNamesV2(names) : QueryResponses.tagNames(names), names.stats)
                 } catch let error as QueryError {
                     return QueryAPI.badRequest(error.message)
                 } catch {
@@ -266,7 +283,7 @@ package struct QueryAPI: Sendable {
             let (rangeStart, rangeEnd, valueFilter) = (start, end, filter)
             let limits = self.aggregationLimits(request)
             return run {
-                QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
+                QueryAPI.aggregateScanned(engine: engine, org: org) { snapshot in
                     let (values, stats) = try DistinctValues.values(
                         of: field, filter: valueFilter, startNanos: rangeStart, endNanos: rangeEnd, limit: valueLimit, snapshot: snapshot, store: engine.store, limits: limits
                     )
@@ -282,7 +299,7 @@ package struct QueryAPI: Sendable {
                         case .absent: return ("string", "")
                         }
                     }
-                    return QueryResponses.tagValues(result, typed: v2)
+                    return (QueryResponses.tagValues(result, typed: v2), result.stats)
                 }
             }
         case ["api", "metrics", "query_range"], ["api", "metrics", "query"]:
@@ -295,12 +312,13 @@ package struct QueryAPI: Sendable {
             }
             let limits = self.aggregationLimits(request)
             return run {
-                QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
+                QueryAPI.aggregateScanned(engine: engine, org: org) { snapshot in
                     let q = metricsRequest.aggregation
-                    let partial = try AggregationExecutor.partial(q, snapshot: snapshot, store: engine.store, limits: limits)
-                    let series = try partial.series(q, metrics: metricsRequest.query.metrics, limit: metricsRequest.query.limit, checking: limits)
-                    let stats = QueryAPI.timed(partial.stats, since: started)
-                    return instant ? QueryResponses.metricsInstant(series, stats) : QueryResponses.metricsRange(series, stats)
+                    let (series, scanned) = try AggregationExecutor.series(
+                        q, metrics: metricsRequest.query.metrics, limit: metricsRequest.query.limit, snapshot: snapshot, store: engine.store, limits: limits
+                    )
+                    let stats = QueryAPI.timed(scanned, since: started)
+                    return (instant ? QueryResponses.metricsInstant(series, stats) : QueryResponses.metricsRange(series, stats), stats)
                 }
             }
         case ["api", "weft", "aggregate"]:

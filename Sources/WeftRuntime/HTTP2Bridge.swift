@@ -5,9 +5,17 @@ import WeftHTTP2
 /// Serves the HTTP/1.1 responder over HTTP/2: the same `HTTPRequest` goes in and the same
 /// `HTTPResponse` comes out, so routes and answers are identical on both protocols.
 package enum HTTP2Bridge {
-    package static func service(maxBodyBytes: Int, responder: @escaping HTTPResponder) -> HTTP2Service {
+    /// `grpc`, when given, answers the requests whose content type is gRPC's (the query port's
+    /// ``StreamingQuerier``).
+    package static func service(
+        maxBodyBytes: Int, responder: @escaping HTTPResponder,
+        grpc: (@Sendable (HTTP2Request, any EventLoop) -> EventLoopFuture<HTTP2Response>)? = nil
+    ) -> HTTP2Service {
         HTTP2Service(
             answer: { request, loop, reply in
+                if let grpc, let type = request.headers.first(where: { $0.name == "content-type" })?.value, GRPCFraming.isGRPC(contentType: type) {
+                    return grpc(request, loop).whenComplete(reply)
+                }
                 responder(httpRequest(request), loop).whenComplete { reply($0.map(http2Response)) }
             },
             reject: { request, why in

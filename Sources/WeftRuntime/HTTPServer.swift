@@ -84,6 +84,7 @@ public final class HTTPServer: Sendable {
         maxBodyBytes: Int,
         limits: HTTPConnectionLimits = HTTPConnectionLimits(),
         http2: (any HTTP2ServerEngine)? = NGHTTP2Engine(),
+        grpc: (@Sendable (HTTP2Request, any EventLoop) -> EventLoopFuture<HTTP2Response>)? = nil,
         responder: @escaping HTTPResponder
     ) async throws -> HTTPServer {
         var http2Configuration = HTTP2ServerConfiguration(maxBodyBytes: maxBodyBytes)
@@ -102,7 +103,7 @@ public final class HTTPServer: Sendable {
             }
             guard let http2 else { return try http1(channel) }
             // h2c hook: the first bytes pick HTTP/2 (client preface) or HTTP/1.1.
-            let service = HTTP2Bridge.service(maxBodyBytes: maxBodyBytes, responder: responder)
+            let service = HTTP2Bridge.service(maxBodyBytes: maxBodyBytes, responder: responder, grpc: grpc)
             try channel.pipeline.syncOperations.addHandler(HTTP2PrefaceDetector(http1: http1, http2: { channel in
                 channel.pipeline.syncOperations.removeHandler(timeouts, promise: nil)
                 try http2.configureServer(channel: channel, configuration: http2Configuration, service: service)

@@ -340,7 +340,18 @@ public final class WeftNode: Service {
                 servers.append(otlp)
                 otlpAddress = "\(config.host):\(otlp.port)"
             }
-            let api = try await HTTPServer.start(host: config.host, port: config.queryPort, group: group, maxBodyBytes: 1 << 20, limits: limits, responder: responder)
+            // Grafana's streaming queries (Tempo's gRPC StreamingQuerier) arrive on the query port too.
+            let streaming = StreamingQuerier(query: query)
+            let streamingQueries: @Sendable (HTTP2Request, any EventLoop) -> EventLoopFuture<HTTP2Response> = { request, loop in
+                guard gate.receiver != nil else {
+                    return loop.makeSucceededFuture(GRPCAnswers.unavailable("recovering the write-ahead log; retry shortly"))
+                }
+                return streaming.respond(request, on: loop)
+            }
+            let api = try await HTTPServer.start(
+                host: config.host, port: config.queryPort, group: group, maxBodyBytes: 1 << 20, limits: limits,
+                grpc: roles.contains(.query) && roles.contains(.storage) ? streamingQueries : nil, responder: responder
+            )
             servers.append(api)
             var addresses = NodeAddresses(otlp: otlpAddress, query: "\(config.host):\(api.port)", otlpGrpc: nil)
             if let internalPort = config.internalPort {

@@ -102,8 +102,9 @@ def check_answers(node, sent):
     # Trace-level intrinsics: every span of a trace rooted in checkout, every trace with its client span.
     by_root = node.get("/api/metrics/query", q="{ traceDuration >= 0 } | count_over_time() by (rootServiceName)", since="1h").json()
     assert {s["labels"][0]["value"]["stringValue"]: s["value"] for s in by_root["series"]} == {"checkout": 2 * len(sent)}
-    answer = node.get("/api/search", q='{ rootServiceName = "checkout" && kind = client }', limit="100").json()
-    assert answer["metrics"]["elapsedMs"] >= 0 and int(answer["metrics"]["inspectedSpans"]) >= 2 * len(sent)
+    searched = node.get("/api/search", q='{ rootServiceName = "checkout" && kind = client }', limit="100")
+    answer = searched.json()
+    assert "elapsedMs=" in searched.headers["x-weft-scan"] and int(answer["metrics"]["inspectedSpans"]) >= 2 * len(sent)
     rooted = answer["traces"]
     assert len(rooted) == len(sent) and all(t["rootServiceName"] == "checkout" and t["spanSets"][0]["matched"] == 1 for t in rooted)
 

@@ -2,7 +2,7 @@ import WeftModel
 import WeftStorageEngine
 
 /// JSON bodies of the metrics, dependencies and aggregation endpoints. Every one carries `metrics`
-/// (see ``writeMetrics(_:_:)``); callers set the stats' elapsed time.
+/// (see ``writeMetrics(_:_:weft:)``); callers set the stats' elapsed time.
 extension QueryResponses {
     static func writeValue(_ w: inout JSONWriter, _ v: GroupValue) {
         w.object { o in
@@ -26,8 +26,9 @@ extension QueryResponses {
         }
     }
 
-    static func writeLabels(_ w: inout JSONWriter, _ labels: [(key: String, value: GroupValue)]) {
-        w.key("labels")
+    /// `"labels"` (or `key`): OTLP key-values.
+    static func writeLabels(_ w: inout JSONWriter, _ labels: [(key: String, value: GroupValue)], key: String = "labels") {
+        w.key(key)
         w.array { a in
             for l in labels {
                 a.object { o in
@@ -123,7 +124,7 @@ extension QueryResponses {
             o.key("errors")
             o.null()
             o.key("metrics")
-            writeMetrics(&o, stats)
+            writeMetrics(&o, stats, weft: true)
         }
         return w.bytes
     }
@@ -174,7 +175,7 @@ extension QueryResponses {
             o.key("groups")
             o.number(groups)
             o.key("metrics")
-            writeMetrics(&o, stats)
+            writeMetrics(&o, stats, weft: true)
         }
         return w.bytes
     }

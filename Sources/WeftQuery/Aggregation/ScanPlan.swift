@@ -313,6 +313,8 @@ indirect enum FilterPlan {
         case bool(equal: Bool, Bool)
         /// Status or kind code.
         case code(equal: Bool, UInt8)
+        /// `field != nil` (true) or `field = nil` (false).
+        case exists(Bool)
     }
 
     init(_ filter: TraceQLFilter, _ strings: SourceStrings, _ limits: AggregationLimits) throws {
@@ -336,6 +338,11 @@ indirect enum FilterPlan {
             }
         case .comparison(let field, let op, let value):
             let plan = try FieldPlan(field, strings)
+            if value == .absent {
+                // An attribute the source never saw exists nowhere in it.
+                if case .attribute(_, nil) = plan { self = op == .equal ? .all : .none } else { self = .test(plan, .exists(op == .notEqual)) }
+                return
+            }
             if case .attribute(_, nil) = plan {
                 self = .none
                 return
@@ -404,6 +411,8 @@ indirect enum FilterPlan {
         var out: [Int32] = []
         out.reserveCapacity(candidates.count)
         switch (predicate, reader.source) {
+        case (.exists(let present), _):
+            for row in candidates where (reader.value(Int(row)).0 != FieldReader.absent) == present { out.append(row) }
         case (.ids(let ids, let negate), .ids(let column, let zero)) where ids.count <= 1:
             // `field = "value"` / `field != "value"` on a string column: integer compares per row.
             let id = ids.first ?? UInt32.max

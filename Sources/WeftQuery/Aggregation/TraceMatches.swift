@@ -139,6 +139,7 @@ extension SearchExecutor {
         let wanted = Set(matches.traces.map(\.traceID))
         // Matching spans of the chosen traces in the head: one filter pass per chunk over their rows.
         var spans: [TraceID: [SpanSummary]] = [:]
+        let shown = SpanAttributeSelection(filter: filter, select: request.select)
         func collect(_ batch: SpanBatch, _ rows: [Int], head: Bool) throws {
             guard !rows.isEmpty else { return }
             let (chunk, strings) = (head ? context?.source(batch) : nil)
@@ -151,7 +152,10 @@ extension SearchExecutor {
                 let id = batch.traceID(r)
                 if spans[id, default: []].count < request.spansPerSpanSet {
                     let end = batch.endTime[r]
-                    spans[id, default: []].append(SpanSummary(spanID: batch.spanID[r], name: batch.strings.string(batch.name[r]), startNanos: start, durationNanos: end > start ? end - start : 0))
+                    spans[id, default: []].append(SpanSummary(
+                        spanID: batch.spanID[r], name: batch.strings.string(batch.name[r]), startNanos: start, durationNanos: end > start ? end - start : 0,
+                        attributes: shown.values(batch, r)
+                    ))
                 }
             }
         }
