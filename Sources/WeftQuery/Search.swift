@@ -92,7 +92,7 @@ public enum SearchExecutor {
             stats.inspectedBytes += chunk.batch.memoryFootprint
             self.scan(request, chunk.batch, minStart: chunk.minStart, maxStart: chunk.maxStart, &found, &stats)
         }
-        return self.finish(request, found, stats) { id in chunks }
+        return self.finish(request, found, stats) { id in TraceLookup.deduplicated(id, chunks) }
     }
 
     /// Search over a snapshot of head and blocks. Blocks are pruned by time, by their dictionary (a value
@@ -120,9 +120,7 @@ public enum SearchExecutor {
                 store.quarantine(meta, error)
             }
         }
-        return try self.finish(request, found, stats) { id in
-            snapshot.chunks + (try store.findTrace(id, in: snapshot.blocks)).map { HeadChunk(org: "", batch: $0) }
-        }
+        return try self.finish(request, found, stats) { id in try TraceLookup.chunks(id, snapshot: snapshot, store: store) }
     }
 
     static func scan(_ request: SearchRequest, _ meta: BlockMeta, _ store: BlockStore, _ found: inout [TraceID: Match], _ stats: inout ScanStats) throws {

@@ -57,7 +57,7 @@ struct QueryAPI: Sendable {
     func aggregationLimits(_ request: HTTPRequest) -> AggregationLimits {
         AggregationLimits(
             maxSeries: self.limits.maxSeries, timeoutSeconds: self.limits.timeoutSeconds, parallelism: self.parallelism,
-            maxMemoryBytes: self.limits.maxMemoryBytes, cancellation: request.cancellation
+            maxMemoryBytes: self.limits.maxMemoryBytes, cancellation: request.cancellation, context: .live
         )
     }
 
@@ -160,14 +160,13 @@ struct QueryAPI: Sendable {
                 return loop.makeSucceededFuture(QueryAPI.badRequest("trace ID '\(idText)' is not 1 to 32 hex digits (and not all zero)"))
             }
             return run {
-                let snapshot = engine.snapshot(org: org)
-                let fromBlocks: [HeadChunk]
+                let chunks: [HeadChunk]
                 do {
-                    fromBlocks = try engine.store.findTrace(id, in: snapshot.blocks).map { HeadChunk(org: org, batch: $0) }
+                    chunks = try TraceLookup.chunks(id, snapshot: engine.snapshot(org: org), store: engine.store)
                 } catch {
                     return QueryAPI.storageError(error)
                 }
-                guard let body = TraceRenderer.json(id, in: snapshot.chunks + fromBlocks, shape: shape) else {
+                guard let body = TraceRenderer.json(id, in: chunks, shape: shape) else {
                     return QueryAPI.json(.notFound, QueryResponses.error("trace not found"))
                 }
                 return QueryAPI.json(.ok, body)

@@ -285,8 +285,9 @@ struct AggregationTests {
         #expect(throws: AggregationError.tooManySeries(limit: 5)) {
             _ = try AggregationExecutor.partial(byUser, snapshot: snapshot, store: mixed.store, limits: AggregationLimits(maxSeries: 5))
         }
-        var expired = AggregationLimits()
-        expired.deadline = 0
+        // The injected clock reads past the deadline.
+        var expired = AggregationLimits(context: QueryContext(now: { 2_000_000_000 }, workers: SerialScanWorkers()))
+        expired.deadline = 1_000_000_000
         #expect(throws: AggregationError.timeout(seconds: expired.timeoutSeconds)) {
             _ = try AggregationExecutor.partial(byUser, snapshot: snapshot, store: mixed.store, limits: expired)
         }

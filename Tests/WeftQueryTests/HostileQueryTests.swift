@@ -167,8 +167,9 @@ struct HostileQueryTests {
         // The regular expression pass over a dictionary stops on its own.
         let strings = SourceStrings(table: nil, dictionary: nil, extra: (0..<5000).map { "value-\($0)" })
         #expect(throws: AggregationError.cancelled) { try strings.matching(try TraceQLRegex("value-.*"), limits) }
-        var expired = AggregationLimits()
-        expired.deadline = 0
+        // The injected clock reads past the deadline.
+        var expired = AggregationLimits(context: QueryContext(now: { 2_000_000_000 }, workers: SerialScanWorkers()))
+        expired.deadline = 1_000_000_000
         #expect(throws: AggregationError.timeout(seconds: expired.timeoutSeconds)) { try strings.matching(try TraceQLRegex("value-.*"), expired) }
         #expect(try strings.matching(try TraceQLRegex("value-1.*"), AggregationLimits()).count == 1111)
     }

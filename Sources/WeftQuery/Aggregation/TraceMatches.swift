@@ -149,7 +149,8 @@ extension SearchExecutor {
                 let start = batch.startTime[r]
                 guard start >= query.startNanos && start <= query.endNanos else { continue }
                 let id = batch.traceID(r)
-                if spans[id, default: []].count < request.spansPerSpanSet {
+                // A span in the head and in a block is listed once.
+                if spans[id, default: []].count < request.spansPerSpanSet, !spans[id, default: []].contains(where: { $0.spanID == batch.spanID[r] }) {
                     let end = batch.endTime[r]
                     spans[id, default: []].append(SpanSummary(spanID: batch.spanID[r], name: batch.strings.string(batch.name[r]), startNanos: start, durationNanos: end > start ? end - start : 0))
                 }
@@ -164,7 +165,8 @@ extension SearchExecutor {
             try limits.check()
             let fromBlocks = try store.findTrace(m.traceID, in: snapshot.blocks)
             for b in fromBlocks { try collect(b, Array(0..<b.spanCount), head: false) }
-            var summary = self.summarize(m.traceID, in: snapshot.chunks + fromBlocks.map { HeadChunk(org: "", batch: $0) })
+            let sources = TraceLookup.deduplicated(m.traceID, snapshot.chunks + fromBlocks.map { HeadChunk(org: "", batch: $0) })
+            var summary = self.summarize(m.traceID, in: sources)
             summary.matched = m.matched
             summary.matchedSpans = (spans[m.traceID] ?? []).sorted { $0.startNanos < $1.startNanos }
             traces.append(summary)
