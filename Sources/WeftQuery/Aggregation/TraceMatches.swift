@@ -32,6 +32,29 @@ public enum TraceMatchExecutor {
     static func latest(
         _ query: AggregationQuery, limit: Int, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits, context: HeadTraceContext?
     ) throws -> TraceMatches {
+        let (found, spans, stats) = try self.all(query, snapshot: snapshot, store: store, limits: limits, context: context)
+        return TraceMatches(spans: spans, traces: found.latest(max(0, limit)), stats: stats)
+    }
+
+    /// Every trace with matching spans, as a partial that merges with those of other data.
+    public static func partial(
+        _ filter: TraceQLFilter, startNanos: UInt64, endNanos: UInt64, snapshot: StorageEngine.Snapshot, store: BlockStore,
+        limits: AggregationLimits = AggregationLimits()
+    ) throws -> TraceMatchesPartial {
+        let query = AggregationQuery(filter: filter, aggregates: [.count], startNanos: startNanos, endNanos: endNanos)
+        let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
+        let (found, spans, stats) = try self.all(query, snapshot: snapshot, store: store, limits: limits, context: context)
+        var partial = TraceMatchesPartial()
+        found.forEach { id, latest, matched in partial.traces[id] = .init(latestStart: latest, matched: matched) }
+        partial.spans = spans
+        partial.stats = stats
+        return partial
+    }
+
+    /// Every trace with matching spans, the matching spans in all, and what the scan looked at.
+    static func all(
+        _ query: AggregationQuery, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits, context: HeadTraceContext?
+    ) throws -> (FoundTraces, Int, ScanStats) {
         let (startNanos, endNanos) = (query.startNanos, query.endNanos)
         if let problem = query.problem { throw AggregationError.invalid(problem) }
         struct State: @unchecked Sendable {
@@ -80,7 +103,7 @@ public enum TraceMatchExecutor {
             found.merge(s.found)
         }
         total.inspectedTraces = found.count
-        return TraceMatches(spans: spans, traces: found.latest(max(0, limit)), stats: total)
+        return (found, spans, total)
     }
 }
 
@@ -110,6 +133,11 @@ struct FoundTraces {
 
     mutating func merge(_ other: FoundTraces) {
         for i in 0..<other.count { self.add(other.high[i], other.low[i], other.latestStart[i], other.matched[i]) }
+    }
+
+    /// Calls `body` with each trace, its latest matching start and its matching spans.
+    func forEach(_ body: (TraceID, UInt64, Int) -> Void) {
+        for i in 0..<self.count { body(TraceID(high: self.high[i], low: self.low[i]), self.latestStart[i], self.matched[i]) }
     }
 
     /// The `limit` traces with the latest matching span (ties by trace ID).
