@@ -42,7 +42,7 @@ public enum NodePartial: Sendable {
             a.merge(b)
             self = .tagValues(a)
         case (.aggregate(var a), .aggregate(let b)):
-            guard a.steps == b.steps, a.columns.map(\.kind) == b.columns.map(\.kind), a.keys.first?.count ?? 0 == b.keys.first?.count ?? 0 else {
+            guard a.steps == b.steps, a.columns.map(\.kind) == b.columns.map(\.kind), a.fieldCount == b.fieldCount else {
                 throw AggregationError.invalid("partial aggregates of different queries")
             }
             a.merge(b)
@@ -155,7 +155,9 @@ public struct TagNamesPartial: Sendable, Equatable {
     }
 }
 
-/// Distinct values of a field, at most `limit` (the smallest kept when more are known).
+/// Distinct values of a field, at most `limit` (the smallest kept when more are known). A node stops
+/// scanning once it knows `limit` values, so a full partial holds `limit` of the values, not
+/// necessarily the smallest; one with fewer holds them all.
 public struct TagValuesPartial: Sendable, Equatable {
     public private(set) var values: [GroupValue] = []
     public let limit: Int
@@ -165,6 +167,9 @@ public struct TagValuesPartial: Sendable, Equatable {
         self.limit = max(0, limit)
         self.values = Array(Set(values)).sorted().prefix(self.limit).map { $0 }
     }
+
+    /// Whether every value is known (fewer than `limit` were found).
+    public var isComplete: Bool { self.values.count < self.limit }
 
     public mutating func merge(_ other: TagValuesPartial) {
         self.values = Array(Set(self.values).union(other.values)).sorted().prefix(self.limit).map { $0 }
