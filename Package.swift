@@ -104,6 +104,11 @@ let package = Package(
         .testTarget(name: "WeftOTLPTests", dependencies: ["WeftOTLP", "WeftModel", "WeftLoad", "WeftTestSupport"], resources: [.copy("Fixtures")], swiftSettings: settings),
         .testTarget(name: "WeftStorageEngineTests", dependencies: ["WeftStorageEngine", "WeftTestSupport", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
         .testTarget(name: "WeftQueryTests", dependencies: ["WeftQuery", "WeftTestSupport", "WeftStorageEngine", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
+        .testTarget(
+            name: "WeftQueryServiceTests",
+            dependencies: ["WeftServer", "WeftQuery", "WeftStorageEngine", "WeftModel", "WeftOTLP", "WeftLoad", "WeftTestSupport"],
+            swiftSettings: settings
+        ),
         .testTarget(name: "WeftAggregatesTests", dependencies: ["WeftAggregates"], swiftSettings: settings),
         // Reads the sources of the pure targets and fails on imports or calls that break their purity.
         .testTarget(name: "ArchitectureTests", swiftSettings: settings),

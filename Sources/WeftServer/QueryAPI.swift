@@ -159,10 +159,14 @@ struct QueryAPI: Sendable {
             guard let id = TraceID(hex: idText), id.isValid else {
                 return loop.makeSucceededFuture(QueryAPI.badRequest("trace ID '\(idText)' is not 1 to 32 hex digits (and not all zero)"))
             }
+            let lookup = self.nodeRequest(.trace(id), request)
             return run {
                 let chunks: [HeadChunk]
                 do {
-                    chunks = try TraceLookup.chunks(id, snapshot: engine.snapshot(org: org), store: engine.store)
+                    guard case .trace(let trace) = try QueryAPI.run(lookup, engine: engine, org: org) else { return QueryAPI.storageError(QueryError("not a trace")) }
+                    chunks = trace.chunks
+                } catch let error as AggregationError {
+                    return QueryAPI.refused(error)
                 } catch {
                     return QueryAPI.storageError(error)
                 }
@@ -200,12 +204,15 @@ struct QueryAPI: Sendable {
             }
         case ["api", "search", "tags"], ["api", "v2", "search", "tags"]:
             let v2 = segments.count == 4
-            let scope = request.query["scope"]
+            let lookup = self.nodeRequest(.tagNames(scope: request.query["scope"], blockSpans: QueryAPI.tagScanSpans), request)
             return run {
                 do {
-                    var names = try TagCatalog.names(scope: scope, snapshot: engine.snapshot(org: org), store: engine.store, blockSpans: QueryAPI.tagScanSpans)
+                    guard case .tagNames(let partial) = try QueryAPI.run(lookup, engine: engine, org: org) else { throw QueryError("not tag names") }
+                    var names = partial.names
                     names.stats = QueryAPI.timed(names.stats, since: started)
                     return QueryAPI.json(.ok, v2 ? QueryResponses.tagNamesV2(names) : QueryResponses.tagNames(names))
+                } catch let error as AggregationError {
+                    return QueryAPI.refused(error)
                 } catch let error as QueryError {
                     return QueryAPI.badRequest(error.message)
                 } catch {
@@ -253,25 +260,14 @@ struct QueryAPI: Sendable {
                 if isStart { start = t } else { end = t % 1_000_000_000 == 0 ? t.addingReportingOverflow(999_999_999).partialValue : t }
             }
             guard end >= start else { return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'end' must not be before 'start'")) }
-            let (rangeStart, rangeEnd, valueFilter) = (start, end, filter)
-            let limits = self.aggregationLimits(request)
+            let lookup = self.nodeRequest(.tagValues(field: field, filter: filter, startNanos: start, endNanos: end, limit: valueLimit), request)
             return run {
                 QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
-                    let (values, stats) = try DistinctValues.values(
-                        of: field, filter: valueFilter, startNanos: rangeStart, endNanos: rangeEnd, limit: valueLimit, snapshot: snapshot, store: engine.store, limits: limits
-                    )
-                    var result = TagCatalog.Values()
-                    result.stats = QueryAPI.timed(stats, since: started)
-                    let keyword = field == .intrinsic(.status) || field == .intrinsic(.kind)
-                    result.values = values.map { v in
-                        switch v {
-                        case .string(let s): return (keyword ? "keyword" : "string", s)
-                        case .int(let i): return ("int", String(i))
-                        case .double(let d): return ("float", String(d))
-                        case .bool(let b): return ("bool", String(b))
-                        case .absent: return ("string", "")
-                        }
+                    guard case .tagValues(let partial) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
+                        throw AggregationError.invalid("not tag values")
                     }
+                    var result = NodeQuery.typedValues(partial, field: field)
+                    result.stats = QueryAPI.timed(result.stats, since: started)
                     return QueryResponses.tagValues(result, typed: v2)
                 }
             }
@@ -284,10 +280,13 @@ struct QueryAPI: Sendable {
                 return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
             }
             let limits = self.aggregationLimits(request)
+            let lookup = self.nodeRequest(.aggregate(metricsRequest.aggregation), request)
             return run {
                 QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
                     let q = metricsRequest.aggregation
-                    let partial = try AggregationExecutor.partial(q, snapshot: snapshot, store: engine.store, limits: limits)
+                    guard case .aggregate(let partial) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
+                        throw AggregationError.invalid("not an aggregate")
+                    }
                     let series = try partial.series(q, metrics: metricsRequest.query.metrics, limit: metricsRequest.query.limit, checking: limits)
                     let stats = QueryAPI.timed(partial.stats, since: started)
                     return instant ? QueryResponses.metricsInstant(series, stats) : QueryResponses.metricsRange(series, stats)
@@ -300,15 +299,13 @@ struct QueryAPI: Sendable {
             } catch {
                 return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
             }
-            var tableLimits = self.aggregationLimits(request)
-            tableLimits.maxSeries = self.limits.maxGroups
-            let limits = tableLimits
+            let round = self.nodeRequest(.aggregate(table.aggregation), request, maxSeries: self.limits.maxGroups)
             return run {
                 QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
                     let q = table.aggregation
-                    let (rows, groups, stats) = try AggregationExecutor.table(
-                        q, orderBy: table.orderBy, descending: table.descending, limit: table.limit, snapshot: snapshot, store: engine.store, limits: limits
-                    )
+                    let (rows, groups, stats) = try NodeQuery.table(
+                        q, orderBy: table.orderBy, descending: table.descending, limit: table.limit, request: round
+                    ) { try NodeQuery.run($0, snapshot: snapshot, store: engine.store, context: .live) }
                     return QueryResponses.aggregateTable(q, rows, groups: groups, QueryAPI.timed(stats, since: started))
                 }
             }
@@ -333,11 +330,13 @@ struct QueryAPI: Sendable {
             guard lookback <= self.limits.maxRangeNanos else {
                 return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'lookback': the range exceeds the maximum of \(self.limits.maxRangeNanos / 3_600_000_000_000) h"))
             }
-            let (start, stop) = (end >= lookback ? end - lookback : 0, end)
+            let lookup = self.nodeRequest(.serviceMap(startNanos: end >= lookback ? end - lookback : 0, endNanos: end), request)
             return run {
                 QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
-                    let (edges, stats) = try ServiceMapExecutor.edges(startNanos: start, endNanos: stop, snapshot: snapshot, store: engine.store)
-                    return QueryResponses.dependencies(edges, QueryAPI.timed(stats, since: started))
+                    guard case .serviceMap(let partial) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
+                        throw AggregationError.invalid("not a service map")
+                    }
+                    return QueryResponses.dependencies(partial.sorted, QueryAPI.timed(partial.stats, since: started))
                 }
             }
         default:

@@ -390,7 +390,9 @@ extension AggregationTests {
             #expect(got.mapValues { [$0.0, Int($0.1)] } == expected.mapValues { [$0.0, Int($0.1)] })
         }
         // The same filter through search: every trace found is long and has a matching client span.
-        let search = try SearchRequest(parameters: ["q": "{ traceDuration > \(threshold)ns && rootServiceName != \"\" }", "limit": "1000"])
+        var search = SearchRequest()
+        search.traceQL = try TraceQLQuery(parsing: "{ traceDuration > \(threshold)ns && rootServiceName != \"\" }").filter
+        search.limit = 1000
         let found = try SearchExecutor.columnar(search, snapshot: blocks.snapshot(org: "o"), store: blocks.store)
         let long = Set(context.filter { $0.value.end - $0.value.start > threshold && !$0.value.service.isEmpty }.map(\.key))
         #expect(Set(found.traces.map(\.traceID)) == long)

@@ -158,29 +158,22 @@ public enum AggregationExecutor {
         return try self.partial(query, snapshot: snapshot, store: store, limits: limits, start: AggregationPartial(query))
     }
 
-    /// Rows of an aggregation table ordered by aggregate `orderBy`, at most `limit`. When only the
-    /// order aggregate is cheap (count, sum, avg, min, max) and others are not, a first pass computes
-    /// only it to choose the groups, and a second computes the rest for those groups alone: both are
-    /// ordinary partials, so a coordinator can run the same two rounds across nodes.
+    /// Rows of an aggregation table ordered by aggregate `orderBy`, at most `limit`, in the two rounds
+    /// of ``NodeQuery/table(_:orderBy:descending:limit:request:run:)`` over this snapshot.
     public static func table(
         _ query: AggregationQuery, orderBy: Int, descending: Bool = true, limit: Int, snapshot: StorageEngine.Snapshot, store: BlockStore,
         limits: AggregationLimits = AggregationLimits()
     ) throws -> (rows: [AggregationRow], groups: Int, stats: ScanStats) {
-        let cheap = query.aggregates.map { $0.stateKind == .count || $0.stateKind == .values }
-        guard cheap[orderBy], cheap.contains(false), !query.groupBy.isEmpty else {
-            let p = try self.partial(query, snapshot: snapshot, store: store, limits: limits)
-            return (p.rows(query, orderBy: orderBy, descending: descending, limit: limit), p.groupCount, p.stats)
+        try NodeQuery.table(query, orderBy: orderBy, descending: descending, limit: limit, request: NodeQueryRequest(.aggregate(query))) { round in
+            switch round.operation {
+            case .aggregateGroups(let q, let keys):
+                return .aggregate(try self.partial(q, snapshot: snapshot, store: store, limits: limits, start: .closed(q, to: keys)))
+            case .aggregate(let q):
+                return .aggregate(try self.partial(q, snapshot: snapshot, store: store, limits: limits))
+            default:
+                throw AggregationError.invalid("not a table round")
+            }
         }
-        var first = query
-        first.aggregates = [query.aggregates[orderBy]]
-        let chosen = try self.partial(first, snapshot: snapshot, store: store, limits: limits)
-        let keys = chosen.rows(first, orderBy: 0, descending: descending, limit: limit).map(\.key)
-        var second = try self.partial(query, snapshot: snapshot, store: store, limits: limits, start: .closed(query, to: keys))
-        // Spans, bytes and row groups count both passes; blocks are the same ones.
-        let blocks = second.stats.blocks
-        second.stats.add(chosen.stats)
-        second.stats.blocks = blocks
-        return (second.rows(query, orderBy: orderBy, descending: descending, limit: limit), chosen.groupCount, second.stats)
     }
 
     static func partial(

@@ -70,6 +70,39 @@ extension NodeQuery {
         return round1.rows(first, orderBy: 0, descending: descending, limit: limit).map(\.key)
     }
 
+    /// Rows of an aggregation table ordered by aggregate `orderBy`, at most `limit`. When only the
+    /// order aggregate is cheap (count, sum, avg, min, max) and others are not, round 1 computes only
+    /// it for all groups to choose the groups, and round 2 every aggregate for those groups alone.
+    /// - Parameters:
+    ///   - request: the limits and deadline of both rounds (its operation is replaced).
+    ///   - run: answers one round: over one node's data, or fanned out to nodes and merged.
+    /// - Returns: the rows, the number of groups (round 1's), and what both rounds looked at.
+    public static func table(
+        _ query: AggregationQuery, orderBy: Int, descending: Bool, limit: Int, request: NodeQueryRequest,
+        run: (NodeQueryRequest) throws -> NodePartial
+    ) throws -> (rows: [AggregationRow], groups: Int, stats: ScanStats) {
+        func aggregate(_ operation: NodeQueryRequest.Operation) throws -> AggregationPartial {
+            var round = request
+            round.operation = operation
+            guard case .aggregate(let p) = try run(round) else { throw AggregationError.invalid("a table round answered with another partial") }
+            return p
+        }
+        guard self.tableNeedsTwoRounds(query, orderBy: orderBy) else {
+            let p = try aggregate(.aggregate(query))
+            return (p.rows(query, orderBy: orderBy, descending: descending, limit: limit), p.groupCount, p.stats)
+        }
+        var first = query
+        first.aggregates = [query.aggregates[orderBy]]
+        let chosen = try aggregate(.aggregate(first))
+        let keys = self.chosenGroups(chosen, query, orderBy: orderBy, descending: descending, limit: limit)
+        var second = try aggregate(.aggregateGroups(query, keys: keys))
+        // Spans, bytes and row groups count both rounds; blocks are the same ones.
+        let blocks = second.stats.blocks
+        second.stats.add(chosen.stats)
+        second.stats.blocks = blocks
+        return (second.rows(query, orderBy: orderBy, descending: descending, limit: limit), chosen.groupCount, second.stats)
+    }
+
     /// Whether an ordered, limited table takes two rounds (only the order aggregate is cheap).
     public static func tableNeedsTwoRounds(_ query: AggregationQuery, orderBy: Int) -> Bool {
         let cheap = query.aggregates.map { $0.stateKind == .count || $0.stateKind == .values }

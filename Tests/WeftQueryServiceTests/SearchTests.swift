@@ -3,6 +3,7 @@ import Testing
 import WeftModel
 import WeftOTLP
 import WeftQuery
+import WeftServer
 import WeftStorageEngine
 import WeftTestSupport
 

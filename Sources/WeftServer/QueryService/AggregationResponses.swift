@@ -1,4 +1,5 @@
 import WeftModel
+import WeftQuery
 import WeftStorageEngine
 
 /// JSON bodies of the metrics, dependencies and aggregation endpoints. Every one carries `metrics`

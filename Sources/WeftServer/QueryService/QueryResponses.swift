@@ -1,4 +1,5 @@
 import WeftModel
+import WeftQuery
 import WeftStorageEngine
 
 /// Tempo-shaped JSON bodies of the query API.

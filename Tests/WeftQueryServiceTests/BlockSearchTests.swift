@@ -3,6 +3,7 @@ import WeftLoad
 import WeftModel
 import WeftOTLP
 import WeftQuery
+import WeftServer
 import WeftStorageEngine
 
 /// Search over blocks (pruned by dictionary, group summaries and posting lists, decoding only the

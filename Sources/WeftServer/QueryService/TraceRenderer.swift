@@ -1,4 +1,5 @@
 import WeftModel
+import WeftQuery
 import WeftStorageEngine
 
 /// Renders stored spans as OTLP-shaped JSON the way Tempo's API does: base64 IDs, enum names,
