@@ -184,16 +184,17 @@ struct QueryAPI: Sendable {
             }
             let limits = self.aggregationLimits(request)
             // TraceQL alone runs on the columnar engine (which also answers trace-level intrinsics).
-            let columnar = search.traceQL != nil && search.conditions.isEmpty && search.minDurationNanos == nil && search.maxDurationNanos == nil
-            if !columnar, let filter = search.traceQL, let why = CompiledTraceQLFilter.unsupported(filter) {
+            if !SearchExecutor.isColumnar(search), let filter = search.traceQL, let why = CompiledTraceQLFilter.unsupported(filter) {
                 return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'q': \(why) together with 'tags', 'minDuration' or 'maxDuration'"))
             }
+            let lookup = self.nodeRequest(.search(search), request)
             return run {
                 do {
-                    let result = columnar
-                        ? try SearchExecutor.columnar(search, snapshot: engine.snapshot(org: org), store: engine.store, limits: limits)
-                        : try SearchExecutor.search(search, snapshot: engine.snapshot(org: org), store: engine.store, limits: limits)
-                    var answered = result
+                    let snapshot = engine.snapshot(org: org)
+                    guard case .traceMatches(let matches) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
+                        throw AggregationError.invalid("not trace matches")
+                    }
+                    var answered = try SearchExecutor.result(search, matches, snapshot: snapshot, store: engine.store, limits: limits)
                     answered.stats = QueryAPI.timed(answered.stats, since: started)
                     return QueryAPI.json(.ok, QueryResponses.search(answered))
                 } catch let error as AggregationError {

@@ -50,7 +50,21 @@ struct NodeQueryTests {
             aggregates: [.histogram(.intrinsic(.duration)), .sum(.intrinsic(.duration))], startNanos: range.start, endNanos: range.end
         )),
         .serviceMap(startNanos: 0, endNanos: .max),
+        .search(Self.search(conditions: [TagCondition(key: "status", value: "error")], minDuration: 1_000)),
+        .search(Self.search(traceQL: .comparison(.intrinsic(.status), .equal, .status(2)))),
+        .search(Self.search()),
     ]
+
+    static func search(conditions: [TagCondition] = [], minDuration: UInt64? = nil, traceQL: TraceQLFilter? = nil) -> SearchRequest {
+        var s = SearchRequest()
+        s.conditions = conditions
+        s.minDurationNanos = minDuration
+        s.traceQL = traceQL
+        s.startNanos = range.start
+        s.endNanos = range.end
+        s.limit = 7
+        return s
+    }
 
     /// Equal answers (statistics aside).
     static func same(_ a: NodePartial, _ b: NodePartial) -> Bool {
@@ -114,6 +128,27 @@ struct NodeQueryTests {
             #expect(Self.same(forwards, expected), "\(operation)")
             #expect(Self.same(backwards, expected), "\(operation)")
             #expect(Self.same(grouped, expected), "\(operation)")
+        }
+    }
+
+    /// The search answer from round 1's partial is the one the search executors give.
+    @Test func test_searchResultFromThePartial_equalsTheExecutors() throws {
+        let engine = try Self.engine(AggregationTests.traffic(seed: 29), directory: "/search")
+        let snapshot = engine.snapshot(org: "o")
+        for case .search(let request) in Self.operations {
+            let partial = try SearchExecutor.partial(request, snapshot: snapshot, store: engine.store)
+            #expect(!partial.traces.isEmpty)
+            let got = try SearchExecutor.result(request, partial, snapshot: snapshot, store: engine.store)
+            let expected = SearchExecutor.isColumnar(request)
+                ? try SearchExecutor.columnar(request, snapshot: snapshot, store: engine.store)
+                : try SearchExecutor.search(request, snapshot: snapshot, store: engine.store)
+            #expect(got.traces.count == min(request.limit, partial.traces.count))
+            #expect(got.traces.map(\.traceID) == expected.traces.map(\.traceID))
+            #expect(got.traces.map(\.matched) == expected.traces.map(\.matched))
+            #expect(got.traces.map { $0.matchedSpans.map(\.spanID) } == expected.traces.map { $0.matchedSpans.map(\.spanID) })
+            #expect(got.traces.map { $0.serviceStats.map(\.spans) } == expected.traces.map { $0.serviceStats.map(\.spans) })
+            #expect(got.traces.map(\.durationNanos) == expected.traces.map(\.durationNanos))
+            #expect(got.stats.inspectedTraces == expected.stats.inspectedTraces)
         }
     }
 

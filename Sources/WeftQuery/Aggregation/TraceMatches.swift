@@ -159,11 +159,25 @@ extension SearchExecutor {
     public static func columnar(
         _ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits = AggregationLimits()
     ) throws -> SearchResult {
-        let filter = request.traceQL ?? .all
-        let query = AggregationQuery(filter: filter, aggregates: [.count], startNanos: request.startNanos ?? 0, endNanos: request.endNanos ?? .max)
-        // One trace context of the head serves both the scan and the matching spans below.
+        let query = self.columnarQuery(request)
+        // One trace context of the head serves both the scan and the matching spans.
         let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
         let matches = try TraceMatchExecutor.latest(query, limit: request.limit, snapshot: snapshot, store: store, limits: limits, context: context)
+        return try self.columnarSummaries(request, matches, snapshot: snapshot, store: store, limits: limits, context: context)
+    }
+
+    /// The span query of a TraceQL-only search.
+    static func columnarQuery(_ request: SearchRequest) -> AggregationQuery {
+        AggregationQuery(filter: request.traceQL ?? .all, aggregates: [.count], startNanos: request.startNanos ?? 0, endNanos: request.endNanos ?? .max)
+    }
+
+    /// The chosen traces of a TraceQL-only search summarised, with their matching spans.
+    static func columnarSummaries(
+        _ request: SearchRequest, _ matches: TraceMatches, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits,
+        context: HeadTraceContext?
+    ) throws -> SearchResult {
+        let query = self.columnarQuery(request)
+        let filter = query.filter
         let wanted = Set(matches.traces.map(\.traceID))
         // Matching spans of the chosen traces in the head: one filter pass per chunk over their rows.
         var spans: [TraceID: [SpanSummary]] = [:]

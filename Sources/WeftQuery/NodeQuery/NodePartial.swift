@@ -16,7 +16,7 @@ public enum NodePartial: Sendable {
     public static func empty(_ operation: NodeQueryRequest.Operation) -> NodePartial {
         switch operation {
         case .trace(let id): return .trace(TracePartial(traceID: id))
-        case .traceMatches: return .traceMatches(TraceMatchesPartial())
+        case .traceMatches, .search: return .traceMatches(TraceMatchesPartial())
         case .tagNames(let scope, _): return .tagNames(TagNamesPartial(includeIntrinsics: TagCatalog.includesIntrinsics(scope)))
         case .tagValues(_, _, _, _, let limit): return .tagValues(TagValuesPartial(limit: limit))
         case .aggregate(let q): return .aggregate(AggregationPartial(q))

@@ -26,6 +26,8 @@ public enum NodeQuery {
             partial.stats.chunks = partial.chunks.count
             partial.stats.inspectedSpans = partial.spanCount
             return .trace(partial)
+        case .search(let search):
+            return .traceMatches(try SearchExecutor.partial(search, snapshot: snapshot, store: store, limits: limits))
         case .traceMatches(let filter, let start, let end):
             return .traceMatches(try TraceMatchExecutor.partial(filter, startNanos: start, endNanos: end, snapshot: snapshot, store: store, limits: limits))
         case .tagNames(let scope, let blockSpans):

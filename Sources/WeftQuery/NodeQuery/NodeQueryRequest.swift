@@ -8,6 +8,10 @@ public struct NodeQueryRequest: Sendable {
     public enum Operation: Sendable, Equatable {
         /// Every span of one trace.
         case trace(TraceID)
+        /// Round 1 of a search (`tags`, `q`, durations, time range): the traces with matching spans,
+        /// the latest matching start and the number of matching spans of each; the answer's traces
+        /// are chosen from the merged partial and summarised by ``SearchExecutor/result(_:_:snapshot:store:limits:)``.
+        case search(SearchRequest)
         /// Traces with spans matching a TraceQL filter in a time range: the latest matching start and
         /// the number of matching spans of each (the first round of a search).
         case traceMatches(filter: TraceQLFilter, startNanos: UInt64, endNanos: UInt64)

@@ -46,6 +46,19 @@ extension NodeQueryRequest {
             for key in keys {
                 for v in key { w.groupValue(v) }
             }
+        case .search(let search):
+            w.varint(7)
+            w.varint(UInt64(search.conditions.count))
+            for c in search.conditions {
+                w.varint(c.scope == .any ? 0 : c.scope == .span ? 1 : 2)
+                w.string(c.key)
+                w.string(c.value)
+            }
+            for v in [search.minDurationNanos, search.maxDurationNanos, search.startNanos, search.endNanos] { w.optional(v) }
+            w.varint(UInt64(search.limit))
+            w.varint(UInt64(search.spansPerSpanSet))
+            w.varint(search.traceQL == nil ? 0 : 1)
+            if let f = search.traceQL { w.filter(f) }
         case .serviceMap(let start, let end):
             w.varint(6)
             w.fixed64(start)
@@ -98,6 +111,31 @@ extension NodeQueryRequest {
             case 6:
                 let start = try r.fixed64()
                 operation = .serviceMap(startNanos: start, endNanos: try r.fixed64())
+            case 7:
+                var search = SearchRequest()
+                for _ in 0..<(try r.count(max: 1 << 16)) {
+                    let scope: TagCondition.Scope
+                    switch try r.varint() {
+                    case 0: scope = .any
+                    case 1: scope = .span
+                    case 2: scope = .resource
+                    default: throw BlockFormatError("unknown tag scope")
+                    }
+                    let key = try r.string()
+                    search.conditions.append(TagCondition(scope: scope, key: key, value: try r.string()))
+                }
+                search.minDurationNanos = try r.optional()
+                search.maxDurationNanos = try r.optional()
+                search.startNanos = try r.optional()
+                search.endNanos = try r.optional()
+                search.limit = try r.count(max: 1 << 24)
+                search.spansPerSpanSet = try r.count(max: 1 << 16)
+                switch try r.varint() {
+                case 0: break
+                case 1: search.traceQL = try r.filter()
+                default: throw BlockFormatError("bad optional marker")
+                }
+                operation = .search(search)
             default: throw BlockFormatError("unknown query operation")
             }
             return NodeQueryRequest(
@@ -193,7 +231,7 @@ extension NodePartial {
                 var p = TracePartial(traceID: id, chunks: chunks)
                 p.stats = try r.stats()
                 return .trace(p)
-            case (1, .traceMatches):
+            case (1, .traceMatches), (1, .search):
                 var p = TraceMatchesPartial()
                 for _ in 0..<(try r.count(max: 1 << 28)) {
                     let id = try r.traceID()
