@@ -23,22 +23,6 @@ public struct SpanSummary: Sendable {
     public var durationNanos: UInt64
 }
 
-/// What a query looked at.
-public struct ScanStats: Sendable {
-    /// Head chunks and block row groups looked at.
-    public var chunks = 0
-    /// Blocks opened, and row groups skipped without decoding (time range, dictionary, posting lists).
-    public var blocks = 0
-    public var skippedGroups = 0
-    public var inspectedSpans = 0
-    public var inspectedTraces = 0
-    public var inspectedBytes = 0
-    /// Wall time of the query, when known (set by the API before answering).
-    public var elapsedNanos: UInt64 = 0
-
-    public init() {}
-}
-
 /// Search results, most recent traces first.
 public struct SearchResult: Sendable {
     public var traces: [TraceSummary]

@@ -1,16 +1,6 @@
 import WeftModel
 import WeftStorageEngine
 
-/// Calls between two services over a time range.
-public struct ServiceMapEdge: Sendable, Equatable {
-    public var parent: String
-    public var child: String
-    public var calls: UInt64
-    public var errors: UInt64
-    /// Child span durations, in ns.
-    public var latency: QuantileSketch
-}
-
 /// The service map: edges stored with each block (computed when it was written) summed over the
 /// blocks in range, plus the edges among spans still in the head, joined there (the head is small).
 /// Blocks contribute whole edge buckets (``ServiceGraph/bucketNanos``) whose start is in range.

@@ -1,14 +1,6 @@
 import WeftModel
 import WeftStorageEngine
 
-/// A trace with spans matching a filter.
-public struct TraceMatch: Sendable, Equatable {
-    public var traceID: TraceID
-    /// Start of its latest matching span.
-    public var latestStart: UInt64
-    public var matched: Int
-}
-
 /// Spans matching a filter in a time range: how many, and the traces with the latest matches.
 public struct TraceMatches: Sendable {
     public var spans: Int

@@ -168,28 +168,13 @@ extension NodePartial {
             w.stats(p.stats)
         case .traceMatches(let p):
             w.varint(1)
-            w.varint(UInt64(p.traces.count))
-            for (id, e) in p.traces.sorted(by: { $0.key < $1.key }) {
-                w.traceID(id)
-                w.fixed64(e.latestStart)
-                w.varint(UInt64(e.matched))
-            }
-            w.varint(UInt64(p.spans))
-            w.stats(p.stats)
+            p.encode(into: &w)
         case .tagNames(let p):
             w.varint(2)
-            w.varint(p.includeIntrinsics ? 1 : 0)
-            for names in [p.span, p.resource] {
-                w.varint(UInt64(names.count))
-                for n in names.sorted() { w.string(n) }
-            }
-            w.stats(p.stats)
+            p.encode(into: &w)
         case .tagValues(let p):
             w.varint(3)
-            w.varint(UInt64(p.limit))
-            w.varint(UInt64(p.values.count))
-            for v in p.values { w.groupValue(v) }
-            w.stats(p.stats)
+            p.encode(into: &w)
         case .aggregate(let p):
             w.varint(4)
             let bytes = p.encoded()
@@ -198,15 +183,7 @@ extension NodePartial {
             w.varint(p.stats.elapsedNanos)
         case .serviceMap(let p):
             w.varint(5)
-            w.varint(UInt64(p.edges.count))
-            for e in p.sorted {
-                w.string(e.parent)
-                w.string(e.child)
-                w.varint(e.calls)
-                w.varint(e.errors)
-                e.latency.encode(into: &w)
-            }
-            w.stats(p.stats)
+            p.encode(into: &w)
         }
         return w.bytes
     }
@@ -231,49 +208,14 @@ extension NodePartial {
                 var p = TracePartial(traceID: id, chunks: chunks)
                 p.stats = try r.stats()
                 return .trace(p)
-            case (1, .traceMatches), (1, .search):
-                var p = TraceMatchesPartial()
-                for _ in 0..<(try r.count(max: 1 << 28)) {
-                    let id = try r.traceID()
-                    let latest = try r.fixed64()
-                    let matched = try r.count()
-                    guard p.traces.updateValue(.init(latestStart: latest, matched: matched), forKey: id) == nil else { throw BlockFormatError("a trace listed twice") }
-                }
-                p.spans = try r.count(max: Int.max >> 1)
-                p.stats = try r.stats()
-                return .traceMatches(p)
-            case (2, .tagNames):
-                var p = TagNamesPartial(includeIntrinsics: try r.count(max: 1) == 1)
-                for _ in 0..<(try r.count(max: 1 << 24)) { p.span.insert(try r.string()) }
-                for _ in 0..<(try r.count(max: 1 << 24)) { p.resource.insert(try r.string()) }
-                p.stats = try r.stats()
-                return .tagNames(p)
-            case (3, .tagValues(_, _, _, _, let limit)):
-                let encodedLimit = try r.count(max: 1 << 24)
-                guard encodedLimit == limit else { throw BlockFormatError("the partial has another limit") }
-                var values: [GroupValue] = []
-                for _ in 0..<(try r.count(max: encodedLimit)) { values.append(try r.groupValue()) }
-                var p = TagValuesPartial(limit: limit, values: values)
-                guard p.values.count == values.count else { throw BlockFormatError("a value listed twice") }
-                p.stats = try r.stats()
-                return .tagValues(p)
+            case (1, .traceMatches), (1, .search): return .traceMatches(try TraceMatchesPartial.decode(&r))
+            case (2, .tagNames): return .tagNames(try TagNamesPartial.decode(&r))
+            case (3, .tagValues(_, _, _, _, let limit)): return .tagValues(try TagValuesPartial.decode(&r, limit: limit))
             case (4, .aggregate(let q)), (4, .aggregateGroups(let q, _)):
                 var p = try AggregationPartial.decode(Array(try r.raw(try r.count(max: 1 << 31))), q)
                 p.stats.elapsedNanos = try r.varint()
                 return .aggregate(p)
-            case (5, .serviceMap):
-                var p = ServiceMapPartial()
-                for _ in 0..<(try r.count(max: 1 << 24)) {
-                    let parent = try r.string()
-                    let child = try r.string()
-                    let calls = try r.varint()
-                    let errors = try r.varint()
-                    let latency = try QuantileSketch.decode(&r)
-                    guard p.edges[ServiceMapPartial.Pair(parent: parent, child: child)] == nil else { throw BlockFormatError("an edge listed twice") }
-                    p.add(ServiceMapEdge(parent: parent, child: child, calls: calls, errors: errors, latency: latency))
-                }
-                p.stats = try r.stats()
-                return .serviceMap(p)
+            case (5, .serviceMap): return .serviceMap(try ServiceMapPartial.decode(&r))
             default:
                 throw BlockFormatError("the partial answers another operation")
             }

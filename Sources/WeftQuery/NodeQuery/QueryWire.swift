@@ -5,16 +5,6 @@ import WeftStorageEngine
 /// and fields, aggregates, group values and scan statistics. Readers validate and throw
 /// ``BlockFormatError`` on anything malformed.
 extension ByteWriter {
-    mutating func string(_ s: String) {
-        self.varint(UInt64(s.utf8.count))
-        self.raw(s.utf8)
-    }
-
-    mutating func traceID(_ id: TraceID) {
-        self.fixed64(id.high)
-        self.fixed64(id.low)
-    }
-
     mutating func field(_ f: TraceQLField) {
         switch f {
         case .intrinsic(let i):
@@ -66,22 +56,6 @@ extension ByteWriter {
         }
     }
 
-    mutating func groupValue(_ v: GroupValue) {
-        switch v {
-        case .absent: self.varint(0)
-        case .string(let s):
-            self.varint(1)
-            self.string(s)
-        case .int(let i):
-            self.varint(2)
-            self.fixed64(UInt64(bitPattern: i))
-        case .double(let d):
-            self.varint(3)
-            self.fixed64(d.bitPattern)
-        case .bool(let b): self.varint(b ? 5 : 4)
-        }
-    }
-
     mutating func aggregationQuery(_ q: AggregationQuery) {
         self.filter(q.filter)
         self.varint(UInt64(q.groupBy.count))
@@ -116,10 +90,6 @@ extension ByteWriter {
         }
     }
 
-    mutating func stats(_ s: ScanStats) {
-        for v in [s.chunks, s.blocks, s.skippedGroups, s.inspectedSpans, s.inspectedTraces, s.inspectedBytes] { self.varint(UInt64(v)) }
-        self.varint(s.elapsedNanos)
-    }
 }
 
 extension ByteReader {
@@ -127,16 +97,6 @@ extension ByteReader {
     static let maxFilterDepth = 200
     /// Most time steps a decoded aggregation may have.
     static let maxSteps = 1 << 20
-
-    mutating func string() throws(BlockFormatError) -> String {
-        let n = try self.count(max: 1 << 24)
-        return String(decoding: try self.raw(n), as: UTF8.self)
-    }
-
-    mutating func traceID() throws(BlockFormatError) -> TraceID {
-        let high = try self.fixed64()
-        return TraceID(high: high, low: try self.fixed64())
-    }
 
     mutating func field() throws(BlockFormatError) -> TraceQLField {
         switch try self.varint() {
@@ -183,18 +143,6 @@ extension ByteReader {
         }
     }
 
-    mutating func groupValue() throws(BlockFormatError) -> GroupValue {
-        switch try self.varint() {
-        case 0: return .absent
-        case 1: return .string(try self.string())
-        case 2: return .int(Int64(bitPattern: try self.fixed64()))
-        case 3: return .double(Double(bitPattern: try self.fixed64()))
-        case 4: return .bool(false)
-        case 5: return .bool(true)
-        default: throw BlockFormatError("unknown group value type")
-        }
-    }
-
     mutating func aggregationQuery() throws(BlockFormatError) -> AggregationQuery {
         let filter = try self.filter()
         var groupBy: [TraceQLField] = []
@@ -232,22 +180,6 @@ extension ByteReader {
         }
     }
 
-    mutating func stats() throws(BlockFormatError) -> ScanStats {
-        var s = ScanStats()
-        s.chunks = try self.count()
-        s.blocks = try self.count()
-        s.skippedGroups = try self.count()
-        s.inspectedSpans = try self.count()
-        s.inspectedTraces = try self.count()
-        s.inspectedBytes = try self.count(max: 1 << 62)
-        s.elapsedNanos = try self.varint()
-        return s
-    }
-
-    /// Throws unless every byte was read.
-    func expectEnd(_ what: String) throws(BlockFormatError) {
-        guard self.isAtEnd else { throw BlockFormatError("trailing bytes after \(what)") }
-    }
 }
 
 /// Reads `bytes` with `body`, which must consume them all.
