@@ -142,7 +142,7 @@ struct AggregationTests {
         for (index, (query, field)) in cases.enumerated() {
             let viaHead = try AggregationExecutor.partial(query, snapshot: headSnapshot, store: headOnly.store)
             let viaBlocks = try AggregationExecutor.partial(query, snapshot: mixedSnapshot, store: mixed.store, limits: AggregationLimits(parallelism: 1))
-            let parallel = try AggregationExecutor.partial(query, snapshot: mixedSnapshot, store: mixed.store, limits: AggregationLimits(parallelism: 3))
+            let parallel = try AggregationExecutor.partial(query, snapshot: mixedSnapshot, store: mixed.store, limits: AggregationLimits(parallelism: 3, context: .threaded))
             #expect(viaBlocks.sameContents(as: viaHead), "case \(index): blocks differ from head")
             #expect(parallel.sameContents(as: viaBlocks), "case \(index): parallel scan differs")
             #expect(viaBlocks.stats.blocks == 2 || query.filter != .all, "case \(index)")

@@ -152,6 +152,29 @@ struct NodeQueryTests {
         }
     }
 
+    /// Worker states merge in worker order, so an answer is the same whichever worker ran first or
+    /// took which units: group order included.
+    @Test func test_answers_doNotDependOnTheOrderWorkersRun() throws {
+        let engine = try Self.engine(AggregationTests.traffic(seed: 31), directory: "/order")
+        let query = AggregationQuery(groupBy: [.attribute(.span, "tenant_id")], aggregates: [.count, .quantiles(.intrinsic(.duration), [0.5])], startNanos: Self.range.start, endNanos: Self.range.end)
+        func run(_ workers: any ScanWorkers) throws -> AggregationPartial {
+            let request = NodeQueryRequest(.aggregate(query), parallelism: 3)
+            guard case .aggregate(let p) = try NodeQuery.run(request, snapshot: engine.snapshot(org: "o"), store: engine.store, context: QueryContext(now: { 0 }, workers: workers)) else {
+                throw AggregationError.invalid("not an aggregate")
+            }
+            return p
+        }
+        let forwards = try run(SerialScanWorkers())
+        let reversed = try run(ReversedScanWorkers())
+        #expect(forwards.groupCount > 10)
+        #expect(reversed.keys == forwards.keys)
+        #expect(reversed.sameContents(as: forwards))
+        for _ in 0..<3 {
+            let threaded = try run(ThreadedScanWorkers())
+            #expect(threaded.sameContents(as: forwards))
+        }
+    }
+
     @Test func test_mergingDifferentOperations_throws() throws {
         var a = NodePartial.empty(.tagNames(scope: nil, blockSpans: 1))
         #expect(throws: AggregationError.self) { try a.merge(.empty(.serviceMap(startNanos: 0, endNanos: 1))) }
