@@ -9,8 +9,12 @@ public enum TraceLookup {
     /// repeating a span ID; empty when the trace is not in the snapshot. A block that fails to read
     /// is quarantined and skipped.
     public static func chunks(_ id: TraceID, snapshot: StorageEngine.Snapshot, store: BlockStore) throws -> [HeadChunk] {
-        let blocks = try store.findTrace(id, in: snapshot.blocks).map { HeadChunk(org: "", batch: $0) }
-        return self.deduplicated(id, snapshot.chunks + blocks)
+        self.deduplicated(id, snapshot.chunks + (try self.blockChunks(id, snapshot: snapshot, store: store)))
+    }
+
+    /// The trace's spans in the snapshot's blocks, one chunk per block holding any (repeats kept).
+    public static func blockChunks(_ id: TraceID, snapshot: StorageEngine.Snapshot, store: BlockStore) throws -> [HeadChunk] {
+        try store.findTrace(id, in: snapshot.blocks).map { HeadChunk(org: "", batch: $0) }
     }
 
     /// `chunks` with every span of trace `id` kept once (by span ID); a chunk that repeats none is kept

@@ -197,9 +197,9 @@ extension SearchExecutor {
         var traces: [TraceSummary] = []
         for m in matches.traces {
             try limits.check()
-            let fromBlocks = try store.findTrace(m.traceID, in: snapshot.blocks)
-            for b in fromBlocks { try collect(b, Array(0..<b.spanCount), head: false) }
-            let sources = TraceLookup.deduplicated(m.traceID, snapshot.chunks + fromBlocks.map { HeadChunk(org: "", batch: $0) })
+            let fromBlocks = try TraceLookup.blockChunks(m.traceID, snapshot: snapshot, store: store)
+            for b in fromBlocks { try collect(b.batch, Array(0..<b.batch.spanCount), head: false) }
+            let sources = TraceLookup.deduplicated(m.traceID, snapshot.chunks + fromBlocks)
             var summary = self.summarize(m.traceID, in: sources)
             summary.matched = m.matched
             summary.matchedSpans = (spans[m.traceID] ?? []).sorted { $0.startNanos < $1.startNanos }
