@@ -1,9 +1,9 @@
 import WeftModel
 import WeftStorageEngine
 
-/// Byte forms of the values requests and partials are built of: strings, trace IDs, TraceQL filters
-/// and fields, aggregates, group values and scan statistics. Readers validate and throw
-/// ``BlockFormatError`` on anything malformed.
+/// Byte forms of the query values requests are built of: TraceQL filters and fields, aggregation
+/// queries and optional numbers (strings, trace IDs, group values and statistics are in
+/// WeftAggregates). Readers validate and throw ``BlockFormatError`` on anything malformed.
 extension ByteWriter {
     mutating func field(_ f: TraceQLField) {
         switch f {
@@ -64,16 +64,26 @@ extension ByteWriter {
         for a in q.aggregates {
             switch a {
             case .count: self.varint(0)
-            case .sum(let f): self.varint(1); self.field(f)
-            case .avg(let f): self.varint(2); self.field(f)
-            case .min(let f): self.varint(3); self.field(f)
-            case .max(let f): self.varint(4); self.field(f)
+            case .sum(let f):
+                self.varint(1)
+                self.field(f)
+            case .avg(let f):
+                self.varint(2)
+                self.field(f)
+            case .min(let f):
+                self.varint(3)
+                self.field(f)
+            case .max(let f):
+                self.varint(4)
+                self.field(f)
             case .quantiles(let f, let qs):
                 self.varint(5)
                 self.field(f)
                 self.varint(UInt64(qs.count))
                 for q in qs { self.fixed64(q.bitPattern) }
-            case .histogram(let f): self.varint(6); self.field(f)
+            case .histogram(let f):
+                self.varint(6)
+                self.field(f)
             }
         }
         self.fixed64(q.startNanos)
@@ -89,7 +99,6 @@ extension ByteWriter {
             self.varint(0)
         }
     }
-
 }
 
 extension ByteReader {
@@ -179,7 +188,6 @@ extension ByteReader {
         default: throw BlockFormatError("bad optional marker")
         }
     }
-
 }
 
 /// Reads `bytes` with `body`, which must consume them all.
