@@ -33,8 +33,10 @@ let package = Package(
         .target(name: "CWeftCRC", cSettings: [.unsafeFlags(["-gdwarf-4"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "WeftStorageEngine", dependencies: ["WeftModel", "WeftOTLP", "CWeftCRC", "CZstd"], swiftSettings: settings),
-        .target(name: "WeftQuery", dependencies: ["WeftModel", "WeftOTLP", "WeftStorageEngine"], swiftSettings: settings),
+        // Mergeable partial aggregates (quantile sketch, summaries) and their byte codec: what a coordinator merges.
+        .target(name: "WeftAggregates", dependencies: ["WeftModel"], swiftSettings: settings),
+        .target(name: "WeftStorageEngine", dependencies: ["WeftModel", "WeftOTLP", "WeftAggregates", "CWeftCRC", "CZstd"], swiftSettings: settings),
+        .target(name: "WeftQuery", dependencies: ["WeftModel", "WeftOTLP", "WeftAggregates", "WeftStorageEngine"], swiftSettings: settings),
         .target(name: "WeftLoad", dependencies: ["WeftModel", "WeftOTLP"], swiftSettings: settings),
         // Cluster membership: the ring CRDT, replica lookup and the SWIM state machine.
         .target(name: "WeftCluster", dependencies: ["WeftModel"], swiftSettings: settings),
@@ -64,7 +66,7 @@ let package = Package(
         // The query role: routes, fair scheduling, rendering.
         .target(
             name: "WeftQueryService",
-            dependencies: ["WeftRuntime", "WeftQuery", "WeftStorageEngine", "WeftModel", "WeftOTLP", nio, nioPosix, nioHTTP1],
+            dependencies: ["WeftRuntime", "WeftQuery", "WeftAggregates", "WeftStorageEngine", "WeftModel", "WeftOTLP", "WeftHTTP2", nio, nioPosix, nioHTTP1],
             swiftSettings: settings
         ),
         // The node composer: configuration, the roles chosen at start-up wired into one service.
@@ -108,7 +110,7 @@ let package = Package(
         .executableTarget(
             name: "weft-bench",
             dependencies: [
-                "WeftLoad", "WeftOTLP", "WeftModel", "WeftStorageEngine", "WeftRuntime", "WeftQuery",
+                "WeftLoad", "WeftOTLP", "WeftModel", "WeftStorageEngine", "WeftRuntime", "WeftQuery", "WeftQueryService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: settings
@@ -129,6 +131,14 @@ let package = Package(
         .testTarget(name: "WeftOTLPTests", dependencies: ["WeftOTLP", "WeftModel", "WeftLoad", "WeftTestSupport"], resources: [.copy("Fixtures")], swiftSettings: settings),
         .testTarget(name: "WeftStorageEngineTests", dependencies: ["WeftStorageEngine", "WeftTestSupport", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
         .testTarget(name: "WeftQueryTests", dependencies: ["WeftQuery", "WeftTestSupport", "WeftStorageEngine", "WeftOTLP", "WeftModel", "WeftLoad"], swiftSettings: settings),
+        .testTarget(
+            name: "WeftQueryServiceTests",
+            dependencies: ["WeftQueryService", "WeftRuntime", "WeftQuery", "WeftStorageEngine", "WeftModel", "WeftOTLP", "WeftLoad", "WeftTestSupport"],
+            swiftSettings: settings
+        ),
+        .testTarget(name: "WeftAggregatesTests", dependencies: ["WeftAggregates"], swiftSettings: settings),
+        // Reads the sources of the pure targets and fails on imports or calls that break their purity.
+        .testTarget(name: "ArchitectureTests", swiftSettings: settings),
         .testTarget(name: "WeftClusterTests", dependencies: ["WeftCluster", "WeftClusterSim", "WeftModel"], swiftSettings: settings),
         .testTarget(name: "WeftHTTP2Tests", dependencies: ["WeftHTTP2", "WeftRuntime", "WeftIngest", "WeftServer", "WeftClient", "WeftTestSupport", nio, nioPosix], swiftSettings: settings),
         .testTarget(name: "WeftClusterServiceTests", dependencies: ["WeftClusterService", "WeftCluster"], swiftSettings: settings),

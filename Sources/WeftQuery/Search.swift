@@ -25,22 +25,6 @@ public struct SpanSummary: Sendable {
     public var attributes: [(key: String, value: GroupValue)] = []
 }
 
-/// What a query looked at.
-public struct ScanStats: Sendable {
-    /// Head chunks and block row groups looked at.
-    public var chunks = 0
-    /// Blocks opened, and row groups skipped without decoding (time range, dictionary, posting lists).
-    public var blocks = 0
-    public var skippedGroups = 0
-    public var inspectedSpans = 0
-    public var inspectedTraces = 0
-    public var inspectedBytes = 0
-    /// Wall time of the query, when known (set by the API before answering).
-    public var elapsedNanos: UInt64 = 0
-
-    public init() {}
-}
-
 /// Search results, most recent traces first.
 public struct SearchResult: Sendable {
     public var traces: [TraceSummary]
@@ -94,7 +78,65 @@ public enum SearchExecutor {
             stats.inspectedBytes += chunk.batch.memoryFootprint
             self.scan(request, chunk.batch, minStart: chunk.minStart, maxStart: chunk.maxStart, &found, &stats)
         }
-        return self.finish(request, found, stats) { id in chunks }
+        return self.finish(request, found, stats) { id in TraceLookup.deduplicated(id, chunks) }
+    }
+
+    /// Whether a search runs on the columnar engine: TraceQL alone (which also answers trace-level
+    /// intrinsics); with `tags` or durations it runs on the tag engine.
+    public static func isColumnar(_ request: SearchRequest) -> Bool {
+        request.traceQL != nil && request.conditions.isEmpty && request.minDurationNanos == nil && request.maxDurationNanos == nil
+    }
+
+    /// Round 1 of a search over a snapshot: every trace with matching spans, its latest matching start
+    /// and how many matched, on the engine the request calls for (``isColumnar(_:)``).
+    public static func partial(
+        _ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits = AggregationLimits()
+    ) throws -> TraceMatchesPartial {
+        if self.isColumnar(request) {
+            let query = self.columnarQuery(request)
+            return try TraceMatchExecutor.partial(query.filter, startNanos: query.startNanos, endNanos: query.endNanos, snapshot: snapshot, store: store, limits: limits)
+        }
+        let (found, stats) = try self.matches(request, snapshot: snapshot, store: store, limits: limits)
+        var partial = TraceMatchesPartial()
+        for (id, m) in found {
+            partial.traces[id] = .init(latestStart: m.latest, matched: m.matched)
+            partial.spans += m.matched
+        }
+        partial.stats = stats
+        partial.stats.inspectedTraces = found.count
+        return partial
+    }
+
+    /// The search answer from its (merged) round 1: the `limit` traces with the latest matches, each
+    /// summarised over all its spans (each span ID once) with up to `spss` of its matching spans.
+    public static func result(
+        _ request: SearchRequest, _ matches: TraceMatchesPartial, snapshot: StorageEngine.Snapshot, store: BlockStore,
+        limits: AggregationLimits = AggregationLimits()
+    ) throws -> SearchResult {
+        let chosen = TraceMatches(spans: matches.spans, traces: matches.latest(request.limit), stats: matches.stats)
+        if self.isColumnar(request) {
+            let query = self.columnarQuery(request)
+            let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
+            return try self.columnarSummaries(request, chosen, snapshot: snapshot, store: store, limits: limits, context: context)
+        }
+        var traces: [TraceSummary] = []
+        for m in chosen.traces {
+            try limits.check()
+            let chunks = try TraceLookup.chunks(m.traceID, snapshot: snapshot, store: store)
+            // The trace's matching spans, in the order the scan meets them.
+            var found: [TraceID: Match] = [:]
+            var ignored = ScanStats()
+            for chunk in chunks {
+                self.scan(request, chunk.batch, minStart: chunk.minStart, maxStart: chunk.maxStart, rows: chunk.rows(of: m.traceID), &found, &ignored)
+            }
+            var summary = self.summarize(m.traceID, in: chunks)
+            summary.matched = m.matched
+            summary.matchedSpans = found[m.traceID]?.spans ?? []
+            traces.append(summary)
+        }
+        var stats = matches.stats
+        stats.inspectedTraces = matches.traces.count
+        return SearchResult(traces: traces, stats: stats)
     }
 
     /// Search over a snapshot of head and blocks. Blocks are pruned by time, by their dictionary (a value
@@ -104,6 +146,14 @@ public enum SearchExecutor {
     public static func search(
         _ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits? = nil
     ) throws -> SearchResult {
+        let (found, stats) = try self.matches(request, snapshot: snapshot, store: store, limits: limits)
+        return try self.finish(request, found, stats) { id in try TraceLookup.chunks(id, snapshot: snapshot, store: store) }
+    }
+
+    /// The tag engine's scan: matching spans per trace.
+    static func matches(
+        _ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits?
+    ) throws -> (found: [TraceID: Match], stats: ScanStats) {
         var stats = ScanStats()
         var found: [TraceID: Match] = [:]
         for chunk in snapshot.chunks {
@@ -122,9 +172,7 @@ public enum SearchExecutor {
                 store.quarantine(meta, error)
             }
         }
-        return try self.finish(request, found, stats) { id in
-            snapshot.chunks + (try store.findTrace(id, in: snapshot.blocks)).map { HeadChunk(org: "", batch: $0) }
-        }
+        return (found, stats)
     }
 
     static func scan(_ request: SearchRequest, _ meta: BlockMeta, _ store: BlockStore, _ found: inout [TraceID: Match], _ stats: inout ScanStats) throws {

@@ -58,6 +58,9 @@ public enum TagCatalog {
         return names
     }
 
+    /// Whether names of `scope` list the intrinsics.
+    public static func includesIntrinsics(_ scope: String?) -> Bool { scope == nil || scope == "" || scope == "all" || scope == "intrinsic" }
+
     /// Attribute names by scope over the batches `forEach` yields.
     static func names(scope: String?, forEach: ((SpanBatch) -> Void) throws -> Void) throws -> Names {
         switch scope {
@@ -65,7 +68,7 @@ public enum TagCatalog {
         default: throw QueryError("parameter 'scope': '\(scope!)' is not one of resource, span, intrinsic")
         }
         var names = Names()
-        names.includeIntrinsics = scope == nil || scope == "" || scope == "all" || scope == "intrinsic"
+        names.includeIntrinsics = self.includesIntrinsics(scope)
         var span = Set<String>()
         var resource = Set<String>()
         try forEach { b in

@@ -66,7 +66,7 @@ package struct QueryAPI: Sendable {
     package func aggregationLimits(_ request: HTTPRequest) -> AggregationLimits {
         AggregationLimits(
             maxSeries: self.limits.maxSeries, timeoutSeconds: self.limits.timeoutSeconds, parallelism: self.parallelism,
-            maxMemoryBytes: self.limits.maxMemoryBytes, cancellation: request.cancellation
+            maxMemoryBytes: self.limits.maxMemoryBytes, cancellation: request.cancellation, context: .live
         )
     }
 
@@ -179,21 +179,28 @@ package struct QueryAPI: Sendable {
             guard let id = TraceID(hex: idText), id.isValid else {
                 return loop.makeSucceededFuture(QueryAPI.badRequest("trace ID '\(idText)' is not 1 to 32 hex digits (and not all zero)"))
             }
-            let lookup: TraceLookup
+            let byID: TraceByIDRequest
             do {
-                lookup = try TraceLookup(request)
+                byID = try TraceByIDRequest(request)
             } catch {
                 return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
             }
+            let lookup = self.nodeRequest(.trace(id), request)
             return run {
-                let snapshot = engine.snapshot(org: org)
-                let fromBlocks: [HeadChunk]
+                let chunks: [HeadChunk]
                 do {
-                    fromBlocks = try engine.store.findTrace(id, in: lookup.blocks(of: snapshot)).map { HeadChunk(org: org, batch: $0) }
+                    var snapshot = engine.snapshot(org: org)
+                    snapshot.blocks = byID.blocks(of: snapshot)
+                    guard case .trace(let trace) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
+                        return QueryAPI.storageError(QueryError("not a trace"))
+                    }
+                    chunks = trace.chunks
+                } catch let error as AggregationError {
+                    return QueryAPI.refused(error)
                 } catch {
                     return QueryAPI.storageError(error)
                 }
-                guard let response = lookup.answer(id, in: snapshot.chunks + fromBlocks, shape: shape) else {
+                guard let response = byID.answer(id, in: chunks, shape: shape) else {
                     return QueryAPI.json(.notFound, QueryResponses.error("trace not found"))
                 }
                 return response
@@ -207,16 +214,17 @@ package struct QueryAPI: Sendable {
             }
             let limits = self.aggregationLimits(request)
             // TraceQL alone runs on the columnar engine (which also answers trace-level intrinsics).
-            let columnar = search.traceQL != nil && search.conditions.isEmpty && search.minDurationNanos == nil && search.maxDurationNanos == nil
-            if !columnar, let filter = search.traceQL, let why = CompiledTraceQLFilter.unsupported(filter) {
+            if !SearchExecutor.isColumnar(search), let filter = search.traceQL, let why = CompiledTraceQLFilter.unsupported(filter) {
                 return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'q': \(why) together with 'tags', 'minDuration' or 'maxDuration'"))
             }
+            let lookup = self.nodeRequest(.search(search), request)
             return run {
                 do {
-                    let result = columnar
-                        ? try SearchExecutor.columnar(search, snapshot: engine.snapshot(org: org), store: engine.store, limits: limits)
-                        : try SearchExecutor.search(search, snapshot: engine.snapshot(org: org), store: engine.store, limits: limits)
-                    var answered = result
+                    let snapshot = engine.snapshot(org: org)
+                    guard case .traceMatches(let matches) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
+                        throw AggregationError.invalid("not trace matches")
+                    }
+                    var answered = try SearchExecutor.result(search, matches, snapshot: snapshot, store: engine.store, limits: limits)
                     answered.stats = QueryAPI.timed(answered.stats, since: started)
                     return QueryAPI.scanned(QueryResponses.search(answered), answered.stats)
                 } catch let error as AggregationError {
@@ -227,12 +235,15 @@ package struct QueryAPI: Sendable {
             }
         case ["api", "search", "tags"], ["api", "v2", "search", "tags"]:
             let v2 = segments.count == 4
-            let scope = request.query["scope"]
+            let lookup = self.nodeRequest(.tagNames(scope: request.query["scope"], blockSpans: QueryAPI.tagScanSpans), request)
             return run {
                 do {
-                    var names = try TagCatalog.names(scope: scope, snapshot: engine.snapshot(org: org), store: engine.store, blockSpans: QueryAPI.tagScanSpans)
+                    guard case .tagNames(let partial) = try QueryAPI.run(lookup, engine: engine, org: org) else { throw QueryError("not tag names") }
+                    var names = partial.names
                     names.stats = QueryAPI.timed(names.stats, since: started)
                     return QueryAPI.scanned(v2 ? QueryResponses.tagNamesV2(names) : QueryResponses.tagNames(names), names.stats)
+                } catch let error as AggregationError {
+                    return QueryAPI.refused(error)
                 } catch let error as QueryError {
                     return QueryAPI.badRequest(error.message)
                 } catch {
@@ -280,25 +291,14 @@ package struct QueryAPI: Sendable {
                 if isStart { start = t } else { end = t % 1_000_000_000 == 0 ? t.addingReportingOverflow(999_999_999).partialValue : t }
             }
             guard end >= start else { return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'end' must not be before 'start'")) }
-            let (rangeStart, rangeEnd, valueFilter) = (start, end, filter)
-            let limits = self.aggregationLimits(request)
+            let lookup = self.nodeRequest(.tagValues(field: field, filter: filter, startNanos: start, endNanos: end, limit: valueLimit), request)
             return run {
                 QueryAPI.aggregateScanned(engine: engine, org: org) { snapshot in
-                    let (values, stats) = try DistinctValues.values(
-                        of: field, filter: valueFilter, startNanos: rangeStart, endNanos: rangeEnd, limit: valueLimit, snapshot: snapshot, store: engine.store, limits: limits
-                    )
-                    var result = TagCatalog.Values()
-                    result.stats = QueryAPI.timed(stats, since: started)
-                    let keyword = field == .intrinsic(.status) || field == .intrinsic(.kind)
-                    result.values = values.map { v in
-                        switch v {
-                        case .string(let s): return (keyword ? "keyword" : "string", s)
-                        case .int(let i): return ("int", String(i))
-                        case .double(let d): return ("float", String(d))
-                        case .bool(let b): return ("bool", String(b))
-                        case .absent: return ("string", "")
-                        }
+                    guard case .tagValues(let partial) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
+                        throw AggregationError.invalid("not tag values")
                     }
+                    var result = NodeQuery.typedValues(partial, field: field)
+                    result.stats = QueryAPI.timed(result.stats, since: started)
                     return (QueryResponses.tagValues(result, typed: v2), result.stats)
                 }
             }
@@ -328,15 +328,13 @@ package struct QueryAPI: Sendable {
             } catch {
                 return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
             }
-            var tableLimits = self.aggregationLimits(request)
-            tableLimits.maxSeries = self.limits.maxGroups
-            let limits = tableLimits
+            let round = self.nodeRequest(.aggregate(table.aggregation), request, maxSeries: self.limits.maxGroups)
             return run {
                 QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
                     let q = table.aggregation
-                    let (rows, groups, stats) = try AggregationExecutor.table(
-                        q, orderBy: table.orderBy, descending: table.descending, limit: table.limit, snapshot: snapshot, store: engine.store, limits: limits
-                    )
+                    let (rows, groups, stats) = try NodeQuery.table(
+                        q, orderBy: table.orderBy, descending: table.descending, limit: table.limit, request: round
+                    ) { try NodeQuery.run($0, snapshot: snapshot, store: engine.store, context: .live) }
                     return QueryResponses.aggregateTable(q, rows, groups: groups, QueryAPI.timed(stats, since: started))
                 }
             }
@@ -361,11 +359,13 @@ package struct QueryAPI: Sendable {
             guard lookback <= self.limits.maxRangeNanos else {
                 return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'lookback': the range exceeds the maximum of \(self.limits.maxRangeNanos / 3_600_000_000_000) h"))
             }
-            let (start, stop) = (end >= lookback ? end - lookback : 0, end)
+            let lookup = self.nodeRequest(.serviceMap(startNanos: end >= lookback ? end - lookback : 0, endNanos: end), request)
             return run {
                 QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
-                    let (edges, stats) = try ServiceMapExecutor.edges(startNanos: start, endNanos: stop, snapshot: snapshot, store: engine.store)
-                    return QueryResponses.dependencies(edges, QueryAPI.timed(stats, since: started))
+                    guard case .serviceMap(let partial) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
+                        throw AggregationError.invalid("not a service map")
+                    }
+                    return QueryResponses.dependencies(partial.sorted, QueryAPI.timed(partial.stats, since: started))
                 }
             }
         default:

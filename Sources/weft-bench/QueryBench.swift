@@ -3,6 +3,7 @@ import Foundation
 import WeftModel
 import WeftOTLP
 import WeftQuery
+import WeftQueryService
 import WeftRuntime
 import WeftStorageEngine
 
@@ -51,7 +52,7 @@ struct QueryBench: ParsableCommand {
         func string(_ q: String, _ k: String) -> String { p[q]![k] as! String }
         func nanos(_ q: String, _ k: String) -> UInt64 { (p[q]![k] as! NSNumber).uint64Value }
 
-        let limits = AggregationLimits(maxSeries: 10_000_000, timeoutSeconds: 600, parallelism: self.threads)
+        let limits = AggregationLimits(maxSeries: 10_000_000, timeoutSeconds: 600, parallelism: self.threads, context: .live)
         let store = engine.store
         func eq(_ scope: TraceQLField.Scope, _ key: String, _ value: String) -> TraceQLFilter {
             .comparison(.attribute(scope, key), .equal, .string(value))

@@ -142,7 +142,7 @@ struct AggregationTests {
         for (index, (query, field)) in cases.enumerated() {
             let viaHead = try AggregationExecutor.partial(query, snapshot: headSnapshot, store: headOnly.store)
             let viaBlocks = try AggregationExecutor.partial(query, snapshot: mixedSnapshot, store: mixed.store, limits: AggregationLimits(parallelism: 1))
-            let parallel = try AggregationExecutor.partial(query, snapshot: mixedSnapshot, store: mixed.store, limits: AggregationLimits(parallelism: 3))
+            let parallel = try AggregationExecutor.partial(query, snapshot: mixedSnapshot, store: mixed.store, limits: AggregationLimits(parallelism: 3, context: .threaded))
             #expect(viaBlocks.sameContents(as: viaHead), "case \(index): blocks differ from head")
             #expect(parallel.sameContents(as: viaBlocks), "case \(index): parallel scan differs")
             #expect(viaBlocks.stats.blocks == 2 || query.filter != .all, "case \(index)")
@@ -285,8 +285,9 @@ struct AggregationTests {
         #expect(throws: AggregationError.tooManySeries(limit: 5)) {
             _ = try AggregationExecutor.partial(byUser, snapshot: snapshot, store: mixed.store, limits: AggregationLimits(maxSeries: 5))
         }
-        var expired = AggregationLimits()
-        expired.deadline = 0
+        // The injected clock reads past the deadline.
+        var expired = AggregationLimits(context: QueryContext(now: { 2_000_000_000 }, workers: SerialScanWorkers()))
+        expired.deadline = 1_000_000_000
         #expect(throws: AggregationError.timeout(seconds: expired.timeoutSeconds)) {
             _ = try AggregationExecutor.partial(byUser, snapshot: snapshot, store: mixed.store, limits: expired)
         }
@@ -389,7 +390,9 @@ extension AggregationTests {
             #expect(got.mapValues { [$0.0, Int($0.1)] } == expected.mapValues { [$0.0, Int($0.1)] })
         }
         // The same filter through search: every trace found is long and has a matching client span.
-        let search = try SearchRequest(parameters: ["q": "{ traceDuration > \(threshold)ns && rootServiceName != \"\" }", "limit": "1000"])
+        var search = SearchRequest()
+        search.traceQL = try TraceQLQuery(parsing: "{ traceDuration > \(threshold)ns && rootServiceName != \"\" }").filter
+        search.limit = 1000
         let found = try SearchExecutor.columnar(search, snapshot: blocks.snapshot(org: "o"), store: blocks.store)
         let long = Set(context.filter { $0.value.end - $0.value.start > threshold && !$0.value.service.isEmpty }.map(\.key))
         #expect(Set(found.traces.map(\.traceID)) == long)

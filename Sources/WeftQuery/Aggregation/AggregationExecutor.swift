@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 import WeftModel
 import WeftStorageEngine
@@ -27,7 +26,7 @@ public enum AggregationError: Error, Sendable, Equatable, CustomStringConvertibl
 /// Limits an aggregation runs under.
 public struct AggregationLimits: Sendable {
     public var maxSeries: Int
-    /// Monotonic deadline (`DispatchTime.now().uptimeNanoseconds` scale); nil for none.
+    /// Deadline on the scale of `context.now`; nil for none.
     public var deadline: UInt64?
     public var timeoutSeconds: Double
     /// Threads scanning in parallel.
@@ -36,24 +35,28 @@ public struct AggregationLimits: Sendable {
     public var maxMemoryBytes: Int
     /// Set when the answer is no longer wanted.
     public var cancellation: QueryCancellation?
+    /// The clock the deadline is checked on and the workers scans run on.
+    public var context: QueryContext
 
+    /// Limits whose deadline is `timeoutSeconds` after `context.now()`.
     public init(
         maxSeries: Int = 100_000, timeoutSeconds: Double = 30, parallelism: Int = 2, maxMemoryBytes: Int = QueryLimits.defaultMaxMemoryBytes,
-        cancellation: QueryCancellation? = nil
+        cancellation: QueryCancellation? = nil, context: QueryContext = .serial
     ) {
         self.maxSeries = maxSeries
         self.timeoutSeconds = timeoutSeconds
-        self.deadline = DispatchTime.now().uptimeNanoseconds + UInt64(min(max(0, timeoutSeconds), 1e9) * 1e9)
+        self.deadline = context.now() + UInt64(min(max(0, timeoutSeconds), 1e9) * 1e9)
         self.parallelism = max(1, parallelism)
         self.maxMemoryBytes = maxMemoryBytes
         self.cancellation = cancellation
+        self.context = context
     }
 
     /// Throws once the deadline has passed or the query was cancelled. Long loops call it every few
     /// thousand iterations (see ``checkEvery``).
     public func check() throws(AggregationError) {
         if let c = self.cancellation, c.isCancelled { throw .cancelled }
-        if let deadline = self.deadline, DispatchTime.now().uptimeNanoseconds > deadline { throw .timeout(seconds: self.timeoutSeconds) }
+        if let deadline = self.deadline, self.context.now() > deadline { throw .timeout(seconds: self.timeoutSeconds) }
     }
 
     /// Iterations between ``check()`` calls in per-row loops (`i & checkEvery == 0`).
@@ -67,8 +70,8 @@ enum ScanUnit {
 }
 
 /// Runs scan units in parallel: blocks are pruned by time and each row group left becomes a unit;
-/// `parallelism` threads take units in order, each into its own state (`make`), and the states are
-/// returned for merging. A block that fails to read is quarantined; the rest still answers.
+/// `parallelism` workers (``ScanWorkers``) take units in order, each into its own state (`make`), and
+/// the states are returned in worker order, so merging them is the same from run to run. A block that fails to read is quarantined; the rest still answers.
 enum ScanRunner {
     static func run<State: Sendable>(
         startNanos: UInt64, endNanos: UInt64, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits,
@@ -103,10 +106,10 @@ enum ScanRunner {
         let workUnits = units
         let openReaders = readers
         let next = Atomic<Int>(0)
-        let results = Mutex<[Result<State, any Error>]>([])
-        let failedBlocks = Mutex<[Int: any Error]>([:])
         let workers = min(limits.parallelism, max(1, workUnits.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+        let results = Mutex<[Result<State, any Error>?]>(Array(repeating: nil, count: workers))
+        let failedBlocks = Mutex<[Int: any Error]>([:])
+        limits.context.workers.run(count: workers) { worker in
             var state = make()
             do {
                 while true {
@@ -127,15 +130,15 @@ enum ScanRunner {
                         }
                     }
                 }
-                results.withLock { [state] in $0.append(.success(state)) }
+                results.withLock { [state] in $0[worker] = .success(state) }
             } catch {
                 // Stop the others early.
                 next.store(Int.max / 2, ordering: .relaxed)
-                results.withLock { $0.append(.failure(error)) }
+                results.withLock { $0[worker] = .failure(error) }
             }
         }
-        for (b, error) in failedBlocks.withLock({ $0 }) { store.quarantine(snapshot.blocks[b], error) }
-        return (try results.withLock { $0 }.map { try $0.get() }, stats)
+        for (b, error) in failedBlocks.withLock({ $0 }).sorted(by: { $0.key < $1.key }) { store.quarantine(snapshot.blocks[b], error) }
+        return (try results.withLock { $0 }.compactMap { try $0?.get() }, stats)
     }
 }
 
@@ -155,29 +158,22 @@ public enum AggregationExecutor {
         return try self.partial(query, snapshot: snapshot, store: store, limits: limits, start: AggregationPartial(query))
     }
 
-    /// Rows of an aggregation table ordered by aggregate `orderBy`, at most `limit`. When only the
-    /// order aggregate is cheap (count, sum, avg, min, max) and others are not, a first pass computes
-    /// only it to choose the groups, and a second computes the rest for those groups alone: both are
-    /// ordinary partials, so a coordinator can run the same two rounds across nodes.
+    /// Rows of an aggregation table ordered by aggregate `orderBy`, at most `limit`, in the two rounds
+    /// of ``NodeQuery/table(_:orderBy:descending:limit:request:run:)`` over this snapshot.
     public static func table(
         _ query: AggregationQuery, orderBy: Int, descending: Bool = true, limit: Int, snapshot: StorageEngine.Snapshot, store: BlockStore,
         limits: AggregationLimits = AggregationLimits()
     ) throws -> (rows: [AggregationRow], groups: Int, stats: ScanStats) {
-        let cheap = query.aggregates.map { $0.stateKind == .count || $0.stateKind == .values }
-        guard cheap[orderBy], cheap.contains(false), !query.groupBy.isEmpty else {
-            let p = try self.partial(query, snapshot: snapshot, store: store, limits: limits)
-            return (p.rows(query, orderBy: orderBy, descending: descending, limit: limit), p.groupCount, p.stats)
+        try NodeQuery.table(query, orderBy: orderBy, descending: descending, limit: limit, request: NodeQueryRequest(.aggregate(query))) { round in
+            switch round.operation {
+            case .aggregateGroups(let q, let keys):
+                return .aggregate(try self.partial(q, snapshot: snapshot, store: store, limits: limits, start: .closed(q, to: keys)))
+            case .aggregate(let q):
+                return .aggregate(try self.partial(q, snapshot: snapshot, store: store, limits: limits))
+            default:
+                throw AggregationError.invalid("not a table round")
+            }
         }
-        var first = query
-        first.aggregates = [query.aggregates[orderBy]]
-        let chosen = try self.partial(first, snapshot: snapshot, store: store, limits: limits)
-        let keys = chosen.rows(first, orderBy: 0, descending: descending, limit: limit).map(\.key)
-        var second = try self.partial(query, snapshot: snapshot, store: store, limits: limits, start: .closed(query, to: keys))
-        // Spans, bytes and row groups count both passes; blocks are the same ones.
-        let blocks = second.stats.blocks
-        second.stats.add(chosen.stats)
-        second.stats.blocks = blocks
-        return (second.rows(query, orderBy: orderBy, descending: descending, limit: limit), chosen.groupCount, second.stats)
     }
 
     static func partial(

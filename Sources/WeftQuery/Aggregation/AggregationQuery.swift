@@ -106,45 +106,6 @@ public struct AggregationQuery: Sendable, Equatable {
     }
 }
 
-/// A group-by value: what a span holds for a field (or nothing).
-public enum GroupValue: Sendable, Hashable, Comparable, CustomStringConvertible {
-    case absent
-    case string(String)
-    case int(Int64)
-    case double(Double)
-    case bool(Bool)
-
-    public var description: String {
-        switch self {
-        case .absent: return "<none>"
-        case .string(let s): return s
-        case .int(let i): return String(i)
-        case .double(let d): return String(d)
-        case .bool(let b): return String(b)
-        }
-    }
-
-    private var rank: Int {
-        switch self {
-        case .absent: return 0
-        case .bool: return 1
-        case .int: return 2
-        case .double: return 3
-        case .string: return 4
-        }
-    }
-
-    public static func < (a: GroupValue, b: GroupValue) -> Bool {
-        switch (a, b) {
-        case (.string(let x), .string(let y)): return x < y
-        case (.int(let x), .int(let y)): return x < y
-        case (.double(let x), .double(let y)): return x < y
-        case (.bool(let x), .bool(let y)): return !x && y
-        default: return a.rank < b.rank
-        }
-    }
-}
-
 /// Count, sum, min and max of numeric values. Integer inputs are summed exactly (128 bits); float
 /// inputs with a compensated sum, so merging in any order differs only in the last bits.
 public struct ValueSummary: Sendable, Equatable {
@@ -467,18 +428,6 @@ public struct AggregationPartial: Sendable {
             }
         }
         return true
-    }
-}
-
-extension ScanStats {
-    public mutating func add(_ o: ScanStats) {
-        self.chunks += o.chunks
-        self.blocks += o.blocks
-        self.skippedGroups += o.skippedGroups
-        self.inspectedSpans += o.inspectedSpans
-        self.inspectedTraces += o.inspectedTraces
-        self.inspectedBytes += o.inspectedBytes
-        self.elapsedNanos = Swift.max(self.elapsedNanos, o.elapsedNanos)
     }
 }
 

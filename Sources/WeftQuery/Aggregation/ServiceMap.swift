@@ -1,16 +1,6 @@
 import WeftModel
 import WeftStorageEngine
 
-/// Calls between two services over a time range.
-public struct ServiceMapEdge: Sendable, Equatable {
-    public var parent: String
-    public var child: String
-    public var calls: UInt64
-    public var errors: UInt64
-    /// Child span durations, in ns.
-    public var latency: QuantileSketch
-}
-
 /// The service map: edges stored with each block (computed when it was written) summed over the
 /// blocks in range, plus the edges among spans still in the head, joined there (the head is small).
 /// Blocks contribute whole edge buckets (``ServiceGraph/bucketNanos``) whose start is in range.
@@ -18,25 +8,22 @@ public enum ServiceMapExecutor {
     public static func edges(
         startNanos: UInt64, endNanos: UInt64, snapshot: StorageEngine.Snapshot, store: BlockStore
     ) throws -> (edges: [ServiceMapEdge], stats: ScanStats) {
-        struct Pair: Hashable {
-            var parent: String
-            var child: String
-        }
-        var sums: [Pair: ServiceMapEdge] = [:]
-        var stats = ScanStats()
+        let partial = self.partial(startNanos: startNanos, endNanos: endNanos, snapshot: snapshot, store: store)
+        return (partial.sorted, partial.stats)
+    }
+
+    /// The edges summed per (parent, child), mergeable with those of other data.
+    public static func partial(startNanos: UInt64, endNanos: UInt64, snapshot: StorageEngine.Snapshot, store: BlockStore) -> ServiceMapPartial {
+        var sums = ServiceMapPartial()
         func add(_ e: ServiceEdge) {
             guard e.bucketStart + ServiceGraph.bucketNanos > startNanos, e.bucketStart <= endNanos else { return }
-            let key = Pair(parent: e.parent, child: e.child)
-            let empty = ServiceMapEdge(parent: e.parent, child: e.child, calls: 0, errors: 0, latency: QuantileSketch())
-            sums[key, default: empty].calls += e.calls
-            sums[key, default: empty].errors += e.errors
-            sums[key, default: empty].latency.merge(e.latency)
+            sums.add(ServiceMapEdge(parent: e.parent, child: e.child, calls: e.calls, errors: e.errors, latency: e.latency))
         }
         for meta in snapshot.blocks where !store.isQuarantined(meta.id) {
             if meta.minStart > endNanos || meta.maxStart + ServiceGraph.bucketNanos < startNanos { continue }
             do {
                 for e in try store.reader(meta).serviceEdges() { add(e) }
-                stats.blocks += 1
+                sums.stats.blocks += 1
             } catch {
                 store.quarantine(meta, error)
             }
@@ -44,10 +31,9 @@ public enum ServiceMapExecutor {
         for e in self.headEdges(snapshot.chunks) where e.bucketStart >= startNanos / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos {
             add(e)
         }
-        stats.chunks = snapshot.chunks.count
-        stats.inspectedSpans = snapshot.chunks.reduce(0) { $0 + $1.spanCount }
-        let edges = sums.values.sorted { ($0.parent, $0.child) < ($1.parent, $1.child) }
-        return (edges, stats)
+        sums.stats.chunks = snapshot.chunks.count
+        sums.stats.inspectedSpans = snapshot.chunks.reduce(0) { $0 + $1.spanCount }
+        return sums
     }
 
     /// Edges among head spans: a span's parent may be in any head chunk.

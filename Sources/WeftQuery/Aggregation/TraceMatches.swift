@@ -1,14 +1,6 @@
 import WeftModel
 import WeftStorageEngine
 
-/// A trace with spans matching a filter.
-public struct TraceMatch: Sendable, Equatable {
-    public var traceID: TraceID
-    /// Start of its latest matching span.
-    public var latestStart: UInt64
-    public var matched: Int
-}
-
 /// Spans matching a filter in a time range: how many, and the traces with the latest matches.
 public struct TraceMatches: Sendable {
     public var spans: Int
@@ -32,6 +24,29 @@ public enum TraceMatchExecutor {
     static func latest(
         _ query: AggregationQuery, limit: Int, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits, context: HeadTraceContext?
     ) throws -> TraceMatches {
+        let (found, spans, stats) = try self.all(query, snapshot: snapshot, store: store, limits: limits, context: context)
+        return TraceMatches(spans: spans, traces: found.latest(max(0, limit)), stats: stats)
+    }
+
+    /// Every trace with matching spans, as a partial that merges with those of other data.
+    public static func partial(
+        _ filter: TraceQLFilter, startNanos: UInt64, endNanos: UInt64, snapshot: StorageEngine.Snapshot, store: BlockStore,
+        limits: AggregationLimits = AggregationLimits()
+    ) throws -> TraceMatchesPartial {
+        let query = AggregationQuery(filter: filter, aggregates: [.count], startNanos: startNanos, endNanos: endNanos)
+        let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
+        let (found, spans, stats) = try self.all(query, snapshot: snapshot, store: store, limits: limits, context: context)
+        var partial = TraceMatchesPartial()
+        found.forEach { id, latest, matched in partial.traces[id] = .init(latestStart: latest, matched: matched) }
+        partial.spans = spans
+        partial.stats = stats
+        return partial
+    }
+
+    /// Every trace with matching spans, the matching spans in all, and what the scan looked at.
+    static func all(
+        _ query: AggregationQuery, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits, context: HeadTraceContext?
+    ) throws -> (FoundTraces, Int, ScanStats) {
         let (startNanos, endNanos) = (query.startNanos, query.endNanos)
         if let problem = query.problem { throw AggregationError.invalid(problem) }
         struct State: @unchecked Sendable {
@@ -80,7 +95,7 @@ public enum TraceMatchExecutor {
             found.merge(s.found)
         }
         total.inspectedTraces = found.count
-        return TraceMatches(spans: spans, traces: found.latest(max(0, limit)), stats: total)
+        return (found, spans, total)
     }
 }
 
@@ -112,6 +127,11 @@ struct FoundTraces {
         for i in 0..<other.count { self.add(other.high[i], other.low[i], other.latestStart[i], other.matched[i]) }
     }
 
+    /// Calls `body` with each trace, its latest matching start and its matching spans.
+    func forEach(_ body: (TraceID, UInt64, Int) -> Void) {
+        for i in 0..<self.count { body(TraceID(high: self.high[i], low: self.low[i]), self.latestStart[i], self.matched[i]) }
+    }
+
     /// The `limit` traces with the latest matching span (ties by trace ID).
     func latest(_ limit: Int) -> [TraceMatch] {
         let order = (0..<self.count).sorted { a, b in
@@ -131,11 +151,25 @@ extension SearchExecutor {
     public static func columnar(
         _ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits = AggregationLimits()
     ) throws -> SearchResult {
-        let filter = request.traceQL ?? .all
-        let query = AggregationQuery(filter: filter, aggregates: [.count], startNanos: request.startNanos ?? 0, endNanos: request.endNanos ?? .max)
-        // One trace context of the head serves both the scan and the matching spans below.
+        let query = self.columnarQuery(request)
+        // One trace context of the head serves both the scan and the matching spans.
         let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
         let matches = try TraceMatchExecutor.latest(query, limit: request.limit, snapshot: snapshot, store: store, limits: limits, context: context)
+        return try self.columnarSummaries(request, matches, snapshot: snapshot, store: store, limits: limits, context: context)
+    }
+
+    /// The span query of a TraceQL-only search.
+    static func columnarQuery(_ request: SearchRequest) -> AggregationQuery {
+        AggregationQuery(filter: request.traceQL ?? .all, aggregates: [.count], startNanos: request.startNanos ?? 0, endNanos: request.endNanos ?? .max)
+    }
+
+    /// The chosen traces of a TraceQL-only search summarised, with their matching spans.
+    static func columnarSummaries(
+        _ request: SearchRequest, _ matches: TraceMatches, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits,
+        context: HeadTraceContext?
+    ) throws -> SearchResult {
+        let query = self.columnarQuery(request)
+        let filter = query.filter
         let wanted = Set(matches.traces.map(\.traceID))
         // Matching spans of the chosen traces in the head: one filter pass per chunk over their rows.
         var spans: [TraceID: [SpanSummary]] = [:]
@@ -150,7 +184,8 @@ extension SearchExecutor {
                 let start = batch.startTime[r]
                 guard start >= query.startNanos && start <= query.endNanos else { continue }
                 let id = batch.traceID(r)
-                if spans[id, default: []].count < request.spansPerSpanSet {
+                // A span in the head and in a block is listed once.
+                if spans[id, default: []].count < request.spansPerSpanSet, !spans[id, default: []].contains(where: { $0.spanID == batch.spanID[r] }) {
                     let end = batch.endTime[r]
                     spans[id, default: []].append(SpanSummary(
                         spanID: batch.spanID[r], name: batch.strings.string(batch.name[r]), startNanos: start, durationNanos: end > start ? end - start : 0,
@@ -166,9 +201,10 @@ extension SearchExecutor {
         var traces: [TraceSummary] = []
         for m in matches.traces {
             try limits.check()
-            let fromBlocks = try store.findTrace(m.traceID, in: snapshot.blocks)
-            for b in fromBlocks { try collect(b, Array(0..<b.spanCount), head: false) }
-            var summary = self.summarize(m.traceID, in: snapshot.chunks + fromBlocks.map { HeadChunk(org: "", batch: $0) })
+            let fromBlocks = try TraceLookup.blockChunks(m.traceID, snapshot: snapshot, store: store)
+            for b in fromBlocks { try collect(b.batch, Array(0..<b.batch.spanCount), head: false) }
+            let sources = TraceLookup.deduplicated(m.traceID, snapshot.chunks + fromBlocks)
+            var summary = self.summarize(m.traceID, in: sources)
             summary.matched = m.matched
             summary.matchedSpans = (spans[m.traceID] ?? []).sorted { $0.startNanos < $1.startNanos }
             traces.append(summary)

@@ -1,4 +1,6 @@
+import WeftRuntime
 import WeftModel
+import WeftQuery
 import WeftStorageEngine
 
 /// Tempo-shaped JSON bodies of the query API.
@@ -73,7 +75,7 @@ public enum QueryResponses {
     /// spans, bytes). `weft` adds Weft's own figures (head chunks and row groups inspected and skipped,
     /// elapsed time); Tempo-shaped answers carry those in the `x-weft-scan` header instead (see
     /// ``scanSummary(_:)``), as Tempo's strict decoders reject unknown fields.
-    static func writeMetrics(_ w: inout JSONWriter, _ stats: ScanStats, weft: Bool = false) {
+    package static func writeMetrics(_ w: inout JSONWriter, _ stats: ScanStats, weft: Bool = false) {
         w.object { m in
             m.key("inspectedTraces")
             m.number(stats.inspectedTraces)
@@ -96,7 +98,7 @@ public enum QueryResponses {
     }
 
     /// `"metrics"` of tag answers, as Tempo's `MetadataMetrics` (which has no trace or span counts).
-    static func writeMetadataMetrics(_ w: inout JSONWriter, _ stats: ScanStats) {
+    package static func writeMetadataMetrics(_ w: inout JSONWriter, _ stats: ScanStats) {
         w.object { m in
             m.key("inspectedBytes")
             m.string(String(stats.inspectedBytes))
@@ -194,5 +196,5 @@ public enum QueryResponses {
 }
 
 extension Array where Element == String {
-    func uniqueSorted() -> [String] { Array(Set(self)).sorted() }
+    package func uniqueSorted() -> [String] { Array(Set(self)).sorted() }
 }

@@ -7,7 +7,7 @@ import WeftStorageEngine
 /// How `/api/traces/<id>` and `/api/v2/traces/<id>` answer: protobuf when the `accept` header asks for
 /// it (as Grafana's Tempo data source does), JSON otherwise; optional `start`/`end` (unix seconds,
 /// nanoseconds or RFC 3339) skip blocks holding no span started in that window.
-package struct TraceLookup: Sendable {
+package struct TraceByIDRequest: Sendable {
     package static let protobufType = "application/protobuf"
 
     package let protobuf: Bool

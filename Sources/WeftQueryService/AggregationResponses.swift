@@ -1,10 +1,12 @@
+import WeftRuntime
 import WeftModel
+import WeftQuery
 import WeftStorageEngine
 
 /// JSON bodies of the metrics, dependencies and aggregation endpoints. Every one carries `metrics`
 /// (see ``writeMetrics(_:_:weft:)``); callers set the stats' elapsed time.
 extension QueryResponses {
-    static func writeValue(_ w: inout JSONWriter, _ v: GroupValue) {
+    package static func writeValue(_ w: inout JSONWriter, _ v: GroupValue) {
         w.object { o in
             switch v {
             case .absent:
@@ -27,7 +29,7 @@ extension QueryResponses {
     }
 
     /// `"labels"` (or `key`): OTLP key-values.
-    static func writeLabels(_ w: inout JSONWriter, _ labels: [(key: String, value: GroupValue)], key: String = "labels") {
+    package static func writeLabels(_ w: inout JSONWriter, _ labels: [(key: String, value: GroupValue)], key: String = "labels") {
         w.key(key)
         w.array { a in
             for l in labels {

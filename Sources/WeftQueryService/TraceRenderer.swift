@@ -1,4 +1,6 @@
+import WeftRuntime
 import WeftModel
+import WeftQuery
 import WeftStorageEngine
 
 /// Renders stored spans as OTLP-shaped JSON the way Tempo's API does: base64 IDs, enum names,
@@ -120,11 +122,11 @@ public enum TraceRenderer {
         }
     }
 
-    static let kindNames = [
+    package static let kindNames = [
         "SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER", "SPAN_KIND_CLIENT",
         "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER",
     ]
-    static let statusNames = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"]
+    package static let statusNames = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"]
 
     private static func writeSpan(_ w: inout JSONWriter, _ b: SpanBatch, _ row: Int) {
         w.object { s in
@@ -244,7 +246,7 @@ public enum TraceRenderer {
         }
     }
 
-    static func writeValue(_ w: inout JSONWriter, _ type: ValueType, _ value: UInt64, _ strings: StringTable) {
+    package static func writeValue(_ w: inout JSONWriter, _ type: ValueType, _ value: UInt64, _ strings: StringTable) {
         switch type {
         case .array, .kvlist:
             strings.withBytes(UInt32(value)) { raw in
@@ -283,7 +285,7 @@ public enum TraceRenderer {
 }
 
 /// Renders stored protobuf `ArrayValue` / `KeyValueList` bytes (validated at ingest) as OTLP JSON.
-enum AnyValueJSON {
+package enum AnyValueJSON {
     private struct Reader {
         let raw: UnsafeRawBufferPointer
         var pos: Int
@@ -325,7 +327,7 @@ enum AnyValueJSON {
         }
     }
 
-    static func writeArray(_ w: inout JSONWriter, _ raw: UnsafeRawBufferPointer) {
+    package static func writeArray(_ w: inout JSONWriter, _ raw: UnsafeRawBufferPointer) {
         w.object { o in
             o.key("arrayValue")
             o.object { av in
@@ -346,7 +348,7 @@ enum AnyValueJSON {
         }
     }
 
-    static func writeKVList(_ w: inout JSONWriter, _ raw: UnsafeRawBufferPointer) {
+    package static func writeKVList(_ w: inout JSONWriter, _ raw: UnsafeRawBufferPointer) {
         w.object { o in
             o.key("kvlistValue")
             o.object { kvl in
@@ -389,7 +391,7 @@ enum AnyValueJSON {
         }
     }
 
-    static func writeAnyValue(_ w: inout JSONWriter, _ raw: UnsafeRawBufferPointer) {
+    package static func writeAnyValue(_ w: inout JSONWriter, _ raw: UnsafeRawBufferPointer) {
         var r = Reader(raw: raw, pos: 0, end: raw.count)
         var last: (UInt64, Range<Int>, UInt64)? = nil
         while !r.atEnd {

@@ -3,6 +3,7 @@ import Testing
 import WeftModel
 import WeftOTLP
 import WeftQuery
+import WeftQueryService
 import WeftStorageEngine
 import WeftTestSupport
 

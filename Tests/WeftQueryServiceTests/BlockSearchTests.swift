@@ -3,6 +3,7 @@ import WeftLoad
 import WeftModel
 import WeftOTLP
 import WeftQuery
+import WeftQueryService
 import WeftStorageEngine
 
 /// Search over blocks (pruned by dictionary, group summaries and posting lists, decoding only the

@@ -1,5 +1,3 @@
-import WeftStorageEngine
-
 /// Count, sum, min and max of a numeric series; merging is exact (integer sum) and order-free.
 public struct NumericSummary: Sendable, Equatable {
     public private(set) var count: UInt64 = 0

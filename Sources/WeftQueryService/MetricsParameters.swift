@@ -1,33 +1,5 @@
-import WeftModel
-
-/// Limits every aggregation request is checked against (400/422 when exceeded).
-public struct QueryLimits: Sendable, Equatable {
-    /// Longest time range a query may cover.
-    public var maxRangeNanos: UInt64
-    /// Most series a metrics answer may hold.
-    public var maxSeries: Int
-    /// Most groups an aggregation table may count before its limit is applied (memory bound).
-    public var maxGroups: Int
-    public var timeoutSeconds: Double
-    /// Most time steps per series.
-    public var maxSteps: Int
-    /// Most bytes one query's aggregate state may take (422 beyond).
-    public var maxMemoryBytes: Int
-
-    public static let defaultMaxMemoryBytes = 1 << 30
-
-    public init(
-        maxRangeNanos: UInt64 = 31 * 86_400_000_000_000, maxSeries: Int = 10_000, maxGroups: Int = 2_000_000, timeoutSeconds: Double = 30,
-        maxSteps: Int = 11_000, maxMemoryBytes: Int = QueryLimits.defaultMaxMemoryBytes
-    ) {
-        self.maxRangeNanos = maxRangeNanos
-        self.maxSeries = maxSeries
-        self.maxGroups = maxGroups
-        self.timeoutSeconds = timeoutSeconds
-        self.maxSteps = maxSteps
-        self.maxMemoryBytes = maxMemoryBytes
-    }
-}
+import WeftRuntime
+import WeftQuery
 
 /// Times as the metrics endpoints take them: unix seconds (with a fraction), unix nanoseconds, or RFC 3339.
 /// Nanoseconds since the epoch must fit in a UInt64, so times from 2554-07-21T23:34:33Z on are refused.
@@ -59,7 +31,7 @@ public enum QueryTime {
 
     /// `2026-11-30T12:00:00Z`, `2026-11-30T12:00:00.123+01:00`: nil when not such a time, `.some(nil)`
     /// when it is one outside what nanoseconds since the epoch in a UInt64 hold.
-    static func rfc3339(_ text: String) -> UInt64?? {
+    package static func rfc3339(_ text: String) -> UInt64?? {
         let c = Array(text.utf8)
         guard c.count >= 20, c[4] == UInt8(ascii: "-"), c[7] == UInt8(ascii: "-"), c[10] == UInt8(ascii: "T") || c[10] == UInt8(ascii: "t"),
             c[13] == UInt8(ascii: ":"), c[16] == UInt8(ascii: ":")
@@ -115,7 +87,7 @@ public enum QueryTime {
     }
 
     /// The [start, end] range of `start`/`end`/`since` parameters (defaults: end = now, since = 1h).
-    static func range(_ p: [String: String], now: UInt64, limits: QueryLimits) throws(QueryError) -> (UInt64, UInt64) {
+    package static func range(_ p: [String: String], now: UInt64, limits: QueryLimits) throws(QueryError) -> (UInt64, UInt64) {
         var end = now
         if let v = p["end"], !v.isEmpty { end = try self.parse(v, parameter: "end") }
         var since: UInt64 = 3_600_000_000_000
@@ -133,7 +105,7 @@ public enum QueryTime {
     }
 
     /// Hours with one decimal.
-    static func hours(_ nanos: UInt64) -> String {
+    package static func hours(_ nanos: UInt64) -> String {
         let tenths = nanos / 360_000_000_000
         return "\(tenths / 10).\(tenths % 10)"
     }

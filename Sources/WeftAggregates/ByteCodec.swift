@@ -1,4 +1,6 @@
-/// Byte-level building blocks of the block format: varints and frame-of-reference bit packing.
+/// Byte-level building blocks of the block format and of partial answers: varints and
+/// frame-of-reference bit packing. The reader's small calls are inlinable, so readers in other
+/// targets decode as fast as before.
 ///
 /// A packed column is `[count: varint][min: varint][width: UInt8][words…]`: each value is stored as
 /// `value - min` in `width` bits (0 bits when all values are equal), little-endian within 64-bit words.
@@ -69,50 +71,53 @@ public struct BlockFormatError: Error, CustomStringConvertible, Sendable, Equata
 
 /// A bounds-checked reader for ``ByteWriter`` output.
 public struct ByteReader {
-    let bytes: UnsafeRawBufferPointer
-    public private(set) var position: Int
+    @usableFromInline let bytes: UnsafeRawBufferPointer
+    @usableFromInline var offset: Int
 
     public init(_ bytes: UnsafeRawBufferPointer, at position: Int = 0) {
         self.bytes = bytes
-        self.position = position
+        self.offset = position
     }
 
-    public var isAtEnd: Bool { self.position >= self.bytes.count }
+    /// Bytes read so far.
+    @inlinable public var position: Int { self.offset }
 
-    public mutating func varint() throws(BlockFormatError) -> UInt64 {
+    @inlinable public var isAtEnd: Bool { self.offset >= self.bytes.count }
+
+    @inlinable public mutating func varint() throws(BlockFormatError) -> UInt64 {
         var v: UInt64 = 0
         var shift: UInt64 = 0
         while true {
             guard self.position < self.bytes.count, shift < 64 else { throw BlockFormatError("truncated varint at \(self.position)") }
             let b = self.bytes[self.position]
-            self.position += 1
+            self.offset += 1
             v |= UInt64(b & 0x7F) << shift
             if b < 0x80 { return v }
             shift += 7
         }
     }
 
-    public mutating func count(max: Int = 1 << 32) throws(BlockFormatError) -> Int {
+    @inlinable public mutating func count(max: Int = 1 << 32) throws(BlockFormatError) -> Int {
         let n = try self.varint()
         guard n <= UInt64(max) else { throw BlockFormatError("count \(n) exceeds \(max) at \(self.position)") }
         return Int(n)
     }
 
-    public mutating func fixed64() throws(BlockFormatError) -> UInt64 {
+    @inlinable public mutating func fixed64() throws(BlockFormatError) -> UInt64 {
         guard self.bytes.count - self.position >= 8 else { throw BlockFormatError("truncated fixed64 at \(self.position)") }
-        defer { self.position += 8 }
+        defer { self.offset += 8 }
         return UInt64(littleEndian: self.bytes.loadUnaligned(fromByteOffset: self.position, as: UInt64.self))
     }
 
-    public mutating func fixed32() throws(BlockFormatError) -> UInt32 {
+    @inlinable public mutating func fixed32() throws(BlockFormatError) -> UInt32 {
         guard self.bytes.count - self.position >= 4 else { throw BlockFormatError("truncated fixed32 at \(self.position)") }
-        defer { self.position += 4 }
+        defer { self.offset += 4 }
         return UInt32(littleEndian: self.bytes.loadUnaligned(fromByteOffset: self.position, as: UInt32.self))
     }
 
-    public mutating func raw(_ n: Int) throws(BlockFormatError) -> UnsafeRawBufferPointer {
+    @inlinable public mutating func raw(_ n: Int) throws(BlockFormatError) -> UnsafeRawBufferPointer {
         guard n >= 0, self.bytes.count - self.position >= n else { throw BlockFormatError("truncated bytes at \(self.position)") }
-        defer { self.position += n }
+        defer { self.offset += n }
         return UnsafeRawBufferPointer(rebasing: self.bytes[self.position..<(self.position + n)])
     }
 
@@ -141,16 +146,16 @@ public struct ByteReader {
 @inlinable public func unzigzag(_ v: UInt64) -> Int64 { Int64(bitPattern: v >> 1) ^ -Int64(bitPattern: v & 1) }
 
 /// Random access to a packed column in place (no unpacking into an array): for reading a few rows.
-struct PackedView {
-    let bytes: UnsafeRawBufferPointer
-    let count: Int
-    let minValue: UInt64
-    let width: Int
-    let base: Int
-    let mask: UInt64
+public struct PackedView {
+    @usableFromInline let bytes: UnsafeRawBufferPointer
+    public let count: Int
+    @usableFromInline let minValue: UInt64
+    @usableFromInline let width: Int
+    @usableFromInline let base: Int
+    @usableFromInline let mask: UInt64
 
     /// Parses the column header at the reader's position and moves the reader past the column.
-    init(_ r: inout ByteReader) throws(BlockFormatError) {
+    public init(_ r: inout ByteReader) throws(BlockFormatError) {
         self.bytes = r.bytes
         self.count = try r.count()
         guard self.count > 0 else {
@@ -167,7 +172,7 @@ struct PackedView {
     }
 
     /// The values at `range`, unpacked.
-    func values(_ range: Range<Int>) -> [UInt64] {
+    public func values(_ range: Range<Int>) -> [UInt64] {
         if self.width == 0 { return [UInt64](repeating: self.minValue, count: range.count) }
         return [UInt64](unsafeUninitializedCapacity: range.count) { dst, n in
             for (i, row) in range.enumerated() { dst[i] = self[row] }
@@ -175,7 +180,7 @@ struct PackedView {
         }
     }
 
-    @inline(__always) subscript(i: Int) -> UInt64 {
+    @inlinable @inline(__always) public subscript(i: Int) -> UInt64 {
         if self.width == 0 { return self.minValue }
         let bit = i * self.width
         let w = bit >> 6

@@ -1,6 +1,7 @@
 import Testing
 import WeftModel
 import WeftQuery
+import WeftQueryService
 import WeftStorageEngine
 import WeftTestSupport
 

@@ -1,0 +1,121 @@
+import WeftModel
+
+/// Traces with matching spans: per trace, the latest matching start and how many spans matched.
+public struct TraceMatchesPartial: Sendable, Equatable {
+    public struct Entry: Sendable, Equatable {
+        public var latestStart: UInt64
+        public var matched: Int
+
+        public init(latestStart: UInt64, matched: Int) {
+            self.latestStart = latestStart
+            self.matched = matched
+        }
+    }
+
+    public var traces: [TraceID: Entry] = [:]
+    /// Matching spans in all.
+    public var spans = 0
+    public var stats = ScanStats()
+
+    public init() {}
+
+    public mutating func merge(_ other: TraceMatchesPartial) {
+        for (id, e) in other.traces {
+            if let mine = self.traces[id] {
+                self.traces[id] = Entry(latestStart: max(mine.latestStart, e.latestStart), matched: mine.matched + e.matched)
+            } else {
+                self.traces[id] = e
+            }
+        }
+        self.spans += other.spans
+        self.stats.add(other.stats)
+    }
+
+    /// The `limit` traces with the latest matching span, most recent first (ties by trace ID).
+    public func latest(_ limit: Int) -> [TraceMatch] {
+        self.traces.sorted { a, b in a.value.latestStart != b.value.latestStart ? a.value.latestStart > b.value.latestStart : a.key < b.key }
+            .prefix(max(0, limit)).map { TraceMatch(traceID: $0.key, latestStart: $0.value.latestStart, matched: $0.value.matched) }
+    }
+
+    public static func == (a: TraceMatchesPartial, b: TraceMatchesPartial) -> Bool { a.traces == b.traces && a.spans == b.spans }
+}
+
+/// Attribute names by scope.
+public struct TagNamesPartial: Sendable, Equatable {
+    public var span = Set<String>()
+    public var resource = Set<String>()
+    public var includeIntrinsics: Bool
+    public var stats = ScanStats()
+
+    public init(includeIntrinsics: Bool) { self.includeIntrinsics = includeIntrinsics }
+
+    public mutating func merge(_ other: TagNamesPartial) {
+        self.span.formUnion(other.span)
+        self.resource.formUnion(other.resource)
+        self.includeIntrinsics = self.includeIntrinsics || other.includeIntrinsics
+        self.stats.add(other.stats)
+    }
+
+    public static func == (a: TagNamesPartial, b: TagNamesPartial) -> Bool {
+        a.span == b.span && a.resource == b.resource && a.includeIntrinsics == b.includeIntrinsics
+    }
+}
+
+/// Distinct values of a field, at most `limit` (the smallest kept when more are known). A node stops
+/// scanning once it knows `limit` values, so a full partial holds `limit` of the values, not
+/// necessarily the smallest; one with fewer holds them all.
+public struct TagValuesPartial: Sendable, Equatable {
+    public private(set) var values: [GroupValue] = []
+    public let limit: Int
+    public var stats = ScanStats()
+
+    public init(limit: Int, values: some Sequence<GroupValue> = []) {
+        self.limit = max(0, limit)
+        self.values = Array(Set(values)).sorted().prefix(self.limit).map { $0 }
+    }
+
+    /// Whether every value is known (fewer than `limit` were found).
+    public var isComplete: Bool { self.values.count < self.limit }
+
+    public mutating func merge(_ other: TagValuesPartial) {
+        self.values = Array(Set(self.values).union(other.values)).sorted().prefix(self.limit).map { $0 }
+        self.stats.add(other.stats)
+    }
+
+    public static func == (a: TagValuesPartial, b: TagValuesPartial) -> Bool { a.values == b.values && a.limit == b.limit }
+}
+
+/// Service-map edges summed per (parent, child).
+public struct ServiceMapPartial: Sendable, Equatable {
+    public struct Pair: Hashable, Sendable {
+        public var parent: String
+        public var child: String
+    }
+
+    public var edges: [Pair: ServiceMapEdge] = [:]
+    public var stats = ScanStats()
+
+    public init() {}
+
+    public mutating func add(_ e: ServiceMapEdge) {
+        let key = Pair(parent: e.parent, child: e.child)
+        guard var mine = self.edges[key] else {
+            self.edges[key] = e
+            return
+        }
+        mine.calls += e.calls
+        mine.errors += e.errors
+        mine.latency.merge(e.latency)
+        self.edges[key] = mine
+    }
+
+    public mutating func merge(_ other: ServiceMapPartial) {
+        for e in other.edges.values { self.add(e) }
+        self.stats.add(other.stats)
+    }
+
+    /// The edges by parent, then child.
+    public var sorted: [ServiceMapEdge] { self.edges.values.sorted { ($0.parent, $0.child) < ($1.parent, $1.child) } }
+
+    public static func == (a: ServiceMapPartial, b: ServiceMapPartial) -> Bool { a.edges == b.edges }
+}

@@ -1,0 +1,3 @@
+// The partial answers a coordinator merges live in WeftAggregates; users of the query core see them
+// as before.
+@_exported import WeftAggregates

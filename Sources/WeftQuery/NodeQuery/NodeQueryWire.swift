@@ -1,0 +1,227 @@
+import WeftModel
+import WeftStorageEngine
+
+/// Binary forms of requests and partials between a coordinator and storage nodes:
+/// `[version][operation]` then the operation's fields. Decoding validates everything and throws
+/// ``BlockFormatError`` on malformed, truncated or trailing input.
+extension NodeQueryRequest {
+    public static let wireVersion: UInt64 = 1
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter()
+        w.varint(Self.wireVersion)
+        w.optional(self.deadline)
+        w.fixed64(self.timeoutSeconds.bitPattern)
+        w.varint(UInt64(self.maxSeries))
+        w.varint(UInt64(self.maxMemoryBytes))
+        w.varint(UInt64(self.parallelism))
+        switch self.operation {
+        case .trace(let id):
+            w.varint(0)
+            w.traceID(id)
+        case .traceMatches(let filter, let start, let end):
+            w.varint(1)
+            w.filter(filter)
+            w.fixed64(start)
+            w.fixed64(end)
+        case .tagNames(let scope, let blockSpans):
+            w.varint(2)
+            w.varint(scope == nil ? 0 : 1)
+            if let scope { w.string(scope) }
+            w.varint(UInt64(blockSpans))
+        case .tagValues(let field, let filter, let start, let end, let limit):
+            w.varint(3)
+            w.field(field)
+            w.filter(filter)
+            w.fixed64(start)
+            w.fixed64(end)
+            w.varint(UInt64(limit))
+        case .aggregate(let q):
+            w.varint(4)
+            w.aggregationQuery(q)
+        case .aggregateGroups(let q, let keys):
+            w.varint(5)
+            w.aggregationQuery(q)
+            w.varint(UInt64(keys.count))
+            for key in keys {
+                for v in key { w.groupValue(v) }
+            }
+        case .search(let search):
+            w.varint(7)
+            w.varint(UInt64(search.conditions.count))
+            for c in search.conditions {
+                w.varint(c.scope == .any ? 0 : c.scope == .span ? 1 : 2)
+                w.string(c.key)
+                w.string(c.value)
+            }
+            for v in [search.minDurationNanos, search.maxDurationNanos, search.startNanos, search.endNanos] { w.optional(v) }
+            w.varint(UInt64(search.limit))
+            w.varint(UInt64(search.spansPerSpanSet))
+            w.varint(search.traceQL == nil ? 0 : 1)
+            if let f = search.traceQL { w.filter(f) }
+            w.varint(UInt64(search.select.count))
+            for field in search.select { w.field(field) }
+        case .serviceMap(let start, let end):
+            w.varint(6)
+            w.fixed64(start)
+            w.fixed64(end)
+        }
+        return w.bytes
+    }
+
+    /// - Throws: ``BlockFormatError`` when `bytes` are not a request of this version.
+    public static func decode(_ bytes: [UInt8]) throws -> NodeQueryRequest {
+        try readAll(bytes, "a query request") { r in
+            guard try r.varint() == Self.wireVersion else { throw BlockFormatError("unknown query request version") }
+            let deadline = try r.optional()
+            let timeout = Double(bitPattern: try r.fixed64())
+            guard timeout.isFinite, timeout >= 0 else { throw BlockFormatError("bad timeout") }
+            let maxSeries = try r.count(max: Int.max >> 1)
+            let maxMemory = try r.count(max: Int.max >> 1)
+            let parallelism = try r.count(max: 1024)
+            let operation: Operation
+            switch try r.varint() {
+            case 0: operation = .trace(try r.traceID())
+            case 1:
+                let filter = try r.filter()
+                let start = try r.fixed64()
+                operation = .traceMatches(filter: filter, startNanos: start, endNanos: try r.fixed64())
+            case 2:
+                let scope: String?
+                switch try r.varint() {
+                case 0: scope = nil
+                case 1: scope = try r.string()
+                default: throw BlockFormatError("bad optional marker")
+                }
+                operation = .tagNames(scope: scope, blockSpans: try r.count(max: Int.max >> 1))
+            case 3:
+                let field = try r.field()
+                let filter = try r.filter()
+                let start = try r.fixed64()
+                let end = try r.fixed64()
+                operation = .tagValues(field: field, filter: filter, startNanos: start, endNanos: end, limit: try r.count(max: 1 << 24))
+            case 4: operation = .aggregate(try r.aggregationQuery())
+            case 5:
+                let q = try r.aggregationQuery()
+                var keys: [[GroupValue]] = []
+                for _ in 0..<(try r.count(max: 1 << 24)) {
+                    var key: [GroupValue] = []
+                    for _ in 0..<q.groupBy.count { key.append(try r.groupValue()) }
+                    keys.append(key)
+                }
+                operation = .aggregateGroups(q, keys: keys)
+            case 6:
+                let start = try r.fixed64()
+                operation = .serviceMap(startNanos: start, endNanos: try r.fixed64())
+            case 7:
+                var search = SearchRequest()
+                for _ in 0..<(try r.count(max: 1 << 16)) {
+                    let scope: TagCondition.Scope
+                    switch try r.varint() {
+                    case 0: scope = .any
+                    case 1: scope = .span
+                    case 2: scope = .resource
+                    default: throw BlockFormatError("unknown tag scope")
+                    }
+                    let key = try r.string()
+                    search.conditions.append(TagCondition(scope: scope, key: key, value: try r.string()))
+                }
+                search.minDurationNanos = try r.optional()
+                search.maxDurationNanos = try r.optional()
+                search.startNanos = try r.optional()
+                search.endNanos = try r.optional()
+                search.limit = try r.count(max: 1 << 24)
+                search.spansPerSpanSet = try r.count(max: 1 << 16)
+                switch try r.varint() {
+                case 0: break
+                case 1: search.traceQL = try r.filter()
+                default: throw BlockFormatError("bad optional marker")
+                }
+                for _ in 0..<(try r.count(max: 1 << 10)) { search.select.append(try r.field()) }
+                operation = .search(search)
+            default: throw BlockFormatError("unknown query operation")
+            }
+            return NodeQueryRequest(
+                operation, deadline: deadline, timeoutSeconds: timeout, maxSeries: maxSeries, maxMemoryBytes: maxMemory, parallelism: max(1, parallelism)
+            )
+        }
+    }
+}
+
+extension NodePartial {
+    public static let wireVersion: UInt64 = 1
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter()
+        w.varint(Self.wireVersion)
+        switch self {
+        case .trace(let p):
+            w.varint(0)
+            w.traceID(p.traceID)
+            w.varint(UInt64(p.chunks.count))
+            for chunk in p.chunks {
+                // The trace's rows of each source as a block of their own.
+                var rows = SpanBatch()
+                rows.strings = chunk.batch.strings
+                rows.appendRows(chunk.rows(of: p.traceID), of: chunk.batch)
+                let block = BlockCodec.encode(rows).bytes
+                w.varint(UInt64(block.count))
+                w.raw(block)
+            }
+            w.stats(p.stats)
+        case .traceMatches(let p):
+            w.varint(1)
+            p.encode(into: &w)
+        case .tagNames(let p):
+            w.varint(2)
+            p.encode(into: &w)
+        case .tagValues(let p):
+            w.varint(3)
+            p.encode(into: &w)
+        case .aggregate(let p):
+            w.varint(4)
+            let bytes = p.encoded()
+            w.varint(UInt64(bytes.count))
+            w.raw(bytes)
+            w.varint(p.stats.elapsedNanos)
+        case .serviceMap(let p):
+            w.varint(5)
+            p.encode(into: &w)
+        }
+        return w.bytes
+    }
+
+    /// Reads a partial answer to `operation` (an aggregate's shape comes from its query).
+    /// - Throws: ``BlockFormatError`` when `bytes` are not such a partial.
+    public static func decode(_ bytes: [UInt8], for operation: NodeQueryRequest.Operation) throws -> NodePartial {
+        try readAll(bytes, "a partial answer") { r in
+            guard try r.varint() == Self.wireVersion else { throw BlockFormatError("unknown partial answer version") }
+            let kind = try r.varint()
+            switch (kind, operation) {
+            case (0, .trace(let wanted)):
+                let id = try r.traceID()
+                guard id == wanted else { throw BlockFormatError("the partial is of another trace") }
+                var chunks: [HeadChunk] = []
+                for _ in 0..<(try r.count(max: 1 << 20)) {
+                    let block = Array(try r.raw(try r.count(max: 1 << 31)))
+                    let batch = try BlockReader(bytes: block).decodeAll()
+                    guard (0..<batch.spanCount).allSatisfy({ batch.traceID($0) == id }) else { throw BlockFormatError("spans of another trace") }
+                    chunks.append(HeadChunk(org: "", batch: batch))
+                }
+                var p = TracePartial(traceID: id, chunks: chunks)
+                p.stats = try r.stats()
+                return .trace(p)
+            case (1, .traceMatches), (1, .search): return .traceMatches(try TraceMatchesPartial.decode(&r))
+            case (2, .tagNames): return .tagNames(try TagNamesPartial.decode(&r))
+            case (3, .tagValues(_, _, _, _, let limit)): return .tagValues(try TagValuesPartial.decode(&r, limit: limit))
+            case (4, .aggregate(let q)), (4, .aggregateGroups(let q, _)):
+                var p = try AggregationPartial.decode(Array(try r.raw(try r.count(max: 1 << 31))), q)
+                p.stats.elapsedNanos = try r.varint()
+                return .aggregate(p)
+            case (5, .serviceMap): return .serviceMap(try ServiceMapPartial.decode(&r))
+            default:
+                throw BlockFormatError("the partial answers another operation")
+            }
+        }
+    }
+}
