@@ -126,6 +126,9 @@ enum ColumnRule {
     case strings(BatchTable)
     /// Like `strings`, never stored as a constant.
     case anchorStrings(BatchTable)
+    /// Signed counts with ``SpanBatch/noTokens`` for absent, stored as ``ColumnRule/absentAsZero(_:)`` so
+    /// absent is 0 and small counts stay narrow.
+    case counts(BatchTable)
     /// Row numbers into another table, one per row.
     case index(BatchTable, into: BatchTable)
     /// Range starts of the rows of the second table owned by each row (one extra trailing entry).
@@ -139,7 +142,8 @@ enum ColumnRule {
 
     var table: BatchTable {
         switch self {
-        case .plain(let t), .anchor(let t), .strings(let t), .anchorStrings(let t), .index(let t, _), .offsets(let t, _): return t
+        case .plain(let t), .anchor(let t), .strings(let t), .anchorStrings(let t), .counts(let t), .index(let t, _), .offsets(let t, _):
+            return t
         }
     }
 
@@ -148,6 +152,19 @@ enum ColumnRule {
         case .anchor, .anchorStrings: return false
         default: return true
         }
+    }
+}
+
+extension ColumnRule {
+    /// `Int64.min` → 0, `n ≥ 0` → `2n + 1`, negative `n` → large (a bijection: flip the sign bit, rotate left).
+    static func absentAsZero(_ value: Int64) -> UInt64 {
+        let flipped = UInt64(bitPattern: value) ^ (1 << 63)
+        return flipped << 1 | flipped >> 63
+    }
+
+    /// The inverse of ``absentAsZero(_:)``.
+    static func absentFromZero(_ stored: UInt64) -> Int64 {
+        Int64(bitPattern: (stored >> 1 | stored << 63) ^ (1 << 63))
     }
 }
 
@@ -208,8 +225,8 @@ extension SpanBatch {
         try v.column(&self.genAIProvider, .strings(.spans))
         try v.column(&self.genAIRequestModel, .strings(.spans))
         try v.column(&self.genAIResponseModel, .strings(.spans))
-        try v.column(&self.inputTokens, .plain(.spans))
-        try v.column(&self.outputTokens, .plain(.spans))
+        try v.column(&self.inputTokens, .counts(.spans))
+        try v.column(&self.outputTokens, .counts(.spans))
         try v.floats(&self.cost, .spans)
 
         try v.column(&self.eventTime, .anchor(.events))

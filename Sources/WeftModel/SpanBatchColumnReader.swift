@@ -45,9 +45,14 @@ struct ColumnReader: BatchColumnVisitor {
     mutating func column<T: FixedWidthInteger>(_ values: inout [T], _ rule: ColumnRule) throws(DecodeError) {
         self.columnNumber += 1
         let what = "column \(self.columnNumber) (\(rule.table))"
+        if case .counts = rule {
+            let stored: [UInt64] = try self.read(rule.count(self.rows), allowConstant: true, what)
+            values = stored.map { T(truncatingIfNeeded: ColumnRule.absentFromZero($0)) }
+            return
+        }
         values = try self.read(rule.count(self.rows), allowConstant: rule.allowsConstant, what)
         switch rule {
-        case .plain, .anchor:
+        case .plain, .anchor, .counts:
             break
         case .strings, .anchorStrings:
             try Self.check(values, below: self.stringCount, "string ID", what)

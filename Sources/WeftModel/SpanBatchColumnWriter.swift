@@ -38,6 +38,11 @@ struct ColumnWriter: BatchColumnVisitor {
     }
 
     mutating func column<T: FixedWidthInteger>(_ values: inout [T], _ rule: ColumnRule) {
+        if case .counts = rule {
+            let stored = values.map { ColumnRule.absentAsZero(Int64(truncatingIfNeeded: $0)) }
+            stored.withUnsafeBufferPointer { self.put($0, allowConstant: true) }
+            return
+        }
         values.withUnsafeBufferPointer { self.put($0, allowConstant: rule.allowsConstant) }
     }
 

@@ -26,6 +26,13 @@ struct SpanBatchCodecTests {
         #expect(decoded.strings.lookup("upstream timeout") == batch.strings.lookup("upstream timeout"))
     }
 
+    @Test func test_roundTrip_tokenCounts_atTheEdges() throws {
+        var batch = try BatchFixtures.rich()
+        batch.inputTokens = [SpanBatch.noTokens, -1, 0, Int64.max, 5, Int64.min + 1]
+        batch.outputTokens = [1, 2, 3, 4, 5, 6]
+        BatchFixtures.expectIdentical(batch, try Self.roundTrip(batch))
+    }
+
     @Test func test_roundTrip_emptyBatch() throws {
         let empty = SpanBatch()
         let encoded = SpanBatchCodec.encode(empty)
