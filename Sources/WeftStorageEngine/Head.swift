@@ -211,8 +211,8 @@ public final class Head: Sendable {
     public func orgs() -> [String] { Array(Set(self.partitions().map(\.org))).sorted() }
 
     /// Traces of each partition whose last write is older than `idleBefore` or whose first write is
-    /// older than `startedBefore` (head clock).
-    public func traces(idleBefore: UInt64, startedBefore: UInt64) -> [PartitionKey: Set<TraceID>] {
+    /// older than `startedBefore` (head clock), and the spans they hold.
+    public func traces(idleBefore: UInt64, startedBefore: UInt64) -> (traces: [PartitionKey: Set<TraceID>], spans: Int) {
         self.registry.traces(idleBefore: idleBefore, startedBefore: startedBefore)
     }
 

@@ -133,18 +133,21 @@ final class SpanRegistry: Sendable {
         }
     }
 
-    /// Traces last written before `idleBefore` or first written before `startedBefore`, by partition.
-    func traces(idleBefore: UInt64, startedBefore: UInt64) -> [PartitionKey: Set<TraceID>] {
+    /// Traces last written before `idleBefore` or first written before `startedBefore`, by
+    /// partition, and the spans they hold.
+    func traces(idleBefore: UInt64, startedBefore: UInt64) -> (traces: [PartitionKey: Set<TraceID>], spans: Int) {
         var out: [PartitionKey: Set<TraceID>] = [:]
+        var spans = 0
         for shard in self.shards {
             shard.tables.withLock { tables in
                 for (key, table) in tables {
                     for (trace, activity) in table.traces where activity.last < idleBefore || activity.first < startedBefore {
                         out[key, default: []].insert(trace)
+                        spans += activity.spans
                     }
                 }
             }
         }
-        return out
+        return (out, spans)
     }
 }

@@ -205,21 +205,23 @@ public final class StorageEngine: Sendable {
     /// Serialises cuts: a cut's rows are named by chunk and row until it removes them.
     private let cutting = Mutex<Void>(())
 
-    /// Cuts whole traces to blocks: those idle for ``Configuration/traceIdleNanos``, those first
-    /// written more than ``Configuration/traceMaxAgeNanos`` ago and, while the head holds more than
-    /// ``Configuration/headCutSpans`` spans, every trace. One block per (org, placement); returns them.
+    /// Cuts whole traces to blocks: those idle for ``Configuration/traceIdleNanos`` and those first
+    /// written more than ``Configuration/traceMaxAgeNanos`` ago (head clock), if they hold at least
+    /// `minSpans` spans in all; while the head holds more than ``Configuration/headCutSpans`` spans,
+    /// every trace. One block per (org, placement); returns them.
     @discardableResult
-    public func cut(now: UInt64? = nil) throws -> [BlockMeta] {
+    public func cut(now: UInt64? = nil, minSpans: Int = 0) throws -> [BlockMeta] {
         let now = now ?? self.head.now
         let c = self.configuration
         let everything = self.head.spanCount > c.headCutSpans
-        let traces = self.head.traces(
+        let due = self.head.traces(
             idleBefore: everything ? .max : (now > c.traceIdleNanos ? now - c.traceIdleNanos : 0),
             startedBefore: now > c.traceMaxAgeNanos ? now - c.traceMaxAgeNanos : 0
         )
+        guard due.spans > 0 && (everything || due.spans >= minSpans) else { return [] }
         var written: [BlockMeta] = []
-        for partition in traces.keys.sorted() {
-            let chosen = traces[partition]!
+        for partition in due.traces.keys.sorted() {
+            let chosen = due.traces[partition]!
             if let meta = try self.cut(partition, where: { chunk, row in chosen.contains(chunk.batch.traceID(row)) }) { written.append(meta) }
         }
         return written
