@@ -239,7 +239,8 @@ public final class Head: Sendable {
             guard !rows.isEmpty else { continue }
             for row in rows { segmentRows[Int(chunk.rowSegments[row]), default: 0] += 1 }
             rowsByChunk[chunk.id] = rows
-            if batch.spanCount == 0 { batch = chunk.gather(rows) } else { batch.append(chunk.gather(rows)) }
+            let part = rows.count == chunk.spanCount ? chunk.batch : chunk.gather(rows)
+            if batch.spanCount == 0 { batch = part } else { batch.append(part) }
         }
         guard batch.spanCount > 0 else { return nil }
         return Taken(partition: partition, batch: batch, segments: segmentRows.keys.sorted(), rows: rowsByChunk, segmentRows: segmentRows)
