@@ -7,7 +7,7 @@ import WeftModel
 /// The head is split into stripes, each with its own lock, active chunks and sealed chunks, so writers
 /// on different threads (one stripe per event loop) do not contend. A trace may span stripes and
 /// chunks; lookups scan them all. A ``SpanRegistry`` across stripes makes writes idempotent and tracks
-/// when each trace was last written, so whole idle traces can be cut to blocks (see ``take(_:where:)``
+/// when each trace was last written, so whole idle traces can be cut to blocks (see ``take(_:_:)``
 /// and ``remove(_:)``). Rows remember their WAL segment: a segment can go once no row of it remains.
 public final class Head: Sendable {
     public struct Configuration: Sendable {
@@ -31,7 +31,7 @@ public final class Head: Sendable {
         public var bytes = 0
     }
 
-    /// Rows taken from the head for a block (see ``take(_:where:)``); still in the head until
+    /// Rows taken from the head for a block (see ``take(_:_:)``); still in the head until
     /// ``remove(_:)``.
     public struct Taken: Sendable {
         public let partition: PartitionKey
@@ -39,9 +39,26 @@ public final class Head: Sendable {
         public let batch: SpanBatch
         /// WAL segments of the rows, ascending.
         public let segments: [Int]
-        /// Rows taken per chunk ID, ascending, with their segments.
-        let rows: [UInt64: [Int]]
+        /// Rows taken per chunk ID.
+        let rows: [UInt64: ChunkRows]
         let segmentRows: [Int: Int]
+    }
+
+    /// Rows taken from one chunk: the first `count` rows, or the listed rows (ascending).
+    struct ChunkRows: Sendable {
+        var count: Int
+        var listed: [Int]?
+        var taken: Int { self.listed?.count ?? self.count }
+    }
+
+    /// How rows are picked for a cut.
+    public enum Selection: Sendable {
+        /// Every row of these traces.
+        case traces(Set<TraceID>)
+        /// Every row logged in this WAL segment.
+        case segment(Int)
+        /// Every row.
+        case all
     }
 
     private struct Partition {
@@ -218,10 +235,10 @@ public final class Head: Sendable {
 
     // MARK: Cutting rows to blocks
 
-    /// Gathers the rows of `partition` that `select` picks (given a chunk and a row) into one batch.
-    /// The rows stay in the head (queries still see them) until ``remove(_:)``; rows appended
-    /// meanwhile are never part of it. Nil when nothing is picked.
-    public func take(_ partition: PartitionKey, where select: (HeadChunk, Int) -> Bool) -> Taken? {
+    /// Gathers the rows of `partition` that `selection` picks into one batch. The rows stay in the
+    /// head (queries still see them) until ``remove(_:)``; rows appended meanwhile are never part of
+    /// it. Nil when nothing is picked.
+    public func take(_ partition: PartitionKey, _ selection: Selection) -> Taken? {
         var chunks: [HeadChunk] = []
         for stripe in self.stripes {
             stripe.state.withLock { s in
@@ -232,21 +249,54 @@ public final class Head: Sendable {
             }
         }
         var batch = SpanBatch()
-        var rowsByChunk: [UInt64: [Int]] = [:]
+        var rowsByChunk: [UInt64: ChunkRows] = [:]
         var segmentRows: [Int: Int] = [:]
         for chunk in chunks {
-            let rows = (0..<chunk.spanCount).filter { select(chunk, $0) }
-            guard !rows.isEmpty else { continue }
-            for row in rows { segmentRows[Int(chunk.rowSegments[row]), default: 0] += 1 }
-            rowsByChunk[chunk.id] = rows
-            let part = rows.count == chunk.spanCount ? chunk.batch : chunk.gather(rows)
+            let picked = Self.pick(selection, in: chunk)
+            guard picked.taken > 0 else { continue }
+            rowsByChunk[chunk.id] = picked
+            let part: SpanBatch
+            if let rows = picked.listed {
+                for row in rows { segmentRows[Int(chunk.rowSegments[row]), default: 0] += 1 }
+                part = chunk.gather(rows)
+            } else {
+                for segment in chunk.rowSegments { segmentRows[Int(segment), default: 0] += 1 }
+                part = chunk.batch
+            }
             if batch.spanCount == 0 { batch = part } else { batch.append(part) }
         }
         guard batch.spanCount > 0 else { return nil }
         return Taken(partition: partition, batch: batch, segments: segmentRows.keys.sorted(), rows: rowsByChunk, segmentRows: segmentRows)
     }
 
-    /// Drops rows taken with ``take(_:where:)`` (now durable elsewhere); their spans and segments are
+    /// The rows of `chunk` that `selection` picks; a whole chunk is recognised from its trace index
+    /// without visiting rows.
+    private static func pick(_ selection: Selection, in chunk: HeadChunk) -> ChunkRows {
+        let n = chunk.spanCount
+        switch selection {
+        case .all:
+            return ChunkRows(count: n)
+        case .segment(let segment):
+            let mark = UInt32(truncatingIfNeeded: segment)
+            let rows = (0..<n).filter { chunk.rowSegments[$0] == mark }
+            return rows.count == n ? ChunkRows(count: n) : ChunkRows(count: n, listed: rows)
+        case .traces(let chosen):
+            var all = true
+            var any = false
+            for trace in chunk.lastRowOfTrace.keys {
+                if chosen.contains(trace) { any = true } else { all = false }
+                if any && !all { break }
+            }
+            if all { return ChunkRows(count: n) }
+            if !any { return ChunkRows(count: n, listed: []) }
+            var rows: [Int] = []
+            for (trace, _) in chunk.lastRowOfTrace where chosen.contains(trace) { rows += chunk.rows(of: trace) }
+            rows.sort()
+            return ChunkRows(count: n, listed: rows)
+        }
+    }
+
+    /// Drops rows taken with ``take(_:_:)`` (now durable elsewhere); their spans and segments are
     /// released. Chunks left with rows are rebuilt without them.
     public func remove(_ taken: Taken) {
         for stripe in self.stripes {
@@ -277,19 +327,23 @@ public final class Head: Sendable {
         }
     }
 
-    /// `chunk` without `rows` (ascending), or nil if nothing is left; updates the stripe's totals.
-    private func without(_ rows: [Int], _ chunk: HeadChunk, _ s: inout Stripe) -> HeadChunk? {
-        s.spans -= rows.count
-        self.heldSpans.subtract(rows.count, ordering: .relaxed)
+    /// `chunk` without the taken rows, or nil if nothing is left; updates the stripe's totals.
+    private func without(_ taken: ChunkRows, _ chunk: HeadChunk, _ s: inout Stripe) -> HeadChunk? {
+        s.spans -= taken.taken
+        self.heldSpans.subtract(taken.taken, ordering: .relaxed)
         var keep: [Int] = []
-        keep.reserveCapacity(chunk.spanCount - rows.count)
-        var next = 0
-        for row in 0..<chunk.spanCount {
-            if next < rows.count && rows[next] == row {
-                next += 1
-            } else {
-                keep.append(row)
+        if let rows = taken.listed {
+            keep.reserveCapacity(chunk.spanCount - rows.count)
+            var next = 0
+            for row in 0..<chunk.spanCount {
+                if next < rows.count && rows[next] == row {
+                    next += 1
+                } else {
+                    keep.append(row)
+                }
             }
+        } else {
+            keep = Array(taken.count..<chunk.spanCount)
         }
         guard !keep.isEmpty else {
             s.chunks -= 1

@@ -25,8 +25,6 @@ struct SpanKey: Hashable {
         self.traceLow = batch.traceLow[row]
         self.spanID = batch.spanID[row]
     }
-
-    var traceID: TraceID { TraceID(high: self.traceHigh, low: self.traceLow) }
 }
 
 /// Every span the head holds, by partition, and when each trace was first and last written to.
@@ -35,21 +33,31 @@ struct SpanKey: Hashable {
 /// tells which traces have gone idle. Sharded by trace ID, each shard under its own lock, so writers
 /// on different threads rarely meet; a batch takes each shard's lock at most once.
 final class SpanRegistry: Sendable {
+    /// One trace of one partition in the head.
     struct Activity {
         /// Head clock readings of the trace's first and latest write.
         var first: UInt64
         var last: UInt64
-        /// Spans of the trace held.
-        var spans: Int
-    }
+        /// Rows of the trace the head holds.
+        var held = 0
+        /// Span IDs written since the trace entered the head (a set once there are many).
+        var spanIDs: [UInt64] = []
+        var spanSet: Set<UInt64>? = nil
 
-    struct Table {
-        var spans = Set<SpanKey>()
-        var traces: [TraceID: Activity] = [:]
+        /// Adds a span ID; false if the trace already had it.
+        mutating func insert(_ id: UInt64) -> Bool {
+            if self.spanSet == nil {
+                if self.spanIDs.contains(id) { return false }
+                self.spanIDs.append(id)
+                if self.spanIDs.count > 32 { self.spanSet = Set(self.spanIDs) }
+                return true
+            }
+            return self.spanSet!.insert(id).inserted
+        }
     }
 
     private final class Shard: Sendable {
-        let tables = Mutex<[PartitionKey: Table]>([:])
+        let tables = Mutex<[PartitionKey: [TraceID: Activity]]>([:])
     }
 
     private static let shardBits = 4
@@ -59,20 +67,20 @@ final class SpanRegistry: Sendable {
         Int(truncatingIfNeeded: (high ^ low) >> 3) & ((1 << Self.shardBits) - 1)
     }
 
-    /// Row indices of `batch` grouped by shard (one counting sort, no per-shard arrays).
-    private func rowsByShard(_ batch: SpanBatch, _ rows: some Collection<Int>) -> (order: [Int32], bounds: [Int]) {
+    /// Row indices of `batch` grouped by shard, in row order within a shard (one counting sort).
+    private func rowsByShard(_ batch: SpanBatch) -> (order: [Int32], bounds: [Int]) {
         let n = self.shards.count
         var shardOf = [UInt8](repeating: 0, count: batch.spanCount)
         var bounds = [Int](repeating: 0, count: n + 1)
-        for row in rows {
+        for row in 0..<batch.spanCount {
             let s = Self.shard(batch.traceHigh[row], batch.traceLow[row])
             shardOf[row] = UInt8(s)
             bounds[s + 1] += 1
         }
         for s in 0..<n { bounds[s + 1] += bounds[s] }
         var next = bounds
-        var order = [Int32](repeating: 0, count: rows.count)
-        for row in rows {
+        var order = [Int32](repeating: 0, count: batch.spanCount)
+        for row in 0..<batch.spanCount {
             let s = Int(shardOf[row])
             order[next[s]] = Int32(row)
             next[s] += 1
@@ -80,70 +88,67 @@ final class SpanRegistry: Sendable {
         return (order, bounds)
     }
 
-    /// Records the batch's spans as held at `now`; returns which rows were already held (nil when
-    /// none was), so the caller keeps only the others.
-    func register(_ batch: SpanBatch, in key: PartitionKey, now: UInt64) -> [Bool]? {
-        let (order, bounds) = self.rowsByShard(batch, 0..<batch.spanCount)
-        var duplicate: [Bool]? = nil
+    /// Runs `body` on each trace's entry for consecutive rows of that trace (one lookup per run).
+    private func forEachRun(
+        _ batch: SpanBatch, _ key: PartitionKey, _ body: (inout Activity?, Int) -> Void
+    ) {
+        let (order, bounds) = self.rowsByShard(batch)
         for s in self.shards.indices where bounds[s] < bounds[s + 1] {
             self.shards[s].tables.withLock { tables in
-                var table = tables.removeValue(forKey: key) ?? Table()
-                for i in bounds[s]..<bounds[s + 1] {
-                    let row = Int(order[i])
-                    let span = SpanKey(batch, row: row)
-                    guard table.spans.insert(span).inserted else {
-                        if duplicate == nil { duplicate = [Bool](repeating: false, count: batch.spanCount) }
-                        duplicate![row] = true
-                        continue
+                var traces = tables.removeValue(forKey: key) ?? [:]
+                var i = bounds[s]
+                while i < bounds[s + 1] {
+                    let trace = batch.traceID(Int(order[i]))
+                    var entry = traces.removeValue(forKey: trace)
+                    while i < bounds[s + 1], batch.traceHigh[Int(order[i])] == trace.high, batch.traceLow[Int(order[i])] == trace.low {
+                        body(&entry, Int(order[i]))
+                        i += 1
                     }
-                    let trace = span.traceID
-                    if var activity = table.traces[trace] {
-                        activity.last = now
-                        activity.spans += 1
-                        table.traces[trace] = activity
-                    } else {
-                        table.traces[trace] = Activity(first: now, last: now, spans: 1)
-                    }
+                    if let entry { traces[trace] = entry }
                 }
-                tables[key] = table
+                if !traces.isEmpty { tables[key] = traces }
             }
+        }
+    }
+
+    /// Records the batch's spans as held at `now`; returns which rows the trace already had (nil
+    /// when none), so the caller keeps only the others.
+    func register(_ batch: SpanBatch, in key: PartitionKey, now: UInt64) -> [Bool]? {
+        var duplicate: [Bool]? = nil
+        self.forEachRun(batch, key) { entry, row in
+            if entry == nil { entry = Activity(first: now, last: now) }
+            guard entry!.insert(batch.spanID[row]) else {
+                if duplicate == nil { duplicate = [Bool](repeating: false, count: batch.spanCount) }
+                duplicate![row] = true
+                return
+            }
+            entry!.last = now
+            entry!.held += 1
         }
         return duplicate
     }
 
-    /// Forgets spans that left the head (their rows, given as `rows` of `batch`).
+    /// Notes that the batch's rows left the head; a trace with no rows left is forgotten (with the
+    /// span IDs it had, so a later resend is stored again).
     func release(_ batch: SpanBatch, in key: PartitionKey) {
-        let (order, bounds) = self.rowsByShard(batch, 0..<batch.spanCount)
-        for s in self.shards.indices where bounds[s] < bounds[s + 1] {
-            self.shards[s].tables.withLock { tables in
-                guard var table = tables.removeValue(forKey: key) else { return }
-                for i in bounds[s]..<bounds[s + 1] {
-                    let span = SpanKey(batch, row: Int(order[i]))
-                    guard table.spans.remove(span) != nil else { continue }
-                    let trace = span.traceID
-                    if var activity = table.traces[trace], activity.spans > 1 {
-                        activity.spans -= 1
-                        table.traces[trace] = activity
-                    } else {
-                        table.traces.removeValue(forKey: trace)
-                    }
-                }
-                if !table.spans.isEmpty { tables[key] = table }
-            }
+        self.forEachRun(batch, key) { entry, _ in
+            guard entry != nil else { return }
+            entry!.held -= 1
+            if entry!.held <= 0 { entry = nil }
         }
     }
 
     /// Traces last written before `idleBefore` or first written before `startedBefore`, by
-    /// partition, and the spans they hold.
+    /// partition, and the rows they hold.
     func traces(idleBefore: UInt64, startedBefore: UInt64) -> (traces: [PartitionKey: Set<TraceID>], spans: Int) {
         var out: [PartitionKey: Set<TraceID>] = [:]
         var spans = 0
         for shard in self.shards {
             shard.tables.withLock { tables in
-                for (key, table) in tables {
-                    for (trace, activity) in table.traces where activity.last < idleBefore || activity.first < startedBefore {
+                for (key, traces) in tables {
+                    for (trace, activity) in traces where activity.last < idleBefore || activity.first < startedBefore {
                         out[key, default: []].insert(trace)
-                        spans += activity.spans
+                        spans += activity.held
                     }
                 }
             }

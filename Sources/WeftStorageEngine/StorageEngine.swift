@@ -222,7 +222,7 @@ public final class StorageEngine: Sendable {
         var written: [BlockMeta] = []
         for partition in due.traces.keys.sorted() {
             let chosen = due.traces[partition]!
-            if let meta = try self.cut(partition, where: { chunk, row in chosen.contains(chunk.batch.traceID(row)) }) { written.append(meta) }
+            if let meta = try self.cut(partition, .traces(chosen)) { written.append(meta) }
         }
         return written
     }
@@ -231,10 +231,9 @@ public final class StorageEngine: Sendable {
     /// whether or not its trace is idle, and drops the rows from the head.
     @discardableResult
     public func flush(segment: Int) throws -> [BlockMeta] {
-        let mark = UInt32(truncatingIfNeeded: segment)
         var written: [BlockMeta] = []
         for partition in self.head.partitions() {
-            if let meta = try self.cut(partition, where: { chunk, row in chunk.rowSegments[row] == mark }) { written.append(meta) }
+            if let meta = try self.cut(partition, .segment(segment)) { written.append(meta) }
         }
         return written
     }
@@ -244,7 +243,7 @@ public final class StorageEngine: Sendable {
     public func flushAll() throws -> [BlockMeta] {
         var written: [BlockMeta] = []
         for partition in self.head.partitions() {
-            if let meta = try self.cut(partition, where: { _, _ in true }) { written.append(meta) }
+            if let meta = try self.cut(partition, .all) { written.append(meta) }
         }
         return written
     }
@@ -252,9 +251,9 @@ public final class StorageEngine: Sendable {
     /// Writes the picked rows of one partition as a block naming their WAL segments as sources, then
     /// swaps rows for block in one step, so a query sees each span once and a failure (and retry)
     /// never writes the same rows twice.
-    private func cut(_ partition: PartitionKey, where select: (HeadChunk, Int) -> Bool) throws -> BlockMeta? {
+    private func cut(_ partition: PartitionKey, _ selection: Head.Selection) throws -> BlockMeta? {
         try self.cutting.withLock { _ in
-            guard let taken = self.head.take(partition, where: select) else { return nil }
+            guard let taken = self.head.take(partition, selection) else { return nil }
             let meta = try self.store.write(
                 taken.batch, org: partition.org, placement: partition.placement, sources: taken.segments.map { UInt64($0) },
                 options: self.configuration.blockOptions
