@@ -105,7 +105,7 @@ final class BlockMaintainer: Sendable {
             }
         }
         let current = self.committer.currentSegment.number
-        while (1..<max(1, current)).contains(where: { self.engine.head.pendingAppends(segment: $0) > 0 }), ContinuousClock.now < deadline {
+        while self.engine.head.hasPendingAppends(below: current), ContinuousClock.now < deadline {
             Thread.sleep(forTimeInterval: 0.001)
         }
         return self.work.withLock { _ in

@@ -183,6 +183,11 @@ public final class Head: Sendable {
     /// Announced appends of `segment` still outstanding.
     public func pendingAppends(segment: Int) -> Int { self.segmentStates.withLock { $0[segment]?.pending ?? 0 } }
 
+    /// Whether any segment below `current` still has announced appends outstanding.
+    public func hasPendingAppends(below current: Int) -> Bool {
+        self.segmentStates.withLock { $0.contains { $0.key < current && $0.value.pending > 0 } }
+    }
+
     // MARK: Reading
 
     /// Chunks (sealed and active) of an org in the given placements (nil: all).
@@ -235,10 +240,11 @@ public final class Head: Sendable {
 
     // MARK: Cutting rows to blocks
 
-    /// Gathers the rows of `partition` that `selection` picks into one batch. The rows stay in the
-    /// head (queries still see them) until ``remove(_:)``; rows appended meanwhile are never part of
-    /// it. Nil when nothing is picked.
-    public func take(_ partition: PartitionKey, _ selection: Selection) -> Taken? {
+    /// Gathers the rows of `partition` that `selection` picks into one batch, oldest chunks first,
+    /// stopping after the chunk that brings it to `maxSpans`. The rows stay in the head (queries
+    /// still see them) until ``remove(_:)``; rows appended meanwhile are never part of it. Nil when
+    /// nothing is picked.
+    public func take(_ partition: PartitionKey, _ selection: Selection, maxSpans: Int = .max) -> Taken? {
         var chunks: [HeadChunk] = []
         for stripe in self.stripes {
             stripe.state.withLock { s in
@@ -248,10 +254,11 @@ public final class Head: Sendable {
                 }
             }
         }
+        chunks.sort { $0.id < $1.id }
         var batch = SpanBatch()
         var rowsByChunk: [UInt64: ChunkRows] = [:]
         var segmentRows: [Int: Int] = [:]
-        for chunk in chunks {
+        for chunk in chunks where batch.spanCount < maxSpans {
             let picked = Self.pick(selection, in: chunk)
             guard picked.taken > 0 else { continue }
             rowsByChunk[chunk.id] = picked

@@ -35,6 +35,9 @@ public final class StorageEngine: Sendable {
         public var traceMaxAgeNanos: UInt64
         /// While the head holds more spans than this, every trace is cut, idle or not.
         public var headCutSpans: Int
+        /// A cut writes blocks of about this many spans (whole head chunks; a bigger cut is written
+        /// as several blocks, which may part a trace at a chunk boundary).
+        public var cutBlockSpans: Int
 
         public init(
             placement: String = "local",
@@ -46,7 +49,8 @@ public final class StorageEngine: Sendable {
             orgRetentionNanos: [String: UInt64] = [:],
             traceIdleNanos: UInt64 = 5_000_000_000,
             traceMaxAgeNanos: UInt64 = 60_000_000_000,
-            headCutSpans: Int = 4_000_000
+            headCutSpans: Int = 4_000_000,
+            cutBlockSpans: Int = 250_000
         ) {
             self.placement = placement
             self.blockOptions = blockOptions
@@ -58,6 +62,7 @@ public final class StorageEngine: Sendable {
             self.traceIdleNanos = traceIdleNanos
             self.traceMaxAgeNanos = max(traceIdleNanos, traceMaxAgeNanos)
             self.headCutSpans = headCutSpans
+            self.cutBlockSpans = max(1, cutBlockSpans)
         }
 
         public func retention(of org: String) -> UInt64 { self.orgRetentionNanos[org] ?? self.retentionNanos }
@@ -208,7 +213,7 @@ public final class StorageEngine: Sendable {
     /// Cuts whole traces to blocks: those idle for ``Configuration/traceIdleNanos`` and those first
     /// written more than ``Configuration/traceMaxAgeNanos`` ago (head clock), if they hold at least
     /// `minSpans` spans in all; while the head holds more than ``Configuration/headCutSpans`` spans,
-    /// every trace. One block per (org, placement); returns them.
+    /// every trace. Blocks per (org, placement); returns them.
     @discardableResult
     public func cut(now: UInt64? = nil, minSpans: Int = 0) throws -> [BlockMeta] {
         let now = now ?? self.head.now
@@ -222,7 +227,7 @@ public final class StorageEngine: Sendable {
         var written: [BlockMeta] = []
         for partition in due.traces.keys.sorted() {
             let chosen = due.traces[partition]!
-            if let meta = try self.cut(partition, .traces(chosen)) { written.append(meta) }
+            written += try self.cut(partition, .traces(chosen))
         }
         return written
     }
@@ -233,7 +238,7 @@ public final class StorageEngine: Sendable {
     public func flush(segment: Int) throws -> [BlockMeta] {
         var written: [BlockMeta] = []
         for partition in self.head.partitions() {
-            if let meta = try self.cut(partition, .segment(segment)) { written.append(meta) }
+            written += try self.cut(partition, .segment(segment))
         }
         return written
     }
@@ -243,26 +248,32 @@ public final class StorageEngine: Sendable {
     public func flushAll() throws -> [BlockMeta] {
         var written: [BlockMeta] = []
         for partition in self.head.partitions() {
-            if let meta = try self.cut(partition, .all) { written.append(meta) }
+            written += try self.cut(partition, .all)
         }
         return written
     }
 
-    /// Writes the picked rows of one partition as a block naming their WAL segments as sources, then
-    /// swaps rows for block in one step, so a query sees each span once and a failure (and retry)
-    /// never writes the same rows twice.
-    private func cut(_ partition: PartitionKey, _ selection: Head.Selection) throws -> BlockMeta? {
+    /// Writes the picked rows of one partition as blocks (of about ``Configuration/cutBlockSpans``
+    /// spans) naming their WAL segments as sources, each swapped for its rows in one step, so a
+    /// query sees each span once and a failure (and retry) never writes the same rows twice.
+    private func cut(_ partition: PartitionKey, _ selection: Head.Selection) throws -> [BlockMeta] {
         try self.cutting.withLock { _ in
-            guard let taken = self.head.take(partition, selection) else { return nil }
-            let meta = try self.store.write(
-                taken.batch, org: partition.org, placement: partition.placement, sources: taken.segments.map { UInt64($0) },
-                options: self.configuration.blockOptions
-            )
-            self.catalog.withLock { blocks in
-                blocks.append(meta)
-                self.head.remove(taken)
+            var written: [BlockMeta] = []
+            let limit = self.configuration.cutBlockSpans
+            while let taken = self.head.take(partition, selection, maxSpans: limit) {
+                let meta = try self.store.write(
+                    taken.batch, org: partition.org, placement: partition.placement, sources: taken.segments.map { UInt64($0) },
+                    options: self.configuration.blockOptions
+                )
+                self.catalog.withLock { blocks in
+                    blocks.append(meta)
+                    self.head.remove(taken)
+                }
+                written.append(meta)
+                // A smaller take held everything picked; later rows wait for the next cut.
+                if taken.batch.spanCount < limit { break }
             }
-            return meta
+            return written
         }
     }
 

@@ -125,6 +125,17 @@ struct WholeTraceTests {
         #expect(engine.head.spanCount == 0)
     }
 
+    @Test func test_bigCut_isWrittenAsSeveralBlocksOfWholeChunks() throws {
+        let clock = ManualClock()
+        let engine = Self.engine(clock, stripes: 1, .init(cutBlockSpans: 20))
+        for t in 1...10 as ClosedRange<UInt64> { engine.head.append(Self.batch(trace: t, spans: 1...4), org: "o", segment: 1) }
+        let written = try engine.flushAll()
+        // Chunks of 8 spans: blocks close at the first chunk boundary at or past 20 spans.
+        #expect(written.map(\.spans) == [24, 16])
+        #expect(engine.head.spanCount == 0)
+        #expect(Set(written.flatMap(\.sources)) == [1])
+    }
+
     @Test func test_cut_waitsForMinSpans() throws {
         let clock = ManualClock()
         let engine = Self.engine(clock, .init(traceIdleNanos: Self.second))
