@@ -33,10 +33,16 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     public static let defaultOTLPGrpcPort = 4317
     /// Largest request body, both as received and after decompression (OTLP recommends 64 MiB).
     public var maxBodyBytes: Int = 64 << 20
-    /// WAL segment size before rolling to a new file; each closed segment becomes blocks (one per org).
+    /// WAL segment size before rolling to a new file; a closed segment is deleted once none of its
+    /// spans remain in the head.
     public var walSegmentBytes: Int = 64 << 20
-    /// Close the open WAL segment (cutting the head into blocks) once it is this many seconds old.
+    /// Close the open WAL segment once it is this many seconds old; idle traces are cut to blocks at
+    /// least this often (sooner once they fill a head chunk).
     public var blockMaxAgeSeconds: Double = 300
+    /// A trace stays in the head, whole, until nothing was written to it for this many seconds…
+    public var traceIdleSeconds: Double = 5
+    /// …or until its first span arrived this many seconds ago.
+    public var traceMaxAgeSeconds: Double = 60
     /// Spans per row group inside a block.
     public var blockGroupSpans: Int = 16_384
     /// Compaction merges small blocks of an org up to this many spans.
@@ -166,6 +172,8 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
         self.maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? d.maxBodyBytes
         self.walSegmentBytes = try c.decodeIfPresent(Int.self, forKey: .walSegmentBytes) ?? d.walSegmentBytes
         self.blockMaxAgeSeconds = try c.decodeIfPresent(Double.self, forKey: .blockMaxAgeSeconds) ?? d.blockMaxAgeSeconds
+        self.traceIdleSeconds = try c.decodeIfPresent(Double.self, forKey: .traceIdleSeconds) ?? d.traceIdleSeconds
+        self.traceMaxAgeSeconds = try c.decodeIfPresent(Double.self, forKey: .traceMaxAgeSeconds) ?? d.traceMaxAgeSeconds
         self.blockGroupSpans = try c.decodeIfPresent(Int.self, forKey: .blockGroupSpans) ?? d.blockGroupSpans
         self.compactionMaxSpans = try c.decodeIfPresent(Int.self, forKey: .compactionMaxSpans) ?? d.compactionMaxSpans
         self.retentionDays = try c.decodeIfPresent(Double.self, forKey: .retentionDays) ?? d.retentionDays
@@ -253,7 +261,7 @@ public final class WeftNode: Service {
         let options = DecodeOptions(genAI: GenAINormalizer(costAliases: config.costAliases))
 
         let loops = config.eventLoopThreads ?? cores
-        let head = Head(configuration: .init(chunkSpans: config.headChunkSpans, stripes: loops))
+        let head = Head(configuration: .init(chunkSpans: config.headChunkSpans, stripes: loops, placement: config.placement))
         let nanosPerDay = 86_400.0 * 1e9
         let engine = StorageEngine(
             head: head,
@@ -264,7 +272,10 @@ public final class WeftNode: Service {
                 compactedOptions: BlockCodec.compactionOptions(groupSpans: config.blockGroupSpans),
                 compactionMaxSpans: config.compactionMaxSpans,
                 retentionNanos: UInt64(config.retentionDays * nanosPerDay),
-                orgRetentionNanos: config.orgRetentionDays.mapValues { UInt64($0 * nanosPerDay) }
+                orgRetentionNanos: config.orgRetentionDays.mapValues { UInt64($0 * nanosPerDay) },
+                traceIdleNanos: UInt64(max(0, config.traceIdleSeconds) * 1e9),
+                traceMaxAgeNanos: UInt64(max(0, config.traceMaxAgeSeconds) * 1e9),
+                headCutSpans: config.headMaxSpans / 2
             )
         )
         let maintainerBox = Mutex<BlockMaintainer?>(nil)
@@ -420,6 +431,7 @@ public final class WeftNode: Service {
                     engine: engine, committer: walCommitter, metrics: metrics, logger: logger,
                     settings: .init(
                         maxSegmentAge: .milliseconds(Int64(config.blockMaxAgeSeconds * 1000)),
+                        cutMinSpans: config.headChunkSpans,
                         interval: .milliseconds(Int64(max(0.01, config.maintenanceIntervalSeconds) * 1000)),
                         retiredGrace: .seconds(60)
                     )

@@ -5,20 +5,23 @@ import WeftRuntime
 import WeftStorageEngine
 
 /// The background thread that moves data from the head to blocks and keeps blocks tidy: it closes
-/// the WAL segment by age, flushes closed segments to blocks and removes them from the WAL, runs one
-/// compaction per pass, applies retention, and deletes retired block files after a grace period.
-/// Ingest never waits for it.
+/// the WAL segment by age, cuts idle traces to blocks, removes WAL segments none of whose rows remain
+/// in the head, runs one compaction per pass, applies retention, and deletes retired block files
+/// after a grace period. Ingest never waits for it.
 package final class BlockMaintainer: Sendable {
     package struct Settings: Sendable {
-        /// Close the open WAL segment (and so cut a block) once it is this old.
+        /// Close the open WAL segment once it is this old; also the longest wait between cuts.
         var maxSegmentAge: Duration
+        /// Cut idle traces once they hold this many spans (sooner spans make smaller blocks).
+        var cutMinSpans: Int
         /// Time between passes.
         var interval: Duration
         /// How long retired blocks' files stay for queries that started before (≥ the query timeout).
         var retiredGrace: Duration
 
-        package init(maxSegmentAge: Duration, interval: Duration, retiredGrace: Duration) {
+        package init(maxSegmentAge: Duration, cutMinSpans: Int, interval: Duration, retiredGrace: Duration) {
             self.maxSegmentAge = maxSegmentAge
+            self.cutMinSpans = cutMinSpans
             self.interval = interval
             self.retiredGrace = retiredGrace
         }
@@ -34,6 +37,7 @@ package final class BlockMaintainer: Sendable {
     /// Serialises passes and on-demand flushes.
     private let work = Mutex<[(ids: Set<UInt64>, at: ContinuousClock.Instant)]>([])
     private let reportedQuarantine = Mutex<Set<UInt64>>([])
+    private let lastCut = Mutex<ContinuousClock.Instant>(.now)
 
     package init(engine: StorageEngine, committer: WALCommitter, metrics: NodeMetrics, logger: Logger, settings: Settings) {
         self.engine = engine
@@ -87,19 +91,18 @@ package final class BlockMaintainer: Sendable {
             if segment.hasRecords && ContinuousClock.now - segment.started >= self.settings.maxSegmentAge {
                 self.committer.requestRoll()
             }
-            self.flushClosed(current: segment.number)
-            // Flushes come first: compact only when no closed segment waits in the head.
-            if !self.engine.head.segments().contains(where: { $0 < self.committer.currentSegment.number }) {
-                self.compactOnce(&retired)
-            }
+            let due = ContinuousClock.now - self.lastCut.withLock { $0 } >= self.settings.maxSegmentAge
+            self.record { try self.engine.cut(minSpans: due ? 0 : self.settings.cutMinSpans) }
+            self.releaseSegments()
+            self.compactOnce(&retired)
             self.retain(&retired)
             self.purge(&retired)
             self.reportQuarantine()
         }
     }
 
-    /// Closes the open segment and flushes everything closed, waiting (up to `timeout`) for the roll
-    /// and for acknowledged spans to land in the head. Returns the blocks written.
+    /// Closes the open segment and cuts the whole head to blocks, waiting (up to `timeout`) for the
+    /// roll and for acknowledged spans to land in the head. Returns the blocks written.
     package func flushNow(timeout: Duration = .seconds(10)) -> [BlockMeta] {
         let deadline = ContinuousClock.now + timeout
         let before = self.committer.currentSegment
@@ -110,37 +113,44 @@ package final class BlockMaintainer: Sendable {
             }
         }
         let current = self.committer.currentSegment.number
-        while self.engine.head.segments().contains(where: { $0 < current && self.engine.head.pendingAppends(segment: $0) > 0 }),
-            ContinuousClock.now < deadline
-        {
+        while self.engine.head.hasPendingAppends(below: current), ContinuousClock.now < deadline {
             Thread.sleep(forTimeInterval: 0.001)
         }
-        return self.work.withLock { _ in self.flushClosed(current: current) }
+        return self.work.withLock { _ in
+            let written = self.record { try self.engine.flushAll() }
+            self.releaseSegments()
+            return written
+        }
     }
 
+    /// Runs a cut or flush with its metrics; a failure is logged and retried on the next pass.
     @discardableResult
-    private func flushClosed(current: Int) -> [BlockMeta] {
-        var written: [BlockMeta] = []
-        for s in self.engine.flushableSegments(current: current) {
-            let started = ContinuousClock.now
-            do {
-                let metas = try self.engine.flush(segment: s)
-                written += metas
-                self.metrics.flushes.increment()
-                self.metrics.flushedSpans.increment(by: Int64(metas.reduce(0) { $0 + $1.spans }))
-                self.metrics.flushDuration.record(ContinuousClock.now - started)
-                self.committer.removeSegment(s)
-                self.logger.debug("flushed WAL segment to blocks", metadata: [
-                    "segment": "\(s)", "blocks": "\(metas.count)", "spans": "\(metas.reduce(0) { $0 + $1.spans })",
-                    "bytes": "\(metas.reduce(0) { $0 + $1.bytes })",
-                ])
-            } catch {
-                self.metrics.maintenanceErrors.increment()
-                self.logger.error("flush failed; will retry", metadata: ["segment": "\(s)", "error": "\(error)"])
-                break
-            }
+    private func record(_ cut: () throws -> [BlockMeta]) -> [BlockMeta] {
+        let started = ContinuousClock.now
+        do {
+            let metas = try cut()
+            guard !metas.isEmpty else { return [] }
+            self.lastCut.withLock { $0 = .now }
+            self.metrics.flushes.increment()
+            self.metrics.flushedSpans.increment(by: Int64(metas.reduce(0) { $0 + $1.spans }))
+            self.metrics.flushDuration.record(ContinuousClock.now - started)
+            self.logger.debug("cut traces to blocks", metadata: [
+                "blocks": "\(metas.count)", "spans": "\(metas.reduce(0) { $0 + $1.spans })", "bytes": "\(metas.reduce(0) { $0 + $1.bytes })",
+            ])
+            return metas
+        } catch {
+            self.metrics.maintenanceErrors.increment()
+            self.logger.error("cutting traces to blocks failed; will retry", metadata: ["error": "\(error)"])
+            return []
         }
-        return written
+    }
+
+    /// Removes closed WAL segments that no head row needs any more.
+    private func releaseSegments() {
+        for s in self.engine.releasableSegments(current: self.committer.currentSegment.number) {
+            self.committer.removeSegment(s)
+            self.engine.released(segment: s)
+        }
     }
 
     private func compactOnce(_ retired: inout [(ids: Set<UInt64>, at: ContinuousClock.Instant)]) {

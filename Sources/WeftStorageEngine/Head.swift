@@ -1,94 +1,26 @@
+import Glibc
 import Synchronization
 import WeftModel
 
-/// A columnar chunk of recent spans of one org, with its own string dictionary and a trace-ID index.
-///
-/// Chunks are values: a query takes a snapshot and scans it without holding the head's lock.
-public struct HeadChunk: Sendable {
-    public let org: String
-    /// The WAL segment whose records the chunk holds (it is flushed to blocks with that segment).
-    public let segment: Int
-    public private(set) var batch = SpanBatch()
-    /// The last row of each trace in this chunk; earlier rows are reached through ``previousInTrace``.
-    public private(set) var lastRowOfTrace: [TraceID: UInt32] = [:]
-    /// For each row, the previous row of the same trace (`UInt32.max` if none).
-    public private(set) var previousInTrace: [UInt32] = []
-    public private(set) var minStart: UInt64 = .max
-    public private(set) var maxStart: UInt64 = 0
-
-    public init(org: String, segment: Int = 0) {
-        self.org = org
-        self.segment = segment
-    }
-
-    /// A chunk over an existing batch (e.g. rows decoded from a block), with its trace index built.
-    public init(org: String, batch: SpanBatch) {
-        self.org = org
-        self.segment = -1
-        self.append(batch, sharingStrings: true)
-    }
-
-    public var spanCount: Int { self.batch.spanCount }
-
-    /// Reserves room for `spans` spans shaped like `sample` (attributes, events and links per span).
-    mutating func reserve(spans: Int, like sample: SpanBatch) {
-        let n = max(1, sample.spanCount)
-        self.batch.reserve(spans: spans, attributes: spans * sample.attrs.count / n + 16)
-        self.previousInTrace.reserveCapacity(spans)
-        self.lastRowOfTrace.reserveCapacity(spans / 2)
-    }
-
-    mutating func append(_ other: SpanBatch, sharingStrings: Bool = false) {
-        let first = self.batch.spanCount
-        if sharingStrings && first == 0 { self.batch = other } else { self.batch.append(other) }
-        self.previousInTrace.reserveCapacity(self.batch.spanCount)
-        for row in first..<self.batch.spanCount {
-            let id = self.batch.traceID(row)
-            let previous = self.lastRowOfTrace.updateValue(UInt32(row), forKey: id)
-            self.previousInTrace.append(previous ?? .max)
-            let start = self.batch.startTime[row]
-            if start < self.minStart { self.minStart = start }
-            if start > self.maxStart { self.maxStart = start }
-        }
-    }
-
-    /// Drops spare capacity; called when the chunk is sealed.
-    mutating func shrinkToFit() {
-        self.batch.shrinkToFit()
-        self.previousInTrace = self.previousInTrace.withUnsafeBufferPointer { Array($0) }
-    }
-
-    /// Rows of a trace in this chunk, in insertion order.
-    public func rows(of trace: TraceID) -> [Int] {
-        guard var row = self.lastRowOfTrace[trace] else { return [] }
-        var rows: [Int] = []
-        while row != .max {
-            rows.append(Int(row))
-            row = self.previousInTrace[Int(row)]
-        }
-        return rows.reversed()
-    }
-
-    /// Approximate heap bytes held.
-    public var memoryFootprint: Int {
-        self.batch.memoryFootprint + self.previousInTrace.capacity * 4 + self.lastRowOfTrace.capacity * 28
-    }
-}
-
-/// The in-memory head: every acknowledged span, queryable at once, in chunks per org.
+/// The in-memory head: every acknowledged span, queryable at once, in chunks per org and placement.
 ///
 /// The head is split into stripes, each with its own lock, active chunks and sealed chunks, so writers
 /// on different threads (one stripe per event loop) do not contend. A trace may span stripes and
-/// chunks; lookups scan them all.
+/// chunks; lookups scan them all. A ``SpanRegistry`` across stripes makes writes idempotent and tracks
+/// when each trace was last written, so whole idle traces can be cut to blocks (see ``take(_:_:)``
+/// and ``remove(_:)``). Rows remember their WAL segment: a segment can go once no row of it remains.
 public final class Head: Sendable {
     public struct Configuration: Sendable {
         /// Spans per chunk before it is sealed (bounds the copy a concurrent query can cause).
         public var chunkSpans: Int
         /// Independent write stripes (use at least the number of writer threads).
         public var stripes: Int
-        public init(chunkSpans: Int = 65_536, stripes: Int = 4) {
+        /// The placement of writes that name none (the one value of a single node).
+        public var placement: String
+        public init(chunkSpans: Int = 65_536, stripes: Int = 4, placement: String = "local") {
             self.chunkSpans = chunkSpans
             self.stripes = max(1, stripes)
+            self.placement = placement
         }
     }
 
@@ -99,14 +31,43 @@ public final class Head: Sendable {
         public var bytes = 0
     }
 
-    private struct Key: Hashable {
-        var org: String
-        var segment: Int
+    /// Rows taken from the head for a block (see ``take(_:_:)``); still in the head until
+    /// ``remove(_:)``.
+    public struct Taken: Sendable {
+        public let partition: PartitionKey
+        /// The rows, gathered into one batch.
+        public let batch: SpanBatch
+        /// WAL segments of the rows, ascending.
+        public let segments: [Int]
+        /// Rows taken per chunk ID.
+        let rows: [UInt64: ChunkRows]
+        let segmentRows: [Int: Int]
+    }
+
+    /// Rows taken from one chunk: the first `count` rows, or the listed rows (ascending).
+    struct ChunkRows: Sendable {
+        var count: Int
+        var listed: [Int]?
+        var taken: Int { self.listed?.count ?? self.count }
+    }
+
+    /// How rows are picked for a cut.
+    public enum Selection: Sendable {
+        /// Every row of these traces.
+        case traces(Set<TraceID>)
+        /// Every row logged in this WAL segment.
+        case segment(Int)
+        /// Every row.
+        case all
+    }
+
+    private struct Partition {
+        var sealed: [HeadChunk] = []
+        var active: HeadChunk?
     }
 
     private struct Stripe {
-        var sealed: [Key: [HeadChunk]] = [:]
-        var active: [Key: HeadChunk] = [:]
+        var partitions: [PartitionKey: Partition] = [:]
         var spans = 0
         var chunks = 0
         var sealedBytes = 0
@@ -116,132 +77,286 @@ public final class Head: Sendable {
         let state = Mutex(Stripe())
     }
 
+    /// Per WAL segment: appends announced and not yet landed, and rows held.
+    private struct SegmentState {
+        var pending = 0
+        var rows = 0
+    }
+
     public let configuration: Configuration
     private let stripes: [LockedStripe]
+    private let registry = SpanRegistry()
+    private let clock: @Sendable () -> UInt64
+    private let nextChunkID = Atomic<UInt64>(1)
     /// Spans held (kept apart from the stripes so admission checks take no lock).
     private let heldSpans = Atomic<Int>(0)
+    private let segmentStates = Mutex<[Int: SegmentState]>([:])
 
     /// Spans held in the head, all segments.
     public var spanCount: Int { self.heldSpans.load(ordering: .relaxed) }
-    /// Appends announced per segment (see ``expectAppends(segment:count:)``) that have not happened yet.
-    private let pending = Mutex<[Int: Int]>([:])
 
-    public init(configuration: Configuration = Configuration()) {
+    /// `clock` gives the nanoseconds that trace idleness is measured in (monotonic by default).
+    public init(configuration: Configuration = Configuration(), clock: @escaping @Sendable () -> UInt64 = Head.monotonicNanos) {
         self.configuration = configuration
+        self.clock = clock
         self.stripes = (0..<configuration.stripes).map { _ in LockedStripe() }
     }
 
-    /// Adds a decoded batch of one org, logged in WAL `segment`. `stripe` spreads writers: pass a
-    /// per-thread value.
-    public func append(_ batch: SpanBatch, org: String, stripe: Int = 0, segment: Int = 0) {
-        guard batch.spanCount > 0 else { return }
+    /// Nanoseconds of the monotonic clock.
+    public static func monotonicNanos() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+
+    /// The head clock now.
+    public var now: UInt64 { self.clock() }
+
+    // MARK: Writing
+
+    /// Adds a decoded batch of one org, logged in WAL `segment`, to `placement` (the configured one
+    /// when nil). Spans the head already holds (same org, placement, trace ID and span ID) are
+    /// dropped. `stripe` spreads writers: pass a per-thread value. Returns the spans added.
+    @discardableResult
+    public func append(_ batch: SpanBatch, org: String, placement: String? = nil, stripe: Int = 0, segment: Int = 0) -> Int {
+        let added = self.appendRows(batch, org: org, placement: placement, stripe: stripe, segment: segment)
+        self.segmentStates.withLock { $0[segment, default: SegmentState()].rows += added }
+        return added
+    }
+
+    private func appendRows(_ batch: SpanBatch, org: String, placement: String?, stripe: Int, segment: Int) -> Int {
+        guard batch.spanCount > 0 else { return 0 }
+        let key = PartitionKey(org: org, placement: placement ?? self.configuration.placement)
+        var batch = batch
+        if let duplicate = self.registry.register(batch, in: key, now: self.clock()) {
+            let keep = batch.spanCount
+            var rows: [Int] = []
+            rows.reserveCapacity(keep)
+            for row in 0..<keep where !duplicate[row] { rows.append(row) }
+            guard !rows.isEmpty else { return 0 }
+            var kept = SpanBatch()
+            kept.strings = batch.strings
+            kept.appendRows(rows, of: batch)
+            batch = kept
+        }
         let limit = self.configuration.chunkSpans
         let index = Int(UInt(bitPattern: stripe) % UInt(self.stripes.count))
-        let key = Key(org: org, segment: segment)
         self.stripes[index].state.withLock { s in
-            if s.active[key] == nil {
+            var partition = s.partitions.removeValue(forKey: key) ?? Partition()
+            if partition.active == nil {
                 // Sized by what arrived, not by the chunk limit: an org that sends one span costs
                 // about one span, and a span with huge attribute lists never multiplies them.
-                var chunk = HeadChunk(org: org, segment: segment)
+                var chunk = HeadChunk(org: key.org, placement: key.placement, id: self.nextChunkID.wrappingAdd(1, ordering: .relaxed).oldValue)
                 chunk.reserve(spans: min(limit, 2 * batch.spanCount), like: batch)
-                s.active[key] = chunk
+                partition.active = chunk
                 s.chunks += 1
             }
-            s.active[key]!.append(batch)
+            partition.active!.append(batch, segment: segment)
             s.spans += batch.spanCount
             self.heldSpans.add(batch.spanCount, ordering: .relaxed)
-            if s.active[key]!.spanCount >= limit {
-                var chunk = s.active.removeValue(forKey: key)!
+            if partition.active!.spanCount >= limit {
+                var chunk = partition.active.take()!
                 chunk.shrinkToFit()
                 s.sealedBytes += chunk.memoryFootprint
-                s.sealed[key, default: []].append(chunk)
+                partition.sealed.append(chunk)
             }
+            s.partitions[key] = partition
         }
+        return batch.spanCount
     }
 
     /// Announces `count` appends for `segment` that will follow (records committed to the WAL whose
-    /// spans are on their way to the head), so a flush of that segment waits for them.
+    /// spans are on their way to the head), so the segment is kept until they have landed.
     public func expectAppends(segment: Int, count: Int) {
-        self.pending.withLock { $0[segment, default: 0] += count }
+        self.segmentStates.withLock { $0[segment, default: SegmentState()].pending += count }
     }
 
     /// Appends one batch announced with ``expectAppends(segment:count:)``.
-    public func appendExpected(_ batch: SpanBatch, org: String, stripe: Int, segment: Int) {
-        self.append(batch, org: org, stripe: stripe, segment: segment)
-        self.pending.withLock { p in
-            p[segment, default: 0] -= 1
-            if p[segment] == 0 { p.removeValue(forKey: segment) }
+    public func appendExpected(_ batch: SpanBatch, org: String, placement: String? = nil, stripe: Int, segment: Int) {
+        let added = self.appendRows(batch, org: org, placement: placement, stripe: stripe, segment: segment)
+        self.segmentStates.withLock { states in
+            states[segment, default: SegmentState()].pending -= 1
+            states[segment]!.rows += added
         }
     }
 
     /// Announced appends of `segment` still outstanding.
-    public func pendingAppends(segment: Int) -> Int { self.pending.withLock { $0[segment] ?? 0 } }
+    public func pendingAppends(segment: Int) -> Int { self.segmentStates.withLock { $0[segment]?.pending ?? 0 } }
 
-    /// All chunks of an org (sealed and active), every segment.
-    public func snapshot(org: String) -> [HeadChunk] {
+    /// Whether any segment below `current` still has announced appends outstanding.
+    public func hasPendingAppends(below current: Int) -> Bool {
+        self.segmentStates.withLock { $0.contains { $0.key < current && $0.value.pending > 0 } }
+    }
+
+    // MARK: Reading
+
+    /// Chunks (sealed and active) of an org in the given placements (nil: all).
+    public func snapshot(org: String, placements: Set<String>? = nil) -> [HeadChunk] {
         var chunks: [HeadChunk] = []
         for stripe in self.stripes {
             stripe.state.withLock { s in
-                for (key, sealed) in s.sealed where key.org == org { chunks += sealed }
-                for (key, active) in s.active where key.org == org { chunks.append(active) }
+                for (key, partition) in s.partitions where key.org == org && placements?.contains(key.placement) ?? true {
+                    chunks += partition.sealed
+                    if let active = partition.active { chunks.append(active) }
+                }
             }
         }
         return chunks
     }
 
-    /// Chunks of one segment, by org.
-    public func chunks(segment: Int) -> [String: [HeadChunk]] {
-        var out: [String: [HeadChunk]] = [:]
-        for stripe in self.stripes {
-            stripe.state.withLock { s in
-                for (key, sealed) in s.sealed where key.segment == segment { out[key.org, default: []] += sealed }
-                for (key, active) in s.active where key.segment == segment { out[key.org, default: []].append(active) }
-            }
-        }
-        return out
-    }
-
-    /// Segments with data in the head, ascending.
+    /// Segments with rows in the head, ascending.
     public func segments() -> [Int] {
-        var all = Set<Int>()
-        for stripe in self.stripes {
-            stripe.state.withLock { s in
-                for key in s.sealed.keys { all.insert(key.segment) }
-                for key in s.active.keys { all.insert(key.segment) }
-            }
-        }
-        return all.sorted()
+        self.segmentStates.withLock { $0.filter { $0.value.rows > 0 }.keys.sorted() }
     }
 
-    /// Forgets a segment's chunks, of one org or all (once they are in durable blocks).
-    public func drop(segment: Int, org: String? = nil) {
+    /// Segments below `current` that the head no longer needs: every announced append has landed
+    /// and none of their rows remain. Ascending.
+    public func releasableSegments(below current: Int) -> [Int] {
+        self.segmentStates.withLock { $0.filter { $0.key < current && $0.value.pending <= 0 && $0.value.rows <= 0 }.keys.sorted() }
+    }
+
+    /// Forgets a segment once the WAL has removed it.
+    public func forget(segment: Int) {
+        self.segmentStates.withLock { _ = $0.removeValue(forKey: segment) }
+    }
+
+    /// Partitions with data.
+    public func partitions() -> [PartitionKey] {
+        var keys = Set<PartitionKey>()
         for stripe in self.stripes {
-            stripe.state.withLock { s in
-                for key in Array(s.sealed.keys) where key.segment == segment && (org == nil || key.org == org) {
-                    for chunk in s.sealed.removeValue(forKey: key)! {
-                        s.spans -= chunk.spanCount
-                        self.heldSpans.subtract(chunk.spanCount, ordering: .relaxed)
-                        s.chunks -= 1
-                        s.sealedBytes -= chunk.memoryFootprint
-                    }
-                }
-                for key in Array(s.active.keys) where key.segment == segment && (org == nil || key.org == org) {
-                    let chunk = s.active.removeValue(forKey: key)!
-                    s.spans -= chunk.spanCount
-                    self.heldSpans.subtract(chunk.spanCount, ordering: .relaxed)
-                    s.chunks -= 1
-                }
-            }
+            stripe.state.withLock { s in keys.formUnion(s.partitions.keys) }
         }
+        return keys.sorted()
     }
 
     /// Orgs with data.
-    public func orgs() -> [String] {
-        var orgs = Set<String>()
+    public func orgs() -> [String] { Array(Set(self.partitions().map(\.org))).sorted() }
+
+    /// Traces of each partition whose last write is older than `idleBefore` or whose first write is
+    /// older than `startedBefore` (head clock), and the spans they hold.
+    public func traces(idleBefore: UInt64, startedBefore: UInt64) -> (traces: [PartitionKey: Set<TraceID>], spans: Int) {
+        self.registry.traces(idleBefore: idleBefore, startedBefore: startedBefore)
+    }
+
+    // MARK: Cutting rows to blocks
+
+    /// Gathers the rows of `partition` that `selection` picks into one batch, oldest chunks first,
+    /// stopping after the chunk that brings it to `maxSpans`. The rows stay in the head (queries
+    /// still see them) until ``remove(_:)``; rows appended meanwhile are never part of it. Nil when
+    /// nothing is picked.
+    public func take(_ partition: PartitionKey, _ selection: Selection, maxSpans: Int = .max) -> Taken? {
+        var chunks: [HeadChunk] = []
         for stripe in self.stripes {
-            stripe.state.withLock { s in orgs.formUnion(s.sealed.keys.map(\.org) + s.active.keys.map(\.org)) }
+            stripe.state.withLock { s in
+                if let p = s.partitions[partition] {
+                    chunks += p.sealed
+                    if let active = p.active { chunks.append(active) }
+                }
+            }
         }
-        return orgs.sorted()
+        chunks.sort { $0.id < $1.id }
+        var batch = SpanBatch()
+        var rowsByChunk: [UInt64: ChunkRows] = [:]
+        var segmentRows: [Int: Int] = [:]
+        for chunk in chunks where batch.spanCount < maxSpans {
+            let picked = Self.pick(selection, in: chunk)
+            guard picked.taken > 0 else { continue }
+            rowsByChunk[chunk.id] = picked
+            let part: SpanBatch
+            if let rows = picked.listed {
+                for row in rows { segmentRows[Int(chunk.rowSegments[row]), default: 0] += 1 }
+                part = chunk.gather(rows)
+            } else {
+                for segment in chunk.rowSegments { segmentRows[Int(segment), default: 0] += 1 }
+                part = chunk.batch
+            }
+            if batch.spanCount == 0 { batch = part } else { batch.append(part) }
+        }
+        guard batch.spanCount > 0 else { return nil }
+        return Taken(partition: partition, batch: batch, segments: segmentRows.keys.sorted(), rows: rowsByChunk, segmentRows: segmentRows)
+    }
+
+    /// The rows of `chunk` that `selection` picks; a whole chunk is recognised from its trace index
+    /// without visiting rows.
+    private static func pick(_ selection: Selection, in chunk: HeadChunk) -> ChunkRows {
+        let n = chunk.spanCount
+        switch selection {
+        case .all:
+            return ChunkRows(count: n)
+        case .segment(let segment):
+            let mark = UInt32(truncatingIfNeeded: segment)
+            let rows = (0..<n).filter { chunk.rowSegments[$0] == mark }
+            return rows.count == n ? ChunkRows(count: n) : ChunkRows(count: n, listed: rows)
+        case .traces(let chosen):
+            var all = true
+            var any = false
+            for trace in chunk.lastRowOfTrace.keys {
+                if chosen.contains(trace) { any = true } else { all = false }
+                if any && !all { break }
+            }
+            if all { return ChunkRows(count: n) }
+            if !any { return ChunkRows(count: n, listed: []) }
+            var rows: [Int] = []
+            for (trace, _) in chunk.lastRowOfTrace where chosen.contains(trace) { rows += chunk.rows(of: trace) }
+            rows.sort()
+            return ChunkRows(count: n, listed: rows)
+        }
+    }
+
+    /// Drops rows taken with ``take(_:_:)`` (now durable elsewhere); their spans and segments are
+    /// released. Chunks left with rows are rebuilt without them.
+    public func remove(_ taken: Taken) {
+        for stripe in self.stripes {
+            stripe.state.withLock { s in
+                guard var partition = s.partitions.removeValue(forKey: taken.partition) else { return }
+                var sealed: [HeadChunk] = []
+                for chunk in partition.sealed {
+                    guard let rows = taken.rows[chunk.id] else {
+                        sealed.append(chunk)
+                        continue
+                    }
+                    s.sealedBytes -= chunk.memoryFootprint
+                    if let rebuilt = self.without(rows, chunk, &s) {
+                        s.sealedBytes += rebuilt.memoryFootprint
+                        sealed.append(rebuilt)
+                    }
+                }
+                partition.sealed = sealed
+                if let active = partition.active, let rows = taken.rows[active.id] {
+                    partition.active = self.without(rows, active, &s)
+                }
+                if !partition.sealed.isEmpty || partition.active != nil { s.partitions[taken.partition] = partition }
+            }
+        }
+        self.registry.release(taken.batch, in: taken.partition)
+        self.segmentStates.withLock { states in
+            for (segment, rows) in taken.segmentRows { states[segment, default: SegmentState()].rows -= rows }
+        }
+    }
+
+    /// `chunk` without the taken rows, or nil if nothing is left; updates the stripe's totals.
+    private func without(_ taken: ChunkRows, _ chunk: HeadChunk, _ s: inout Stripe) -> HeadChunk? {
+        s.spans -= taken.taken
+        self.heldSpans.subtract(taken.taken, ordering: .relaxed)
+        var keep: [Int] = []
+        if let rows = taken.listed {
+            keep.reserveCapacity(chunk.spanCount - rows.count)
+            var next = 0
+            for row in 0..<chunk.spanCount {
+                if next < rows.count && rows[next] == row {
+                    next += 1
+                } else {
+                    keep.append(row)
+                }
+            }
+        } else {
+            keep = Array(taken.count..<chunk.spanCount)
+        }
+        guard !keep.isEmpty else {
+            s.chunks -= 1
+            return nil
+        }
+        return HeadChunk(rebuilding: chunk, batch: chunk.gather(keep), rowSegments: keep.map { chunk.rowSegments[$0] })
     }
 
     public var stats: Stats {
@@ -250,7 +365,7 @@ public final class Head: Sendable {
             stripe.state.withLock { s in
                 total.spans += s.spans
                 total.chunks += s.chunks
-                total.bytes += s.sealedBytes + s.active.values.reduce(0) { $0 + $1.memoryFootprint }
+                total.bytes += s.sealedBytes + s.partitions.values.reduce(0) { $0 + ($1.active?.memoryFootprint ?? 0) }
             }
         }
         return total

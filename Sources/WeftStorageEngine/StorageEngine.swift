@@ -2,21 +2,22 @@ import Synchronization
 import WeftModel
 import WeftOTLP
 
-/// The storage engine of one node: the head (recent spans, per WAL segment) and the immutable blocks,
-/// with the steps that move data between them. Pure logic over ``Disk``: the node decides when each
-/// step runs and on which thread.
+/// The storage engine of one node: the head (recent spans, per org and placement) and the immutable
+/// blocks, with the steps that move data between them. Pure logic over ``Disk``: the node decides
+/// when each step runs and on which thread.
 ///
-/// Life of a span: logged in WAL segment S and appended to the head under S → when S is closed
-/// (rolled by size or age) and all its appends have landed, ``flush(segment:)`` writes one block per
-/// org holding exactly S's records of that org (the block names S as its source) and swaps the head's
-/// S chunks for the blocks in one step → S is removed from the WAL → ``compact(_:)`` merges small
-/// blocks of one org and placement → ``applyRetention(nowNanos:)`` deletes blocks past their org's
-/// retention. After a crash at any point, ``open(wal:options:)`` skips WAL records of (segment, org)
-/// pairs already in a block and removes compaction inputs whose output survived, so no acknowledged
-/// span is lost or counted twice.
+/// Life of a span: logged in WAL segment S and appended to the head of its (org, placement), unless
+/// the head already holds it → once its trace has been idle for a while (or is old, or the head is
+/// full), ``cut(now:)`` writes the whole trace with the other cut traces of that (org, placement)
+/// as one block naming the WAL segments of its rows as sources, and swaps the rows for the block in
+/// one step → once no row of S remains in the head, S is removed from the WAL → ``compact(_:)``
+/// merges small blocks of one org and placement, keeping each span once → ``applyRetention(nowNanos:)``
+/// deletes blocks past their org's retention. After a crash at any point, ``open(wal:options:)``
+/// replays each WAL row unless a block naming its segment holds that span (org, trace ID, span ID),
+/// and removes compaction inputs whose output survived, so no acknowledged span is lost or counted twice.
 public final class StorageEngine: Sendable {
     public struct Configuration: Sendable {
-        /// The replica set this node writes for (one value on a single node).
+        /// The placement of replayed WAL records that name none (one value on a single node).
         public var placement: String
         public var blockOptions: BlockCodec.Options
         /// Options for compaction output (a higher zstd level: it runs in the background).
@@ -28,6 +29,15 @@ public final class StorageEngine: Sendable {
         /// Default retention in nanoseconds, and per-org overrides.
         public var retentionNanos: UInt64
         public var orgRetentionNanos: [String: UInt64]
+        /// A trace stays in the head until nothing was written to it for this long (head clock)…
+        public var traceIdleNanos: UInt64
+        /// …or until its first write is this old, whichever comes first.
+        public var traceMaxAgeNanos: UInt64
+        /// While the head holds more spans than this, every trace is cut, idle or not.
+        public var headCutSpans: Int
+        /// A cut writes blocks of about this many spans (whole head chunks; a bigger cut is written
+        /// as several blocks, which may part a trace at a chunk boundary).
+        public var cutBlockSpans: Int
 
         public init(
             placement: String = "local",
@@ -36,7 +46,11 @@ public final class StorageEngine: Sendable {
             compactionMaxSpans: Int = 1_000_000,
             compactionMinInputs: Int = 2,
             retentionNanos: UInt64 = 14 * 86_400 * 1_000_000_000,
-            orgRetentionNanos: [String: UInt64] = [:]
+            orgRetentionNanos: [String: UInt64] = [:],
+            traceIdleNanos: UInt64 = 5_000_000_000,
+            traceMaxAgeNanos: UInt64 = 60_000_000_000,
+            headCutSpans: Int = 4_000_000,
+            cutBlockSpans: Int = 250_000
         ) {
             self.placement = placement
             self.blockOptions = blockOptions
@@ -45,6 +59,10 @@ public final class StorageEngine: Sendable {
             self.compactionMinInputs = max(2, compactionMinInputs)
             self.retentionNanos = retentionNanos
             self.orgRetentionNanos = orgRetentionNanos
+            self.traceIdleNanos = traceIdleNanos
+            self.traceMaxAgeNanos = max(traceIdleNanos, traceMaxAgeNanos)
+            self.headCutSpans = headCutSpans
+            self.cutBlockSpans = max(1, cutBlockSpans)
         }
 
         public func retention(of org: String) -> UInt64 { self.orgRetentionNanos[org] ?? self.retentionNanos }
@@ -56,8 +74,10 @@ public final class StorageEngine: Sendable {
         public var wal: WAL.ReplayReport
         /// Spans replayed into the head.
         public var spans = 0
-        /// WAL records skipped because a block already holds them.
+        /// WAL records skipped because blocks naming their segment already hold all their spans.
         public var skippedRecords = 0
+        /// Replayed spans dropped because a block naming their segment, or the head, already held them.
+        public var duplicateSpans = 0
         /// Records that could not be applied (they no longer parse or decode), each copied to the WAL's
         /// `quarantine/` folder and skipped; everything else is replayed.
         public var quarantined: [QuarantinedRecord] = []
@@ -103,22 +123,15 @@ public final class StorageEngine: Sendable {
 
     // MARK: Startup
 
-    /// Opens the blocks by their metadata, then replays the WAL into the head, skipping records whose
-    /// (segment, org) a block already holds. Each record's spans pass the same `limits` and retention
+    /// Opens the blocks by their metadata, then replays the WAL into the head, skipping spans that a
+    /// block naming the record's segment already holds (and spans the head already has). Each record's spans pass the same `limits` and retention
     /// (judged at `nowNanos`) as at ingest, so a span refused then is refused again; a record that no
     /// longer parses or decodes is copied to `quarantine/` beside the segments and skipped, so one bad
     /// record never stops a restart. Call once, before any other method.
     public func open(wal: WAL, options: DecodeOptions, limits: SpanLimits = SpanLimits(), nowNanos: UInt64 = 0) throws -> OpenReport {
         let blocks = try self.store.open()
-        var covered: [Int: Set<String>] = [:]
-        var highest = 0
-        for meta in blocks.blocks {
-            for s in meta.sources {
-                covered[Int(s), default: []].insert(meta.org)
-                highest = max(highest, Int(s))
-            }
-        }
-        wal.reserveThrough(highest)
+        wal.reserveThrough(Int(blocks.blocks.flatMap(\.sources).max() ?? 0))
+        var stored = StoredSpans(store: self.store, blocks: blocks.blocks)
         var report = OpenReport(blocks: blocks, wal: WAL.ReplayReport())
         var decoder = OTLPRequestDecoder(options: options)
         var lastSegment = -1
@@ -127,6 +140,8 @@ public final class StorageEngine: Sendable {
             if segment != lastSegment {
                 lastSegment = segment
                 index = 0
+                // Known to the head from its first record, so it is removed once nothing of it is left.
+                self.head.expectAppends(segment: segment, count: 0)
             }
             defer { index += 1 }
             let entry: (org: String, placement: String, batch: SpanBatch)
@@ -136,15 +151,16 @@ public final class StorageEngine: Sendable {
                 report.quarantined.append(Self.quarantine(record, segment: segment, index: index, reason: "\(error)", wal: wal))
                 return
             }
-            if covered[segment]?.contains(entry.org) == true {
-                report.skippedRecords += 1
-                return
-            }
             var batch = entry.batch
             let retention = self.configuration.retention(of: entry.org)
             report.refusedSpans += limits.enforce(on: &batch, minStartNanos: nowNanos > retention ? nowNanos - retention : 0).rejectedSpans
-            report.spans += batch.spanCount
-            self.head.append(batch, org: entry.org, segment: segment)
+            let partition = PartitionKey(org: entry.org, placement: entry.placement)
+            let decoded = batch.spanCount
+            let inBlocks = stored.drop(from: &batch, segment: segment, partition: partition)
+            if decoded > 0 && inBlocks == decoded { report.skippedRecords += 1 }
+            let added = self.head.append(batch, org: partition.org, placement: partition.placement, segment: segment)
+            report.spans += added
+            report.duplicateSpans += decoded - added
         }
         self.catalog.withLock { $0 = blocks.blocks }
         return report
@@ -169,51 +185,103 @@ public final class StorageEngine: Sendable {
 
     // MARK: Queries
 
-    /// Head chunks and blocks of `org`, taken atomically with respect to flushes and compactions.
-    public func snapshot(org: String) -> Snapshot {
+    /// Head chunks and blocks of `org` in the given placements (nil: all), taken atomically with
+    /// respect to cuts, flushes and compactions.
+    public func snapshot(org: String, placements: Set<String>? = nil) -> Snapshot {
         self.catalog.withLock { blocks in
-            Snapshot(chunks: self.head.snapshot(org: org), blocks: blocks.filter { $0.org == org && !self.store.isQuarantined($0.id) })
+            Snapshot(
+                chunks: self.head.snapshot(org: org, placements: placements),
+                blocks: blocks.filter { $0.org == org && placements?.contains($0.placement) ?? true && !self.store.isQuarantined($0.id) }
+            )
         }
     }
 
     /// Every live block.
     public var blocks: [BlockMeta] { self.catalog.withLock { $0 } }
 
-    // MARK: Flush
+    // MARK: Cutting the head to blocks
+
+    /// Serialises cuts: a cut's rows are named by chunk and row until it removes them.
+    private let cutting = Mutex<Void>(())
+
+    /// Cuts whole traces to blocks: those idle for ``Configuration/traceIdleNanos`` and those first
+    /// written more than ``Configuration/traceMaxAgeNanos`` ago (head clock), if they hold at least
+    /// `minSpans` spans in all; while the head holds more than ``Configuration/headCutSpans`` spans,
+    /// every trace. Blocks per (org, placement); returns them.
+    @discardableResult
+    public func cut(now: UInt64? = nil, minSpans: Int = 0) throws -> [BlockMeta] {
+        let now = now ?? self.head.now
+        let c = self.configuration
+        let everything = self.head.spanCount > c.headCutSpans
+        let due = self.head.traces(
+            idleBefore: everything ? .max : (now > c.traceIdleNanos ? now - c.traceIdleNanos : 0),
+            startedBefore: now > c.traceMaxAgeNanos ? now - c.traceMaxAgeNanos : 0
+        )
+        guard due.spans > 0 && (everything || due.spans >= minSpans) else { return [] }
+        var written: [BlockMeta] = []
+        for partition in due.traces.keys.sorted() {
+            let chosen = due.traces[partition]!
+            written += try self.cut(partition, .traces(chosen))
+        }
+        return written
+    }
+
+    /// Writes every row of the head logged in WAL `segment` to blocks (one per org and placement),
+    /// whether or not its trace is idle, and drops the rows from the head.
+    @discardableResult
+    public func flush(segment: Int) throws -> [BlockMeta] {
+        var written: [BlockMeta] = []
+        for partition in self.head.partitions() {
+            written += try self.cut(partition, .segment(segment))
+        }
+        return written
+    }
+
+    /// Writes everything in the head to blocks.
+    @discardableResult
+    public func flushAll() throws -> [BlockMeta] {
+        var written: [BlockMeta] = []
+        for partition in self.head.partitions() {
+            written += try self.cut(partition, .all)
+        }
+        return written
+    }
+
+    /// Writes the picked rows of one partition as blocks (of about ``Configuration/cutBlockSpans``
+    /// spans) naming their WAL segments as sources, each swapped for its rows in one step, so a
+    /// query sees each span once and a failure (and retry) never writes the same rows twice.
+    private func cut(_ partition: PartitionKey, _ selection: Head.Selection) throws -> [BlockMeta] {
+        try self.cutting.withLock { _ in
+            var written: [BlockMeta] = []
+            let limit = self.configuration.cutBlockSpans
+            while let taken = self.head.take(partition, selection, maxSpans: limit) {
+                let meta = try self.store.write(
+                    taken.batch, org: partition.org, placement: partition.placement, sources: taken.segments.map { UInt64($0) },
+                    options: self.configuration.blockOptions
+                )
+                self.catalog.withLock { blocks in
+                    blocks.append(meta)
+                    self.head.remove(taken)
+                }
+                written.append(meta)
+                // A smaller take held everything picked; later rows wait for the next cut.
+                if taken.batch.spanCount < limit { break }
+            }
+            return written
+        }
+    }
 
     /// Head segments older than `current` whose announced appends have all landed, oldest first.
     public func flushableSegments(current: Int) -> [Int] {
         self.head.segments().filter { $0 < current && self.head.pendingAppends(segment: $0) == 0 }
     }
 
-    /// Writes the head's chunks of `segment` as one block per org, then replaces the chunks with the
-    /// blocks for queries. The caller removes the WAL segment afterwards.
-    @discardableResult
-    public func flush(segment: Int) throws -> [BlockMeta] {
-        let byOrg = self.head.chunks(segment: segment)
-        let already = Set(self.blocks.filter { $0.sources.contains(UInt64(segment)) }.map(\.org))
-        var written: [BlockMeta] = []
-        for org in byOrg.keys.sorted() where !already.contains(org) {
-            let chunks = byOrg[org]!
-            var batch = chunks[0].batch
-            if chunks.count > 1 {
-                batch.reserve(spans: chunks.reduce(0) { $0 + $1.spanCount }, attributes: chunks.reduce(0) { $0 + $1.batch.attrs.count })
-                for chunk in chunks.dropFirst() { batch.append(chunk.batch) }
-            }
-            let meta = try self.store.write(
-                batch, org: org, placement: self.configuration.placement, sources: [UInt64(segment)], options: self.configuration.blockOptions
-            )
-            written.append(meta)
-            // The block replaces the org's chunks of this segment in one step, so a later failure
-            // (and a retry) never writes the same records twice.
-            self.catalog.withLock { blocks in
-                blocks.append(meta)
-                self.head.drop(segment: segment, org: org)
-            }
-        }
-        self.catalog.withLock { _ in self.head.drop(segment: segment) }
-        return written
-    }
+    /// WAL segments below `current` with no rows left in the head and no appends on the way: the
+    /// node removes them from the WAL, then calls ``released(segment:)``.
+    public func releasableSegments(current: Int) -> [Int] { self.head.releasableSegments(below: current) }
+
+    /// Notes that a segment left the WAL.
+    public func released(segment: Int) { self.head.forget(segment: segment) }
 
     // MARK: Compaction
 
@@ -237,8 +305,8 @@ public final class StorageEngine: Sendable {
         return nil
     }
 
-    /// Merges `inputs` (one org and placement) into one block, then removes them. Memory is bounded
-    /// by the plan's span limit.
+    /// Merges `inputs` (one org and placement) into one block holding each span (trace ID, span ID)
+    /// once, then removes them. Memory is bounded by the plan's span limit.
     @discardableResult
     public func compact(_ inputs: [BlockMeta]) throws -> BlockMeta {
         precondition(!inputs.isEmpty && Set(inputs.map { $0.org + "\u{0}" + $0.placement }).count == 1, "compaction inputs share org and placement")
@@ -252,6 +320,7 @@ public final class StorageEngine: Sendable {
         }
         var merged = try read(inputs[0])
         for meta in inputs.dropFirst() { merged.append(try read(meta)) }
+        Self.dropRepeatedSpans(&merged)
         let sources = Array(Set(inputs.flatMap(\.sources))).sorted()
         let output = try self.store.write(
             merged, org: inputs[0].org, placement: inputs[0].placement, sources: sources, replaces: inputs.map(\.id),
@@ -264,6 +333,18 @@ public final class StorageEngine: Sendable {
         }
         self.retire(inputs)
         return output
+    }
+
+    /// Keeps the first row of each span (trace ID, span ID).
+    static func dropRepeatedSpans(_ batch: inout SpanBatch) {
+        var seen = Set<SpanKey>(minimumCapacity: batch.spanCount)
+        let keep = (0..<batch.spanCount).filter { seen.insert(SpanKey(batch, row: $0)).inserted }
+        guard keep.count < batch.spanCount else { return }
+        var kept = SpanBatch()
+        kept.strings = batch.strings
+        kept.appendRows(keep, of: batch)
+        kept.dropUnusedStrings()
+        batch = kept
     }
 
     // MARK: Retention

@@ -5,8 +5,8 @@ import WeftStorageEngine
 import WeftTestSupport
 
 struct RecoveryTests {
-    static func spans(trace: UInt64, count: Int) -> [TestSpan] {
-        (0..<count).map { (i: Int) -> TestSpan in
+    static func spans(trace: UInt64, count: Int, firstSpan: Int = 0) -> [TestSpan] {
+        (firstSpan..<(firstSpan + count)).map { (i: Int) -> TestSpan in
             let offset = UInt64(i)
             let attributes: [(String, TestValue)] = [
                 ("tenant_id", .string("t\(trace % 3)")), ("gen_ai.usage.prompt_tokens", .int(Int64(i))),
@@ -69,7 +69,7 @@ struct RecoveryTests {
         for part in 0..<3 {
             // The same trace arrives in three requests, landing in two chunks.
             var batch = SpanBatch()
-            let request = RequestBuilder.request([("svc-\(part)", Self.spans(trace: 7, count: 3))])
+            let request = RequestBuilder.request([("svc-\(part)", Self.spans(trace: 7, count: 3, firstSpan: 3 * part))])
             _ = try? request.withUnsafeBytes { try decoder.decode($0, into: &batch) }
             head.append(batch, org: "o")
         }

@@ -9,19 +9,25 @@ struct EngineHarness {
     static let orgs = ["acme", "globex"]
     let engine: StorageEngine
     let wal: WAL
+    let clock: ManualClock
+    let report: StorageEngine.OpenReport
     var decoder = OTLPProtobufDecoder()
 
     init(_ disk: any Disk, configuration: StorageEngine.Configuration = .init(compactionMaxSpans: 10_000)) throws {
+        let clock = ManualClock()
+        self.clock = clock
         self.engine = StorageEngine(
-            head: Head(configuration: .init(chunkSpans: 32)), store: BlockStore(disk: disk, directory: "/n/blocks"), configuration: configuration
+            head: Head(configuration: .init(chunkSpans: 32), clock: clock.read), store: BlockStore(disk: disk, directory: "/n/blocks"),
+            configuration: configuration
         )
         self.wal = WAL(disk: disk, directory: "/n/wal", configuration: .init(segmentSize: 1 << 20))
-        _ = try self.engine.open(wal: self.wal, options: DecodeOptions())
+        self.report = try self.engine.open(wal: self.wal, options: DecodeOptions())
     }
 
-    /// A request of `count` spans in trace `trace`; every span ID is unique across the test.
-    static func request(trace: UInt64, count: Int, start: UInt64 = 1_000) -> [UInt8] {
-        let spans = (0..<count).map { (i: Int) -> TestSpan in
+    /// A request of `count` spans in trace `trace` (span IDs from `firstSpan` on); a span ID is
+    /// unique across the test unless a request is repeated.
+    static func request(trace: UInt64, count: Int, start: UInt64 = 1_000, firstSpan: Int = 0) -> [UInt8] {
+        let spans = (firstSpan..<(firstSpan + count)).map { (i: Int) -> TestSpan in
             let first: UInt64 = start + trace * 10 + UInt64(i)
             let attributes: [(String, TestValue)] = [("tenant_id", .string("t\(trace % 4)")), ("user_id", .string("u\(trace)"))]
             return TestSpan(
@@ -33,8 +39,8 @@ struct EngineHarness {
     }
 
     /// Logs, syncs and appends one request, as an acknowledged write does. Returns its spans.
-    mutating func write(org: String, trace: UInt64, count: Int, start: UInt64 = 1_000) throws -> [SpanKey] {
-        let body = Self.request(trace: trace, count: count, start: start)
+    mutating func write(org: String, trace: UInt64, count: Int, start: UInt64 = 1_000, firstSpan: Int = 0) throws -> [SpanKey] {
+        let body = Self.request(trace: trace, count: count, start: start, firstSpan: firstSpan)
         let record = try body.withUnsafeBytes { try WALEntry.framed(org: org, encoding: .protobuf, body: $0) }
         let segment = try self.wal.append(framed: [record])
         try self.wal.sync()
@@ -50,6 +56,18 @@ struct EngineHarness {
         for s in self.engine.flushableSegments(current: self.wal.current) {
             try self.engine.flush(segment: s)
             try self.wal.remove(segment: s)
+        }
+    }
+
+    /// Closes the WAL segment, lets `seconds` pass on the head clock, cuts the traces that are idle
+    /// and removes the WAL segments no head row needs, as the node's maintenance pass does.
+    func cutIdle(after seconds: Double) throws {
+        try self.wal.roll()
+        self.clock.advance(seconds: seconds)
+        try self.engine.cut()
+        for s in self.engine.releasableSegments(current: self.wal.current) {
+            try self.wal.remove(segment: s)
+            self.engine.released(segment: s)
         }
     }
 

@@ -1,0 +1,158 @@
+import Synchronization
+import WeftModel
+
+/// The org and placement a head row belongs to: the head and blocks are keyed by both.
+public struct PartitionKey: Hashable, Sendable, Comparable {
+    public var org: String
+    public var placement: String
+
+    public init(org: String, placement: String) {
+        self.org = org
+        self.placement = placement
+    }
+
+    public static func < (a: PartitionKey, b: PartitionKey) -> Bool { (a.org, a.placement) < (b.org, b.placement) }
+}
+
+/// A span's identity inside one partition.
+struct SpanKey: Hashable {
+    var traceHigh: UInt64
+    var traceLow: UInt64
+    var spanID: UInt64
+
+    init(_ batch: SpanBatch, row: Int) {
+        self.traceHigh = batch.traceHigh[row]
+        self.traceLow = batch.traceLow[row]
+        self.spanID = batch.spanID[row]
+    }
+}
+
+/// Every span the head holds, by partition, and when each trace was first and last written to.
+///
+/// It makes head writes idempotent (a span already held is dropped, whichever stripe holds it) and
+/// tells which traces have gone idle. Sharded by trace ID, each shard under its own lock, so writers
+/// on different threads rarely meet; a batch takes each shard's lock at most once.
+final class SpanRegistry: Sendable {
+    /// One trace of one partition in the head.
+    struct Activity {
+        /// Head clock readings of the trace's first and latest write.
+        var first: UInt64
+        var last: UInt64
+        /// Rows of the trace the head holds.
+        var held = 0
+        /// Span IDs written since the trace entered the head (a set once there are many).
+        var spanIDs: [UInt64] = []
+        var spanSet: Set<UInt64>? = nil
+
+        /// Adds a span ID; false if the trace already had it.
+        mutating func insert(_ id: UInt64) -> Bool {
+            if self.spanSet == nil {
+                if self.spanIDs.contains(id) { return false }
+                self.spanIDs.append(id)
+                if self.spanIDs.count > 32 { self.spanSet = Set(self.spanIDs) }
+                return true
+            }
+            return self.spanSet!.insert(id).inserted
+        }
+    }
+
+    private final class Shard: Sendable {
+        let tables = Mutex<[PartitionKey: [TraceID: Activity]]>([:])
+    }
+
+    private static let shardBits = 4
+    private let shards: [Shard] = (0..<(1 << SpanRegistry.shardBits)).map { _ in Shard() }
+
+    private static func shard(_ high: UInt64, _ low: UInt64) -> Int {
+        Int(truncatingIfNeeded: (high ^ low) >> 3) & ((1 << Self.shardBits) - 1)
+    }
+
+    /// Row indices of `batch` grouped by shard, in row order within a shard (one counting sort).
+    private func rowsByShard(_ batch: SpanBatch) -> (order: [Int32], bounds: [Int]) {
+        let n = self.shards.count
+        var shardOf = [UInt8](repeating: 0, count: batch.spanCount)
+        var bounds = [Int](repeating: 0, count: n + 1)
+        for row in 0..<batch.spanCount {
+            let s = Self.shard(batch.traceHigh[row], batch.traceLow[row])
+            shardOf[row] = UInt8(s)
+            bounds[s + 1] += 1
+        }
+        for s in 0..<n { bounds[s + 1] += bounds[s] }
+        var next = bounds
+        var order = [Int32](repeating: 0, count: batch.spanCount)
+        for row in 0..<batch.spanCount {
+            let s = Int(shardOf[row])
+            order[next[s]] = Int32(row)
+            next[s] += 1
+        }
+        return (order, bounds)
+    }
+
+    /// Runs `body` on each trace's entry for consecutive rows of that trace (one lookup per run).
+    private func forEachRun(
+        _ batch: SpanBatch, _ key: PartitionKey, _ body: (inout Activity?, Int) -> Void
+    ) {
+        let (order, bounds) = self.rowsByShard(batch)
+        for s in self.shards.indices where bounds[s] < bounds[s + 1] {
+            self.shards[s].tables.withLock { tables in
+                var traces = tables.removeValue(forKey: key) ?? [:]
+                var i = bounds[s]
+                while i < bounds[s + 1] {
+                    let trace = batch.traceID(Int(order[i]))
+                    var entry = traces.removeValue(forKey: trace)
+                    while i < bounds[s + 1], batch.traceHigh[Int(order[i])] == trace.high, batch.traceLow[Int(order[i])] == trace.low {
+                        body(&entry, Int(order[i]))
+                        i += 1
+                    }
+                    if let entry { traces[trace] = entry }
+                }
+                if !traces.isEmpty { tables[key] = traces }
+            }
+        }
+    }
+
+    /// Records the batch's spans as held at `now`; returns which rows the trace already had (nil
+    /// when none), so the caller keeps only the others.
+    func register(_ batch: SpanBatch, in key: PartitionKey, now: UInt64) -> [Bool]? {
+        var duplicate: [Bool]? = nil
+        self.forEachRun(batch, key) { entry, row in
+            if entry == nil { entry = Activity(first: now, last: now) }
+            guard entry!.insert(batch.spanID[row]) else {
+                if duplicate == nil { duplicate = [Bool](repeating: false, count: batch.spanCount) }
+                duplicate![row] = true
+                return
+            }
+            entry!.last = now
+            entry!.held += 1
+        }
+        return duplicate
+    }
+
+    /// Notes that the batch's rows left the head; a trace with no rows left is forgotten (with the
+    /// span IDs it had, so a later resend is stored again).
+    func release(_ batch: SpanBatch, in key: PartitionKey) {
+        self.forEachRun(batch, key) { entry, _ in
+            guard entry != nil else { return }
+            entry!.held -= 1
+            if entry!.held <= 0 { entry = nil }
+        }
+    }
+
+    /// Traces last written before `idleBefore` or first written before `startedBefore`, by
+    /// partition, and the rows they hold.
+    func traces(idleBefore: UInt64, startedBefore: UInt64) -> (traces: [PartitionKey: Set<TraceID>], spans: Int) {
+        var out: [PartitionKey: Set<TraceID>] = [:]
+        var spans = 0
+        for shard in self.shards {
+            shard.tables.withLock { tables in
+                for (key, traces) in tables {
+                    for (trace, activity) in traces where activity.last < idleBefore || activity.first < startedBefore {
+                        out[key, default: []].insert(trace)
+                        spans += activity.held
+                    }
+                }
+            }
+        }
+        return (out, spans)
+    }
+}
