@@ -4,7 +4,7 @@ import Testing
 /// The pure targets (layer 0) import no networking, Dispatch or Foundation and read no clock: their
 /// sources are read and searched for the imports and calls that would break that.
 @Suite struct PurityTests {
-    static let pureTargets = ["WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftQuery", "WeftAggregates", "WeftCluster"]
+    static let pureTargets = ["WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftQuery", "WeftAggregates", "WeftCluster", "WeftLoad", "WeftClusterSim"]
 
     /// An import or call that has no place in a pure target, and why.
     struct Rule {
