@@ -84,9 +84,10 @@ final class BlockMaintainer: Sendable {
                 self.committer.requestRoll()
             }
             let due = ContinuousClock.now - self.lastCut.withLock { $0 } >= self.settings.maxSegmentAge
-            self.record { try self.engine.cut(minSpans: due ? 0 : self.settings.cutMinSpans) }
+            let cut = self.record { try self.engine.cut(minSpans: due ? 0 : self.settings.cutMinSpans) }
             self.releaseSegments()
-            self.compactOnce(&retired)
+            // Cuts come first: compact only in a pass that had nothing to cut.
+            if cut.isEmpty { self.compactOnce(&retired) }
             self.retain(&retired)
             self.purge(&retired)
             self.reportQuarantine()
