@@ -11,7 +11,7 @@ final class BlockMaintainer: Sendable {
     struct Settings: Sendable {
         /// Close the open WAL segment once it is this old; also the longest wait between cuts.
         var maxSegmentAge: Duration
-        /// Cut idle traces once they hold this many spans (sooner spans make smaller blocks).
+        /// Cut idle traces as soon as they hold this many spans (otherwise once per `maxSegmentAge`).
         var cutMinSpans: Int
         /// Time between passes.
         var interval: Duration
