@@ -54,6 +54,15 @@ final class SpanRegistry: Sendable {
             }
             return self.spanSet!.insert(id).inserted
         }
+
+        /// Forgets a span ID.
+        mutating func remove(_ id: UInt64) {
+            if self.spanSet != nil {
+                self.spanSet!.remove(id)
+            } else if let i = self.spanIDs.firstIndex(of: id) {
+                self.spanIDs.remove(at: i)
+            }
+        }
     }
 
     private final class Shard: Sendable {
@@ -129,13 +138,17 @@ final class SpanRegistry: Sendable {
         return duplicate
     }
 
-    /// Notes that the batch's rows left the head; a trace with no rows left is forgotten (with the
-    /// span IDs it had, so a later resend is stored again).
+    /// Notes that the batch's rows left the head: their span IDs are forgotten (so the head drops
+    /// only spans it holds, as WAL replay does), and a trace with no rows left altogether.
     func release(_ batch: SpanBatch, in key: PartitionKey) {
         self.forEachRun(batch, key) { entry, rows in
             guard entry != nil else { return }
             entry!.held -= rows.count
-            if entry!.held <= 0 { entry = nil }
+            if entry!.held <= 0 {
+                entry = nil
+                return
+            }
+            for row in rows { entry!.remove(batch.spanID[Int(row)]) }
         }
     }
 
