@@ -421,7 +421,7 @@ public final class WeftNode: Service {
                     logger.info("recovered", metadata: [
                         "blocks": "\(report.blocks.blocks.count)", "blockSpans": "\(report.blocks.blocks.reduce(0) { $0 + $1.spans })",
                         "segments": "\(report.wal.segments)", "records": "\(report.wal.records)", "spans": "\(report.spans)",
-                        "skippedRecords": "\(report.skippedRecords)", "ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))",
+                        "skippedRecords": "\(report.skippedRecords)", "duplicateSpans": "\(report.duplicateSpans)", "ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))",
                     ])
                     // The committer takes ownership of the replayed log.
                     return WALCommitter(wal: wal, head: head, maxPendingBytes: config.walMaxPendingBytes, metrics: metrics)

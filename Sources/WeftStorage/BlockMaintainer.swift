@@ -12,7 +12,7 @@ package final class BlockMaintainer: Sendable {
     package struct Settings: Sendable {
         /// Close the open WAL segment once it is this old; also the longest wait between cuts.
         var maxSegmentAge: Duration
-        /// Cut idle traces once they hold this many spans (sooner spans make smaller blocks).
+        /// Cut idle traces as soon as they hold this many spans (otherwise once per `maxSegmentAge`).
         var cutMinSpans: Int
         /// Time between passes.
         var interval: Duration
@@ -92,9 +92,10 @@ package final class BlockMaintainer: Sendable {
                 self.committer.requestRoll()
             }
             let due = ContinuousClock.now - self.lastCut.withLock { $0 } >= self.settings.maxSegmentAge
-            self.record { try self.engine.cut(minSpans: due ? 0 : self.settings.cutMinSpans) }
+            let cut = self.record { try self.engine.cut(minSpans: due ? 0 : self.settings.cutMinSpans) }
             self.releaseSegments()
-            self.compactOnce(&retired)
+            // Cuts come first: compact only in a pass that had nothing to cut.
+            if cut.isEmpty { self.compactOnce(&retired) }
             self.retain(&retired)
             self.purge(&retired)
             self.reportQuarantine()

@@ -119,8 +119,11 @@ public final class Head: Sendable {
     /// dropped. `stripe` spreads writers: pass a per-thread value. Returns the spans added.
     @discardableResult
     public func append(_ batch: SpanBatch, org: String, placement: String? = nil, stripe: Int = 0, segment: Int = 0) -> Int {
+        // Counted before the rows are visible, so a concurrent cut never sees the segment empty
+        // while rows of it are still only here.
+        self.segmentStates.withLock { $0[segment, default: SegmentState()].rows += batch.spanCount }
         let added = self.appendRows(batch, org: org, placement: placement, stripe: stripe, segment: segment)
-        self.segmentStates.withLock { $0[segment, default: SegmentState()].rows += added }
+        if added < batch.spanCount { self.segmentStates.withLock { $0[segment]!.rows -= batch.spanCount - added } }
         return added
     }
 
@@ -173,10 +176,11 @@ public final class Head: Sendable {
 
     /// Appends one batch announced with ``expectAppends(segment:count:)``.
     public func appendExpected(_ batch: SpanBatch, org: String, placement: String? = nil, stripe: Int, segment: Int) {
+        self.segmentStates.withLock { $0[segment, default: SegmentState()].rows += batch.spanCount }
         let added = self.appendRows(batch, org: org, placement: placement, stripe: stripe, segment: segment)
         self.segmentStates.withLock { states in
-            states[segment, default: SegmentState()].pending -= 1
-            states[segment]!.rows += added
+            states[segment]!.pending -= 1
+            states[segment]!.rows -= batch.spanCount - added
         }
     }
 

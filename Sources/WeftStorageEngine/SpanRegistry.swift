@@ -54,6 +54,15 @@ final class SpanRegistry: Sendable {
             }
             return self.spanSet!.insert(id).inserted
         }
+
+        /// Forgets a span ID.
+        mutating func remove(_ id: UInt64) {
+            if self.spanSet != nil {
+                self.spanSet!.remove(id)
+            } else if let i = self.spanIDs.firstIndex(of: id) {
+                self.spanIDs.remove(at: i)
+            }
+        }
     }
 
     private final class Shard: Sendable {
@@ -88,23 +97,21 @@ final class SpanRegistry: Sendable {
         return (order, bounds)
     }
 
-    /// Runs `body` on each trace's entry for consecutive rows of that trace (one lookup per run).
-    private func forEachRun(
-        _ batch: SpanBatch, _ key: PartitionKey, _ body: (inout Activity?, Int) -> Void
-    ) {
+    /// Runs `body` once per run of consecutive rows of one trace (within a shard), with the trace's
+    /// entry (nil if new; set it to nil to forget the trace): one lookup per run, not per row.
+    private func forEachRun(_ batch: SpanBatch, _ key: PartitionKey, _ body: (inout Activity?, ArraySlice<Int32>) -> Void) {
         let (order, bounds) = self.rowsByShard(batch)
         for s in self.shards.indices where bounds[s] < bounds[s + 1] {
             self.shards[s].tables.withLock { tables in
                 var traces = tables.removeValue(forKey: key) ?? [:]
                 var i = bounds[s]
                 while i < bounds[s + 1] {
-                    let trace = batch.traceID(Int(order[i]))
-                    var entry = traces.removeValue(forKey: trace)
-                    while i < bounds[s + 1], batch.traceHigh[Int(order[i])] == trace.high, batch.traceLow[Int(order[i])] == trace.low {
-                        body(&entry, Int(order[i]))
-                        i += 1
-                    }
-                    if let entry { traces[trace] = entry }
+                    let high = batch.traceHigh[Int(order[i])]
+                    let low = batch.traceLow[Int(order[i])]
+                    var end = i + 1
+                    while end < bounds[s + 1], batch.traceLow[Int(order[end])] == low, batch.traceHigh[Int(order[end])] == high { end += 1 }
+                    body(&traces[TraceID(high: high, low: low)], order[i..<end])
+                    i = end
                 }
                 if !traces.isEmpty { tables[key] = traces }
             }
@@ -115,26 +122,33 @@ final class SpanRegistry: Sendable {
     /// when none), so the caller keeps only the others.
     func register(_ batch: SpanBatch, in key: PartitionKey, now: UInt64) -> [Bool]? {
         var duplicate: [Bool]? = nil
-        self.forEachRun(batch, key) { entry, row in
-            if entry == nil { entry = Activity(first: now, last: now) }
-            guard entry!.insert(batch.spanID[row]) else {
-                if duplicate == nil { duplicate = [Bool](repeating: false, count: batch.spanCount) }
-                duplicate![row] = true
-                return
+        self.forEachRun(batch, key) { entry, rows in
+            var activity = entry.take() ?? Activity(first: now, last: now)
+            for row in rows {
+                guard activity.insert(batch.spanID[Int(row)]) else {
+                    if duplicate == nil { duplicate = [Bool](repeating: false, count: batch.spanCount) }
+                    duplicate![Int(row)] = true
+                    continue
+                }
+                activity.last = now
+                activity.held += 1
             }
-            entry!.last = now
-            entry!.held += 1
+            entry = activity.held > 0 ? activity : nil
         }
         return duplicate
     }
 
-    /// Notes that the batch's rows left the head; a trace with no rows left is forgotten (with the
-    /// span IDs it had, so a later resend is stored again).
+    /// Notes that the batch's rows left the head: their span IDs are forgotten (so the head drops
+    /// only spans it holds, as WAL replay does), and a trace with no rows left altogether.
     func release(_ batch: SpanBatch, in key: PartitionKey) {
-        self.forEachRun(batch, key) { entry, _ in
+        self.forEachRun(batch, key) { entry, rows in
             guard entry != nil else { return }
-            entry!.held -= 1
-            if entry!.held <= 0 { entry = nil }
+            entry!.held -= rows.count
+            if entry!.held <= 0 {
+                entry = nil
+                return
+            }
+            for row in rows { entry!.remove(batch.spanID[Int(row)]) }
         }
     }
 

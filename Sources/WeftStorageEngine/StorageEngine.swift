@@ -124,8 +124,8 @@ public final class StorageEngine: Sendable {
     // MARK: Startup
 
     /// Opens the blocks by their metadata, then replays the WAL into the head, skipping spans that a
-    /// block naming the record's segment already holds (and spans the head already has). Each record's spans pass the same `limits` and retention
-    /// (judged at `nowNanos`) as at ingest, so a span refused then is refused again; a record that no
+    /// block naming the record's segment already holds (and spans the head already has). Each
+    /// record's spans pass the same `limits` and retention (judged at `nowNanos`) as at ingest, so a span refused then is refused again; a record that no
     /// longer parses or decodes is copied to `quarantine/` beside the segments and skipped, so one bad
     /// record never stops a restart. Call once, before any other method.
     public func open(wal: WAL, options: DecodeOptions, limits: SpanLimits = SpanLimits(), nowNanos: UInt64 = 0) throws -> OpenReport {
