@@ -1,37 +1,39 @@
 /// Byte-level building blocks of the block format and of partial answers: varints and
-/// frame-of-reference bit packing. The reader's small calls are inlinable, so readers in other
-/// targets decode as fast as before.
+/// frame-of-reference bit packing. Both sides are inlinable, so the block codec and the readers in
+/// other targets get specialised code (unspecialised, the generic writer made block writes 4× slower).
 ///
 /// A packed column is `[count: varint][min: varint][width: UInt8][words…]`: each value is stored as
 /// `value - min` in `width` bits (0 bits when all values are equal), little-endian within 64-bit words.
 public struct ByteWriter: Sendable {
-    public private(set) var bytes: [UInt8] = []
+    /// The bytes written so far. (Stored under another name so the inlinable writers below can append.)
+    @usableFromInline var storage: [UInt8] = []
+    public var bytes: [UInt8] { self.storage }
     /// Round packed widths up to whole bytes (for sections that are compressed afterwards).
     public var byteAligned: Bool
 
-    public init(byteAligned: Bool = false) { self.byteAligned = byteAligned }
+    @inlinable public init(byteAligned: Bool = false) { self.byteAligned = byteAligned }
 
-    public mutating func varint(_ v: UInt64) {
+    @inlinable public mutating func varint(_ v: UInt64) {
         var v = v
         while v >= 0x80 {
-            self.bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            self.storage.append(UInt8(truncatingIfNeeded: v) | 0x80)
             v >>= 7
         }
-        self.bytes.append(UInt8(v))
+        self.storage.append(UInt8(v))
     }
 
-    public mutating func fixed64(_ v: UInt64) {
-        withUnsafeBytes(of: v.littleEndian) { self.bytes.append(contentsOf: $0) }
+    @inlinable public mutating func fixed64(_ v: UInt64) {
+        withUnsafeBytes(of: v.littleEndian) { self.storage.append(contentsOf: $0) }
     }
 
-    public mutating func fixed32(_ v: UInt32) {
-        withUnsafeBytes(of: v.littleEndian) { self.bytes.append(contentsOf: $0) }
+    @inlinable public mutating func fixed32(_ v: UInt32) {
+        withUnsafeBytes(of: v.littleEndian) { self.storage.append(contentsOf: $0) }
     }
 
-    public mutating func raw(_ b: some Collection<UInt8>) { self.bytes.append(contentsOf: b) }
+    @inlinable public mutating func raw(_ b: some Collection<UInt8>) { self.storage.append(contentsOf: b) }
 
     /// Frame-of-reference bit-packed unsigned values.
-    public mutating func packed(_ values: some Collection<UInt64>) {
+    @inlinable public mutating func packed(_ values: some Collection<UInt64>) {
         self.varint(UInt64(values.count))
         guard let minValue = values.min(), let maxValue = values.max() else { return }
         let range = maxValue - minValue
@@ -39,7 +41,7 @@ public struct ByteWriter: Sendable {
         // Whole bytes: byte-aligned values compress far better under zstd than odd bit widths.
         let width = self.byteAligned ? (bits + 7) / 8 * 8 : bits
         self.varint(minValue)
-        self.bytes.append(UInt8(width))
+        self.storage.append(UInt8(width))
         guard width > 0 else { return }
         var word: UInt64 = 0
         var used = 0
@@ -58,8 +60,8 @@ public struct ByteWriter: Sendable {
         if used > 0 { self.fixed64(word) }
     }
 
-    public mutating func packed(_ values: [UInt32]) { self.packed(values.lazy.map { UInt64($0) }) }
-    public mutating func packed(_ values: [UInt8]) { self.packed(values.lazy.map { UInt64($0) }) }
+    @inlinable public mutating func packed(_ values: [UInt32]) { self.packed(values.lazy.map { UInt64($0) }) }
+    @inlinable public mutating func packed(_ values: [UInt8]) { self.packed(values.lazy.map { UInt64($0) }) }
 }
 
 /// Why stored bytes could not be read back.
