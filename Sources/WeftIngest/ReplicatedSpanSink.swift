@@ -102,13 +102,13 @@ public struct ReplicatedSpanSink: SpanSink {
             let elapsed = ContinuousClock.now - started
             switch outcome {
             case .durable:
-                metrics?.pushed(peer: replica, outcome: "durable", duration: elapsed)
+                metrics?.pushed(peer: replica, outcome: "durable", duration: elapsed, bytes: size)
                 write.record(placement: placement, replica: replica, failure: nil)
             case .failed(let why):
-                metrics?.pushed(peer: replica, outcome: "failed", duration: elapsed)
+                metrics?.pushed(peer: replica, outcome: "failed", duration: elapsed, bytes: size)
                 write.record(placement: placement, replica: replica, failure: "\(replica): \(why)")
             case .timedOut:
-                metrics?.pushed(peer: replica, outcome: "timeout", duration: elapsed)
+                metrics?.pushed(peer: replica, outcome: "timeout", duration: elapsed, bytes: size)
                 write.record(placement: placement, replica: replica, failure: "\(replica) did not answer in time")
             }
         }

@@ -5,6 +5,8 @@ UNAVAILABLE); once they are restarted writes succeed again."""
 
 import os
 import random
+import re
+import signal
 import time
 
 import grpc
@@ -71,6 +73,12 @@ def holds_exactly(node, expected):
     return all(held_names(node, trace) == names for trace, names in expected.items())
 
 
+def metric(node, name):
+    """The sum of a metric's samples on a node's /metrics."""
+    text = requests.get(node.query + "/metrics", timeout=5).text
+    return sum(float(v) for v in re.findall(r"^%s(?:\{[^}]*\})? (\S+)$" % re.escape(name), text, re.M))
+
+
 def start(base_dir, name, extra):
     grpc_port = ["--otlp-grpc-port", "0"]
     node = ClusterNode(os.path.join(base_dir, name), ["--replication-factor", "3"] + extra + grpc_port)
@@ -99,6 +107,19 @@ def test_three_storage_nodes_rf3_quorum_writes(base_dir, cluster):
         assert holds_exactly(node, written), "node %s" % node.node_id
     metrics = requests.get(ingest.query + "/metrics", timeout=5).text
     assert 'weft_replication_pushes_total{peer="%s",outcome="durable"}' % storage[0].node_id in metrics
+
+    # A paused storage node: writes are answered by the other two; its pushes hold their bytes only
+    # until they time out, then the ingest node has nothing in flight.
+    storage[2].proc.send_signal(signal.SIGSTOP)
+    try:
+        for _ in range(3):
+            r = post(ingest, export_request(traces=5)[0])
+            assert r.status_code == 200, r.text
+        stuck = 'weft_replication_pushes_total{peer="%s",outcome="%%s"}' % storage[2].node_id
+        ended = lambda: any(stuck % o in requests.get(ingest.query + "/metrics", timeout=5).text for o in ("timeout", "failed"))
+        assert wait_until(lambda: ended() and metric(ingest, "weft_replication_in_flight_bytes") == 0, 15) is not None
+    finally:
+        storage[2].proc.send_signal(signal.SIGCONT)
 
     # One storage node down: the quorum (2 of 3) holds.
     storage[2].kill()
