@@ -23,26 +23,23 @@ public protocol ReplicaTransport: Sendable {
 /// push, each reset when it outlives the timeout.
 public struct HTTP2ReplicaTransport: ReplicaTransport {
     let pool: HTTP2ClientPool
-    let secret: String?
+    let secret: (name: String, value: String)?
     let timeout: Duration
 
     /// - Parameters:
-    ///   - secret: the cluster secret sent with every push (none: not sent).
+    ///   - secret: the header field of the cluster secret, sent with every push (none: not sent).
     ///   - timeout: how long a push may take, connecting included.
-    public init(pool: HTTP2ClientPool, secret: String?, timeout: Duration) {
+    public init(pool: HTTP2ClientPool, secret: (name: String, value: String)?, timeout: Duration) {
         self.pool = pool
         self.secret = secret
         self.timeout = timeout
     }
 
-    /// The header that carries the cluster secret.
-    public static let secretHeader = "x-weft-cluster-secret"
-
     public func push(_ payload: ByteBuffer, org: String, placement: PlacementKey, to address: NodeAddress, on loop: any EventLoop) -> EventLoopFuture<PushOutcome> {
         var headers: [(name: String, value: String)] = [
             ("content-type", "application/octet-stream"), (ReplicaPush.orgHeader, org), (ReplicaPush.placementHeader, placement.rawValue),
         ]
-        if let secret = self.secret { headers.append((Self.secretHeader, secret)) }
+        if let secret = self.secret { headers.append(secret) }
         let request = HTTP2ClientRequest(method: "POST", path: ReplicaPush.path, authority: address.description, headers: headers, body: payload)
         let peer = HTTP2ClientPool.Peer(host: address.host, port: Int(address.port))
         let deadline = ContinuousClock.now.advanced(by: self.timeout)

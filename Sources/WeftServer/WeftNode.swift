@@ -465,7 +465,7 @@ public final class WeftNode: Service {
                 sink = ReplicatedSpanSink(
                     localNode: membership.settings.nodeID, ring: { [shell = membership.shell] in shell.ring },
                     transport: HTTP2ReplicaTransport(
-                        pool: membership.replicationPool, secret: membership.settings.secret,
+                        pool: membership.replicationPool, secret: membership.settings.secret.map { (ClusterSettings.secretHeader, $0) },
                         timeout: .milliseconds(Int64(max(0.05, config.replicationPushTimeoutSeconds) * 1000))
                     ),
                     local: localSink.map(\.replicaWrite),

@@ -81,7 +81,8 @@ def metric(node, name):
 
 def start(base_dir, name, extra):
     grpc_port = ["--otlp-grpc-port", "0"]
-    node = ClusterNode(os.path.join(base_dir, name), ["--replication-factor", "3"] + extra + grpc_port)
+    secret = ["--cluster-secret", "replication-test"]  # pushes must carry it
+    node = ClusterNode(os.path.join(base_dir, name), ["--replication-factor", "3"] + secret + extra + grpc_port)
     return node.start()
 
 
