@@ -56,8 +56,9 @@ let package = Package(
         .target(
             name: "WeftIngest",
             dependencies: [
-                "WeftRuntime", "WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftHTTP2", "CZlib",
-                nio, nioHTTP1, .product(name: "CompressNIO", package: "compress-nio"),
+                "WeftRuntime", "WeftModel", "WeftOTLP", "WeftStorageEngine", "WeftHTTP2", "WeftCluster", "CZlib",
+                nio, nioHTTP1, logging, .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: settings
         ),
@@ -141,6 +142,11 @@ let package = Package(
         .testTarget(name: "ArchitectureTests", swiftSettings: settings),
         .testTarget(name: "WeftClusterTests", dependencies: ["WeftCluster", "WeftClusterSim", "WeftModel"], swiftSettings: settings),
         .testTarget(name: "WeftHTTP2Tests", dependencies: ["WeftHTTP2", "WeftRuntime", "WeftIngest", "WeftServer", "WeftClient", "WeftTestSupport", nio, nioPosix], swiftSettings: settings),
+        .testTarget(
+            name: "WeftIngestTests",
+            dependencies: ["WeftIngest", "WeftCluster", "WeftClusterService", "WeftHTTP2", "WeftRuntime", "WeftModel", "WeftOTLP", "WeftLoad", nio, nioPosix, logging],
+            swiftSettings: settings
+        ),
         .testTarget(name: "WeftClusterServiceTests", dependencies: ["WeftClusterService", "WeftCluster"], swiftSettings: settings),
         .testTarget(
             name: "WeftServerTests",

@@ -23,13 +23,18 @@ final class ClusterMembership: Sendable {
     let admin: AdminAPI
     let settings: ClusterSettings
     private let pool: HTTP2ClientPool
+    /// Connections that carry replicated writes, apart from membership traffic so pushes never delay probes.
+    let replicationPool: HTTP2ClientPool
     private let server: HTTPServer
 
-    private init(shell: MembershipShell, admin: AdminAPI, settings: ClusterSettings, pool: HTTP2ClientPool, server: HTTPServer) {
+    private init(
+        shell: MembershipShell, admin: AdminAPI, settings: ClusterSettings, pool: HTTP2ClientPool, replicationPool: HTTP2ClientPool, server: HTTPServer
+    ) {
         self.shell = shell
         self.admin = admin
         self.settings = settings
         self.pool = pool
+        self.replicationPool = replicationPool
         self.server = server
     }
 
@@ -37,10 +42,12 @@ final class ClusterMembership: Sendable {
     var address: String { self.settings.address.description }
 
     /// Binds the internal port, then starts membership (joining through the seeds).
-    /// - Parameter localStatus: this node's status as a JSON object (for `weftctl status`).
+    /// - Parameters:
+    ///   - store: where pushed parts are stored once this node's WAL is replayed (storage role).
+    ///   - localStatus: this node's status as a JSON object (for `weftctl status`).
     static func start(
         configuration config: NodeConfiguration, roles: NodeRoles, port: Int, group: any EventLoopGroup, metrics: NodeMetrics,
-        logger: Logger, localStatus: @escaping @Sendable (NodeID, NodeAddress) async -> [UInt8]
+        logger: Logger, store: ReplicaStoreReference, localStatus: @escaping @Sendable (NodeID, NodeAddress) async -> [UInt8]
     ) async throws -> ClusterMembership {
         let nodeID = try NodeIdentity.resolve(requested: config.nodeId, dataDir: roles.contains(.storage) ? config.dataDir : nil)
         guard let zone = Zone(config.zone) else { throw Failure(description: "zone '\(config.zone.prefix(80))' must be at most 64 printable characters") }
@@ -53,13 +60,16 @@ final class ClusterMembership: Sendable {
             guard let (id, address) = identity.withLock({ $0 }) else { return Array("{}".utf8) }
             return await localStatus(id, address)
         }
+        PushAPI.install(into: &router, roles: roles, secret: secret, store: store)
+        // A pushed part is at most about as large as the export it came from.
+        let maxBodyBytes = max(8 << 20, config.maxBodyBytes + (config.maxBodyBytes >> 2))
         let server: HTTPServer
         do {
-            server = try await HTTPServer.startHTTP2(host: config.host, port: port, group: group, maxBodyBytes: 8 << 20, service: router.service)
+            server = try await HTTPServer.startHTTP2(host: config.host, port: port, group: group, maxBodyBytes: maxBodyBytes, service: router.service)
         } catch where port == NodeConfiguration.defaultInternalPort && config.join.isEmpty {
             // The default port is taken (another node on this machine): a lone node can use any port.
             logger.warning("internal port \(port) is in use; using a free port instead (pass --internal-port to choose)")
-            server = try await HTTPServer.startHTTP2(host: config.host, port: 0, group: group, maxBodyBytes: 8 << 20, service: router.service)
+            server = try await HTTPServer.startHTTP2(host: config.host, port: 0, group: group, maxBodyBytes: maxBodyBytes, service: router.service)
         }
         let advertised = config.advertiseHost ?? (["0.0.0.0", "::", ""].contains(config.host) ? Self.hostName() : config.host)
         guard let address = NodeAddress(host: advertised, port: UInt16(server.port)) else {
@@ -83,7 +93,10 @@ final class ClusterMembership: Sendable {
         reference.set(shell)
         await shell.start()
         let admin = AdminAPI(shell: shell, pool: pool, secret: secret) { await localStatus(nodeID, address) }
-        return ClusterMembership(shell: shell, admin: admin, settings: settings, pool: pool, server: server)
+        var replicationConfiguration = clientConfiguration
+        replicationConfiguration.maxConcurrentStreams = 256
+        let replicationPool = HTTP2ClientPool(group: group, configuration: replicationConfiguration)
+        return ClusterMembership(shell: shell, admin: admin, settings: settings, pool: pool, replicationPool: replicationPool, server: server)
     }
 
     /// Leaves the membership, then closes the internal port and the peer connections.
@@ -91,6 +104,7 @@ final class ClusterMembership: Sendable {
         await self.shell.stop()
         await self.server.shutdown()
         await self.pool.shutdown()
+        await self.replicationPool.shutdown()
     }
 
     static func secret(_ config: NodeConfiguration) throws -> String? {

@@ -108,6 +108,14 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     /// Shared secret of node-to-node requests (or read from `clusterSecretFile`); none: not checked.
     public var clusterSecret: String? = nil
     public var clusterSecretFile: String? = nil
+    /// How long an ingest node waits for one replica to make a pushed part durable before counting it
+    /// as failed for the write quorum.
+    public var replicationPushTimeoutSeconds: Double = 5
+    /// Bytes an ingest node may have on their way to one replica; a replica with more in flight gets
+    /// no new pushes (a failed replica for the quorum) until its pushes are answered or time out.
+    public var replicationMaxInFlightBytesPerPeer: Int = 64 << 20
+    /// Bytes an ingest node may have on their way to all replicas; beyond it, writes get 503 + Retry-After.
+    public var replicationMaxInFlightBytes: Int = 256 << 20
 
     /// Queries of one org running at once (default: half the query threads, at least one), so one org
     /// never holds every query thread; the rest of its queries wait, and orgs take turns.
@@ -207,6 +215,9 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
         self.replicationFactor = try c.decodeIfPresent(Int.self, forKey: .replicationFactor) ?? d.replicationFactor
         self.clusterSecret = try c.decodeIfPresent(String.self, forKey: .clusterSecret)
         self.clusterSecretFile = try c.decodeIfPresent(String.self, forKey: .clusterSecretFile)
+        self.replicationPushTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .replicationPushTimeoutSeconds) ?? d.replicationPushTimeoutSeconds
+        self.replicationMaxInFlightBytesPerPeer = try c.decodeIfPresent(Int.self, forKey: .replicationMaxInFlightBytesPerPeer) ?? d.replicationMaxInFlightBytesPerPeer
+        self.replicationMaxInFlightBytes = try c.decodeIfPresent(Int.self, forKey: .replicationMaxInFlightBytes) ?? d.replicationMaxInFlightBytes
         self.queryMaxConcurrentPerOrg = try c.decodeIfPresent(Int.self, forKey: .queryMaxConcurrentPerOrg)
         self.queryMaxQueuedPerOrg = try c.decodeIfPresent(Int.self, forKey: .queryMaxQueuedPerOrg) ?? d.queryMaxQueuedPerOrg
         self.maxInFlightBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxInFlightBodyBytes) ?? d.maxInFlightBodyBytes
@@ -293,11 +304,13 @@ public final class WeftNode: Service {
         // Until the WAL is replayed, data endpoints answer 503 and /ready says so; /healthz and /metrics work.
         let gate = ReadinessGate()
         let membershipBox = Mutex<ClusterMembership?>(nil)
+        // In a cluster, an ingest node replicates its writes (a node without storage has no local sink).
+        let replicates = config.internalPort != nil && roles.contains(.ingest)
         let responder: HTTPResponder = { request, loop in
             if request.path.hasPrefix("/api/cluster/") {
                 return Self.admin(request, membershipBox.withLock { $0 }, on: loop)
             }
-            switch Self.routing(request, roles: roles) {
+            switch Self.routing(request, roles: roles, replicates: replicates) {
             case .serve: break
             case .queryAPI: return query.handle(request, on: loop)
             case .answer(let response): return loop.makeSucceededFuture(response)
@@ -365,9 +378,10 @@ public final class WeftNode: Service {
             )
             servers.append(api)
             var addresses = NodeAddresses(otlp: otlpAddress, query: "\(config.host):\(api.port)", otlpGrpc: nil)
+            let replicaStore = ReplicaStoreReference()
             if let internalPort = config.internalPort {
                 let cluster = try await ClusterMembership.start(
-                    configuration: config, roles: roles, port: internalPort, group: group, metrics: metrics, logger: logger
+                    configuration: config, roles: roles, port: internalPort, group: group, metrics: metrics, logger: logger, store: replicaStore
                 ) { id, address in
                     await Self.localStatus(id: id, address: address, roles: roles, zone: config.zone, engine: engine, ready: gate.receiver != nil || !roles.contains(.storage), membership: membershipBox.withLock { $0 })
                 }
@@ -388,6 +402,7 @@ public final class WeftNode: Service {
                 addresses.otlpGrpc = "\(config.host):\(grpc.port)"
             }
             logger.info("recovering", metadata: Self.metadata(addresses))
+            var localSink: LocalSpanSink? = nil
 
             if roles.contains(.storage) {
                 // Open the blocks and rebuild the head from the WAL (off the cooperative pool), then take traffic.
@@ -442,6 +457,25 @@ public final class WeftNode: Service {
                     head: head, committer: walCommitter, placement: engine.configuration.placement, stripes: stripes,
                     headMaxSpans: config.headMaxSpans
                 )
+                replicaStore.set(sink.replicaStore)
+                localSink = sink
+            }
+            let sink: (any SpanSink)?
+            if let membership, roles.contains(.ingest) {
+                sink = ReplicatedSpanSink(
+                    localNode: membership.settings.nodeID, ring: { [shell = membership.shell] in shell.ring },
+                    transport: HTTP2ReplicaTransport(
+                        pool: membership.replicationPool, secret: membership.settings.secret.map { (ClusterSettings.secretHeader, $0) },
+                        timeout: .milliseconds(Int64(max(0.05, config.replicationPushTimeoutSeconds) * 1000))
+                    ),
+                    local: localSink.map(\.replicaWrite),
+                    budget: PushBudget(maxBytes: config.replicationMaxInFlightBytes, maxBytesPerPeer: config.replicationMaxInFlightBytesPerPeer),
+                    metrics: ReplicationMetrics(registry: metrics.registry, logger: logger)
+                )
+            } else {
+                sink = localSink
+            }
+            if let sink {
                 gate.open(OTLPReceiver(
                     sink: sink, metrics: metrics, options: options, maxDecodedBytes: config.maxBodyBytes,
                     limits: config.spanLimits, retentionNanos: { [engineConfiguration = engine.configuration] in engineConfiguration.retention(of: $0) }
@@ -512,7 +546,9 @@ public final class WeftNode: Service {
         case answer(HTTPResponse)
     }
 
-    static func routing(_ request: HTTPRequest, roles: NodeRoles) -> RoleRouting {
+    /// - Parameter replicates: whether this node's writes go to the replicas of a cluster (then an ingest
+    ///   node without storage takes them too).
+    static func routing(_ request: HTTPRequest, roles: NodeRoles, replicates: Bool = false) -> RoleRouting {
         let path = request.path
         switch path {
         case "/healthz", "/metrics", "/api/echo", "/api/status/buildinfo":
@@ -526,6 +562,7 @@ public final class WeftNode: Service {
                     .notFound, code: 12, "this node does not run the ingest role (roles: \(roles))", contentType: request.headers.first(name: "content-type")
                 ))
             }
+            if replicates { return .serve }
         case "/flush":
             break
         default:

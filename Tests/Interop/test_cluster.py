@@ -38,6 +38,7 @@ class ClusterNode(Node):
         fields = dict(part.split("=", 1) for part in line.split()[1:])
         self.otlp = "http://" + fields["otlp"]
         self.query = "http://" + fields["query"]
+        self.grpc = fields.get("grpc")
         self.internal = fields["internal"]
         self.node_id = fields["node"]
         return self

@@ -1,0 +1,76 @@
+import NIOCore
+import Synchronization
+import WeftCluster
+import WeftHTTP2
+import WeftModel
+
+/// What a storage node made of a pushed part.
+public enum ReplicaStoreOutcome: Sendable, Equatable {
+    /// Durable (in the WAL, fsynced) and in the head.
+    case durable
+    /// Not stored now (overloaded, WAL failure); the sender may retry.
+    case unavailable(String)
+    /// Never storable as sent (the reason).
+    case rejected(String)
+}
+
+/// Stores a decoded part of a replicated write under its org and placement, completing on the loop.
+public typealias ReplicaStore = @Sendable (_ batch: SpanBatch, _ org: String, _ placement: PlacementKey, _ loop: any EventLoop) -> EventLoopFuture<ReplicaStoreOutcome>
+
+/// Holds this node's store once its WAL is replayed (the internal port opens before that).
+public final class ReplicaStoreReference: Sendable {
+    private let state = Mutex<ReplicaStore?>(nil)
+
+    public init() {}
+
+    public var store: ReplicaStore? { self.state.withLock { $0 } }
+
+    public func set(_ store: @escaping ReplicaStore) { self.state.withLock { $0 = store } }
+}
+
+/// The storage side of replicated writes: `POST /internal/v1/push` (see ``ReplicaPush``).
+public enum PushAPI {
+    /// Adds the push route to `router`. A node without the storage role answers 503 naming its roles;
+    /// a storage node answers 503 until `store` holds its store.
+    public static func install(into router: inout HTTP2Router, roles: NodeRoles, secret: String?, store reference: ReplicaStoreReference) {
+        router.on("POST", ReplicaPush.path, InternalAPI.guarded(secret) { request, loop in
+            guard roles.contains(.storage) else {
+                return loop.makeSucceededFuture(Self.retryLater("this node (roles: \(roles)) has no storage role and stores no spans\n"))
+            }
+            guard let store = reference.store else {
+                return loop.makeSucceededFuture(Self.retryLater("recovering the write-ahead log; retry shortly\n"))
+            }
+            let org: String
+            switch OrgID.parse(Self.header(ReplicaPush.orgHeader, of: request)) {
+            case .success(let parsed): org = parsed
+            case .failure(let invalid): return loop.makeSucceededFuture(InternalAPI.text(400, "bad \(ReplicaPush.orgHeader): \(invalid)\n"))
+            }
+            guard let text = Self.header(ReplicaPush.placementHeader, of: request), let placement = PlacementKey(parsing: text) else {
+                return loop.makeSucceededFuture(InternalAPI.text(400, "\(ReplicaPush.placementHeader) must be a placement key (sorted node IDs joined by '+')\n"))
+            }
+            let batch: SpanBatch
+            do {
+                batch = try request.body.withUnsafeReadableBytes { bytes throws(SpanBatchCodec.DecodeError) in try SpanBatchCodec.decode(bytes) }
+            } catch {
+                return loop.makeSucceededFuture(InternalAPI.text(400, "bad span batch payload: \(error)\n"))
+            }
+            return store(batch, org, placement, loop).map { outcome in
+                switch outcome {
+                case .durable: return HTTP2Response(status: 204, headers: [])
+                case .unavailable(let why): return Self.retryLater(why + "\n")
+                case .rejected(let why): return InternalAPI.text(400, why + "\n")
+                }
+            }
+        })
+    }
+
+    static func header(_ name: String, of request: HTTP2Request) -> String? {
+        request.headers.first { $0.name == name }?.value
+    }
+
+    static func retryLater(_ text: String) -> HTTP2Response {
+        var response = InternalAPI.text(503, text)
+        response.headers.append(("retry-after", "1"))
+        return response
+    }
+}

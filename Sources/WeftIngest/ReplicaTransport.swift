@@ -1,0 +1,62 @@
+import NIOCore
+import WeftCluster
+import WeftHTTP2
+
+/// How one push to one replica ended.
+public enum PushOutcome: Sendable, Equatable {
+    /// The replica made the spans durable.
+    case durable
+    /// The replica refused or could not be reached (why).
+    case failed(String)
+    /// No answer within the push timeout.
+    case timedOut
+}
+
+/// Carries a part of a write to one remote replica (over the internal port in a cluster; in memory in tests).
+public protocol ReplicaTransport: Sendable {
+    /// Pushes `payload` (a `SpanBatchCodec` encoding of spans of `org`) to the replica at `address`,
+    /// to be kept under `placement`. The future, completed on `loop`, always succeeds.
+    func push(_ payload: ByteBuffer, org: String, placement: PlacementKey, to address: NodeAddress, on loop: any EventLoop) -> EventLoopFuture<PushOutcome>
+}
+
+/// Pushes over the internal HTTP/2 port: one connection per peer (from the pool), one stream per
+/// push, each reset when it outlives the timeout.
+public struct HTTP2ReplicaTransport: ReplicaTransport {
+    let pool: HTTP2ClientPool
+    let secret: (name: String, value: String)?
+    let timeout: Duration
+
+    /// - Parameters:
+    ///   - secret: the header field of the cluster secret, sent with every push (none: not sent).
+    ///   - timeout: how long a push may take, connecting included.
+    public init(pool: HTTP2ClientPool, secret: (name: String, value: String)?, timeout: Duration) {
+        self.pool = pool
+        self.secret = secret
+        self.timeout = timeout
+    }
+
+    public func push(_ payload: ByteBuffer, org: String, placement: PlacementKey, to address: NodeAddress, on loop: any EventLoop) -> EventLoopFuture<PushOutcome> {
+        var headers: [(name: String, value: String)] = [
+            ("content-type", "application/octet-stream"), (ReplicaPush.orgHeader, org), (ReplicaPush.placementHeader, placement.rawValue),
+        ]
+        if let secret = self.secret { headers.append(secret) }
+        let request = HTTP2ClientRequest(method: "POST", path: ReplicaPush.path, authority: address.description, headers: headers, body: payload)
+        let peer = HTTP2ClientPool.Peer(host: address.host, port: Int(address.port))
+        let deadline = ContinuousClock.now.advanced(by: self.timeout)
+        let promise = loop.makePromise(of: PushOutcome.self)
+        promise.completeWithTask { [pool = self.pool] in
+            do {
+                let response = try await pool.send(request, to: peer, deadline: deadline)
+                if response.status == 204 || response.status == 200 { return .durable }
+                let text = String(buffer: response.body).prefix(200).split(whereSeparator: \.isNewline).joined(separator: " ")
+                return .failed("HTTP \(response.status): \(text)")
+            } catch HTTP2ClientError.deadlineExceeded {
+                return .timedOut
+            } catch {
+                // A connection attempt still under way at the deadline counts as a timeout too.
+                return ContinuousClock.now >= deadline ? .timedOut : .failed("\(error)")
+            }
+        }
+        return promise.futureResult
+    }
+}

@@ -1,0 +1,116 @@
+import NIOCore
+import WeftCluster
+import WeftModel
+import WeftRuntime
+
+/// Writes a part on this node's own storage (its WAL and head), for placements this node is a replica of.
+public typealias LocalReplicaWrite = @Sendable (_ batch: SpanBatch, _ org: String, _ placement: PlacementKey, _ loop: any EventLoop)
+    -> EventLoopFuture<Result<Void, IngestFailure>>
+
+/// The sink of an ingest node in a cluster: each batch is split by the placement of its traces on the
+/// current write ring, each part pushed to every replica of its placement, and the client answered as
+/// soon as a ``WriteQuorum`` decides: every placement durable on ⌊RF/2⌋+1 replicas, or one placement
+/// out of reach (`.unavailable`, which clients see as 503 + Retry-After or gRPC UNAVAILABLE).
+///
+/// Pushes hold their bytes against a ``PushBudget`` until they end; a replica over its budget is not
+/// sent to (a failed replica for the quorum), and a write the node's budget cannot take is refused.
+/// When this node is itself a replica, its part is written through `local` rather than the network.
+public struct ReplicatedSpanSink: SpanSink {
+    let localNode: NodeID
+    let ring: @Sendable () -> Ring
+    let transport: any ReplicaTransport
+    let local: LocalReplicaWrite?
+    let budget: PushBudget
+    let metrics: ReplicationMetrics?
+
+    /// - Parameters:
+    ///   - localNode: this node's ID.
+    ///   - ring: the current ring (read once per write).
+    ///   - local: how this node stores parts it is a replica of (nil: it has no storage role).
+    public init(
+        localNode: NodeID, ring: @escaping @Sendable () -> Ring, transport: any ReplicaTransport, local: LocalReplicaWrite?, budget: PushBudget,
+        metrics: ReplicationMetrics? = nil
+    ) {
+        self.localNode = localNode
+        self.ring = ring
+        self.transport = transport
+        self.local = local
+        self.budget = budget
+        self.metrics = metrics
+    }
+
+    public var refusal: IngestFailure? {
+        if self.ring().writes.placementCount == 0 { return .unavailable("no storage node is active") }
+        let held = self.budget.inFlightBytes
+        guard held >= self.budget.maxBytes else { return nil }
+        return .unavailable("\(held) bytes are on their way to replicas (limit \(self.budget.maxBytes)); retry shortly")
+    }
+
+    public func write(_ batch: SpanBatch, org: String, on loop: any EventLoop) -> EventLoopFuture<Result<Void, IngestFailure>> {
+        let ring = self.ring()
+        guard ring.writes.placementCount > 0 else { return loop.makeSucceededFuture(.failure(.unavailable("no storage node is active"))) }
+        let parts = ReplicaPlan.parts(of: batch, on: ring.writes, local: self.local == nil ? nil : self.localNode)
+        var bytes: [NodeID: Int] = [:]
+        for part in parts {
+            for replica in part.replicas where !self.isLocal(replica) { bytes[replica, default: 0] += part.payload.readableBytes }
+        }
+        let granted: Set<NodeID>
+        switch self.budget.reserve(bytes) {
+        case .peers(let peers):
+            granted = peers
+        case .refused(let inFlight):
+            self.metrics?.refused()
+            return loop.makeSucceededFuture(.failure(.unavailable(
+                "\(inFlight) bytes are on their way to replicas (limit \(self.budget.maxBytes)); retry shortly"
+            )))
+        }
+        self.metrics?.inFlightBytes(self.budget.inFlightBytes)
+        let write = ReplicatedWrite(parts: parts, promise: loop.makePromise(), metrics: self.metrics)
+        write.start()
+        for (index, part) in parts.enumerated() {
+            for replica in part.replicas {
+                if self.isLocal(replica), let local = self.local {
+                    local(part.batch, org, part.key, loop).whenSuccess { result in
+                        switch result {
+                        case .success: write.record(placement: index, replica: replica, failure: nil)
+                        case .failure(let why): write.record(placement: index, replica: replica, failure: "\(why)")
+                        }
+                    }
+                } else if !granted.contains(replica) {
+                    self.metrics?.pushed(peer: replica, outcome: "skipped", duration: nil)
+                    write.record(placement: index, replica: replica, failure: "\(replica) has too many bytes in flight")
+                } else if let address = ring.state[replica]?.address {
+                    self.push(part, org: org, to: replica, at: address, placement: index, write: write, on: loop)
+                } else {
+                    self.budget.release(part.payload.readableBytes, peer: replica)
+                    write.record(placement: index, replica: replica, failure: "\(replica) has no address in the ring")
+                }
+            }
+        }
+        return write.result
+    }
+
+    private func isLocal(_ replica: NodeID) -> Bool { self.local != nil && replica == self.localNode }
+
+    private func push(_ part: ReplicaPart, org: String, to replica: NodeID, at address: NodeAddress, placement: Int, write: ReplicatedWrite, on loop: any EventLoop) {
+        let started = ContinuousClock.now
+        let size = part.payload.readableBytes
+        let (budget, metrics) = (self.budget, self.metrics)
+        self.transport.push(part.payload, org: org, placement: part.key, to: address, on: loop).whenSuccess { outcome in
+            budget.release(size, peer: replica)
+            metrics?.inFlightBytes(budget.inFlightBytes)
+            let elapsed = ContinuousClock.now - started
+            switch outcome {
+            case .durable:
+                metrics?.pushed(peer: replica, outcome: "durable", duration: elapsed, bytes: size)
+                write.record(placement: placement, replica: replica, failure: nil)
+            case .failed(let why):
+                metrics?.pushed(peer: replica, outcome: "failed", duration: elapsed, bytes: size)
+                write.record(placement: placement, replica: replica, failure: "\(replica): \(why)")
+            case .timedOut:
+                metrics?.pushed(peer: replica, outcome: "timeout", duration: elapsed, bytes: size)
+                write.record(placement: placement, replica: replica, failure: "\(replica) did not answer in time")
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+import WeftCluster
+import WeftIngest
+import WeftModel
+import WeftRuntime
+
+struct ReplicatedSpanSinkTests {
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    static func sink(
+        _ transport: ScriptedTransport, nodes: [String] = ["a", "b", "c"], me: String = "ingest", local: LocalReplicaWrite? = nil,
+        budget: PushBudget = PushBudget(maxBytes: 1 << 30, maxBytesPerPeer: 1 << 30)
+    ) -> ReplicatedSpanSink {
+        let ring = ring(nodes)
+        return ReplicatedSpanSink(localNode: NodeID(me)!, ring: { ring }, transport: transport, local: local, budget: budget)
+    }
+
+    static func write(_ sink: ReplicatedSpanSink, _ batch: SpanBatch) async throws -> Result<Void, IngestFailure> {
+        try await sink.write(batch, org: "acme", on: Self.group.next()).get()
+    }
+
+    @Test func test_everyReplicaDurable_acknowledges_andEachReplicaGetsEverySpanOnce() async throws {
+        let batch = try generatedBatch(spans: 500, seed: 2)
+        let transport = ScriptedTransport()
+        let result = try await Self.write(Self.sink(transport), batch)
+        #expect(throws: Never.self) { try result.get() }
+        for host in ["a", "b", "c"] {
+            let ids = transport.pushes.filter { $0.host == host }.flatMap(\.spanIDs)
+            #expect(ids.sorted() == batch.spanID.sorted(), "replica \(host)")
+        }
+    }
+
+    @Test func test_oneReplicaDown_quorumHolds() async throws {
+        let transport = ScriptedTransport(["b": .fail])
+        let result = try await Self.write(Self.sink(transport), try generatedBatch(spans: 100, seed: 3))
+        #expect(throws: Never.self) { try result.get() }
+    }
+
+    @Test func test_twoReplicasLost_failsWithWhatThePlacementReached() async throws {
+        let transport = ScriptedTransport(["b": .fail, "c": .timeOut])
+        let result = try await Self.write(Self.sink(transport), try generatedBatch(spans: 100, seed: 4))
+        guard case .failure(.unavailable(let why)) = result else {
+            Issue.record("expected unavailable, got \(result)")
+            return
+        }
+        // Decided on the second failure, whether or not the healthy replica had answered by then.
+        #expect(why.contains("placement a+b+c reached only"))
+        #expect(why.contains("of the 2 replicas it needs"))
+        #expect(why.contains("disk full"))
+        #expect(why.contains("did not answer in time"))
+    }
+
+    @Test func test_acknowledgesOnQuorum_withoutWaitingForTheSlowReplica() async throws {
+        let transport = ScriptedTransport(["c": .hold])
+        let budget = PushBudget(maxBytes: 1 << 30, maxBytesPerPeer: 1 << 30)
+        let result = try await Self.write(Self.sink(transport, budget: budget), try generatedBatch(spans: 100, seed: 5))
+        #expect(throws: Never.self) { try result.get() }
+        // The slow replica's push still holds its bytes until it answers.
+        #expect(budget.inFlightBytes(to: NodeID("c")!) > 0)
+        #expect(budget.inFlightBytes(to: NodeID("a")!) == 0)
+        transport.releaseHeld(.timedOut)
+        try await Self.group.next().submit {}.get()
+        #expect(budget.inFlightBytes == 0)
+    }
+
+    @Test func test_thisNodeAsReplica_writesLocally_notOverTheNetwork() async throws {
+        let localSpans = Mutex(0)
+        let local: LocalReplicaWrite = { batch, _, placement, loop in
+            #expect(placement.replicas.contains(NodeID("a")!))
+            localSpans.withLock { $0 += batch.spanCount }
+            return loop.makeSucceededFuture(.success(()))
+        }
+        let batch = try generatedBatch(spans: 300, seed: 6)
+        let transport = ScriptedTransport()
+        let result = try await Self.write(Self.sink(transport, me: "a", local: local), batch)
+        #expect(throws: Never.self) { try result.get() }
+        #expect(localSpans.withLock { $0 } == batch.spanCount)
+        #expect(!transport.pushes.contains { $0.host == "a" })
+        #expect(transport.pushes.filter { $0.host == "b" }.flatMap(\.spanIDs).count == batch.spanCount)
+    }
+
+    @Test func test_localFailure_countsAgainstTheQuorum() async throws {
+        let local: LocalReplicaWrite = { _, _, _, loop in loop.makeSucceededFuture(.failure(.unavailable("WAL failed"))) }
+        let transport = ScriptedTransport(["b": .fail])
+        let result = try await Self.write(Self.sink(transport, me: "a", local: local), try generatedBatch(spans: 50, seed: 7))
+        guard case .failure(.unavailable(let why)) = result else {
+            Issue.record("expected unavailable, got \(result)")
+            return
+        }
+        #expect(why.contains("WAL failed"))
+    }
+
+    @Test func test_noActiveStorageNode_isUnavailable() async throws {
+        let sink = Self.sink(ScriptedTransport(), nodes: [])
+        #expect(sink.refusal == .unavailable("no storage node is active"))
+        let result = try await Self.write(sink, try generatedBatch(spans: 5, seed: 8))
+        guard case .failure(let failure) = result else {
+            Issue.record("expected a failure")
+            return
+        }
+        #expect(failure == .unavailable("no storage node is active"))
+    }
+
+    @Test func test_peerOverItsBudget_isSkipped_whileTheQuorumHolds() async throws {
+        let transport = ScriptedTransport(["c": .hold])
+        let budget = PushBudget(maxBytes: 1 << 30, maxBytesPerPeer: 1)
+        let sink = Self.sink(transport, budget: budget)
+        let first = try await Self.write(sink, try generatedBatch(spans: 100, seed: 9))
+        #expect(throws: Never.self) { try first.get() }
+        let pushesToC = transport.pushes.filter { $0.host == "c" }.count
+        // c still holds the first write's bytes: the second write does not go to c, yet succeeds on a and b.
+        let second = try await Self.write(sink, try generatedBatch(spans: 100, seed: 10))
+        #expect(throws: Never.self) { try second.get() }
+        #expect(transport.pushes.filter { $0.host == "c" }.count == pushesToC)
+        transport.releaseHeld(.durable)
+        try await Self.group.next().submit {}.get()
+        #expect(budget.inFlightBytes == 0)
+    }
+
+    @Test func test_nodeBudgetFull_refusesWrites_untilPushesEnd() async throws {
+        let transport = ScriptedTransport(["a": .hold, "b": .hold, "c": .hold])
+        let budget = PushBudget(maxBytes: 1, maxBytesPerPeer: 1 << 30)
+        let sink = Self.sink(transport, budget: budget)
+        let first = sink.write(try generatedBatch(spans: 100, seed: 11), org: "acme", on: Self.group.next())
+        guard case .unavailable(let why)? = sink.refusal else {
+            Issue.record("expected a refusal while the budget is full")
+            return
+        }
+        #expect(why.contains("on their way to replicas"))
+        let second = try await Self.write(sink, try generatedBatch(spans: 100, seed: 12))
+        guard case .failure(.unavailable) = second else {
+            Issue.record("expected the second write to be refused, got \(second)")
+            return
+        }
+        transport.releaseHeld(.durable)
+        #expect(throws: Never.self) { try first.wait().get() }
+        #expect(budget.inFlightBytes == 0)
+        #expect(sink.refusal == nil)
+    }
+}
