@@ -49,15 +49,16 @@ python3 "$HERE/api_queries.py" --url "http://127.0.0.1:$QUERY_PORT" --params "$D
 
 echo "== after POST /flush and compaction"
 curl -sf -X POST "http://127.0.0.1:$OTLP_PORT/flush" > /dev/null
-# Compaction runs in the background: wait until the block count has not changed for 10 s.
+# Compaction runs in the background: wait until the block and compaction counts have not changed for 10 s.
 last="" same=0
 for _ in $(seq 1 600); do
-    blocks=$(curl -sf "http://127.0.0.1:$QUERY_PORT/metrics" | awk '$1 == "weft_blocks" {print $2}')
+    blocks=$(curl -sf "http://127.0.0.1:$QUERY_PORT/metrics" | awk '$1 == "weft_blocks_count" || $1 == "weft_block_compactions_total" {printf "%s ", $2}')
     if [ "$blocks" = "$last" ]; then same=$((same + 1)); else same=0; last=$blocks; fi
     [ "$same" -ge 10 ] && break
     sleep 1
 done
-echo "blocks: $last"
+[ -n "$last" ] || { echo "no block metrics on /metrics" >&2; exit 1; }
+echo "blocks, compactions: $last"
 python3 "$HERE/api_queries.py" --url "http://127.0.0.1:$QUERY_PORT" --params "$DIR/params.json" --runs "$RUNS" --label "Weft compacted" --out "$DIR/weft-compacted.json"
 kill $WEFT $PROXY
 wait $WEFT $PROXY 2>/dev/null || true
