@@ -269,14 +269,36 @@ struct SpanAttributeSelection {
 struct ColumnAttributeValues {
     let fields: [(name: String, readers: [FieldReader])]
     let strings: SourceStrings
+    /// Values already looked up, by (field, reader, type, payload): most rows repeat a few strings.
+    private var seen: [Key: GroupValue] = [:]
 
-    func values(_ row: Int) throws -> [(key: String, value: GroupValue)] {
+    private struct Key: Hashable {
+        var field: Int
+        var reader: Int
+        var type: UInt8
+        var payload: UInt64
+    }
+
+    init(fields: [(name: String, readers: [FieldReader])], strings: SourceStrings) {
+        self.fields = fields
+        self.strings = strings
+    }
+
+    mutating func values(_ row: Int) throws -> [(key: String, value: GroupValue)] {
         var out: [(key: String, value: GroupValue)] = []
-        for (name, readers) in self.fields {
-            for reader in readers {
+        for (f, (name, readers)) in self.fields.enumerated() {
+            for (i, reader) in readers.enumerated() {
                 let (type, payload) = reader.value(row)
-                if case .absent = try reader.groupValue(type, payload, self.strings) { continue }
-                out.append((name, try reader.groupValue(type, payload, self.strings)))
+                let key = Key(field: f, reader: i, type: type, payload: payload)
+                let value: GroupValue
+                if let v = self.seen[key] {
+                    value = v
+                } else {
+                    value = try reader.groupValue(type, payload, self.strings)
+                    self.seen[key] = value
+                }
+                if case .absent = value { continue }
+                out.append((name, value))
                 break
             }
         }

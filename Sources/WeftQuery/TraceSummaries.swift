@@ -28,17 +28,17 @@ struct TraceSummaries {
     mutating func add(
         _ id: TraceID, spanID: UInt64, start: UInt64, end: UInt64, isRoot: Bool, isError: Bool, service: String, name: () throws -> String
     ) rethrows -> Bool {
-        guard var t = self.traces[id], t.seen.insert(spanID).inserted else { return false }
-        t.minStart = min(t.minStart, start)
-        t.maxEnd = max(t.maxEnd, end)
-        if isRoot && t.root == nil { t.root = (service, try name()) }
-        if let s = t.services[service] {
-            t.services[service] = (s.spans + 1, s.errors + (isError ? 1 : 0))
+        // In place: a copy of the accumulator would copy its set and dictionary on every write.
+        guard let i = self.traces.index(forKey: id), self.traces.values[i].seen.insert(spanID).inserted else { return false }
+        self.traces.values[i].minStart = min(self.traces.values[i].minStart, start)
+        self.traces.values[i].maxEnd = max(self.traces.values[i].maxEnd, end)
+        if isRoot && self.traces.values[i].root == nil { self.traces.values[i].root = (service, try name()) }
+        if let s = self.traces.values[i].services[service] {
+            self.traces.values[i].services[service] = (s.spans + 1, s.errors + (isError ? 1 : 0))
         } else {
-            t.order.append(service)
-            t.services[service] = (1, isError ? 1 : 0)
+            self.traces.values[i].order.append(service)
+            self.traces.values[i].services[service] = (1, isError ? 1 : 0)
         }
-        self.traces[id] = t
         return true
     }
 
@@ -65,21 +65,24 @@ struct TraceSummaries {
         let (start, end) = try chunk.timing()
         let spanID = try chunk.words(.spanID), parent = try chunk.words(.parentSpanID)
         let resource = try chunk.ids(.resource), status = try chunk.bytes(.status), name = try chunk.ids(.name)
+        // Hoisted: the row loop touches neither the group nor its resource batch.
+        let strings = group.strings
+        let serviceNames = group.resources.resourceServiceName
         var services: [UInt32: String] = [:]
         for (id, row) in rows {
             let r = Int(resource[row])
-            guard r < group.resources.resourceCount else { throw BlockFormatError("span resource \(r) outside the resource table") }
-            let serviceID = group.resources.resourceServiceName[r]
+            guard r < serviceNames.count else { throw BlockFormatError("span resource \(r) outside the resource table") }
+            let serviceID = serviceNames[r]
             let service: String
             if let s = services[serviceID] {
                 service = s
             } else {
-                service = try group.strings.string(serviceID)
+                service = try strings.string(serviceID)
                 services[serviceID] = service
             }
             try self.add(
                 id, spanID: spanID[row], start: start[row], end: end[row], isRoot: parent[row] == 0, isError: status[row] == 2,
-                service: service, name: { try group.strings.string(name[row]) }
+                service: service, name: { try strings.string(name[row]) }
             )
         }
     }
@@ -122,7 +125,8 @@ struct BlockGroupColumns {
             do {
                 let reader = try store.reader(meta)
                 var groups = Set<Int>()
-                for id in wanted { groups.formUnion(try reader.candidateGroups(id)) }
+                // Bloom probes until every group is a candidate (many wanted traces reach that soon).
+                for id in wanted where groups.count < reader.groups.count { groups.formUnion(try reader.candidateGroups(id)) }
                 if groups.isEmpty { continue }
                 let strings = SourceStrings(table: nil, dictionary: reader.dictionary)
                 let resources = try reader.blockLevelBatch(strings: StringTable())

@@ -219,14 +219,16 @@ extension SearchExecutor {
             if selected.isEmpty { return }
             let (starts, ends) = try chunk.timing()
             let spanIDs = try chunk.words(.spanID), names = try chunk.ids(.name)
-            let attributes = try shown.reader(chunk, group.strings, group.resources)
+            var attributes = try shown.reader(chunk, group.strings, group.resources)
+            let strings = group.strings
+            var nameCache: [UInt32: String] = [:]
             for row in selected {
                 let r = Int(row)
                 let start = starts[r]
                 guard start >= query.startNanos && start <= query.endNanos, let id = traceOfRow[r] else { continue }
                 if spans[id, default: []].count < request.spansPerSpanSet, !spans[id, default: []].contains(where: { $0.spanID == spanIDs[r] }) {
                     spans[id, default: []].append(SpanSummary(
-                        spanID: spanIDs[r], name: try group.strings.string(names[r]), startNanos: start, durationNanos: ends[r] > start ? ends[r] - start : 0,
+                        spanID: spanIDs[r], name: try nameCache[names[r]] ?? { let n = try strings.string(names[r]); nameCache[names[r]] = n; return n }(), startNanos: start, durationNanos: ends[r] > start ? ends[r] - start : 0,
                         attributes: try attributes.values(r)
                     ))
                 }
