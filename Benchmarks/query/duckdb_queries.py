@@ -24,10 +24,11 @@ Semantics the other side must reproduce exactly
   in the index: n=10 gives p50 -> 5th, p95 -> 10th, p99 -> 10th smallest;
   n=20 gives p95 -> 19th; n=100 gives p50 -> 50th, p95 -> 95th, p99 -> 99th.
   (A DOUBLE q would compute n*q in floating point instead.)
-* Q5 bucket: 0 for duration_ns = 0, otherwise the bit length of duration_ns
-  (floor(log2(d)) + 1), computed exactly on the integer as the length of its
-  base-2 digits without leading zeros (in Swift: 64 - d.leadingZeroBitCount,
-  which is 0 for 0).  So 1 -> 1, 2..3 -> 2, 4..7 -> 3, 2^k..2^(k+1)-1 -> k+1.
+* Q5 bucket: 0 for duration_ns = 0, otherwise ceil(log2(d)) + 1 (at most
+  64), so that an exact power of two counts in its own bucket as in Tempo:
+  computed exactly on the integer as 1 + the bit length of d - 1 (in Swift:
+  65 - (d - 1).leadingZeroBitCount).  So 1 -> 1, 2 -> 2, 3..4 -> 3,
+  2^k + 1..2^(k+1) -> k + 2.
   The minute is start_ns // 60000000000 (integer division of the unsigned
   value).
 * Time bounds include both ends: start_ns BETWEEN start AND end.
@@ -66,14 +67,15 @@ COLUMNS = [
 ]
 
 
-def _bit_length_sql(col):
-    """Exact bit length of an unsigned 64-bit column, 0 for 0.
+def _heatmap_bucket_sql(col):
+    """Exact heatmap bucket of an unsigned 64-bit column: 0 for 0, else 1 + the bit length of col - 1.
 
     bin() prints the integer in base 2 without leading zeros, so its length is
     the bit length (checked against Python's int.bit_length at every 2^k - 1,
-    2^k, 2^k + 1 for k < 64; float log2 gets 19 of those wrong).
+    2^k, 2^k + 1 for k < 64; float log2 gets 19 of those wrong); bin(0) is "0",
+    hence the case for 1.
     """
-    return "CASE WHEN {c} = 0 THEN 0 ELSE length(bin({c})) END".format(c=col)
+    return "CASE WHEN {c} = 0 THEN 0 WHEN {c} = 1 THEN 1 ELSE least(64, length(bin({c} - 1)) + 1) END".format(c=col)
 
 
 # Traces with the latest matching span start: one scan groups the matching
@@ -120,7 +122,7 @@ SQL = {
         WHERE service = ?
         GROUP BY minute, bucket
         ORDER BY minute, bucket
-    """ % _bit_length_sql("duration_ns"),
+    """ % _heatmap_bucket_sql("duration_ns"),
     "Q6": """
         SELECT p.service AS parent, c.service AS child,
                count(*) AS calls,

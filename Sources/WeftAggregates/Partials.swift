@@ -25,8 +25,10 @@ public struct NumericSummary: Sendable, Equatable {
     public var mean: Double? { self.count == 0 ? nil : Double(self.sum) / Double(self.count) }
 }
 
-/// Counts per (time bucket, log2 value bucket): a latency heatmap. Bucket b ≥ 1 holds values in
-/// [2^(b−1), 2^b); bucket 0 holds 0. Merging adds counts, so it is exact.
+/// Counts per (time bucket, log2 value bucket): a latency heatmap. Bucket 0 holds 0; bucket b ≥ 1
+/// holds values in (2^(b−2), 2^(b−1)], so its upper bound ``valueBucketUpperBound(_:)`` is 2^(b−1)
+/// and an exact power of two counts in its own bucket, as Tempo's `histogram_over_time` does.
+/// Merging adds counts, so it is exact.
 public struct Heatmap: Sendable, Equatable {
     public static let valueBuckets = 65
     public let startNanos: UInt64
@@ -42,7 +44,13 @@ public struct Heatmap: Sendable, Equatable {
         self.counts = [UInt64](repeating: 0, count: timeBuckets * Self.valueBuckets)
     }
 
-    @inline(__always) public static func valueBucket(_ v: UInt64) -> Int { v == 0 ? 0 : 64 - v.leadingZeroBitCount }
+    /// The bucket of `v`: 0 for 0, else ⌈log2 v⌉ + 1 (values above 2^63 share the top bucket).
+    @inline(__always) public static func valueBucket(_ v: UInt64) -> Int {
+        v == 0 ? 0 : Swift.min(65 - (v &- 1).leadingZeroBitCount, valueBuckets - 1)
+    }
+
+    /// The largest value bucket `b` holds: 0 for bucket 0, else 2^(b−1).
+    public static func valueBucketUpperBound(_ b: Int) -> Double { b == 0 ? 0 : Double(sign: .plus, exponent: b - 1, significand: 1) }
 
     /// Adds a value observed at `time`; values outside the time range are ignored (returns false).
     @discardableResult

@@ -1,3 +1,4 @@
+import WeftStorageEngine
 import WeftModel
 
 /// A ``TraceQLFilter`` resolved against one batch's dictionary: string values become IDs (regular
@@ -216,6 +217,37 @@ struct SpanAttributeSelection {
         return out
     }
 
+    /// Span attributes a block keeps only in typed columns when they equal them, and that another key
+    /// may also fill (so a block row group's columns cannot tell which key the span carried).
+    static let ambiguousInBlocks: Set<String> = [
+        "gen_ai.provider.name", "gen_ai.system", "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+        "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "gen_ai.usage.cost",
+    ]
+
+    /// Whether some shown attribute can only be read from the whole decoded span (see ``ambiguousInBlocks``).
+    var needsDecodedSpans: Bool { self.fields.contains { $0.scope != .resource && Self.ambiguousInBlocks.contains($0.name) } }
+
+    /// The same values read from a block row group's scan columns, readers made once. Requires
+    /// `!needsDecodedSpans`; the request and response models, which blocks keep only in their typed
+    /// columns, are read from those after the span's own attributes.
+    func reader(_ chunk: ChunkColumns, _ strings: SourceStrings, _ resources: SpanBatch) throws -> ColumnAttributeValues {
+        func raw(_ scope: TraceQLField.Scope, _ name: String) throws -> FieldReader {
+            try FieldReader(.attribute(scope, key: try strings.lookup(name)), chunk, resources)
+        }
+        var fields: [(name: String, readers: [FieldReader])] = []
+        for (scope, name) in self.fields {
+            let typed: ScanColumn? = name == "gen_ai.request.model" ? .requestModel : name == "gen_ai.response.model" ? .responseModel : nil
+            if let typed, scope != .resource {
+                var readers = [try raw(.span, name), try FieldReader(.ids(typed, zeroIsAbsent: true), chunk, resources)]
+                if scope == .any { readers.append(try raw(.resource, name)) }
+                fields.append((name, readers))
+            } else {
+                fields.append((name, [try raw(scope, name)]))
+            }
+        }
+        return ColumnAttributeValues(fields: fields, strings: strings)
+    }
+
     /// Scalar values only (arrays, maps and bytes are left out).
     private static func value(_ attrs: AttributeColumns, _ range: Range<Int>, _ key: UInt32, _ strings: StringTable) -> GroupValue? {
         for i in range where attrs.keys[i] == key {
@@ -229,5 +261,47 @@ struct SpanAttributeSelection {
             }
         }
         return nil
+    }
+}
+
+/// A row's values of the selected attributes, from scan columns (see ``SpanAttributeSelection``):
+/// per attribute, the first of its readers that has a value.
+struct ColumnAttributeValues {
+    let fields: [(name: String, readers: [FieldReader])]
+    let strings: SourceStrings
+    /// Values already looked up, by (field, reader, type, payload): most rows repeat a few strings.
+    private var seen: [Key: GroupValue] = [:]
+
+    private struct Key: Hashable {
+        var field: Int
+        var reader: Int
+        var type: UInt8
+        var payload: UInt64
+    }
+
+    init(fields: [(name: String, readers: [FieldReader])], strings: SourceStrings) {
+        self.fields = fields
+        self.strings = strings
+    }
+
+    mutating func values(_ row: Int) throws -> [(key: String, value: GroupValue)] {
+        var out: [(key: String, value: GroupValue)] = []
+        for (f, (name, readers)) in self.fields.enumerated() {
+            for (i, reader) in readers.enumerated() {
+                let (type, payload) = reader.value(row)
+                let key = Key(field: f, reader: i, type: type, payload: payload)
+                let value: GroupValue
+                if let v = self.seen[key] {
+                    value = v
+                } else {
+                    value = try reader.groupValue(type, payload, self.strings)
+                    self.seen[key] = value
+                }
+                if case .absent = value { continue }
+                out.append((name, value))
+                break
+            }
+        }
+        return out
     }
 }

@@ -164,7 +164,7 @@ extension QueryResponses {
                                 r.array { h in
                                     for (b, c) in buckets {
                                         h.array { p in
-                                            p.number(b == 0 ? 0 : Double(sign: .plus, exponent: b, significand: 1))
+                                            p.number(Heatmap.valueBucketUpperBound(b))
                                             p.number(c)
                                         }
                                     }

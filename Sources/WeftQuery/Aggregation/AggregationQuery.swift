@@ -10,7 +10,7 @@ public enum Aggregate: Sendable, Equatable, Hashable {
     case max(TraceQLField)
     /// Quantiles from a relative-error sketch.
     case quantiles(TraceQLField, [Double])
-    /// Counts per log2 bucket of the value (bucket b ≥ 1 holds [2^(b−1), 2^b); bucket 0 holds 0).
+    /// Counts per log2 bucket of the value, as ``Heatmap/valueBucket(_:)`` numbers them.
     case histogram(TraceQLField)
 
     /// The field the aggregate reads, if any.

@@ -6,7 +6,7 @@ public enum AggregateValue: Sendable, Equatable {
     /// count, sum, avg, min, max (nil when no value was seen).
     case number(Double?)
     case quantiles([Double?])
-    /// Non-empty log2 buckets: bucket b ≥ 1 holds [2^(b−1), 2^b), bucket 0 holds 0.
+    /// Non-empty log2 buckets as ``Heatmap/valueBucket(_:)`` numbers them.
     case histogram([(bucket: Int, count: UInt64)])
 
     public static func == (a: AggregateValue, b: AggregateValue) -> Bool {
@@ -171,7 +171,7 @@ extension AggregationPartial {
                 }
                 for b in perBucket.keys.sorted() {
                     // The bucket's upper bound, in seconds for durations.
-                    let upper = b == 0 ? 0 : Self.scaled(aggregate, Double(sign: .plus, exponent: b, significand: 1))
+                    let upper = Self.scaled(aggregate, Heatmap.valueBucketUpperBound(b))
                     out.append(AggregationSeries(labels: labels + [(key: "__bucket", value: .double(upper))], samples: perBucket[b]!))
                 }
             default:

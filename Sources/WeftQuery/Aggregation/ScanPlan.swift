@@ -153,6 +153,11 @@ final class ChunkColumns {
         return v
     }
 
+    func words(_ c: ScanColumn) throws -> [UInt64] {
+        guard case .words(let v) = try self.values(c), v.count == self.rows else { throw Self.shape(c) }
+        return v
+    }
+
     func doubles(_ c: ScanColumn) throws -> [Double] {
         guard case .doubles(let v) = try self.values(c), v.count == self.rows else { throw Self.shape(c) }
         return v

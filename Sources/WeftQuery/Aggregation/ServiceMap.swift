@@ -36,24 +36,36 @@ public enum ServiceMapExecutor {
         return sums
     }
 
-    /// Edges among head spans: a span's parent may be in any head chunk.
+    /// Edges among head spans: a span's parent may be in any head chunk. Services are numbered once
+    /// (strings are compared and hashed only per distinct service, not per span), and each edge is
+    /// updated in place.
     static func headEdges(_ chunks: [HeadChunk]) -> [ServiceEdge] {
         struct SpanKey: Hashable {
             var trace: TraceID
             var span: UInt64
         }
-        var serviceOf: [SpanKey: String] = [:]
-        var services: [[String]] = []
+        var numbers: [String: Int32] = [:]
+        var names: [String] = []
+        var serviceOf: [SpanKey: Int32] = [:]
+        serviceOf.reserveCapacity(chunks.reduce(0) { $0 + $1.spanCount })
+        var services: [[Int32]] = []
         for chunk in chunks {
             let b = chunk.batch
-            let names = b.resourceServiceName.map { b.strings.string($0) }
-            services.append(names)
-            for row in 0..<b.spanCount { serviceOf[SpanKey(trace: b.traceID(row), span: b.spanID[row])] = names[Int(b.resourceIndex[row])] }
+            let numbered = b.resourceServiceName.map { id -> Int32 in
+                let name = b.strings.string(id)
+                if let n = numbers[name] { return n }
+                let n = Int32(names.count)
+                numbers[name] = n
+                names.append(name)
+                return n
+            }
+            services.append(numbered)
+            for row in 0..<b.spanCount { serviceOf[SpanKey(trace: b.traceID(row), span: b.spanID[row])] = numbered[Int(b.resourceIndex[row])] }
         }
         struct Key: Hashable {
             var bucket: UInt64
-            var parent: String
-            var child: String
+            var parent: Int32
+            var child: Int32
         }
         var edges: [Key: ServiceEdge] = [:]
         for (c, chunk) in chunks.enumerated() {
@@ -64,10 +76,13 @@ public enum ServiceMapExecutor {
                 guard parent != child else { continue }
                 let start = b.startTime[row], end = b.endTime[row]
                 let key = Key(bucket: start / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos, parent: parent, child: child)
-                let empty = ServiceEdge(bucketStart: key.bucket, parent: parent, child: child)
-                edges[key, default: empty].calls += 1
-                if b.statusCode[row] == 2 { edges[key, default: empty].errors += 1 }
-                edges[key, default: empty].latency.add(end > start ? end - start : 0)
+                let i = edges.index(forKey: key) ?? {
+                    edges[key] = ServiceEdge(bucketStart: key.bucket, parent: names[Int(parent)], child: names[Int(child)])
+                    return edges.index(forKey: key)!
+                }()
+                edges.values[i].calls += 1
+                if b.statusCode[row] == 2 { edges.values[i].errors += 1 }
+                edges.values[i].latency.add(end > start ? end - start : 0)
             }
         }
         return Array(edges.values)

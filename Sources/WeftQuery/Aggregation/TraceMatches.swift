@@ -198,13 +198,45 @@ extension SearchExecutor {
             try limits.check()
             try collect(chunk.batch, wanted.flatMap { chunk.rows(of: $0) }.sorted(), head: true)
         }
+        // Whole-trace summaries from head rows and block columns; matching spans of the chosen traces
+        // in blocks: one filter pass per row group holding any of them, over just their rows.
+        var summaries = TraceSummaries(wanted)
+        summaries.addHead(snapshot.chunks)
+        if shown.needsDecodedSpans {
+            // Attributes blocks keep only in typed columns: the matching spans from decoded traces.
+            for m in matches.traces {
+                try limits.check()
+                for b in try TraceLookup.blockChunks(m.traceID, snapshot: snapshot, store: store) { try collect(b.batch, Array(0..<b.batch.spanCount), head: false) }
+            }
+        }
+        try BlockGroupColumns.forEach(holding: wanted, snapshot: snapshot, store: store, limits: limits) { rows, group in
+            try summaries.addBlockRows(rows, group)
+            if shown.needsDecodedSpans { return }
+            let chunk = group.chunk
+            let traceOfRow = Dictionary(uniqueKeysWithValues: rows.map { ($0.row, $0.trace) })
+            let plan = try FilterPlan(filter, group.strings, limits)
+            let selected = try plan.select(rows.map { Int32($0.row) }, chunk, group.resources)
+            if selected.isEmpty { return }
+            let (starts, ends) = try chunk.timing()
+            let spanIDs = try chunk.words(.spanID), names = try chunk.ids(.name)
+            var attributes = try shown.reader(chunk, group.strings, group.resources)
+            let strings = group.strings
+            var nameCache: [UInt32: String] = [:]
+            for row in selected {
+                let r = Int(row)
+                let start = starts[r]
+                guard start >= query.startNanos && start <= query.endNanos, let id = traceOfRow[r] else { continue }
+                if spans[id, default: []].count < request.spansPerSpanSet, !spans[id, default: []].contains(where: { $0.spanID == spanIDs[r] }) {
+                    spans[id, default: []].append(SpanSummary(
+                        spanID: spanIDs[r], name: try nameCache[names[r]] ?? { let n = try strings.string(names[r]); nameCache[names[r]] = n; return n }(), startNanos: start, durationNanos: ends[r] > start ? ends[r] - start : 0,
+                        attributes: try attributes.values(r)
+                    ))
+                }
+            }
+        }
         var traces: [TraceSummary] = []
         for m in matches.traces {
-            try limits.check()
-            let fromBlocks = try TraceLookup.blockChunks(m.traceID, snapshot: snapshot, store: store)
-            for b in fromBlocks { try collect(b.batch, Array(0..<b.batch.spanCount), head: false) }
-            let sources = TraceLookup.deduplicated(m.traceID, snapshot.chunks + fromBlocks)
-            var summary = self.summarize(m.traceID, in: sources)
+            var summary = summaries.summary(m.traceID)
             summary.matched = m.matched
             summary.matchedSpans = (spans[m.traceID] ?? []).sorted { $0.startNanos < $1.startNanos }
             traces.append(summary)

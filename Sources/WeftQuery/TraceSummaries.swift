@@ -1,0 +1,157 @@
+import WeftModel
+import WeftStorageEngine
+
+/// Whole-trace summaries (root, first start, last end, spans and errors per service) of many traces
+/// at once: from head rows, and from the scan columns of only the block row groups that hold them
+/// (through the column cache), so no trace is decoded on its own. Each span ID counts once, the
+/// first copy met (head before blocks, older blocks first), as ``TraceLookup`` keeps it.
+struct TraceSummaries {
+    private struct Accumulator {
+        var seen = Set<UInt64>()
+        var minStart = UInt64.max
+        var maxEnd: UInt64 = 0
+        var root: (service: String, name: String)?
+        var services: [String: (spans: Int, errors: Int)] = [:]
+        var order: [String] = []
+    }
+
+    private var traces: [TraceID: Accumulator]
+
+    init(_ ids: some Sequence<TraceID>) {
+        self.traces = [:]
+        for id in ids { self.traces[id] = Accumulator() }
+    }
+
+    /// Counts one span of a wanted trace; false when its span ID was already counted. `name` is read
+    /// for the first root only.
+    @discardableResult
+    mutating func add(
+        _ id: TraceID, spanID: UInt64, start: UInt64, end: UInt64, isRoot: Bool, isError: Bool, service: String, name: () throws -> String
+    ) rethrows -> Bool {
+        // In place: a copy of the accumulator would copy its set and dictionary on every write.
+        guard let i = self.traces.index(forKey: id), self.traces.values[i].seen.insert(spanID).inserted else { return false }
+        self.traces.values[i].minStart = min(self.traces.values[i].minStart, start)
+        self.traces.values[i].maxEnd = max(self.traces.values[i].maxEnd, end)
+        if isRoot && self.traces.values[i].root == nil { self.traces.values[i].root = (service, try name()) }
+        if let s = self.traces.values[i].services[service] {
+            self.traces.values[i].services[service] = (s.spans + 1, s.errors + (isError ? 1 : 0))
+        } else {
+            self.traces.values[i].order.append(service)
+            self.traces.values[i].services[service] = (1, isError ? 1 : 0)
+        }
+        return true
+    }
+
+    /// Counts the wanted traces' spans in head chunks.
+    mutating func addHead(_ chunks: [HeadChunk]) {
+        let ids = Array(self.traces.keys)
+        for chunk in chunks {
+            let b = chunk.batch
+            for id in ids {
+                for row in chunk.rows(of: id) {
+                    self.add(
+                        id, spanID: b.spanID[row], start: b.startTime[row], end: b.endTime[row], isRoot: b.parentSpanID[row] == 0,
+                        isError: b.statusCode[row] == 2, service: b.strings.string(b.resourceServiceName[Int(b.resourceIndex[row])]),
+                        name: { b.strings.string(b.name[row]) }
+                    )
+                }
+            }
+        }
+    }
+
+    /// Counts the spans of the rows `rows` (ascending, with their traces) of a block row group.
+    mutating func addBlockRows(_ rows: [(trace: TraceID, row: Int)], _ group: BlockGroupColumns) throws {
+        let chunk = group.chunk
+        let (start, end) = try chunk.timing()
+        let spanID = try chunk.words(.spanID), parent = try chunk.words(.parentSpanID)
+        let resource = try chunk.ids(.resource), status = try chunk.bytes(.status), name = try chunk.ids(.name)
+        // Hoisted: the row loop touches neither the group nor its resource batch.
+        let strings = group.strings
+        let serviceNames = group.resources.resourceServiceName
+        var services: [UInt32: String] = [:]
+        for (id, row) in rows {
+            let r = Int(resource[row])
+            guard r < serviceNames.count else { throw BlockFormatError("span resource \(r) outside the resource table") }
+            let serviceID = serviceNames[r]
+            let service: String
+            if let s = services[serviceID] {
+                service = s
+            } else {
+                service = try strings.string(serviceID)
+                services[serviceID] = service
+            }
+            try self.add(
+                id, spanID: spanID[row], start: start[row], end: end[row], isRoot: parent[row] == 0, isError: status[row] == 2,
+                service: service, name: { try strings.string(name[row]) }
+            )
+        }
+    }
+
+    /// The summary of trace `id` as ``SearchExecutor/summarize(_:in:)`` gives it (no matched spans yet).
+    func summary(_ id: TraceID) -> TraceSummary {
+        let t = self.traces[id] ?? Accumulator()
+        let start = t.minStart == .max ? 0 : t.minStart
+        return TraceSummary(
+            traceID: id,
+            rootServiceName: t.root?.service ?? "<root span not yet received>",
+            rootTraceName: t.root?.name ?? "",
+            startNanos: start,
+            durationNanos: t.maxEnd > start ? t.maxEnd - start : 0,
+            matchedSpans: [],
+            matched: 0,
+            serviceStats: t.order.map { ($0, t.services[$0]!.spans, t.services[$0]!.errors) }
+        )
+    }
+}
+
+/// One block row group read through the column cache, with the block's strings and resources.
+struct BlockGroupColumns {
+    let chunk: ChunkColumns
+    let strings: SourceStrings
+    let resources: SpanBatch
+
+    /// Calls `body` for every row group of the snapshot's blocks that holds spans of `wanted`, with
+    /// those rows (ascending) and their traces; blocks in snapshot order, groups in order. Groups are
+    /// found by their Bloom filters and confirmed by their trace IDs. A block that fails to read is
+    /// quarantined and skipped, as a trace lookup does.
+    static func forEach(
+        holding wanted: Set<TraceID>, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits,
+        _ body: ([(trace: TraceID, row: Int)], BlockGroupColumns) throws -> Void
+    ) throws {
+        guard !wanted.isEmpty else { return }
+        for meta in snapshot.blocks where !store.isQuarantined(meta.id) {
+            try limits.check()
+            var found: [(rows: [(trace: TraceID, row: Int)], group: BlockGroupColumns)] = []
+            do {
+                let reader = try store.reader(meta)
+                var groups = Set<Int>()
+                // Bloom probes until every group is a candidate (many wanted traces reach that soon).
+                for id in wanted where groups.count < reader.groups.count { groups.formUnion(try reader.candidateGroups(id)) }
+                if groups.isEmpty { continue }
+                let strings = SourceStrings(table: nil, dictionary: reader.dictionary)
+                let resources = try reader.blockLevelBatch(strings: StringTable())
+                for g in groups.sorted() {
+                    let chunk = ChunkColumns(rows: Int(reader.groups.spans[g])) { c in try store.column(meta, reader, group: g, c) }
+                    guard case .traces(let traceOf, let high, let low) = try chunk.values(.traces), traceOf.count == chunk.rows else {
+                        throw BlockFormatError("column traces has the wrong shape")
+                    }
+                    let held = high.indices.map { i -> TraceID? in
+                        let id = TraceID(high: high[i], low: low[i])
+                        return wanted.contains(id) ? id : nil
+                    }
+                    var rows: [(trace: TraceID, row: Int)] = []
+                    for (row, t) in traceOf.enumerated() {
+                        guard Int(t) < held.count else { throw BlockFormatError("row \(row) of group \(g) names no trace") }
+                        if let id = held[Int(t)] { rows.append((id, row)) }
+                    }
+                    if !rows.isEmpty { found.append((rows, BlockGroupColumns(chunk: chunk, strings: strings, resources: resources))) }
+                }
+                for (rows, group) in found { try body(rows, group) }
+            } catch let error as AggregationError {
+                throw error
+            } catch {
+                store.quarantine(meta, error)
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import Testing
+import WeftModel
+@testable import WeftQuery
+import WeftStorageEngine
+
+/// Search results summarised from head rows and block columns equal the summaries of full trace
+/// lookups, with the matching spans a row-by-row reference finds, over head, blocks and spans held
+/// in both.
+struct SearchSummaryTests {
+    static let base = AggregationTests.base
+    static let minute = AggregationTests.minute
+
+    @Test(arguments: ["{ kind = client }", "{ status = error }", "{ span.gen_ai.request.model != \"\" && duration > 1ms }", "{ }"])
+    func test_summaries_equalTraceLookups(_ traceQL: String) throws {
+        let batches = AggregationTests.traffic(seed: 53)
+        let (_, mixed) = try AggregationTests.engines(batches)
+        // The first request's spans once more in the head: each span must still count once.
+        mixed.head.append(batches[0], org: "o", segment: 3)
+        let snapshot = mixed.snapshot(org: "o")
+        var request = SearchRequest()
+        request.traceQL = try TraceQLQuery(parsing: traceQL).filter
+        request.startNanos = Self.base + Self.minute / 2
+        request.endNanos = Self.base + 7 * Self.minute
+        request.limit = 10_000
+        request.spansPerSpanSet = 1000
+        #expect(SearchExecutor.isColumnar(request))
+        let matches = try SearchExecutor.partial(request, snapshot: snapshot, store: mixed.store)
+        let result = try SearchExecutor.result(request, matches, snapshot: snapshot, store: mixed.store)
+        #expect(result.traces.count == matches.traces.count)
+        #expect(result.traces.count > 10)
+        let filter = request.traceQL!
+        var inBlocks = 0
+        for got in result.traces {
+            let chunks = try TraceLookup.chunks(got.traceID, snapshot: snapshot, store: mixed.store)
+            if !(try TraceLookup.blockChunks(got.traceID, snapshot: snapshot, store: mixed.store)).isEmpty { inBlocks += 1 }
+            let expected = SearchExecutor.summarize(got.traceID, in: chunks)
+            #expect(got.rootServiceName == expected.rootServiceName)
+            #expect(got.rootTraceName == expected.rootTraceName)
+            #expect(got.startNanos == expected.startNanos)
+            #expect(got.durationNanos == expected.durationNanos)
+            #expect(got.serviceStats.map(\.service) == expected.serviceStats.map(\.service))
+            #expect(got.serviceStats.map(\.spans) == expected.serviceStats.map(\.spans))
+            #expect(got.serviceStats.map(\.errors) == expected.serviceStats.map(\.errors))
+            // Matching spans, row by row over the looked-up trace.
+            var reference: [UInt64: (String, UInt64, UInt64)] = [:]
+            for chunk in chunks {
+                let b = chunk.batch
+                let compiled = CompiledTraceQLFilter(filter, strings: b.strings)
+                for row in chunk.rows(of: got.traceID) where b.startTime[row] >= request.startNanos! && b.startTime[row] <= request.endNanos! && compiled.matches(b, row) {
+                    reference[b.spanID[row]] = (b.strings.string(b.name[row]), b.startTime[row], b.endTime[row] - b.startTime[row])
+                }
+            }
+            #expect(got.matchedSpans.count == reference.count)
+            for s in got.matchedSpans {
+                let r = reference[s.spanID]
+                #expect(r?.0 == s.name && r?.1 == s.startNanos && r?.2 == s.durationNanos)
+            }
+            #expect(got.matchedSpans.map(\.startNanos) == got.matchedSpans.map(\.startNanos).sorted())
+        }
+        #expect(inBlocks > 5)
+        #expect(inBlocks < result.traces.count)
+    }
+
+    /// Selected and filtered attributes read from block columns (or, for keys blocks keep only in
+    /// typed columns under another name, from decoded spans) are the ones the trace's spans carry.
+    @Test(arguments: ["gen_ai.request.model", "gen_ai.usage.input_tokens"])
+    func test_matchedSpanAttributes_fromBlocksEqualTheSpans(_ typedKey: String) throws {
+        let batches = AggregationTests.traffic(seed: 59)
+        let (head, mixed) = try AggregationTests.engines(batches)
+        var request = SearchRequest()
+        request.traceQL = try TraceQLQuery(parsing: "{ span.tenant_id != \"\" && kind = client }").filter
+        request.select = [.attribute(.span, "region"), .attribute(.resource, "service.name"), .attribute(.any, typedKey)]
+        request.startNanos = Self.base
+        request.endNanos = Self.base + 8 * Self.minute
+        request.limit = 10_000
+        request.spansPerSpanSet = 1000
+        func answer(_ engine: StorageEngine) throws -> [TraceID: [String]] {
+            let snapshot = engine.snapshot(org: "o")
+            let result = try SearchExecutor.result(request, try SearchExecutor.partial(request, snapshot: snapshot, store: engine.store), snapshot: snapshot, store: engine.store)
+            var out: [TraceID: [String]] = [:]
+            for t in result.traces {
+                out[t.traceID] = t.matchedSpans.map { s in "\(s.spanID) \(s.attributes.map { "\($0.key)=\($0.value)" }.joined(separator: ","))" }.sorted()
+            }
+            return out
+        }
+        let fromHead = try answer(head)
+        #expect(fromHead.count > 10)
+        #expect(fromHead.values.contains { $0.contains { $0.contains("region=") && $0.contains("service.name=") && $0.contains(typedKey + "=") } })
+        let fromMixed = try answer(mixed)
+        for (id, spans) in fromHead where fromMixed[id] != spans {
+            Issue.record("trace \(id): \(fromMixed[id] ?? []) instead of \(spans)")
+            break
+        }
+    }
+}
