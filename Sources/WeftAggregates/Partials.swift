@@ -45,7 +45,7 @@ public struct Heatmap: Sendable, Equatable {
     }
 
     /// The bucket of `v`: 0 for 0, else ⌈log2 v⌉ + 1 (values above 2^63 share the top bucket).
-    @inline(__always) public static func valueBucket(_ v: UInt64) -> Int {
+    @inlinable @inline(__always) public static func valueBucket(_ v: UInt64) -> Int {
         v == 0 ? 0 : Swift.min(65 - (v &- 1).leadingZeroBitCount, valueBuckets - 1)
     }
 

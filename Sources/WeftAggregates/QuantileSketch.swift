@@ -14,7 +14,7 @@ public struct QuantileSketch: Sendable, Equatable {
     static let gamma = (1 + relativeAccuracy) / (1 - relativeAccuracy)
     static let logGamma = log(gamma)
     /// Magnitudes below this count as zero.
-    static let minIndexable = 1e-9
+    @usableFromInline static let minIndexable = 1e-9
 
     /// Counts per bucket index, for positive values and (separately) for the magnitudes of negative ones.
     @usableFromInline
@@ -151,6 +151,7 @@ public struct QuantileSketch: Sendable, Equatable {
     }
 
     /// Adds `value` (`n` times). NaN is ignored.
+    @inlinable
     public mutating func add(_ value: Double, count n: UInt64 = 1) {
         guard !value.isNaN, n > 0 else { return }
         self._count += n
