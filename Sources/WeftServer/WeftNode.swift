@@ -379,14 +379,17 @@ public final class WeftNode: Service {
             servers.append(api)
             var addresses = NodeAddresses(otlp: otlpAddress, query: "\(config.host):\(api.port)", otlpGrpc: nil)
             let replicaStore = ReplicaStoreReference()
+            let nodeQueries = NodeQueryReference(threads: queryThreadCount, maxQueuedPerOrg: config.queryMaxQueuedPerOrg)
             if let internalPort = config.internalPort {
                 let cluster = try await ClusterMembership.start(
-                    configuration: config, roles: roles, port: internalPort, group: group, metrics: metrics, logger: logger, store: replicaStore
+                    configuration: config, roles: roles, port: internalPort, group: group, metrics: metrics, logger: logger, store: replicaStore,
+                    queries: nodeQueries
                 ) { id, address in
                     await Self.localStatus(id: id, address: address, roles: roles, zone: config.zone, engine: engine, ready: gate.receiver != nil || !roles.contains(.storage), membership: membershipBox.withLock { $0 })
                 }
                 membership = cluster
                 membershipBox.withLock { $0 = cluster }
+                Self.coordinateQueries(query, cluster: cluster, config: config)
                 addresses.internal = cluster.address
                 addresses.nodeID = cluster.settings.nodeID.rawValue
             }
@@ -458,6 +461,7 @@ public final class WeftNode: Service {
                     headMaxSpans: config.headMaxSpans
                 )
                 replicaStore.set(sink.replicaStore)
+                nodeQueries.set(query)
                 localSink = sink
             }
             let sink: (any SpanSink)?
@@ -518,6 +522,13 @@ public final class WeftNode: Service {
         if let i = a.internal { m["internal"] = "\(i)" }
         if let id = a.nodeID { m["node"] = "\(id)" }
         return m
+    }
+
+    /// Sends the queries of `query` to every storage node of `cluster` (each node is given the query
+    /// API's own timeout before its placements go to another holder).
+    private static func coordinateQueries(_ query: QueryAPI, cluster: ClusterMembership, config: NodeConfiguration) {
+        let timeout = Duration.milliseconds(Int64(min(max(1, config.queryLimits.timeoutSeconds), 86_400) * 1000))
+        query.coordinators.set { cluster.readCoordinator(timeout: timeout) }
     }
 
     /// Answers `/api/cluster/...` from the admin API (404 on a node without cluster membership).
