@@ -306,11 +306,13 @@ public final class WeftNode: Service {
         let membershipBox = Mutex<ClusterMembership?>(nil)
         // In a cluster, an ingest node replicates its writes (a node without storage has no local sink).
         let replicates = config.internalPort != nil && roles.contains(.ingest)
+        // In a cluster, a query node reads the storage nodes' data (a node without storage has none of its own).
+        let coordinates = config.internalPort != nil && roles.contains(.query)
         let responder: HTTPResponder = { request, loop in
             if request.path.hasPrefix("/api/cluster/") {
                 return Self.admin(request, membershipBox.withLock { $0 }, on: loop)
             }
-            switch Self.routing(request, roles: roles, replicates: replicates) {
+            switch Self.routing(request, roles: roles, replicates: replicates, coordinates: coordinates) {
             case .serve: break
             case .queryAPI: return query.handle(request, on: loop)
             case .answer(let response): return loop.makeSucceededFuture(response)
@@ -557,9 +559,12 @@ public final class WeftNode: Service {
         case answer(HTTPResponse)
     }
 
-    /// - Parameter replicates: whether this node's writes go to the replicas of a cluster (then an ingest
-    ///   node without storage takes them too).
-    static func routing(_ request: HTTPRequest, roles: NodeRoles, replicates: Bool = false) -> RoleRouting {
+    /// - Parameters:
+    ///   - replicates: whether this node's writes go to the replicas of a cluster (then an ingest
+    ///     node without storage takes them too).
+    ///   - coordinates: whether this node's queries read the cluster's storage nodes (then a query
+    ///     node without storage answers them too).
+    static func routing(_ request: HTTPRequest, roles: NodeRoles, replicates: Bool = false, coordinates: Bool = false) -> RoleRouting {
         let path = request.path
         switch path {
         case "/healthz", "/metrics", "/api/echo", "/api/status/buildinfo":
@@ -580,6 +585,7 @@ public final class WeftNode: Service {
             guard roles.contains(.query) else {
                 return .answer(QueryAPI.json(.notFound, QueryResponses.error("this node does not run the query role (roles: \(roles))")))
             }
+            if coordinates && !roles.contains(.storage) { return .queryAPI }
         }
         guard !roles.contains(.storage) else { return .serve }
         let message = "this node (roles: \(roles)) stores no spans; writes and queries need a node with the storage role"
