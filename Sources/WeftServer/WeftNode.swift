@@ -381,8 +381,9 @@ public final class WeftNode: Service {
             servers.append(api)
             var addresses = NodeAddresses(otlp: otlpAddress, query: "\(config.host):\(api.port)", otlpGrpc: nil)
             let replicaStore = ReplicaStoreReference()
-            let nodeQueries = NodeQueryReference(threads: queryThreadCount, maxQueuedPerOrg: config.queryMaxQueuedPerOrg)
-            if let internalPort = config.internalPort {
+            // Node requests from query nodes (cluster members only).
+            let nodeQueries = config.internalPort.map { _ in NodeQueryReference(threads: queryThreadCount, maxQueuedPerOrg: config.queryMaxQueuedPerOrg) }
+            if let internalPort = config.internalPort, let nodeQueries {
                 let cluster = try await ClusterMembership.start(
                     configuration: config, roles: roles, port: internalPort, group: group, metrics: metrics, logger: logger, store: replicaStore,
                     queries: nodeQueries
@@ -463,7 +464,7 @@ public final class WeftNode: Service {
                     headMaxSpans: config.headMaxSpans
                 )
                 replicaStore.set(sink.replicaStore)
-                nodeQueries.set(query)
+                nodeQueries?.set(query)
                 localSink = sink
             }
             let sink: (any SpanSink)?
