@@ -43,10 +43,21 @@ package struct MissingData: Sendable, Equatable, CustomStringConvertible {
 package struct Coordinator: Sendable {
     /// Where the placements of one org are, as the catalogs said.
     package struct Holdings: Sendable, Equatable {
-        /// Placement → the nodes holding it.
-        package var holders: [String: Set<String>]
+        /// Node → its placements of the org, with their span start ranges.
+        package var catalogs: [String: [PlacementCatalog.Entry]]
         /// Nodes whose catalog did not come.
         package var unreachable: Set<String>
+
+        /// Placement → the nodes holding it, for placements with spans started in `range` (nil: all).
+        package func holders(startedIn range: ClosedRange<UInt64>?) -> [String: Set<String>] {
+            var holders: [String: Set<String>] = [:]
+            for (node, entries) in self.catalogs {
+                for e in entries where range.map({ e.minStart <= $0.upperBound && e.maxStart >= $0.lowerBound }) ?? true {
+                    holders[e.placement, default: []].insert(node)
+                }
+            }
+            return holders
+        }
     }
 
     /// This node's ID when it is a storage node.
@@ -66,7 +77,7 @@ package struct Coordinator: Sendable {
 
     /// Asks every storage node for its catalog.
     package func holdings(org: String) async -> Holdings {
-        var holdings = Holdings(holders: [:], unreachable: [])
+        var holdings = Holdings(catalogs: [:], unreachable: [])
         await withTaskGroup(of: (String, PlacementCatalog?).self) { group in
             for node in self.nodes {
                 group.addTask { (node, try? await self.client.catalog(of: node)) }
@@ -76,19 +87,21 @@ package struct Coordinator: Sendable {
                     holdings.unreachable.insert(node)
                     continue
                 }
-                for placement in catalog.placements(of: org) { holdings.holders[placement, default: []].insert(node) }
+                holdings.catalogs[node] = catalog.entries.filter { $0.org == org }
             }
         }
         return holdings
     }
 
-    /// Runs `request` over every placement of `org` once and merges the partials.
+    /// Runs `request` over every placement of `org` with spans in the request's time range once, and
+    /// merges the partials.
     /// - Returns: the merged partial and what could not be read.
     /// - Throws: ``NodeRefusal`` when a node refused the query; ``AggregationError`` when partials do not merge.
     package func run(_ request: NodeQueryRequest, org: String, holdings: Holdings) async throws -> (partial: NodePartial, missing: [MissingData]) {
         var merged = NodePartial.empty(request.operation)
         var failed = holdings.unreachable
-        var pending = holdings.holders
+        let holders = holdings.holders(startedIn: request.operation.spanStartRange)
+        var pending = holders
         var missing: [MissingData] = []
         while !pending.isEmpty {
             let plan = QueryPlanner.assign(pending, local: self.local, excluding: failed)
@@ -105,7 +118,7 @@ package struct Coordinator: Sendable {
                     throw error
                 case .failure:
                     failed.insert(node)
-                    for p in placements { pending[p] = holdings.holders[p] }
+                    for p in placements { pending[p] = holders[p] }
                 }
             }
         }
@@ -149,5 +162,20 @@ package struct Coordinator: Sendable {
         }
         done.wait()
         return try box.withLock { $0! }.get()
+    }
+}
+
+extension NodeQueryRequest.Operation {
+    /// The span start times the operation reads, as its scan prunes head chunks and blocks (nil:
+    /// any, or not by span start alone).
+    package var spanStartRange: ClosedRange<UInt64>? {
+        let bounds: (UInt64, UInt64)
+        switch self {
+        case .aggregate(let q), .aggregateGroups(let q, _): bounds = (q.startNanos, q.endNanos)
+        case .traceMatches(_, let start, let end), .tagValues(_, _, let start, let end, _): bounds = (start, end)
+        case .search(let search): bounds = (search.startNanos ?? 0, search.endNanos ?? .max)
+        case .trace, .tagNames, .serviceMap: return nil
+        }
+        return bounds.0 <= bounds.1 ? bounds.0...bounds.1 : nil
     }
 }

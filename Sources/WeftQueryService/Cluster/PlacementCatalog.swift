@@ -24,11 +24,6 @@ package struct PlacementCatalog: Sendable, Equatable {
 
     package init(entries: [Entry]) { self.entries = entries }
 
-    /// The placements of `org`.
-    package func placements(of org: String) -> Set<String> {
-        Set(self.entries.lazy.filter { $0.org == org }.map(\.placement))
-    }
-
     /// The placements `engine` holds now, sorted by org and placement.
     package static func of(_ engine: StorageEngine) -> PlacementCatalog {
         let orgs = Set(engine.head.orgs()).union(engine.blocks.map(\.org))
