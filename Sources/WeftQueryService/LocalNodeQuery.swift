@@ -20,11 +20,14 @@ extension QueryAPI {
     /// The spans of traces `ids`, each looked up with `request`'s limits, as a snapshot of head chunks
     /// (how a cluster search summarises the traces it chose).
     package static func traces(_ ids: [TraceID], reads: QueryReads, like request: NodeQueryRequest) throws -> StorageEngine.Snapshot {
-        var chunks: [HeadChunk] = []
-        for id in ids {
+        let lookups = ids.map { id in
             var lookup = request
             lookup.operation = .trace(id)
-            guard case .trace(let trace) = try reads.run(lookup) else { throw AggregationError.invalid("not a trace") }
+            return lookup
+        }
+        var chunks: [HeadChunk] = []
+        for partial in try reads.runEach(lookups) {
+            guard case .trace(let trace) = partial else { throw AggregationError.invalid("not a trace") }
             chunks += trace.chunks
         }
         return StorageEngine.Snapshot(chunks: chunks, blocks: [])

@@ -55,6 +55,44 @@ package final class QueryReads: @unchecked Sendable {
         return partial
     }
 
+    /// Each of `requests`, as ``run(_:)`` gives it; in a cluster up to ``concurrentRequests`` at a time.
+    package func runEach(_ requests: [NodeQueryRequest]) throws -> [NodePartial] {
+        guard let coordinator = self.coordinator else { return try requests.map { try self.run($0) } }
+        guard let first = requests.first else { return [] }
+        // The first also asks for the catalogs, once.
+        var partials = [try self.run(first)]
+        let org = self.org
+        let holdings = self.holdings!
+        let answers = try Coordinator.wait { () -> [(partial: NodePartial, missing: [MissingData])] in
+            try await withThrowingTaskGroup(of: (Int, (partial: NodePartial, missing: [MissingData])).self) { group in
+                var answers = [(partial: NodePartial, missing: [MissingData])?](repeating: nil, count: requests.count)
+                var next = 1
+                while next < min(requests.count, 1 + Self.concurrentRequests) {
+                    let i = next
+                    group.addTask { (i, try await coordinator.run(requests[i], org: org, holdings: holdings)) }
+                    next += 1
+                }
+                while let (i, answer) = try await group.next() {
+                    answers[i] = answer
+                    if next < requests.count {
+                        let j = next
+                        group.addTask { (j, try await coordinator.run(requests[j], org: org, holdings: holdings)) }
+                        next += 1
+                    }
+                }
+                return answers.dropFirst().map { $0! }
+            }
+        }
+        for (partial, missing) in answers {
+            for m in missing where !self.missing.contains(m) { self.missing.append(m) }
+            partials.append(partial)
+        }
+        return partials
+    }
+
+    /// Node requests one query keeps in flight at once in ``runEach(_:)``.
+    package static let concurrentRequests = 16
+
     /// `response` with the `x-weft-partial` header naming the missing data, when some is missing.
     package func flagged(_ response: HTTPResponse) -> HTTPResponse {
         guard !self.missing.isEmpty else { return response }
