@@ -47,7 +47,7 @@ public enum InternalAPI {
     }
 
     /// Refuses requests without the secret (compared in constant time) when one is set.
-    static func guarded(_ secret: String?, _ handler: @escaping HTTP2Router.Handler) -> HTTP2Router.Handler {
+    public static func guarded(_ secret: String?, _ handler: @escaping HTTP2Router.Handler) -> HTTP2Router.Handler {
         guard let secret else { return handler }
         let expected = Array(secret.utf8)
         return { request, loop in
@@ -67,7 +67,8 @@ public enum InternalAPI {
         return difference == 0
     }
 
-    static func text(_ status: Int, _ text: String) -> HTTP2Response {
+    /// A plain-text answer.
+    public static func text(_ status: Int, _ text: String) -> HTTP2Response {
         HTTP2Response(status: status, headers: [("content-type", "text/plain; charset=utf-8")], body: ByteBuffer(string: text))
     }
 }

@@ -1,5 +1,6 @@
 import WeftRuntime
 import WeftQuery
+import WeftModel
 import WeftStorageEngine
 
 /// Runs node operations over this node's own data for the query endpoints: the same request and
@@ -16,8 +17,34 @@ extension QueryAPI {
         )
     }
 
-    /// `request` over the current snapshot of `org`.
-    package static func run(_ request: NodeQueryRequest, engine: StorageEngine, org: String) throws -> NodePartial {
-        try NodeQuery.run(request, snapshot: engine.snapshot(org: org), store: engine.store, context: .live)
+    /// The spans of traces `ids`, each looked up with `request`'s limits, as a snapshot of head chunks
+    /// (how a cluster search summarises the traces it chose).
+    package static func traces(_ ids: [TraceID], reads: QueryReads, like request: NodeQueryRequest) throws -> StorageEngine.Snapshot {
+        let lookups = ids.map { id in
+            var lookup = request
+            lookup.operation = .trace(id)
+            return lookup
+        }
+        var chunks: [HeadChunk] = []
+        for partial in try reads.runEach(lookups) {
+            guard case .trace(let trace) = partial else { throw AggregationError.invalid("not a trace") }
+            chunks += trace.chunks
+        }
+        return StorageEngine.Snapshot(chunks: chunks, blocks: [])
+    }
+
+    /// The series of a metrics query: on this node with the top-k fallback for too many series, in a
+    /// cluster from the merged partials of `round`.
+    package static func series(
+        _ metrics: MetricsRequest, round: NodeQueryRequest, reads: QueryReads, engine: StorageEngine, org: String, limits: AggregationLimits
+    ) throws -> (series: [AggregationSeries], stats: ScanStats) {
+        let q = metrics.aggregation
+        guard reads.isDistributed else {
+            return try AggregationExecutor.series(
+                q, metrics: metrics.query.metrics, limit: metrics.query.limit, snapshot: engine.snapshot(org: org), store: engine.store, limits: limits
+            )
+        }
+        guard case .aggregate(let partial) = try reads.run(round) else { throw AggregationError.invalid("not an aggregate") }
+        return (try partial.series(q, metrics: metrics.query.metrics, limit: metrics.query.limit, checking: limits), partial.stats)
     }
 }

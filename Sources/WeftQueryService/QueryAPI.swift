@@ -17,13 +17,19 @@ package struct QueryAPI: Sendable {
     package let limits: QueryLimits
     /// Threads one aggregation scans with.
     package let parallelism: Int
+    /// Fans queries out to the storage nodes while in a cluster.
+    package let coordinators: CoordinatorReference
 
-    package init(engine: StorageEngine, metrics: NodeMetrics, scheduler: QueryScheduler, limits: QueryLimits, parallelism: Int) {
+    package init(
+        engine: StorageEngine, metrics: NodeMetrics, scheduler: QueryScheduler, limits: QueryLimits, parallelism: Int,
+        coordinators: CoordinatorReference = CoordinatorReference()
+    ) {
         self.engine = engine
         self.metrics = metrics
         self.scheduler = scheduler
         self.limits = limits
         self.parallelism = parallelism
+        self.coordinators = coordinators
     }
 
     package static func json(_ status: HTTPResponseStatus, _ body: [UInt8]) -> HTTPResponse {
@@ -88,11 +94,14 @@ package struct QueryAPI: Sendable {
         return timed
     }
 
-    /// Runs an aggregation over a snapshot: 400 for a bad query, 422 for a limit hit, 500 for storage errors.
-    package static func aggregate(engine: StorageEngine, org: String, started: ContinuousClock.Instant, _ body: (StorageEngine.Snapshot) throws -> [UInt8]) -> HTTPResponse {
+    /// Runs an aggregation over `reads`: 400 for a bad query, 422 for a limit hit, 500 for storage
+    /// errors; a cluster answer that misses data says so in the object and the `x-weft-partial` header.
+    package static func aggregate(reads: QueryReads, _ body: () throws -> [UInt8]) -> HTTPResponse {
         do {
-            return json(.ok, try body(engine.snapshot(org: org)))
+            return reads.flagged(json(.ok, reads.flaggedObject(try body())))
         } catch let error as AggregationError {
+            return refused(error)
+        } catch let error as NodeRefusal {
             return refused(error)
         } catch {
             return storageError(error)
@@ -106,18 +115,23 @@ package struct QueryAPI: Sendable {
         return response
     }
 
-    /// ``aggregate(engine:org:started:_:)`` for Tempo-shaped answers: `body` also gives the scan's
-    /// figures, which go to the `x-weft-scan` header.
-    static func aggregateScanned(engine: StorageEngine, org: String, _ body: (StorageEngine.Snapshot) throws -> ([UInt8], ScanStats)) -> HTTPResponse {
+    /// ``aggregate(reads:_:)`` for Tempo-shaped answers: `body` also gives the scan's figures, which
+    /// go to the `x-weft-scan` header; missing cluster data goes to the `x-weft-partial` header only.
+    static func aggregateScanned(reads: QueryReads, _ body: () throws -> ([UInt8], ScanStats)) -> HTTPResponse {
         do {
-            let (bytes, stats) = try body(engine.snapshot(org: org))
-            return scanned(bytes, stats)
+            let (bytes, stats) = try body()
+            return reads.flagged(scanned(bytes, stats))
         } catch let error as AggregationError {
+            return refused(error)
+        } catch let error as NodeRefusal {
             return refused(error)
         } catch {
             return storageError(error)
         }
     }
+
+    /// A request header: `node` answers from this node's own data instead of fanning out.
+    package static let readScopeHeader = "x-weft-read"
 
     /// Paths that serve no org's data.
     package static let orgFreePaths: Set<String> = ["/ready", "/healthz", "/metrics", "/api/echo", "/api/status/buildinfo"]
@@ -147,6 +161,11 @@ package struct QueryAPI: Sendable {
         self.metrics.queryRequests.increment()
         let engine = self.engine
         let metrics = self.metrics
+        let coordinators = self.coordinators
+        // `x-weft-read: node` asks for this node's own data only (what it holds), even in a cluster.
+        let nodeOnly = request.headers.first(name: QueryAPI.readScopeHeader)?.lowercased() == "node"
+        /// Where this query reads; the cluster is looked at when the query starts running.
+        @Sendable func reads() -> QueryReads { QueryReads(engine: engine, org: org, coordinator: nodeOnly ? nil : coordinators.current) }
         func run(_ work: @escaping @Sendable () -> HTTPResponse) -> EventLoopFuture<HTTPResponse> {
             self.scheduler.submit(org: org, cancellation: request.cancellation, on: loop) {
                 let response = work()
@@ -188,22 +207,29 @@ package struct QueryAPI: Sendable {
             let lookup = self.nodeRequest(.trace(id), request)
             return run {
                 let chunks: [HeadChunk]
+                let reads = reads()
                 do {
-                    var snapshot = engine.snapshot(org: org)
-                    snapshot.blocks = byID.blocks(of: snapshot)
-                    guard case .trace(let trace) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
-                        return QueryAPI.storageError(QueryError("not a trace"))
+                    let partial: NodePartial
+                    if reads.isDistributed {
+                        partial = try reads.run(lookup)
+                    } else {
+                        var snapshot = engine.snapshot(org: org)
+                        snapshot.blocks = byID.blocks(of: snapshot)
+                        partial = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live)
                     }
+                    guard case .trace(let trace) = partial else { return QueryAPI.storageError(QueryError("not a trace")) }
                     chunks = trace.chunks
                 } catch let error as AggregationError {
+                    return QueryAPI.refused(error)
+                } catch let error as NodeRefusal {
                     return QueryAPI.refused(error)
                 } catch {
                     return QueryAPI.storageError(error)
                 }
                 guard let response = byID.answer(id, in: chunks, shape: shape) else {
-                    return QueryAPI.json(.notFound, QueryResponses.error("trace not found"))
+                    return reads.flagged(QueryAPI.json(.notFound, QueryResponses.error("trace not found")))
                 }
-                return response
+                return reads.flagged(response)
             }
         case ["api", "search"]:
             let search: SearchRequest
@@ -219,15 +245,19 @@ package struct QueryAPI: Sendable {
             }
             let lookup = self.nodeRequest(.search(search), request)
             return run {
+                let reads = reads()
                 do {
-                    let snapshot = engine.snapshot(org: org)
-                    guard case .traceMatches(let matches) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
-                        throw AggregationError.invalid("not trace matches")
-                    }
-                    var answered = try SearchExecutor.result(search, matches, snapshot: snapshot, store: engine.store, limits: limits)
+                    let snapshot = reads.isDistributed ? nil : engine.snapshot(org: org)
+                    let partial = try snapshot.map { try NodeQuery.run(lookup, snapshot: $0, store: engine.store, context: .live) } ?? reads.run(lookup)
+                    guard case .traceMatches(let matches) = partial else { throw AggregationError.invalid("not trace matches") }
+                    // In a cluster the chosen traces are fetched by ID and summarised here.
+                    let summarised = try snapshot ?? QueryAPI.traces(matches.latest(search.limit).map(\.traceID), reads: reads, like: lookup)
+                    var answered = try SearchExecutor.result(search, matches, snapshot: summarised, store: engine.store, limits: limits)
                     answered.stats = QueryAPI.timed(answered.stats, since: started)
-                    return QueryAPI.scanned(QueryResponses.search(answered), answered.stats)
+                    return reads.flagged(QueryAPI.scanned(QueryResponses.search(answered), answered.stats))
                 } catch let error as AggregationError {
+                    return QueryAPI.refused(error)
+                } catch let error as NodeRefusal {
                     return QueryAPI.refused(error)
                 } catch {
                     return QueryAPI.storageError(error)
@@ -237,12 +267,15 @@ package struct QueryAPI: Sendable {
             let v2 = segments.count == 4
             let lookup = self.nodeRequest(.tagNames(scope: request.query["scope"], blockSpans: QueryAPI.tagScanSpans), request)
             return run {
+                let reads = reads()
                 do {
-                    guard case .tagNames(let partial) = try QueryAPI.run(lookup, engine: engine, org: org) else { throw QueryError("not tag names") }
+                    guard case .tagNames(let partial) = try reads.run(lookup) else { throw QueryError("not tag names") }
                     var names = partial.names
                     names.stats = QueryAPI.timed(names.stats, since: started)
-                    return QueryAPI.scanned(v2 ? QueryResponses.tagNamesV2(names) : QueryResponses.tagNames(names), names.stats)
+                    return reads.flagged(QueryAPI.scanned(v2 ? QueryResponses.tagNamesV2(names) : QueryResponses.tagNames(names), names.stats))
                 } catch let error as AggregationError {
+                    return QueryAPI.refused(error)
+                } catch let error as NodeRefusal {
                     return QueryAPI.refused(error)
                 } catch let error as QueryError {
                     return QueryAPI.badRequest(error.message)
@@ -293,8 +326,9 @@ package struct QueryAPI: Sendable {
             guard end >= start else { return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'end' must not be before 'start'")) }
             let lookup = self.nodeRequest(.tagValues(field: field, filter: filter, startNanos: start, endNanos: end, limit: valueLimit), request)
             return run {
-                QueryAPI.aggregateScanned(engine: engine, org: org) { snapshot in
-                    guard case .tagValues(let partial) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
+                let reads = reads()
+                return QueryAPI.aggregateScanned(reads: reads) {
+                    guard case .tagValues(let partial) = try reads.run(lookup) else {
                         throw AggregationError.invalid("not tag values")
                     }
                     var result = NodeQuery.typedValues(partial, field: field)
@@ -311,12 +345,12 @@ package struct QueryAPI: Sendable {
                 return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
             }
             let limits = self.aggregationLimits(request)
+            let round = self.nodeRequest(.aggregate(metricsRequest.aggregation), request)
             return run {
-                QueryAPI.aggregateScanned(engine: engine, org: org) { snapshot in
+                let reads = reads()
+                return QueryAPI.aggregateScanned(reads: reads) {
                     let q = metricsRequest.aggregation
-                    let (series, scanned) = try AggregationExecutor.series(
-                        q, metrics: metricsRequest.query.metrics, limit: metricsRequest.query.limit, snapshot: snapshot, store: engine.store, limits: limits
-                    )
+                    let (series, scanned) = try QueryAPI.series(metricsRequest, round: round, reads: reads, engine: engine, org: org, limits: limits)
                     let stats = QueryAPI.timed(scanned, since: started)
                     return (instant ? QueryResponses.metricsInstant(series, stats) : QueryResponses.metricsRange(series, stats), stats)
                 }
@@ -330,11 +364,12 @@ package struct QueryAPI: Sendable {
             }
             let round = self.nodeRequest(.aggregate(table.aggregation), request, maxSeries: self.limits.maxGroups)
             return run {
-                QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
+                let reads = reads()
+                return QueryAPI.aggregate(reads: reads) {
                     let q = table.aggregation
                     let (rows, groups, stats) = try NodeQuery.table(
                         q, orderBy: table.orderBy, descending: table.descending, limit: table.limit, request: round
-                    ) { try NodeQuery.run($0, snapshot: snapshot, store: engine.store, context: .live) }
+                    ) { try reads.run($0) }
                     return QueryResponses.aggregateTable(q, rows, groups: groups, QueryAPI.timed(stats, since: started))
                 }
             }
@@ -361,8 +396,9 @@ package struct QueryAPI: Sendable {
             }
             let lookup = self.nodeRequest(.serviceMap(startNanos: end >= lookback ? end - lookback : 0, endNanos: end), request)
             return run {
-                QueryAPI.aggregate(engine: engine, org: org, started: started) { snapshot in
-                    guard case .serviceMap(let partial) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
+                let reads = reads()
+                return QueryAPI.aggregate(reads: reads) {
+                    guard case .serviceMap(let partial) = try reads.run(lookup) else {
                         throw AggregationError.invalid("not a service map")
                     }
                     return QueryResponses.dependencies(partial.sorted, QueryAPI.timed(partial.stats, since: started))

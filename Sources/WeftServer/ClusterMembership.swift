@@ -25,16 +25,22 @@ final class ClusterMembership: Sendable {
     private let pool: HTTP2ClientPool
     /// Connections that carry replicated writes, apart from membership traffic so pushes never delay probes.
     let replicationPool: HTTP2ClientPool
+    /// Connections that carry cluster queries to storage nodes.
+    let queryPool: HTTP2ClientPool
+    private let queries: NodeQueryReference
     private let server: HTTPServer
 
     private init(
-        shell: MembershipShell, admin: AdminAPI, settings: ClusterSettings, pool: HTTP2ClientPool, replicationPool: HTTP2ClientPool, server: HTTPServer
+        shell: MembershipShell, admin: AdminAPI, settings: ClusterSettings, pool: HTTP2ClientPool, replicationPool: HTTP2ClientPool, queryPool: HTTP2ClientPool,
+        queries: NodeQueryReference, server: HTTPServer
     ) {
         self.shell = shell
         self.admin = admin
         self.settings = settings
         self.pool = pool
         self.replicationPool = replicationPool
+        self.queryPool = queryPool
+        self.queries = queries
         self.server = server
     }
 
@@ -44,10 +50,12 @@ final class ClusterMembership: Sendable {
     /// Binds the internal port, then starts membership (joining through the seeds).
     /// - Parameters:
     ///   - store: where pushed parts are stored once this node's WAL is replayed (storage role).
+    ///   - queries: this node's query API once its WAL is replayed (storage role), for cluster queries.
     ///   - localStatus: this node's status as a JSON object (for `weftctl status`).
     static func start(
         configuration config: NodeConfiguration, roles: NodeRoles, port: Int, group: any EventLoopGroup, metrics: NodeMetrics,
-        logger: Logger, store: ReplicaStoreReference, localStatus: @escaping @Sendable (NodeID, NodeAddress) async -> [UInt8]
+        logger: Logger, store: ReplicaStoreReference, queries: NodeQueryReference,
+        localStatus: @escaping @Sendable (NodeID, NodeAddress) async -> [UInt8]
     ) async throws -> ClusterMembership {
         let nodeID = try NodeIdentity.resolve(requested: config.nodeId, dataDir: roles.contains(.storage) ? config.dataDir : nil)
         guard let zone = Zone(config.zone) else { throw Failure(description: "zone '\(config.zone.prefix(80))' must be at most 64 printable characters") }
@@ -61,6 +69,7 @@ final class ClusterMembership: Sendable {
             return await localStatus(id, address)
         }
         PushAPI.install(into: &router, roles: roles, secret: secret, store: store)
+        StorageQueryRoutes.install(into: &router, roles: roles, secret: secret, query: queries)
         // A pushed part is at most about as large as the export it came from.
         let maxBodyBytes = max(8 << 20, config.maxBodyBytes + (config.maxBodyBytes >> 2))
         let server: HTTPServer
@@ -96,7 +105,10 @@ final class ClusterMembership: Sendable {
         var replicationConfiguration = clientConfiguration
         replicationConfiguration.maxConcurrentStreams = 256
         let replicationPool = HTTP2ClientPool(group: group, configuration: replicationConfiguration)
-        return ClusterMembership(shell: shell, admin: admin, settings: settings, pool: pool, replicationPool: replicationPool, server: server)
+        let queryPool = HTTP2ClientPool(group: group, configuration: replicationConfiguration)
+        return ClusterMembership(
+            shell: shell, admin: admin, settings: settings, pool: pool, replicationPool: replicationPool, queryPool: queryPool, queries: queries, server: server
+        )
     }
 
     /// Leaves the membership, then closes the internal port and the peer connections.
@@ -105,6 +117,8 @@ final class ClusterMembership: Sendable {
         await self.server.shutdown()
         await self.pool.shutdown()
         await self.replicationPool.shutdown()
+        await self.queryPool.shutdown()
+        await self.queries.shutdown()
     }
 
     static func secret(_ config: NodeConfiguration) throws -> String? {

@@ -306,11 +306,13 @@ public final class WeftNode: Service {
         let membershipBox = Mutex<ClusterMembership?>(nil)
         // In a cluster, an ingest node replicates its writes (a node without storage has no local sink).
         let replicates = config.internalPort != nil && roles.contains(.ingest)
+        // In a cluster, a query node reads the storage nodes' data (a node without storage has none of its own).
+        let coordinates = config.internalPort != nil && roles.contains(.query)
         let responder: HTTPResponder = { request, loop in
             if request.path.hasPrefix("/api/cluster/") {
                 return Self.admin(request, membershipBox.withLock { $0 }, on: loop)
             }
-            switch Self.routing(request, roles: roles, replicates: replicates) {
+            switch Self.routing(request, roles: roles, replicates: replicates, coordinates: coordinates) {
             case .serve: break
             case .queryAPI: return query.handle(request, on: loop)
             case .answer(let response): return loop.makeSucceededFuture(response)
@@ -379,14 +381,18 @@ public final class WeftNode: Service {
             servers.append(api)
             var addresses = NodeAddresses(otlp: otlpAddress, query: "\(config.host):\(api.port)", otlpGrpc: nil)
             let replicaStore = ReplicaStoreReference()
-            if let internalPort = config.internalPort {
+            // Node requests from query nodes (cluster members only).
+            let nodeQueries = config.internalPort.map { _ in NodeQueryReference(threads: queryThreadCount, maxQueuedPerOrg: config.queryMaxQueuedPerOrg) }
+            if let internalPort = config.internalPort, let nodeQueries {
                 let cluster = try await ClusterMembership.start(
-                    configuration: config, roles: roles, port: internalPort, group: group, metrics: metrics, logger: logger, store: replicaStore
+                    configuration: config, roles: roles, port: internalPort, group: group, metrics: metrics, logger: logger, store: replicaStore,
+                    queries: nodeQueries
                 ) { id, address in
                     await Self.localStatus(id: id, address: address, roles: roles, zone: config.zone, engine: engine, ready: gate.receiver != nil || !roles.contains(.storage), membership: membershipBox.withLock { $0 })
                 }
                 membership = cluster
                 membershipBox.withLock { $0 = cluster }
+                Self.coordinateQueries(query, cluster: cluster, config: config)
                 addresses.internal = cluster.address
                 addresses.nodeID = cluster.settings.nodeID.rawValue
             }
@@ -458,6 +464,7 @@ public final class WeftNode: Service {
                     headMaxSpans: config.headMaxSpans
                 )
                 replicaStore.set(sink.replicaStore)
+                nodeQueries?.set(query)
                 localSink = sink
             }
             let sink: (any SpanSink)?
@@ -520,6 +527,13 @@ public final class WeftNode: Service {
         return m
     }
 
+    /// Sends the queries of `query` to every storage node of `cluster` (each node is given the query
+    /// API's own timeout before its placements go to another holder).
+    private static func coordinateQueries(_ query: QueryAPI, cluster: ClusterMembership, config: NodeConfiguration) {
+        let timeout = Duration.milliseconds(Int64(min(max(1, config.queryLimits.timeoutSeconds), 86_400) * 1000))
+        query.coordinators.set { cluster.readCoordinator(timeout: timeout) }
+    }
+
     /// Answers `/api/cluster/...` from the admin API (404 on a node without cluster membership).
     static func admin(_ request: HTTPRequest, _ membership: ClusterMembership?, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
         guard let membership else {
@@ -546,9 +560,12 @@ public final class WeftNode: Service {
         case answer(HTTPResponse)
     }
 
-    /// - Parameter replicates: whether this node's writes go to the replicas of a cluster (then an ingest
-    ///   node without storage takes them too).
-    static func routing(_ request: HTTPRequest, roles: NodeRoles, replicates: Bool = false) -> RoleRouting {
+    /// - Parameters:
+    ///   - replicates: whether this node's writes go to the replicas of a cluster (then an ingest
+    ///     node without storage takes them too).
+    ///   - coordinates: whether this node's queries read the cluster's storage nodes (then a query
+    ///     node without storage answers them too).
+    static func routing(_ request: HTTPRequest, roles: NodeRoles, replicates: Bool = false, coordinates: Bool = false) -> RoleRouting {
         let path = request.path
         switch path {
         case "/healthz", "/metrics", "/api/echo", "/api/status/buildinfo":
@@ -569,6 +586,7 @@ public final class WeftNode: Service {
             guard roles.contains(.query) else {
                 return .answer(QueryAPI.json(.notFound, QueryResponses.error("this node does not run the query role (roles: \(roles))")))
             }
+            if coordinates && !roles.contains(.storage) { return .queryAPI }
         }
         guard !roles.contains(.storage) else { return .serve }
         let message = "this node (roles: \(roles)) stores no spans; writes and queries need a node with the storage role"

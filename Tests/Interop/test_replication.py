@@ -62,7 +62,7 @@ def grpc_export(node, request):
 
 def held_names(node, trace_hex):
     """Sorted span names of a trace as one storage node holds it (its own query API, no fan-out)."""
-    r = requests.get(node.query + "/api/traces/" + trace_hex, timeout=10)
+    r = requests.get(node.query + "/api/traces/" + trace_hex, headers={"x-weft-read": "node"}, timeout=10)
     if r.status_code == 404:
         return []
     r.raise_for_status()

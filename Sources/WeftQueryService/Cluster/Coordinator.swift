@@ -1,0 +1,181 @@
+import Dispatch
+import Synchronization
+import WeftQuery
+
+/// The reads a coordinator sends to storage nodes (over the internal port in a running cluster).
+package protocol StorageNodeClient: Sendable {
+    /// The placements `node` holds.
+    func catalog(of node: String) async throws -> PlacementCatalog
+    /// `request` over `placements` of `org` on `node`.
+    /// - Throws: ``NodeRefusal`` when the node refused the query itself (bad query, limit hit); any
+    ///   other error means the node did not answer.
+    func query(_ request: NodeQueryRequest, org: String, placements: [String], on node: String) async throws -> NodePartial
+}
+
+/// A storage node refused a query (400 bad query, 422 limit hit): the same answer for every holder.
+package struct NodeRefusal: Error, Sendable, Equatable {
+    package var status: Int
+    package var message: String
+
+    package init(status: Int, message: String) {
+        self.status = status
+        self.message = message
+    }
+}
+
+/// Data a query could not read: a placement whose holders all failed, or (placement nil) whatever
+/// only a set of unreachable nodes may hold.
+package struct MissingData: Sendable, Equatable, CustomStringConvertible {
+    package var placement: String?
+    package var nodes: [String]
+
+    package init(placement: String?, nodes: [String]) {
+        self.placement = placement
+        self.nodes = nodes
+    }
+
+    package var description: String { "\(self.placement ?? "*")@\(self.nodes.joined(separator: ","))" }
+}
+
+/// Fans a node request out to the storage nodes so that each placement is read exactly once, and
+/// merges their partials: a placement whose chosen node fails is read from another holder; one no
+/// holder answers for is reported missing, never silently left out.
+package struct Coordinator: Sendable {
+    /// Where the placements of one org are, as the catalogs said.
+    package struct Holdings: Sendable, Equatable {
+        /// Node → its placements of the org, with their span start ranges.
+        package var catalogs: [String: [PlacementCatalog.Entry]]
+        /// Nodes whose catalog did not come.
+        package var unreachable: Set<String>
+
+        /// Placement → the nodes holding it, for placements with spans started in `range` (nil: all).
+        package func holders(startedIn range: ClosedRange<UInt64>?) -> [String: Set<String>] {
+            var holders: [String: Set<String>] = [:]
+            for (node, entries) in self.catalogs {
+                for e in entries where range.map({ e.minStart <= $0.upperBound && e.maxStart >= $0.lowerBound }) ?? true {
+                    holders[e.placement, default: []].insert(node)
+                }
+            }
+            return holders
+        }
+    }
+
+    /// This node's ID when it is a storage node.
+    package let local: String?
+    /// The storage nodes that hold data to read.
+    package let nodes: [String]
+    /// Replicas per placement: at least this many unreachable nodes may hide a placement.
+    package let replicationFactor: Int
+    package let client: any StorageNodeClient
+
+    package init(local: String?, nodes: [String], replicationFactor: Int, client: any StorageNodeClient) {
+        self.local = local
+        self.nodes = nodes.sorted()
+        self.replicationFactor = max(1, replicationFactor)
+        self.client = client
+    }
+
+    /// Asks every storage node for its catalog.
+    package func holdings(org: String) async -> Holdings {
+        var holdings = Holdings(catalogs: [:], unreachable: [])
+        await withTaskGroup(of: (String, PlacementCatalog?).self) { group in
+            for node in self.nodes {
+                group.addTask { (node, try? await self.client.catalog(of: node)) }
+            }
+            for await (node, catalog) in group {
+                guard let catalog else {
+                    holdings.unreachable.insert(node)
+                    continue
+                }
+                holdings.catalogs[node] = catalog.entries.filter { $0.org == org }
+            }
+        }
+        return holdings
+    }
+
+    /// Runs `request` over every placement of `org` with spans in the request's time range once, and
+    /// merges the partials.
+    /// - Returns: the merged partial and what could not be read.
+    /// - Throws: ``NodeRefusal`` when a node refused the query; ``AggregationError`` when partials do not merge.
+    package func run(_ request: NodeQueryRequest, org: String, holdings: Holdings) async throws -> (partial: NodePartial, missing: [MissingData]) {
+        var merged = NodePartial.empty(request.operation)
+        var failed = holdings.unreachable
+        let holders = holdings.holders(startedIn: request.operation.spanStartRange)
+        var pending = holders
+        var missing: [MissingData] = []
+        while !pending.isEmpty {
+            let plan = QueryPlanner.assign(pending, local: self.local, excluding: failed)
+            for placement in plan.uncovered {
+                missing.append(MissingData(placement: placement, nodes: pending[placement, default: []].sorted()))
+            }
+            let answers = try await self.send(request, org: org, plan: plan)
+            pending = [:]
+            for (node, placements, answer) in answers {
+                switch answer {
+                case .success(let partial):
+                    try merged.merge(partial)
+                case .failure(let error as NodeRefusal):
+                    throw error
+                case .failure:
+                    failed.insert(node)
+                    for p in placements { pending[p] = holders[p] }
+                }
+            }
+        }
+        missing.sort { ($0.placement ?? "") < ($1.placement ?? "") }
+        // With as many nodes unreachable as there are replicas, a placement may lie on them alone.
+        let unreachable = holdings.unreachable.sorted()
+        if !unreachable.isEmpty && unreachable.count >= min(self.replicationFactor, self.nodes.count) {
+            missing.append(MissingData(placement: nil, nodes: unreachable))
+        }
+        return (merged, missing)
+    }
+
+    private func send(
+        _ request: NodeQueryRequest, org: String, plan: QueryPlanner.Plan
+    ) async throws -> [(String, [String], Result<NodePartial, any Error>)] {
+        await withTaskGroup(of: (String, [String], Result<NodePartial, any Error>).self) { group in
+            for (node, placements) in plan.assignments {
+                group.addTask {
+                    do {
+                        return (node, placements, .success(try await self.client.query(request, org: org, placements: placements, on: node)))
+                    } catch {
+                        return (node, placements, .failure(error))
+                    }
+                }
+            }
+            var out: [(String, [String], Result<NodePartial, any Error>)] = []
+            for await answer in group { out.append(answer) }
+            return out.sorted { $0.0 < $1.0 }
+        }
+    }
+
+    /// Waits for `body` on the calling thread (a query worker, never an event loop).
+    package static func wait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        let box = Mutex<Result<T, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            box.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        return try box.withLock { $0! }.get()
+    }
+}
+
+extension NodeQueryRequest.Operation {
+    /// The span start times the operation reads, as its scan prunes head chunks and blocks (nil:
+    /// any, or not by span start alone).
+    package var spanStartRange: ClosedRange<UInt64>? {
+        let bounds: (UInt64, UInt64)
+        switch self {
+        case .aggregate(let q), .aggregateGroups(let q, _): bounds = (q.startNanos, q.endNanos)
+        case .traceMatches(_, let start, let end), .tagValues(_, _, let start, let end, _): bounds = (start, end)
+        case .search(let search): bounds = (search.startNanos ?? 0, search.endNanos ?? .max)
+        case .trace, .tagNames, .serviceMap: return nil
+        }
+        return bounds.0 <= bounds.1 ? bounds.0...bounds.1 : nil
+    }
+}

@@ -1,0 +1,68 @@
+import NIOCore
+import WeftQuery
+import WeftStorageEngine
+
+/// The storage side of cluster queries on the internal port: a node's catalog, and node requests
+/// over chosen placements of its data.
+package enum NodeQueryRoute {
+    package static let catalogPath = "/internal/v1/catalog"
+    package static let queryPath = "/internal/v1/query"
+    /// The org a node request reads.
+    package static let orgHeader = "x-weft-org"
+    /// The placements a node request reads, comma-separated.
+    package static let placementsHeader = "x-weft-placements"
+
+    /// A node's answer: the partial's bytes (200), or a plain-text message (the same as the HTTP
+    /// API's for 400 and 422).
+    package struct Answer: Sendable {
+        package var status: Int
+        package var body: [UInt8]
+
+        package init(status: Int, body: [UInt8]) {
+            self.status = status
+            self.body = body
+        }
+
+        static func text(_ status: Int, _ message: String) -> Answer { Answer(status: status, body: Array(message.utf8)) }
+    }
+}
+
+extension QueryAPI {
+    /// Runs the encoded node request `body` over `placements` of `org` on `scheduler`'s threads. The
+    /// deadline restarts here from the request's timeout (clocks differ between nodes).
+    package func answerNodeQuery(
+        org: String, placements: Set<String>, body: [UInt8], scheduler: QueryScheduler, on loop: any EventLoop
+    ) -> EventLoopFuture<NodeQueryRoute.Answer> {
+        var decoded: NodeQueryRequest
+        do {
+            decoded = try NodeQueryRequest.decode(body)
+        } catch {
+            return loop.makeSucceededFuture(.text(400, "bad node query: \(error)"))
+        }
+        decoded.deadline = QueryContext.live.now() + UInt64(min(max(0, decoded.timeoutSeconds), 1e9) * 1e9)
+        decoded.parallelism = min(decoded.parallelism, self.parallelism)
+        let request = decoded
+        let engine = self.engine
+        let metrics = self.metrics
+        return scheduler.submit(org: org, cancellation: nil, on: loop) { () -> NodeQueryRoute.Answer in
+            do {
+                let partial = try NodeQuery.run(request, snapshot: engine.snapshot(org: org, placements: placements), store: engine.store, context: .live)
+                return NodeQueryRoute.Answer(status: 200, body: partial.encoded())
+            } catch let error as AggregationError {
+                switch error {
+                case .invalid(let message): return .text(400, message)
+                case .tooManySeries, .timeout, .tooMuchMemory, .cancelled: return .text(422, error.description)
+                }
+            } catch {
+                return .text(500, "storage error: \(error)")
+            }
+        }.flatMapErrorThrowing { error in
+            guard error is QueryScheduler.Refusal else { throw error }
+            metrics.queriesThrottled.increment()
+            return .text(503, "org '\(org)' has too many queries waiting; retry shortly")
+        }
+    }
+
+    /// This node's catalog, encoded.
+    package func catalog() -> [UInt8] { PlacementCatalog.of(self.engine).encoded() }
+}

@@ -1,0 +1,47 @@
+/// Chooses, for one query, which storage node reads each placement: exactly one holder per
+/// placement, this node when it holds one, the rest spread evenly over the other holders.
+package enum QueryPlanner {
+    /// Who reads what.
+    package struct Plan: Sendable, Equatable {
+        /// Node ID → the placements it reads, sorted.
+        package var assignments: [String: [String]]
+        /// Placements no usable node holds, sorted.
+        package var uncovered: [String]
+    }
+
+    /// Assigns every placement of `holders` (placement → node IDs holding it) to one of its holders
+    /// outside `excluding`. Deterministic: the same input gives the same plan.
+    /// - Parameter local: this node's ID, preferred wherever it holds the placement.
+    package static func assign(_ holders: [String: Set<String>], local: String?, excluding: Set<String> = []) -> Plan {
+        var plan = Plan(assignments: [:], uncovered: [])
+        var load: [String: Int] = [:]
+        for placement in holders.keys.sorted() {
+            let candidates = holders[placement, default: []].subtracting(excluding).sorted()
+            guard !candidates.isEmpty else {
+                plan.uncovered.append(placement)
+                continue
+            }
+            let chosen: String
+            if let local, candidates.contains(local) {
+                chosen = local
+            } else {
+                let least = candidates.map { load[$0, default: 0] }.min()!
+                let tied = candidates.filter { load[$0, default: 0] == least }
+                chosen = tied[Int(Self.hash(placement) % UInt64(tied.count))]
+            }
+            load[chosen, default: 0] += 1
+            plan.assignments[chosen, default: []].append(placement)
+        }
+        return plan
+    }
+
+    /// FNV-1a of the placement's bytes: a stable tie-break that differs between placements.
+    static func hash(_ text: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in text.utf8 {
+            h ^= UInt64(b)
+            h = h &* 0x100_0000_01b3
+        }
+        return h
+    }
+}
