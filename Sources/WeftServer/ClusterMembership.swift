@@ -44,10 +44,11 @@ final class ClusterMembership: Sendable {
     /// Binds the internal port, then starts membership (joining through the seeds).
     /// - Parameters:
     ///   - store: where pushed parts are stored once this node's WAL is replayed (storage role).
+    ///   - hints: where hints for other replicas are kept once the hints log is open (storage role).
     ///   - localStatus: this node's status as a JSON object (for `weftctl status`).
     static func start(
         configuration config: NodeConfiguration, roles: NodeRoles, port: Int, group: any EventLoopGroup, metrics: NodeMetrics,
-        logger: Logger, store: ReplicaStoreReference, localStatus: @escaping @Sendable (NodeID, NodeAddress) async -> [UInt8]
+        logger: Logger, store: ReplicaStoreReference, hints: HintStoreReference, localStatus: @escaping @Sendable (NodeID, NodeAddress) async -> [UInt8]
     ) async throws -> ClusterMembership {
         let nodeID = try NodeIdentity.resolve(requested: config.nodeId, dataDir: roles.contains(.storage) ? config.dataDir : nil)
         guard let zone = Zone(config.zone) else { throw Failure(description: "zone '\(config.zone.prefix(80))' must be at most 64 printable characters") }
@@ -61,6 +62,7 @@ final class ClusterMembership: Sendable {
             return await localStatus(id, address)
         }
         PushAPI.install(into: &router, roles: roles, secret: secret, store: store)
+        HintAPI.install(into: &router, roles: roles, secret: secret, hints: hints)
         // A pushed part is at most about as large as the export it came from.
         let maxBodyBytes = max(8 << 20, config.maxBodyBytes + (config.maxBodyBytes >> 2))
         let server: HTTPServer

@@ -1,0 +1,56 @@
+import NIOCore
+import Synchronization
+import WeftCluster
+import WeftHTTP2
+import WeftModel
+
+/// Keeps a hint durably for later delivery, completing on the loop.
+public typealias HintStore = @Sendable (_ hint: HintRecord, _ loop: any EventLoop) -> EventLoopFuture<ReplicaStoreOutcome>
+
+/// Holds this node's hints log once it is open (the internal port opens before that).
+public final class HintStoreReference: Sendable {
+    private let state = Mutex<HintStore?>(nil)
+
+    public init() {}
+
+    public var store: HintStore? { self.state.withLock { $0 } }
+
+    public func set(_ store: @escaping HintStore) { self.state.withLock { $0 = store } }
+}
+
+/// The hint holder's side of hinted handoff: `POST /internal/v1/hint` (see ``ReplicaHint``).
+public enum HintAPI {
+    /// Adds the hint route to `router`; a node without the storage role, or whose hints log is not open
+    /// yet, answers 503.
+    public static func install(into router: inout HTTP2Router, roles: NodeRoles, secret: String?, hints reference: HintStoreReference) {
+        router.on("POST", ReplicaHint.path, InternalAPI.guarded(secret) { request, loop in
+            guard roles.contains(.storage) else {
+                return loop.makeSucceededFuture(PushAPI.retryLater("this node (roles: \(roles)) has no storage role and keeps no hints\n"))
+            }
+            guard let store = reference.store else {
+                return loop.makeSucceededFuture(PushAPI.retryLater("opening the hints log; retry shortly\n"))
+            }
+            guard let target = PushAPI.header(ReplicaHint.targetHeader, of: request).flatMap(NodeID.init) else {
+                return loop.makeSucceededFuture(InternalAPI.text(400, "\(ReplicaHint.targetHeader) must be a node ID\n"))
+            }
+            let org: String
+            switch OrgID.parse(PushAPI.header(ReplicaPush.orgHeader, of: request)) {
+            case .success(let parsed): org = parsed
+            case .failure(let invalid): return loop.makeSucceededFuture(InternalAPI.text(400, "bad \(ReplicaPush.orgHeader): \(invalid)\n"))
+            }
+            guard let text = PushAPI.header(ReplicaPush.placementHeader, of: request), let placement = PlacementKey(parsing: text) else {
+                return loop.makeSucceededFuture(InternalAPI.text(400, "\(ReplicaPush.placementHeader) must be a placement key (sorted node IDs joined by '+')\n"))
+            }
+            let payload = Array(request.body.readableBytesView)
+            let readable = payload.withUnsafeBytes { bytes in (try? SpanBatchCodec.decode(bytes)) != nil }
+            guard readable else { return loop.makeSucceededFuture(InternalAPI.text(400, "bad span batch payload\n")) }
+            return store(HintRecord(target: target, org: org, placement: placement, payload: payload), loop).map { outcome in
+                switch outcome {
+                case .durable: return HTTP2Response(status: 204, headers: [])
+                case .unavailable(let why): return PushAPI.retryLater(why + "\n")
+                case .rejected(let why): return InternalAPI.text(400, why + "\n")
+                }
+            }
+        })
+    }
+}
