@@ -7,7 +7,8 @@ import WeftStorageEngine
 /// hints survive restarts; a segment is removed once all its hints are delivered (a hint delivered
 /// just before a restart may be delivered again, which its replica stores once).
 final class HintLog: Sendable {
-    private struct State {
+    /// Touched only under the mutex (the WAL is one owner's).
+    private struct State: @unchecked Sendable {
         let wal: WAL
         var queue: HintQueue
         var records: [Int: HintRecord] = [:]
