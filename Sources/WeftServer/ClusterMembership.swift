@@ -94,7 +94,7 @@ final class ClusterMembership: Sendable {
         identity.withLock { $0 = (nodeID, address) }
         reference.set(shell)
         await shell.start()
-        let admin = AdminAPI(shell: shell, pool: pool, secret: secret) { await localStatus(nodeID, address) }
+        let admin = AdminAPI(shell: shell, pool: pool, secret: secret, hints: hints) { await localStatus(nodeID, address) }
         var replicationConfiguration = clientConfiguration
         replicationConfiguration.maxConcurrentStreams = 256
         let replicationPool = HTTP2ClientPool(group: group, configuration: replicationConfiguration)

@@ -607,18 +607,17 @@ public final class WeftNode: Service {
         }
         let pending = log.status
         if pending.pending > 0 { logger.info("hints to deliver", metadata: ["hints": "\(pending.pending)", "bytes": "\(pending.pendingBytes)"]) }
-        store.set { hint, loop in
+        let delivery = HintDelivery(
+            log: log, transport: HTTP2ReplicaTransport(
+                pool: membership.replicationPool, secret: membership.settings.secret.map { (ClusterSettings.secretHeader, $0) },
+                timeout: .milliseconds(Int64(max(0.05, config.replicationPushTimeoutSeconds) * 1000))
+            ), ring: { [shell = membership.shell] in shell.ring }, loop: group.next(), registry: metrics.registry, logger: logger
+        )
+        store.set(store: { hint, loop in
             pool.runIfActive(eventLoop: loop) {
                 try log.append(hint) ? ReplicaStoreOutcome.durable : .unavailable("the hints log is full (hintsMaxBytes \(config.hintsMaxBytes))")
             }.flatMapErrorThrowing { error in .unavailable("cannot write the hints log: \(error)") }
-        }
-        let transport = HTTP2ReplicaTransport(
-            pool: membership.replicationPool, secret: membership.settings.secret.map { (ClusterSettings.secretHeader, $0) },
-            timeout: .milliseconds(Int64(max(0.05, config.replicationPushTimeoutSeconds) * 1000))
-        )
-        let delivery = HintDelivery(
-            log: log, transport: transport, ring: { [shell = membership.shell] in shell.ring }, loop: group.next(), registry: metrics.registry, logger: logger
-        )
+        }, repair: { delivery.repair($0) })
         delivery.start(interval: .milliseconds(250))
         return delivery
     }
