@@ -55,14 +55,13 @@ def test_a_paused_replica_gets_what_it_missed_from_hints(base_dir, cluster):
         before = held()[holder.node_id][0]
         assert before > 0
         holder.kill()
-        holder.extra = [a for a in holder.extra if a != "--join"] if "--join" not in holder.extra else holder.extra
-        if "--join" not in holder.extra:
-            holder.extra += ["--join", other.internal]
+        if "--join" in holder.extra:
+            holder.extra[holder.extra.index("--join") + 1] = other.internal
         else:
-            i = holder.extra.index("--join")
-            holder.extra[i + 1] = other.internal
+            holder.extra += ["--join", other.internal]
         holder.start()
-        assert wait_until(lambda: held().get(holder.node_id, (0, {}))[0] == before, 20, poll=0.3) is not None, held()
+        replayed = lambda: pending_hints(other).get(holder.node_id, (0, {}))[0] == before
+        assert wait_until(replayed, 20, poll=0.3) is not None, pending_hints(other)
     finally:
         s3.proc.send_signal(signal.SIGCONT)
 
@@ -70,7 +69,7 @@ def test_a_paused_replica_gets_what_it_missed_from_hints(base_dir, cluster):
     out = weftctl("repair", s3.node_id, "--url", ingest.query)
     assert out.returncode == 0, out.stderr
     assert "deliver their hints for %s" % s3.node_id in out.stdout, out.stdout
-    assert wait_until(lambda: sum(p for p, _ in pending_hints(s1).values()) == 0, 30, poll=0.5) is not None, pending_hints(s1)
+    assert wait_until(lambda: sum(p for p, _ in pending_hints(s3).values()) == 0, 30, poll=0.5) is not None, pending_hints(s3)
     assert holds_exactly(s3, written)
     assert sum(metric(n, "weft_hints_delivered") for n in (s1, s2)) >= 1
     assert metric(ingest, "weft_replication_hints_sent_total") == writes
