@@ -53,10 +53,10 @@ final class HintDelivery: Sendable {
         await task?.value
     }
 
-    /// Ends the backoff of the hints for `target` (all when nil) and sends what is due now.
+    /// Ends the backoff of the hints for `target` (all when nil) and sends what is due now (off the caller's thread).
     func repair(_ target: NodeID?) {
         self.log.expedite(target)
-        self.deliverDue()
+        Task { [self] in self.deliverDue() }
     }
 
     /// Sends the due hints, removes delivered segments, and updates the metrics.
