@@ -151,7 +151,8 @@ let package = Package(
         .testTarget(
             name: "WeftServerTests",
             dependencies: [
-                "WeftServer", "WeftRuntime", "WeftIngest", "WeftStorage", "WeftQueryService", "WeftQuery", "WeftStorageEngine", "WeftOTLP", "WeftTestSupport", "WeftClient", "WeftModel", nio, nioPosix, logging,
+                "WeftServer", "WeftRuntime", "WeftIngest", "WeftStorage", "WeftQueryService", "WeftQuery", "WeftStorageEngine", "WeftOTLP", "WeftTestSupport", "WeftClient", "WeftModel",
+                "WeftCluster", nio, nioPosix, logging,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: settings

@@ -4,7 +4,8 @@ import WeftHTTP2
 import WeftModel
 
 /// The cluster admin API served under `/api/cluster/` on every node's query port (JSON):
-/// `GET members`, `GET ring`, `GET status`, `POST drain?node=ID`, `POST forget?node=ID`.
+/// `GET members`, `GET ring`, `GET status`, `POST drain?node=ID`, `POST forget?node=ID`,
+/// `POST repair[?node=ID]` (storage nodes deliver their hints now; with a node, only hints for it).
 public struct AdminAPI: Sendable {
     public struct Response: Sendable, Equatable {
         public var status: Int
@@ -16,11 +17,14 @@ public struct AdminAPI: Sendable {
     let secret: String?
     /// This node's own status as a JSON object.
     let localStatus: @Sendable () async -> [UInt8]
+    /// This node's hints log, for repair.
+    let hints: HintStoreReference
 
-    public init(shell: MembershipShell, pool: HTTP2ClientPool, secret: String?, localStatus: @escaping @Sendable () async -> [UInt8]) {
+    public init(shell: MembershipShell, pool: HTTP2ClientPool, secret: String?, hints: HintStoreReference, localStatus: @escaping @Sendable () async -> [UInt8]) {
         self.shell = shell
         self.pool = pool
         self.secret = secret
+        self.hints = hints
         self.localStatus = localStatus
     }
 
@@ -32,9 +36,10 @@ public struct AdminAPI: Sendable {
         case ("GET", "/api/cluster/status"): return await self.status()
         case ("POST", "/api/cluster/drain"): return await self.drain(query["node"])
         case ("POST", "/api/cluster/forget"): return await self.forget(query["node"])
+        case ("POST", "/api/cluster/repair"): return await self.repair(query["node"])
         case (_, "/api/cluster/members"), (_, "/api/cluster/ring"), (_, "/api/cluster/status"):
             return Self.error(405, "use GET for \(path)")
-        case (_, "/api/cluster/drain"), (_, "/api/cluster/forget"):
+        case (_, "/api/cluster/drain"), (_, "/api/cluster/forget"), (_, "/api/cluster/repair"):
             return Self.error(405, "use POST for \(path)")
         default:
             return path.hasPrefix("/api/cluster/") ? Self.error(404, "no such endpoint: \(path)") : nil

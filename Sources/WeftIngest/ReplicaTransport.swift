@@ -17,6 +17,10 @@ public protocol ReplicaTransport: Sendable {
     /// Pushes `payload` (a `SpanBatchCodec` encoding of spans of `org`) to the replica at `address`,
     /// to be kept under `placement`. The future, completed on `loop`, always succeeds.
     func push(_ payload: ByteBuffer, org: String, placement: PlacementKey, to address: NodeAddress, on loop: any EventLoop) -> EventLoopFuture<PushOutcome>
+
+    /// Leaves `payload`, which replica `target` missed, as a hint with the replica at `address` (one that
+    /// stored it), to be delivered to `target` later. `.durable` once the hint is in that replica's hints log.
+    func hint(_ payload: ByteBuffer, org: String, placement: PlacementKey, for target: NodeID, to address: NodeAddress, on loop: any EventLoop) -> EventLoopFuture<PushOutcome>
 }
 
 /// Pushes over the internal HTTP/2 port: one connection per peer (from the pool), one stream per
@@ -36,11 +40,21 @@ public struct HTTP2ReplicaTransport: ReplicaTransport {
     }
 
     public func push(_ payload: ByteBuffer, org: String, placement: PlacementKey, to address: NodeAddress, on loop: any EventLoop) -> EventLoopFuture<PushOutcome> {
+        self.send(ReplicaPush.path, payload, org: org, placement: placement, extra: [], to: address, on: loop)
+    }
+
+    public func hint(_ payload: ByteBuffer, org: String, placement: PlacementKey, for target: NodeID, to address: NodeAddress, on loop: any EventLoop) -> EventLoopFuture<PushOutcome> {
+        self.send(ReplicaHint.path, payload, org: org, placement: placement, extra: [(ReplicaHint.targetHeader, target.rawValue)], to: address, on: loop)
+    }
+
+    private func send(
+        _ path: String, _ payload: ByteBuffer, org: String, placement: PlacementKey, extra: [(name: String, value: String)], to address: NodeAddress, on loop: any EventLoop
+    ) -> EventLoopFuture<PushOutcome> {
         var headers: [(name: String, value: String)] = [
             ("content-type", "application/octet-stream"), (ReplicaPush.orgHeader, org), (ReplicaPush.placementHeader, placement.rawValue),
-        ]
+        ] + extra
         if let secret = self.secret { headers.append(secret) }
-        let request = HTTP2ClientRequest(method: "POST", path: ReplicaPush.path, authority: address.description, headers: headers, body: payload)
+        let request = HTTP2ClientRequest(method: "POST", path: path, authority: address.description, headers: headers, body: payload)
         let peer = HTTP2ClientPool.Peer(host: address.host, port: Int(address.port))
         let deadline = ContinuousClock.now.advanced(by: self.timeout)
         let promise = loop.makePromise(of: PushOutcome.self)

@@ -15,6 +15,9 @@ public typealias LocalReplicaWrite = @Sendable (_ batch: SpanBatch, _ org: Strin
 /// Pushes hold their bytes against a ``PushBudget`` until they end; a replica over its budget is not
 /// sent to (a failed replica for the quorum), and a write the node's budget cannot take is refused.
 /// When this node is itself a replica, its part is written through `local` rather than the network.
+///
+/// Once every replica has answered an acknowledged write, each part a replica missed is left as a hint
+/// with a replica that stored it (`POST /internal/v1/hint`), which delivers it later.
 public struct ReplicatedSpanSink: SpanSink {
     let localNode: NodeID
     let ring: @Sendable () -> Ring
@@ -65,7 +68,13 @@ public struct ReplicatedSpanSink: SpanSink {
             )))
         }
         self.metrics?.inFlightBytes(self.budget.inFlightBytes)
-        let write = ReplicatedWrite(parts: parts, promise: loop.makePromise(), metrics: self.metrics)
+        let write = ReplicatedWrite(parts: parts, promise: loop.makePromise(), metrics: self.metrics) { [transport = self.transport, metrics = self.metrics] misses in
+            for miss in misses {
+                let part = parts[miss.placement]
+                let holders = miss.holders.compactMap { holder in ring.state[holder]?.address }
+                Self.leaveHint(part, org: org, for: miss.replica, holders: holders[...], transport: transport, metrics: metrics, on: loop)
+            }
+        }
         write.start()
         for (index, part) in parts.enumerated() {
             for replica in part.replicas {
@@ -88,6 +97,24 @@ public struct ReplicatedSpanSink: SpanSink {
             }
         }
         return write.result
+    }
+
+    /// Sends a part that `target` missed as a hint to the first holder that keeps it (each tried in turn).
+    private static func leaveHint(
+        _ part: ReplicaPart, org: String, for target: NodeID, holders: ArraySlice<NodeAddress>, transport: any ReplicaTransport, metrics: ReplicationMetrics?,
+        on loop: any EventLoop
+    ) {
+        guard let holder = holders.first else {
+            metrics?.hinted(target: target, outcome: "lost")
+            return
+        }
+        transport.hint(part.payload, org: org, placement: part.key, for: target, to: holder, on: loop).whenSuccess { outcome in
+            if outcome == .durable {
+                metrics?.hinted(target: target, outcome: "stored")
+            } else {
+                Self.leaveHint(part, org: org, for: target, holders: holders.dropFirst(), transport: transport, metrics: metrics, on: loop)
+            }
+        }
     }
 
     private func isLocal(_ replica: NodeID) -> Bool { self.local != nil && replica == self.localNode }

@@ -47,6 +47,21 @@ public final class ReplicationMetrics: Sendable {
         if bytes > 0 { self.pushedBytes.increment(by: Int64(bytes)) }
     }
 
+    /// A missed part was left as a hint for `target` (`stored`), or no replica that stored it took the hint (`lost`).
+    func hinted(target: NodeID, outcome: String) {
+        let key = "hint\u{0}" + target.rawValue + "\u{0}" + outcome
+        let counter = self.pushCounters.withLock { counters in
+            if let c = counters[key] { return c }
+            let c = self.registry.makeCounter(
+                descriptor: .init(namespace: "weft", metricName: "replication_hints_sent", unitName: "total", helpText: "Missed parts left as hints with a replica that stored them, by target and outcome."),
+                labels: [("target", target.rawValue), ("outcome", outcome)]
+            )
+            counters[key] = c
+            return c
+        }
+        counter.increment()
+    }
+
     func inFlightBytes(_ bytes: Int) { self.inFlight.set(Double(bytes)) }
 
     func refused() { self.refusedWrites.increment() }

@@ -51,10 +51,11 @@ final class ClusterMembership: Sendable {
     /// - Parameters:
     ///   - store: where pushed parts are stored once this node's WAL is replayed (storage role).
     ///   - queries: this node's query API once its WAL is replayed (storage role), for cluster queries.
+    ///   - hints: where hints for other replicas are kept once the hints log is open (storage role).
     ///   - localStatus: this node's status as a JSON object (for `weftctl status`).
     static func start(
         configuration config: NodeConfiguration, roles: NodeRoles, port: Int, group: any EventLoopGroup, metrics: NodeMetrics,
-        logger: Logger, store: ReplicaStoreReference, queries: NodeQueryReference,
+        logger: Logger, store: ReplicaStoreReference, queries: NodeQueryReference, hints: HintStoreReference,
         localStatus: @escaping @Sendable (NodeID, NodeAddress) async -> [UInt8]
     ) async throws -> ClusterMembership {
         let nodeID = try NodeIdentity.resolve(requested: config.nodeId, dataDir: roles.contains(.storage) ? config.dataDir : nil)
@@ -70,6 +71,7 @@ final class ClusterMembership: Sendable {
         }
         PushAPI.install(into: &router, roles: roles, secret: secret, store: store)
         StorageQueryRoutes.install(into: &router, roles: roles, secret: secret, query: queries)
+        HintAPI.install(into: &router, roles: roles, secret: secret, hints: hints)
         // A pushed part is at most about as large as the export it came from.
         let maxBodyBytes = max(8 << 20, config.maxBodyBytes + (config.maxBodyBytes >> 2))
         let server: HTTPServer
@@ -101,7 +103,7 @@ final class ClusterMembership: Sendable {
         identity.withLock { $0 = (nodeID, address) }
         reference.set(shell)
         await shell.start()
-        let admin = AdminAPI(shell: shell, pool: pool, secret: secret) { await localStatus(nodeID, address) }
+        let admin = AdminAPI(shell: shell, pool: pool, secret: secret, hints: hints) { await localStatus(nodeID, address) }
         var replicationConfiguration = clientConfiguration
         replicationConfiguration.maxConcurrentStreams = 256
         let replicationPool = HTTP2ClientPool(group: group, configuration: replicationConfiguration)

@@ -116,6 +116,9 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     public var replicationMaxInFlightBytesPerPeer: Int = 64 << 20
     /// Bytes an ingest node may have on their way to all replicas; beyond it, writes get 503 + Retry-After.
     public var replicationMaxInFlightBytes: Int = 256 << 20
+    /// Payload bytes of hints a storage node holds for replicas that missed writes; beyond it, new hints
+    /// are refused (and counted as dropped).
+    public var hintsMaxBytes: Int = 256 << 20
 
     /// Queries of one org running at once (default: half the query threads, at least one), so one org
     /// never holds every query thread; the rest of its queries wait, and orgs take turns.
@@ -218,6 +221,7 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
         self.replicationPushTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .replicationPushTimeoutSeconds) ?? d.replicationPushTimeoutSeconds
         self.replicationMaxInFlightBytesPerPeer = try c.decodeIfPresent(Int.self, forKey: .replicationMaxInFlightBytesPerPeer) ?? d.replicationMaxInFlightBytesPerPeer
         self.replicationMaxInFlightBytes = try c.decodeIfPresent(Int.self, forKey: .replicationMaxInFlightBytes) ?? d.replicationMaxInFlightBytes
+        self.hintsMaxBytes = try c.decodeIfPresent(Int.self, forKey: .hintsMaxBytes) ?? d.hintsMaxBytes
         self.queryMaxConcurrentPerOrg = try c.decodeIfPresent(Int.self, forKey: .queryMaxConcurrentPerOrg)
         self.queryMaxQueuedPerOrg = try c.decodeIfPresent(Int.self, forKey: .queryMaxQueuedPerOrg) ?? d.queryMaxQueuedPerOrg
         self.maxInFlightBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxInFlightBodyBytes) ?? d.maxInFlightBodyBytes
@@ -304,6 +308,7 @@ public final class WeftNode: Service {
         // Until the WAL is replayed, data endpoints answer 503 and /ready says so; /healthz and /metrics work.
         let gate = ReadinessGate()
         let membershipBox = Mutex<ClusterMembership?>(nil)
+        let hintsBox = Mutex<HintDelivery?>(nil)
         // In a cluster, an ingest node replicates its writes (a node without storage has no local sink).
         let replicates = config.internalPort != nil && roles.contains(.ingest)
         // In a cluster, a query node reads the storage nodes' data (a node without storage has none of its own).
@@ -383,12 +388,16 @@ public final class WeftNode: Service {
             let replicaStore = ReplicaStoreReference()
             // Node requests from query nodes (cluster members only).
             let nodeQueries = config.internalPort.map { _ in NodeQueryReference(threads: queryThreadCount, maxQueuedPerOrg: config.queryMaxQueuedPerOrg) }
+            let hintStore = HintStoreReference()
             if let internalPort = config.internalPort, let nodeQueries {
                 let cluster = try await ClusterMembership.start(
                     configuration: config, roles: roles, port: internalPort, group: group, metrics: metrics, logger: logger, store: replicaStore,
-                    queries: nodeQueries
+                    queries: nodeQueries, hints: hintStore
                 ) { id, address in
-                    await Self.localStatus(id: id, address: address, roles: roles, zone: config.zone, engine: engine, ready: gate.receiver != nil || !roles.contains(.storage), membership: membershipBox.withLock { $0 })
+                    await Self.localStatus(
+                        id: id, address: address, roles: roles, zone: config.zone, engine: engine, ready: gate.receiver != nil || !roles.contains(.storage),
+                        membership: membershipBox.withLock { $0 }, hints: hintsBox.withLock { $0 }?.log.status
+                    )
                 }
                 membership = cluster
                 membershipBox.withLock { $0 = cluster }
@@ -466,6 +475,10 @@ public final class WeftNode: Service {
                 replicaStore.set(sink.replicaStore)
                 nodeQueries?.set(query)
                 localSink = sink
+                if let membership {
+                    let delivery = try await Self.startHintDelivery(config: config, membership: membership, store: hintStore, pool: pool, group: group, metrics: metrics, logger: logger)
+                    hintsBox.withLock { $0 = delivery }
+                }
             }
             let sink: (any SpanSink)?
             if let membership, roles.contains(.ingest) {
@@ -508,6 +521,7 @@ public final class WeftNode: Service {
         }
 
         logger.info("shutting down: finishing in-flight requests")
+        await hintsBox.withLock { $0 }?.shutdown()
         await membership?.shutdown()
         for s in servers { await s.shutdown() }
         // Servers hold promises of the event loops: release them while the loops still run.
@@ -598,9 +612,38 @@ public final class WeftNode: Service {
         return .answer(QueryAPI.json(.serviceUnavailable, QueryResponses.error(message)))
     }
 
+    /// Opens the hints log (`<data-dir>/hints/`), takes hints for other replicas into it, and starts delivering them.
+    static func startHintDelivery(
+        config: NodeConfiguration, membership: ClusterMembership, store: HintStoreReference, pool: NIOThreadPool, group: any EventLoopGroup, metrics: NodeMetrics,
+        logger: Logger
+    ) async throws -> HintDelivery {
+        let log = try await pool.runIfActive {
+            try HintLog(
+                disk: PosixDisk(), directory: config.dataDir + "/hints", segmentBytes: min(config.walSegmentBytes, 16 << 20),
+                settings: HintQueue.Settings(maxBytes: config.hintsMaxBytes)
+            )
+        }
+        let pending = log.status
+        if pending.pending > 0 { logger.info("hints to deliver", metadata: ["hints": "\(pending.pending)", "bytes": "\(pending.pendingBytes)"]) }
+        let delivery = HintDelivery(
+            log: log, transport: HTTP2ReplicaTransport(
+                pool: membership.replicationPool, secret: membership.settings.secret.map { (ClusterSettings.secretHeader, $0) },
+                timeout: .milliseconds(Int64(max(0.05, config.replicationPushTimeoutSeconds) * 1000))
+            ), ring: { [shell = membership.shell] in shell.ring }, loop: group.next(), registry: metrics.registry, logger: logger
+        )
+        store.set(store: { hint, loop in
+            pool.runIfActive(eventLoop: loop) {
+                try log.append(hint) ? ReplicaStoreOutcome.durable : .unavailable("the hints log is full (hintsMaxBytes \(config.hintsMaxBytes))")
+            }.flatMapErrorThrowing { error in .unavailable("cannot write the hints log: \(error)") }
+        }, repair: { delivery.repair($0) })
+        delivery.start(interval: .milliseconds(250))
+        return delivery
+    }
+
     /// One node's status for `weftctl status`, as a JSON object.
     static func localStatus(
-        id: NodeID, address: NodeAddress, roles: NodeRoles, zone: String, engine: StorageEngine, ready: Bool, membership: ClusterMembership?
+        id: NodeID, address: NodeAddress, roles: NodeRoles, zone: String, engine: StorageEngine, ready: Bool, membership: ClusterMembership?,
+        hints: HintStatus? = nil
     ) async -> [UInt8] {
         let view = await membership?.shell.view()
         let stats = engine.head.stats
@@ -629,6 +672,7 @@ public final class WeftNode: Service {
             o.number(blocks.reduce(0) { $0 + $1.bytes })
             o.key("walBacklogSegments")
             o.number(max(0, engine.head.segments().count - 1))
+            if let hints { HintDelivery.write(hints, into: &o) }
             o.key("unreachable")
             o.array { a in
                 for m in view?.members ?? [] where !m.isSelf && (m.update.status == .dead || m.update.status == .suspect) {

@@ -8,7 +8,8 @@ struct StatusCommand: AsyncParsableCommand {
         discussion: """
             The asked node collects each member's status over the internal port. RING V is the ring \
             version the node has; WAL is the number of write-ahead log segments not yet in blocks beyond \
-            the one being written; UNREACHABLE the members that node suspects or believes dead. Members \
+            the one being written; HINTS the writes other replicas missed that the node holds for them, not \
+            delivered yet (see 'weftctl repair'); UNREACHABLE the members that node suspects or believes dead. Members \
             that did not answer are listed below the table.
             """
     )
@@ -28,6 +29,14 @@ struct StatusCommand: AsyncParsableCommand {
             var diskBytes: Int?
             var walBacklogSegments: Int?
             var unreachable: [String]?
+            var hintsPending: Int?
+            var hintsPendingBytes: Int?
+            var hintsByTarget: [String: PendingHints]?
+        }
+
+        struct PendingHints: Decodable {
+            var hints: Int
+            var bytes: Int
         }
 
         struct Silent: Decodable {
@@ -51,18 +60,23 @@ struct StatusCommand: AsyncParsableCommand {
     static func render(_ answer: Answer) -> [String] {
         var table = TextTable([
             ("ID", .left), ("ROLES", .left), ("RING V", .right), ("READY", .left), ("HEAD SPANS", .right), ("BLOCKS", .right),
-            ("BLOCK SPANS", .right), ("DISK", .right), ("WAL", .right), ("UNREACHABLE", .left),
+            ("BLOCK SPANS", .right), ("DISK", .right), ("WAL", .right), ("HINTS", .right), ("UNREACHABLE", .left),
         ])
         func count(_ n: Int?) -> String { n.map(CLI.grouped) ?? "?" }
         for n in answer.nodes {
             table.append([
                 n.id, n.roles?.joined(separator: ",") ?? "?", n.ringVersion.map { String($0) } ?? "?",
                 n.ready.map { $0 ? "yes" : "no" } ?? "?", count(n.headSpans), count(n.blocks), count(n.blockSpans),
-                n.diskBytes.map(CLI.bytes) ?? "?", count(n.walBacklogSegments),
+                n.diskBytes.map(CLI.bytes) ?? "?", count(n.walBacklogSegments), n.hintsPending.map(CLI.grouped) ?? "-",
                 n.unreachable.map { $0.isEmpty ? "-" : $0.joined(separator: ",") } ?? "?",
             ])
         }
         var lines = table.lines
+        for n in answer.nodes {
+            for (target, pending) in (n.hintsByTarget ?? [:]).sorted(by: { $0.key < $1.key }) {
+                lines.append("\(n.id) holds \(CLI.grouped(pending.hints)) hints (\(CLI.bytes(pending.bytes))) for \(target)")
+            }
+        }
         if answer.unreachable.isEmpty {
             lines.append("\(answer.nodes.count) nodes answered")
         } else {

@@ -13,7 +13,7 @@ struct WeftCtl: AsyncParsableCommand {
             """,
         subcommands: [
             LoadCommand.self, TraceCommand.self, SearchCommand.self, QueryCommand.self, BlockCommand.self,
-            MembersCommand.self, RingCommand.self, StatusCommand.self, DrainCommand.self, ForgetCommand.self,
+            MembersCommand.self, RingCommand.self, StatusCommand.self, DrainCommand.self, ForgetCommand.self, RepairCommand.self,
         ]
     )
 

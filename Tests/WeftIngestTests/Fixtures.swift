@@ -36,9 +36,17 @@ final class ScriptedTransport: ReplicaTransport {
         var spanIDs: [UInt64]
     }
 
+    struct Hint: Sendable, Equatable {
+        var holder: String
+        var target: NodeID
+        var placement: PlacementKey
+        var spanIDs: [UInt64]
+    }
+
     private struct State {
         var behaviour: [String: Behaviour] = [:]
         var pushes: [Push] = []
+        var hints: [Hint] = []
         var held: [EventLoopPromise<PushOutcome>] = []
     }
 
@@ -64,7 +72,18 @@ final class ScriptedTransport: ReplicaTransport {
         return promise.futureResult
     }
 
+    func hint(_ payload: ByteBuffer, org: String, placement: PlacementKey, for target: NodeID, to address: NodeAddress, on loop: any EventLoop) -> EventLoopFuture<PushOutcome> {
+        let batch = try! payload.withUnsafeReadableBytes { bytes throws(SpanBatchCodec.DecodeError) in try SpanBatchCodec.decode(bytes) }
+        let behaviour = self.state.withLock { s -> Behaviour in
+            s.hints.append(Hint(holder: address.host, target: target, placement: placement, spanIDs: batch.spanID))
+            return s.behaviour[address.host] ?? .durable
+        }
+        return loop.makeSucceededFuture(behaviour == .durable ? .durable : .failed("HTTP 503: hints log full"))
+    }
+
     var pushes: [Push] { self.state.withLock { $0.pushes } }
+
+    var hints: [Hint] { self.state.withLock { $0.hints } }
 
     /// Answers every held push with `outcome`.
     func releaseHeld(_ outcome: PushOutcome) {

@@ -39,6 +39,43 @@ struct ReplicatedSpanSinkTests {
         #expect(throws: Never.self) { try result.get() }
     }
 
+    @Test func test_oneReplicaDown_itsPartIsLeftAsAHintWithAReplicaThatStoredIt() async throws {
+        let batch = try generatedBatch(spans: 100, seed: 13)
+        let transport = ScriptedTransport(["b": .fail])
+        let result = try await Self.write(Self.sink(transport), batch)
+        #expect(throws: Never.self) { try result.get() }
+        try await Self.group.next().submit {}.get()
+        let hints = transport.hints
+        #expect(hints.count == 1)
+        #expect(hints.allSatisfy { $0.target == NodeID("b")! && ["a", "c"].contains($0.holder) })
+        #expect(hints.flatMap(\.spanIDs).sorted() == batch.spanID.sorted())
+    }
+
+    @Test func test_hintWaitsForTheSlowReplicasAnswer_andNoHintWhenItStores() async throws {
+        let transport = ScriptedTransport(["c": .hold])
+        let result = try await Self.write(Self.sink(transport), try generatedBatch(spans: 100, seed: 14))
+        #expect(throws: Never.self) { try result.get() }
+        try await Self.group.next().submit {}.get()
+        #expect(transport.hints.isEmpty)
+        transport.releaseHeld(.timedOut)
+        try await Self.group.next().submit {}.get()
+        #expect(transport.hints.map(\.target) == [NodeID("c")!])
+
+        let stored = ScriptedTransport(["c": .hold])
+        _ = try await Self.write(Self.sink(stored), try generatedBatch(spans: 100, seed: 15))
+        stored.releaseHeld(.durable)
+        try await Self.group.next().submit {}.get()
+        #expect(stored.hints.isEmpty)
+    }
+
+    @Test func test_failedWrite_leavesNoHint() async throws {
+        let transport = ScriptedTransport(["b": .fail, "c": .fail])
+        let result = try await Self.write(Self.sink(transport), try generatedBatch(spans: 100, seed: 16))
+        #expect((try? result.get()) == nil)
+        try await Self.group.next().submit {}.get()
+        #expect(transport.hints.isEmpty)
+    }
+
     @Test func test_twoReplicasLost_failsWithWhatThePlacementReached() async throws {
         let transport = ScriptedTransport(["b": .fail, "c": .timeOut])
         let result = try await Self.write(Self.sink(transport), try generatedBatch(spans: 100, seed: 4))
