@@ -61,7 +61,7 @@ def grpc_export(node, request):
 
 
 def held_names(node, trace_hex):
-    """Sorted span names of a trace as one storage node holds it (its own query API, no fan-out)."""
+    """Sorted span names of a trace as one storage node holds it (its own query API, read with `x-weft-read: node`: no fan-out)."""
     r = requests.get(node.query + "/api/traces/" + trace_hex, headers={"x-weft-read": "node"}, timeout=10)
     if r.status_code == 404:
         return []
