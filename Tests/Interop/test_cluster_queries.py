@@ -48,9 +48,10 @@ def post(node, request):
     assert r.status_code == 200, r.text
 
 
-def metrics(node, function):
-    """{service: [(time, value)…]} of a range query, and the x-weft-partial header."""
-    now = int(time.time())
+def metrics(node, function, now=None):
+    """{service: [(time, value)…]} of a range query over the 10 minutes before `now` (a shared `now` keeps
+    two nodes' buckets aligned), and the x-weft-partial header."""
+    now = now or int(time.time())
     r = requests.get(node.query + "/api/metrics/query_range", params={
         "q": "{} | %s by (resource.service.name)" % function, "start": now - 600, "end": now + 60, "step": "60s",
     }, timeout=30)
@@ -109,9 +110,10 @@ def load(front, lone):
 
 def assert_same(front, lone, ids):
     for function in ("count_over_time()", "sum_over_time(span.gen_ai.usage.cost)"):
-        got, partial = metrics(front, function)
+        now = int(time.time())
+        got, partial = metrics(front, function, now)
         assert partial is None
-        assert got == metrics(lone, function)[0], function
+        assert got == metrics(lone, function, now)[0], function
     rows, body = table(front)
     assert "partial" not in body
     assert rows == table(lone)[0]
@@ -139,7 +141,8 @@ def test_placements_with_every_replica_gone_are_flagged_and_never_overcounted(ba
     cluster.append(lone)
     load(front, lone)
     full_rows = table(lone)[0]
-    full_counts, _ = metrics(lone, "count_over_time()")
+    now = int(time.time())
+    full_counts, _ = metrics(lone, "count_over_time()", now)
     for node in storage[:2]:
         node.kill()
     rows, body = table(front)
@@ -149,7 +152,7 @@ def test_placements_with_every_replica_gone_are_flagged_and_never_overcounted(ba
         assert count <= full_rows[service][0]
         assert cost <= full_rows[service][1] + 1e-6
     assert sum(c for c, _ in rows.values()) < sum(c for c, _ in full_rows.values())
-    counts, partial = metrics(front, "count_over_time()")
+    counts, partial = metrics(front, "count_over_time()", now)
     assert partial
     for service, samples in counts.items():
         full = dict(full_counts[service])
