@@ -97,12 +97,20 @@ package struct QueryAPI: Sendable {
     /// Runs an aggregation over `reads`: 400 for a bad query, 422 for a limit hit, 500 for storage
     /// errors; a cluster answer that misses data says so in the object and the `x-weft-partial` header.
     package static func aggregate(reads: QueryReads, _ body: () throws -> [UInt8]) -> HTTPResponse {
+        answering { reads.flagged(json(.ok, reads.flaggedObject(try body()))) }
+    }
+
+    /// `body`'s response, or the answer to what it threw: 400 for a bad query, 422 for a limit hit or a
+    /// cancelled query (also when a storage node refused), 500 for a storage error.
+    static func answering(_ body: () throws -> HTTPResponse) -> HTTPResponse {
         do {
-            return reads.flagged(json(.ok, reads.flaggedObject(try body())))
+            return try body()
         } catch let error as AggregationError {
             return refused(error)
         } catch let error as NodeRefusal {
             return refused(error)
+        } catch let error as QueryError {
+            return badRequest(error.message)
         } catch {
             return storageError(error)
         }
@@ -118,15 +126,9 @@ package struct QueryAPI: Sendable {
     /// ``aggregate(reads:_:)`` for Tempo-shaped answers: `body` also gives the scan's figures, which
     /// go to the `x-weft-scan` header; missing cluster data goes to the `x-weft-partial` header only.
     static func aggregateScanned(reads: QueryReads, _ body: () throws -> ([UInt8], ScanStats)) -> HTTPResponse {
-        do {
+        answering {
             let (bytes, stats) = try body()
             return reads.flagged(scanned(bytes, stats))
-        } catch let error as AggregationError {
-            return refused(error)
-        } catch let error as NodeRefusal {
-            return refused(error)
-        } catch {
-            return storageError(error)
         }
     }
 
@@ -206,9 +208,8 @@ package struct QueryAPI: Sendable {
             }
             let lookup = self.nodeRequest(.trace(id), request)
             return run {
-                let chunks: [HeadChunk]
                 let reads = reads()
-                do {
+                return QueryAPI.answering {
                     let partial: NodePartial
                     if reads.isDistributed {
                         partial = try reads.run(lookup)
@@ -218,18 +219,11 @@ package struct QueryAPI: Sendable {
                         partial = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live)
                     }
                     guard case .trace(let trace) = partial else { return QueryAPI.storageError(QueryError("not a trace")) }
-                    chunks = trace.chunks
-                } catch let error as AggregationError {
-                    return QueryAPI.refused(error)
-                } catch let error as NodeRefusal {
-                    return QueryAPI.refused(error)
-                } catch {
-                    return QueryAPI.storageError(error)
+                    guard let response = byID.answer(id, in: trace.chunks, shape: shape) else {
+                        return reads.flagged(QueryAPI.json(.notFound, QueryResponses.error("trace not found")))
+                    }
+                    return reads.flagged(response)
                 }
-                guard let response = byID.answer(id, in: chunks, shape: shape) else {
-                    return reads.flagged(QueryAPI.json(.notFound, QueryResponses.error("trace not found")))
-                }
-                return reads.flagged(response)
             }
         case ["api", "search"]:
             let search: SearchRequest
@@ -246,7 +240,7 @@ package struct QueryAPI: Sendable {
             let lookup = self.nodeRequest(.search(search), request)
             return run {
                 let reads = reads()
-                do {
+                return QueryAPI.answering {
                     let snapshot = reads.isDistributed ? nil : engine.snapshot(org: org)
                     let partial = try snapshot.map { try NodeQuery.run(lookup, snapshot: $0, store: engine.store, context: .live) } ?? reads.run(lookup)
                     guard case .traceMatches(let matches) = partial else { throw AggregationError.invalid("not trace matches") }
@@ -255,12 +249,6 @@ package struct QueryAPI: Sendable {
                     var answered = try SearchExecutor.result(search, matches, snapshot: summarised, store: engine.store, limits: limits)
                     answered.stats = QueryAPI.timed(answered.stats, since: started)
                     return reads.flagged(QueryAPI.scanned(QueryResponses.search(answered), answered.stats))
-                } catch let error as AggregationError {
-                    return QueryAPI.refused(error)
-                } catch let error as NodeRefusal {
-                    return QueryAPI.refused(error)
-                } catch {
-                    return QueryAPI.storageError(error)
                 }
             }
         case ["api", "search", "tags"], ["api", "v2", "search", "tags"]:
@@ -268,19 +256,11 @@ package struct QueryAPI: Sendable {
             let lookup = self.nodeRequest(.tagNames(scope: request.query["scope"], blockSpans: QueryAPI.tagScanSpans), request)
             return run {
                 let reads = reads()
-                do {
-                    guard case .tagNames(let partial) = try reads.run(lookup) else { throw QueryError("not tag names") }
+                return QueryAPI.answering {
+                    guard case .tagNames(let partial) = try reads.run(lookup) else { return QueryAPI.storageError(QueryError("not tag names")) }
                     var names = partial.names
                     names.stats = QueryAPI.timed(names.stats, since: started)
                     return reads.flagged(QueryAPI.scanned(v2 ? QueryResponses.tagNamesV2(names) : QueryResponses.tagNames(names), names.stats))
-                } catch let error as AggregationError {
-                    return QueryAPI.refused(error)
-                } catch let error as NodeRefusal {
-                    return QueryAPI.refused(error)
-                } catch let error as QueryError {
-                    return QueryAPI.badRequest(error.message)
-                } catch {
-                    return QueryAPI.badRequest("\(error)")
                 }
             }
         case let s where (s.count == 5 && s[0] == "api" && s[1] == "search" && s[2] == "tag" && s[4] == "values")

@@ -72,5 +72,5 @@ def test_a_killed_replica_gets_what_it_missed_from_hints(base_dir, cluster):
     assert "deliver their hints for %s" % s3.node_id in out.stdout, out.stdout
     assert wait_until(lambda: sum(p for p, _ in pending_hints(s3).values()) == 0, 30, poll=0.5) is not None, pending_hints(s3)
     assert holds_exactly(s3, written)
-    assert sum(metric(n, "weft_hints_delivered") for n in (s1, s2)) >= 1
+    assert sum(metric(n, "weft_hints_delivered_total") for n in (s1, s2)) >= 1
     assert metric(ingest, "weft_replication_hints_sent_total") == writes

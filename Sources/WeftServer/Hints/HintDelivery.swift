@@ -15,7 +15,10 @@ final class HintDelivery: Sendable {
     private let ring: @Sendable () -> Ring
     private let loop: any EventLoop
     private let logger: Logger
-    private let gauges: (pending: Gauge, bytes: Gauge, queued: Gauge, delivered: Gauge, dropped: Gauge)
+    private let gauges: (pending: Gauge, bytes: Gauge)
+    private let counters: (queued: Counter, delivered: Counter, dropped: Counter)
+    /// The log's running totals as last added to the counters.
+    private let counted = Mutex<(queued: Int, delivered: Int, dropped: Int)>((0, 0, 0))
     private let task = Mutex<Task<Void, Never>?>(nil)
 
     init(log: HintLog, transport: any ReplicaTransport, ring: @escaping @Sendable () -> Ring, loop: any EventLoop, registry: PrometheusCollectorRegistry, logger: Logger) {
@@ -27,12 +30,17 @@ final class HintDelivery: Sendable {
         func gauge(_ name: String, _ help: String) -> Gauge {
             registry.makeGauge(descriptor: .init(namespace: "weft", metricName: name, helpText: help))
         }
+        func counter(_ name: String, _ help: String) -> Counter {
+            registry.makeCounter(descriptor: .init(namespace: "weft", metricName: name, unitName: "total", helpText: help))
+        }
         self.gauges = (
             gauge("hints_pending", "Hints held for other replicas, not delivered yet."),
-            gauge("hints_pending_bytes", "Payload bytes of hints not delivered yet."),
-            gauge("hints_queued", "Hints taken into the hints log since start (replayed ones included)."),
-            gauge("hints_delivered", "Hints delivered to their replica since start."),
-            gauge("hints_dropped", "Hints refused since start because the hints log was full.")
+            gauge("hints_pending_bytes", "Payload bytes of hints not delivered yet.")
+        )
+        self.counters = (
+            counter("hints_queued", "Hints taken into the hints log (replayed ones included)."),
+            counter("hints_delivered", "Hints delivered to their replica."),
+            counter("hints_dropped", "Hints refused because the hints log was full.")
         )
     }
 
@@ -80,9 +88,13 @@ final class HintDelivery: Sendable {
         let status = log.status
         self.gauges.pending.set(Double(status.pending))
         self.gauges.bytes.set(Double(status.pendingBytes))
-        self.gauges.queued.set(Double(status.queued))
-        self.gauges.delivered.set(Double(status.delivered))
-        self.gauges.dropped.set(Double(status.dropped))
+        let (queued, delivered, dropped) = self.counted.withLock { last in
+            defer { last = (status.queued, status.delivered, status.dropped) }
+            return (status.queued - last.queued, status.delivered - last.delivered, status.dropped - last.dropped)
+        }
+        self.counters.queued.increment(by: Int64(max(0, queued)))
+        self.counters.delivered.increment(by: Int64(max(0, delivered)))
+        self.counters.dropped.increment(by: Int64(max(0, dropped)))
     }
 
     /// The status object of `weftctl status`: pending hints and bytes, by target.
