@@ -151,6 +151,17 @@ struct StorageEngineTests {
     /// and maintenance, then another restart, loses and duplicates nothing either).
     @Test(arguments: [1, 2, 3] as [UInt64])
     func test_crashAtEveryStep_losesAndDuplicatesNothing(seed: UInt64) throws {
+        try Self.crashAtEveryStep(seed: seed, tornSalt: 10_007, written: Self.everySpan, workload: Self.workload)
+    }
+
+    /// Runs `workload` on a disk that crashes after its first n operations, for n = 0, 1, 2, … until the
+    /// workload completes; each time tears the unsynced tail (seeded by `seed` and `tornSalt`), restarts,
+    /// checks that every acknowledged span is stored exactly once and nothing outside `written` is,
+    /// then runs a second round of the workload and restarts again with the same check.
+    static func crashAtEveryStep(
+        seed: UInt64, tornSalt: UInt64, written: Set<SpanKey>,
+        workload: (inout EngineHarness, inout [SpanKey], UInt64) throws -> Void
+    ) throws {
         var step = 0
         var finished = false
         while !finished {
@@ -160,23 +171,22 @@ struct StorageEngineTests {
             var acked: [SpanKey] = []
             do {
                 var h = try EngineHarness(crashing)
-                try Self.workload(&h, &acked, base: 1)
+                try workload(&h, &acked, 1)
                 finished = true
             } catch is CrashingDisk.Crashed {
             } catch {
                 Issue.record("seed \(seed) step \(step): unexpected \(error)")
                 return
             }
-            var rng = SplitMix64(seed: seed &* 10_007 &+ UInt64(step))
+            var rng = SplitMix64(seed: seed &* tornSalt &+ UInt64(step))
             disk.crash { _, unsynced in Int(rng.next() % UInt64(unsynced + 1)) }
 
             let label = "seed \(seed) step \(step)"
-            let written = Self.everySpan
             var h = try EngineHarness(disk)
             Self.check(try h.stored(), acked: acked, written: written, label)
-            // Carry on after recovery: new writes, flushes and compactions, then restart again.
+            // Carry on after recovery: new writes and maintenance, then restart again.
             var more: [SpanKey] = []
-            try Self.workload(&h, &more, base: 10_000)
+            try workload(&h, &more, 10_000)
             let again = try EngineHarness(disk)
             Self.check(try again.stored(), acked: acked + more, written: written.union(more), label + " (second round)")
             step += 1

@@ -81,33 +81,6 @@ struct WholeTraceRecoveryTests {
     /// once and the node keeps working through a second round and another restart.
     @Test(arguments: [1, 2] as [UInt64])
     func test_crashAtEveryStepOfACut_losesAndDuplicatesNothing(seed: UInt64) throws {
-        var step = 0
-        var finished = false
-        while !finished {
-            let disk = SimulatedDisk()
-            let crashing = CrashingDisk(disk, operations: step)
-            var acked: [SpanKey] = []
-            do {
-                var h = try EngineHarness(crashing)
-                try Self.workload(&h, &acked, base: 1)
-                finished = true
-            } catch is CrashingDisk.Crashed {
-            } catch {
-                Issue.record("seed \(seed) step \(step): unexpected \(error)")
-                return
-            }
-            var rng = SplitMix64(seed: seed &* 7_919 &+ UInt64(step))
-            disk.crash { _, unsynced in Int(rng.next() % UInt64(unsynced + 1)) }
-
-            let label = "seed \(seed) step \(step)"
-            var h = try EngineHarness(disk)
-            StorageEngineTests.check(try h.stored(), acked: acked, written: Self.everySpan, label)
-            var more: [SpanKey] = []
-            try Self.workload(&h, &more, base: 10_000)
-            let again = try EngineHarness(disk)
-            StorageEngineTests.check(try again.stored(), acked: acked + more, written: Self.everySpan.union(more), label + " (second round)")
-            step += 1
-        }
-        #expect(step > 50, "the workload should take many disk operations")
+        try StorageEngineTests.crashAtEveryStep(seed: seed, tornSalt: 7_919, written: Self.everySpan, workload: Self.workload)
     }
 }
