@@ -111,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "weft-bench",
             dependencies: [
-                "WeftLoad", "WeftOTLP", "WeftModel", "WeftStorageEngine", "WeftRuntime", "WeftQuery", "WeftQueryService",
+                "WeftLoad", "WeftOTLP", "WeftModel", "WeftStorageEngine", "WeftRuntime", "WeftQuery", "WeftQueryService", "WeftIngest", "WeftCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: settings

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import WeftCluster
+import WeftIngest
 import WeftModel
 import WeftOTLP
 import WeftStorageEngine
@@ -85,14 +87,14 @@ struct Codec: ParsableCommand {
 
 struct Split: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "SpanBatch.split by trace ID (as the ingest role splits a request among replica sets), beside decode cost per span."
+        abstract: "ReplicaPlan.parts: a request grouped by the placement of each trace on a ring, cut into self-contained parts and encoded, as an ingest node does before pushing to replicas; beside decode cost per span."
     )
     @Option(help: "Distinct requests to generate.") var requests = 32
     @Option(help: "Spans per request.") var batchSize = 2000
     @Option(help: "Seconds to run each measurement.") var seconds: Double = 3
     @Option(help: "Generator seed.") var seed: UInt64 = 1
     @Option(help: "Run each measurement exactly this many rounds instead of for --seconds.") var rounds: Int?
-    @Option(parsing: .upToNextOption, help: "Ways to split.") var ways: [Int] = [3, 5]
+    @Option(parsing: .upToNextOption, help: "Storage nodes on the ring (RF=3).") var ways: [Int] = [3, 5]
 
     func run() throws {
         let payloads = makeRequests(count: self.requests, spansPerRequest: self.batchSize, seed: self.seed)
@@ -116,27 +118,24 @@ struct Split: ParsableCommand {
             return n
         }
         print(String(format: "SpanBatchCodec decode:    %6.1f ns/span", 1e9 / (codecRate * spans)))
-        for ways in self.ways {
-            var sizes = [Int](repeating: 0, count: ways)
+        for nodes in self.ways {
+            let ring = Ring(
+                state: RingState((1...nodes).map { RingEntry(nodeID: NodeID("node-\($0)")!, version: 1, state: .active, address: NodeAddress(host: "node-\($0)", port: 9400)!) }),
+                replicationFactor: 3
+            )
+            var sizes: [Int] = []
             let rate = roundsPerSecond(seconds: self.seconds, rounds: self.rounds) {
                 var n = 0
                 for b in batches {
-                    let parts = b.split(destinations: ways) { Self.destination($0, ways) }
-                    for (i, p) in parts.enumerated() {
-                        n &+= p.spanCount
-                        sizes[i] = p.spanCount
-                    }
+                    let parts = ReplicaPlan.parts(of: b, on: ring.writes)
+                    sizes = parts.map(\.batch.spanCount)
+                    for p in parts { n &+= p.batch.spanCount }
                 }
                 return n
             }
-            let strings = batches[0].split(destinations: ways) { Self.destination($0, ways) }.map(\.strings.count)
-            print(String(format: "split %d ways:             %6.1f ns/span  (last parts: %@ spans; strings per part of the first: %@ of %d)",
-                         ways, 1e9 / (rate * spans), "\(sizes)" as NSString, "\(strings)" as NSString, batches[0].strings.count))
+            let strings = ReplicaPlan.parts(of: batches[0], on: ring.writes).map(\.batch.strings.count)
+            print(String(format: "%d storage nodes, RF=%d: %6.1f ns/span to group by placement, cut and encode the parts  (last parts: %@ spans; strings per part of the first: %@ of %d)",
+                         nodes, ring.writes.replicationFactor, 1e9 / (rate * spans), "\(sizes)" as NSString, "\(strings)" as NSString, batches[0].strings.count))
         }
-    }
-
-    /// A stand-in for the ring: trace IDs spread evenly over `ways` destinations.
-    static func destination(_ trace: TraceID, _ ways: Int) -> Int {
-        Int(((trace.high ^ trace.low) &* 0x9E37_79B9_7F4A_7C15) >> 33) % ways
     }
 }

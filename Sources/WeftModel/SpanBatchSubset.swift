@@ -1,20 +1,6 @@
 extension SpanBatch {
-    /// Splits the spans into `destinations` batches by `destination(traceID)` (in `0..<destinations`),
-    /// keeping row order within each part. Every part is self-contained: it carries only the strings,
-    /// resources and scopes its rows use (typed GenAI columns are copied as stored).
-    public func split(destinations: Int, by destination: (TraceID) -> Int) -> [SpanBatch] {
-        precondition(destinations > 0, "split needs at least one destination")
-        var rows = [[Int]](repeating: [], count: destinations)
-        for row in 0..<self.spanCount {
-            let d = destination(self.traceID(row))
-            precondition(d >= 0 && d < destinations, "destination \(d) out of 0..<\(destinations)")
-            rows[d].append(row)
-        }
-        return rows.map { self.subset(rows: $0) }
-    }
-
     /// A self-contained batch of `rows` (in that order) with only the strings, resources and scopes
-    /// they use.
+    /// they use: how an ingest node cuts a request into the parts it sends to each replica set.
     public func subset(rows: [Int]) -> SpanBatch {
         var builder = SubsetBuilder(source: self)
         // Room for the part's share of the attributes, so appends do not reallocate as they grow.

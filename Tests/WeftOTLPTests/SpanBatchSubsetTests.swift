@@ -3,7 +3,7 @@ import WeftLoad
 import WeftModel
 import WeftOTLP
 
-struct SpanBatchSplitTests {
+struct SpanBatchSubsetTests {
     static func generated(spans: Int, seed: UInt64) throws -> SpanBatch {
         var generator = TrafficGenerator(profile: LoadProfile(seed: seed))
         let request = generator.nextRequest(spans: spans, startTimeNanos: BatchFixtures.nowNanos, spacingNanos: 1_000_000)
@@ -17,6 +17,14 @@ struct SpanBatchSplitTests {
         Int((trace.high ^ trace.low) % UInt64(ways))
     }
 
+    /// `batch` cut into `ways` parts with ``SpanBatch/subset(rows:)``, the rows of each part chosen by
+    /// `destination` (as an ingest node groups a request by placement).
+    static func parts(_ batch: SpanBatch, _ ways: Int, _ destination: (TraceID) -> Int) -> [SpanBatch] {
+        var rows = [[Int]](repeating: [], count: ways)
+        for row in 0..<batch.spanCount { rows[destination(batch.traceID(row))].append(row) }
+        return rows.map { batch.subset(rows: $0) }
+    }
+
     /// Each part refers to every string, resource and scope it carries (and nothing else).
     static func expectSelfContained(_ part: SpanBatch, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(part.referencedStrings().allSatisfy { $0 }, "unused strings", sourceLocation: sourceLocation)
@@ -28,9 +36,9 @@ struct SpanBatchSplitTests {
     }
 
     @Test(arguments: [1, 2, 3, 5])
-    func test_split_thenAppend_givesBackTheSpans(ways: Int) throws {
+    func test_subsets_thenAppend_giveBackTheSpans(ways: Int) throws {
         for batch in [try BatchFixtures.rich(), try Self.generated(spans: 2000, seed: 3)] {
-            let parts = batch.split(destinations: ways) { Self.destination($0, ways) }
+            let parts = Self.parts(batch, ways) { Self.destination($0, ways) }
             #expect(parts.count == ways)
             var rejoined = SpanBatch()
             for (d, part) in parts.enumerated() {
@@ -45,11 +53,11 @@ struct SpanBatchSplitTests {
         }
     }
 
-    @Test func test_split_ofRichBatch_dropsWhatAPartDoesNotUse() throws {
+    @Test func test_subset_ofRichBatch_dropsWhatAPartDoesNotUse() throws {
         let batch = try BatchFixtures.rich()
         // Destination by trace: trace 0 → 0, trace 1 → 1, trace 2 → 2.
         let traces = Array(Set((0..<batch.spanCount).map(batch.traceID))).sorted()
-        let parts = batch.split(destinations: 3) { traces.firstIndex(of: $0)! }
+        let parts = Self.parts(batch, 3) { traces.firstIndex(of: $0)! }
         #expect(parts.map(\.spanCount) == [2, 2, 2])
         // Trace 1 ("embed", "charge") has no events, links or span attributes.
         #expect(parts[1].eventTime.isEmpty && parts[1].linkSpanID.isEmpty && parts[1].attrs.count == 0)
@@ -58,8 +66,8 @@ struct SpanBatchSplitTests {
         #expect(parts.allSatisfy { $0.strings.count < batch.strings.count })
     }
 
-    @Test func test_split_ofEmptyBatch_givesEmptyParts() {
-        let parts = SpanBatch().split(destinations: 4) { _ in 0 }
+    @Test func test_subsets_ofEmptyBatch_areEmpty() {
+        let parts = Self.parts(SpanBatch(), 4) { _ in 0 }
         #expect(parts.count == 4 && parts.allSatisfy { $0.spanCount == 0 && $0.resourceCount == 0 })
     }
 }
