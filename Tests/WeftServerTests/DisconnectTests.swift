@@ -15,7 +15,7 @@ struct DisconnectTests {
         let held = group.next().makePromise(of: HTTPResponse.self)
         let cancelled = group.next().makePromise(of: Void.self)
         // A failure, not a hang, if the request is never cancelled.
-        let giveUp = group.next().scheduleTask(in: .seconds(10)) { cancelled.fail(NeverCancelled()) }
+        let giveUp = group.next().scheduleTask(in: .seconds(30)) { cancelled.fail(NeverCancelled()) }
         let server = try await HTTPServer.start(host: "127.0.0.1", port: 0, group: group, maxBodyBytes: 1 << 20) { request, loop in
             let flag = request.cancellation!
             flags.withLock { $0[request.path] = flag }
