@@ -3,8 +3,9 @@ import WeftHTTP2
 import WeftModel
 
 extension AdminAPI {
-    /// Asks every reachable storage node (this one included) to deliver its hints now, only those for
-    /// `node` when given; answers which nodes were asked and which could not be.
+    /// Asks every reachable storage node (this one included) to deliver its hints and run an anti-entropy
+    /// sync round now (hints: only those for
+    /// `node` when given); answers which nodes were asked and which could not be.
     func repair(_ node: String?) async -> Response {
         let view = await self.shell.view()
         var target: NodeID? = nil
@@ -30,7 +31,7 @@ extension AdminAPI {
         var w = JSONWriter()
         w.object { o in
             o.key("message")
-            o.string("asked \(asked.count) storage node(s) to deliver their hints\(target.map { " for \($0)" } ?? "") now" + (failed.isEmpty ? "" : "; not reached: \(failed.joined(separator: ", "))"))
+            o.string("asked \(asked.count) storage node(s) to deliver their hints\(target.map { " for \($0)" } ?? "") and run an anti-entropy round now" + (failed.isEmpty ? "" : "; not reached: \(failed.joined(separator: ", "))"))
             o.key("asked")
             o.array { a in for n in asked { a.string(n) } }
             o.key("failed")

@@ -11,6 +11,8 @@ import Synchronization
 import WeftCluster
 import WeftClusterService
 import WeftHTTP2
+import WeftQueryService
+import WeftStorageEngine
 
 /// A node's part in the cluster: the internal HTTP/2 port, the membership shell that runs SWIM over
 /// it, and the admin API served under `/api/cluster/` on the query port.
@@ -52,10 +54,13 @@ final class ClusterMembership: Sendable {
     ///   - store: where pushed parts are stored once this node's WAL is replayed (storage role).
     ///   - queries: this node's query API once its WAL is replayed (storage role), for cluster queries.
     ///   - hints: where hints for other replicas are kept once the hints log is open (storage role).
+    ///   - sync: this node's anti-entropy answers once its WAL is replayed (storage role).
+    ///   - health: what its catalog marks (placements it lacks spans of, hints pending for others).
     ///   - localStatus: this node's status as a JSON object (for `weftctl status`).
     static func start(
         configuration config: NodeConfiguration, roles: NodeRoles, port: Int, group: any EventLoopGroup, metrics: NodeMetrics,
-        logger: Logger, store: ReplicaStoreReference, queries: NodeQueryReference, hints: HintStoreReference,
+        logger: Logger, store: ReplicaStoreReference, queries: NodeQueryReference, hints: HintStoreReference, sync: ReplicaSyncReference,
+        health: @escaping @Sendable () -> (lacking: Set<PartitionKey>, pendingHints: [PlacementCatalog.PendingHints]),
         localStatus: @escaping @Sendable (NodeID, NodeAddress) async -> [UInt8]
     ) async throws -> ClusterMembership {
         let nodeID = try NodeIdentity.resolve(requested: config.nodeId, dataDir: roles.contains(.storage) ? config.dataDir : nil)
@@ -70,8 +75,9 @@ final class ClusterMembership: Sendable {
             return await localStatus(id, address)
         }
         PushAPI.install(into: &router, roles: roles, secret: secret, store: store)
-        StorageQueryRoutes.install(into: &router, roles: roles, secret: secret, query: queries)
+        StorageQueryRoutes.install(into: &router, roles: roles, secret: secret, query: queries, health: health)
         HintAPI.install(into: &router, roles: roles, secret: secret, hints: hints)
+        SyncAPI.install(into: &router, roles: roles, secret: secret, answers: sync)
         // A pushed part is at most about as large as the export it came from.
         let maxBodyBytes = max(8 << 20, config.maxBodyBytes + (config.maxBodyBytes >> 2))
         let server: HTTPServer

@@ -7,6 +7,7 @@ import WeftHTTP2
 import WeftModel
 import WeftQuery
 import WeftQueryService
+import WeftStorageEngine
 
 /// Holds the query API once this node's WAL is replayed (the internal port opens before that), and
 /// the threads node requests run on: apart from the query API's own, which wait for node requests
@@ -35,7 +36,11 @@ final class NodeQueryReference: Sendable {
 enum StorageQueryRoutes {
     /// Adds both routes. A node without the storage role answers 503 naming its roles; a storage
     /// node answers 503 until `reference` holds its query API.
-    static func install(into router: inout HTTP2Router, roles: NodeRoles, secret: String?, query reference: NodeQueryReference) {
+    /// `health` gives what the catalog marks: placements this node lacks spans of, hints it holds pending.
+    static func install(
+        into router: inout HTTP2Router, roles: NodeRoles, secret: String?, query reference: NodeQueryReference,
+        health: @escaping @Sendable () -> (lacking: Set<PartitionKey>, pendingHints: [PlacementCatalog.PendingHints]) = { ([], []) }
+    ) {
         /// The query API, or the 503 to answer while there is none.
         @Sendable func ready() -> (api: QueryAPI?, refusal: HTTP2Response?) {
             guard roles.contains(.storage) else { return (nil, Self.retryLater("this node (roles: \(roles)) has no storage role and stores no spans\n")) }
@@ -44,7 +49,9 @@ enum StorageQueryRoutes {
         }
         router.on("GET", NodeQueryRoute.catalogPath, InternalAPI.guarded(secret) { _, loop in
             let (api, refusal) = ready()
-            return loop.makeSucceededFuture(api.map { Self.bytes(200, $0.catalog()) } ?? refusal!)
+            guard let api else { return loop.makeSucceededFuture(refusal!) }
+            let (lacking, pendingHints) = health()
+            return loop.makeSucceededFuture(Self.bytes(200, api.catalog(lacking: lacking, pendingHints: pendingHints)))
         })
         router.on("POST", NodeQueryRoute.queryPath, InternalAPI.guarded(secret) { request, loop in
             let (ready, refusal) = ready()

@@ -119,6 +119,10 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     /// Payload bytes of hints a storage node holds for replicas that missed writes; beyond it, new hints
     /// are refused (and counted as dropped).
     public var hintsMaxBytes: Int = 256 << 20
+    /// Seconds between anti-entropy sync rounds of a storage node with the other holders of its placements.
+    public var antiEntropyIntervalSeconds: Double = 300
+    /// Seconds a storage node may be dead before the surviving holders copy its placements to replacements.
+    public var replicaReplaceAfterSeconds: Double = 600
 
     /// Queries of one org running at once (default: half the query threads, at least one), so one org
     /// never holds every query thread; the rest of its queries wait, and orgs take turns.
@@ -222,6 +226,8 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
         self.replicationMaxInFlightBytesPerPeer = try c.decodeIfPresent(Int.self, forKey: .replicationMaxInFlightBytesPerPeer) ?? d.replicationMaxInFlightBytesPerPeer
         self.replicationMaxInFlightBytes = try c.decodeIfPresent(Int.self, forKey: .replicationMaxInFlightBytes) ?? d.replicationMaxInFlightBytes
         self.hintsMaxBytes = try c.decodeIfPresent(Int.self, forKey: .hintsMaxBytes) ?? d.hintsMaxBytes
+        self.antiEntropyIntervalSeconds = try c.decodeIfPresent(Double.self, forKey: .antiEntropyIntervalSeconds) ?? d.antiEntropyIntervalSeconds
+        self.replicaReplaceAfterSeconds = try c.decodeIfPresent(Double.self, forKey: .replicaReplaceAfterSeconds) ?? d.replicaReplaceAfterSeconds
         self.queryMaxConcurrentPerOrg = try c.decodeIfPresent(Int.self, forKey: .queryMaxConcurrentPerOrg)
         self.queryMaxQueuedPerOrg = try c.decodeIfPresent(Int.self, forKey: .queryMaxQueuedPerOrg) ?? d.queryMaxQueuedPerOrg
         self.maxInFlightBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxInFlightBodyBytes) ?? d.maxInFlightBodyBytes
@@ -309,6 +315,7 @@ public final class WeftNode: Service {
         let gate = ReadinessGate()
         let membershipBox = Mutex<ClusterMembership?>(nil)
         let hintsBox = Mutex<HintDelivery?>(nil)
+        let repairBox = Mutex<AntiEntropy?>(nil)
         // In a cluster, an ingest node replicates its writes (a node without storage has no local sink).
         let replicates = config.internalPort != nil && roles.contains(.ingest)
         // In a cluster, a query node reads the storage nodes' data (a node without storage has none of its own).
@@ -389,14 +396,17 @@ public final class WeftNode: Service {
             // Node requests from query nodes (cluster members only).
             let nodeQueries = config.internalPort.map { _ in NodeQueryReference(threads: queryThreadCount, maxQueuedPerOrg: config.queryMaxQueuedPerOrg) }
             let hintStore = HintStoreReference()
+            let syncAnswers = ReplicaSyncReference()
             if let internalPort = config.internalPort, let nodeQueries {
                 let cluster = try await ClusterMembership.start(
                     configuration: config, roles: roles, port: internalPort, group: group, metrics: metrics, logger: logger, store: replicaStore,
-                    queries: nodeQueries, hints: hintStore
+                    queries: nodeQueries, hints: hintStore, sync: syncAnswers,
+                    health: { (repairBox.withLock { $0 }?.progress.lacking ?? [], hintsBox.withLock { $0 }?.log.pendingPlacements() ?? []) }
                 ) { id, address in
                     await Self.localStatus(
                         id: id, address: address, roles: roles, zone: config.zone, engine: engine, ready: gate.receiver != nil || !roles.contains(.storage),
-                        membership: membershipBox.withLock { $0 }, hints: hintsBox.withLock { $0 }?.log.status
+                        membership: membershipBox.withLock { $0 }, hints: hintsBox.withLock { $0 }?.log.status,
+                        repair: repairBox.withLock { $0 }?.progress
                     )
                 }
                 membership = cluster
@@ -476,7 +486,22 @@ public final class WeftNode: Service {
                 nodeQueries?.set(query)
                 localSink = sink
                 if let membership {
-                    let delivery = try await Self.startHintDelivery(config: config, membership: membership, store: hintStore, pool: pool, group: group, metrics: metrics, logger: logger)
+                    syncAnswers.set(AntiEntropy.answers(engine))
+                    let antiEntropy = AntiEntropy(
+                        engine: engine, shell: membership.shell, me: membership.settings.nodeID, pool: membership.replicationPool,
+                        secret: membership.settings.secret,
+                        pushTimeout: .milliseconds(Int64(max(1, config.replicationPushTimeoutSeconds * 2) * 1000)), threads: pool, loop: group.next(),
+                        registry: metrics.registry, logger: logger,
+                        settings: .init(
+                            interval: .milliseconds(Int64(max(0.2, config.antiEntropyIntervalSeconds) * 1000)),
+                            replaceAfterNanos: UInt64(max(0, config.replicaReplaceAfterSeconds) * 1_000_000_000)
+                        )
+                    )
+                    repairBox.withLock { $0 = antiEntropy }
+                    let delivery = try await Self.startHintDelivery(
+                        config: config, membership: membership, store: hintStore, pool: pool, group: group, metrics: metrics, logger: logger,
+                        alsoRepair: { antiEntropy.repairNow() }
+                    )
                     hintsBox.withLock { $0 = delivery }
                 }
             }
@@ -503,6 +528,7 @@ public final class WeftNode: Service {
             }
             // A storage node takes ring ownership once its data is back; other roles own nothing.
             await membership?.shell.activate()
+            repairBox.withLock { $0 }?.start()
             logger.info("listening", metadata: Self.metadata(addresses))
             self.onReady(addresses)
             // Serve until SIGTERM/SIGINT (or the group is cancelled).
@@ -521,6 +547,7 @@ public final class WeftNode: Service {
         }
 
         logger.info("shutting down: finishing in-flight requests")
+        await repairBox.withLock { $0 }?.shutdown()
         await hintsBox.withLock { $0 }?.shutdown()
         await membership?.shutdown()
         for s in servers { await s.shutdown() }
@@ -615,7 +642,7 @@ public final class WeftNode: Service {
     /// Opens the hints log (`<data-dir>/hints/`), takes hints for other replicas into it, and starts delivering them.
     static func startHintDelivery(
         config: NodeConfiguration, membership: ClusterMembership, store: HintStoreReference, pool: NIOThreadPool, group: any EventLoopGroup, metrics: NodeMetrics,
-        logger: Logger
+        logger: Logger, alsoRepair: @escaping @Sendable () -> Void
     ) async throws -> HintDelivery {
         let log = try await pool.runIfActive {
             try HintLog(
@@ -635,7 +662,10 @@ public final class WeftNode: Service {
             pool.runIfActive(eventLoop: loop) {
                 try log.append(hint) ? ReplicaStoreOutcome.durable : .unavailable("the hints log is full (hintsMaxBytes \(config.hintsMaxBytes))")
             }.flatMapErrorThrowing { error in .unavailable("cannot write the hints log: \(error)") }
-        }, repair: { delivery.repair($0) })
+        }, repair: { target in
+            delivery.repair(target)
+            alsoRepair()
+        })
         delivery.start(interval: .milliseconds(250))
         return delivery
     }
@@ -643,7 +673,7 @@ public final class WeftNode: Service {
     /// One node's status for `weftctl status`, as a JSON object.
     static func localStatus(
         id: NodeID, address: NodeAddress, roles: NodeRoles, zone: String, engine: StorageEngine, ready: Bool, membership: ClusterMembership?,
-        hints: HintStatus? = nil
+        hints: HintStatus? = nil, repair: AntiEntropy.Progress? = nil
     ) async -> [UInt8] {
         let view = await membership?.shell.view()
         let stats = engine.head.stats
@@ -673,6 +703,7 @@ public final class WeftNode: Service {
             o.key("walBacklogSegments")
             o.number(max(0, engine.head.segments().count - 1))
             if let hints { HintDelivery.write(hints, into: &o) }
+            if let repair { AntiEntropy.write(repair, into: &o) }
             o.key("unreachable")
             o.array { a in
                 for m in view?.members ?? [] where !m.isSelf && (m.update.status == .dead || m.update.status == .suspect) {

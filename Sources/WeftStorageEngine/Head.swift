@@ -91,6 +91,14 @@ public final class Head: Sendable {
     /// Spans held (kept apart from the stripes so admission checks take no lock).
     private let heldSpans = Atomic<Int>(0)
     private let segmentStates = Mutex<[Int: SegmentState]>([:])
+    private let storedCheck = Mutex<StoredCheck?>(nil)
+
+    /// Given a partition, a batch and rows of it whose traces are new to the head, answers the rows
+    /// that are stored already elsewhere (in blocks), which the head then drops.
+    public typealias StoredCheck = @Sendable (_ partition: PartitionKey, _ batch: SpanBatch, _ rows: [Int32]) -> [Int32]
+
+    /// Installs the check for spans stored outside the head (the engine's blocks).
+    public func setStoredCheck(_ check: StoredCheck?) { self.storedCheck.withLock { $0 = check } }
 
     /// Spans held in the head, all segments.
     public var spanCount: Int { self.heldSpans.load(ordering: .relaxed) }
@@ -131,7 +139,23 @@ public final class Head: Sendable {
         guard batch.spanCount > 0 else { return 0 }
         let key = PartitionKey(org: org, placement: placement ?? self.configuration.placement)
         var batch = batch
-        if let duplicate = self.registry.register(batch, in: key, now: self.clock()) {
+        let registration = self.registry.register(batch, in: key, now: self.clock())
+        var duplicate = registration.duplicate
+        if !registration.fresh.isEmpty, let check = self.storedCheck.withLock({ $0 }) {
+            // Traces new to the head may have been cut to blocks already (a resent batch): the
+            // check drops rows the blocks hold. Run after registering, so a trace cut concurrently
+            // is either still registered (dropped above) or already in the blocks.
+            let stored = check(key, batch, registration.fresh)
+            if !stored.isEmpty {
+                if duplicate == nil { duplicate = [Bool](repeating: false, count: batch.spanCount) }
+                for row in stored { duplicate![Int(row)] = true }
+                var released = SpanBatch()
+                released.strings = batch.strings
+                released.appendRows(stored.map { Int($0) }.sorted(), of: batch)
+                self.registry.release(released, in: key)
+            }
+        }
+        if let duplicate {
             let keep = batch.spanCount
             var rows: [Int] = []
             rows.reserveCapacity(keep)

@@ -43,6 +43,12 @@ final class SpanRegistry: Sendable {
         /// Span IDs written since the trace entered the head (a set once there are many).
         var spanIDs: [UInt64] = []
         var spanSet: Set<UInt64>? = nil
+        /// The ``SpanRegistry/register(_:in:now:)`` call that brought the trace into the head (so
+        /// every run of a new trace in that batch is reported as fresh).
+        var arrival: UInt64 = 0
+        /// Some of the trace's spans left the head for blocks (cut, or dropped as already there):
+        /// its new rows are checked against the blocks too.
+        var inBlocks = false
 
         /// Adds a span ID; false if the trace already had it.
         mutating func insert(_ id: UInt64) -> Bool {
@@ -118,24 +124,39 @@ final class SpanRegistry: Sendable {
         }
     }
 
-    /// Records the batch's spans as held at `now`; returns which rows the trace already had (nil
-    /// when none), so the caller keeps only the others.
-    func register(_ batch: SpanBatch, in key: PartitionKey, now: UInt64) -> [Bool]? {
+    /// Numbers ``register(_:in:now:)`` calls, so a trace's first call is known in its later runs.
+    private let calls = Atomic<UInt64>(1)
+
+    /// What ``register(_:in:now:)`` found.
+    struct Registration {
+        /// Which rows the trace already had (nil when none), so the caller keeps only the others.
+        var duplicate: [Bool]?
+        /// Rows (not duplicates) of traces the head did not hold before this call, or whose other
+        /// spans went to blocks: blocks may already hold them.
+        var fresh: [Int32]
+    }
+
+    /// Records the batch's spans as held at `now`.
+    func register(_ batch: SpanBatch, in key: PartitionKey, now: UInt64) -> Registration {
         var duplicate: [Bool]? = nil
+        var fresh: [Int32] = []
+        let call = self.calls.wrappingAdd(1, ordering: .relaxed).oldValue
         self.forEachRun(batch, key) { entry, rows in
-            var activity = entry.take() ?? Activity(first: now, last: now)
+            var activity = entry.take() ?? Activity(first: now, last: now, arrival: call)
+            let isFresh = activity.arrival == call || activity.inBlocks
             for row in rows {
                 guard activity.insert(batch.spanID[Int(row)]) else {
                     if duplicate == nil { duplicate = [Bool](repeating: false, count: batch.spanCount) }
                     duplicate![Int(row)] = true
                     continue
                 }
+                if isFresh { fresh.append(row) }
                 activity.last = now
                 activity.held += 1
             }
             entry = activity.held > 0 ? activity : nil
         }
-        return duplicate
+        return Registration(duplicate: duplicate, fresh: fresh)
     }
 
     /// Notes that the batch's rows left the head: their span IDs are forgotten (so the head drops
@@ -149,6 +170,7 @@ final class SpanRegistry: Sendable {
                 return
             }
             for row in rows { entry!.remove(batch.spanID[Int(row)]) }
+            entry!.inBlocks = true
         }
     }
 

@@ -119,6 +119,9 @@ public final class StorageEngine: Sendable {
         self.head = head
         self.store = store
         self.configuration = configuration
+        head.setStoredCheck { [weak self] partition, batch, rows in
+            self?.storedInBlocks(partition, batch, rows) ?? []
+        }
     }
 
     // MARK: Startup
@@ -130,6 +133,9 @@ public final class StorageEngine: Sendable {
     /// record never stops a restart. Call once, before any other method.
     public func open(wal: WAL, options: DecodeOptions, limits: SpanLimits = SpanLimits(), nowNanos: UInt64 = 0) throws -> OpenReport {
         let blocks = try self.store.open()
+        // Visible to the head's block check during replay, so a span resent after its trace was cut
+        // (logged in a later segment than the block's sources) is dropped on replay too.
+        self.catalog.withLock { $0 = blocks.blocks }
         wal.reserveThrough(Int(blocks.blocks.flatMap(\.sources).max() ?? 0))
         var stored = StoredSpans(store: self.store, blocks: blocks.blocks)
         var report = OpenReport(blocks: blocks, wal: WAL.ReplayReport())
@@ -162,7 +168,6 @@ public final class StorageEngine: Sendable {
             report.spans += added
             report.duplicateSpans += decoded - added
         }
-        self.catalog.withLock { $0 = blocks.blocks }
         return report
     }
 
@@ -194,6 +199,47 @@ public final class StorageEngine: Sendable {
                 blocks: blocks.filter { $0.org == org && placements?.contains($0.placement) ?? true && !self.store.isQuarantined($0.id) }
             )
         }
+    }
+
+    /// Rows among `rows` of `batch` (traces new to the head) that blocks of `partition` already
+    /// hold. Per trace: blocks whose start range covers its rows, then their Bloom filters; only on
+    /// a Bloom hit is the trace read and its span IDs compared. A block that fails is quarantined.
+    func storedInBlocks(_ partition: PartitionKey, _ batch: SpanBatch, _ rows: [Int32]) -> [Int32] {
+        var low = UInt64.max
+        var high: UInt64 = 0
+        for row in rows {
+            let start = batch.startTime[Int(row)]
+            low = min(low, start)
+            high = max(high, start)
+        }
+        let candidates = self.catalog.withLock { blocks in
+            blocks.filter { $0.maxStart >= low && $0.minStart <= high && $0.org == partition.org && $0.placement == partition.placement }
+        }
+        guard !candidates.isEmpty else { return [] }
+        var byTrace: [TraceID: [Int32]] = [:]
+        for row in rows { byTrace[TraceID(high: batch.traceHigh[Int(row)], low: batch.traceLow[Int(row)]), default: []].append(row) }
+        var stored: [Int32] = []
+        for (trace, traceRows) in byTrace {
+            var first = UInt64.max
+            var last: UInt64 = 0
+            for row in traceRows {
+                first = min(first, batch.startTime[Int(row)])
+                last = max(last, batch.startTime[Int(row)])
+            }
+            var held = Set<UInt64>()
+            for meta in candidates where meta.maxStart >= first && meta.minStart <= last && !self.store.isQuarantined(meta.id) {
+                do {
+                    let reader = try self.store.reader(meta)
+                    guard try reader.mayHold(trace), let found = try reader.trace(trace) else { continue }
+                    held.formUnion(found.spanID)
+                } catch {
+                    self.store.quarantine(meta, error)
+                }
+            }
+            guard !held.isEmpty else { continue }
+            for row in traceRows where held.contains(batch.spanID[Int(row)]) { stored.append(row) }
+        }
+        return stored
     }
 
     /// Every live block.

@@ -40,6 +40,10 @@ struct ServerOptions: ParsableArguments {
     var zone: String?
     @Option(help: "Copies of each trace. Default 3 (capped by the number of storage nodes).")
     var replicationFactor: Int?
+    @Option(help: "Seconds between anti-entropy sync rounds with the other replicas. Default 300.")
+    var antiEntropyIntervalSeconds: Double?
+    @Option(help: "Seconds a storage node may be dead before its placements are copied to replacement nodes. Default 600.")
+    var replicaReplaceAfterSeconds: Double?
     @Option(help: "Shared secret required on node-to-node requests.")
     var clusterSecret: String?
     @Option(help: "File holding the cluster secret.")
@@ -68,6 +72,8 @@ struct ServerOptions: ParsableArguments {
         if let v = self.join { c.join = v.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
         if let v = self.zone { c.zone = v }
         if let v = self.replicationFactor { c.replicationFactor = v }
+        if let v = self.antiEntropyIntervalSeconds { c.antiEntropyIntervalSeconds = v }
+        if let v = self.replicaReplaceAfterSeconds { c.replicaReplaceAfterSeconds = v }
         if let v = self.clusterSecret { c.clusterSecret = v }
         if let v = self.clusterSecretFile { c.clusterSecretFile = v }
         return c

@@ -47,6 +47,9 @@ package struct Coordinator: Sendable {
         package var catalogs: [String: [PlacementCatalog.Entry]]
         /// Nodes whose catalog did not come.
         package var unreachable: Set<String>
+        /// Placement → holders to read only when no other holder answers: not in sync for it, or
+        /// with hints for it pending on another node.
+        package var avoid: [String: Set<String>] = [:]
 
         /// Placement → the nodes holding it, for placements with spans started in `range` (nil: all).
         package func holders(startedIn range: ClosedRange<UInt64>?) -> [String: Set<String>] {
@@ -88,6 +91,8 @@ package struct Coordinator: Sendable {
                     continue
                 }
                 holdings.catalogs[node] = catalog.entries.filter { $0.org == org }
+                for e in catalog.entries where e.org == org && !e.inSync { holdings.avoid[e.placement, default: []].insert(node) }
+                for h in catalog.pendingHints where h.org == org && h.hints > 0 { holdings.avoid[h.placement, default: []].insert(h.target) }
             }
         }
         return holdings
@@ -104,7 +109,7 @@ package struct Coordinator: Sendable {
         var pending = holders
         var missing: [MissingData] = []
         while !pending.isEmpty {
-            let plan = QueryPlanner.assign(pending, local: self.local, excluding: failed)
+            let plan = QueryPlanner.assign(pending, local: self.local, excluding: failed, avoid: holdings.avoid)
             for placement in plan.uncovered {
                 missing.append(MissingData(placement: placement, nodes: pending[placement, default: []].sorted()))
             }

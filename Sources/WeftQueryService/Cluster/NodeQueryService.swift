@@ -64,5 +64,7 @@ extension QueryAPI {
     }
 
     /// This node's catalog, encoded.
-    package func catalog() -> [UInt8] { PlacementCatalog.of(self.engine).encoded() }
+    package func catalog(lacking: Set<PartitionKey> = [], pendingHints: [PlacementCatalog.PendingHints] = []) -> [UInt8] {
+        PlacementCatalog.of(self.engine, lacking: lacking, pendingHints: pendingHints).encoded()
+    }
 }

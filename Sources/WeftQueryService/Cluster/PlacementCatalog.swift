@@ -2,7 +2,9 @@ import WeftAggregates
 import WeftStorageEngine
 
 /// What one storage node holds: for each org, the placements of its head and blocks with the time
-/// range of their spans. A coordinator asks every storage node for it before planning a query.
+/// range of their spans and whether the node is in sync for them, and the hints it holds pending for
+/// other nodes. A coordinator asks every storage node for it before planning a query, and prefers
+/// holders that are in sync and have no hints pending for them.
 package struct PlacementCatalog: Sendable, Equatable {
     /// One placement of one org on the node.
     package struct Entry: Sendable, Equatable {
@@ -11,21 +13,45 @@ package struct PlacementCatalog: Sendable, Equatable {
         /// Earliest and latest span start, unix nanoseconds.
         package var minStart: UInt64
         package var maxStart: UInt64
+        /// False while the node knows it lacks spans of the placement (anti-entropy found a holder
+        /// with spans it does not have, and they have not all arrived yet).
+        package var inSync: Bool
 
-        package init(org: String, placement: String, minStart: UInt64, maxStart: UInt64) {
+        package init(org: String, placement: String, minStart: UInt64, maxStart: UInt64, inSync: Bool = true) {
             self.org = org
             self.placement = placement
             self.minStart = minStart
             self.maxStart = maxStart
+            self.inSync = inSync
+        }
+    }
+
+    /// Hints the node holds, not delivered yet, for another node's copy of one placement.
+    package struct PendingHints: Sendable, Equatable {
+        package var target: String
+        package var org: String
+        package var placement: String
+        package var hints: Int
+
+        package init(target: String, org: String, placement: String, hints: Int) {
+            self.target = target
+            self.org = org
+            self.placement = placement
+            self.hints = hints
         }
     }
 
     package var entries: [Entry]
+    package var pendingHints: [PendingHints]
 
-    package init(entries: [Entry]) { self.entries = entries }
+    package init(entries: [Entry], pendingHints: [PendingHints] = []) {
+        self.entries = entries
+        self.pendingHints = pendingHints
+    }
 
-    /// The placements `engine` holds now, sorted by org and placement.
-    package static func of(_ engine: StorageEngine) -> PlacementCatalog {
+    /// The placements `engine` holds now, sorted by org and placement; those in `lacking` (org,
+    /// placement) are marked not in sync.
+    package static func of(_ engine: StorageEngine, lacking: Set<PartitionKey> = [], pendingHints: [PendingHints] = []) -> PlacementCatalog {
         let orgs = Set(engine.head.orgs()).union(engine.blocks.map(\.org))
         var entries: [Entry] = []
         for org in orgs.sorted() {
@@ -38,15 +64,18 @@ package struct PlacementCatalog: Sendable, Equatable {
             for chunk in snapshot.chunks { add(chunk.placement, chunk.minStart, chunk.maxStart) }
             for block in snapshot.blocks { add(block.placement, block.minStart, block.maxStart) }
             for (placement, range) in ranges.sorted(by: { $0.key < $1.key }) {
-                entries.append(Entry(org: org, placement: placement, minStart: range.0, maxStart: range.1))
+                let inSync = !lacking.contains(PartitionKey(org: org, placement: placement))
+                entries.append(Entry(org: org, placement: placement, minStart: range.0, maxStart: range.1, inSync: inSync))
             }
         }
-        return PlacementCatalog(entries: entries)
+        return PlacementCatalog(entries: entries, pendingHints: pendingHints)
     }
 
-    static let wireVersion: UInt64 = 1
+    static let wireVersion: UInt64 = 2
 
-    /// `[version][count]` then per entry: org, placement (length-prefixed UTF-8), min and max start.
+    /// `[version][count]` then per entry: org, placement (length-prefixed UTF-8), min and max start,
+    /// `[in sync: 0/1]`; then `[count]` of pending hints: target, org, placement, `[hints varint]`.
+    /// Version 1 (no in-sync byte, no hints) still decodes, as in sync.
     package func encoded() -> [UInt8] {
         var w = ByteWriter()
         w.varint(Self.wireVersion)
@@ -58,6 +87,15 @@ package struct PlacementCatalog: Sendable, Equatable {
             }
             w.fixed64(e.minStart)
             w.fixed64(e.maxStart)
+            w.raw([e.inSync ? 1 : 0])
+        }
+        w.varint(UInt64(self.pendingHints.count))
+        for h in self.pendingHints {
+            for text in [h.target, h.org, h.placement] {
+                w.varint(UInt64(text.utf8.count))
+                w.raw(text.utf8)
+            }
+            w.varint(UInt64(h.hints))
         }
         return w.bytes
     }
@@ -66,19 +104,38 @@ package struct PlacementCatalog: Sendable, Equatable {
     package static func decode(_ bytes: [UInt8]) throws -> PlacementCatalog {
         try bytes.withUnsafeBytes { raw throws(BlockFormatError) in
             var r = ByteReader(raw)
-            guard try r.varint() == Self.wireVersion else { throw BlockFormatError("unknown catalog version") }
-            let count = try r.count(max: 1 << 24)
-            var entries: [Entry] = []
-            for _ in 0..<count {
+            let version = try r.varint()
+            guard version == 1 || version == Self.wireVersion else { throw BlockFormatError("unknown catalog version") }
+            func texts(_ k: Int) throws(BlockFormatError) -> [String] {
                 var texts: [String] = []
-                for _ in 0..<2 {
+                for _ in 0..<k {
                     let n = try r.count(max: 1 << 16)
                     texts.append(String(decoding: try r.raw(n), as: UTF8.self))
                 }
-                entries.append(Entry(org: texts[0], placement: texts[1], minStart: try r.fixed64(), maxStart: try r.fixed64()))
+                return texts
+            }
+            let count = try r.count(max: 1 << 24)
+            var entries: [Entry] = []
+            for _ in 0..<count {
+                let t = try texts(2)
+                var entry = Entry(org: t[0], placement: t[1], minStart: try r.fixed64(), maxStart: try r.fixed64())
+                if version >= 2 {
+                    let flag = try r.raw(1)[0]
+                    guard flag <= 1 else { throw BlockFormatError("bad in-sync flag \(flag)") }
+                    entry.inSync = flag == 1
+                }
+                entries.append(entry)
+            }
+            var pending: [PendingHints] = []
+            if version >= 2 {
+                let hints = try r.count(max: 1 << 24)
+                for _ in 0..<hints {
+                    let t = try texts(3)
+                    pending.append(PendingHints(target: t[0], org: t[1], placement: t[2], hints: Int(try r.count(max: Int.max >> 1))))
+                }
             }
             guard r.isAtEnd else { throw BlockFormatError("trailing bytes after the catalog") }
-            return PlacementCatalog(entries: entries)
+            return PlacementCatalog(entries: entries, pendingHints: pending)
         }
     }
 }

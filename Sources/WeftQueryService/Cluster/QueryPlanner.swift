@@ -1,5 +1,6 @@
 /// Chooses, for one query, which storage node reads each placement: exactly one holder per
-/// placement, this node when it holds one, the rest spread evenly over the other holders.
+/// placement, preferring holders that are in sync (not lacking spans, no hints pending for them);
+/// among those this node when it holds one, the rest spread evenly over the other holders.
 package enum QueryPlanner {
     /// Who reads what.
     package struct Plan: Sendable, Equatable {
@@ -11,16 +12,21 @@ package enum QueryPlanner {
 
     /// Assigns every placement of `holders` (placement → node IDs holding it) to one of its holders
     /// outside `excluding`. Deterministic: the same input gives the same plan.
-    /// - Parameter local: this node's ID, preferred wherever it holds the placement.
-    package static func assign(_ holders: [String: Set<String>], local: String?, excluding: Set<String> = []) -> Plan {
+    /// - Parameters:
+    ///   - local: this node's ID, preferred wherever it holds the placement (and is not avoided).
+    ///   - avoid: placement → holders that may lack some of its spans; one is chosen only when the
+    ///     placement has no other holder outside `excluding`.
+    package static func assign(_ holders: [String: Set<String>], local: String?, excluding: Set<String> = [], avoid: [String: Set<String>] = [:]) -> Plan {
         var plan = Plan(assignments: [:], uncovered: [])
         var load: [String: Int] = [:]
         for placement in holders.keys.sorted() {
-            let candidates = holders[placement, default: []].subtracting(excluding).sorted()
-            guard !candidates.isEmpty else {
+            let usable = holders[placement, default: []].subtracting(excluding)
+            guard !usable.isEmpty else {
                 plan.uncovered.append(placement)
                 continue
             }
+            let preferred = usable.subtracting(avoid[placement] ?? [])
+            let candidates = (preferred.isEmpty ? usable : preferred).sorted()
             let chosen: String
             if let local, candidates.contains(local) {
                 chosen = local

@@ -1,5 +1,6 @@
 import Synchronization
 import WeftCluster
+import WeftQueryService
 import WeftStorageEngine
 
 /// A storage node's hints log: hints it holds for other replicas, durable in their own WAL segments
@@ -74,6 +75,18 @@ final class HintLog: Sendable {
     }
 
     var status: HintStatus { self.state.withLock { $0.queue.status } }
+
+    /// Hints not delivered yet, counted by target, org and placement (for the placement catalog).
+    func pendingPlacements() -> [PlacementCatalog.PendingHints] {
+        var counts: [String: PlacementCatalog.PendingHints] = [:]
+        self.state.withLock { s in
+            for record in s.records.values {
+                let key = record.target.rawValue + "\u{0}" + record.org + "\u{0}" + record.placement.rawValue
+                counts[key, default: PlacementCatalog.PendingHints(target: record.target.rawValue, org: record.org, placement: record.placement.rawValue, hints: 0)].hints += 1
+            }
+        }
+        return counts.keys.sorted().map { counts[$0]! }
+    }
 
     /// Removes segments whose hints are all delivered (closing the current one first when nothing is pending).
     func removeDelivered() throws {

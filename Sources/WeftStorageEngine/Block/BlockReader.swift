@@ -322,6 +322,12 @@ public final class BlockReader: Sendable {
         return blooms
     }
 
+    /// Whether any group's Bloom filter may hold `trace` (no allocation: the ingest hot path asks).
+    public func mayHold(_ trace: TraceID) throws -> Bool {
+        for bloom in try self.blooms() where bloom.mayContain(trace) { return true }
+        return false
+    }
+
     /// Groups whose Bloom filter may hold `trace`.
     public func candidateGroups(_ trace: TraceID) throws -> [Int] {
         let blooms = try self.blooms()

@@ -1,0 +1,46 @@
+/// Which nodes should hold a placement's data under a ring: the repair loop makes them hold it.
+///
+/// A placement's members that are still in the ring keep it: ACTIVE storage nodes that are alive or
+/// have been dead for less than `replaceAfterNanos`. Each member that is gone (LEAVING, LEFT,
+/// JOINING, forgotten, or dead for longer) is replaced by an ACTIVE, live storage node that is not
+/// already a holder, chosen by rendezvous hashing on (placement, node): the same choice on every
+/// node, and unchanged by nodes that are neither members nor chosen.
+public enum DesiredHolders {
+    /// The holders of `placement`, sorted. `deadForNanos` gives, for each node SWIM declares dead,
+    /// how long it has been dead (absent: not dead).
+    public static func holders(of placement: PlacementKey, ring: RingState, deadForNanos: [NodeID: UInt64], replaceAfterNanos: UInt64) -> [NodeID] {
+        let members = placement.replicas
+        guard !members.isEmpty else { return [] }
+        func storageActive(_ node: NodeID) -> Bool {
+            guard let entry = ring[node] else { return false }
+            return entry.state == .active && entry.placesTokens
+        }
+        var kept: [NodeID] = []
+        var gone = 0
+        for member in members {
+            if storageActive(member) && (deadForNanos[member].map { $0 < replaceAfterNanos } ?? true) {
+                kept.append(member)
+            } else {
+                gone += 1
+            }
+        }
+        if gone > 0 {
+            let taken = Set(members)
+            let candidates = ring.entries.keys.filter { !taken.contains($0) && storageActive($0) && deadForNanos[$0] == nil }
+            let ranked = candidates.sorted { a, b in
+                let (sa, sb) = (Self.score(placement, a), Self.score(placement, b))
+                return sa != sb ? sa > sb : a < b
+            }
+            kept += ranked.prefix(gone)
+        }
+        return kept.sorted()
+    }
+
+    /// The rendezvous score of `node` for `placement`.
+    static func score(_ placement: PlacementKey, _ node: NodeID) -> UInt64 {
+        var bytes = Array(placement.rawValue.utf8)
+        bytes.append(0)
+        bytes += Array(node.rawValue.utf8)
+        return bytes.withUnsafeBytes { XXHash64.hash(raw: $0, seed: 0x5745_4654_484F_4C44) }
+    }
+}

@@ -1,0 +1,325 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Prometheus
+import Synchronization
+import WeftCluster
+import WeftClusterService
+import WeftHTTP2
+import WeftIngest
+import WeftModel
+import WeftQueryService
+import WeftRuntime
+import WeftStorageEngine
+
+/// Anti-entropy between the replicas of each placement this node holds: a sync round compares the
+/// bucket digests of every (org, placement) with each other desired holder (``DesiredHolders``),
+/// fetches the span keys of differing buckets, and pushes the spans the peer lacks over the push
+/// route (idempotent there). The peer's own rounds send what this node lacks.
+///
+/// Rounds run at start, every `interval`, when the ring or the set of long-dead nodes changes, on
+/// ``repairNow()``, and back to back while this node drains: once a round finds every placement it
+/// holds complete on its desired holders, a LEAVING node marks itself LEFT.
+final class AntiEntropy: Sendable {
+    struct Settings: Sendable {
+        var interval: Duration
+        /// A node dead for longer than this is replaced as a holder of its placements.
+        var replaceAfterNanos: UInt64
+        /// Spans per push (a pushed body stays well under 4 MiB).
+        var maxPushSpans = 4_000
+        var requestTimeout: Duration = .seconds(10)
+    }
+
+    /// What `weftctl status` shows of repair.
+    struct Progress: Sendable {
+        var rounds = 0
+        var placementsChecked = 0
+        var spansSent = 0
+        var bytesSent = 0
+        var lastRoundUnixNanos: UInt64 = 0
+        /// Partitions whose last check found a difference or an unreachable holder.
+        var outOfSync: Set<PartitionKey> = []
+        /// Partitions for which a peer holds spans this node lacks (they arrive through the peer's round).
+        var lacking: Set<PartitionKey> = []
+        var drained = false
+        var running = false
+    }
+
+    private let engine: StorageEngine
+    private let shell: MembershipShell
+    private let me: NodeID
+    private let pool: HTTP2ClientPool
+    private let transport: HTTP2ReplicaTransport
+    private let secret: String?
+    private let threads: NIOThreadPool
+    private let loop: any EventLoop
+    private let logger: Logger
+    private let settings: Settings
+    private let metrics: (bytes: Counter, spans: Counter, rounds: Counter, outOfSync: Gauge)
+    private let state = Mutex(Progress())
+    private let requested = Mutex(false)
+    /// Monotonic nanoseconds at which each node was first seen dead.
+    private let deadSince = Mutex<[NodeID: UInt64]>([:])
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(
+        engine: StorageEngine, shell: MembershipShell, me: NodeID, pool: HTTP2ClientPool, secret: String?, pushTimeout: Duration, threads: NIOThreadPool,
+        loop: any EventLoop, registry: PrometheusCollectorRegistry, logger: Logger, settings: Settings
+    ) {
+        self.engine = engine
+        self.shell = shell
+        self.me = me
+        self.pool = pool
+        self.secret = secret
+        self.transport = HTTP2ReplicaTransport(pool: pool, secret: secret.map { (ClusterSettings.secretHeader, $0) }, timeout: pushTimeout)
+        self.threads = threads
+        self.loop = loop
+        self.logger = logger
+        self.settings = settings
+        func counter(_ name: String, _ help: String) -> Counter {
+            registry.makeCounter(descriptor: .init(namespace: "weft", metricName: name, unitName: "total", helpText: help))
+        }
+        self.metrics = (
+            counter("repair_bytes", "Span payload bytes sent to other replicas by anti-entropy."),
+            counter("repair_spans", "Spans sent to other replicas by anti-entropy."),
+            counter("repair_rounds", "Anti-entropy sync rounds run."),
+            registry.makeGauge(descriptor: .init(namespace: "weft", metricName: "placements_out_of_sync", helpText: "Placements whose last sync check found a difference or an unreachable holder."))
+        )
+    }
+
+    var progress: Progress { self.state.withLock { $0 } }
+
+    /// The answers of this node's digest routes.
+    static func answers(_ engine: StorageEngine) -> ReplicaSyncAnswers {
+        ReplicaSyncAnswers(
+            digest: { org, placement in SpanDigest.encode(engine.digest(PartitionKey(org: org, placement: placement))) },
+            keys: { org, placement, bucket in SpanDigest.encode(keys: engine.spanKeys(PartitionKey(org: org, placement: placement), bucket: bucket)) }
+        )
+    }
+
+    /// Asks for a round now (it runs within a fraction of a second).
+    func repairNow() { self.requested.withLock { $0 = true } }
+
+    func start() {
+        let task = Task { [self] in
+            var lastSignature: [String]? = nil
+            var lastRound = ContinuousClock.now
+            while !Task.isCancelled {
+                let view = await self.shell.view()
+                let signature = self.observe(view)
+                let leaving = view.ringState[self.me]?.state == .leaving
+                let asked = self.requested.withLock { r in defer { r = false }; return r }
+                // While this node lacks spans, rounds repeat (each asks the holders that have them to send).
+                let catchingUp = !self.progress.lacking.isEmpty && ContinuousClock.now - lastRound >= .seconds(1)
+                if asked || leaving || catchingUp || signature != lastSignature || ContinuousClock.now - lastRound >= self.settings.interval {
+                    lastSignature = signature
+                    lastRound = ContinuousClock.now
+                    await self.round(leaving: leaving)
+                }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        self.task.withLock { $0 = task }
+    }
+
+    func shutdown() async {
+        let task = self.task.withLock { $0 }
+        task?.cancel()
+        await task?.value
+    }
+
+    /// Updates when nodes were first seen dead; returns what decides holders besides the ring: the
+    /// ring digest and the nodes dead for longer than the replacement delay.
+    private func observe(_ view: ClusterView) -> [String] {
+        let now = Head.monotonicNanos()
+        let dead = Set(view.members.filter { $0.update.status == .dead }.map(\.update.node))
+        let overdue = self.deadSince.withLock { since -> [String] in
+            for node in since.keys where !dead.contains(node) { since.removeValue(forKey: node) }
+            for node in dead where since[node] == nil { since[node] = now }
+            return since.filter { now - $0.value >= self.settings.replaceAfterNanos }.keys.map(\.rawValue).sorted()
+        }
+        return ["\(view.ringState.digest)"] + overdue
+    }
+
+    private func deadFor() -> [NodeID: UInt64] {
+        let now = Head.monotonicNanos()
+        return self.deadSince.withLock { $0.mapValues { now - $0 } }
+    }
+
+    /// One sync round over every partition this node holds.
+    private func round(leaving: Bool) async {
+        self.state.withLock { $0.running = true }
+        let ring = self.shell.ring.state
+        let deadFor = self.deadFor()
+        var holdersOf: [String: [NodeID]] = [:]
+        func holders(_ key: PlacementKey) -> [NodeID] {
+            if let known = holdersOf[key.rawValue] { return known }
+            let found = DesiredHolders.holders(of: key, ring: ring, deadForNanos: deadFor, replaceAfterNanos: self.settings.replaceAfterNanos)
+            holdersOf[key.rawValue] = found
+            return found
+        }
+        var wanted = Set(self.engine.heldPartitions().filter { PlacementKey(parsing: $0.placement).map { $0 != .local } ?? false })
+        // Placements other nodes hold that this node should hold too (after a wiped data directory,
+        // or as a replacement holder): checked so this node knows what it lacks.
+        for peer in ring.sortedEntries where peer.nodeID != self.me && peer.roles.contains(.storage) && peer.state.ownsReads && deadFor[peer.nodeID] == nil {
+            guard let catalog = try? PlacementCatalog.decode(await self.get(NodeQueryRoute.catalogPath, to: peer.address)) else { continue }
+            for e in catalog.entries {
+                guard let key = PlacementKey(parsing: e.placement), key != .local, holders(key).contains(self.me) else { continue }
+                wanted.insert(PartitionKey(org: e.org, placement: e.placement))
+            }
+        }
+        let partitions = wanted.sorted()
+        var outOfSync: Set<PartitionKey> = []
+        var lacking: Set<PartitionKey> = []
+        var handedOff = true
+        var sent = (spans: 0, bytes: 0)
+        for partition in partitions {
+            let key = PlacementKey(parsing: partition.placement)!
+            let holders = holders(key)
+            let engine = self.engine
+            guard let mine = try? await self.threads.runIfActive({ engine.digest(partition) }) else { continue }
+            for peer in holders where peer != self.me {
+                guard deadFor[peer] == nil, let address = ring[peer]?.address else {
+                    outOfSync.insert(partition)
+                    handedOff = false
+                    continue
+                }
+                do {
+                    let result = try await self.sync(partition, key: key, mine: mine, with: address)
+                    sent.spans += result.spans
+                    sent.bytes += result.bytes
+                    if result.spans > 0 || result.lacking { outOfSync.insert(partition) }
+                    if result.lacking {
+                        lacking.insert(partition)
+                        await self.askToRepair(address)
+                    }
+                    if result.spans > 0 { handedOff = false }
+                } catch {
+                    self.logger.warning("anti-entropy: cannot sync a placement with a holder", metadata: [
+                        "org": "\(partition.org)", "placement": "\(partition.placement)", "peer": "\(peer)", "error": "\(error)",
+                    ])
+                    outOfSync.insert(partition)
+                    handedOff = false
+                }
+            }
+        }
+        self.metrics.rounds.increment()
+        self.metrics.spans.increment(by: Int64(sent.spans))
+        self.metrics.bytes.increment(by: Int64(sent.bytes))
+        self.metrics.outOfSync.set(Double(outOfSync.count))
+        if sent.spans > 0 {
+            self.logger.info("anti-entropy sent spans other replicas lacked", metadata: ["spans": "\(sent.spans)", "bytes": "\(sent.bytes)"])
+        }
+        let drained = leaving && handedOff
+        self.state.withLock { p in
+            p.rounds += 1
+            p.placementsChecked = partitions.count
+            p.spansSent += sent.spans
+            p.bytesSent += sent.bytes
+            p.lastRoundUnixNanos = WallClock.nowNanos()
+            p.outOfSync = outOfSync
+            p.lacking = lacking
+            p.running = false
+            if drained { p.drained = true }
+        }
+        if drained {
+            self.logger.info("drained: every placement this node holds is complete on its desired holders; now LEFT", metadata: ["placements": "\(partitions.count)"])
+            await self.shell.setOwnState(.left)
+        }
+    }
+
+    /// Compares one partition with one peer and pushes the spans it lacks.
+    private func sync(_ partition: PartitionKey, key: PlacementKey, mine: [UInt64: BucketDigest], with address: NodeAddress) async throws -> (spans: Int, bytes: Int, lacking: Bool) {
+        let theirs = try SpanDigest.decodeDigests(try await self.post(SyncAPI.digestPath, partition, bucket: nil, to: address))
+        var missing: [ReplicaSpanKey] = []
+        var lacking = false
+        let engine = self.engine
+        for bucket in SpanDigest.differing(mine, theirs) {
+            // A bucket only the peer has: this node lacks it all (the peer's round sends it).
+            guard mine[bucket] != nil else {
+                lacking = true
+                continue
+            }
+            let theirKeys = theirs[bucket] == nil ? [] : try SpanDigest.decodeKeys(try await self.post(SyncAPI.keysPath, partition, bucket: bucket, to: address))
+            let myKeys = try await self.threads.runIfActive { engine.spanKeys(partition, bucket: bucket) }
+            missing += SpanDigest.missing(myKeys, from: theirKeys)
+            if !SpanDigest.missing(theirKeys, from: myKeys).isEmpty { lacking = true }
+        }
+        guard !missing.isEmpty else { return (0, 0, lacking) }
+        let wanted = Set(missing)
+        let maxSpans = self.settings.maxPushSpans
+        let batches = try await self.threads.runIfActive { engine.spans(partition, keys: wanted, maxSpans: maxSpans) }
+        var spans = 0
+        var bytes = 0
+        for batch in batches {
+            let payload = SpanBatchCodec.encode(batch)
+            let outcome = try await self.transport.push(ByteBuffer(bytes: payload), org: partition.org, placement: key, to: address, on: self.loop).get()
+            guard outcome == .durable else { throw RepairFailure(description: "push refused: \(outcome)") }
+            spans += batch.spanCount
+            bytes += payload.count
+        }
+        return (spans, bytes, lacking)
+    }
+
+    /// Asks a holder with spans this node lacks to run a round now (and deliver its hints for this node).
+    private func askToRepair(_ address: NodeAddress) async {
+        var headers: [(name: String, value: String)] = [(HintAPI.repairTargetHeader, self.me.rawValue)]
+        if let secret = self.secret { headers.append((ClusterSettings.secretHeader, secret)) }
+        _ = try? await self.pool.send(
+            HTTP2ClientRequest(method: "POST", path: HintAPI.repairPath, headers: headers), to: .init(host: address.host, port: Int(address.port)),
+            deadline: .now + self.settings.requestTimeout
+        )
+    }
+
+    private func get(_ path: String, to address: NodeAddress) async throws -> [UInt8] {
+        var headers: [(name: String, value: String)] = []
+        if let secret = self.secret { headers.append((ClusterSettings.secretHeader, secret)) }
+        let response = try await self.pool.send(
+            HTTP2ClientRequest(method: "GET", path: path, headers: headers), to: .init(host: address.host, port: Int(address.port)),
+            deadline: .now + self.settings.requestTimeout
+        )
+        guard response.status == 200 else { throw RepairFailure(description: "\(path) answered \(response.status)") }
+        return Array(response.body.readableBytesView)
+    }
+
+    private func post(_ path: String, _ partition: PartitionKey, bucket: UInt64?, to address: NodeAddress) async throws -> [UInt8] {
+        var headers: [(name: String, value: String)] = [(ReplicaPush.orgHeader, partition.org), (ReplicaPush.placementHeader, partition.placement)]
+        if let secret = self.secret { headers.append((ClusterSettings.secretHeader, secret)) }
+        if let bucket { headers.append((SyncAPI.bucketHeader, String(bucket))) }
+        let response = try await self.pool.send(
+            HTTP2ClientRequest(method: "POST", path: path, headers: headers), to: .init(host: address.host, port: Int(address.port)),
+            deadline: .now + self.settings.requestTimeout
+        )
+        guard response.status == 200 else {
+            throw RepairFailure(description: "\(path) answered \(response.status): \(String(decoding: response.body.readableBytesView.prefix(200), as: UTF8.self))")
+        }
+        return Array(response.body.readableBytesView)
+    }
+
+    /// The `repair` object of `weftctl status`.
+    static func write(_ p: Progress, into o: inout JSONWriter) {
+        o.key("repair")
+        o.object { r in
+            r.key("rounds")
+            r.number(p.rounds)
+            r.key("placementsChecked")
+            r.number(p.placementsChecked)
+            r.key("spansSent")
+            r.number(p.spansSent)
+            r.key("bytesSent")
+            r.number(p.bytesSent)
+            r.key("lastRoundUnixNanos")
+            r.number(p.lastRoundUnixNanos)
+            r.key("inSync")
+            r.bool(p.rounds > 0 && p.outOfSync.isEmpty)
+            r.key("placementsOutOfSync")
+            r.number(p.outOfSync.count)
+            r.key("drained")
+            r.bool(p.drained)
+        }
+    }
+}
+
+struct RepairFailure: Error, CustomStringConvertible {
+    let description: String
+}
