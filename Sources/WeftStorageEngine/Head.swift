@@ -94,8 +94,9 @@ public final class Head: Sendable {
     private let storedCheck = Mutex<StoredCheck?>(nil)
 
     /// Given a partition, a batch and rows of it whose traces are new to the head, answers the rows
-    /// that are stored already elsewhere (in blocks), which the head then drops.
-    public typealias StoredCheck = @Sendable (_ partition: PartitionKey, _ batch: SpanBatch, _ rows: [Int32]) -> [Int32]
+    /// that are stored already elsewhere (in blocks), which the head then drops, and the traces
+    /// found there (their later rows are checked too).
+    public typealias StoredCheck = @Sendable (_ partition: PartitionKey, _ batch: SpanBatch, _ rows: [Int32]) -> (stored: [Int32], traces: [TraceID])
 
     /// Installs the check for spans stored outside the head (the engine's blocks).
     public func setStoredCheck(_ check: StoredCheck?) { self.storedCheck.withLock { $0 = check } }
@@ -145,7 +146,7 @@ public final class Head: Sendable {
             // Traces new to the head may have been cut to blocks already (a resent batch): the
             // check drops rows the blocks hold. Run after registering, so a trace cut concurrently
             // is either still registered (dropped above) or already in the blocks.
-            let stored = check(key, batch, registration.fresh)
+            let (stored, inBlocks) = check(key, batch, registration.fresh)
             if !stored.isEmpty {
                 if duplicate == nil { duplicate = [Bool](repeating: false, count: batch.spanCount) }
                 for row in stored { duplicate![Int(row)] = true }
@@ -154,6 +155,7 @@ public final class Head: Sendable {
                 released.appendRows(stored.map { Int($0) }.sorted(), of: batch)
                 self.registry.release(released, in: key)
             }
+            if !inBlocks.isEmpty { self.registry.markInBlocks(inBlocks, in: key) }
         }
         if let duplicate {
             let keep = batch.spanCount

@@ -174,6 +174,15 @@ final class SpanRegistry: Sendable {
         }
     }
 
+    /// Notes that blocks hold spans of these traces, so their later rows are checked against them.
+    func markInBlocks(_ traces: [TraceID], in key: PartitionKey) {
+        for trace in traces {
+            self.shards[Self.shard(trace.high, trace.low)].tables.withLock { tables in
+                tables[key]?[trace]?.inBlocks = true
+            }
+        }
+    }
+
     /// Traces last written before `idleBefore` or first written before `startedBefore`, by
     /// partition, and the rows they hold.
     func traces(idleBefore: UInt64, startedBefore: UInt64) -> (traces: [PartitionKey: Set<TraceID>], spans: Int) {

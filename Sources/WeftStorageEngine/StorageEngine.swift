@@ -120,7 +120,7 @@ public final class StorageEngine: Sendable {
         self.store = store
         self.configuration = configuration
         head.setStoredCheck { [weak self] partition, batch, rows in
-            self?.storedInBlocks(partition, batch, rows) ?? []
+            self?.storedInBlocks(partition, batch, rows) ?? ([], [])
         }
     }
 
@@ -202,9 +202,10 @@ public final class StorageEngine: Sendable {
     }
 
     /// Rows among `rows` of `batch` (traces new to the head) that blocks of `partition` already
-    /// hold. Per trace: blocks whose start range covers its rows, then their Bloom filters; only on
-    /// a Bloom hit is the trace read and its span IDs compared. A block that fails is quarantined.
-    func storedInBlocks(_ partition: PartitionKey, _ batch: SpanBatch, _ rows: [Int32]) -> [Int32] {
+    /// hold, and the traces found in blocks. Per trace: blocks whose start range (widened by
+    /// ``Configuration/traceMaxAgeNanos``) covers its rows, then their Bloom filters and trace IDs; only on a Bloom hit is the trace read and its span IDs compared. A
+    /// block that fails is quarantined.
+    func storedInBlocks(_ partition: PartitionKey, _ batch: SpanBatch, _ rows: [Int32]) -> (stored: [Int32], traces: [TraceID]) {
         var low = UInt64.max
         var high: UInt64 = 0
         for row in rows {
@@ -212,13 +213,17 @@ public final class StorageEngine: Sendable {
             low = min(low, start)
             high = max(high, start)
         }
+        // Widened by the longest a trace stays in the head: a late span of a trace cut to a block
+        // starts after the block's spans, and the trace must still be known to be in blocks.
+        let slack = self.configuration.traceMaxAgeNanos
         let candidates = self.catalog.withLock { blocks in
-            blocks.filter { $0.maxStart >= low && $0.minStart <= high && $0.org == partition.org && $0.placement == partition.placement }
+            blocks.filter { $0.maxStart &+ slack >= low && $0.minStart <= high &+ slack && $0.org == partition.org && $0.placement == partition.placement }
         }
-        guard !candidates.isEmpty else { return [] }
+        guard !candidates.isEmpty else { return ([], []) }
         var byTrace: [TraceID: [Int32]] = [:]
         for row in rows { byTrace[TraceID(high: batch.traceHigh[Int(row)], low: batch.traceLow[Int(row)]), default: []].append(row) }
         var stored: [Int32] = []
+        var found: [TraceID] = []
         for (trace, traceRows) in byTrace {
             var first = UInt64.max
             var last: UInt64 = 0
@@ -227,19 +232,22 @@ public final class StorageEngine: Sendable {
                 last = max(last, batch.startTime[Int(row)])
             }
             var held = Set<UInt64>()
-            for meta in candidates where meta.maxStart >= first && meta.minStart <= last && !self.store.isQuarantined(meta.id) {
+            var inBlocks = false
+            for meta in candidates where meta.maxStart &+ slack >= first && meta.minStart <= last &+ slack && !self.store.isQuarantined(meta.id) {
                 do {
                     let reader = try self.store.reader(meta)
-                    guard try reader.mayHold(trace), let found = try reader.trace(trace) else { continue }
-                    held.formUnion(found.spanID)
+                    guard try reader.mayHold(trace), let spans = try reader.trace(trace) else { continue }
+                    held.formUnion(spans.spanID)
+                    inBlocks = true
                 } catch {
                     self.store.quarantine(meta, error)
                 }
             }
-            guard !held.isEmpty else { continue }
+            guard inBlocks else { continue }
+            found.append(trace)
             for row in traceRows where held.contains(batch.spanID[Int(row)]) { stored.append(row) }
         }
-        return stored
+        return (stored, found)
     }
 
     /// Every live block.
