@@ -235,10 +235,7 @@ public final class StorageEngine: Sendable {
             var inBlocks = false
             for meta in candidates where meta.maxStart &+ slack >= first && meta.minStart <= last &+ slack && !self.store.isQuarantined(meta.id) {
                 do {
-                    let reader = try self.store.reader(meta)
-                    guard try reader.mayHold(trace), let spans = try reader.trace(trace) else { continue }
-                    held.formUnion(spans.spanID)
-                    inBlocks = true
+                    if try self.spanIDs(of: trace, in: meta, into: &held) { inBlocks = true }
                 } catch {
                     self.store.quarantine(meta, error)
                 }
@@ -248,6 +245,26 @@ public final class StorageEngine: Sendable {
             for row in traceRows where held.contains(batch.spanID[Int(row)]) { stored.append(row) }
         }
         return (stored, found)
+    }
+
+    /// Adds the span IDs `meta` holds of `trace` to `held`; false if it holds none. The Bloom filters
+    /// rule most blocks out; the trace and span ID columns come from the store's column cache, so a
+    /// resent batch of many traces decodes each row group once.
+    private func spanIDs(of trace: TraceID, in meta: BlockMeta, into held: inout Set<UInt64>) throws -> Bool {
+        let reader = try self.store.reader(meta)
+        guard try reader.mayHold(trace) else { return false }
+        var found = false
+        for g in try reader.candidateGroups(trace) {
+            guard case .traces(let traceOf, let high, let low) = try self.store.column(meta, reader, group: g, .traces),
+                let index = high.indices.first(where: { high[$0] == trace.high && low[$0] == trace.low })
+            else { continue }
+            guard case .words(let ids) = try self.store.column(meta, reader, group: g, .spanID), ids.count == traceOf.count else {
+                throw BlockFormatError("group \(g) of block \(meta.id): span IDs disagree with the trace column")
+            }
+            for row in traceOf.indices where traceOf[row] == UInt32(index) { held.insert(ids[row]) }
+            found = true
+        }
+        return found
     }
 
     /// Every live block.

@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft-bench",
         abstract: "Benchmarks of Weft's hot paths (build with -c release). End-to-end ingest: `weftctl load` against `weft serve`.",
-        subcommands: [Decode.self, Codec.self, Split.self, HeadMemory.self, Blocks.self, Storage.self, QueryBench.self]
+        subcommands: [Decode.self, Codec.self, Split.self, HeadMemory.self, Blocks.self, Storage.self, HeadAppend.self, QueryBench.self]
     )
 }
 
