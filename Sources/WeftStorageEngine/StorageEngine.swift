@@ -220,6 +220,15 @@ public final class StorageEngine: Sendable {
             blocks.filter { $0.maxStart &+ slack >= low && $0.minStart <= high &+ slack && $0.org == partition.org && $0.placement == partition.placement }
         }
         guard !candidates.isEmpty else { return ([], []) }
+        // One reader lookup per block and batch, not per trace.
+        var readers: [(meta: BlockMeta, reader: BlockReader)] = []
+        for meta in candidates where !self.store.isQuarantined(meta.id) {
+            do {
+                readers.append((meta, try self.store.reader(meta)))
+            } catch {
+                self.store.quarantine(meta, error)
+            }
+        }
         var byTrace: [TraceID: [Int32]] = [:]
         for row in rows { byTrace[TraceID(high: batch.traceHigh[Int(row)], low: batch.traceLow[Int(row)]), default: []].append(row) }
         var stored: [Int32] = []
@@ -233,9 +242,9 @@ public final class StorageEngine: Sendable {
             }
             var held = Set<UInt64>()
             var inBlocks = false
-            for meta in candidates where meta.maxStart &+ slack >= first && meta.minStart <= last &+ slack && !self.store.isQuarantined(meta.id) {
+            for (meta, reader) in readers where meta.maxStart &+ slack >= first && meta.minStart <= last &+ slack {
                 do {
-                    if try self.spanIDs(of: trace, in: meta, into: &held) { inBlocks = true }
+                    if try self.spanIDs(of: trace, in: meta, reader, into: &held) { inBlocks = true }
                 } catch {
                     self.store.quarantine(meta, error)
                 }
@@ -250,8 +259,7 @@ public final class StorageEngine: Sendable {
     /// Adds the span IDs `meta` holds of `trace` to `held`; false if it holds none. The Bloom filters
     /// rule most blocks out; the trace and span ID columns come from the store's column cache, so a
     /// resent batch of many traces decodes each row group once.
-    private func spanIDs(of trace: TraceID, in meta: BlockMeta, into held: inout Set<UInt64>) throws -> Bool {
-        let reader = try self.store.reader(meta)
+    private func spanIDs(of trace: TraceID, in meta: BlockMeta, _ reader: BlockReader, into held: inout Set<UInt64>) throws -> Bool {
         guard try reader.mayHold(trace) else { return false }
         var found = false
         for g in try reader.candidateGroups(trace) {
