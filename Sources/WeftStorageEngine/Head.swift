@@ -144,6 +144,7 @@ public final class Head: Sendable {
         }
         let limit = self.configuration.chunkSpans
         let index = Int(UInt(bitPattern: stripe) % UInt(self.stripes.count))
+        var sealedNow: HeadChunk? = nil
         self.stripes[index].state.withLock { s in
             var partition = s.partitions.removeValue(forKey: key) ?? Partition()
             if partition.active == nil {
@@ -162,9 +163,12 @@ public final class Head: Sendable {
                 chunk.shrinkToFit()
                 s.sealedBytes += chunk.memoryFootprint
                 partition.sealed.append(chunk)
+                sealedNow = chunk
             }
             s.partitions[key] = partition
         }
+        // A sealed chunk's derived facts are computed once, outside the stripe's lock.
+        _ = sealedNow?.serviceEdges()
         return batch.spanCount
     }
 

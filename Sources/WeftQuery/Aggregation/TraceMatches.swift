@@ -234,6 +234,7 @@ extension SearchExecutor {
                 }
             }
         }
+        try summaries.finish(snapshot: snapshot, store: store, limits: limits)
         var traces: [TraceSummary] = []
         for m in matches.traces {
             var summary = summaries.summary(m.traceID)
