@@ -168,7 +168,10 @@ public final class Head: Sendable {
             s.partitions[key] = partition
         }
         // A sealed chunk's derived facts are computed once, outside the stripe's lock.
-        _ = sealedNow?.serviceEdges()
+        if let sealedNow {
+            _ = sealedNow.serviceEdges()
+            sealedNow.buildPostings()
+        }
         return batch.spanCount
     }
 

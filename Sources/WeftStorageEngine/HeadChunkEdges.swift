@@ -86,6 +86,7 @@ public struct HeadChunkEdges: Sendable {
 /// box is shared by every copy, and a rebuilt chunk gets a new one).
 final class HeadChunkDerived: Sendable {
     let edges = Mutex<HeadChunkEdges>(.empty)
+    let postings = Mutex<HeadChunkPostings?>(nil)
 }
 
 extension HeadChunk {
@@ -100,5 +101,63 @@ extension HeadChunk {
         let edges = known.extended(to: self)
         self.derived.edges.withLock { if $0.rows < edges.rows { $0 = edges } }
         return edges
+    }
+}
+
+/// The rows of a sealed head chunk per string span attribute (key, value), ascending: a selective
+/// equality filter reads a few rows instead of every span's attributes. One flat row array with a
+/// range per (key, value), so a value seen once costs a dictionary entry, not an array.
+public struct HeadChunkPostings: Sendable {
+    /// `key << 32 | value` (the chunk's string IDs) → where its rows start in `flat` and how many.
+    let ranges: [UInt64: (start: Int32, count: Int32)]
+    let flat: [Int32]
+
+    init(_ batch: SpanBatch) {
+        let string = ValueType.string.rawValue
+        let keys = batch.attrs.keys, types = batch.attrs.types, values = batch.attrs.values
+        // Pass 1: rows per (key, value); pass 2: rows into place.
+        var ranges: [UInt64: (start: Int32, count: Int32)] = [:]
+        var total = 0
+        for i in 0..<batch.attrs.count where types[i] == string {
+            ranges[UInt64(keys[i]) << 32 | (values[i] & 0xFFFF_FFFF), default: (0, 0)].count += 1
+            total += 1
+        }
+        var next = 0
+        for i in ranges.indices {
+            ranges.values[i].start = Int32(next)
+            next += Int(ranges.values[i].count)
+            ranges.values[i].count = 0
+        }
+        var flat = [Int32](repeating: 0, count: total)
+        for row in 0..<batch.spanCount {
+            for i in batch.attrRange(row) where types[i] == string {
+                let k = ranges.index(forKey: UInt64(keys[i]) << 32 | (values[i] & 0xFFFF_FFFF))!
+                let (start, count) = ranges.values[k]
+                // A span that repeats a (key, value) is listed once.
+                if count > 0 && flat[Int(start + count - 1)] == Int32(row) { continue }
+                flat[Int(start + count)] = Int32(row)
+                ranges.values[k].count += 1
+            }
+        }
+        self.ranges = ranges
+        self.flat = flat
+    }
+
+    /// Rows whose span attributes include `key` = `value` (string IDs of the chunk), ascending.
+    public func rows(key: UInt32, value: UInt32) -> ArraySlice<Int32> {
+        guard let r = self.ranges[UInt64(key) << 32 | UInt64(value)] else { return [] }
+        return self.flat[Int(r.start)..<Int(r.start + r.count)]
+    }
+}
+
+extension HeadChunk {
+    /// The chunk's posting lists, once built by ``buildPostings()`` (when the chunk is sealed).
+    public var postings: HeadChunkPostings? { self.derived.postings.withLock { $0 } }
+
+    /// Builds the posting lists of a chunk that takes no more rows.
+    func buildPostings() {
+        guard self.derived.postings.withLock({ $0 == nil }) else { return }
+        let postings = HeadChunkPostings(self.batch)
+        self.derived.postings.withLock { $0 = postings }
     }
 }
