@@ -317,6 +317,7 @@ public final class Head: Sendable {
     /// Drops rows taken with ``take(_:_:)`` (now durable elsewhere); their spans and segments are
     /// released. Chunks left with rows are rebuilt without them.
     public func remove(_ taken: Taken) {
+        var rebuiltSealed: [HeadChunk] = []
         for stripe in self.stripes {
             stripe.state.withLock { s in
                 guard var partition = s.partitions.removeValue(forKey: taken.partition) else { return }
@@ -330,6 +331,7 @@ public final class Head: Sendable {
                     if let rebuilt = self.without(rows, chunk, &s) {
                         s.sealedBytes += rebuilt.memoryFootprint
                         sealed.append(rebuilt)
+                        rebuiltSealed.append(rebuilt)
                     }
                 }
                 partition.sealed = sealed
@@ -342,6 +344,11 @@ public final class Head: Sendable {
         self.registry.release(taken.batch, in: taken.partition)
         self.segmentStates.withLock { states in
             for (segment, rows) in taken.segmentRows { states[segment, default: SegmentState()].rows -= rows }
+        }
+        // A rebuilt sealed chunk derives its facts again now, not on the next query.
+        for chunk in rebuiltSealed {
+            _ = chunk.serviceEdges()
+            chunk.buildPostings()
         }
     }
 
