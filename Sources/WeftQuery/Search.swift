@@ -119,17 +119,12 @@ public enum SearchExecutor {
             let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
             return try self.columnarSummaries(request, chosen, snapshot: snapshot, store: store, limits: limits, context: context)
         }
+        let wanted = Set(chosen.traces.map(\.traceID))
+        let found = try self.matchingSpans(request, of: wanted, snapshot: snapshot, store: store, limits: limits)
+        let summaries = try self.summaries(of: wanted, snapshot: snapshot, store: store, limits: limits)
         var traces: [TraceSummary] = []
         for m in chosen.traces {
-            try limits.check()
-            let chunks = try TraceLookup.chunks(m.traceID, snapshot: snapshot, store: store)
-            // The trace's matching spans, in the order the scan meets them.
-            var found: [TraceID: Match] = [:]
-            var ignored = ScanStats()
-            for chunk in chunks {
-                self.scan(request, chunk.batch, minStart: chunk.minStart, maxStart: chunk.maxStart, rows: chunk.rows(of: m.traceID), &found, &ignored)
-            }
-            var summary = self.summarize(m.traceID, in: chunks)
+            var summary = summaries.summary(m.traceID)
             summary.matched = m.matched
             summary.matchedSpans = found[m.traceID]?.spans ?? []
             traces.append(summary)
@@ -137,6 +132,80 @@ public enum SearchExecutor {
         var stats = matches.stats
         stats.inspectedTraces = matches.traces.count
         return SearchResult(traces: traces, stats: stats)
+    }
+
+    /// Whole-trace summaries of `wanted` from head rows and block columns (see ``TraceSummaries``).
+    static func summaries(
+        of wanted: Set<TraceID>, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits
+    ) throws -> TraceSummaries {
+        var summaries = TraceSummaries(wanted)
+        summaries.addHead(snapshot.chunks)
+        try BlockGroupColumns.forEach(holding: wanted, snapshot: snapshot, store: store, limits: limits) { rows, group in
+            try summaries.addBlockRows(rows, group)
+        }
+        try summaries.finish(snapshot: snapshot, store: store, limits: limits)
+        return summaries
+    }
+
+    /// The tag engine's matching spans of the `wanted` traces, each span ID once (head first, then
+    /// blocks oldest first, as a trace lookup keeps them): one pass over each head chunk's rows of
+    /// those traces, and in blocks only the row ranges of those traces, decoded once per block.
+    static func matchingSpans(
+        _ request: SearchRequest, of wanted: Set<TraceID>, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits
+    ) throws -> [TraceID: Match] {
+        var found: [TraceID: Match] = [:]
+        guard !wanted.isEmpty else { return found }
+        var ignored = ScanStats()
+        var seen: [TraceID: Set<UInt64>] = [:]
+        /// Rows whose span ID the trace has not shown yet.
+        func fresh(_ id: TraceID, _ rows: some Sequence<Int>, _ batch: SpanBatch, into out: inout [Int]) {
+            for row in rows where seen[id, default: []].insert(batch.spanID[row]).inserted { out.append(row) }
+        }
+        for chunk in snapshot.chunks {
+            try limits.check()
+            var rows: [Int] = []
+            if wanted.count <= chunk.lastRowOfTrace.count {
+                for id in wanted where chunk.lastRowOfTrace[id] != nil { fresh(id, chunk.rows(of: id), chunk.batch, into: &rows) }
+            } else {
+                for id in chunk.lastRowOfTrace.keys where wanted.contains(id) { fresh(id, chunk.rows(of: id), chunk.batch, into: &rows) }
+            }
+            guard !rows.isEmpty else { continue }
+            rows.sort()
+            self.scan(request, chunk.batch, minStart: 0, maxStart: .max, rows: rows, &found, &ignored)
+        }
+        let traceQLAttributes = request.traceQL.map(CompiledTraceQLFilter.readsAttributes) ?? false
+        let parts: GroupParts = traceQLAttributes || request.conditions.contains(where: needsAttributes) ? [.attributes] : []
+        for meta in snapshot.blocks where !store.isQuarantined(meta.id) {
+            try limits.check()
+            do {
+                let reader = try store.reader(meta)
+                var ranges: [(group: Int, trace: TraceID, rows: Range<Int>)] = []
+                for id in wanted {
+                    for g in try reader.candidateGroups(id) {
+                        if let range = try reader.rows(of: id, inGroup: g) { ranges.append((g, id, range)) }
+                    }
+                }
+                guard !ranges.isEmpty else { continue }
+                // Block order: groups ascending, rows ascending.
+                ranges.sort { ($0.group, $0.rows.lowerBound) < ($1.group, $1.rows.lowerBound) }
+                var batch = try reader.blockLevelBatch(strings: try reader.stringTable())
+                for r in ranges { try reader.decodeGroup(r.group, into: &batch, rows: r.rows, parts: parts) }
+                var rows: [Int] = []
+                var next = 0
+                for r in ranges {
+                    fresh(r.trace, next..<(next + r.rows.count), batch, into: &rows)
+                    next += r.rows.count
+                }
+                guard next == batch.spanCount else { throw BlockFormatError("decoded \(batch.spanCount) rows, expected \(next)") }
+                let traceQL = try request.traceQL.map { CompiledTraceQLFilter($0, strings: try reader.stringTable()) }
+                self.scan(request, batch, minStart: 0, maxStart: .max, rows: rows, traceQL: traceQL, &found, &ignored)
+            } catch let error as AggregationError {
+                throw error
+            } catch {
+                store.quarantine(meta, error)
+            }
+        }
+        return found
     }
 
     /// Search over a snapshot of head and blocks. Blocks are pruned by time, by their dictionary (a value
@@ -147,7 +216,15 @@ public enum SearchExecutor {
         _ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits? = nil
     ) throws -> SearchResult {
         let (found, stats) = try self.matches(request, snapshot: snapshot, store: store, limits: limits)
-        return try self.finish(request, found, stats) { id in try TraceLookup.chunks(id, snapshot: snapshot, store: store) }
+        var result = self.finish(request, found, stats) { _ in [] }
+        let summaries = try self.summaries(of: Set(result.traces.map(\.traceID)), snapshot: snapshot, store: store, limits: limits ?? AggregationLimits())
+        for i in result.traces.indices {
+            var summary = summaries.summary(result.traces[i].traceID)
+            summary.matched = result.traces[i].matched
+            summary.matchedSpans = result.traces[i].matchedSpans
+            result.traces[i] = summary
+        }
+        return result
     }
 
     /// The tag engine's scan: matching spans per trace.

@@ -5,6 +5,11 @@ import WeftStorageEngine
 /// at once: from head rows, and from the scan columns of only the block row groups that hold them
 /// (through the column cache), so no trace is decoded on its own. Each span ID counts once, the
 /// first copy met (head before blocks, older blocks first), as ``TraceLookup`` keeps it.
+///
+/// A trace held only by the head chunks of one partition needs no span-ID check (the head keeps each
+/// span of a partition once): its head rows are summed directly, a few nanoseconds a span. A trace
+/// also met in a block (or in chunks of two partitions, or in chunks that are not the head's) is
+/// summed span ID by span ID by ``finish(snapshot:store:limits:)``.
 struct TraceSummaries {
     private struct Accumulator {
         var seen = Set<UInt64>()
@@ -15,7 +20,21 @@ struct TraceSummaries {
         var order: [String] = []
     }
 
+    /// A trace summed from head rows without span-ID checks.
+    private struct HeadFacts {
+        var placement: String
+        /// Met in chunks that may repeat a span (another partition, or chunks not from the head).
+        var mayRepeat = false
+        var minStart = UInt64.max
+        var maxEnd: UInt64 = 0
+        var root: (service: String, name: String)?
+        var services: [(service: String, spans: Int, errors: Int)] = []
+    }
+
     private var traces: [TraceID: Accumulator]
+    private var head: [TraceID: HeadFacts] = [:]
+    /// Traces met in a block row group.
+    private var inBlocks = Set<TraceID>()
 
     init(_ ids: some Sequence<TraceID>) {
         self.traces = [:]
@@ -42,9 +61,8 @@ struct TraceSummaries {
         return true
     }
 
-    /// Counts the wanted traces' spans in head chunks.
-    mutating func addHead(_ chunks: [HeadChunk]) {
-        let ids = Array(self.traces.keys)
+    /// Counts the wanted traces' spans in head chunks, span ID by span ID.
+    private mutating func addHeadRows(_ chunks: [HeadChunk], _ ids: [TraceID]) {
         for chunk in chunks {
             let b = chunk.batch
             for id in ids {
@@ -59,6 +77,74 @@ struct TraceSummaries {
         }
     }
 
+    /// Sums the wanted traces' spans in head chunks: per trace, its rows of each chunk in order
+    /// (chunks in snapshot order), services named once per chunk.
+    mutating func addHead(_ chunks: [HeadChunk]) {
+        let wanted = Array(self.traces.keys)
+        var rows: [Int] = []
+        for chunk in chunks {
+            let b = chunk.batch
+            let fromHead = chunk.holdsEachSpanOnce
+            var serviceOfResource = [String?](repeating: nil, count: b.resourceCount)
+            func service(_ row: Int) -> String {
+                let r = Int(b.resourceIndex[row])
+                if let s = serviceOfResource[r] { return s }
+                let s = b.strings.string(b.resourceServiceName[r])
+                serviceOfResource[r] = s
+                return s
+            }
+            func sum(_ id: TraceID, last: UInt32) {
+                rows.removeAll(keepingCapacity: true)
+                var row = last
+                while row != .max {
+                    rows.append(Int(row))
+                    row = chunk.previousInTrace[Int(row)]
+                }
+                let i = self.head.index(forKey: id) ?? {
+                    self.head[id] = HeadFacts(placement: chunk.placement)
+                    return self.head.index(forKey: id)!
+                }()
+                if !fromHead || self.head.values[i].placement != chunk.placement { self.head.values[i].mayRepeat = true }
+                for row in rows.reversed() {
+                    let start = b.startTime[row], end = b.endTime[row]
+                    if start < self.head.values[i].minStart { self.head.values[i].minStart = start }
+                    if end > self.head.values[i].maxEnd { self.head.values[i].maxEnd = end }
+                    let svc = service(row)
+                    if b.parentSpanID[row] == 0 && self.head.values[i].root == nil { self.head.values[i].root = (svc, b.strings.string(b.name[row])) }
+                    let error = b.statusCode[row] == 2 ? 1 : 0
+                    if let k = self.head.values[i].services.firstIndex(where: { $0.service == svc }) {
+                        self.head.values[i].services[k].spans += 1
+                        self.head.values[i].services[k].errors += error
+                    } else {
+                        self.head.values[i].services.append((svc, 1, error))
+                    }
+                }
+            }
+            if wanted.count <= chunk.lastRowOfTrace.count {
+                for id in wanted { if let last = chunk.lastRowOfTrace[id] { sum(id, last: last) } }
+            } else {
+                for (id, last) in chunk.lastRowOfTrace where self.traces[id] != nil { sum(id, last: last) }
+            }
+        }
+    }
+
+    /// Sums again, span ID by span ID over head and blocks, the traces whose head rows may repeat a
+    /// span held elsewhere: those also met in blocks, in chunks of two partitions or in chunks that
+    /// are not the head's. Call after ``addHead(_:)`` and every ``addBlockRows(_:_:)``.
+    mutating func finish(snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits) throws {
+        let exact = self.head.filter { $0.value.mayRepeat || self.inBlocks.contains($0.key) }.map(\.key)
+        guard !exact.isEmpty else { return }
+        for id in exact {
+            self.head[id] = nil
+            self.traces[id] = Accumulator()
+        }
+        self.addHeadRows(snapshot.chunks, exact)
+        let blocks = Set(exact).intersection(self.inBlocks)
+        try BlockGroupColumns.forEach(holding: blocks, snapshot: snapshot, store: store, limits: limits) { rows, group in
+            try self.addBlockRows(rows, group)
+        }
+    }
+
     /// Counts the spans of the rows `rows` (ascending, with their traces) of a block row group.
     mutating func addBlockRows(_ rows: [(trace: TraceID, row: Int)], _ group: BlockGroupColumns) throws {
         let chunk = group.chunk
@@ -69,6 +155,7 @@ struct TraceSummaries {
         let strings = group.strings
         let serviceNames = group.resources.resourceServiceName
         var services: [UInt32: String] = [:]
+        for (id, _) in rows { self.inBlocks.insert(id) }
         for (id, row) in rows {
             let r = Int(resource[row])
             guard r < serviceNames.count else { throw BlockFormatError("span resource \(r) outside the resource table") }
@@ -89,6 +176,19 @@ struct TraceSummaries {
 
     /// The summary of trace `id` as ``SearchExecutor/summarize(_:in:)`` gives it (no matched spans yet).
     func summary(_ id: TraceID) -> TraceSummary {
+        if let h = self.head[id] {
+            let start = h.minStart == .max ? 0 : h.minStart
+            return TraceSummary(
+                traceID: id,
+                rootServiceName: h.root?.service ?? "<root span not yet received>",
+                rootTraceName: h.root?.name ?? "",
+                startNanos: start,
+                durationNanos: h.maxEnd > start ? h.maxEnd - start : 0,
+                matchedSpans: [],
+                matched: 0,
+                serviceStats: h.services
+            )
+        }
         let t = self.traces[id] ?? Accumulator()
         let start = t.minStart == .max ? 0 : t.minStart
         return TraceSummary(

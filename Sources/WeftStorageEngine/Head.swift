@@ -170,6 +170,7 @@ public final class Head: Sendable {
         }
         let limit = self.configuration.chunkSpans
         let index = Int(UInt(bitPattern: stripe) % UInt(self.stripes.count))
+        var sealedNow: HeadChunk? = nil
         self.stripes[index].state.withLock { s in
             var partition = s.partitions.removeValue(forKey: key) ?? Partition()
             if partition.active == nil {
@@ -188,8 +189,14 @@ public final class Head: Sendable {
                 chunk.shrinkToFit()
                 s.sealedBytes += chunk.memoryFootprint
                 partition.sealed.append(chunk)
+                sealedNow = chunk
             }
             s.partitions[key] = partition
+        }
+        // A sealed chunk's derived facts are computed once, outside the stripe's lock.
+        if let sealedNow {
+            _ = sealedNow.serviceEdges()
+            sealedNow.buildPostings()
         }
         return batch.spanCount
     }
@@ -336,6 +343,7 @@ public final class Head: Sendable {
     /// Drops rows taken with ``take(_:_:)`` (now durable elsewhere); their spans and segments are
     /// released. Chunks left with rows are rebuilt without them.
     public func remove(_ taken: Taken) {
+        var rebuiltSealed: [HeadChunk] = []
         for stripe in self.stripes {
             stripe.state.withLock { s in
                 guard var partition = s.partitions.removeValue(forKey: taken.partition) else { return }
@@ -349,6 +357,7 @@ public final class Head: Sendable {
                     if let rebuilt = self.without(rows, chunk, &s) {
                         s.sealedBytes += rebuilt.memoryFootprint
                         sealed.append(rebuilt)
+                        rebuiltSealed.append(rebuilt)
                     }
                 }
                 partition.sealed = sealed
@@ -361,6 +370,11 @@ public final class Head: Sendable {
         self.registry.release(taken.batch, in: taken.partition)
         self.segmentStates.withLock { states in
             for (segment, rows) in taken.segmentRows { states[segment, default: SegmentState()].rows -= rows }
+        }
+        // A rebuilt sealed chunk derives its facts again now, not on the next query.
+        for chunk in rebuiltSealed {
+            _ = chunk.serviceEdges()
+            chunk.buildPostings()
         }
     }
 

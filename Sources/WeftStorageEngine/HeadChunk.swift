@@ -19,6 +19,8 @@ public struct HeadChunk: Sendable {
     public private(set) var rowSegments: [UInt32] = []
     public private(set) var minStart: UInt64 = .max
     public private(set) var maxStart: UInt64 = 0
+    /// Derived facts shared by every copy of this chunk (a rebuilt chunk starts a new one).
+    let derived = HeadChunkDerived()
 
     init(org: String, placement: String, id: UInt64) {
         self.org = org
@@ -44,6 +46,10 @@ public struct HeadChunk: Sendable {
     }
 
     public var spanCount: Int { self.batch.spanCount }
+
+    /// Whether this is a chunk of the head, whose partition keeps each span once across all its
+    /// chunks (chunks made over other rows, e.g. decoded from a block, may repeat spans).
+    public var holdsEachSpanOnce: Bool { self.id != 0 }
 
     /// Reserves room for `spans` spans shaped like `sample` (attributes, events and links per span).
     mutating func reserve(spans: Int, like sample: SpanBatch) {

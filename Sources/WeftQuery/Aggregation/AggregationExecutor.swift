@@ -230,6 +230,8 @@ struct Worker {
         /// Per group-by field: non-string values by code (codes from `1 << 31`).
         var otherCodes: [[FieldValueKey: UInt32]]
         var otherValues: [[GroupValue]]
+        /// A sealed head chunk's batch and posting lists (nil for blocks and chunks still written).
+        var head: (batch: SpanBatch, postings: HeadChunkPostings)?
 
         init(_ query: AggregationQuery, strings: SourceStrings, resources: SpanBatch, limits: AggregationLimits) throws {
             self.strings = strings
@@ -285,6 +287,7 @@ struct Worker {
         let batch = chunk.batch
         let (columns, strings) = context?.source(batch) ?? (ChunkColumns(rows: batch.spanCount) { c in batch.scanColumn(c) }, SourceStrings(table: batch.strings, dictionary: nil))
         let plan = try SourcePlan(self.query, strings: strings, resources: batch, limits: self.limits)
+        if let postings = chunk.postings { plan.head = (batch, postings) }
         stats.chunks += 1
         stats.inspectedSpans += batch.spanCount
         stats.inspectedBytes += batch.memoryFootprint
@@ -309,7 +312,16 @@ struct Worker {
         if case .none = plan.filter { return [] }
         let q = self.query
         var selection: [Int32]
-        if allInRange {
+        if let head = plan.head, let lists = Self.postingLists(plan.filter, head.postings, head.batch) {
+            // Equality on span attributes: only the rows every posting list holds can pass.
+            selection = Array(lists.min { $0.count < $1.count }!)
+            for list in lists where selection.count > 0 { selection = Self.intersect(selection, list) }
+            if !allInRange {
+                let (start, _) = try chunk.timing()
+                selection.removeAll { start[Int($0)] < q.startNanos || start[Int($0)] > q.endNanos }
+            }
+            chunk.readOnly(selection, of: head.batch)
+        } else if allInRange {
             selection = [Int32](unsafeUninitializedCapacity: chunk.rows) { buffer, count in
                 for i in 0..<chunk.rows { buffer[i] = Int32(i) }
                 count = chunk.rows
@@ -322,6 +334,39 @@ struct Worker {
             }
         }
         return try plan.filter.select(selection, chunk, plan.resources)
+    }
+
+    /// The posting lists of the filter's top-level conjunction of `span-attribute = "string"` tests
+    /// (unscoped ones too when no resource of the batch has the key); nil when it has none.
+    static func postingLists(_ filter: FilterPlan, _ postings: HeadChunkPostings, _ batch: SpanBatch) -> [ArraySlice<Int32>]? {
+        var lists: [ArraySlice<Int32>] = []
+        func collect(_ f: FilterPlan) {
+            switch f {
+            case .and(let a, let b):
+                collect(a)
+                collect(b)
+            case .test(.attribute(let scope, key: let key?), .ids(let ids, negate: false)) where ids.count == 1:
+                guard scope == .span || (scope == .any && !batch.resourceAttrs.keys.contains(key)) else { return }
+                lists.append(postings.rows(key: key, value: ids.first!))
+            default: break
+            }
+        }
+        collect(filter)
+        return lists.isEmpty ? nil : lists
+    }
+
+    /// Rows in both ascending lists.
+    static func intersect(_ a: [Int32], _ b: ArraySlice<Int32>) -> [Int32] {
+        var out: [Int32] = []
+        var i = a.startIndex, j = b.startIndex
+        while i < a.endIndex && j < b.endIndex {
+            if a[i] < b[j] { i += 1 } else if a[i] > b[j] { j += 1 } else {
+                out.append(a[i])
+                i += 1
+                j += 1
+            }
+        }
+        return out
     }
 
     private func scan(_ chunk: ChunkColumns, _ plan: SourcePlan, allInRange: Bool, into partial: inout AggregationPartial) throws {

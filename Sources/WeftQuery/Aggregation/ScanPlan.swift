@@ -125,8 +125,33 @@ final class ChunkColumns {
         self.fetch = fetch
     }
 
+    /// Set by ``readOnly(_:of:)``: the only rows read from then on, and the head batch they are in.
+    private var onlyRows: [Int32]?
+    private var sparseBatch: SpanBatch?
+
+    /// Declares that only `rows` of the head batch `batch` are read from now on: span attribute
+    /// columns not yet fetched are filled for those rows alone (the others read as absent).
+    func readOnly(_ rows: [Int32], of batch: SpanBatch) {
+        self.onlyRows = rows
+        self.sparseBatch = batch
+    }
+
     func values(_ c: ScanColumn) throws -> ColumnValues {
         if let v = self.fetched[c] { return v }
+        if case .attribute(let key) = c, let rows = self.onlyRows, let batch = self.sparseBatch {
+            var types = [UInt8](repeating: ColumnValues.absent, count: batch.spanCount)
+            var values = [UInt64](repeating: 0, count: batch.spanCount)
+            for row in rows {
+                for i in batch.attrRange(Int(row)) where batch.attrs.keys[i] == key {
+                    types[Int(row)] = batch.attrs.types[i]
+                    values[Int(row)] = batch.attrs.values[i]
+                    break
+                }
+            }
+            let v = ColumnValues.attribute(types: types, values: values)
+            self.fetched[c] = v
+            return v
+        }
         let v = try self.fetch(c)
         self.fetched[c] = v
         return v

@@ -36,22 +36,34 @@ public enum ServiceMapExecutor {
         return sums
     }
 
-    /// Edges among head spans: a span's parent may be in any head chunk. Services are numbered once
-    /// (strings are compared and hashed only per distinct service, not per span), and each edge is
-    /// updated in place.
+    /// Edges among head spans: a span's parent may be in any head chunk. Each chunk keeps the edges
+    /// among its own spans (``HeadChunk/serviceEdges()``); only its orphans (spans whose parent it does
+    /// not hold) are joined here, against the spans of their traces in every chunk. Services are
+    /// numbered once (strings are compared and hashed per distinct service, not per span).
     static func headEdges(_ chunks: [HeadChunk]) -> [ServiceEdge] {
+        var out: [ServiceEdge] = []
+        var known: [HeadChunkEdges] = []
+        known.reserveCapacity(chunks.count)
+        var orphanTraces = Set<TraceID>()
+        for chunk in chunks {
+            let edges = chunk.serviceEdges()
+            out += edges.named(chunk.batch.strings)
+            for row in edges.orphans { orphanTraces.insert(chunk.batch.traceID(Int(row))) }
+            known.append(edges)
+        }
+        guard !orphanTraces.isEmpty else { return out }
+
         struct SpanKey: Hashable {
             var trace: TraceID
             var span: UInt64
         }
         var numbers: [String: Int32] = [:]
         var names: [String] = []
-        var serviceOf: [SpanKey: Int32] = [:]
-        serviceOf.reserveCapacity(chunks.reduce(0) { $0 + $1.spanCount })
+        // Per chunk, its services' numbers by resource (resolved on first use).
         var services: [[Int32]] = []
-        for chunk in chunks {
-            let b = chunk.batch
-            let numbered = b.resourceServiceName.map { id -> Int32 in
+        func number(_ chunk: Int) -> [Int32] {
+            let b = chunks[chunk].batch
+            return b.resourceServiceName.map { id -> Int32 in
                 let name = b.strings.string(id)
                 if let n = numbers[name] { return n }
                 let n = Int32(names.count)
@@ -59,8 +71,20 @@ public enum ServiceMapExecutor {
                 names.append(name)
                 return n
             }
-            services.append(numbered)
-            for row in 0..<b.spanCount { serviceOf[SpanKey(trace: b.traceID(row), span: b.spanID[row])] = numbered[Int(b.resourceIndex[row])] }
+        }
+        // The service of every span of a trace with an orphan, whichever chunk holds it.
+        var serviceOf: [SpanKey: Int32] = [:]
+        for (c, chunk) in chunks.enumerated() {
+            services.append(number(c))
+            let b = chunk.batch
+            func note(_ trace: TraceID) {
+                for row in chunk.rows(of: trace) { serviceOf[SpanKey(trace: trace, span: b.spanID[row])] = services[c][Int(b.resourceIndex[row])] }
+            }
+            if orphanTraces.count <= chunk.lastRowOfTrace.count {
+                for trace in orphanTraces where chunk.lastRowOfTrace[trace] != nil { note(trace) }
+            } else {
+                for trace in chunk.lastRowOfTrace.keys where orphanTraces.contains(trace) { note(trace) }
+            }
         }
         struct Key: Hashable {
             var bucket: UInt64
@@ -70,7 +94,8 @@ public enum ServiceMapExecutor {
         var edges: [Key: ServiceEdge] = [:]
         for (c, chunk) in chunks.enumerated() {
             let b = chunk.batch
-            for row in 0..<b.spanCount where b.parentSpanID[row] != 0 {
+            for orphan in known[c].orphans {
+                let row = Int(orphan)
                 guard let parent = serviceOf[SpanKey(trace: b.traceID(row), span: b.parentSpanID[row])] else { continue }
                 let child = services[c][Int(b.resourceIndex[row])]
                 guard parent != child else { continue }
@@ -85,6 +110,6 @@ public enum ServiceMapExecutor {
                 edges.values[i].latency.add(end > start ? end - start : 0)
             }
         }
-        return Array(edges.values)
+        return out + edges.values
     }
 }

@@ -179,7 +179,10 @@ extension SearchExecutor {
             let (chunk, strings) = (head ? context?.source(batch) : nil)
                 ?? (ChunkColumns(rows: batch.spanCount) { c in batch.scanColumn(c) }, SourceStrings(table: batch.strings, dictionary: nil))
             let plan = try FilterPlan(filter, strings, limits)
-            for row in try plan.select(rows.map { Int32($0) }, chunk, batch) {
+            let candidates = rows.map { Int32($0) }
+            // Attribute columns for these rows alone, not every span of the chunk.
+            chunk.readOnly(candidates, of: batch)
+            for row in try plan.select(candidates, chunk, batch) {
                 let r = Int(row)
                 let start = batch.startTime[r]
                 guard start >= query.startNanos && start <= query.endNanos else { continue }
@@ -234,6 +237,7 @@ extension SearchExecutor {
                 }
             }
         }
+        try summaries.finish(snapshot: snapshot, store: store, limits: limits)
         var traces: [TraceSummary] = []
         for m in matches.traces {
             var summary = summaries.summary(m.traceID)

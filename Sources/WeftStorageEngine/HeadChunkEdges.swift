@@ -1,0 +1,163 @@
+import Synchronization
+import WeftModel
+
+/// The service-map edges among a head chunk's spans: calls whose parent span is in the same chunk,
+/// summed per (time bucket, parent service, child service), and the rows whose parent the chunk does
+/// not hold (their parent may be in another chunk; a query joins only those).
+///
+/// Computed once when a chunk is sealed; for the chunk still being written, extended at query time
+/// from the rows it already covers. Chunks are append-only until rebuilt (which starts afresh), so
+/// the edges of a row prefix stay valid.
+public struct HeadChunkEdges: Sendable {
+    /// The rows covered: `0..<rows`.
+    public let rows: Int
+    /// Edges whose parent is among the covered rows, keyed by the chunk's string IDs.
+    let edges: [ServiceGraph.Key: ServiceGraph.Stats]
+    /// Covered rows with a parent span ID that no covered row of their trace has, ascending.
+    public let orphans: [Int32]
+
+    static let empty = HeadChunkEdges(rows: 0, edges: [:], orphans: [])
+
+    /// The edges with service names resolved through `strings`.
+    public func named(_ strings: StringTable) -> [ServiceEdge] {
+        self.edges.map { key, stats in
+            ServiceEdge(
+                bucketStart: key.bucket, parent: strings.string(key.parent), child: strings.string(key.child),
+                calls: stats.calls, errors: stats.errors, latency: stats.latency
+            )
+        }
+    }
+
+    /// These edges extended to every row of `chunk` (which must start with the covered rows): the new
+    /// rows are joined within the chunk, and earlier orphans whose parent has since arrived are
+    /// joined too.
+    func extended(to chunk: HeadChunk) -> HeadChunkEdges {
+        let b = chunk.batch
+        let n = b.spanCount
+        guard n > self.rows else { return self }
+        var edges = self.edges
+        var orphans: [Int32] = []
+        // Large traces get a span-ID map (built once per trace per extension); small ones are searched.
+        var maps: [TraceID: [UInt64: Int]] = [:]
+        func parentRow(_ row: Int) -> Int? {
+            let id = b.traceID(row)
+            let wanted = b.parentSpanID[row]
+            if let map = maps[id] { return map[wanted] }
+            var r = chunk.lastRowOfTrace[id] ?? .max
+            var steps = 0
+            while r != .max {
+                if b.spanID[Int(r)] == wanted { return Int(r) }
+                r = chunk.previousInTrace[Int(r)]
+                steps += 1
+                if steps == 32 {
+                    var map: [UInt64: Int] = [:]
+                    for x in chunk.rows(of: id) { map[b.spanID[x]] = x }
+                    maps[id] = map
+                    return map[wanted]
+                }
+            }
+            return nil
+        }
+        func join(_ row: Int) {
+            guard let p = parentRow(row) else {
+                orphans.append(Int32(row))
+                return
+            }
+            let parent = b.resourceServiceName[Int(b.resourceIndex[p])]
+            let child = b.resourceServiceName[Int(b.resourceIndex[row])]
+            guard parent != child else { return }
+            let start = b.startTime[row], end = b.endTime[row]
+            let key = ServiceGraph.Key(bucket: start / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos, parent: parent, child: child)
+            let i = edges.index(forKey: key) ?? {
+                edges[key] = ServiceGraph.Stats()
+                return edges.index(forKey: key)!
+            }()
+            edges.values[i].calls += 1
+            if b.statusCode[row] == 2 { edges.values[i].errors += 1 }
+            edges.values[i].latency.add(end > start ? end - start : 0)
+        }
+        for row in self.orphans { join(Int(row)) }
+        for row in self.rows..<n where b.parentSpanID[row] != 0 { join(row) }
+        return HeadChunkEdges(rows: n, edges: edges, orphans: orphans)
+    }
+}
+
+/// What a chunk derives from its rows and keeps across copies of itself (chunks are values; the
+/// box is shared by every copy, and a rebuilt chunk gets a new one).
+final class HeadChunkDerived: Sendable {
+    let edges = Mutex<HeadChunkEdges>(.empty)
+    let postings = Mutex<HeadChunkPostings?>(nil)
+}
+
+extension HeadChunk {
+    /// The service-map edges among this chunk's spans (see ``HeadChunkEdges``): computed once,
+    /// extended when the chunk has grown since.
+    public func serviceEdges() -> HeadChunkEdges {
+        let known = self.derived.edges.withLock { $0 }
+        if known.rows == self.spanCount { return known }
+        // An older copy of a chunk that has grown since: its own rows only.
+        if known.rows > self.spanCount { return HeadChunkEdges.empty.extended(to: self) }
+        // Computed outside the lock: a concurrent caller may do the same work; the longer result stays.
+        let edges = known.extended(to: self)
+        self.derived.edges.withLock { if $0.rows < edges.rows { $0 = edges } }
+        return edges
+    }
+}
+
+/// The rows of a sealed head chunk per string span attribute (key, value), ascending: a selective
+/// equality filter reads a few rows instead of every span's attributes. One flat row array with a
+/// range per (key, value), so a value seen once costs a dictionary entry, not an array.
+public struct HeadChunkPostings: Sendable {
+    /// `key << 32 | value` (the chunk's string IDs) → where its rows start in `flat` and how many.
+    let ranges: [UInt64: (start: Int32, count: Int32)]
+    let flat: [Int32]
+
+    init(_ batch: SpanBatch) {
+        let string = ValueType.string.rawValue
+        let keys = batch.attrs.keys, types = batch.attrs.types, values = batch.attrs.values
+        // Pass 1: rows per (key, value); pass 2: rows into place.
+        var ranges: [UInt64: (start: Int32, count: Int32)] = [:]
+        var total = 0
+        for i in 0..<batch.attrs.count where types[i] == string {
+            ranges[UInt64(keys[i]) << 32 | (values[i] & 0xFFFF_FFFF), default: (0, 0)].count += 1
+            total += 1
+        }
+        var next = 0
+        for i in ranges.indices {
+            ranges.values[i].start = Int32(next)
+            next += Int(ranges.values[i].count)
+            ranges.values[i].count = 0
+        }
+        var flat = [Int32](repeating: 0, count: total)
+        for row in 0..<batch.spanCount {
+            for i in batch.attrRange(row) where types[i] == string {
+                let k = ranges.index(forKey: UInt64(keys[i]) << 32 | (values[i] & 0xFFFF_FFFF))!
+                let (start, count) = ranges.values[k]
+                // A span that repeats a (key, value) is listed once.
+                if count > 0 && flat[Int(start + count - 1)] == Int32(row) { continue }
+                flat[Int(start + count)] = Int32(row)
+                ranges.values[k].count += 1
+            }
+        }
+        self.ranges = ranges
+        self.flat = flat
+    }
+
+    /// Rows whose span attributes include `key` = `value` (string IDs of the chunk), ascending.
+    public func rows(key: UInt32, value: UInt32) -> ArraySlice<Int32> {
+        guard let r = self.ranges[UInt64(key) << 32 | UInt64(value)] else { return [] }
+        return self.flat[Int(r.start)..<Int(r.start + r.count)]
+    }
+}
+
+extension HeadChunk {
+    /// The chunk's posting lists, once built by ``buildPostings()`` (when the chunk is sealed).
+    public var postings: HeadChunkPostings? { self.derived.postings.withLock { $0 } }
+
+    /// Builds the posting lists of a chunk that takes no more rows.
+    func buildPostings() {
+        guard self.derived.postings.withLock({ $0 == nil }) else { return }
+        let postings = HeadChunkPostings(self.batch)
+        self.derived.postings.withLock { $0 = postings }
+    }
+}

@@ -1,0 +1,91 @@
+import Testing
+import WeftModel
+@testable import WeftQuery
+@testable import WeftStorageEngine
+
+/// The head's service map from per-chunk edges (computed at seal, extended for the chunk being
+/// written) equals a join of every head span against every other, whatever chunks a trace's spans
+/// landed in, as chunks grow, seal and are rebuilt after a cut.
+struct HeadServiceMapTests {
+    static let base = AggregationTests.base
+    static let minute = AggregationTests.minute
+
+    /// The reference: each span's parent looked up among all head spans.
+    static func joined(_ chunks: [HeadChunk]) -> [String: [UInt64]] {
+        struct Key: Hashable {
+            var trace: TraceID
+            var span: UInt64
+        }
+        var serviceOf: [Key: String] = [:]
+        for chunk in chunks {
+            let b = chunk.batch
+            for row in 0..<b.spanCount { serviceOf[Key(trace: b.traceID(row), span: b.spanID[row])] = b.strings.string(b.resourceServiceName[Int(b.resourceIndex[row])]) }
+        }
+        var out: [String: [UInt64]] = [:]
+        for chunk in chunks {
+            let b = chunk.batch
+            for row in 0..<b.spanCount where b.parentSpanID[row] != 0 {
+                guard let parent = serviceOf[Key(trace: b.traceID(row), span: b.parentSpanID[row])] else { continue }
+                let child = b.strings.string(b.resourceServiceName[Int(b.resourceIndex[row])])
+                guard parent != child else { continue }
+                let bucket = b.startTime[row] / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos
+                var v = out["\(bucket) \(parent)>\(child)", default: [0, 0]]
+                v[0] += 1
+                if b.statusCode[row] == 2 { v[1] += 1 }
+                out["\(bucket) \(parent)>\(child)"] = v
+            }
+        }
+        return out
+    }
+
+    static func fromChunks(_ chunks: [HeadChunk]) -> [String: [UInt64]] {
+        var out: [String: [UInt64]] = [:]
+        for e in ServiceMapExecutor.headEdges(chunks) {
+            var v = out["\(e.bucketStart) \(e.parent)>\(e.child)", default: [0, 0]]
+            v[0] += e.calls
+            v[1] += e.errors
+            #expect(e.latency.count == e.calls)
+            out["\(e.bucketStart) \(e.parent)>\(e.child)"] = v
+        }
+        return out
+    }
+
+    @Test(arguments: [64, 512, 100_000])
+    func test_headEdges_equalAFullJoin_asChunksGrowSealAndAreCut(_ chunkSpans: Int) throws {
+        let batches = AggregationTests.traffic(seed: 67)
+        let engine = StorageEngine(
+            head: Head(configuration: .init(chunkSpans: chunkSpans, stripes: 3)), store: BlockStore(disk: SimulatedDisk(), directory: "/b")
+        )
+        var queried = 0
+        for (i, b) in batches.enumerated() {
+            // Spread over stripes, so a trace's spans land in several chunks; split one batch in two
+            // so the chunk being written is queried between its halves.
+            let half = b.spanCount / 2
+            var first = SpanBatch(), second = SpanBatch()
+            first.strings = b.strings
+            second.strings = b.strings
+            first.appendRows(Array(0..<half), of: b)
+            second.appendRows(Array(half..<b.spanCount), of: b)
+            engine.head.append(first, org: "o", stripe: i, segment: 1 + i / 3)
+            let chunks = engine.head.snapshot(org: "o")
+            #expect(Self.fromChunks(chunks) == Self.joined(chunks))
+            engine.head.append(second, org: "o", stripe: i + 1, segment: 1 + i / 3)
+            let grown = engine.head.snapshot(org: "o")
+            #expect(Self.fromChunks(grown) == Self.joined(grown))
+            // An older copy of a chunk still answers for its own rows after the chunk has grown.
+            #expect(Self.fromChunks(chunks) == Self.joined(chunks))
+            queried += 1
+        }
+        let all = engine.head.snapshot(org: "o")
+        let reference = Self.joined(all)
+        #expect(reference.count > 3)
+        #expect(Self.fromChunks(all) == reference)
+        if chunkSpans < 1000 { #expect(all.contains { !$0.serviceEdges().orphans.isEmpty }) }
+        // Cutting a segment rebuilds the chunks that keep rows: their edges are computed afresh.
+        try engine.flush(segment: 1)
+        let rest = engine.head.snapshot(org: "o")
+        #expect(rest.reduce(0) { $0 + $1.spanCount } < all.reduce(0) { $0 + $1.spanCount })
+        #expect(Self.fromChunks(rest) == Self.joined(rest))
+        #expect(queried == batches.count)
+    }
+}
