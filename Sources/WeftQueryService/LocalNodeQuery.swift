@@ -17,20 +17,14 @@ extension QueryAPI {
         )
     }
 
-    /// The spans of traces `ids`, each looked up with `request`'s limits, as a snapshot of head chunks
-    /// (how a cluster search summarises the traces it chose).
+    /// The spans of traces `ids` as a snapshot of head chunks, fetched with one many-traces request
+    /// per node (how a cluster search summarises the traces it chose), under `request`'s limits.
     package static func traces(_ ids: [TraceID], reads: QueryReads, like request: NodeQueryRequest) throws -> StorageEngine.Snapshot {
-        let lookups = ids.map { id in
-            var lookup = request
-            lookup.operation = .trace(id)
-            return lookup
-        }
-        var chunks: [HeadChunk] = []
-        for partial in try reads.runEach(lookups) {
-            guard case .trace(let trace) = partial else { throw AggregationError.invalid("not a trace") }
-            chunks += trace.chunks
-        }
-        return StorageEngine.Snapshot(chunks: chunks, blocks: [])
+        guard !ids.isEmpty else { return StorageEngine.Snapshot(chunks: [], blocks: []) }
+        var lookup = request
+        lookup.operation = .traces(ids, startNanos: 0, endNanos: .max)
+        guard case .traces(let traces) = try reads.run(lookup) else { throw AggregationError.invalid("not traces") }
+        return traces.snapshot
     }
 
     /// The series of a metrics query: on this node with the top-k fallback for too many series, in a

@@ -541,11 +541,13 @@ public final class WeftNode: Service {
         return m
     }
 
-    /// Sends the queries of `query` to every storage node of `cluster` (each node is given the query
-    /// API's own timeout before its placements go to another holder).
+    /// Sends the queries of `query` to every storage node of `cluster`. Each node is given half the
+    /// query API's timeout before its placements go to another holder (so a retry still fits in
+    /// the query's deadline); a node slower than its recent p95 is hedged.
     private static func coordinateQueries(_ query: QueryAPI, cluster: ClusterMembership, config: NodeConfiguration) {
-        let timeout = Duration.milliseconds(Int64(min(max(1, config.queryLimits.timeoutSeconds), 86_400) * 1000))
-        query.coordinators.set { cluster.readCoordinator(timeout: timeout) }
+        let timeout = Duration.milliseconds(Int64(min(max(1, config.queryLimits.timeoutSeconds), 86_400) * 500))
+        let health = FanoutHealth(metrics: FanoutMetrics(registry: query.metrics.registry))
+        query.coordinators.set { cluster.readCoordinator(timeout: timeout, health: health) }
     }
 
     /// Answers `/api/cluster/...` from the admin API (404 on a node without cluster membership).

@@ -70,6 +70,7 @@ struct NodeQueryTests {
     static func same(_ a: NodePartial, _ b: NodePartial) -> Bool {
         switch (a, b) {
         case (.trace(let x), .trace(let y)): return spanIDs(x) == spanIDs(y)
+        case (.traces(let x), .traces(let y)): return spanIDs(x) == spanIDs(y)
         case (.traceMatches(let x), .traceMatches(let y)): return x == y
         case (.tagNames(let x), .tagNames(let y)): return x == y
         case (.tagValues(let x), .tagValues(let y)): return x == y
@@ -84,6 +85,15 @@ struct NodeQueryTests {
         p.chunks.flatMap { c in c.rows(of: p.traceID).map { c.batch.spanID[$0] } }.sorted()
     }
 
+    /// The distinct span IDs of each trace of a many-traces partial.
+    static func spanIDs(_ p: TracesPartial) -> [TraceID: Set<UInt64>] {
+        var out: [TraceID: Set<UInt64>] = [:]
+        for c in p.chunks {
+            for row in 0..<c.batch.spanCount { out[c.batch.traceID(row), default: []].insert(c.batch.spanID[row]) }
+        }
+        return out
+    }
+
     @Test(arguments: [(UInt64(7), 2), (11, 3), (23, 4)])
     func test_mergeOfSplits_equalsTheWhole_forEveryOperation(seed: UInt64, parts: Int) throws {
         let batches = AggregationTests.traffic(seed: seed)
@@ -92,6 +102,8 @@ struct NodeQueryTests {
         let someTrace = batches[3].traceID(5)
         var operations = Self.operations
         operations.append(.trace(someTrace))
+        let manyTraces = [someTrace, batches[0].traceID(0), batches[5].traceID(1), TraceID(high: 9, low: 9)]
+        operations.append(.traces(manyTraces, startNanos: 0, endNanos: .max))
         // Round 2 of a table: the groups round 1 chose, over every aggregate.
         let table = AggregationQuery(
             groupBy: [.attribute(.span, "tenant_id")], aggregates: [.count, .quantiles(.intrinsic(.duration), [0.9])], startNanos: Self.range.start, endNanos: Self.range.end
@@ -227,9 +239,13 @@ struct NodeQueryTests {
         selecting.traceQL = .comparison(.attribute(.span, "gen_ai.request.model"), .notEqual, .absent)
         selecting.select = [.attribute(.span, "tenant_id"), .intrinsic(.duration)]
         operations.append(.search(selecting))
+        operations.append(.traces([TraceID(high: 1, low: 2), TraceID(high: 0, low: 3)], startNanos: 4, endNanos: 5))
+        operations.append(.traces([], startNanos: 0, endNanos: .max))
         for operation in operations {
             let request = NodeQueryRequest(operation, deadline: 123, timeoutSeconds: 7.5, maxSeries: 9, maxMemoryBytes: 1 << 20, parallelism: 3)
             let bytes = request.encoded()
+            // Only the many-traces operation needs version 2: nodes knowing version 1 answer the rest.
+            if case .traces = operation { #expect(bytes.first == 2) } else { #expect(bytes.first == 1) }
             let back = try NodeQueryRequest.decode(bytes)
             #expect(back.operation == operation)
             #expect(back.deadline == 123 && back.timeoutSeconds == 7.5 && back.maxSeries == 9 && back.maxMemoryBytes == 1 << 20 && back.parallelism == 3)
@@ -246,6 +262,7 @@ struct NodeQueryTests {
         let engine = try Self.engine(batches, directory: "/wire")
         var operations = Self.operations
         operations.append(.trace(batches[1].traceID(0)))
+        operations.append(.traces([batches[1].traceID(0), batches[2].traceID(3)], startNanos: 0, endNanos: .max))
         for operation in operations {
             let partial = try NodeQuery.run(NodeQueryRequest(operation), snapshot: engine.snapshot(org: "o"), store: engine.store, context: .serial)
             let bytes = partial.encoded()
@@ -276,6 +293,7 @@ struct NodeQueryTests {
             let n = Int(next() % 64)
             var bytes = (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) }
             if i % 2 == 0 { bytes = [1, UInt8(i / 2 % 7)] + bytes }
+            if i % 10 == 1 { bytes = [2, i % 20 == 1 ? 8 : 6] + bytes }
             decode(bytes)
         }
     }

@@ -6,6 +6,7 @@ import WeftStorageEngine
 /// finished into what the renderer needs.
 public enum NodePartial: Sendable {
     case trace(TracePartial)
+    case traces(TracesPartial)
     case traceMatches(TraceMatchesPartial)
     case tagNames(TagNamesPartial)
     case tagValues(TagValuesPartial)
@@ -16,6 +17,7 @@ public enum NodePartial: Sendable {
     public static func empty(_ operation: NodeQueryRequest.Operation) -> NodePartial {
         switch operation {
         case .trace(let id): return .trace(TracePartial(traceID: id))
+        case .traces: return .traces(TracesPartial())
         case .traceMatches, .search: return .traceMatches(TraceMatchesPartial())
         case .tagNames(let scope, _): return .tagNames(TagNamesPartial(includeIntrinsics: TagCatalog.includesIntrinsics(scope)))
         case .tagValues(_, _, _, _, let limit): return .tagValues(TagValuesPartial(limit: limit))
@@ -32,6 +34,9 @@ public enum NodePartial: Sendable {
         case (.trace(var a), .trace(let b)):
             a.merge(b)
             self = .trace(a)
+        case (.traces(var a), .traces(let b)):
+            a.merge(b)
+            self = .traces(a)
         case (.traceMatches(var a), .traceMatches(let b)):
             a.merge(b)
             self = .traceMatches(a)
@@ -59,6 +64,7 @@ public enum NodePartial: Sendable {
     public var stats: ScanStats {
         switch self {
         case .trace(let p): return p.stats
+        case .traces(let p): return p.stats
         case .traceMatches(let p): return p.stats
         case .tagNames(let p): return p.stats
         case .tagValues(let p): return p.stats
@@ -87,6 +93,55 @@ public struct TracePartial: Sendable {
         self.chunks = TraceLookup.deduplicated(self.traceID, self.chunks + other.chunks)
         self.stats.add(other.stats)
     }
+}
+
+/// The spans of many traces: self-contained batches holding rows of the wanted traces. A span may
+/// come in more than one batch (replicas, head and blocks); readers keep each span ID of a trace
+/// once (``TraceLookup/deduplicated(_:_:)``).
+public struct TracesPartial: Sendable {
+    public var chunks: [HeadChunk] = []
+    public var stats = ScanStats()
+
+    public init(chunks: [HeadChunk] = []) { self.chunks = chunks }
+
+    /// The spans of `wanted` in `snapshot`, gathered into one batch (rows of the head chunks that
+    /// hold them and the blocks whose filters may hold them).
+    public static func gather(_ wanted: [TraceID], snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits) throws -> TracesPartial {
+        var out = SpanBatch()
+        var stats = ScanStats()
+        for chunk in snapshot.chunks {
+            try limits.check()
+            var rows: [Int] = []
+            for id in wanted { rows += chunk.rows(of: id) }
+            stats.chunks += 1
+            guard !rows.isEmpty else { continue }
+            rows.sort()
+            out.append(chunk.batch.subset(rows: rows))
+        }
+        for id in wanted {
+            try limits.check()
+            for batch in try store.findTrace(id, in: snapshot.blocks) {
+                out.append(batch.subset(rows: Array(0..<batch.spanCount)))
+            }
+        }
+        stats.blocks = snapshot.blocks.count
+        stats.inspectedSpans = out.spanCount
+        stats.inspectedTraces = wanted.count
+        var partial = TracesPartial(chunks: out.spanCount > 0 ? [HeadChunk(org: "", batch: out)] : [])
+        partial.stats = stats
+        return partial
+    }
+
+    public var spanCount: Int { self.chunks.reduce(0) { $0 + $1.batch.spanCount } }
+
+    /// Adds the batches of `other`.
+    public mutating func merge(_ other: TracesPartial) {
+        self.chunks += other.chunks
+        self.stats.add(other.stats)
+    }
+
+    /// The spans as a snapshot of head chunks (what trace rendering and search summaries read).
+    public var snapshot: StorageEngine.Snapshot { StorageEngine.Snapshot(chunks: self.chunks, blocks: []) }
 }
 
 extension TagNamesPartial {

@@ -5,11 +5,19 @@ import WeftStorageEngine
 /// `[version][operation]` then the operation's fields. Decoding validates everything and throws
 /// ``BlockFormatError`` on malformed, truncated or trailing input.
 extension NodeQueryRequest {
-    public static let wireVersion: UInt64 = 1
+    /// Version 2 added the many-traces operation (8); the other operations are still written as
+    /// version 1, so nodes that know only version 1 keep answering them.
+    public static let wireVersion: UInt64 = 2
+
+    /// The version a request of `operation` is written with.
+    static func wireVersion(of operation: Operation) -> UInt64 {
+        if case .traces = operation { return 2 }
+        return 1
+    }
 
     public func encoded() -> [UInt8] {
         var w = ByteWriter()
-        w.varint(Self.wireVersion)
+        w.varint(Self.wireVersion(of: self.operation))
         w.optional(self.deadline)
         w.fixed64(self.timeoutSeconds.bitPattern)
         w.varint(UInt64(self.maxSeries))
@@ -19,6 +27,12 @@ extension NodeQueryRequest {
         case .trace(let id):
             w.varint(0)
             w.traceID(id)
+        case .traces(let ids, let start, let end):
+            w.varint(8)
+            w.varint(UInt64(ids.count))
+            for id in ids { w.traceID(id) }
+            w.fixed64(start)
+            w.fixed64(end)
         case .traceMatches(let filter, let start, let end):
             w.varint(1)
             w.filter(filter)
@@ -72,7 +86,8 @@ extension NodeQueryRequest {
     /// - Throws: ``BlockFormatError`` when `bytes` are not a request of this version.
     public static func decode(_ bytes: [UInt8]) throws -> NodeQueryRequest {
         try readAll(bytes, "a query request") { r in
-            guard try r.varint() == Self.wireVersion else { throw BlockFormatError("unknown query request version") }
+            let version = try r.varint()
+            guard version == 1 || version == 2 else { throw BlockFormatError("unknown query request version") }
             let deadline = try r.optional()
             let timeout = Double(bitPattern: try r.fixed64())
             guard timeout.isFinite, timeout >= 0 else { throw BlockFormatError("bad timeout") }
@@ -82,6 +97,11 @@ extension NodeQueryRequest {
             let operation: Operation
             switch try r.varint() {
             case 0: operation = .trace(try r.traceID())
+            case 8 where version >= 2:
+                var ids: [TraceID] = []
+                for _ in 0..<(try r.count(max: Self.maxTraces)) { ids.append(try r.traceID()) }
+                let start = try r.fixed64()
+                operation = .traces(ids, startNanos: start, endNanos: try r.fixed64())
             case 1:
                 let filter = try r.filter()
                 let start = try r.fixed64()
@@ -148,13 +168,28 @@ extension NodeQueryRequest {
     }
 }
 
+extension NodeQueryRequest {
+    /// Trace IDs one many-traces request may name.
+    public static let maxTraces = 1 << 20
+}
+
 extension NodePartial {
-    public static let wireVersion: UInt64 = 1
+    /// Version 2 added the many-traces partial (6); the others are still written as version 1.
+    public static let wireVersion: UInt64 = 2
 
     public func encoded() -> [UInt8] {
         var w = ByteWriter()
-        w.varint(Self.wireVersion)
+        if case .traces = self { w.varint(2) } else { w.varint(1) }
         switch self {
+        case .traces(let p):
+            w.varint(6)
+            w.varint(UInt64(p.chunks.count))
+            for chunk in p.chunks {
+                let bytes = SpanBatchCodec.encode(chunk.batch)
+                w.varint(UInt64(bytes.count))
+                w.raw(bytes)
+            }
+            w.stats(p.stats)
         case .trace(let p):
             w.varint(0)
             w.traceID(p.traceID)
@@ -195,9 +230,27 @@ extension NodePartial {
     /// - Throws: ``BlockFormatError`` when `bytes` are not such a partial.
     public static func decode(_ bytes: [UInt8], for operation: NodeQueryRequest.Operation) throws -> NodePartial {
         try readAll(bytes, "a partial answer") { r in
-            guard try r.varint() == Self.wireVersion else { throw BlockFormatError("unknown partial answer version") }
+            let version = try r.varint()
+            guard version == 1 || version == 2 else { throw BlockFormatError("unknown partial answer version") }
             let kind = try r.varint()
             switch (kind, operation) {
+            case (6, .traces(let wanted, _, _)) where version >= 2:
+                let ids = Set(wanted)
+                var chunks: [HeadChunk] = []
+                for _ in 0..<(try r.count(max: 1 << 20)) {
+                    let bytes = try r.raw(try r.count(max: 1 << 31))
+                    let batch: SpanBatch
+                    do {
+                        batch = try SpanBatchCodec.decode(bytes)
+                    } catch {
+                        throw BlockFormatError("bad span batch: \(error)")
+                    }
+                    guard (0..<batch.spanCount).allSatisfy({ ids.contains(batch.traceID($0)) }) else { throw BlockFormatError("spans of a trace not asked for") }
+                    chunks.append(HeadChunk(org: "", batch: batch))
+                }
+                var p = TracesPartial(chunks: chunks)
+                p.stats = try r.stats()
+                return .traces(p)
             case (0, .trace(let wanted)):
                 let id = try r.traceID()
                 guard id == wanted else { throw BlockFormatError("the partial is of another trace") }
