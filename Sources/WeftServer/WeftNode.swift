@@ -371,17 +371,18 @@ public final class WeftNode: Service {
                 servers.append(otlp)
                 otlpAddress = "\(config.host):\(otlp.port)"
             }
-            // Grafana's streaming queries (Tempo's gRPC StreamingQuerier) arrive on the query port too.
+            // Grafana's streaming queries (Tempo's gRPC StreamingQuerier) arrive on the query port too;
+            // a query node without storage answers them through the coordinator.
             let streaming = StreamingQuerier(query: query)
             let streamingQueries: @Sendable (HTTP2Request, any EventLoop) -> EventLoopFuture<HTTP2Response> = { request, loop in
-                guard gate.receiver != nil else {
+                guard gate.receiver != nil || !roles.contains(.storage) else {
                     return loop.makeSucceededFuture(GRPCAnswers.unavailable("recovering the write-ahead log; retry shortly"))
                 }
                 return streaming.respond(request, on: loop)
             }
             let api = try await HTTPServer.start(
                 host: config.host, port: config.queryPort, group: group, maxBodyBytes: 1 << 20, limits: limits,
-                grpc: roles.contains(.query) && roles.contains(.storage) ? streamingQueries : nil, responder: responder
+                grpc: roles.contains(.query) && (roles.contains(.storage) || coordinates) ? streamingQueries : nil, responder: responder
             )
             servers.append(api)
             var addresses = NodeAddresses(otlp: otlpAddress, query: "\(config.host):\(api.port)", otlpGrpc: nil)

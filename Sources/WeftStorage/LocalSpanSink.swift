@@ -49,7 +49,7 @@ public struct LocalSpanSink: SpanSink {
             case .success(let segment):
                 // Back on the event loop: the WAL thread only writes and syncs.
                 loop.execute {
-                    head.appendExpected(batch, org: org, stripe: stripe, segment: segment)
+                    head.appendExpected(batch, org: org, placement: placement, stripe: stripe, segment: segment)
                     promise.succeed(.success(()))
                 }
             case .failure(let error):

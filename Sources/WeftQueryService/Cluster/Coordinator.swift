@@ -158,9 +158,10 @@ extension NodeQueryRequest.Operation {
         let bounds: (UInt64, UInt64)
         switch self {
         case .aggregate(let q), .aggregateGroups(let q, _): bounds = (q.startNanos, q.endNanos)
-        case .traceMatches(_, let start, let end), .tagValues(_, _, let start, let end, _), .traces(_, let start, let end): bounds = (start, end)
+        case .traceMatches(_, let start, let end), .tagValues(_, _, let start, let end, _): bounds = (start, end)
         case .search(let search): bounds = (search.startNanos ?? 0, search.endNanos ?? .max)
-        case .trace, .tagNames, .serviceMap: return nil
+        // A trace's range prunes blocks on each node, as on a lone node (whose head it does not prune).
+        case .trace, .traces, .tagNames, .serviceMap: return nil
         }
         return bounds.0 <= bounds.1 ? bounds.0...bounds.1 : nil
     }
