@@ -27,6 +27,21 @@ extension QueryAPI {
         return traces.snapshot
     }
 
+    /// A cluster search's answer from its merged round 1: the chosen traces summarised where they are
+    /// stored, with one summaries request per node.
+    package static func clusterSearch(
+        _ search: SearchRequest, _ matches: TraceMatchesPartial, reads: QueryReads, like request: NodeQueryRequest
+    ) throws -> SearchResult {
+        let chosen = matches.latest(search.limit)
+        var stats = matches.stats
+        stats.inspectedTraces = matches.traces.count
+        guard !chosen.isEmpty else { return SummariesPartial().result([], stats: stats) }
+        var round = request
+        round.operation = .summaries(search, chosen)
+        guard case .summaries(let summaries) = try reads.run(round) else { throw AggregationError.invalid("not summaries") }
+        return summaries.result(chosen, stats: stats)
+    }
+
     /// The series of a metrics query: on this node with the top-k fallback for too many series, in a
     /// cluster from the merged partials of `round`.
     package static func series(

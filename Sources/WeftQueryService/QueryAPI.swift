@@ -254,12 +254,18 @@ package struct QueryAPI: Sendable {
             return run {
                 let reads = reads()
                 return QueryAPI.answering {
-                    let snapshot = reads.isDistributed ? nil : engine.snapshot(org: org)
-                    let partial = try snapshot.map { try NodeQuery.run(lookup, snapshot: $0, store: engine.store, context: .live) } ?? reads.run(lookup)
-                    guard case .traceMatches(let matches) = partial else { throw AggregationError.invalid("not trace matches") }
-                    // In a cluster the chosen traces are fetched by ID and summarised here.
-                    let summarised = try snapshot ?? QueryAPI.traces(matches.latest(search.limit).map(\.traceID), reads: reads, like: lookup)
-                    var answered = try SearchExecutor.result(search, matches, snapshot: summarised, store: engine.store, limits: limits)
+                    var answered: SearchResult
+                    if reads.isDistributed {
+                        // In a cluster the nodes holding the chosen traces summarise them.
+                        guard case .traceMatches(let matches) = try reads.run(lookup) else { throw AggregationError.invalid("not trace matches") }
+                        answered = try QueryAPI.clusterSearch(search, matches, reads: reads, like: lookup)
+                    } else {
+                        let snapshot = engine.snapshot(org: org)
+                        guard case .traceMatches(let matches) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
+                            throw AggregationError.invalid("not trace matches")
+                        }
+                        answered = try SearchExecutor.result(search, matches, snapshot: snapshot, store: engine.store, limits: limits)
+                    }
                     answered.stats = QueryAPI.timed(answered.stats, since: started)
                     return reads.flagged(QueryAPI.scanned(QueryResponses.search(answered), answered.stats))
                 }

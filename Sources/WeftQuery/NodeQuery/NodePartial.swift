@@ -7,6 +7,7 @@ import WeftStorageEngine
 public enum NodePartial: Sendable {
     case trace(TracePartial)
     case traces(TracesPartial)
+    case summaries(SummariesPartial)
     case traceMatches(TraceMatchesPartial)
     case tagNames(TagNamesPartial)
     case tagValues(TagValuesPartial)
@@ -18,6 +19,7 @@ public enum NodePartial: Sendable {
         switch operation {
         case .trace(let id): return .trace(TracePartial(traceID: id))
         case .traces: return .traces(TracesPartial())
+        case .summaries: return .summaries(SummariesPartial())
         case .traceMatches, .search: return .traceMatches(TraceMatchesPartial())
         case .tagNames(let scope, _): return .tagNames(TagNamesPartial(includeIntrinsics: TagCatalog.includesIntrinsics(scope)))
         case .tagValues(_, _, _, _, let limit): return .tagValues(TagValuesPartial(limit: limit))
@@ -37,6 +39,9 @@ public enum NodePartial: Sendable {
         case (.traces(var a), .traces(let b)):
             a.merge(b)
             self = .traces(a)
+        case (.summaries(var a), .summaries(let b)):
+            a.merge(b)
+            self = .summaries(a)
         case (.traceMatches(var a), .traceMatches(let b)):
             a.merge(b)
             self = .traceMatches(a)
@@ -65,6 +70,7 @@ public enum NodePartial: Sendable {
         switch self {
         case .trace(let p): return p.stats
         case .traces(let p): return p.stats
+        case .summaries(let p): return p.stats
         case .traceMatches(let p): return p.stats
         case .tagNames(let p): return p.stats
         case .tagValues(let p): return p.stats
@@ -142,6 +148,84 @@ public struct TracesPartial: Sendable {
 
     /// The spans as a snapshot of head chunks (what trace rendering and search summaries read).
     public var snapshot: StorageEngine.Snapshot { StorageEngine.Snapshot(chunks: self.chunks, blocks: []) }
+}
+
+/// Search summaries of chosen traces, by trace. A trace normally lies in one placement, so one node
+/// summarises it; parts of a trace written to two placements (across a ring change) merge: the
+/// earliest start, the latest end, the root where there is one, spans and errors per service added,
+/// matching spans each once.
+public struct SummariesPartial: Sendable {
+    public var traces: [TraceID: TraceSummary] = [:]
+    public var stats = ScanStats()
+    /// Matching spans kept per trace.
+    public var spansPerSpanSet = 3
+
+    public init() {}
+
+    /// The summaries of `chosen` (with round 1's latest match and count) over `snapshot`, those with spans.
+    public static func of(
+        _ request: SearchRequest, _ chosen: [TraceMatch], snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits
+    ) throws -> SummariesPartial {
+        var matches = TraceMatchesPartial()
+        for m in chosen { matches.traces[m.traceID] = .init(latestStart: m.latestStart, matched: m.matched) }
+        var all = request
+        all.limit = chosen.count
+        let result = try SearchExecutor.result(all, matches, snapshot: snapshot, store: store, limits: limits)
+        var partial = SummariesPartial()
+        partial.spansPerSpanSet = request.spansPerSpanSet
+        for t in result.traces where !t.serviceStats.isEmpty { partial.traces[t.traceID] = t }
+        partial.stats = result.stats
+        partial.stats.inspectedTraces = partial.traces.count
+        return partial
+    }
+
+    public mutating func merge(_ other: SummariesPartial) {
+        for (id, b) in other.traces {
+            guard let a = self.traces[id] else {
+                self.traces[id] = b
+                continue
+            }
+            self.traces[id] = Self.merged(a, b, spansPerSpanSet: max(self.spansPerSpanSet, other.spansPerSpanSet))
+        }
+        self.stats.add(other.stats)
+    }
+
+    static let noRoot = "<root span not yet received>"
+
+    static func merged(_ a: TraceSummary, _ b: TraceSummary, spansPerSpanSet: Int) -> TraceSummary {
+        var out = a
+        let end = max(a.startNanos + a.durationNanos, b.startNanos + b.durationNanos)
+        out.startNanos = min(a.startNanos, b.startNanos)
+        out.durationNanos = end - out.startNanos
+        if a.rootServiceName == Self.noRoot && b.rootServiceName != Self.noRoot {
+            out.rootServiceName = b.rootServiceName
+            out.rootTraceName = b.rootTraceName
+        }
+        for s in b.serviceStats {
+            if let i = out.serviceStats.firstIndex(where: { $0.service == s.service }) {
+                out.serviceStats[i].spans += s.spans
+                out.serviceStats[i].errors += s.errors
+            } else {
+                out.serviceStats.append(s)
+            }
+        }
+        for span in b.matchedSpans where out.matchedSpans.count < spansPerSpanSet && !out.matchedSpans.contains(where: { $0.spanID == span.spanID }) {
+            out.matchedSpans.append(span)
+        }
+        out.matched = max(a.matched, b.matched)
+        return out
+    }
+
+    /// The search answer: `chosen` (round 1's merged choice, in its order) with their summaries.
+    public func result(_ chosen: [TraceMatch], stats: ScanStats) -> SearchResult {
+        var traces: [TraceSummary] = []
+        for m in chosen {
+            guard var t = self.traces[m.traceID] else { continue }
+            t.matched = m.matched
+            traces.append(t)
+        }
+        return SearchResult(traces: traces, stats: stats)
+    }
 }
 
 extension TagNamesPartial {

@@ -204,8 +204,7 @@ package struct StreamingQuerier: Sendable {
                 var round = request
                 round.operation = .search(search)
                 guard case .traceMatches(let matches) = try reads.run(round) else { throw AggregationError.invalid("not trace matches") }
-                let summarised = try QueryAPI.traces(matches.latest(search.limit).map(\.traceID), reads: reads, like: request)
-                let result = try SearchExecutor.result(search, matches, snapshot: summarised, store: engine.store, limits: limits)
+                let result = try QueryAPI.clusterSearch(search, matches, reads: reads, like: request)
                 return TempoResponses.search(result.traces, result.stats, completedJobs: 1, totalJobs: 1)
             case .metrics(let metrics, let instant):
                 var round = request
