@@ -17,20 +17,29 @@ extension QueryAPI {
         )
     }
 
-    /// The spans of traces `ids`, each looked up with `request`'s limits, as a snapshot of head chunks
-    /// (how a cluster search summarises the traces it chose).
+    /// The spans of traces `ids` as a snapshot of head chunks, fetched with one many-traces request
+    /// per node (how a cluster search summarises the traces it chose), under `request`'s limits.
     package static func traces(_ ids: [TraceID], reads: QueryReads, like request: NodeQueryRequest) throws -> StorageEngine.Snapshot {
-        let lookups = ids.map { id in
-            var lookup = request
-            lookup.operation = .trace(id)
-            return lookup
-        }
-        var chunks: [HeadChunk] = []
-        for partial in try reads.runEach(lookups) {
-            guard case .trace(let trace) = partial else { throw AggregationError.invalid("not a trace") }
-            chunks += trace.chunks
-        }
-        return StorageEngine.Snapshot(chunks: chunks, blocks: [])
+        guard !ids.isEmpty else { return StorageEngine.Snapshot(chunks: [], blocks: []) }
+        var lookup = request
+        lookup.operation = .traces(ids, startNanos: 0, endNanos: .max)
+        guard case .traces(let traces) = try reads.run(lookup) else { throw AggregationError.invalid("not traces") }
+        return traces.snapshot
+    }
+
+    /// A cluster search's answer from its merged round 1: the chosen traces summarised where they are
+    /// stored, with one summaries request per node.
+    package static func clusterSearch(
+        _ search: SearchRequest, _ matches: TraceMatchesPartial, reads: QueryReads, like request: NodeQueryRequest
+    ) throws -> SearchResult {
+        let chosen = matches.latest(search.limit)
+        var stats = matches.stats
+        stats.inspectedTraces = matches.traces.count
+        guard !chosen.isEmpty else { return SummariesPartial().result([], stats: stats) }
+        var round = request
+        round.operation = .summaries(search, chosen)
+        guard case .summaries(let summaries) = try reads.run(round) else { throw AggregationError.invalid("not summaries") }
+        return summaries.result(chosen, stats: stats)
     }
 
     /// The series of a metrics query: on this node with the top-k fallback for too many series, in a

@@ -96,8 +96,9 @@ package struct QueryAPI: Sendable {
 
     /// Runs an aggregation over `reads`: 400 for a bad query, 422 for a limit hit, 500 for storage
     /// errors; a cluster answer that misses data says so in the object and the `x-weft-partial` header.
-    package static func aggregate(reads: QueryReads, _ body: () throws -> [UInt8]) -> HTTPResponse {
-        answering { reads.flagged(json(.ok, reads.flaggedObject(try body()))) }
+    /// - Parameter fanout: whether a cluster answer carries the `fanout` object (Weft's own answers).
+    package static func aggregate(reads: QueryReads, fanout: Bool = true, _ body: () throws -> [UInt8]) -> HTTPResponse {
+        answering { reads.flagged(json(.ok, reads.flaggedObject(try body(), fanout: fanout))) }
     }
 
     /// `body`'s response, or the answer to what it threw: 400 for a bad query, 422 for a limit hit or a
@@ -111,6 +112,12 @@ package struct QueryAPI: Sendable {
             return refused(error)
         } catch let error as QueryError {
             return badRequest(error.message)
+        } catch is FanoutOverloaded {
+            var response = json(.tooManyRequests, QueryResponses.error("this node coordinates too many cluster queries; retry shortly"))
+            response.headers.add(name: "retry-after", value: "1")
+            return response
+        } catch is CancellationError {
+            return refused(AggregationError.cancelled)
         } catch {
             return storageError(error)
         }
@@ -167,7 +174,7 @@ package struct QueryAPI: Sendable {
         // `x-weft-read: node` asks for this node's own data only (what it holds), even in a cluster.
         let nodeOnly = request.headers.first(name: QueryAPI.readScopeHeader)?.lowercased() == "node"
         /// Where this query reads; the cluster is looked at when the query starts running.
-        @Sendable func reads() -> QueryReads { QueryReads(engine: engine, org: org, coordinator: nodeOnly ? nil : coordinators.current) }
+        @Sendable func reads() -> QueryReads { QueryReads(engine: engine, org: org, coordinator: nodeOnly ? nil : coordinators.current, reference: coordinators) }
         func run(_ work: @escaping @Sendable () -> HTTPResponse) -> EventLoopFuture<HTTPResponse> {
             self.scheduler.submit(org: org, cancellation: request.cancellation, on: loop) {
                 let response = work()
@@ -210,16 +217,22 @@ package struct QueryAPI: Sendable {
             return run {
                 let reads = reads()
                 return QueryAPI.answering {
-                    let partial: NodePartial
+                    let chunks: [HeadChunk]
                     if reads.isDistributed {
-                        partial = try reads.run(lookup)
+                        // Only the placements (and on each node only the blocks) with spans in the range.
+                        var ranged = lookup
+                        ranged.operation = .traces([id], startNanos: byID.startNanos, endNanos: byID.endNanos)
+                        guard case .traces(let traces) = try reads.run(ranged) else { return QueryAPI.storageError(QueryError("not traces")) }
+                        chunks = TraceLookup.deduplicated(id, traces.chunks)
                     } else {
                         var snapshot = engine.snapshot(org: org)
                         snapshot.blocks = byID.blocks(of: snapshot)
-                        partial = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live)
+                        guard case .trace(let trace) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
+                            return QueryAPI.storageError(QueryError("not a trace"))
+                        }
+                        chunks = trace.chunks
                     }
-                    guard case .trace(let trace) = partial else { return QueryAPI.storageError(QueryError("not a trace")) }
-                    guard let response = byID.answer(id, in: trace.chunks, shape: shape) else {
+                    guard let response = byID.answer(id, in: chunks, shape: shape) else {
                         return reads.flagged(QueryAPI.json(.notFound, QueryResponses.error("trace not found")))
                     }
                     return reads.flagged(response)
@@ -241,12 +254,18 @@ package struct QueryAPI: Sendable {
             return run {
                 let reads = reads()
                 return QueryAPI.answering {
-                    let snapshot = reads.isDistributed ? nil : engine.snapshot(org: org)
-                    let partial = try snapshot.map { try NodeQuery.run(lookup, snapshot: $0, store: engine.store, context: .live) } ?? reads.run(lookup)
-                    guard case .traceMatches(let matches) = partial else { throw AggregationError.invalid("not trace matches") }
-                    // In a cluster the chosen traces are fetched by ID and summarised here.
-                    let summarised = try snapshot ?? QueryAPI.traces(matches.latest(search.limit).map(\.traceID), reads: reads, like: lookup)
-                    var answered = try SearchExecutor.result(search, matches, snapshot: summarised, store: engine.store, limits: limits)
+                    var answered: SearchResult
+                    if reads.isDistributed {
+                        // In a cluster the nodes holding the chosen traces summarise them.
+                        guard case .traceMatches(let matches) = try reads.run(lookup) else { throw AggregationError.invalid("not trace matches") }
+                        answered = try QueryAPI.clusterSearch(search, matches, reads: reads, like: lookup)
+                    } else {
+                        let snapshot = engine.snapshot(org: org)
+                        guard case .traceMatches(let matches) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {
+                            throw AggregationError.invalid("not trace matches")
+                        }
+                        answered = try SearchExecutor.result(search, matches, snapshot: snapshot, store: engine.store, limits: limits)
+                    }
                     answered.stats = QueryAPI.timed(answered.stats, since: started)
                     return reads.flagged(QueryAPI.scanned(QueryResponses.search(answered), answered.stats))
                 }
@@ -377,7 +396,7 @@ package struct QueryAPI: Sendable {
             let lookup = self.nodeRequest(.serviceMap(startNanos: end >= lookback ? end - lookback : 0, endNanos: end), request)
             return run {
                 let reads = reads()
-                return QueryAPI.aggregate(reads: reads) {
+                return QueryAPI.aggregate(reads: reads, fanout: false) {
                     guard case .serviceMap(let partial) = try reads.run(lookup) else {
                         throw AggregationError.invalid("not a service map")
                     }

@@ -8,6 +8,7 @@ import WeftModel
 import WeftQuery
 import WeftQueryService
 import WeftStorageEngine
+import WeftRuntime
 
 /// Holds the query API once this node's WAL is replayed (the internal port opens before that), and
 /// the threads node requests run on: apart from the query API's own, which wait for node requests
@@ -96,6 +97,8 @@ struct HTTP2StorageNodeClient: StorageNodeClient {
     let addresses: [String: NodeAddress]
     /// How long one node may take before its placements go to another holder.
     let timeout: Duration
+    /// Counts the bytes of each node's partials.
+    let metrics: FanoutMetrics?
 
     func catalog(of node: String) async throws -> PlacementCatalog {
         let response = try await self.send("GET", NodeQueryRoute.catalogPath, to: node, headers: [], body: [])
@@ -107,6 +110,7 @@ struct HTTP2StorageNodeClient: StorageNodeClient {
         let headers = [(NodeQueryRoute.orgHeader, org), (NodeQueryRoute.placementsHeader, placements.joined(separator: ","))]
         let response = try await self.send("POST", NodeQueryRoute.queryPath, to: node, headers: headers, body: request.encoded())
         let body = Array(response.body.readableBytesView)
+        self.metrics?.partialBytes(node: node, body.count)
         switch response.status {
         case 200: return try NodePartial.decode(body, for: request.operation)
         case 400, 422: throw NodeRefusal(status: response.status, message: String(decoding: body, as: UTF8.self))
@@ -126,18 +130,22 @@ struct HTTP2StorageNodeClient: StorageNodeClient {
 extension ClusterMembership {
     /// A coordinator over the storage nodes that hold data to read (active or leaving), or nil when
     /// this node is the only one: then its own data is the whole answer.
-    func readCoordinator(timeout: Duration) -> Coordinator? {
+    /// - Parameters:
+    ///   - timeout: how long one node may take before its placements go to another holder.
+    ///   - health: recent node latencies (for hedging) and the fan-out metrics, kept across queries.
+    func readCoordinator(timeout: Duration, health: FanoutHealth?) -> Coordinator? {
         let ring = self.shell.ring
         let holders = ring.state.entries.values.filter { $0.placesTokens && $0.state.ownsReads }
         let local = self.settings.nodeID.rawValue
         guard holders.contains(where: { $0.nodeID.rawValue != local }) else { return nil }
         let client = HTTP2StorageNodeClient(
             pool: self.queryPool, secret: self.settings.secret.map { (ClusterSettings.secretHeader, $0) },
-            addresses: Dictionary(uniqueKeysWithValues: holders.map { ($0.nodeID.rawValue, $0.address) }), timeout: timeout
+            addresses: Dictionary(uniqueKeysWithValues: holders.map { ($0.nodeID.rawValue, $0.address) }), timeout: timeout,
+            metrics: health?.metrics
         )
         return Coordinator(
             local: self.settings.roles.contains(.storage) ? local : nil, nodes: holders.map(\.nodeID.rawValue),
-            replicationFactor: ring.requestedReplicationFactor, client: client
+            replicationFactor: ring.requestedReplicationFactor, client: client, health: health
         )
     }
 }

@@ -378,17 +378,18 @@ public final class WeftNode: Service {
                 servers.append(otlp)
                 otlpAddress = "\(config.host):\(otlp.port)"
             }
-            // Grafana's streaming queries (Tempo's gRPC StreamingQuerier) arrive on the query port too.
+            // Grafana's streaming queries (Tempo's gRPC StreamingQuerier) arrive on the query port too;
+            // a query node without storage answers them through the coordinator.
             let streaming = StreamingQuerier(query: query)
             let streamingQueries: @Sendable (HTTP2Request, any EventLoop) -> EventLoopFuture<HTTP2Response> = { request, loop in
-                guard gate.receiver != nil else {
+                guard gate.receiver != nil || !roles.contains(.storage) else {
                     return loop.makeSucceededFuture(GRPCAnswers.unavailable("recovering the write-ahead log; retry shortly"))
                 }
                 return streaming.respond(request, on: loop)
             }
             let api = try await HTTPServer.start(
                 host: config.host, port: config.queryPort, group: group, maxBodyBytes: 1 << 20, limits: limits,
-                grpc: roles.contains(.query) && roles.contains(.storage) ? streamingQueries : nil, responder: responder
+                grpc: roles.contains(.query) && (roles.contains(.storage) || coordinates) ? streamingQueries : nil, responder: responder
             )
             servers.append(api)
             var addresses = NodeAddresses(otlp: otlpAddress, query: "\(config.host):\(api.port)", otlpGrpc: nil)
@@ -568,11 +569,13 @@ public final class WeftNode: Service {
         return m
     }
 
-    /// Sends the queries of `query` to every storage node of `cluster` (each node is given the query
-    /// API's own timeout before its placements go to another holder).
+    /// Sends the queries of `query` to every storage node of `cluster`. Each node is given half the
+    /// query API's timeout before its placements go to another holder (so a retry still fits in
+    /// the query's deadline); a node slower than its recent p95 is hedged.
     private static func coordinateQueries(_ query: QueryAPI, cluster: ClusterMembership, config: NodeConfiguration) {
-        let timeout = Duration.milliseconds(Int64(min(max(1, config.queryLimits.timeoutSeconds), 86_400) * 1000))
-        query.coordinators.set { cluster.readCoordinator(timeout: timeout) }
+        let timeout = Duration.milliseconds(Int64(min(max(1, config.queryLimits.timeoutSeconds), 86_400) * 500))
+        let health = FanoutHealth(metrics: FanoutMetrics(registry: query.metrics.registry))
+        query.coordinators.set { cluster.readCoordinator(timeout: timeout, health: health) }
     }
 
     /// Answers `/api/cluster/...` from the admin API (404 on a node without cluster membership).

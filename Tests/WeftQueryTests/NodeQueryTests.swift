@@ -70,6 +70,8 @@ struct NodeQueryTests {
     static func same(_ a: NodePartial, _ b: NodePartial) -> Bool {
         switch (a, b) {
         case (.trace(let x), .trace(let y)): return spanIDs(x) == spanIDs(y)
+        case (.traces(let x), .traces(let y)): return spanIDs(x) == spanIDs(y)
+        case (.summaries(let x), .summaries(let y)): return digest(x) == digest(y)
         case (.traceMatches(let x), .traceMatches(let y)): return x == y
         case (.tagNames(let x), .tagNames(let y)): return x == y
         case (.tagValues(let x), .tagValues(let y)): return x == y
@@ -84,6 +86,24 @@ struct NodeQueryTests {
         p.chunks.flatMap { c in c.rows(of: p.traceID).map { c.batch.spanID[$0] } }.sorted()
     }
 
+    /// What a summaries partial says of each trace, comparable.
+    static func digest(_ p: SummariesPartial) -> [String] {
+        p.traces.values.sorted { $0.traceID < $1.traceID }.map { t in
+            let spans = t.matchedSpans.map { "\($0.spanID):\($0.name):\($0.startNanos):\($0.durationNanos):\($0.attributes.map { "\($0.key)=\($0.value)" })" }
+            let services = t.serviceStats.sorted { $0.service < $1.service }.map { "\($0.service):\($0.spans):\($0.errors)" }
+            return "\(t.traceID) \(t.rootServiceName) \(t.rootTraceName) \(t.startNanos) \(t.durationNanos) \(t.matched) \(spans.sorted()) \(services)"
+        }
+    }
+
+    /// The distinct span IDs of each trace of a many-traces partial.
+    static func spanIDs(_ p: TracesPartial) -> [TraceID: Set<UInt64>] {
+        var out: [TraceID: Set<UInt64>] = [:]
+        for c in p.chunks {
+            for row in 0..<c.batch.spanCount { out[c.batch.traceID(row), default: []].insert(c.batch.spanID[row]) }
+        }
+        return out
+    }
+
     @Test(arguments: [(UInt64(7), 2), (11, 3), (23, 4)])
     func test_mergeOfSplits_equalsTheWhole_forEveryOperation(seed: UInt64, parts: Int) throws {
         let batches = AggregationTests.traffic(seed: seed)
@@ -92,6 +112,14 @@ struct NodeQueryTests {
         let someTrace = batches[3].traceID(5)
         var operations = Self.operations
         operations.append(.trace(someTrace))
+        let manyTraces = [someTrace, batches[0].traceID(0), batches[5].traceID(1), TraceID(high: 9, low: 9)]
+        operations.append(.traces(manyTraces, startNanos: 0, endNanos: .max))
+        // Round 2 of a search: the summaries of the traces round 1 chose (whole traces per part).
+        for search in [Self.search(conditions: [TagCondition(key: "status", value: "error")]), Self.search(traceQL: .comparison(.intrinsic(.status), .equal, .status(2)))] {
+            guard case .traceMatches(let m) = try NodeQuery.run(NodeQueryRequest(.search(search)), snapshot: whole.snapshot(org: "o"), store: whole.store, context: .serial) else { continue }
+            #expect(!m.traces.isEmpty)
+            operations.append(.summaries(search, m.latest(search.limit)))
+        }
         // Round 2 of a table: the groups round 1 chose, over every aggregate.
         let table = AggregationQuery(
             groupBy: [.attribute(.span, "tenant_id")], aggregates: [.count, .quantiles(.intrinsic(.duration), [0.9])], startNanos: Self.range.start, endNanos: Self.range.end
@@ -229,9 +257,17 @@ struct NodeQueryTests {
         selecting.traceQL = .comparison(.attribute(.span, "gen_ai.request.model"), .notEqual, .absent)
         selecting.select = [.attribute(.span, "tenant_id"), .intrinsic(.duration)]
         operations.append(.search(selecting))
+        operations.append(.traces([TraceID(high: 1, low: 2), TraceID(high: 0, low: 3)], startNanos: 4, endNanos: 5))
+        operations.append(.traces([], startNanos: 0, endNanos: .max))
+        operations.append(.summaries(selecting, [TraceMatch(traceID: TraceID(high: 3, low: 4), latestStart: 5, matched: 6)]))
         for operation in operations {
             let request = NodeQueryRequest(operation, deadline: 123, timeoutSeconds: 7.5, maxSeries: 9, maxMemoryBytes: 1 << 20, parallelism: 3)
             let bytes = request.encoded()
+            // Only the many-traces operation needs version 2: nodes knowing version 1 answer the rest.
+            switch operation {
+            case .traces, .summaries: #expect(bytes.first == 2)
+            default: #expect(bytes.first == 1)
+            }
             let back = try NodeQueryRequest.decode(bytes)
             #expect(back.operation == operation)
             #expect(back.deadline == 123 && back.timeoutSeconds == 7.5 && back.maxSeries == 9 && back.maxMemoryBytes == 1 << 20 && back.parallelism == 3)
@@ -248,6 +284,8 @@ struct NodeQueryTests {
         let engine = try Self.engine(batches, directory: "/wire")
         var operations = Self.operations
         operations.append(.trace(batches[1].traceID(0)))
+        operations.append(.traces([batches[1].traceID(0), batches[2].traceID(3)], startNanos: 0, endNanos: .max))
+        operations.append(.summaries(Self.search(), [batches[1].traceID(0), batches[2].traceID(3)].map { TraceMatch(traceID: $0, latestStart: 1, matched: 1) }))
         for operation in operations {
             let partial = try NodeQuery.run(NodeQueryRequest(operation), snapshot: engine.snapshot(org: "o"), store: engine.store, context: .serial)
             let bytes = partial.encoded()
@@ -278,6 +316,8 @@ struct NodeQueryTests {
             let n = Int(next() % 64)
             var bytes = (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) }
             if i % 2 == 0 { bytes = [1, UInt8(i / 2 % 7)] + bytes }
+            if i % 10 == 1 { bytes = [2, i % 20 == 1 ? 8 : 6] + bytes }
+            if i % 10 == 3 { bytes = [2, i % 20 == 3 ? 9 : 7] + bytes }
             decode(bytes)
         }
     }

@@ -6,6 +6,8 @@ import WeftStorageEngine
 /// finished into what the renderer needs.
 public enum NodePartial: Sendable {
     case trace(TracePartial)
+    case traces(TracesPartial)
+    case summaries(SummariesPartial)
     case traceMatches(TraceMatchesPartial)
     case tagNames(TagNamesPartial)
     case tagValues(TagValuesPartial)
@@ -16,6 +18,8 @@ public enum NodePartial: Sendable {
     public static func empty(_ operation: NodeQueryRequest.Operation) -> NodePartial {
         switch operation {
         case .trace(let id): return .trace(TracePartial(traceID: id))
+        case .traces: return .traces(TracesPartial())
+        case .summaries: return .summaries(SummariesPartial())
         case .traceMatches, .search: return .traceMatches(TraceMatchesPartial())
         case .tagNames(let scope, _): return .tagNames(TagNamesPartial(includeIntrinsics: TagCatalog.includesIntrinsics(scope)))
         case .tagValues(_, _, _, _, let limit): return .tagValues(TagValuesPartial(limit: limit))
@@ -32,6 +36,12 @@ public enum NodePartial: Sendable {
         case (.trace(var a), .trace(let b)):
             a.merge(b)
             self = .trace(a)
+        case (.traces(var a), .traces(let b)):
+            a.merge(b)
+            self = .traces(a)
+        case (.summaries(var a), .summaries(let b)):
+            a.merge(b)
+            self = .summaries(a)
         case (.traceMatches(var a), .traceMatches(let b)):
             a.merge(b)
             self = .traceMatches(a)
@@ -59,6 +69,8 @@ public enum NodePartial: Sendable {
     public var stats: ScanStats {
         switch self {
         case .trace(let p): return p.stats
+        case .traces(let p): return p.stats
+        case .summaries(let p): return p.stats
         case .traceMatches(let p): return p.stats
         case .tagNames(let p): return p.stats
         case .tagValues(let p): return p.stats
@@ -86,6 +98,133 @@ public struct TracePartial: Sendable {
     public mutating func merge(_ other: TracePartial) {
         self.chunks = TraceLookup.deduplicated(self.traceID, self.chunks + other.chunks)
         self.stats.add(other.stats)
+    }
+}
+
+/// The spans of many traces: self-contained batches holding rows of the wanted traces. A span may
+/// come in more than one batch (replicas, head and blocks); readers keep each span ID of a trace
+/// once (``TraceLookup/deduplicated(_:_:)``).
+public struct TracesPartial: Sendable {
+    public var chunks: [HeadChunk] = []
+    public var stats = ScanStats()
+
+    public init(chunks: [HeadChunk] = []) { self.chunks = chunks }
+
+    /// The spans of `wanted` in `snapshot`, gathered into one batch (rows of the head chunks that
+    /// hold them and the blocks whose filters may hold them).
+    public static func gather(_ wanted: [TraceID], snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits) throws -> TracesPartial {
+        var out = SpanBatch()
+        var stats = ScanStats()
+        for chunk in snapshot.chunks {
+            try limits.check()
+            var rows: [Int] = []
+            for id in wanted { rows += chunk.rows(of: id) }
+            stats.chunks += 1
+            guard !rows.isEmpty else { continue }
+            rows.sort()
+            out.append(chunk.batch.subset(rows: rows))
+        }
+        for id in wanted {
+            try limits.check()
+            for batch in try store.findTrace(id, in: snapshot.blocks) {
+                out.append(batch.subset(rows: Array(0..<batch.spanCount)))
+            }
+        }
+        stats.blocks = snapshot.blocks.count
+        stats.inspectedSpans = out.spanCount
+        stats.inspectedTraces = wanted.count
+        var partial = TracesPartial(chunks: out.spanCount > 0 ? [HeadChunk(org: "", batch: out)] : [])
+        partial.stats = stats
+        return partial
+    }
+
+    public var spanCount: Int { self.chunks.reduce(0) { $0 + $1.batch.spanCount } }
+
+    /// Adds the batches of `other`.
+    public mutating func merge(_ other: TracesPartial) {
+        self.chunks += other.chunks
+        self.stats.add(other.stats)
+    }
+
+    /// The spans as a snapshot of head chunks (what trace rendering and search summaries read).
+    public var snapshot: StorageEngine.Snapshot { StorageEngine.Snapshot(chunks: self.chunks, blocks: []) }
+}
+
+/// Search summaries of chosen traces, by trace. A trace normally lies in one placement, so one node
+/// summarises it; parts of a trace written to two placements (across a ring change) merge: the
+/// earliest start, the latest end, the root where there is one, spans and errors per service added,
+/// matching spans each once.
+public struct SummariesPartial: Sendable {
+    public var traces: [TraceID: TraceSummary] = [:]
+    public var stats = ScanStats()
+    /// Matching spans kept per trace.
+    public var spansPerSpanSet = 3
+
+    public init() {}
+
+    /// The summaries of `chosen` (with round 1's latest match and count) over `snapshot`, those with spans.
+    public static func of(
+        _ request: SearchRequest, _ chosen: [TraceMatch], snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits
+    ) throws -> SummariesPartial {
+        var matches = TraceMatchesPartial()
+        for m in chosen { matches.traces[m.traceID] = .init(latestStart: m.latestStart, matched: m.matched) }
+        var all = request
+        all.limit = chosen.count
+        let result = try SearchExecutor.result(all, matches, snapshot: snapshot, store: store, limits: limits)
+        var partial = SummariesPartial()
+        partial.spansPerSpanSet = request.spansPerSpanSet
+        for t in result.traces where !t.serviceStats.isEmpty { partial.traces[t.traceID] = t }
+        partial.stats = result.stats
+        partial.stats.inspectedTraces = partial.traces.count
+        return partial
+    }
+
+    public mutating func merge(_ other: SummariesPartial) {
+        for (id, b) in other.traces {
+            guard let a = self.traces[id] else {
+                self.traces[id] = b
+                continue
+            }
+            self.traces[id] = Self.merged(a, b, spansPerSpanSet: max(self.spansPerSpanSet, other.spansPerSpanSet))
+        }
+        self.stats.add(other.stats)
+    }
+
+    static let noRoot = "<root span not yet received>"
+
+    static func merged(_ a: TraceSummary, _ b: TraceSummary, spansPerSpanSet: Int) -> TraceSummary {
+        var out = a
+        let end = max(a.startNanos + a.durationNanos, b.startNanos + b.durationNanos)
+        out.startNanos = min(a.startNanos, b.startNanos)
+        out.durationNanos = end - out.startNanos
+        if a.rootServiceName == Self.noRoot && b.rootServiceName != Self.noRoot {
+            out.rootServiceName = b.rootServiceName
+            out.rootTraceName = b.rootTraceName
+        }
+        for s in b.serviceStats {
+            if let i = out.serviceStats.firstIndex(where: { $0.service == s.service }) {
+                out.serviceStats[i].spans += s.spans
+                out.serviceStats[i].errors += s.errors
+            } else {
+                out.serviceStats.append(s)
+            }
+        }
+        for span in b.matchedSpans where out.matchedSpans.count < spansPerSpanSet && !out.matchedSpans.contains(where: { $0.spanID == span.spanID }) {
+            out.matchedSpans.append(span)
+        }
+        out.matched = max(a.matched, b.matched)
+        return out
+    }
+
+    /// The search answer: `chosen` (round 1's merged choice, in its order) with their summaries.
+    public func result(_ chosen: [TraceMatch], stats: ScanStats) -> SearchResult {
+        var traces: [TraceSummary] = []
+        for m in chosen {
+            guard var t = self.traces[m.traceID] else { continue }
+            t.matched = m.matched
+            traces.append(t)
+        }
+        return SearchResult(traces: traces, stats: stats)
     }
 }
 

@@ -26,6 +26,12 @@ public enum NodeQuery {
             partial.stats.chunks = partial.chunks.count
             partial.stats.inspectedSpans = partial.spanCount
             return .trace(partial)
+        case .traces(let ids, let start, let end):
+            var ranged = snapshot
+            ranged.blocks = snapshot.blocks.filter { $0.maxStart >= start && $0.minStart <= end }
+            return .traces(try TracesPartial.gather(ids, snapshot: ranged, store: store, limits: limits))
+        case .summaries(let search, let chosen):
+            return .summaries(try SummariesPartial.of(search, chosen, snapshot: snapshot, store: store, limits: limits))
         case .search(let search):
             return .traceMatches(try SearchExecutor.partial(search, snapshot: snapshot, store: store, limits: limits))
         case .traceMatches(let filter, let start, let end):

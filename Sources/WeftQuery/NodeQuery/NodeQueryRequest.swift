@@ -8,6 +8,12 @@ public struct NodeQueryRequest: Sendable {
     public enum Operation: Sendable, Equatable {
         /// Every span of one trace.
         case trace(TraceID)
+        /// Every span of many traces at once (how a coordinator fetches the traces a search chose, or
+        /// one trace by ID), reading only blocks that may hold spans started in the range.
+        case traces([TraceID], startNanos: UInt64, endNanos: UInt64)
+        /// Round 2 of a search: the summaries (root, start, duration, spans per service, matching
+        /// spans) of the traces round 1 chose, over the node's data, as a single node computes them.
+        case summaries(SearchRequest, [TraceMatch])
         /// Round 1 of a search (`tags`, `q`, durations, time range): the traces with matching spans,
         /// the latest matching start and the number of matching spans of each; the answer's traces
         /// are chosen from the merged partial and summarised by ``SearchExecutor/result(_:_:snapshot:store:limits:)``.

@@ -5,11 +5,21 @@ import WeftStorageEngine
 /// `[version][operation]` then the operation's fields. Decoding validates everything and throws
 /// ``BlockFormatError`` on malformed, truncated or trailing input.
 extension NodeQueryRequest {
-    public static let wireVersion: UInt64 = 1
+    /// Version 2 added the many-traces operations (8: spans, 9: search summaries); the others are still written as
+    /// version 1, so nodes that know only version 1 keep answering them.
+    public static let wireVersion: UInt64 = 2
+
+    /// The version a request of `operation` is written with.
+    static func wireVersion(of operation: Operation) -> UInt64 {
+        switch operation {
+        case .traces, .summaries: return 2
+        default: return 1
+        }
+    }
 
     public func encoded() -> [UInt8] {
         var w = ByteWriter()
-        w.varint(Self.wireVersion)
+        w.varint(Self.wireVersion(of: self.operation))
         w.optional(self.deadline)
         w.fixed64(self.timeoutSeconds.bitPattern)
         w.varint(UInt64(self.maxSeries))
@@ -19,6 +29,12 @@ extension NodeQueryRequest {
         case .trace(let id):
             w.varint(0)
             w.traceID(id)
+        case .traces(let ids, let start, let end):
+            w.varint(8)
+            w.varint(UInt64(ids.count))
+            for id in ids { w.traceID(id) }
+            w.fixed64(start)
+            w.fixed64(end)
         case .traceMatches(let filter, let start, let end):
             w.varint(1)
             w.filter(filter)
@@ -48,19 +64,16 @@ extension NodeQueryRequest {
             }
         case .search(let search):
             w.varint(7)
-            w.varint(UInt64(search.conditions.count))
-            for c in search.conditions {
-                w.varint(c.scope == .any ? 0 : c.scope == .span ? 1 : 2)
-                w.string(c.key)
-                w.string(c.value)
+            w.search(search)
+        case .summaries(let search, let chosen):
+            w.varint(9)
+            w.search(search)
+            w.varint(UInt64(chosen.count))
+            for m in chosen {
+                w.traceID(m.traceID)
+                w.fixed64(m.latestStart)
+                w.varint(UInt64(m.matched))
             }
-            for v in [search.minDurationNanos, search.maxDurationNanos, search.startNanos, search.endNanos] { w.optional(v) }
-            w.varint(UInt64(search.limit))
-            w.varint(UInt64(search.spansPerSpanSet))
-            w.varint(search.traceQL == nil ? 0 : 1)
-            if let f = search.traceQL { w.filter(f) }
-            w.varint(UInt64(search.select.count))
-            for field in search.select { w.field(field) }
         case .serviceMap(let start, let end):
             w.varint(6)
             w.fixed64(start)
@@ -72,7 +85,8 @@ extension NodeQueryRequest {
     /// - Throws: ``BlockFormatError`` when `bytes` are not a request of this version.
     public static func decode(_ bytes: [UInt8]) throws -> NodeQueryRequest {
         try readAll(bytes, "a query request") { r in
-            guard try r.varint() == Self.wireVersion else { throw BlockFormatError("unknown query request version") }
+            let version = try r.varint()
+            guard version == 1 || version == 2 else { throw BlockFormatError("unknown query request version") }
             let deadline = try r.optional()
             let timeout = Double(bitPattern: try r.fixed64())
             guard timeout.isFinite, timeout >= 0 else { throw BlockFormatError("bad timeout") }
@@ -82,6 +96,11 @@ extension NodeQueryRequest {
             let operation: Operation
             switch try r.varint() {
             case 0: operation = .trace(try r.traceID())
+            case 8 where version >= 2:
+                var ids: [TraceID] = []
+                for _ in 0..<(try r.count(max: Self.maxTraces)) { ids.append(try r.traceID()) }
+                let start = try r.fixed64()
+                operation = .traces(ids, startNanos: start, endNanos: try r.fixed64())
             case 1:
                 let filter = try r.filter()
                 let start = try r.fixed64()
@@ -113,32 +132,16 @@ extension NodeQueryRequest {
             case 6:
                 let start = try r.fixed64()
                 operation = .serviceMap(startNanos: start, endNanos: try r.fixed64())
-            case 7:
-                var search = SearchRequest()
-                for _ in 0..<(try r.count(max: 1 << 16)) {
-                    let scope: TagCondition.Scope
-                    switch try r.varint() {
-                    case 0: scope = .any
-                    case 1: scope = .span
-                    case 2: scope = .resource
-                    default: throw BlockFormatError("unknown tag scope")
-                    }
-                    let key = try r.string()
-                    search.conditions.append(TagCondition(scope: scope, key: key, value: try r.string()))
+            case 7: operation = .search(try r.search())
+            case 9 where version >= 2:
+                let search = try r.search()
+                var chosen: [TraceMatch] = []
+                for _ in 0..<(try r.count(max: Self.maxTraces)) {
+                    let id = try r.traceID()
+                    let latest = try r.fixed64()
+                    chosen.append(TraceMatch(traceID: id, latestStart: latest, matched: try r.count(max: Int.max >> 1)))
                 }
-                search.minDurationNanos = try r.optional()
-                search.maxDurationNanos = try r.optional()
-                search.startNanos = try r.optional()
-                search.endNanos = try r.optional()
-                search.limit = try r.count(max: 1 << 24)
-                search.spansPerSpanSet = try r.count(max: 1 << 16)
-                switch try r.varint() {
-                case 0: break
-                case 1: search.traceQL = try r.filter()
-                default: throw BlockFormatError("bad optional marker")
-                }
-                for _ in 0..<(try r.count(max: 1 << 10)) { search.select.append(try r.field()) }
-                operation = .search(search)
+                operation = .summaries(search, chosen)
             default: throw BlockFormatError("unknown query operation")
             }
             return NodeQueryRequest(
@@ -148,13 +151,37 @@ extension NodeQueryRequest {
     }
 }
 
+extension NodeQueryRequest {
+    /// Trace IDs one many-traces request may name.
+    public static let maxTraces = 1 << 20
+}
+
 extension NodePartial {
-    public static let wireVersion: UInt64 = 1
+    /// Version 2 added the many-traces partial (6); the others are still written as version 1.
+    public static let wireVersion: UInt64 = 2
 
     public func encoded() -> [UInt8] {
         var w = ByteWriter()
-        w.varint(Self.wireVersion)
         switch self {
+        case .traces, .summaries: w.varint(2)
+        default: w.varint(1)
+        }
+        switch self {
+        case .summaries(let p):
+            w.varint(7)
+            w.varint(UInt64(p.spansPerSpanSet))
+            w.varint(UInt64(p.traces.count))
+            for t in p.traces.values.sorted(by: { $0.traceID < $1.traceID }) { w.summary(t) }
+            w.stats(p.stats)
+        case .traces(let p):
+            w.varint(6)
+            w.varint(UInt64(p.chunks.count))
+            for chunk in p.chunks {
+                let bytes = SpanBatchCodec.encode(chunk.batch)
+                w.varint(UInt64(bytes.count))
+                w.raw(bytes)
+            }
+            w.stats(p.stats)
         case .trace(let p):
             w.varint(0)
             w.traceID(p.traceID)
@@ -195,9 +222,38 @@ extension NodePartial {
     /// - Throws: ``BlockFormatError`` when `bytes` are not such a partial.
     public static func decode(_ bytes: [UInt8], for operation: NodeQueryRequest.Operation) throws -> NodePartial {
         try readAll(bytes, "a partial answer") { r in
-            guard try r.varint() == Self.wireVersion else { throw BlockFormatError("unknown partial answer version") }
+            let version = try r.varint()
+            guard version == 1 || version == 2 else { throw BlockFormatError("unknown partial answer version") }
             let kind = try r.varint()
             switch (kind, operation) {
+            case (7, .summaries(_, let chosen)) where version >= 2:
+                let ids = Set(chosen.map(\.traceID))
+                var p = SummariesPartial()
+                p.spansPerSpanSet = try r.count(max: 1 << 16)
+                for _ in 0..<(try r.count(max: NodeQueryRequest.maxTraces)) {
+                    let t = try r.summary()
+                    guard ids.contains(t.traceID) else { throw BlockFormatError("the summary of a trace not asked for") }
+                    p.traces[t.traceID] = t
+                }
+                p.stats = try r.stats()
+                return .summaries(p)
+            case (6, .traces(let wanted, _, _)) where version >= 2:
+                let ids = Set(wanted)
+                var chunks: [HeadChunk] = []
+                for _ in 0..<(try r.count(max: 1 << 20)) {
+                    let bytes = try r.raw(try r.count(max: 1 << 31))
+                    let batch: SpanBatch
+                    do {
+                        batch = try SpanBatchCodec.decode(bytes)
+                    } catch {
+                        throw BlockFormatError("bad span batch: \(error)")
+                    }
+                    guard (0..<batch.spanCount).allSatisfy({ ids.contains(batch.traceID($0)) }) else { throw BlockFormatError("spans of a trace not asked for") }
+                    chunks.append(HeadChunk(org: "", batch: batch))
+                }
+                var p = TracesPartial(chunks: chunks)
+                p.stats = try r.stats()
+                return .traces(p)
             case (0, .trace(let wanted)):
                 let id = try r.traceID()
                 guard id == wanted else { throw BlockFormatError("the partial is of another trace") }
@@ -223,5 +279,111 @@ extension NodePartial {
                 throw BlockFormatError("the partial answers another operation")
             }
         }
+    }
+}
+
+extension ByteWriter {
+    mutating func search(_ search: SearchRequest) {
+        self.varint(UInt64(search.conditions.count))
+        for c in search.conditions {
+            self.varint(c.scope == .any ? 0 : c.scope == .span ? 1 : 2)
+            self.string(c.key)
+            self.string(c.value)
+        }
+        for v in [search.minDurationNanos, search.maxDurationNanos, search.startNanos, search.endNanos] { self.optional(v) }
+        self.varint(UInt64(search.limit))
+        self.varint(UInt64(search.spansPerSpanSet))
+        self.varint(search.traceQL == nil ? 0 : 1)
+        if let f = search.traceQL { self.filter(f) }
+        self.varint(UInt64(search.select.count))
+        for field in search.select { self.field(field) }
+    }
+
+    mutating func summary(_ t: TraceSummary) {
+        self.traceID(t.traceID)
+        self.string(t.rootServiceName)
+        self.string(t.rootTraceName)
+        self.fixed64(t.startNanos)
+        self.fixed64(t.durationNanos)
+        self.varint(UInt64(t.matched))
+        self.varint(UInt64(t.matchedSpans.count))
+        for s in t.matchedSpans {
+            self.fixed64(s.spanID)
+            self.string(s.name)
+            self.fixed64(s.startNanos)
+            self.fixed64(s.durationNanos)
+            self.varint(UInt64(s.attributes.count))
+            for a in s.attributes {
+                self.string(a.key)
+                self.groupValue(a.value)
+            }
+        }
+        self.varint(UInt64(t.serviceStats.count))
+        for s in t.serviceStats {
+            self.string(s.service)
+            self.varint(UInt64(s.spans))
+            self.varint(UInt64(s.errors))
+        }
+    }
+}
+
+extension ByteReader {
+    mutating func search() throws(BlockFormatError) -> SearchRequest {
+        var search = SearchRequest()
+        for _ in 0..<(try self.count(max: 1 << 16)) {
+            let scope: TagCondition.Scope
+            switch try self.varint() {
+            case 0: scope = .any
+            case 1: scope = .span
+            case 2: scope = .resource
+            default: throw BlockFormatError("unknown tag scope")
+            }
+            let key = try self.string()
+            search.conditions.append(TagCondition(scope: scope, key: key, value: try self.string()))
+        }
+        search.minDurationNanos = try self.optional()
+        search.maxDurationNanos = try self.optional()
+        search.startNanos = try self.optional()
+        search.endNanos = try self.optional()
+        search.limit = try self.count(max: 1 << 24)
+        search.spansPerSpanSet = try self.count(max: 1 << 16)
+        switch try self.varint() {
+        case 0: break
+        case 1: search.traceQL = try self.filter()
+        default: throw BlockFormatError("bad optional marker")
+        }
+        for _ in 0..<(try self.count(max: 1 << 10)) { search.select.append(try self.field()) }
+        return search
+    }
+
+    mutating func summary() throws(BlockFormatError) -> TraceSummary {
+        let id = try self.traceID()
+        let rootService = try self.string()
+        let rootName = try self.string()
+        let start = try self.fixed64()
+        let duration = try self.fixed64()
+        let matched = try self.count(max: Int.max >> 1)
+        var spans: [SpanSummary] = []
+        for _ in 0..<(try self.count(max: 1 << 16)) {
+            let spanID = try self.fixed64()
+            let name = try self.string()
+            let s = try self.fixed64()
+            var span = SpanSummary(spanID: spanID, name: name, startNanos: s, durationNanos: try self.fixed64())
+            for _ in 0..<(try self.count(max: 1 << 16)) {
+                let key = try self.string()
+                span.attributes.append((key: key, value: try self.groupValue()))
+            }
+            spans.append(span)
+        }
+        var services: [(service: String, spans: Int, errors: Int)] = []
+        for _ in 0..<(try self.count(max: 1 << 20)) {
+            let service = try self.string()
+            let n = try self.count(max: Int.max >> 1)
+            services.append((service, n, try self.count(max: Int.max >> 1)))
+        }
+        return TraceSummary(
+            traceID: id, rootServiceName: rootService, rootTraceName: rootName, startNanos: start, durationNanos: duration,
+            matchedSpans: spans, matched: matched, serviceStats: services
+        )
     }
 }

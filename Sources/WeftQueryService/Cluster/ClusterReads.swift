@@ -6,17 +6,36 @@ import WeftRuntime
 import WeftStorageEngine
 
 /// Gives the query API a coordinator while the node is in a cluster whose data lies on other
-/// storage nodes too (nil: the node answers from its own data).
+/// storage nodes too (nil: the node answers from its own data), and bounds the fan-out queries the
+/// node coordinates at once.
 package final class CoordinatorReference: Sendable {
     private let provider = Mutex<(@Sendable () -> Coordinator?)?>(nil)
+    private let running = Atomic<Int>(0)
+    /// Fan-out queries coordinated at once; more are refused with 429.
+    package let maxConcurrent: Int
 
-    package init() {}
+    package init(maxConcurrent: Int = 64) { self.maxConcurrent = max(1, maxConcurrent) }
 
     package func set(_ provider: @escaping @Sendable () -> Coordinator?) { self.provider.withLock { $0 = provider } }
 
     /// The coordinator for a query starting now.
     package var current: Coordinator? { self.provider.withLock { $0 }?() }
+
+    /// Takes one of the ``maxConcurrent`` fan-out slots; false when all are taken.
+    package func acquire() -> Bool {
+        if self.running.add(1, ordering: .relaxed).newValue <= self.maxConcurrent { return true }
+        self.running.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    package func release() { self.running.subtract(1, ordering: .relaxed) }
+
+    /// Fan-out queries running now.
+    package var inFlight: Int { self.running.load(ordering: .relaxed) }
 }
+
+/// The node already coordinates its maximum of fan-out queries (answered 429 with Retry-After).
+package struct FanoutOverloaded: Error, Sendable {}
 
 /// Where one HTTP query reads: this node's snapshot, or every placement of the cluster through a
 /// coordinator (its catalogs asked once per query). Used by one query worker at a time.
@@ -24,88 +43,99 @@ package final class QueryReads: @unchecked Sendable {
     private let engine: StorageEngine
     private let org: String
     private let coordinator: Coordinator?
+    private let reference: CoordinatorReference?
     private var holdings: Coordinator.Holdings?
+    private var holdsSlot = false
     /// What the cluster reads could not reach so far.
     package private(set) var missing: [MissingData] = []
+    /// What the cluster reads touched so far.
+    package let tally = FanoutTally()
 
-    package init(engine: StorageEngine, org: String, coordinator: Coordinator?) {
+    package init(engine: StorageEngine, org: String, coordinator: Coordinator?, reference: CoordinatorReference? = nil) {
         self.engine = engine
         self.org = org
         self.coordinator = coordinator
+        self.reference = reference
+    }
+
+    deinit {
+        if self.holdsSlot { self.reference?.release() }
     }
 
     /// Whether the reads go to other nodes.
     package var isDistributed: Bool { self.coordinator != nil }
 
-    /// `request` over everything the org has (the local snapshot, or once per placement in the cluster).
+    /// `request` over everything the org has (the local snapshot, or once per placement in the
+    /// cluster). In a cluster the wait ends when the request's cancellation is set (the HTTP client
+    /// went away) or its deadline passes, cancelling the node requests in flight.
+    /// - Throws: ``FanoutOverloaded`` when the node coordinates too many fan-out queries already.
     package func run(_ request: NodeQueryRequest) throws -> NodePartial {
         guard let coordinator = self.coordinator else {
             return try NodeQuery.run(request, snapshot: self.engine.snapshot(org: self.org), store: self.engine.store, context: .live)
         }
+        if !self.holdsSlot, let reference = self.reference {
+            guard reference.acquire() else {
+                coordinator.health?.metrics?.overloaded.increment()
+                throw FanoutOverloaded()
+            }
+            self.holdsSlot = true
+        }
         let org = self.org
+        let (cancellation, deadline, timeout) = (request.cancellation, request.deadline, request.timeoutSeconds)
         let holdings: Coordinator.Holdings
         if let known = self.holdings {
             holdings = known
         } else {
-            holdings = try Coordinator.wait { await coordinator.holdings(org: org) }
+            holdings = try Coordinator.wait(cancellation: cancellation, deadline: deadline, timeoutSeconds: timeout) { await coordinator.holdings(org: org) }
             self.holdings = holdings
         }
-        let (partial, missing) = try Coordinator.wait { try await coordinator.run(request, org: org, holdings: holdings) }
+        let tally = self.tally
+        let (partial, missing) = try Coordinator.wait(cancellation: cancellation, deadline: deadline, timeoutSeconds: timeout) {
+            try await coordinator.run(request, org: org, holdings: holdings, figures: tally)
+        }
         for m in missing where !self.missing.contains(m) { self.missing.append(m) }
         return partial
     }
 
-    /// Each of `requests`, as ``run(_:)`` gives it; in a cluster up to ``concurrentRequests`` at a time.
-    package func runEach(_ requests: [NodeQueryRequest]) throws -> [NodePartial] {
-        guard let coordinator = self.coordinator else { return try requests.map { try self.run($0) } }
-        guard let first = requests.first else { return [] }
-        // The first also asks for the catalogs, once.
-        var partials = [try self.run(first)]
-        let org = self.org
-        let holdings = self.holdings!
-        let answers = try Coordinator.wait { () -> [(partial: NodePartial, missing: [MissingData])] in
-            try await withThrowingTaskGroup(of: (Int, (partial: NodePartial, missing: [MissingData])).self) { group in
-                var answers = [(partial: NodePartial, missing: [MissingData])?](repeating: nil, count: requests.count)
-                var next = 1
-                while next < min(requests.count, 1 + Self.concurrentRequests) {
-                    let i = next
-                    group.addTask { (i, try await coordinator.run(requests[i], org: org, holdings: holdings)) }
-                    next += 1
-                }
-                while let (i, answer) = try await group.next() {
-                    answers[i] = answer
-                    if next < requests.count {
-                        let j = next
-                        group.addTask { (j, try await coordinator.run(requests[j], org: org, holdings: holdings)) }
-                        next += 1
-                    }
-                }
-                return answers.dropFirst().map { $0! }
-            }
-        }
-        for (partial, missing) in answers {
-            for m in missing where !self.missing.contains(m) { self.missing.append(m) }
-            partials.append(partial)
-        }
-        return partials
-    }
+    /// Names what a cluster answer's fan-out touched (``FanoutFigures/summary``).
+    package static let fanoutHeader = "x-weft-fanout"
 
-    /// Node requests one query keeps in flight at once in ``runEach(_:)``.
-    package static let concurrentRequests = 16
-
-    /// `response` with the `x-weft-partial` header naming the missing data, when some is missing.
+    /// `response` with the `x-weft-partial` header naming the missing data, when some is missing, and
+    /// the `x-weft-fanout` header in a cluster.
     package func flagged(_ response: HTTPResponse) -> HTTPResponse {
-        guard !self.missing.isEmpty else { return response }
         var flagged = response
+        if self.isDistributed { flagged.headers.add(name: Self.fanoutHeader, value: self.tally.figures.summary) }
+        guard !self.missing.isEmpty else { return flagged }
         flagged.headers.add(name: Self.partialHeader, value: self.missing.map(\.description).joined(separator: " "))
         return flagged
     }
 
-    /// A JSON object answer with `"partial": true` and the `missing` list added, when some is missing.
-    package func flaggedObject(_ body: [UInt8]) -> [UInt8] {
-        guard !self.missing.isEmpty, body.first == UInt8(ascii: "{") else { return body }
+    /// A JSON object answer with a `fanout` object (nodes asked and answered, placements read) in a
+    /// cluster, and `"partial": true` with the `missing` list when some is missing.
+    /// - Parameter fanout: whether to add the `fanout` object (Weft's own answers; not Jaeger's).
+    package func flaggedObject(_ body: [UInt8], fanout: Bool = true) -> [UInt8] {
+        guard self.isDistributed, fanout || !self.missing.isEmpty, body.first == UInt8(ascii: "{") else { return body }
+        let figures = self.tally.figures
         var w = JSONWriter()
         w.object { o in
+            if fanout {
+            o.key("fanout")
+            o.object { f in
+                f.key("nodesAsked")
+                f.number(figures.nodesAsked.count)
+                f.key("nodesAnswered")
+                f.number(figures.nodesAnswered.count)
+                f.key("placementsCovered")
+                f.number(figures.placementsCovered)
+                f.key("placementsSkipped")
+                f.number(figures.placementsSkipped)
+                f.key("requests")
+                f.number(figures.requests)
+                f.key("hedges")
+                f.number(figures.hedges)
+            }
+            }
+            guard !self.missing.isEmpty else { return }
             o.key("partial")
             o.bool(true)
             o.key("missing")

@@ -70,12 +70,15 @@ package struct Coordinator: Sendable {
     /// Replicas per placement: at least this many unreachable nodes may hide a placement.
     package let replicationFactor: Int
     package let client: any StorageNodeClient
+    /// Recent node latencies (for hedging) and the fan-out metrics; nil: no hedging, no metrics.
+    package let health: FanoutHealth?
 
-    package init(local: String?, nodes: [String], replicationFactor: Int, client: any StorageNodeClient) {
+    package init(local: String?, nodes: [String], replicationFactor: Int, client: any StorageNodeClient, health: FanoutHealth? = nil) {
         self.local = local
         self.nodes = nodes.sorted()
         self.replicationFactor = max(1, replicationFactor)
         self.client = client
+        self.health = health
     }
 
     /// Asks every storage node for its catalog.
@@ -99,73 +102,56 @@ package struct Coordinator: Sendable {
     }
 
     /// Runs `request` over every placement of `org` with spans in the request's time range once, and
-    /// merges the partials.
+    /// merges the partials. A node that fails or times out has its placements read from other
+    /// holders; one that has not answered within its recent p95 latency (``FanoutHealth``) is
+    /// hedged: its placements are sent to other holders too and the first complete answer is taken
+    /// (never both). A search stops waiting for nodes whose placements hold no span newer than the
+    /// cut-off of the traces it already has. Cancelling the calling task cancels every node request.
+    /// - Parameter figures: where to count nodes asked and answered and placements read.
     /// - Returns: the merged partial and what could not be read.
-    /// - Throws: ``NodeRefusal`` when a node refused the query; ``AggregationError`` when partials do not merge.
-    package func run(_ request: NodeQueryRequest, org: String, holdings: Holdings) async throws -> (partial: NodePartial, missing: [MissingData]) {
-        var merged = NodePartial.empty(request.operation)
-        var failed = holdings.unreachable
-        let holders = holdings.holders(startedIn: request.operation.spanStartRange)
-        var pending = holders
-        var missing: [MissingData] = []
-        while !pending.isEmpty {
-            let plan = QueryPlanner.assign(pending, local: self.local, excluding: failed, avoid: holdings.avoid)
-            for placement in plan.uncovered {
-                missing.append(MissingData(placement: placement, nodes: pending[placement, default: []].sorted()))
-            }
-            let answers = try await self.send(request, org: org, plan: plan)
-            pending = [:]
-            for (node, placements, answer) in answers {
-                switch answer {
-                case .success(let partial):
-                    try merged.merge(partial)
-                case .failure(let error as NodeRefusal):
-                    throw error
-                case .failure:
-                    failed.insert(node)
-                    for p in placements { pending[p] = holders[p] }
-                }
-            }
-        }
-        missing.sort { ($0.placement ?? "") < ($1.placement ?? "") }
-        // With as many nodes unreachable as there are replicas, a placement may lie on them alone.
-        let unreachable = holdings.unreachable.sorted()
-        if !unreachable.isEmpty && unreachable.count >= min(self.replicationFactor, self.nodes.count) {
-            missing.append(MissingData(placement: nil, nodes: unreachable))
-        }
-        return (merged, missing)
+    /// - Throws: ``NodeRefusal`` when a node refused the query; ``AggregationError`` when partials do
+    ///   not merge; `CancellationError` when cancelled.
+    package func run(
+        _ request: NodeQueryRequest, org: String, holdings: Holdings, figures: FanoutTally? = nil
+    ) async throws -> (partial: NodePartial, missing: [MissingData]) {
+        var fanout = FanoutRun(coordinator: self, request: request, org: org, holdings: holdings)
+        defer { fanout.cancelAll() }
+        try await fanout.run()
+        figures?.add(fanout.figures)
+        if !fanout.missing.isEmpty { self.health?.metrics?.partialAnswers.increment() }
+        self.health?.metrics?.mergeDuration.record(fanout.mergeTime)
+        return (fanout.merged, fanout.missing)
     }
 
-    private func send(
-        _ request: NodeQueryRequest, org: String, plan: QueryPlanner.Plan
-    ) async throws -> [(String, [String], Result<NodePartial, any Error>)] {
-        await withTaskGroup(of: (String, [String], Result<NodePartial, any Error>).self) { group in
-            for (node, placements) in plan.assignments {
-                group.addTask {
-                    do {
-                        return (node, placements, .success(try await self.client.query(request, org: org, placements: placements, on: node)))
-                    } catch {
-                        return (node, placements, .failure(error))
-                    }
-                }
-            }
-            var out: [(String, [String], Result<NodePartial, any Error>)] = []
-            for await answer in group { out.append(answer) }
-            return out.sorted { $0.0 < $1.0 }
-        }
-    }
-
-    /// Waits for `body` on the calling thread (a query worker, never an event loop).
-    package static func wait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    /// Waits for `body` on the calling thread (a query worker, never an event loop). When
+    /// `cancellation` is set or the `deadline` (on ``QueryContext/live``'s clock) passes, the task is
+    /// cancelled (and with it every node request it has in flight) and this throws
+    /// ``AggregationError/cancelled`` or ``AggregationError/timeout(seconds:)``.
+    package static func wait<T: Sendable>(
+        cancellation: QueryCancellation? = nil, deadline: UInt64? = nil, timeoutSeconds: Double = 0,
+        _ body: @escaping @Sendable () async throws -> T
+    ) throws -> T {
         let box = Mutex<Result<T, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
-        Task {
+        let task = Task {
             let result: Result<T, any Error>
             do { result = .success(try await body()) } catch { result = .failure(error) }
             box.withLock { $0 = result }
             done.signal()
         }
-        done.wait()
+        guard cancellation != nil || deadline != nil else {
+            done.wait()
+            return try box.withLock { $0! }.get()
+        }
+        while done.wait(timeout: .now() + .milliseconds(20)) == .timedOut {
+            let cancelled = cancellation?.isCancelled ?? false
+            let late = deadline.map { QueryContext.live.now() > $0 } ?? false
+            guard cancelled || late else { continue }
+            task.cancel()
+            done.wait()
+            if case .success(let value)? = box.withLock({ $0 }) { return value }
+            throw cancelled ? AggregationError.cancelled : AggregationError.timeout(seconds: timeoutSeconds)
+        }
         return try box.withLock { $0! }.get()
     }
 }
@@ -179,7 +165,8 @@ extension NodeQueryRequest.Operation {
         case .aggregate(let q), .aggregateGroups(let q, _): bounds = (q.startNanos, q.endNanos)
         case .traceMatches(_, let start, let end), .tagValues(_, _, let start, let end, _): bounds = (start, end)
         case .search(let search): bounds = (search.startNanos ?? 0, search.endNanos ?? .max)
-        case .trace, .tagNames, .serviceMap: return nil
+        // A trace's range prunes blocks on each node, as on a lone node (whose head it does not prune).
+        case .trace, .traces, .summaries, .tagNames, .serviceMap: return nil
         }
         return bounds.0 <= bounds.1 ? bounds.0...bounds.1 : nil
     }

@@ -25,6 +25,19 @@ package enum NodeQueryRoute {
 
         static func text(_ status: Int, _ message: String) -> Answer { Answer(status: status, body: Array(message.utf8)) }
     }
+
+    /// What a node sends back for `operation`: a search's round 1 keeps only the node's `limit`
+    /// traces with the latest matches (the cluster's `limit` latest are among the union of every
+    /// node's, since a trace's latest match lies in one placement), so its size does not grow with
+    /// the traces that match.
+    package static func trimmed(_ partial: NodePartial, for operation: NodeQueryRequest.Operation) -> NodePartial {
+        guard case .search(let search) = operation, search.limit > 0, case .traceMatches(var matches) = partial,
+            matches.traces.count > search.limit
+        else { return partial }
+        let kept = matches.latest(search.limit)
+        matches.traces = Dictionary(uniqueKeysWithValues: kept.map { ($0.traceID, TraceMatchesPartial.Entry(latestStart: $0.latestStart, matched: $0.matched)) })
+        return .traceMatches(matches)
+    }
 }
 
 extension QueryAPI {
@@ -47,7 +60,7 @@ extension QueryAPI {
         return scheduler.submit(org: org, cancellation: nil, on: loop) { () -> NodeQueryRoute.Answer in
             do {
                 let partial = try NodeQuery.run(request, snapshot: engine.snapshot(org: org, placements: placements), store: engine.store, context: .live)
-                return NodeQueryRoute.Answer(status: 200, body: partial.encoded())
+                return NodeQueryRoute.Answer(status: 200, body: NodeQueryRoute.trimmed(partial, for: request.operation).encoded())
             } catch let error as AggregationError {
                 switch error {
                 case .invalid(let message): return .text(400, message)

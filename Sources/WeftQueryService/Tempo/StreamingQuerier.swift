@@ -57,7 +57,17 @@ package struct StreamingQuerier: Sendable {
             maxSeries: self.query.limits.maxSeries, timeoutSeconds: self.query.limits.timeoutSeconds, parallelism: self.query.parallelism,
             maxMemoryBytes: self.query.limits.maxMemoryBytes, cancellation: cancellation
         )
-        let (engine, scheduler, metrics) = (self.query.engine, self.query.scheduler, self.query.metrics)
+        let (engine, scheduler, metrics, coordinators) = (self.query.engine, self.query.scheduler, self.query.metrics, self.query.coordinators)
+        let queryLimits = self.query.limits
+        let parallelism = self.query.parallelism
+        /// The node request a cluster answer fans out (its operation set per round).
+        @Sendable func nodeRequest() -> NodeQueryRequest {
+            let timeout = queryLimits.timeoutSeconds
+            return NodeQueryRequest(
+                .tagNames(scope: nil, blockSpans: 0), deadline: QueryContext.live.now() + UInt64(min(max(0, timeout), 1e9) * 1e9), timeoutSeconds: timeout,
+                maxSeries: queryLimits.maxSeries, maxMemoryBytes: queryLimits.maxMemoryBytes, parallelism: parallelism, cancellation: cancellation
+            )
+        }
         metrics.queryRequests.increment()
         let started = ContinuousClock.now
         return HTTP2Response(
@@ -65,6 +75,35 @@ package struct StreamingQuerier: Sendable {
             bodyStream: { writer in
                 // Grafana cancels a query the user replaced: the scan in progress stops too.
                 writer.onClose { cancellation.cancel() }
+                // In a cluster the coordinator answers in one message: the merged answer of every placement.
+                if let coordinator = coordinators.current {
+                    let outcome: Result<[UInt8], StreamFailure>
+                    do {
+                        outcome = try await scheduler.submit(org: org, cancellation: cancellation, on: loop) {
+                            let reads = QueryReads(engine: engine, org: org, coordinator: coordinator, reference: coordinators)
+                            return Self.runInCluster(job, reads: reads, request: nodeRequest(), engine: engine, org: org, limits: limits)
+                        }.get()
+                    } catch is QueryScheduler.Refusal {
+                        metrics.queriesThrottled.increment()
+                        outcome = .failure(StreamFailure(.resourceExhausted, "org '\(org)' has too many queries waiting; retry shortly"))
+                    } catch {
+                        outcome = .failure(StreamFailure(.cancelled, "the query was cancelled"))
+                    }
+                    switch outcome {
+                    case .success(let bytes):
+                        do {
+                            try await writer.write(GRPCFraming.frame(bytes))
+                        } catch {
+                            cancellation.cancel()
+                            throw error
+                        }
+                    case .failure(let failure):
+                        writer.setTrailers(GRPCAnswers.status(failure.code, failure.message).trailers)
+                        return
+                    }
+                    metrics.queryLatency.record(ContinuousClock.now - started)
+                    return
+                }
                 let steps = Self.steps(engine.snapshot(org: org))
                 var sent: [TraceID: TraceDigest] = [:]
                 for (i, step) in steps.enumerated() {
@@ -152,6 +191,51 @@ package struct StreamingQuerier: Sendable {
         init(_ code: GRPCStatusCode, _ message: String) {
             self.code = code
             self.message = message
+        }
+    }
+
+    /// The one message of a cluster answer: the job fanned out through `reads` and merged.
+    package static func runInCluster(
+        _ job: Job, reads: QueryReads, request: NodeQueryRequest, engine: StorageEngine, org: String, limits: AggregationLimits
+    ) -> Result<[UInt8], StreamFailure> {
+        Self.failures {
+            switch job {
+            case .search(let search, _):
+                var round = request
+                round.operation = .search(search)
+                guard case .traceMatches(let matches) = try reads.run(round) else { throw AggregationError.invalid("not trace matches") }
+                let result = try QueryAPI.clusterSearch(search, matches, reads: reads, like: request)
+                return TempoResponses.search(result.traces, result.stats, completedJobs: 1, totalJobs: 1)
+            case .metrics(let metrics, let instant):
+                var round = request
+                round.operation = .aggregate(metrics.aggregation)
+                let (series, stats) = try QueryAPI.series(metrics, round: round, reads: reads, engine: engine, org: org, limits: limits)
+                return instant
+                    ? TempoResponses.queryInstant(series, stats, completedJobs: 1, totalJobs: 1)
+                    : TempoResponses.queryRange(series, stats, completedJobs: 1, totalJobs: 1)
+            }
+        }
+    }
+
+    /// `body`'s message, or the gRPC status for what it threw.
+    static func failures(_ body: () throws -> [UInt8]) -> Result<[UInt8], StreamFailure> {
+        do {
+            return .success(try body())
+        } catch let error as AggregationError {
+            switch error {
+            case .invalid(let m): return .failure(StreamFailure(.invalidArgument, m))
+            case .tooManySeries, .tooMuchMemory: return .failure(StreamFailure(.resourceExhausted, error.description))
+            case .timeout: return .failure(StreamFailure(.deadlineExceeded, error.description))
+            case .cancelled: return .failure(StreamFailure(.cancelled, error.description))
+            }
+        } catch let refusal as NodeRefusal {
+            return .failure(StreamFailure(refusal.status == 400 ? .invalidArgument : .resourceExhausted, refusal.message))
+        } catch is FanoutOverloaded {
+            return .failure(StreamFailure(.resourceExhausted, "this node coordinates too many cluster queries; retry shortly"))
+        } catch is CancellationError {
+            return .failure(StreamFailure(.cancelled, "the query was cancelled"))
+        } catch {
+            return .failure(StreamFailure(.internal, "storage error: \(error)"))
         }
     }
 
