@@ -159,6 +159,7 @@ def main(argv=None, out=sys.stdout):
             checker.violate("check_replicas could not run: %s: %s" % (type(e).__name__, e))
         checker.check_samples(sampler.samples)
         checker.check_crashes()  # again: a node may have died during the checks
+        checker.category = "harness"
         for c in clients:
             if c.error:
                 checker.violate("client error: " + c.error)
@@ -178,15 +179,16 @@ def main(argv=None, out=sys.stdout):
             "time_to_repair_s": checker.results.get("replicas", {}).get("seconds_to_rf"),
         })
     except StartFailed as e:
-        violations = ["cluster did not start: %s" % e]
+        violations = ["[harness] cluster did not start: %s" % e]
         report["violations"] = violations
     finally:
         cluster.shutdown()
         for n in cluster.nodes.values():
             bad = [code for code, expected in n.exits if not expected]
             if bad and not any(n.name in v for v in violations):
-                violations.append("node %s: unexpected exit %s at shutdown" % (n.name, bad))
+                violations.append("[crash] node %s: unexpected exit %s at shutdown" % (n.name, bad))
         report["violations"] = violations
+        report["violated_categories"] = sorted({v[1:v.index("]")] for v in violations if v.startswith("[")})
         report["ok"] = not violations
         path = a.json or os.path.join(run_dir, "report.json")
         with open(path, "w") as f:

@@ -116,12 +116,18 @@ class Checker:
         self.results = {}
         self.violations = []
 
+    # Each violation is filed under the invariant it breaks: reads (trace by ID, search, counts and sums
+    # after healing), during-run (answers sampled while faults were in force), replicas (copies per
+    # span on the storage nodes), crash, harness.
+    category = "harness"
+
     def violate(self, what):
-        self.violations.append(what)
+        self.violations.append("[%s] %s" % (self.category, what))
 
     # 1. Trace by ID and search ---------------------------------------------------------------------
 
     def check_trace_by_id(self):
+        self.category = "reads"
         acked_by_trace = defaultdict(set)
         for (t, s) in self.history.acked:
             acked_by_trace[t].add(s)
@@ -164,6 +170,7 @@ class Checker:
 
     def check_search(self):
         """Every acknowledged trace found by a TraceQL search over the run, window by window."""
+        self.category = "reads"
         acked_by_trace = defaultdict(set)
         for s in self.history.acked.values():
             acked_by_trace[s.trace].add(s)
@@ -199,6 +206,7 @@ class Checker:
     # 2. Counts and sums ----------------------------------------------------------------------------
 
     def check_aggregates(self):
+        self.category = "reads"
         start, end = time_range(self.start_s)
         acked = list(self.history.acked.values())
         maybe = list(self.history.indeterminate.values())
@@ -276,6 +284,7 @@ class Checker:
 
     def check_replicas(self, within_seconds):
         """Every acknowledged span on exactly RF storage nodes, none twice on one node, within a deadline."""
+        self.category = "replicas"
         started = time.monotonic()
         acked_spans = {s for (_, s) in self.history.acked}
         maybe = {s for (_, s) in self.history.indeterminate}
@@ -312,6 +321,7 @@ class Checker:
     # 4. Crashes ----------------------------------------------------------------------------------
 
     def check_crashes(self):
+        self.category = "crash"
         crashes = {}
         for n in self.cluster.nodes.values():
             n.poll_crash()
@@ -324,6 +334,7 @@ class Checker:
             self.violate("node %s: unexpected exits %s, log %s" % (name, c["exits"], c["fatal_lines"][:2]))
 
     def check_samples(self, samples):
+        self.category = "during-run"
         over = [s for s in samples if s.get("over")]
         under = [s for s in samples if s.get("under_unflagged")]
         self.results["samples"] = {"taken": len(samples), "failed": sum(1 for s in samples if s["error"]),

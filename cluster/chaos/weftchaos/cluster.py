@@ -293,6 +293,8 @@ class Cluster:
         for n in self.nodes.values():
             if n.disk:
                 n.disk.free()
+                # Keep what the node wrote for a post-mortem: the tmpfs goes with the unmount.
+                shutil.copytree(n.data_dir, n.data_dir + ".saved", dirs_exist_ok=True)
                 n.disk.unmount()
         if self.network:
             self.network.teardown()
