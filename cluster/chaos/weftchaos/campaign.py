@@ -33,6 +33,8 @@ def parse(argv):
     p.add_argument("--run-dir", default=None, help="where data dirs and logs go (default: a new temporary directory)")
     p.add_argument("--json", default=None, help="report file (default RUN_DIR/report.json)")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--trace-sample", type=int, default=1500,
+                   help="acknowledged traces read back by trace ID on the front (0 = all; search covers every span)")
     p.add_argument("--replica-deadline", type=float, default=90, help="seconds after healing for every span to be on RF nodes")
     p.add_argument("--schedule", default=None,
                    help="a fixed schedule instead of a seeded one: GAP:KIND:TARGET[+TARGET…]:DURATION,… (e.g. 10:kill:s2:5,8:drain:s4:0)")
@@ -67,6 +69,8 @@ def available_faults(requested, netns, notes):
         needs = FAULTS[kind][0]
         if needs == "netns" and not netns:
             notes.append("skipped %s: needs --netns (root)" % kind)
+        elif kind == "netem" and not net.netem_available()[0]:
+            notes.append("skipped netem: %s" % net.netem_available()[1])
         elif needs == "root" and not root:
             notes.append("skipped %s: needs root (tmpfs mount)" % kind)
         else:
@@ -148,11 +152,11 @@ def main(argv=None, out=sys.stdout):
 
         checker = Checker(cluster, history, run_id, start_s, a.rf)
         checker.check_crashes()
-        for step in (checker.check_trace_by_id, checker.check_search, checker.check_aggregates):
+        for step in (lambda: checker.check_trace_by_id(a.trace_sample, a.seed), checker.check_search, checker.check_aggregates):
             try:
                 step()
             except Exception as e:
-                checker.violate("%s could not run: %s: %s" % (step.__name__, type(e).__name__, e))
+                checker.violate("a read check could not run: %s: %s" % (type(e).__name__, e))
         try:
             checker.check_replicas(a.replica_deadline)
         except Exception as e:
@@ -215,7 +219,7 @@ def render(r, path):
         "statuses: %s" % r.get("statuses", {}),
         "spans: %d acknowledged, %d indeterminate" % (r.get("acknowledged_spans", 0), r.get("indeterminate_spans", 0)),
         "lost (trace by ID): %s   duplicated: %s   unknown: %s" % (tid.get("lost_spans"), tid.get("duplicated_spans"), tid.get("unknown_spans")),
-        "search: %s" % c.get("search"),
+        "trace by ID: %s traces%s; search: %s" % (tid.get("traces"), " (a sample)" if tid.get("sampled") else "", c.get("search")),
         "copies per acknowledged span: %s (RF=%d); not on RF nodes: %s; repeated on one node: %s; rows per node %s" % (
             rep.get("copies_histogram"), r["rf"], rep.get("spans_not_on_rf_nodes"), rep.get("repeated_on_one_node"), rep.get("node_rows")),
         "time to repair (all spans on RF nodes after healing): %s s" % r.get("time_to_repair_s"),

@@ -27,6 +27,18 @@ def netns_available():
     return True, ""
 
 
+def netem_available():
+    """(True, "") when `tc qdisc … netem` works here (the kernel has sch_netem), else (False, why)."""
+    probe = "wchaos-netem-%d" % os.getpid()
+    if run("ip", "netns", "add", probe, check=False).returncode != 0:
+        return False, "cannot create a network namespace here"
+    try:
+        out = run("ip", "netns", "exec", probe, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms", check=False)
+        return (True, "") if out.returncode == 0 else (False, "tc netem: %s" % out.stderr.strip())
+    finally:
+        run("ip", "netns", "delete", probe, check=False)
+
+
 class Network:
     """A bridge with a /24 on the host and one namespace per node (10.213.X.(10+i))."""
 
