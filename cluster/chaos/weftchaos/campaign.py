@@ -80,6 +80,9 @@ def available_faults(requested, netns, notes):
 
 def main(argv=None, out=sys.stdout):
     a = parse(argv if argv is not None else sys.argv[1:])
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the nodes, namespaces and mounts are cleaned up.
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     bin_dir = a.bin or os.path.join(root_dir, ".build", "debug")
     notes = []
