@@ -38,6 +38,8 @@ def parse(argv):
     p.add_argument("--replica-deadline", type=float, default=90, help="seconds after healing for every span to be on RF nodes")
     p.add_argument("--schedule", default=None,
                    help="a fixed schedule instead of a seeded one: GAP:KIND:TARGET[+TARGET…]:DURATION,… (e.g. 10:kill:s2:5,8:drain:s4:0)")
+    p.add_argument("--fail-on", default="reads,during-run,replicas,crash,harness",
+                   help="violation categories that make the exit status 1 (all are reported)")
     p.add_argument("--plan-only", action="store_true", help="print the schedule for the seed and exit")
     a = p.parse_args(argv)
     if a.nodes < 1 or a.rf < 1 or a.minutes <= 0:
@@ -201,7 +203,8 @@ def main(argv=None, out=sys.stdout):
         with open(path, "w") as f:
             json.dump(report, f, indent=1, default=str)
         print(render(report, path), file=out)
-    return 0 if not violations else 1
+    failing = set(a.fail_on.split(","))
+    return 1 if any(v[1:].split("]")[0] in failing for v in violations) else 0
 
 
 def render(r, path):
