@@ -1,0 +1,207 @@
+"""The nemesis: a fault schedule drawn from one seed (same seed, same schedule), applied one fault at a
+time to a running cluster, each healed before the next. Faults that need root or network namespaces are
+left out of the schedule, with a note, when those are not available."""
+
+import random
+import signal
+import threading
+import time
+
+from .cluster import wait_until
+
+# kind -> (needs, description)
+FAULTS = {
+    "kill": (None, "SIGKILL a storage node, restart it a few seconds later (same data dir)"),
+    "pause": (None, "SIGSTOP a storage node for longer than the failure detector's timeout, then SIGCONT"),
+    "partition-one": ("netns", "cut one storage node off from every other node (both ways)"),
+    "partition-minority": ("netns", "cut a minority of the storage nodes off from the rest and the front"),
+    "partition-majority": ("netns", "leave the front with a minority: a majority of storage nodes cut off from it"),
+    "partition-oneway": ("netns", "one storage node's packets to the other nodes are dropped; theirs still arrive"),
+    "netem": ("netns", "tc netem on one node's link: 100 ms ± 50 ms delay, 5 % loss"),
+    "disk-full": ("root", "node s1's data dir is a 256 MiB tmpfs; a filler file leaves it full"),
+    "drain": (None, "weftctl drain a storage node during load (at most once, never below RF active nodes)"),
+    "join": (None, "start a new storage node with --join during load"),
+    "wipe": (None, "SIGKILL a storage node, delete its data dir, restart it, then weftctl repair NODE"),
+}
+
+
+def plan(seed, minutes, storage_names, kinds, rf):
+    """The schedule: [(gap seconds before, kind, targets, duration seconds)] filling about `minutes`."""
+    rng = random.Random(seed)
+    names = list(storage_names)
+    budget = minutes * 60 - 20  # leave the end of the run fault-free
+    schedule, t, drained, joins = [], 5.0, False, 0
+    kinds = sorted(kinds)
+    draws = 0
+    while t < budget and kinds and draws < 1000:
+        draws += 1
+        kind = rng.choice(kinds)
+        gap = round(rng.uniform(3, 8), 1)
+        active = [n for n in names if n != drained]
+        if kind == "drain":
+            if drained or len(active) - 1 < rf:
+                continue
+            target, duration = [rng.choice(active)], 0
+            drained = target[0]
+        elif kind == "join":
+            if joins >= 2:
+                continue
+            joins += 1
+            target, duration = ["s%d" % (len(names) + 1)], 0
+            names.append(target[0])
+        elif kind in ("partition-minority", "partition-majority"):
+            k = (len(active) - 1) // 2 if kind == "partition-minority" else len(active) // 2 + 1
+            target, duration = sorted(rng.sample(active, max(1, k))), round(rng.uniform(8, 15), 1)
+        elif kind == "disk-full":
+            if "s1" not in active:
+                continue
+            target, duration = ["s1"], round(rng.uniform(8, 15), 1)
+        elif kind == "pause":
+            target, duration = [rng.choice(active)], round(rng.uniform(9, 14), 1)
+        elif kind == "wipe":
+            target, duration = [rng.choice(active)], 2.0
+        else:
+            target, duration = [rng.choice(active)], round(rng.uniform(4, 12), 1)
+        schedule.append((gap, kind, target, duration))
+        t += gap + duration + 10  # healing and convergence
+    return schedule
+
+
+class Nemesis(threading.Thread):
+    def __init__(self, cluster, schedule, stop, start_s, log):
+        super().__init__(name="nemesis", daemon=True)
+        self.cluster, self.schedule, self.stop, self.start_s, self.log = cluster, schedule, stop, start_s, log
+        self.events = []
+        self.active = None
+        self.lock = threading.Lock()
+        self.error = None
+
+    def active_names(self):
+        with self.lock:
+            return [self.active] if self.active else []
+
+    def note(self, msg):
+        self.log("[%6.1f s] nemesis: %s" % (time.time() - self.start_s, msg))
+
+    def run(self):
+        try:
+            for gap, kind, targets, duration in self.schedule:
+                if self.stop.wait(gap):
+                    return
+                event = {"kind": kind, "targets": targets, "duration": duration,
+                         "t": round(time.time() - self.start_s, 1)}
+                with self.lock:
+                    self.active = "%s %s" % (kind, ",".join(targets))
+                self.note("%s %s (%.1f s)" % (kind, ",".join(targets), duration))
+                try:
+                    event.update(getattr(self, "do_" + kind.replace("-", "_"))(targets, duration) or {})
+                    event["applied"] = True
+                except Exception as e:
+                    event["applied"] = False
+                    event["error"] = "%s: %s" % (type(e).__name__, e)
+                    self.note("%s failed: %s" % (kind, event["error"]))
+                finally:
+                    self.heal()
+                    with self.lock:
+                        self.active = None
+                healed = self.cluster.wait_converged(45)
+                event["converged_after_s"] = None if healed is None else round(healed, 1)
+                self.events.append(event)
+        except Exception as e:
+            self.error = "%s: %s" % (type(e).__name__, e)
+
+    def node(self, name):
+        return self.cluster.nodes[name]
+
+    def hold(self, seconds):
+        self.stop.wait(seconds)
+
+    # Faults ----------------------------------------------------------------------------------------
+
+    def do_kill(self, targets, duration):
+        n = self.node(targets[0])
+        n.kill9()
+        self.hold(duration)
+        self.cluster.restart(n)
+
+    def do_pause(self, targets, duration):
+        n = self.node(targets[0])
+        n.pause()
+        self.hold(duration)
+        n.resume()
+
+    def cut(self, side_a, side_b, both=True):
+        net = self.cluster.network
+        for a in side_a:
+            for b in side_b:
+                net.drop(a.index, b.index)
+                if both:
+                    net.drop(b.index, a.index)
+
+    def others(self, names):
+        return [n for n in self.cluster.nodes.values() if n.name not in names]
+
+    def do_partition_one(self, targets, duration):
+        self.cut([self.node(targets[0])], self.others(targets))
+        self.hold(duration)
+
+    def do_partition_minority(self, targets, duration):
+        self.cut([self.node(t) for t in targets], self.others(targets))
+        self.hold(duration)
+
+    def do_partition_majority(self, targets, duration):
+        self.do_partition_minority(targets, duration)
+
+    def do_partition_oneway(self, targets, duration):
+        self.cut([self.node(targets[0])], self.others(targets), both=False)
+        self.hold(duration)
+
+    def do_netem(self, targets, duration):
+        n = self.node(targets[0])
+        self.cluster.network.netem(n.index, "delay", "100ms", "50ms", "loss", "5%")
+        try:
+            self.hold(duration)
+        finally:
+            self.cluster.network.clear_netem(n.index)
+
+    def do_disk_full(self, targets, duration):
+        n = self.node(targets[0])
+        if not n.disk:
+            raise RuntimeError("%s has no small disk (needs root)" % n.name)
+        filled = n.disk.fill()
+        try:
+            self.hold(duration)
+        finally:
+            n.disk.free()
+        return {"filled_bytes": filled}
+
+    def do_drain(self, targets, duration):
+        out = self.cluster.weftctl("drain", targets[0])
+        if out.returncode != 0:
+            raise RuntimeError("weftctl drain %s: exit %d %s" % (targets[0], out.returncode, out.stderr.strip()))
+        return {"output": out.stdout.strip()[:200]}
+
+    def do_join(self, targets, duration):
+        n = self.cluster.add_storage_node()
+        if n.name != targets[0]:
+            return {"note": "joined as %s" % n.name}
+
+    def do_wipe(self, targets, duration):
+        n = self.node(targets[0])
+        n.kill9()
+        n.wipe()
+        self.hold(duration)
+        self.cluster.restart(n)
+        self.cluster.wait_converged(30)
+        out = self.cluster.weftctl("repair", n.node_id)
+        return {"repair_exit": out.returncode, "repair_output": (out.stdout + out.stderr).strip()[:200]}
+
+    def heal(self):
+        """Undo whatever may still be in force (idempotent)."""
+        if self.cluster.network:
+            self.cluster.network.heal_all()
+        for n in self.cluster.nodes.values():
+            if n.paused:
+                n.resume()
+            if n.disk:
+                n.disk.free()
