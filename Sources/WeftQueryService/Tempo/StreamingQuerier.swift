@@ -83,24 +83,10 @@ package struct StreamingQuerier: Sendable {
                             let reads = QueryReads(engine: engine, org: org, coordinator: coordinator, reference: coordinators)
                             return Self.runInCluster(job, reads: reads, request: nodeRequest(), engine: engine, org: org, limits: limits)
                         }.get()
-                    } catch is QueryScheduler.Refusal {
-                        metrics.queriesThrottled.increment()
-                        outcome = .failure(StreamFailure(.resourceExhausted, "org '\(org)' has too many queries waiting; retry shortly"))
                     } catch {
-                        outcome = .failure(StreamFailure(.cancelled, "the query was cancelled"))
+                        outcome = .failure(Self.failure(error, org: org, metrics: metrics))
                     }
-                    switch outcome {
-                    case .success(let bytes):
-                        do {
-                            try await writer.write(GRPCFraming.frame(bytes))
-                        } catch {
-                            cancellation.cancel()
-                            throw error
-                        }
-                    case .failure(let failure):
-                        writer.setTrailers(GRPCAnswers.status(failure.code, failure.message).trailers)
-                        return
-                    }
+                    guard try await Self.send(outcome, to: writer, cancellation: cancellation) else { return }
                     metrics.queryLatency.record(ContinuousClock.now - started)
                     return
                 }
@@ -116,24 +102,10 @@ package struct StreamingQuerier: Sendable {
                             for (id, digest) in found { sent[id] = digest }
                             return bytes
                         }
-                    } catch is QueryScheduler.Refusal {
-                        metrics.queriesThrottled.increment()
-                        outcome = .failure(StreamFailure(.resourceExhausted, "org '\(org)' has too many queries waiting; retry shortly"))
                     } catch {
-                        outcome = .failure(StreamFailure(.cancelled, "the query was cancelled"))
+                        outcome = .failure(Self.failure(error, org: org, metrics: metrics))
                     }
-                    switch outcome {
-                    case .success(let bytes):
-                        do {
-                            try await writer.write(GRPCFraming.frame(bytes))
-                        } catch {
-                            cancellation.cancel()
-                            throw error
-                        }
-                    case .failure(let failure):
-                        writer.setTrailers(GRPCAnswers.status(failure.code, failure.message).trailers)
-                        return
-                    }
+                    guard try await Self.send(outcome, to: writer, cancellation: cancellation) else { return }
                 }
                 metrics.queryLatency.record(ContinuousClock.now - started)
             }
@@ -183,6 +155,32 @@ package struct StreamingQuerier: Sendable {
         var matched: Int
         var durationNanos: UInt64
         var spans: Int
+    }
+
+    /// The gRPC status for a step the scheduler refused or that was cancelled.
+    static func failure(_ error: any Error, org: String, metrics: NodeMetrics) -> StreamFailure {
+        guard error is QueryScheduler.Refusal else { return StreamFailure(.cancelled, "the query was cancelled") }
+        metrics.queriesThrottled.increment()
+        return StreamFailure(.resourceExhausted, "org '\(org)' has too many queries waiting; retry shortly")
+    }
+
+    /// Writes one step's answer as a gRPC message, or ends the stream with the step's failure status.
+    /// - Returns: false when the stream ended here.
+    /// - Throws: when the client stopped reading (the query is cancelled first).
+    static func send(_ outcome: Result<[UInt8], StreamFailure>, to writer: HTTP2BodyWriter, cancellation: QueryCancellation) async throws -> Bool {
+        switch outcome {
+        case .success(let bytes):
+            do {
+                try await writer.write(GRPCFraming.frame(bytes))
+            } catch {
+                cancellation.cancel()
+                throw error
+            }
+            return true
+        case .failure(let failure):
+            writer.setTrailers(GRPCAnswers.status(failure.code, failure.message).trailers)
+            return false
+        }
     }
 
     package struct StreamFailure: Error {
