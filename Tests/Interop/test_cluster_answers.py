@@ -17,7 +17,8 @@ from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 import tempo_messages as tempo
-from test_cluster import ClusterNode, base_dir, cluster, everyone_sees, wait_until  # noqa: F401  (fixtures)
+from test_cluster import base_dir, cluster  # noqa: F401  (fixtures)
+from test_cluster_queries import start_cluster
 from test_grafana import stream
 from test_node import Node
 
@@ -108,20 +109,8 @@ def instant(body):
     return sorted((sorted((l["key"], str(l["value"])) for l in s["labels"]), round(float(s["value"]), 6)) for s in body["series"])
 
 
-def start_cluster(base_dir, cluster):
-    flags = ["--replication-factor", "2", "--cluster-secret", "cluster-answers-test"]
-    seed = ClusterNode(os.path.join(base_dir, "s1"), flags + ["--roles", "storage"]).start()
-    cluster.append(seed)
-    for name in ("s2", "s3"):
-        cluster.append(ClusterNode(os.path.join(base_dir, name), flags + ["--roles", "storage", "--join", seed.internal]).start())
-    front = ClusterNode(os.path.join(base_dir, "front"), flags + ["--roles", "ingest,query", "--join", seed.internal]).start()
-    cluster.append(front)
-    assert wait_until(lambda: everyone_sees(cluster, {n.node_id: ("alive", "ACTIVE") for n in cluster}), 20) is not None
-    return cluster[:3], front
-
-
 def test_every_api_answers_as_one_node(base_dir, cluster):
-    storage, front = start_cluster(base_dir, cluster)
+    storage, front = start_cluster(base_dir, cluster, replication_factor=2)
     lone = Node(os.path.join(base_dir, "lone")).start()
     cluster.append(lone)
     rng = random.Random(20251205)
@@ -237,7 +226,7 @@ def test_every_api_answers_as_one_node(base_dir, cluster):
 
 def test_a_lost_node_still_answers_whole(base_dir, cluster):
     """With one storage node gone (RF=2), search and trace by ID still answer whole from the other holders."""
-    storage, front = start_cluster(base_dir, cluster)
+    storage, front = start_cluster(base_dir, cluster, replication_factor=2)
     lone = Node(os.path.join(base_dir, "lone")).start()
     cluster.append(lone)
     rng = random.Random(7)
