@@ -262,7 +262,7 @@ class Checker:
     def replica_census(self):
         """Per span, on how many running storage nodes a node-only search finds it, and repeats within one
         node's answer. A span in two overlapping windows counts once per node."""
-        nodes = self.cluster.storage_nodes(running=True)
+        nodes = self.cluster.storage_nodes(running=True, replicas=True)
         copies = Counter()
         repeats = Counter()
 
@@ -284,9 +284,11 @@ class Checker:
                     continue
                 for key, c in found.items():
                     held[node][key] = max(held[node][key], c)
+        self.holders = defaultdict(list)  # span -> nodes holding it (for the report when a count is wrong)
         for node, spans in held.items():
             for (trace, sid), c in spans.items():
                 copies[sid] += 1
+                self.holders[sid].append(node)
                 if c > 1:
                     repeats[(node, sid)] += c - 1
         return copies, repeats, failures
@@ -295,7 +297,7 @@ class Checker:
         """{node: spans of the run it holds, counted as rows (so a span stored twice counts twice)}."""
         start, end = time_range(self.start_s)
         out = {}
-        for n in self.cluster.storage_nodes(running=True):
+        for n in self.cluster.storage_nodes(running=True, replicas=True):
             groups, _, _ = aggregate(n, self.run_id, "resource.service.name", start, end, node_only=True)
             out[n.name] = sum(c for c, _ in groups.values())
         return out
@@ -321,6 +323,8 @@ class Checker:
             "spans_not_on_rf_nodes": len(wrong), "indeterminate_on_some_but_not_rf": len(wrong_maybe),
             "repeated_on_one_node": sum(repeats.values()), "read_failures": failures,
             "node_rows": rows, "seconds_to_rf": round(elapsed, 1) if not wrong else None,
+            "wrong_holder_sets": {"+".join(sorted(k)) or "(none)": v for k, v in Counter(
+                tuple(sorted(self.holders.get(s, []))) for s in wrong).most_common(8)},
         }
         if wrong:
             self.violate("%d acknowledged spans not on exactly RF=%d nodes after %.0f s (copies histogram %s)" % (

@@ -179,6 +179,7 @@ class Nemesis(threading.Thread):
         out = self.cluster.weftctl("drain", targets[0])
         if out.returncode != 0:
             raise RuntimeError("weftctl drain %s: exit %d %s" % (targets[0], out.returncode, out.stderr.strip()))
+        self.node(targets[0]).drained = True
         return {"output": out.stdout.strip()[:200]}
 
     def do_join(self, targets, duration):
