@@ -45,8 +45,9 @@ public enum HTTP2ClientError: Error, Sendable, Equatable, CustomStringConvertibl
     case cancelled
     /// A PING went unanswered for the configured timeout: the peer is presumed dead.
     case deadPeer
-    /// The connection's output is blocked (the peer is not reading what was sent): the request was
-    /// refused at once rather than queued behind it. It was not sent.
+    /// The connection's output has been blocked for ``HTTP2ClientConfiguration/backedUpAfter`` (the peer
+    /// is not reading what was sent): the request was refused at once rather than queued behind it. It
+    /// was not sent.
     case backedUp
     /// The connection's output stayed blocked for the configured stall timeout: the peer has stopped
     /// reading, and the connection was closed to free what it held.
@@ -87,10 +88,13 @@ public struct HTTP2ClientConfiguration: Sendable {
     public var connectTimeout: Duration = .seconds(5)
     /// Output bytes handed to the socket but not yet taken by the kernel, at most (plus one frame).
     /// Frames are serialised a quarter of this at a time while the channel is under its high-water mark
-    /// (the other three quarters; the low mark is half of that); beyond it they wait in the session, where
-    /// a reset stream's body is dropped at once, and new requests are refused (``HTTP2ClientError/backedUp``)
-    /// until the socket drains.
+    /// (the other three quarters; the low mark is half of that); beyond it output is blocked: frames wait
+    /// in the session, where a reset stream's body is dropped at once.
     public var maxBufferedBytes: Int = 1 << 20
+    /// Refuse new requests at once (``HTTP2ClientError/backedUp``) while output has been blocked this
+    /// long, instead of queueing them behind it (nil: queue them). Shorter blocks are bursts, not a peer
+    /// that stopped reading.
+    public var backedUpAfter: Duration? = .seconds(1)
     /// Close the connection (failing its requests with ``HTTP2ClientError/stalled``) when its output has
     /// stayed blocked (over ``maxBufferedBytes``) this long: the peer has stopped reading. Nil: never.
     public var stallTimeout: Duration? = .seconds(10)
@@ -236,7 +240,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
             return promise.fail(error)
         }
         if self.goingAway { return promise.fail(HTTP2ClientError.goingAway) }
-        if self.blockedSince != nil { return promise.fail(HTTP2ClientError.backedUp) }
+        if self.isBackedUp { return promise.fail(HTTP2ClientError.backedUp) }
         self.load.add(1, ordering: .relaxed)
         self.waiting.append(Waiting(token: token, request: request, promise: promise, bridge: nil))
         self.startWaiting()
@@ -247,7 +251,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
     func open(_ bridge: StreamBridge, _ request: HTTP2ClientRequest) {
         if let error = self.closedError ?? (self.session == nil ? .connectionClosed : nil) { return bridge.fail(error) }
         if self.goingAway { return bridge.fail(HTTP2ClientError.goingAway) }
-        if self.blockedSince != nil { return bridge.fail(HTTP2ClientError.backedUp) }
+        if self.isBackedUp { return bridge.fail(HTTP2ClientError.backedUp) }
         self.load.add(1, ordering: .relaxed)
         self.waiting.append(Waiting(token: bridge.token, request: request, promise: nil, bridge: bridge))
         self.startWaiting()
@@ -294,6 +298,12 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
             self.load.subtract(1, ordering: .relaxed)
             w.fail(reason)
         }
+    }
+
+    /// Output has been blocked for ``HTTP2ClientConfiguration/backedUpAfter``.
+    private var isBackedUp: Bool {
+        guard let since = self.blockedSince, let after = self.configuration.backedUpAfter else { return false }
+        return NIODeadline.now() - since >= TimeAmount(after)
     }
 
     private var streamLimit: Int {
@@ -605,17 +615,17 @@ public final class HTTP2Connection: HTTP2ClientConnection {
         let loop = self.channel.eventLoop
         let promise = loop.makePromise(of: HTTP2ClientResponse.self)
         let handler = self.handler
-        if loop.inEventLoop {
+        // The deadline's timer is armed after the request is queued, on the loop: a deadline already
+        // past (the caller was descheduled) must not fire before there is a request to cancel.
+        let start = { @Sendable in
             handler.value.enqueue(token: token, request, promise: promise)
-        } else {
-            loop.execute { handler.value.enqueue(token: token, request, promise: promise) }
-        }
-        if let deadline {
+            guard let deadline else { return }
             let timer = loop.scheduleTask(in: TimeAmount(max(deadline - .now, .zero))) {
                 handler.value.cancel(token: token, reason: .deadlineExceeded)
             }
             promise.futureResult.whenComplete { _ in timer.cancel() }
         }
+        if loop.inEventLoop { start() } else { loop.execute(start) }
         return promise.futureResult
     }
 
