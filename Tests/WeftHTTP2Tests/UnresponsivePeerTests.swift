@@ -3,17 +3,18 @@ import NIOPosix
 import Testing
 import WeftHTTP2
 
-/// A peer that completes the HTTP/2 handshake with huge flow-control windows and then stops reading
-/// (as a `SIGSTOP`ped process does): the client's output must stay bounded by its configuration, not by
-/// the peer's windows, and its requests must still end by their deadlines.
-struct BackedUpPeerTests {
+/// Peers that complete the HTTP/2 handshake with huge flow-control windows and then answer nothing,
+/// as a `SIGSTOP`ped process does: the client's output must stay bounded by its configuration, not by the
+/// peer's windows, its requests must still end by their deadlines, and the connection must be given up.
+struct UnresponsivePeerTests {
     /// Accepts, sends SETTINGS (2³¹−1 stream window, 1000 streams) and a connection WINDOW_UPDATE to
-    /// 2³¹−1, and never reads a byte (auto-read off, small receive buffer), so the client's socket fills.
-    static func deafPeer() async throws -> any Channel {
+    /// 2³¹−1, then sends nothing more. With `reads` false it never reads a byte either (auto-read off,
+    /// small receive buffer), so the client's socket fills; with `reads` true it reads and discards.
+    static func deafPeer(reads: Bool = false) async throws -> any Channel {
         try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.socketOption(.so_rcvbuf), value: 64 << 10)
-            .childChannelOption(.autoRead, value: false)
+            .childChannelOption(.autoRead, value: reads)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(GrantThenStopReading()) }
             }
@@ -38,6 +39,34 @@ struct BackedUpPeerTests {
             context.writeAndFlush(self.wrapOutboundOut(frames), promise: nil)
             context.fireChannelActive()
         }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {}  // discarded
+    }
+
+    /// A peer that takes every request but never answers (nor acknowledges a PING) is found dead by PING
+    /// although the client keeps writing to it: what the client sends is not a sign of the peer's life.
+    @Test func test_peerThatReadsButNeverAnswers_isDetectedByPing_whileRequestsKeepFlowing() async throws {
+        let peer = try await Self.deafPeer(reads: true)
+        var config = HTTP2ClientConfiguration()
+        config.pingInterval = .milliseconds(200)
+        config.pingTimeout = .milliseconds(300)
+        config.stallTimeout = nil
+        let connection = try await HTTP2Connection.connect(
+            host: "127.0.0.1", port: peer.localAddress!.port!, group: MultiThreadedEventLoopGroup.singleton, configuration: config)
+        // One request after another, each given up after 50 ms, for at most 20 s (a bound for a failing run).
+        let started = ContinuousClock.now
+        var errors: [String: Int] = [:]
+        while connection.isUsable && ContinuousClock.now - started < .seconds(20) {
+            let request = HTTP2ClientRequest(method: "POST", path: "/push", body: ByteBuffer(repeating: 1, count: 1000))
+            do {
+                _ = try await connection.send(request, deadline: .now + .milliseconds(50))
+            } catch {
+                errors["\(error)", default: 0] += 1
+            }
+        }
+        #expect(!connection.isUsable, "requests kept the silent connection alive for 20 s: \(errors)")
+        await #expect(throws: HTTP2ClientError.deadPeer) { _ = try await connection.send(HTTP2ClientRequest(path: "/"), deadline: .now + .seconds(1)) }
+        try await peer.close()
     }
 
     /// Waves of concurrent 256 KiB requests, each with a 300 ms deadline, to the deaf peer: 64 MiB in all,
