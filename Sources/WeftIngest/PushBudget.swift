@@ -7,8 +7,8 @@ import WeftCluster
 /// A push holds its bytes until its replica answers or the push times out. What of an ended push has
 /// not gone out by then is not kept: the transport resets its stream, which drops its unsent body, and
 /// frames already serialised wait in the connection's output buffer, bounded by the client's
-/// `maxBufferedBytes` (a connection whose peer stops reading refuses new pushes at once and is closed
-/// after its stall timeout). So pushes hold at most this budget plus one such buffer per peer connection.
+/// `maxBufferedBytes` (a connection whose peer stops reading refuses new pushes once its output has been
+/// blocked for the client's `backedUpAfter`, and is closed after its stall timeout). So pushes hold at most this budget plus one such buffer per peer connection.
 public final class PushBudget: Sendable {
     /// Most bytes in flight over all peers.
     public let maxBytes: Int
