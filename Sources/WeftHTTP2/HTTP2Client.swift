@@ -45,6 +45,13 @@ public enum HTTP2ClientError: Error, Sendable, Equatable, CustomStringConvertibl
     case cancelled
     /// A PING went unanswered for the configured timeout: the peer is presumed dead.
     case deadPeer
+    /// The connection's output has been blocked for ``HTTP2ClientConfiguration/backedUpAfter`` (the peer
+    /// is not reading what was sent): the request was refused at once rather than queued behind it. It
+    /// was not sent.
+    case backedUp
+    /// The connection's output stayed blocked for the configured stall timeout: the peer has stopped
+    /// reading, and the connection was closed to free what it held.
+    case stalled
     case connectFailed(String)
 
     public var description: String {
@@ -55,6 +62,8 @@ public enum HTTP2ClientError: Error, Sendable, Equatable, CustomStringConvertibl
         case .deadlineExceeded: return "no response before the deadline"
         case .cancelled: return "request cancelled"
         case .deadPeer: return "the peer did not answer a PING in time"
+        case .backedUp: return "the connection is backed up (the peer is not reading); the request was not sent"
+        case .stalled: return "the peer stopped reading: output stayed blocked past the stall timeout"
         case .connectFailed(let why): return "cannot connect: \(why)"
         }
     }
@@ -70,14 +79,34 @@ public struct HTTP2ClientConfiguration: Sendable {
     /// Per-stream receive window.
     public var initialStreamWindow: Int32 = 1 << 20
     public var connectionWindow: Int32 = 64 << 20
-    /// Send a PING when the connection has been quiet this long (nil: never).
+    /// Send a PING when nothing has been received from the peer for this long (nil: never). What this
+    /// side sends does not count: a peer that takes requests but never answers is checked too.
     public var pingInterval: Duration? = .seconds(10)
     /// Close the connection (failing its requests with ``HTTP2ClientError/deadPeer``) when a PING is not
     /// acknowledged within this time.
     public var pingTimeout: Duration = .seconds(5)
     public var connectTimeout: Duration = .seconds(5)
+    /// Output bytes handed to the socket but not yet taken by the kernel, at most (plus one frame).
+    /// Frames are serialised a quarter of this at a time while the channel is under its high-water mark
+    /// (the other three quarters; the low mark is half of that); beyond it output is blocked: frames wait
+    /// in the session, where a reset stream's body is dropped at once.
+    public var maxBufferedBytes: Int = 1 << 20
+    /// Refuse new requests at once (``HTTP2ClientError/backedUp``) while output has been blocked this
+    /// long, instead of queueing them behind it (nil: queue them). Shorter blocks are bursts, not a peer
+    /// that stopped reading.
+    public var backedUpAfter: Duration? = .seconds(1)
+    /// Close the connection (failing its requests with ``HTTP2ClientError/stalled``) when its output has
+    /// stayed blocked (over ``maxBufferedBytes``) this long: the peer has stopped reading. Nil: never.
+    public var stallTimeout: Duration? = .seconds(10)
 
     public init() {}
+
+    /// Output serialised at once; the channel's high-water mark leaves room for one more.
+    var outputPiece: Int { max(16 << 10, self.maxBufferedBytes / 4) }
+    var writeBufferWaterMark: ChannelOptions.Types.WriteBufferWaterMark {
+        let high = max(1, self.maxBufferedBytes - self.outputPiece)
+        return .init(low: max(1, high / 2), high: high)
+    }
 
     var sessionSettings: NGSessionSettings {
         var s = NGSessionSettings()
@@ -127,6 +156,9 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
     private var lastActivity = NIODeadline.now()
     private var pingSentAt: NIODeadline? = nil
     private var pingTask: Scheduled<Void>? = nil
+    /// When the channel went over its high-water mark; nil while output flows.
+    private var blockedSince: NIODeadline? = nil
+    private var stallTask: Scheduled<Void>? = nil
     /// Streams in use, readable from any thread (for pools choosing the least loaded connection).
     let load = Atomic<Int>(0)
     /// Set (before any request is failed) once the connection takes no new requests.
@@ -152,6 +184,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.pingTask?.cancel()
+        self.stallTask?.cancel()
         self.fail(self.closedError ?? .connectionClosed)
         self.context = nil
         self.session = nil
@@ -179,6 +212,16 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
         context.fireChannelReadComplete()
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.blockedSince = nil
+            self.flush(context: context)
+        } else {
+            self.outputBlocked(context: context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         self.fail(self.closedError ?? .connectionClosed)
         self.session = nil
@@ -197,6 +240,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
             return promise.fail(error)
         }
         if self.goingAway { return promise.fail(HTTP2ClientError.goingAway) }
+        if self.isBackedUp { return promise.fail(HTTP2ClientError.backedUp) }
         self.load.add(1, ordering: .relaxed)
         self.waiting.append(Waiting(token: token, request: request, promise: promise, bridge: nil))
         self.startWaiting()
@@ -207,6 +251,7 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
     func open(_ bridge: StreamBridge, _ request: HTTP2ClientRequest) {
         if let error = self.closedError ?? (self.session == nil ? .connectionClosed : nil) { return bridge.fail(error) }
         if self.goingAway { return bridge.fail(HTTP2ClientError.goingAway) }
+        if self.isBackedUp { return bridge.fail(HTTP2ClientError.backedUp) }
         self.load.add(1, ordering: .relaxed)
         self.waiting.append(Waiting(token: bridge.token, request: request, promise: nil, bridge: bridge))
         self.startWaiting()
@@ -253,6 +298,12 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
             self.load.subtract(1, ordering: .relaxed)
             w.fail(reason)
         }
+    }
+
+    /// Output has been blocked for ``HTTP2ClientConfiguration/backedUpAfter``.
+    private var isBackedUp: Bool {
+        guard let since = self.blockedSince, let after = self.configuration.backedUpAfter else { return false }
+        return NIODeadline.now() - since >= TimeAmount(after)
     }
 
     private var streamLimit: Int {
@@ -374,6 +425,9 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
         for w in queued { w.fail(error) }
     }
 
+    /// Request-body bytes still queued in the session.
+    var queuedBodyBytes: Int { self.session?.queuedBodyBytes ?? 0 }
+
     // MARK: Liveness
 
     private func schedulePing(context: ChannelHandlerContext) {
@@ -410,20 +464,49 @@ final class NGHTTP2ClientHandler: ChannelInboundHandler {
         }
     }
 
+    /// Serialises queued frames into the channel while it is writable, a piece at a time: once the socket
+    /// stops taking bytes, frames wait in the session (see ``channelWritabilityChanged``).
     private func flush(context: ChannelHandlerContext) {
-        guard let session = self.session, session.wantsWrite else { return }
-        var out = context.channel.allocator.buffer(capacity: 16 << 10)
-        do {
-            try session.drainOutput(into: &out)
-        } catch {
-            self.fail(.connectionClosed)
-            context.close(promise: nil)
-            return
+        guard let session = self.session else { return }
+        let piece = self.configuration.outputPiece
+        var wrote = false
+        while session.wantsWrite && context.channel.isWritable {
+            var out = context.channel.allocator.buffer(capacity: min(piece, 64 << 10))
+            do {
+                try session.drainOutput(into: &out, limit: piece)
+            } catch {
+                if wrote { context.flush() }
+                self.fail(.connectionClosed)
+                context.close(promise: nil)
+                return
+            }
+            self.handleEvents(session)
+            guard out.readableBytes > 0 else { break }
+            context.write(self.wrapOutboundOut(out), promise: nil)
+            wrote = true
         }
-        self.handleEvents(session)
-        if out.readableBytes > 0 {
-            self.lastActivity = .now()
-            context.writeAndFlush(self.wrapOutboundOut(out), promise: nil)
+        if wrote { context.flush() }
+        if !context.channel.isWritable { self.outputBlocked(context: context) }
+    }
+
+    /// The socket has stopped taking bytes: note since when, and close the connection if it stays so
+    /// for the stall timeout.
+    private func outputBlocked(context: ChannelHandlerContext) {
+        guard self.blockedSince == nil else { return }
+        self.blockedSince = .now()
+        if let timeout = self.configuration.stallTimeout { self.scheduleStallCheck(context: context, in: TimeAmount(timeout)) }
+    }
+
+    private func scheduleStallCheck(context: ChannelHandlerContext, in delay: TimeAmount) {
+        guard self.stallTask == nil, let timeout = self.configuration.stallTimeout else { return }
+        self.stallTask = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            self.stallTask = nil
+            guard let since = self.blockedSince, let context = self.context else { return }
+            let left = TimeAmount(timeout) - (NIODeadline.now() - since)
+            if left > .zero { return self.scheduleStallCheck(context: context, in: left) }
+            self.closedError = .stalled
+            self.fail(.stalled)
+            context.close(promise: nil)
         }
     }
 }
@@ -486,6 +569,7 @@ public final class HTTP2Connection: HTTP2ClientConnection {
         do {
             return try await ClientBootstrap(group: group)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.writeBufferWaterMark, value: configuration.writeBufferWaterMark)
                 .connectTimeout(TimeAmount(configuration.connectTimeout))
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -531,17 +615,17 @@ public final class HTTP2Connection: HTTP2ClientConnection {
         let loop = self.channel.eventLoop
         let promise = loop.makePromise(of: HTTP2ClientResponse.self)
         let handler = self.handler
-        if loop.inEventLoop {
+        // The deadline's timer is armed after the request is queued, on the loop: a deadline already
+        // past (the caller was descheduled) must not fire before there is a request to cancel.
+        let start = { @Sendable in
             handler.value.enqueue(token: token, request, promise: promise)
-        } else {
-            loop.execute { handler.value.enqueue(token: token, request, promise: promise) }
-        }
-        if let deadline {
+            guard let deadline else { return }
             let timer = loop.scheduleTask(in: TimeAmount(max(deadline - .now, .zero))) {
                 handler.value.cancel(token: token, reason: .deadlineExceeded)
             }
             promise.futureResult.whenComplete { _ in timer.cancel() }
         }
+        if loop.inEventLoop { start() } else { loop.execute(start) }
         return promise.futureResult
     }
 
@@ -550,6 +634,24 @@ public final class HTTP2Connection: HTTP2ClientConnection {
         try? await self.channel.close()
     }
 
+    /// What this connection holds that has not gone out yet (for diagnostics and tests).
+    public func outboundBacklog() async throws -> HTTP2OutboundBacklog {
+        let handler = self.handler
+        return try await self.channel.eventLoop.submit {
+            let channelBytes = try self.channel.syncOptions?.getOption(.bufferedWritableBytes) ?? 0
+            return HTTP2OutboundBacklog(channelBytes: channelBytes, sessionBodyBytes: handler.value.queuedBodyBytes)
+        }.get()
+    }
+
+}
+
+/// Output of one connection that has not gone out yet.
+public struct HTTP2OutboundBacklog: Sendable, Equatable {
+    /// Frames handed to the channel and not yet taken by the socket (bounded by
+    /// ``HTTP2ClientConfiguration/maxBufferedBytes``).
+    public var channelBytes: Int
+    /// Request-body bytes of open streams still waiting in the session (bodies of reset streams are dropped).
+    public var sessionBodyBytes: Int
 }
 
 /// Reads a handler's atomics from any thread (nothing else of the handler is touched).

@@ -117,6 +117,8 @@ public final class NGSession {
         var headDelivered = false
         /// The request body is written piecewise (``writeBody``); DEFERRED while nothing is buffered.
         var streamingOut = false
+        /// We reset the stream: nothing more of its body goes out.
+        var resetLocally = false
 
         init(message: NGMessage) { self.message = message }
     }
@@ -272,6 +274,8 @@ public final class NGSession {
     public var wantsWrite: Bool { nghttp2_session_want_write(self.session) != 0 }
     /// Streams with state held here.
     public var openStreams: Int { self.streams.count }
+    /// Outbound body bytes queued on open streams and not yet serialised (a scan of the streams).
+    public var queuedBodyBytes: Int { self.streams.allValues.reduce(0) { $0 + ($1.outBody?.readableBytes ?? 0) } }
     /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until its SETTINGS arrive is reported as 100).
     public var peerMaxConcurrentStreams: Int {
         Int(nghttp2_session_get_remote_settings(self.session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS))
@@ -351,7 +355,7 @@ public final class NGSession {
     /// wakes the deferred body; `.writable` follows once it has gone out. Returns false if the stream is gone.
     @discardableResult
     public func writeBody(_ streamID: Int32, _ chunk: ByteBuffer, end: Bool) -> Bool {
-        guard let st = self.stream(streamID), st.streamingOut, !st.outEnded else { return false }
+        guard let st = self.stream(streamID), st.streamingOut, !st.outEnded, !st.resetLocally else { return false }
         if chunk.readableBytes > 0 {
             if st.outBody == nil { st.outBody = chunk } else { st.outBody!.writeImmutableBuffer(chunk) }
         }
@@ -377,8 +381,15 @@ public final class NGSession {
     /// trailers) instead of whole. Called with the method and path of each request that has a body.
     public var streamsRequestBody: ((_ method: String, _ path: String) -> Bool)? = nil
 
-    /// Resets one stream (RST_STREAM); the `.closed` event follows once the frame is sent.
+    /// Resets one stream (RST_STREAM); the `.closed` event follows once the frame is sent. Whatever of its
+    /// body has not gone out is dropped now, not when the frame is sent (which may wait behind a backed-up
+    /// socket for as long as the connection lives).
     public func resetStream(_ streamID: Int32, errorCode: UInt32 = NGHTTP2_CANCEL.rawValue) {
+        if let st = self.stream(streamID) {
+            st.outBody = nil
+            st.outTrailers = nil
+            st.resetLocally = true
+        }
         nghttp2_submit_rst_stream(self.session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode)
     }
 
@@ -594,6 +605,8 @@ public final class NGSession {
         guard let st = self.stream(sid) else {
             return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
+        // Reset by us: the RST_STREAM frame closes it; no DATA (nor END_STREAM) before that.
+        if st.resetLocally { return Int(NGHTTP2_ERR_DEFERRED.rawValue) }
         guard st.outBody != nil else {
             if st.outEnded {
                 self.endBody(sid, st, flags)

@@ -4,7 +4,11 @@ import WeftCluster
 /// Bytes of pushes in flight, per peer and for the whole node, each bounded: a write that does not
 /// fit is refused instead of buffered, so a slow or paused peer cannot grow this node's memory.
 ///
-/// A push holds its bytes until its replica answers or the push times out.
+/// A push holds its bytes until its replica answers or the push times out. What of an ended push has
+/// not gone out by then is not kept: the transport resets its stream, which drops its unsent body, and
+/// frames already serialised wait in the connection's output buffer, bounded by the client's
+/// `maxBufferedBytes` (a connection whose peer stops reading refuses new pushes once its output has been
+/// blocked for the client's `backedUpAfter`, and is closed after its stall timeout). So pushes hold at most this budget plus one such buffer per peer connection.
 public final class PushBudget: Sendable {
     /// Most bytes in flight over all peers.
     public let maxBytes: Int

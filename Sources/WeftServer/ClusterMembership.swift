@@ -113,6 +113,9 @@ final class ClusterMembership: Sendable {
         let admin = AdminAPI(shell: shell, pool: pool, secret: secret, hints: hints) { await localStatus(nodeID, address) }
         var replicationConfiguration = clientConfiguration
         replicationConfiguration.maxConcurrentStreams = 256
+        // A peer that stops reading (a paused process) gets its connection closed once a push could no
+        // longer be answered in time: what was buffered for it is freed, and the next push reconnects.
+        replicationConfiguration.stallTimeout = .milliseconds(Int64(max(0.05, config.replicationPushTimeoutSeconds) * 1000))
         let replicationPool = HTTP2ClientPool(group: group, configuration: replicationConfiguration)
         let queryPool = HTTP2ClientPool(group: group, configuration: replicationConfiguration)
         return ClusterMembership(

@@ -282,6 +282,30 @@ struct NGSessionTests {
         #expect(pair.server.openStreams == 0)
     }
 
+    /// A stream reset while its body is still queued (behind a backed-up socket, say) drops that body at
+    /// once, before the RST_STREAM frame goes out: the session keeps none of it and sends none of it.
+    @Test func test_resetStream_dropsItsUnsentBody_atOnce() throws {
+        let pair = try SessionPair()
+        pair.onRequest = { _, _, _ in }
+        try pair.run()  // SETTINGS both ways: a 1 MiB stream window
+        let a = try pair.post("/a", pattern(512 << 10))
+        #expect(pair.client.queuedBodyBytes == 512 << 10)
+        var sent = ByteBuffer()
+        try pair.client.drainOutput(into: &sent, limit: 32 << 10)
+        #expect(pair.client.queuedBodyBytes > 400 << 10)
+        pair.client.resetStream(a)
+        #expect(pair.client.queuedBodyBytes == 0)
+        var rest = ByteBuffer()
+        try pair.client.drainOutput(into: &rest)
+        #expect(rest.readableBytes < 64, "only RST_STREAM follows, not \(rest.readableBytes) bytes")
+        try pair.server.receive(sent)
+        try pair.server.receive(rest)
+        try pair.run()
+        #expect(pair.serverClosed[a] == 8)  // CANCEL
+        #expect(pair.requests.isEmpty)
+        #expect(pair.client.openStreams == 0)
+    }
+
     @Test func test_goAway_completesInFlightStreams_thenTheSessionIsDone() throws {
         let pair = try SessionPair()
         var held: [Int32] = []
