@@ -92,12 +92,13 @@ public struct HTTP2ClientConfiguration: Sendable {
     /// in the session, where a reset stream's body is dropped at once.
     public var maxBufferedBytes: Int = 1 << 20
     /// Refuse new requests at once (``HTTP2ClientError/backedUp``) while output has been blocked this
-    /// long, instead of queueing them behind it (nil: queue them). Shorter blocks are bursts, not a peer
-    /// that stopped reading.
-    public var backedUpAfter: Duration? = .seconds(1)
+    /// long, instead of queueing them behind it (nil, the default: queue them, as a client that must
+    /// get its requests through wants). Shorter blocks are bursts, not a peer that stopped reading.
+    public var backedUpAfter: Duration? = nil
     /// Close the connection (failing its requests with ``HTTP2ClientError/stalled``) when its output has
-    /// stayed blocked (over ``maxBufferedBytes``) this long: the peer has stopped reading. Nil: never.
-    public var stallTimeout: Duration? = .seconds(10)
+    /// stayed blocked (over ``maxBufferedBytes``) this long: the peer has stopped reading. Nil (the
+    /// default): never; a server that holds back its reads under load is waited for.
+    public var stallTimeout: Duration? = nil
 
     public init() {}
 

@@ -98,6 +98,11 @@ final class ClusterMembership: Sendable {
             replicationFactor: config.replicationFactor, secret: secret
         )
         var clientConfiguration = HTTP2ClientConfiguration()
+        // Between nodes, a peer that stops reading (a paused process) must not hold requests: after 1 s
+        // of blocked output new requests fail at once (a push becomes a hint), after 10 s the connection
+        // is closed and what it buffered is freed.
+        clientConfiguration.backedUpAfter = .seconds(1)
+        clientConfiguration.stallTimeout = .seconds(10)
         clientConfiguration.connectTimeout = .seconds(1)
         clientConfiguration.pingInterval = .seconds(2)
         clientConfiguration.pingTimeout = .seconds(2)
