@@ -413,21 +413,29 @@ public struct AggregationPartial: Sendable {
         // Translate the other's field codes once per distinct value.
         let translate = (0..<self.fieldCount).map { f in other.fieldValues[f].map { self.code(field: f, $0) } }
         var codes = [UInt32](repeating: 0, count: self.fieldCount)
+        // This partial's group for each of the other's (−1: not taken by a closed partial).
+        var target = [Int](repeating: -1, count: other.groupCount)
         groups: for g in 0..<other.groupCount {
             for f in 0..<self.fieldCount {
                 guard let c = translate[f][Int(other.groupCodes[g * self.fieldCount + f])] else { continue groups }
                 codes[f] = c
             }
-            let mine = codes.withUnsafeBufferPointer { c in
+            target[g] = codes.withUnsafeBufferPointer { c in
                 let (lo, hi) = Self.pack(c)
                 return self.group(lo: lo, hi: hi, codes: c)
             }
-            if mine < 0 { continue }
-            for a in self.columns.indices {
-                // One copy of the other's column per group, not per cell.
-                let from = other.columns[a]
-                for s in 0..<self.steps { self.columns[a].merge(cell: mine * self.steps + s, from: from, cell: g * self.steps + s) }
+        }
+        let steps = self.steps
+        for a in self.columns.indices {
+            // The column is taken out while it is merged into, so it is neither copied nor reached
+            // through the array per cell.
+            let from = other.columns[a]
+            var into = AggregateColumn(kind: from.kind)
+            swap(&into, &self.columns[a])
+            for g in 0..<other.groupCount where target[g] >= 0 {
+                for s in 0..<steps { into.merge(cell: target[g] * steps + s, from: from, cell: g * steps + s) }
             }
+            swap(&into, &self.columns[a])
         }
         self.stats.add(other.stats)
     }
