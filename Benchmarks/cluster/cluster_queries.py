@@ -4,8 +4,10 @@ on the single node and through the cluster's query front (one cold run, then --r
 median kept); the answers, in api_queries' shapes, must be identical (floats to 1e-9 relative, ties
 in ordering aside as both order them by the same keys). Per query it prints the single-node median,
 the cluster median, their ratio, the cluster's cold run and the fan-out cost of one cluster run:
-node requests, partial bytes received (all nodes, and the largest node's share) and merge time,
-from the front's `x-weft-fanout` header and `weft_fanout_partial_bytes_total` counters.
+node requests, partial bytes received (all nodes, and the largest node's share), merge time, time
+waiting for storage nodes' catalogs (0 when the front plans from its cached catalogs) and plans made
+again because a catalog had changed (in all runs), from the front's `x-weft-fanout` header and
+`weft_fanout_partial_bytes_total` counters.
 
 Usage: cluster_queries.py --single URL --cluster URL --params params.json [--runs 5] [--out result.json]
 """
@@ -78,8 +80,8 @@ def main():
     with open(args.params) as f:
         p = json.load(f)
     rows, results, mismatched = [], {}, []
-    print("%-38s %10s %10s %6s %10s %6s %10s %10s %8s %s" % (
-        "query", "single ms", "cluster ms", "ratio", "cold ms", "reqs", "KB/run", "max node KB", "merge ms", "answer"))
+    print("%-38s %10s %10s %6s %10s %6s %10s %10s %8s %10s %7s %s" % (
+        "query", "single ms", "cluster ms", "ratio", "cold ms", "reqs", "KB/run", "max node KB", "merge ms", "catalog ms", "replans", "answer"))
     for name, (path, params, shape) in api_queries.queries(p).items():
         s_cold, s_median, s_body, _ = timed(args.single, path, params, args.runs)
         before = node_bytes(args.cluster)
@@ -91,12 +93,15 @@ def main():
             mismatched.append(name)
         requests = statistics.median(f.get("requests", 0) for f in fanouts) if fanouts else 0
         merge = statistics.median(f.get("merge_ms", 0) for f in fanouts) if fanouts else 0
+        catalog = statistics.median(f.get("catalog_ms", 0) for f in fanouts) if fanouts else 0
+        replans = sum(f.get("replans", 0) for f in fanouts)
         ratio = c_median / s_median if s_median > 0 else float("inf")
         results[name] = {"single_median_ms": s_median, "single_cold_ms": s_cold, "cluster_median_ms": c_median, "cluster_cold_ms": c_cold,
-                         "ratio": ratio, "requests_per_run": requests, "bytes_per_run_by_node": per_node, "merge_ms": merge, "same_answer": ok}
-        print("%-38s %10.1f %10.1f %6.2f %10.1f %6d %10.1f %10.1f %8.2f %s" % (
+                         "ratio": ratio, "requests_per_run": requests, "bytes_per_run_by_node": per_node, "merge_ms": merge, "catalog_ms": catalog, "replans": replans,
+                         "same_answer": ok}
+        print("%-38s %10.1f %10.1f %6.2f %10.1f %6d %10.1f %10.1f %8.2f %10.2f %7d %s" % (
             name, s_median, c_median, ratio, c_cold, requests, sum(per_node.values()) / 1024, max(per_node.values(), default=0) / 1024, merge,
-            "same" if ok else "DIFFERENT"), flush=True)
+            catalog, replans, "same" if ok else "DIFFERENT"), flush=True)
     over = [n for n, r in results.items() if r["ratio"] > 1.5]
     print("\ncluster median <= 1.5x single: %s" % ("yes" if not over else "no (" + ", ".join(over) + ")"))
     if args.out:

@@ -66,10 +66,26 @@ enum StorageQueryRoutes {
                 return loop.makeSucceededFuture(InternalAPI.text(400, "\(NodeQueryRoute.placementsHeader) must name the placements to read\n"))
             }
             let placements = Set(list.split(separator: ",").map(String.init))
+            var planned: (fingerprint: CatalogFingerprint, lacking: Set<PartitionKey>, pendingHints: [PlacementCatalog.PendingHints])?
+            if let text = request.headers.first(where: { $0.name == NodeQueryRoute.catalogHeader })?.value {
+                guard let fingerprint = CatalogFingerprint(text) else {
+                    return loop.makeSucceededFuture(InternalAPI.text(400, "bad \(NodeQueryRoute.catalogHeader): \(text)\n"))
+                }
+                let (lacking, pendingHints) = health()
+                planned = (fingerprint, lacking, pendingHints)
+            }
+            let checked = planned != nil
             return api.answerNodeQuery(
-                org: org, placements: placements, body: Array(request.body.readableBytesView), scheduler: reference.scheduler, on: loop
+                org: org, placements: placements, body: Array(request.body.readableBytesView), scheduler: reference.scheduler, on: loop, planned: planned
             ).map { answer in
-                answer.status == 200 ? Self.bytes(200, answer.body) : InternalAPI.text(answer.status, String(decoding: answer.body, as: UTF8.self))
+                switch answer.status {
+                case 200:
+                    var response = Self.bytes(200, answer.body)
+                    if checked { response.headers.append((NodeQueryRoute.catalogCheckedHeader, "1")) }
+                    return response
+                case NodeQueryRoute.staleCatalogStatus: return Self.bytes(answer.status, answer.body)
+                default: return InternalAPI.text(answer.status, String(decoding: answer.body, as: UTF8.self))
+                }
             }
         })
     }
@@ -107,12 +123,35 @@ struct HTTP2StorageNodeClient: StorageNodeClient {
     }
 
     func query(_ request: NodeQueryRequest, org: String, placements: [String], on node: String) async throws -> NodePartial {
-        let headers = [(NodeQueryRoute.orgHeader, org), (NodeQueryRoute.placementsHeader, placements.joined(separator: ","))]
+        try await self.query(request, org: org, placements: placements, on: node, check: nil)
+    }
+
+    func query(
+        _ request: NodeQueryRequest, org: String, placements: [String], on node: String, planned: CatalogFingerprint
+    ) async throws -> NodePartial {
+        try await self.query(request, org: org, placements: placements, on: node, check: planned)
+    }
+
+    /// One round trip when the node checks the fingerprint; a node that does not say it checked
+    /// (an older version) is asked for its catalog after its answer.
+    private func query(
+        _ request: NodeQueryRequest, org: String, placements: [String], on node: String, check: CatalogFingerprint?
+    ) async throws -> NodePartial {
+        var headers = [(NodeQueryRoute.orgHeader, org), (NodeQueryRoute.placementsHeader, placements.joined(separator: ","))]
+        if let check { headers.append((NodeQueryRoute.catalogHeader, check.description)) }
         let response = try await self.send("POST", NodeQueryRoute.queryPath, to: node, headers: headers, body: request.encoded())
         let body = Array(response.body.readableBytesView)
         self.metrics?.partialBytes(node: node, body.count)
         switch response.status {
-        case 200: return try NodePartial.decode(body, for: request.operation)
+        case 200:
+            let partial = try NodePartial.decode(body, for: request.operation)
+            if let check, !response.headers.contains(where: { $0.name == NodeQueryRoute.catalogCheckedHeader }) {
+                let catalog = try await self.catalog(of: node)
+                guard catalog.fingerprint(for: request.operation, org: org) == check else { throw StaleCatalog(node: node, catalog: catalog) }
+            }
+            return partial
+        case NodeQueryRoute.staleCatalogStatus where check != nil:
+            throw StaleCatalog(node: node, catalog: try PlacementCatalog.decode(body))
         case 400, 422: throw NodeRefusal(status: response.status, message: String(decoding: body, as: UTF8.self))
         default: throw Unreachable(description: "\(node): HTTP \(response.status)")
         }
@@ -133,7 +172,8 @@ extension ClusterMembership {
     /// - Parameters:
     ///   - timeout: how long one node may take before its placements go to another holder.
     ///   - health: recent node latencies (for hedging) and the fan-out metrics, kept across queries.
-    func readCoordinator(timeout: Duration, health: FanoutHealth?) -> Coordinator? {
+    ///   - catalogs: the storage nodes' catalogs, kept across queries.
+    func readCoordinator(timeout: Duration, health: FanoutHealth?, catalogs: CatalogCache? = nil) -> Coordinator? {
         let ring = self.shell.ring
         let holders = ring.state.entries.values.filter { $0.placesTokens && $0.state.ownsReads }
         let local = self.settings.nodeID.rawValue
@@ -145,7 +185,7 @@ extension ClusterMembership {
         )
         return Coordinator(
             local: self.settings.roles.contains(.storage) ? local : nil, nodes: holders.map(\.nodeID.rawValue),
-            replicationFactor: ring.requestedReplicationFactor, client: client, health: health
+            replicationFactor: ring.requestedReplicationFactor, client: client, health: health, catalogs: catalogs
         )
     }
 }

@@ -578,7 +578,8 @@ public final class WeftNode: Service {
     private static func coordinateQueries(_ query: QueryAPI, cluster: ClusterMembership, config: NodeConfiguration) {
         let timeout = Duration.milliseconds(Int64(min(max(1, config.queryLimits.timeoutSeconds), 86_400) * 500))
         let health = FanoutHealth(metrics: FanoutMetrics(registry: query.metrics.registry))
-        query.coordinators.set { cluster.readCoordinator(timeout: timeout, health: health) }
+        let catalogs = CatalogCache()
+        query.coordinators.set { cluster.readCoordinator(timeout: timeout, health: health, catalogs: catalogs) }
     }
 
     /// Answers `/api/cluster/...` from the admin API (404 on a node without cluster membership).

@@ -312,6 +312,63 @@ struct AggregationTests {
         bytes.removeLast(3)
         #expect(throws: BlockFormatError.self) { _ = try AggregationPartial.decode(bytes, query) }
     }
+
+    @Test func test_valueCellsRoundTripExactlyInTheirCompactForm() throws {
+        let query = AggregationQuery(
+            groupBy: [.attribute(.span, "tenant_id")], aggregates: [.sum(.attribute(.span, "x")), .min(.attribute(.span, "x"))],
+            startNanos: 0, endNanos: 10
+        )
+        var partial = AggregationPartial(query)
+        // Empty, integer, wide integer, float with compensation, negative zero, min and max set.
+        var cells: [ValueSummary] = [ValueSummary()]
+        var integer = ValueSummary()
+        integer.add(integer: -7)
+        integer.add(integer: .max)
+        cells.append(integer)
+        var wide = ValueSummary()
+        for _ in 0..<4 { wide.add(integer: .max) }
+        cells.append(wide)
+        var float = ValueSummary()
+        for v in [1e16, 1.0, -1e16, 0.1] { float.add(v) }
+        cells.append(float)
+        var zero = ValueSummary()
+        zero.add(-0.0)
+        cells.append(zero)
+        for (g, cell) in cells.enumerated() {
+            let group = partial.group([.string("t\(g)")])
+            for a in 0..<2 { partial.columns[a].setSummary(group, cell) }
+        }
+        let bytes = partial.encoded()
+        let decoded = try AggregationPartial.decode(bytes, query)
+        #expect(decoded.keys == partial.keys)
+        for g in cells.indices {
+            for a in 0..<2 {
+                let (x, y) = (decoded.columns[a].summary(g), partial.columns[a].summary(g))
+                #expect(x.count == y.count && x.integerSum == y.integerSum && x.floatSum.bitPattern == y.floatSum.bitPattern)
+                #expect(x.compensation.bitPattern == y.compensation.bitPattern && x.min.bitPattern == y.min.bitPattern && x.max.bitPattern == y.max.bitPattern)
+            }
+        }
+    }
+
+    @Test func test_mergingIntoAnEmptyPartialEqualsMergingGroupByGroup() throws {
+        let (_, mixed) = try Self.engines(Self.traffic(seed: 52))
+        let query = AggregationQuery(
+            groupBy: [.attribute(.span, "tenant_id"), .intrinsic(.status)],
+            aggregates: [.count, .sum(.attribute(.span, "gen_ai.usage.cost")), .quantiles(.intrinsic(.duration), [0.5])],
+            startNanos: Self.base, endNanos: Self.base + 8 * Self.minute, stepNanos: 3 * Self.minute
+        )
+        let partial = try AggregationExecutor.partial(query, snapshot: mixed.snapshot(org: "o"), store: mixed.store)
+        var fast = AggregationPartial(query)
+        fast.merge(partial)
+        // A closed partial that holds every group takes the slow path.
+        var slow = AggregationPartial.closed(query, to: partial.keys)
+        slow.merge(partial)
+        #expect(fast.sameContents(as: partial) && slow.sameContents(as: partial))
+        #expect(fast.keys == partial.keys && slow.keys == partial.keys)
+        fast.merge(partial)
+        slow.merge(partial)
+        #expect(fast.sameContents(as: slow))
+    }
 }
 
 extension AggregationTests {

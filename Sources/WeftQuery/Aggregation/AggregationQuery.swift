@@ -1,3 +1,4 @@
+import WeftAggregates
 import WeftModel
 import WeftStorageEngine
 
@@ -178,6 +179,22 @@ public struct AggregateColumn: Sendable, Equatable {
     /// Adds `cells` empty cells. Appending whole arrays (not `repeatElement`) copies in bulk even in
     /// unoptimised builds, where a group of thousands of steps would otherwise take seconds.
     mutating func grow(by cells: Int) {
+        if cells == 1 {
+            // One step per group (a table): no array to build per group.
+            switch self.kind {
+            case .count: self.counts.append(0)
+            case .values:
+                self.valueCount.append(0)
+                self.valueInteger.append(0)
+                self.valueFloat.append(0)
+                self.valueCompensation.append(0)
+                self.valueMin.append(.infinity)
+                self.valueMax.append(-.infinity)
+            case .sketch: self.sketches.append(QuantileSketch())
+            case .histogram: self.histograms.append(contentsOf: [UInt64](repeating: 0, count: Heatmap.valueBuckets))
+            }
+            return
+        }
         switch self.kind {
         case .count: self.counts.append(contentsOf: [UInt64](repeating: 0, count: cells))
         case .values:
@@ -323,7 +340,8 @@ public struct AggregationPartial: Sendable {
 
     /// The group of a tuple of field codes (packed by ``pack(_:)``), created with empty cells if new
     /// (in a closed partial: −1).
-    @inline(__always) mutating func group(lo: UInt64, hi: UInt64, codes: UnsafeBufferPointer<UInt32>) -> Int {
+    /// - Parameter growing: false when the caller adds the new groups' cells itself, in bulk.
+    @inline(__always) mutating func group(lo: UInt64, hi: UInt64, codes: UnsafeBufferPointer<UInt32>, growing: Bool = true) -> Int {
         if self.fieldCount == 1 {
             // One field: its code indexes the groups directly.
             let c = Int(codes[0])
@@ -341,7 +359,9 @@ public struct AggregationPartial: Sendable {
             if c >= self.groupOfCode.count { self.groupOfCode.append(contentsOf: repeatElement(-1, count: c - self.groupOfCode.count + 1)) }
             self.groupOfCode[c] = Int32(g)
         }
-        for a in self.columns.indices { self.columns[a].grow(by: self.steps) }
+        if growing {
+            for a in self.columns.indices { self.columns[a].grow(by: self.steps) }
+        }
         return g
     }
 
@@ -382,24 +402,40 @@ public struct AggregationPartial: Sendable {
 
     public mutating func merge(_ other: AggregationPartial) {
         precondition(other.steps == self.steps && other.columns.count == self.columns.count && other.fieldCount == self.fieldCount, "partials of different queries")
+        if self.groupCount == 0 && !self.isClosed && !other.isClosed && self.fieldValues.allSatisfy(\.isEmpty) {
+            // Into nothing: the same codes, groups and cells as merging one by one would give.
+            var stats = self.stats
+            stats.add(other.stats)
+            self = other
+            self.stats = stats
+            return
+        }
         // Translate the other's field codes once per distinct value.
         let translate = (0..<self.fieldCount).map { f in other.fieldValues[f].map { self.code(field: f, $0) } }
         var codes = [UInt32](repeating: 0, count: self.fieldCount)
+        // This partial's group for each of the other's (−1: not taken by a closed partial).
+        var target = [Int](repeating: -1, count: other.groupCount)
         groups: for g in 0..<other.groupCount {
             for f in 0..<self.fieldCount {
                 guard let c = translate[f][Int(other.groupCodes[g * self.fieldCount + f])] else { continue groups }
                 codes[f] = c
             }
-            let mine = codes.withUnsafeBufferPointer { c in
+            target[g] = codes.withUnsafeBufferPointer { c in
                 let (lo, hi) = Self.pack(c)
                 return self.group(lo: lo, hi: hi, codes: c)
             }
-            if mine < 0 { continue }
-            for a in self.columns.indices {
-                // One copy of the other's column per group, not per cell.
-                let from = other.columns[a]
-                for s in 0..<self.steps { self.columns[a].merge(cell: mine * self.steps + s, from: from, cell: g * self.steps + s) }
+        }
+        let steps = self.steps
+        for a in self.columns.indices {
+            // The column is taken out while it is merged into, so it is neither copied nor reached
+            // through the array per cell.
+            let from = other.columns[a]
+            var into = AggregateColumn(kind: from.kind)
+            swap(&into, &self.columns[a])
+            for g in 0..<other.groupCount where target[g] >= 0 {
+                for s in 0..<steps { into.merge(cell: target[g] * steps + s, from: from, cell: g * steps + s) }
             }
+            swap(&into, &self.columns[a])
         }
         self.stats.add(other.stats)
     }
@@ -434,44 +470,33 @@ public struct AggregationPartial: Sendable {
 // MARK: Wire form
 
 extension AggregationPartial {
-    /// `[version][steps][aggregates][kinds][groups]`, each group's key, then every column's cells,
-    /// then the scan statistics. Sketches use their own wire form.
+    /// The version ``encoded()`` writes; ``decode(_:_:)`` reads it and version 1.
+    public static let wireVersion: UInt64 = 2
+
+    /// Version 2: `[version][steps][aggregates][kinds][fields]`, each field's distinct values (as
+    /// ``ByteWriter/groupValue(_:)`` writes them), `[groups]` and each group's field codes as
+    /// varints, then every column's cells, then the scan statistics. A value cell is its count and a
+    /// flags byte naming which lanes differ from an empty cell's, then only those lanes
+    /// (``writeValueCell(_:_:into:)``); sketches use their own wire form.
+    ///
+    /// Version 1 wrote every group's key in full and every value cell's six lanes.
     public func encoded() -> [UInt8] {
         var w = ByteWriter()
-        w.varint(1)
+        w.varint(Self.wireVersion)
         w.varint(UInt64(self.steps))
         w.varint(UInt64(self.columns.count))
         for c in self.columns { w.varint(UInt64(c.kind.rawValue)) }
-        w.varint(UInt64(self.groupCount))
-        for key in self.keys {
-            w.varint(UInt64(key.count))
-            for v in key {
-                switch v {
-                case .absent: w.varint(0)
-                case .string(let s):
-                    w.varint(1)
-                    w.varint(UInt64(s.utf8.count))
-                    w.raw(s.utf8)
-                case .int(let i):
-                    w.varint(2)
-                    w.fixed64(UInt64(bitPattern: i))
-                case .double(let d):
-                    w.varint(3)
-                    w.fixed64(d.bitPattern)
-                case .bool(let b): w.varint(b ? 5 : 4)
-                }
-            }
+        w.varint(UInt64(self.fieldCount))
+        for values in self.fieldValues {
+            w.varint(UInt64(values.count))
+            for v in values { w.groupValue(v) }
         }
+        w.varint(UInt64(self.groupCount))
+        for code in self.groupCodes { w.varint(UInt64(code)) }
         for c in self.columns {
             switch c.kind {
             case .count: for v in c.counts { w.varint(v) }
-            case .values:
-                for v in (0..<c.valueCount.count).map(c.summary) {
-                    w.varint(v.count)
-                    w.fixed64(UInt64(truncatingIfNeeded: v.integerSum))
-                    w.fixed64(UInt64(truncatingIfNeeded: v.integerSum >> 64))
-                    for d in [v.floatSum, v.compensation, v.min, v.max] { w.fixed64(d.bitPattern) }
-                }
+            case .values: for i in 0..<c.valueCount.count { Self.writeValueCell(c, i, into: &w) }
             case .sketch: for s in c.sketches { s.encode(into: &w) }
             case .histogram: for v in c.histograms { w.varint(v) }
             }
@@ -481,49 +506,98 @@ extension AggregationPartial {
         return w.bytes
     }
 
-    /// Reads a partial of `query` (its shape must match the query's).
+    /// Lanes of a value cell that differ from an empty cell's.
+    private enum Lane {
+        static let integer: UInt8 = 1
+        static let wideInteger: UInt8 = 2
+        static let float: UInt8 = 4
+        static let compensation: UInt8 = 8
+        static let min: UInt8 = 16
+        static let max: UInt8 = 32
+        static let all: UInt8 = 63
+    }
+
+    /// `[count][flags]`, then the integer sum (zig-zag varint, or 16 bytes when it does not fit 64
+    /// bits), float sum, compensation, min and max (fixed 64-bit patterns), each only when its flag
+    /// is set: a sum of integers takes a few bytes, not 57. Lanes compare by bit pattern, so the
+    /// cell reads back exactly.
+    static func writeValueCell(_ c: AggregateColumn, _ i: Int, into w: inout ByteWriter) {
+        let integer = c.valueInteger[i]
+        let (float, compensation, min, max) = (c.valueFloat[i], c.valueCompensation[i], c.valueMin[i], c.valueMax[i])
+        var flags: UInt8 = 0
+        let narrow = Int64(exactly: integer)
+        if integer != 0 { flags |= narrow == nil ? Lane.wideInteger : Lane.integer }
+        if float.bitPattern != 0 { flags |= Lane.float }
+        if compensation.bitPattern != 0 { flags |= Lane.compensation }
+        if min.bitPattern != Double.infinity.bitPattern { flags |= Lane.min }
+        if max.bitPattern != (-Double.infinity).bitPattern { flags |= Lane.max }
+        w.varint(c.valueCount[i])
+        w.raw(CollectionOfOne(flags))
+        if flags & Lane.integer != 0, let n = narrow { w.varint(UInt64(bitPattern: (n << 1) ^ (n >> 63))) }
+        if flags & Lane.wideInteger != 0 {
+            w.fixed64(UInt64(truncatingIfNeeded: integer))
+            w.fixed64(UInt64(truncatingIfNeeded: integer >> 64))
+        }
+        if flags & Lane.float != 0 { w.fixed64(float.bitPattern) }
+        if flags & Lane.compensation != 0 { w.fixed64(compensation.bitPattern) }
+        if flags & Lane.min != 0 { w.fixed64(min.bitPattern) }
+        if flags & Lane.max != 0 { w.fixed64(max.bitPattern) }
+    }
+
+    static func readValueCell(_ r: inout ByteReader) throws(BlockFormatError) -> ValueSummary {
+        var v = ValueSummary()
+        v.count = try r.varint()
+        let flags = try r.raw(1)[0]
+        guard flags & ~Lane.all == 0, flags & (Lane.integer | Lane.wideInteger) != (Lane.integer | Lane.wideInteger) else {
+            throw BlockFormatError("bad value cell flags")
+        }
+        if flags & Lane.integer != 0 {
+            let z = try r.varint()
+            v.integerSum = Int128(Int64(bitPattern: (z >> 1) ^ (0 &- (z & 1))))
+        }
+        if flags & Lane.wideInteger != 0 {
+            let low = try r.fixed64(), high = try r.fixed64()
+            v.integerSum = Int128(Int64(bitPattern: high)) << 64 | Int128(low)
+        }
+        if flags & Lane.float != 0 { v.floatSum = Double(bitPattern: try r.fixed64()) }
+        if flags & Lane.compensation != 0 { v.compensation = Double(bitPattern: try r.fixed64()) }
+        if flags & Lane.min != 0 { v.min = Double(bitPattern: try r.fixed64()) }
+        if flags & Lane.max != 0 { v.max = Double(bitPattern: try r.fixed64()) }
+        return v
+    }
+
+    /// Reads a partial of `query` (its shape must match the query's), of either version.
     public static func decode(_ bytes: [UInt8], _ query: AggregationQuery) throws -> AggregationPartial {
         var partial = AggregationPartial(query)
         try bytes.withUnsafeBytes { raw throws in
             var r = ByteReader(raw)
-            guard try r.varint() == 1 else { throw BlockFormatError("unknown partial aggregate version") }
+            let version = try r.varint()
+            guard version == 1 || version == 2 else { throw BlockFormatError("unknown partial aggregate version") }
             guard try r.varint() == UInt64(partial.steps), try r.varint() == UInt64(partial.columns.count) else {
                 throw BlockFormatError("partial aggregate of a different query")
             }
             for c in partial.columns where try r.varint() != UInt64(c.kind.rawValue) { throw BlockFormatError("partial aggregate of a different query") }
-            let groups = try r.count(max: 1 << 26)
-            for _ in 0..<groups {
-                let n = try r.count(max: AggregationQuery.maxGroupBy)
-                var key: [GroupValue] = []
-                for _ in 0..<n {
-                    switch try r.varint() {
-                    case 0: key.append(.absent)
-                    case 1:
-                        let length = try r.count(max: 1 << 24)
-                        key.append(.string(String(decoding: try r.raw(length), as: UTF8.self)))
-                    case 2: key.append(.int(Int64(bitPattern: try r.fixed64())))
-                    case 3: key.append(.double(Double(bitPattern: try r.fixed64())))
-                    case 4: key.append(.bool(false))
-                    case 5: key.append(.bool(true))
-                    default: throw BlockFormatError("unknown group value type")
-                    }
-                }
-                guard partial.group(key) == partial.groupCount - 1 else { throw BlockFormatError("duplicate group in a partial aggregate") }
-            }
+            let groups = version == 1 ? try Self.readKeys(&r, into: &partial) : try Self.readCodes(&r, into: &partial)
             let cells = groups * partial.steps
+            for a in partial.columns.indices { partial.columns[a].grow(by: cells) }
             for a in partial.columns.indices {
                 switch partial.columns[a].kind {
                 case .count: for i in 0..<cells { partial.columns[a].counts[i] = try r.varint() }
                 case .values:
                     for i in 0..<cells {
-                        var v = ValueSummary()
-                        v.count = try r.varint()
-                        let low = try r.fixed64(), high = try r.fixed64()
-                        v.integerSum = Int128(Int64(bitPattern: high)) << 64 | Int128(low)
-                        v.floatSum = Double(bitPattern: try r.fixed64())
-                        v.compensation = Double(bitPattern: try r.fixed64())
-                        v.min = Double(bitPattern: try r.fixed64())
-                        v.max = Double(bitPattern: try r.fixed64())
+                        var v: ValueSummary
+                        if version == 1 {
+                            v = ValueSummary()
+                            v.count = try r.varint()
+                            let low = try r.fixed64(), high = try r.fixed64()
+                            v.integerSum = Int128(Int64(bitPattern: high)) << 64 | Int128(low)
+                            v.floatSum = Double(bitPattern: try r.fixed64())
+                            v.compensation = Double(bitPattern: try r.fixed64())
+                            v.min = Double(bitPattern: try r.fixed64())
+                            v.max = Double(bitPattern: try r.fixed64())
+                        } else {
+                            v = try Self.readValueCell(&r)
+                        }
                         partial.columns[a].setSummary(i, v)
                     }
                 case .sketch: for i in 0..<cells { partial.columns[a].sketches[i] = try QuantileSketch.decode(&r) }
@@ -539,5 +613,51 @@ extension AggregationPartial {
             guard r.position == raw.count else { throw BlockFormatError("trailing bytes after a partial aggregate") }
         }
         return partial
+    }
+
+    /// Version 2's field values and group codes; the number of groups. Cells are not added.
+    private static func readCodes(_ r: inout ByteReader, into partial: inout AggregationPartial) throws -> Int {
+        guard try r.varint() == UInt64(partial.fieldCount) else { throw BlockFormatError("partial aggregate of a different query") }
+        for f in 0..<partial.fieldCount {
+            let n = try r.count(max: 1 << 26)
+            partial.fieldValues[f].reserveCapacity(n)
+            partial.fieldCodes[f].reserveCapacity(n)
+            for i in 0..<n {
+                guard partial.code(field: f, try r.groupValue()) == UInt32(i) else { throw BlockFormatError("a group value listed twice") }
+            }
+        }
+        let groups = try r.count(max: 1 << 26)
+        var codes = [UInt32](repeating: 0, count: partial.fieldCount)
+        for _ in 0..<groups {
+            for f in 0..<partial.fieldCount {
+                let c = try r.varint()
+                guard c < UInt64(partial.fieldValues[f].count) else { throw BlockFormatError("a group code without a value") }
+                codes[f] = UInt32(c)
+            }
+            try Self.addGroup(codes, to: &partial)
+        }
+        return groups
+    }
+
+    /// Version 1's keys, each in full; the number of groups. Cells are not added.
+    private static func readKeys(_ r: inout ByteReader, into partial: inout AggregationPartial) throws -> Int {
+        let groups = try r.count(max: 1 << 26)
+        var codes = [UInt32](repeating: 0, count: partial.fieldCount)
+        for _ in 0..<groups {
+            guard try r.count(max: AggregationQuery.maxGroupBy) == partial.fieldCount else { throw BlockFormatError("partial aggregate of a different query") }
+            for f in 0..<partial.fieldCount { codes[f] = partial.code(field: f, try r.groupValue())! }
+            try Self.addGroup(codes, to: &partial)
+        }
+        return groups
+    }
+
+    private static func addGroup(_ codes: [UInt32], to partial: inout AggregationPartial) throws {
+        let fresh = codes.withUnsafeBufferPointer { c in
+            let (lo, hi) = Self.pack(c)
+            if partial.hasGroup(lo: lo, hi: hi, codes: c) { return false }
+            _ = partial.group(lo: lo, hi: hi, codes: c, growing: false)
+            return true
+        }
+        guard fresh else { throw BlockFormatError("duplicate group in a partial aggregate") }
     }
 }

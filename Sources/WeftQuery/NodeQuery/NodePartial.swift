@@ -29,39 +29,57 @@ public enum NodePartial: Sendable {
         }
     }
 
-    /// Adds `other`, a partial of the same operation.
+    /// Adds `other`, a partial of the same operation. The accumulated partial is taken out of `self`
+    /// while it grows, so merging never copies it.
     /// - Throws: ``AggregationError/invalid(_:)`` when the two are of different operations.
     public mutating func merge(_ other: NodePartial) throws {
-        switch (self, other) {
-        case (.trace(var a), .trace(let b)):
+        let mismatch = AggregationError.invalid("partials of different operations")
+        // Holds nothing while the accumulated partial is out (an empty service map allocates nothing).
+        let hole = NodePartial.serviceMap(ServiceMapPartial())
+        switch self {
+        case .trace(var a):
+            guard case .trace(let b) = other else { throw mismatch }
+            self = hole
             a.merge(b)
             self = .trace(a)
-        case (.traces(var a), .traces(let b)):
+        case .traces(var a):
+            guard case .traces(let b) = other else { throw mismatch }
+            self = hole
             a.merge(b)
             self = .traces(a)
-        case (.summaries(var a), .summaries(let b)):
+        case .summaries(var a):
+            guard case .summaries(let b) = other else { throw mismatch }
+            self = hole
             a.merge(b)
             self = .summaries(a)
-        case (.traceMatches(var a), .traceMatches(let b)):
+        case .traceMatches(var a):
+            guard case .traceMatches(let b) = other else { throw mismatch }
+            self = hole
             a.merge(b)
             self = .traceMatches(a)
-        case (.tagNames(var a), .tagNames(let b)):
+        case .tagNames(var a):
+            guard case .tagNames(let b) = other else { throw mismatch }
+            self = hole
             a.merge(b)
             self = .tagNames(a)
-        case (.tagValues(var a), .tagValues(let b)):
+        case .tagValues(var a):
+            guard case .tagValues(let b) = other else { throw mismatch }
+            self = hole
             a.merge(b)
             self = .tagValues(a)
-        case (.aggregate(var a), .aggregate(let b)):
+        case .aggregate(var a):
+            guard case .aggregate(let b) = other else { throw mismatch }
             guard a.steps == b.steps, a.columns.map(\.kind) == b.columns.map(\.kind), a.fieldCount == b.fieldCount else {
                 throw AggregationError.invalid("partial aggregates of different queries")
             }
+            self = hole
             a.merge(b)
             self = .aggregate(a)
-        case (.serviceMap(var a), .serviceMap(let b)):
+        case .serviceMap(var a):
+            guard case .serviceMap(let b) = other else { throw mismatch }
+            self = hole
             a.merge(b)
             self = .serviceMap(a)
-        default:
-            throw AggregationError.invalid("partials of different operations")
         }
     }
 

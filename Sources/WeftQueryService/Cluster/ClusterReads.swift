@@ -38,7 +38,8 @@ package final class CoordinatorReference: Sendable {
 package struct FanoutOverloaded: Error, Sendable {}
 
 /// Where one HTTP query reads: this node's snapshot, or every placement of the cluster through a
-/// coordinator (its catalogs asked once per query). Used by one query worker at a time.
+/// coordinator (its catalogs taken once per query, from the coordinator's cache where it has them,
+/// and taken again when a node reports its catalog changed). Used by one query worker at a time.
 package final class QueryReads: @unchecked Sendable {
     private let engine: StorageEngine
     private let org: String
@@ -83,18 +84,25 @@ package final class QueryReads: @unchecked Sendable {
         let org = self.org
         let (cancellation, deadline, timeout) = (request.cancellation, request.deadline, request.timeoutSeconds)
         let holdings: Coordinator.Holdings
+        let tally = self.tally
         if let known = self.holdings {
             holdings = known
+        } else if let cached = coordinator.cachedHoldings(org: org) {
+            // No thread hop when every catalog is cached.
+            holdings = cached
         } else {
+            let started = ContinuousClock.now
             holdings = try Coordinator.wait(cancellation: cancellation, deadline: deadline, timeoutSeconds: timeout) { await coordinator.holdings(org: org) }
-            self.holdings = holdings
+            var waited = FanoutFigures()
+            waited.catalogNanos = Coordinator.nanoseconds(ContinuousClock.now - started)
+            tally.add(waited)
         }
-        let tally = self.tally
-        let (partial, missing) = try Coordinator.wait(cancellation: cancellation, deadline: deadline, timeoutSeconds: timeout) {
-            try await coordinator.run(request, org: org, holdings: holdings, figures: tally)
+        let answer = try Coordinator.wait(cancellation: cancellation, deadline: deadline, timeoutSeconds: timeout) {
+            try await coordinator.runChecked(request, org: org, holdings: holdings, figures: tally)
         }
-        for m in missing where !self.missing.contains(m) { self.missing.append(m) }
-        return partial
+        self.holdings = answer.holdings
+        for m in answer.missing where !self.missing.contains(m) { self.missing.append(m) }
+        return answer.partial
     }
 
     /// Names what a cluster answer's fan-out touched (``FanoutFigures/summary``).

@@ -10,6 +10,61 @@ package protocol StorageNodeClient: Sendable {
     /// - Throws: ``NodeRefusal`` when the node refused the query itself (bad query, limit hit); any
     ///   other error means the node did not answer.
     func query(_ request: NodeQueryRequest, org: String, placements: [String], on node: String) async throws -> NodePartial
+    /// As ``query(_:org:placements:on:)``, planned with a catalog of `node` whose fingerprint for the
+    /// request is `planned` (``PlacementCatalog/fingerprint(org:range:latest:)``).
+    /// - Throws: ``StaleCatalog`` (with the node's catalog) when the node's catalog no longer has
+    ///   that fingerprint: the plan may have missed or misplaced a placement, so there is no answer.
+    func query(
+        _ request: NodeQueryRequest, org: String, placements: [String], on node: String, planned: CatalogFingerprint
+    ) async throws -> NodePartial
+}
+
+extension StorageNodeClient {
+    /// Asks for the node's catalog after its answer and compares: two round trips, where a node
+    /// that checks the fingerprint itself needs one.
+    package func query(
+        _ request: NodeQueryRequest, org: String, placements: [String], on node: String, planned: CatalogFingerprint
+    ) async throws -> NodePartial {
+        let partial = try await self.query(request, org: org, placements: placements, on: node)
+        let catalog = try await self.catalog(of: node)
+        guard catalog.fingerprint(for: request.operation, org: org) == planned else { throw StaleCatalog(node: node, catalog: catalog) }
+        return partial
+    }
+}
+
+/// A node's catalog is no longer the one a query was planned with: here is its current one.
+package struct StaleCatalog: Error, Sendable {
+    package var node: String
+    package var catalog: PlacementCatalog
+
+    package init(node: String, catalog: PlacementCatalog) {
+        self.node = node
+        self.catalog = catalog
+    }
+}
+
+/// The storage nodes' catalogs as last seen, kept across queries so that a query plans without
+/// first asking every node. Every node request carries the fingerprint of the catalog it was
+/// planned with, and nodes without a request are asked for their catalog alongside, so a plan made
+/// from a catalog that has changed is found out before its answer is given (and made again).
+package final class CatalogCache: Sendable {
+    private let state = Mutex<[String: PlacementCatalog]>([:])
+
+    package init() {}
+
+    package func catalog(of node: String) -> PlacementCatalog? { self.state.withLock { $0[node] } }
+
+    package func store(_ catalog: PlacementCatalog, of node: String) { self.state.withLock { $0[node] = catalog } }
+
+    /// Drops what is known of `node` (it failed: the next query asks it again).
+    package func forget(_ node: String) { _ = self.state.withLock { $0.removeValue(forKey: node) } }
+}
+
+extension PlacementCatalog {
+    /// The fingerprint of what a plan of `operation` over `org` takes from this catalog.
+    package func fingerprint(for operation: NodeQueryRequest.Operation, org: String) -> CatalogFingerprint {
+        self.fingerprint(org: org, range: operation.spanStartRange, latest: operation.stopsEarlyByLatestStart)
+    }
 }
 
 /// A storage node refused a query (400 bad query, 422 limit hit): the same answer for every holder.
@@ -50,6 +105,19 @@ package struct Coordinator: Sendable {
         /// Placement → holders to read only when no other holder answers: not in sync for it, or
         /// with hints for it pending on another node.
         package var avoid: [String: Set<String>] = [:]
+        /// Each node's whole catalog, whose fingerprint its node requests carry.
+        package var sources: [String: PlacementCatalog] = [:]
+        /// Nodes whose catalog came from the ``CatalogCache``: the query's answer counts only once
+        /// each of them has confirmed it (by its answer, or by its catalog asked alongside).
+        package var cached: Set<String> = []
+
+        /// Adds `node`'s catalog.
+        mutating func add(_ catalog: PlacementCatalog, of node: String, org: String) {
+            self.sources[node] = catalog
+            self.catalogs[node] = catalog.entries.filter { $0.org == org }
+            for e in catalog.entries where e.org == org && !e.inSync { self.avoid[e.placement, default: []].insert(node) }
+            for h in catalog.pendingHints where h.org == org && h.hints > 0 { self.avoid[h.placement, default: []].insert(h.target) }
+        }
 
         /// Placement → the nodes holding it, for placements with spans started in `range` (nil: all).
         package func holders(startedIn range: ClosedRange<UInt64>?) -> [String: Set<String>] {
@@ -73,19 +141,49 @@ package struct Coordinator: Sendable {
     /// Recent node latencies (for hedging) and the fan-out metrics; nil: no hedging, no metrics.
     package let health: FanoutHealth?
 
-    package init(local: String?, nodes: [String], replicationFactor: Int, client: any StorageNodeClient, health: FanoutHealth? = nil) {
+    /// Catalogs kept across queries (nil: every query asks every node first).
+    package let catalogs: CatalogCache?
+
+    package init(
+        local: String?, nodes: [String], replicationFactor: Int, client: any StorageNodeClient, health: FanoutHealth? = nil,
+        catalogs: CatalogCache? = nil
+    ) {
         self.local = local
         self.nodes = nodes.sorted()
         self.replicationFactor = max(1, replicationFactor)
         self.client = client
         self.health = health
+        self.catalogs = catalogs
     }
 
-    /// Asks every storage node for its catalog.
-    package func holdings(org: String) async -> Holdings {
+    /// Every storage node's catalog from the cache, without waiting; nil when some node's is not cached.
+    package func cachedHoldings(org: String) -> Holdings? {
+        guard let catalogs = self.catalogs else { return nil }
         var holdings = Holdings(catalogs: [:], unreachable: [])
+        for node in self.nodes {
+            guard let catalog = catalogs.catalog(of: node) else { return nil }
+            holdings.add(catalog, of: node, org: org)
+            holdings.cached.insert(node)
+        }
+        return holdings
+    }
+
+    /// Every storage node's catalog: the cached one where there is one (unless `cached` is false),
+    /// else asked now (and cached).
+    package func holdings(org: String, cached: Bool = true) async -> Holdings {
+        var holdings = Holdings(catalogs: [:], unreachable: [])
+        var ask: [String] = []
+        for node in self.nodes {
+            if cached, let catalog = self.catalogs?.catalog(of: node) {
+                holdings.add(catalog, of: node, org: org)
+                holdings.cached.insert(node)
+            } else {
+                ask.append(node)
+            }
+        }
+        guard !ask.isEmpty else { return holdings }
         await withTaskGroup(of: (String, PlacementCatalog?).self) { group in
-            for node in self.nodes {
+            for node in ask {
                 group.addTask { (node, try? await self.client.catalog(of: node)) }
             }
             for await (node, catalog) in group {
@@ -93,9 +191,8 @@ package struct Coordinator: Sendable {
                     holdings.unreachable.insert(node)
                     continue
                 }
-                holdings.catalogs[node] = catalog.entries.filter { $0.org == org }
-                for e in catalog.entries where e.org == org && !e.inSync { holdings.avoid[e.placement, default: []].insert(node) }
-                for h in catalog.pendingHints where h.org == org && h.hints > 0 { holdings.avoid[h.placement, default: []].insert(h.target) }
+                self.catalogs?.store(catalog, of: node)
+                holdings.add(catalog, of: node, org: org)
             }
         }
         return holdings
@@ -114,13 +211,48 @@ package struct Coordinator: Sendable {
     package func run(
         _ request: NodeQueryRequest, org: String, holdings: Holdings, figures: FanoutTally? = nil
     ) async throws -> (partial: NodePartial, missing: [MissingData]) {
-        var fanout = FanoutRun(coordinator: self, request: request, org: org, holdings: holdings)
-        defer { fanout.cancelAll() }
-        try await fanout.run()
-        figures?.add(fanout.figures)
-        if !fanout.missing.isEmpty { self.health?.metrics?.partialAnswers.increment() }
-        self.health?.metrics?.mergeDuration.record(fanout.mergeTime)
-        return (fanout.merged, fanout.missing)
+        let answer = try await self.runChecked(request, org: org, holdings: holdings, figures: figures)
+        return (answer.partial, answer.missing)
+    }
+
+    /// ``run(_:org:holdings:figures:)``, which also gives the holdings the answer was planned from
+    /// (for the query's next round). When some of `holdings` came from the ``CatalogCache``, each
+    /// node request carries the fingerprint of its node's catalog, and cached nodes with nothing to
+    /// read are asked for their catalog alongside; a node whose catalog has changed answers with
+    /// its catalog instead (``StaleCatalog``), and then every catalog is asked again and the query
+    /// planned again from them, as without a cache (nothing of the stale plan is merged). A cached
+    /// node that fails counts as unreachable and is asked for its catalog again by the next query.
+    package func runChecked(
+        _ request: NodeQueryRequest, org: String, holdings: Holdings, figures: FanoutTally? = nil
+    ) async throws -> (partial: NodePartial, missing: [MissingData], holdings: Holdings) {
+        var holdings = holdings
+        while true {
+            var fanout = FanoutRun(coordinator: self, request: request, org: org, holdings: holdings, checked: !holdings.cached.isEmpty)
+            defer { fanout.cancelAll() }
+            do {
+                try await fanout.run()
+            } catch let stale as StaleCatalog {
+                self.catalogs?.store(stale.catalog, of: stale.node)
+                var figured = fanout.figures
+                figured.replans = 1
+                let started = ContinuousClock.now
+                holdings = await self.holdings(org: org, cached: false)
+                figured.catalogNanos = Self.nanoseconds(ContinuousClock.now - started)
+                figures?.add(figured)
+                continue
+            }
+            for node in fanout.unconfirmed { self.catalogs?.forget(node) }
+            // Confirmed now: the query's next round trusts them, as it trusts catalogs asked for it.
+            holdings.cached.subtract(fanout.confirmed)
+            figures?.add(fanout.figures)
+            if !fanout.missing.isEmpty { self.health?.metrics?.partialAnswers.increment() }
+            self.health?.metrics?.mergeDuration.record(fanout.mergeTime)
+            return (fanout.merged, fanout.missing, holdings)
+        }
+    }
+
+    static func nanoseconds(_ d: Duration) -> UInt64 {
+        UInt64(max(0, d.components.seconds)) * 1_000_000_000 + UInt64(max(0, d.components.attoseconds) / 1_000_000_000)
     }
 
     /// Waits for `body` on the calling thread (a query worker, never an event loop). When
@@ -169,5 +301,12 @@ extension NodeQueryRequest.Operation {
         case .trace, .traces, .summaries, .tagNames, .serviceMap: return nil
         }
         return bounds.0 <= bounds.1 ? bounds.0...bounds.1 : nil
+    }
+
+    /// Whether a fan-out of the operation stops waiting for nodes by their placements' latest span
+    /// start (a search with a limit), so a plan depends on those starts too.
+    package var stopsEarlyByLatestStart: Bool {
+        guard case .search(let search) = self else { return false }
+        return search.limit > 0
     }
 }

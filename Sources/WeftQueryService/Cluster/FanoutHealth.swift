@@ -65,6 +65,12 @@ package struct FanoutFigures: Sendable, Equatable {
     package var hedges = 0
     /// Bytes of partials received (when the client reports them), and time spent merging.
     package var mergeNanos: UInt64 = 0
+    /// Time spent waiting for catalogs (none when every node's was cached), plans made again
+    /// because a node's catalog had changed, and catalog requests sent alongside node requests to
+    /// confirm cached catalogs.
+    package var catalogNanos: UInt64 = 0
+    package var replans = 0
+    package var probes = 0
 
     package init() {}
 
@@ -77,12 +83,17 @@ package struct FanoutFigures: Sendable, Equatable {
         self.placementsSkipped += o.placementsSkipped
         self.hedges += o.hedges
         self.mergeNanos += o.mergeNanos
+        self.catalogNanos += o.catalogNanos
+        self.replans += o.replans
+        self.probes += o.probes
     }
 
-    /// `nodes_asked=3 nodes_answered=3 placements=10 skipped=0 requests=3 hedges=0 merge_ms=0.4`.
+    /// `nodes_asked=3 nodes_answered=3 placements=10 skipped=0 requests=3 hedges=0 merge_ms=0.4
+    /// catalog_ms=0 replans=0 probes=0`.
     package var summary: String {
         "nodes_asked=\(self.nodesAsked.count) nodes_answered=\(self.nodesAnswered.count) placements=\(self.placementsCovered)"
             + " skipped=\(self.placementsSkipped) requests=\(self.requests) hedges=\(self.hedges) merge_ms=\(Double(self.mergeNanos) / 1e6)"
+            + " catalog_ms=\(Double(self.catalogNanos) / 1e6) replans=\(self.replans) probes=\(self.probes)"
     }
 }
 

@@ -3,11 +3,15 @@ import WeftQuery
 
 /// One fan-out of one node request: the jobs (a node and the placements it reads), their attempts
 /// (the first, retries after a failure, hedges after a slow answer) as tasks reporting into one
-/// stream, and the merge. Used by ``Coordinator/run(_:org:holdings:figures:)``.
+/// stream, and the merge. Checked, every request carries the fingerprint of its node's catalog,
+/// and nodes whose catalog came from the cache but which answered no request are asked for their
+/// catalog: the run ends only when each has confirmed its catalog, and throws ``StaleCatalog`` as
+/// soon as one has not. Used by ``Coordinator/runChecked(_:org:holdings:figures:)``.
 struct FanoutRun {
     private enum Event: Sendable {
         case answer(attempt: Int, Result<NodePartial, any Error>, Duration)
         case hedgeDue(job: Int)
+        case probed(node: String, Result<PlacementCatalog, any Error>)
     }
 
     /// A node and the placements it was given; answered by its own attempt or by all of a hedge's.
@@ -34,6 +38,8 @@ struct FanoutRun {
     let request: NodeQueryRequest
     let org: String
     let holdings: Coordinator.Holdings
+    /// Whether requests carry catalog fingerprints and cached catalogs are confirmed.
+    let checked: Bool
     private(set) var merged: NodePartial
     private(set) var missing: [MissingData] = []
     private(set) var figures = FanoutFigures()
@@ -46,14 +52,22 @@ struct FanoutRun {
     private var tasks: [Int: Task<Void, Never>] = [:]
     private var timers: [Task<Void, Never>] = []
     private var nextAttempt = 0
+    /// Per node, the fingerprint of its catalog for this request (checked runs only).
+    private let fingerprints: [String: CatalogFingerprint]
+    /// Nodes whose catalog is known to be current: they answered a checked request or a probe.
+    private(set) var confirmed: Set<String> = []
+    /// Catalog requests in flight, by node.
+    private var probes: [String: Task<Void, Never>] = [:]
     private let events: AsyncStream<Event>
     private let sink: AsyncStream<Event>.Continuation
 
-    init(coordinator: Coordinator, request: NodeQueryRequest, org: String, holdings: Coordinator.Holdings) {
+    init(coordinator: Coordinator, request: NodeQueryRequest, org: String, holdings: Coordinator.Holdings, checked: Bool = false) {
         self.coordinator = coordinator
         self.request = request
         self.org = org
         self.holdings = holdings
+        self.checked = checked
+        self.fingerprints = checked ? holdings.sources.mapValues { $0.fingerprint(for: request.operation, org: org) } : [:]
         self.merged = NodePartial.empty(request.operation)
         self.holders = holdings.holders(startedIn: request.operation.spanStartRange)
         self.failed = holdings.unreachable
@@ -70,24 +84,38 @@ struct FanoutRun {
         self.attempts = [:]
         for t in self.timers { t.cancel() }
         self.timers = []
+        for t in self.probes.values { t.cancel() }
+        self.probes = [:]
         self.sink.finish()
     }
 
+    /// Cached nodes whose catalog could not be confirmed because they failed: as unreachable as a
+    /// node whose catalog did not come.
+    var unconfirmed: Set<String> { self.checked ? self.holdings.cached.intersection(self.failed).subtracting(self.confirmed) : [] }
+
     mutating func run() async throws {
         self.plan(self.holders)
+        // Nodes given nothing to read may still hold a placement the cached catalogs do not show.
+        self.probeUnconfirmed()
         var iterator = self.events.makeAsyncIterator()
-        while self.jobs.contains(where: { !$0.resolved }) {
+        while true {
+            if !self.jobs.contains(where: { !$0.resolved }) {
+                // Nodes whose requests were skipped, hedged or cancelled confirm their catalogs too.
+                self.probeUnconfirmed()
+                if self.probes.isEmpty { break }
+            }
             // nil: the calling task was cancelled.
             guard let event = await iterator.next() else { throw CancellationError() }
             switch event {
             case .hedgeDue(let j): self.hedge(j)
             case .answer(let id, let result, let elapsed): try self.answered(id, result, elapsed)
+            case .probed(let node, let result): try self.probed(node, result)
             }
             self.stopEarly()
         }
         self.missing.sort { ($0.placement ?? "") < ($1.placement ?? "") }
         // With as many nodes unreachable as there are replicas, a placement may lie on them alone.
-        let unreachable = self.holdings.unreachable.sorted()
+        let unreachable = self.holdings.unreachable.union(self.unconfirmed).sorted()
         if !unreachable.isEmpty && unreachable.count >= min(self.coordinator.replicationFactor, self.coordinator.nodes.count) {
             self.missing.append(MissingData(placement: nil, nodes: unreachable))
         }
@@ -113,6 +141,40 @@ struct FanoutRun {
         }
     }
 
+    /// Asks each cached node that has neither confirmed its catalog, failed, nor is being asked
+    /// already, for its catalog (checked runs only).
+    private mutating func probeUnconfirmed() {
+        guard self.checked else { return }
+        let busy = Set(self.attempts.values.map(\.node))
+        for node in self.holdings.cached.sorted()
+        where !self.confirmed.contains(node) && !self.failed.contains(node) && self.probes[node] == nil && !busy.contains(node) {
+            let (client, sink) = (self.coordinator.client, self.sink)
+            self.figures.probes += 1
+            self.probes[node] = Task {
+                let result: Result<PlacementCatalog, any Error>
+                do {
+                    result = .success(try await client.catalog(of: node))
+                } catch {
+                    result = .failure(error)
+                }
+                sink.yield(.probed(node: node, result))
+            }
+        }
+    }
+
+    private mutating func probed(_ node: String, _ result: Result<PlacementCatalog, any Error>) throws {
+        guard self.probes.removeValue(forKey: node) != nil else { return }
+        switch result {
+        case .success(let catalog):
+            guard catalog.fingerprint(for: self.request.operation, org: self.org) == self.fingerprints[node] else {
+                throw StaleCatalog(node: node, catalog: catalog)
+            }
+            self.confirmed.insert(node)
+        case .failure:
+            self.failed.insert(node)
+        }
+    }
+
     private mutating func launch(job: Int, node: String, placements: [String], isHedge: Bool) -> Int {
         let id = self.nextAttempt
         self.nextAttempt += 1
@@ -120,11 +182,16 @@ struct FanoutRun {
         self.figures.requests += 1
         self.figures.nodesAsked.insert(node)
         let (client, request, org, sink) = (self.coordinator.client, self.request, self.org, self.sink)
+        let planned = self.fingerprints[node]
         self.tasks[id] = Task {
             let started = ContinuousClock.now
             let result: Result<NodePartial, any Error>
             do {
-                result = .success(try await client.query(request, org: org, placements: placements, on: node))
+                if let planned {
+                    result = .success(try await client.query(request, org: org, placements: placements, on: node, planned: planned))
+                } else {
+                    result = .success(try await client.query(request, org: org, placements: placements, on: node))
+                }
             } catch {
                 result = .failure(error)
             }
@@ -164,6 +231,7 @@ struct FanoutRun {
             metrics?.request(node: attempt.node, .ok)
             self.figures.answered += 1
             self.figures.nodesAnswered.insert(attempt.node)
+            if self.fingerprints[attempt.node] != nil { self.confirmed.insert(attempt.node) }
             if !attempt.isHedge {
                 try self.merge([partial])
                 self.resolve(j, covered: true)
@@ -178,6 +246,9 @@ struct FanoutRun {
         case .failure(let error as NodeRefusal):
             metrics?.request(node: attempt.node, .refused)
             throw error
+        case .failure(let stale as StaleCatalog):
+            metrics?.request(node: attempt.node, .ok)
+            throw stale
         case .failure:
             metrics?.request(node: attempt.node, .error)
             self.failed.insert(attempt.node)

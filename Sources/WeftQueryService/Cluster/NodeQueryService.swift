@@ -11,6 +11,13 @@ package enum NodeQueryRoute {
     package static let orgHeader = "x-weft-org"
     /// The placements a node request reads, comma-separated.
     package static let placementsHeader = "x-weft-placements"
+    /// The fingerprint of the node's catalog the request was planned with
+    /// (``CatalogFingerprint/description``): the node answers 409 with its catalog when its own
+    /// differs, and says it checked with ``catalogCheckedHeader`` on a 200.
+    package static let catalogHeader = "x-weft-catalog"
+    package static let catalogCheckedHeader = "x-weft-catalog-checked"
+    /// The status of an answer refused because the plan's catalog is not the node's.
+    package static let staleCatalogStatus = 409
 
     /// A node's answer: the partial's bytes (200), or a plain-text message (the same as the HTTP
     /// API's for 400 and 422).
@@ -43,8 +50,12 @@ package enum NodeQueryRoute {
 extension QueryAPI {
     /// Runs the encoded node request `body` over `placements` of `org` on `scheduler`'s threads. The
     /// deadline restarts here from the request's timeout (clocks differ between nodes).
+    /// - Parameter planned: the fingerprint of this node's catalog the request was planned with, and
+    ///   what this node's catalog marks (placements it lacks spans of, hints it holds): when its
+    ///   catalog's fingerprint differs, the answer is 409 with the catalog, and nothing is read.
     package func answerNodeQuery(
-        org: String, placements: Set<String>, body: [UInt8], scheduler: QueryScheduler, on loop: any EventLoop
+        org: String, placements: Set<String>, body: [UInt8], scheduler: QueryScheduler, on loop: any EventLoop,
+        planned: (fingerprint: CatalogFingerprint, lacking: Set<PartitionKey>, pendingHints: [PlacementCatalog.PendingHints])? = nil
     ) -> EventLoopFuture<NodeQueryRoute.Answer> {
         var decoded: NodeQueryRequest
         do {
@@ -58,6 +69,13 @@ extension QueryAPI {
         let engine = self.engine
         let metrics = self.metrics
         return scheduler.submit(org: org, cancellation: nil, on: loop) { () -> NodeQueryRoute.Answer in
+            if let planned {
+                let mine = PlacementCatalog.of(engine, lacking: planned.lacking, pendingHints: planned.pendingHints, only: org)
+                guard mine.fingerprint(for: request.operation, org: org) == planned.fingerprint else {
+                    let all = PlacementCatalog.of(engine, lacking: planned.lacking, pendingHints: planned.pendingHints)
+                    return NodeQueryRoute.Answer(status: NodeQueryRoute.staleCatalogStatus, body: all.encoded())
+                }
+            }
             do {
                 let partial = try NodeQuery.run(request, snapshot: engine.snapshot(org: org, placements: placements), store: engine.store, context: .live)
                 return NodeQueryRoute.Answer(status: 200, body: NodeQueryRoute.trimmed(partial, for: request.operation).encoded())

@@ -51,10 +51,13 @@ package struct PlacementCatalog: Sendable, Equatable {
 
     /// The placements `engine` holds now, sorted by org and placement; those in `lacking` (org,
     /// placement) are marked not in sync.
-    package static func of(_ engine: StorageEngine, lacking: Set<PartitionKey> = [], pendingHints: [PendingHints] = []) -> PlacementCatalog {
-        let orgs = Set(engine.head.orgs()).union(engine.blocks.map(\.org))
+    /// - Parameter only: the one org to list (nil: every org the engine holds).
+    package static func of(
+        _ engine: StorageEngine, lacking: Set<PartitionKey> = [], pendingHints: [PendingHints] = [], only: String? = nil
+    ) -> PlacementCatalog {
+        let orgs = only.map { [$0] } ?? Set(engine.head.orgs()).union(engine.blocks.map(\.org)).sorted()
         var entries: [Entry] = []
-        for org in orgs.sorted() {
+        for org in orgs {
             let snapshot = engine.snapshot(org: org)
             var ranges: [String: (UInt64, UInt64)] = [:]
             func add(_ placement: String, _ minStart: UInt64, _ maxStart: UInt64) {
@@ -69,6 +72,32 @@ package struct PlacementCatalog: Sendable, Equatable {
             }
         }
         return PlacementCatalog(entries: entries, pendingHints: pendingHints)
+    }
+
+    /// What a plan for `org` over spans started in `range` (nil: any) takes from this catalog: the
+    /// placements whose spans reach into the range, whether the node is in sync for each, the
+    /// placements it holds hints for (by target), and with `latest` each placement's latest span
+    /// start (a limited search stops waiting for nodes by it). Two catalogs with the same
+    /// fingerprint give the same plan; spans arriving in placements already in range do not change it.
+    package func fingerprint(org: String, range: ClosedRange<UInt64>?, latest: Bool) -> CatalogFingerprint {
+        var w = ByteWriter()
+        let relevant = self.entries.filter { e in e.org == org && range.map { e.minStart <= $0.upperBound && e.maxStart >= $0.lowerBound } ?? true }
+        for e in relevant.sorted(by: { $0.placement < $1.placement }) {
+            w.varint(UInt64(e.placement.utf8.count))
+            w.raw(e.placement.utf8)
+            w.raw([e.inSync ? 1 : 0])
+            if latest { w.fixed64(e.maxStart) }
+        }
+        // Entries and hints apart, whatever the names.
+        w.raw([0xff])
+        let hinted = Set(self.pendingHints.filter { $0.org == org && $0.hints > 0 }.map { [$0.target, $0.placement] })
+        for pair in hinted.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            for text in pair {
+                w.varint(UInt64(text.utf8.count))
+                w.raw(text.utf8)
+            }
+        }
+        return CatalogFingerprint(of: w.bytes)
     }
 
     static let wireVersion: UInt64 = 2
@@ -137,5 +166,35 @@ package struct PlacementCatalog: Sendable, Equatable {
             guard r.isAtEnd else { throw BlockFormatError("trailing bytes after the catalog") }
             return PlacementCatalog(entries: entries, pendingHints: pending)
         }
+    }
+}
+
+/// A 128-bit FNV-1a hash of what a plan takes from one node's catalog
+/// (``PlacementCatalog/fingerprint(org:range:latest:)``), sent with a node request so the node can
+/// tell the coordinator planned with a catalog that is no longer its own.
+package struct CatalogFingerprint: Sendable, Hashable, CustomStringConvertible {
+    package var value: UInt128
+
+    package init(value: UInt128) { self.value = value }
+
+    init(of bytes: [UInt8]) {
+        var h: UInt128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d
+        for b in bytes {
+            h ^= UInt128(b)
+            h = h &* 0x0000_0000_0100_0000_0000_0000_0000_013b
+        }
+        self.value = h
+    }
+
+    /// 32 lowercase hex digits.
+    package var description: String {
+        let hex = String(self.value, radix: 16)
+        return String(repeating: "0", count: 32 - hex.count) + hex
+    }
+
+    /// Parses ``description``'s form.
+    package init?(_ text: String) {
+        guard text.utf8.count == 32, let v = UInt128(text, radix: 16) else { return nil }
+        self.value = v
     }
 }
