@@ -43,6 +43,7 @@ class Node:
         self.disk = None
         self.proc = None
         self.paused = False
+        self.drained = False  # `weftctl drain` asked for: LEFT once its data is handed off
         self.exits = []  # (return code, expected)
         self.otlp = self.query = self.grpc = self.internal = None
         self.node_id = name
@@ -260,14 +261,16 @@ class Cluster:
         return {m["id"]: m for m in r.json()["members"]}
 
     def converged(self, expected=None):
-        """Every running node sees every running node alive (and ACTIVE, unless drained)."""
+        """Every running node sees every running node alive and ACTIVE (a drained one LEAVING or LEFT)."""
         live = [n for n in self.nodes.values() if n.running() and not n.paused]
         want = expected or {n.node_id for n in live}
+        drained = {n.node_id for n in self.nodes.values() if n.drained}
         for n in live:
             view = self.members(n)
             for node_id in want:
                 m = view.get(node_id)
-                if m is None or m["status"] != "alive" or m["state"] not in ("ACTIVE", "LEAVING"):
+                states = ("ACTIVE", "LEAVING", "LEFT") if node_id in drained else ("ACTIVE", "LEAVING")
+                if m is None or m["status"] != "alive" or m["state"] not in states:
                     return False
         return True
 
