@@ -197,6 +197,10 @@ def main(argv=None, out=sys.stdout):
     except StartFailed as e:
         violations = ["[harness] cluster did not start: %s" % e]
         report["violations"] = violations
+    except (KeyboardInterrupt, SystemExit) as e:
+        # Stopped before the checks ran: nothing was verified, so the report must not read as a pass.
+        violations = ["[harness] interrupted (%s) before the checks finished" % type(e).__name__]
+        raise
     finally:
         cluster.shutdown()
         for n in cluster.nodes.values():
