@@ -22,11 +22,16 @@ public actor MembershipShell {
     private var stopped = false
     /// Monotonic nanoseconds at which each member was last heard from.
     private var lastHeard: [NodeID: UInt64] = [:]
-    /// The ring compiled from the merged state, readable without entering the actor.
-    private let compiled: Mutex<Ring>
+    /// The ring compiled from the merged state and the recent write rings, readable without entering the actor.
+    private let compiled: Mutex<(ring: Ring, history: WriteRingHistory)>
+    /// Nanoseconds since the Unix epoch: when a write ring was first seen here.
+    private let wallClock: @Sendable () -> UInt64
 
-    public init(settings: ClusterSettings, pool: HTTP2ClientPool, metrics: ClusterMetrics, logger: Logger, seeds: [NodeAddress]) {
+    public init(
+        settings: ClusterSettings, pool: HTTP2ClientPool, metrics: ClusterMetrics, logger: Logger, seeds: [NodeAddress], wallClock: @escaping @Sendable () -> UInt64
+    ) {
         self.settings = settings
+        self.wallClock = wallClock
         self.pool = pool
         self.metrics = metrics
         self.logger = logger
@@ -38,7 +43,10 @@ public actor MembershipShell {
         self.instance = SWIMInstance(
             myself: settings.nodeID, address: settings.address, ringEntry: entry, seeds: seeds, settings: settings.swim, seed: rng.next()
         )
-        self.compiled = Mutex(Ring(state: RingState([entry]), replicationFactor: settings.replicationFactor))
+        let ring = Ring(state: RingState([entry]), replicationFactor: settings.replicationFactor)
+        var history = WriteRingHistory(requestedReplicationFactor: settings.replicationFactor)
+        history.observe(ring.writes, now: wallClock())
+        self.compiled = Mutex((ring, history))
     }
 
     /// Monotonic nanoseconds since the shell was made (never 0).
@@ -128,7 +136,11 @@ public actor MembershipShell {
                 ])
             case .ringChanged(let entries):
                 let ring = Ring(state: self.instance.ring, replicationFactor: self.settings.replicationFactor)
-                self.compiled.withLock { $0 = ring }
+                let now = self.wallClock()
+                self.compiled.withLock { compiled in
+                    compiled.ring = ring
+                    compiled.history.observe(ring.writes, now: now)
+                }
                 self.metrics.ringVersion(ring.version)
                 for entry in entries {
                     self.logger.info("ring: \(entry.nodeID) is \(entry.state)", metadata: ["version": "\(entry.version)", "tokens": "\(entry.tokenCount)"])
@@ -188,7 +200,10 @@ public actor MembershipShell {
     // MARK: Views
 
     /// The ring as last compiled (callable from any thread).
-    public nonisolated var ring: Ring { self.compiled.withLock { $0 } }
+    public nonisolated var ring: Ring { self.compiled.withLock { $0.ring } }
+
+    /// The ring as last compiled and the write rings of the last minutes, read together (callable from any thread).
+    public nonisolated var writeRings: (ring: Ring, history: WriteRingHistory) { self.compiled.withLock { $0 } }
 
     /// What `GET /api/cluster/members` shows.
     public func view() -> ClusterView {

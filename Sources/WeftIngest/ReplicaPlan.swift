@@ -7,7 +7,8 @@ import WeftModel
 public struct ReplicaPart: Sendable {
     /// The name the replicas keep the spans under.
     public let key: PlacementKey
-    /// The replica set.
+    /// The nodes it is written to: the replica set, or for a placement of an earlier write ring its
+    /// current write targets.
     public let replicas: [NodeID]
     public let batch: SpanBatch
     /// The `SpanBatchCodec` encoding of ``batch``; empty when no replica is remote.
@@ -22,35 +23,77 @@ public enum ReplicaPlan {
     /// all `local` are not encoded. An empty batch or ring gives no parts.
     public static func parts(of batch: SpanBatch, on lookup: ReplicaLookup, local: NodeID? = nil) -> [ReplicaPart] {
         guard batch.spanCount > 0, lookup.placementCount > 0 else { return [] }
-        // Ring placement -> dense part index (through its key on first sight), then the rows of each part.
+        var grouping = Grouping()
         var dense = [Int32](repeating: -1, count: lookup.placementCount)
-        var partOfKey: [PlacementKey: Int] = [:]
-        var keys: [PlacementKey] = []
-        var replicaSets: [[NodeID]] = []
-        var rows: [[Int]] = []
         for row in 0..<batch.spanCount {
             let placement = lookup.placement(for: batch.traceID(row))
             var index = Int(dense[placement])
             if index < 0 {
                 let replicas = lookup.replicas(ofPlacement: placement)
-                let key = PlacementKey(replicas: replicas)
-                if let known = partOfKey[key] {
-                    index = known
-                } else {
-                    index = keys.count
-                    partOfKey[key] = index
-                    keys.append(key)
-                    replicaSets.append(replicas)
-                    rows.append([])
-                }
+                index = grouping.part(for: PlacementKey(replicas: replicas), targets: replicas)
                 dense[placement] = Int32(index)
             }
-            rows[index].append(row)
+            grouping.rows[index].append(row)
         }
-        return keys.indices.map { index in
-            let part = keys.count == 1 ? batch : batch.subset(rows: rows[index])
-            let remote = replicaSets[index].contains { $0 != local }
-            return ReplicaPart(key: keys[index], replicas: replicaSets[index], batch: part, payload: remote ? Self.encode(part) : ByteBuffer())
+        return grouping.parts(of: batch, local: local)
+    }
+
+    /// The parts of `batch` when each span is placed by the write ring in force at its start time
+    /// (see `WriteRingHistory`): spans sent again after a ring change keep the placement they had.
+    /// A part from an earlier ring is written to `DesiredHolders.writeTargets` of its key on `ring`
+    /// (a member that left or drains is replaced). With one epoch, or spans all newer than the last
+    /// change, this is `parts(of:on:local:)` on the current ring.
+    public static func parts(of batch: SpanBatch, history: WriteRingHistory, ring: RingState, now: UInt64, local: NodeID? = nil) -> [ReplicaPart] {
+        let epochs = history.epochs
+        guard batch.spanCount > 0, let last = epochs.last else { return [] }
+        let floor = now > history.retentionNanos ? now - history.retentionNanos : 0
+        if epochs.count == 1 || batch.startTime.allSatisfy({ max($0, floor) >= last.since }) {
+            return Self.parts(of: batch, on: last.lookup, local: local)
+        }
+        var grouping = Grouping()
+        var dense: [[Int32]] = epochs.map { _ in [] }
+        for row in 0..<batch.spanCount {
+            let epoch = history.epoch(forStart: batch.startTime[row], now: now) ?? epochs.count - 1
+            let lookup = epochs[epoch].lookup
+            if dense[epoch].isEmpty { dense[epoch] = [Int32](repeating: -1, count: lookup.placementCount) }
+            let placement = lookup.placement(for: batch.traceID(row))
+            var index = Int(dense[epoch][placement])
+            if index < 0 {
+                let replicas = lookup.replicas(ofPlacement: placement)
+                let key = PlacementKey(replicas: replicas)
+                let targets = epoch == epochs.count - 1 ? replicas : DesiredHolders.writeTargets(of: key, ring: ring)
+                index = grouping.part(for: key, targets: targets)
+                dense[epoch][placement] = Int32(index)
+            }
+            grouping.rows[index].append(row)
+        }
+        return grouping.parts(of: batch, local: local)
+    }
+
+    /// Rows grouped by placement key, in the order the keys first appear.
+    private struct Grouping {
+        var partOfKey: [PlacementKey: Int] = [:]
+        var keys: [PlacementKey] = []
+        var targets: [[NodeID]] = []
+        var rows: [[Int]] = []
+
+        /// The part index of `key`, made (with `targets`) on first sight.
+        mutating func part(for key: PlacementKey, targets replicas: [NodeID]) -> Int {
+            if let known = self.partOfKey[key] { return known }
+            let index = self.keys.count
+            self.partOfKey[key] = index
+            self.keys.append(key)
+            self.targets.append(replicas)
+            self.rows.append([])
+            return index
+        }
+
+        func parts(of batch: SpanBatch, local: NodeID?) -> [ReplicaPart] {
+            self.keys.indices.map { index in
+                let part = self.keys.count == 1 ? batch : batch.subset(rows: self.rows[index])
+                let remote = self.targets[index].contains { $0 != local }
+                return ReplicaPart(key: self.keys[index], replicas: self.targets[index], batch: part, payload: remote ? ReplicaPlan.encode(part) : ByteBuffer())
+            }
         }
     }
 

@@ -8,7 +8,7 @@ public typealias LocalReplicaWrite = @Sendable (_ batch: SpanBatch, _ org: Strin
     -> EventLoopFuture<Result<Void, IngestFailure>>
 
 /// The sink of an ingest node in a cluster: each batch is split by the placement of its traces on the
-/// current write ring, each part pushed to every replica of its placement, and the client answered as
+/// write ring (with a history, the ring in force at each span's start: see `WriteRingHistory`), each part pushed to every replica of its placement, and the client answered as
 /// soon as a ``WriteQuorum`` decides: every placement durable on ⌊RF/2⌋+1 replicas, or one placement
 /// out of reach (`.unavailable`, which clients see as 503 + Retry-After or gRPC UNAVAILABLE).
 ///
@@ -20,7 +20,8 @@ public typealias LocalReplicaWrite = @Sendable (_ batch: SpanBatch, _ org: Strin
 /// with a replica that stored it (`POST /internal/v1/hint`), which delivers it later.
 public struct ReplicatedSpanSink: SpanSink {
     let localNode: NodeID
-    let ring: @Sendable () -> Ring
+    let rings: @Sendable () -> (ring: Ring, history: WriteRingHistory?)
+    let wallClock: @Sendable () -> UInt64
     let transport: any ReplicaTransport
     let local: LocalReplicaWrite?
     let budget: PushBudget
@@ -28,31 +29,48 @@ public struct ReplicatedSpanSink: SpanSink {
 
     /// - Parameters:
     ///   - localNode: this node's ID.
-    ///   - ring: the current ring (read once per write).
+    ///   - rings: the current ring and the recent write rings (read once per write; without a history
+    ///     every span goes by the current ring).
+    ///   - wallClock: nanoseconds since the Unix epoch (compared with span start times); the system clock by default.
     ///   - local: how this node stores parts it is a replica of (nil: it has no storage role).
     public init(
-        localNode: NodeID, ring: @escaping @Sendable () -> Ring, transport: any ReplicaTransport, local: LocalReplicaWrite?, budget: PushBudget,
-        metrics: ReplicationMetrics? = nil
+        localNode: NodeID, rings: @escaping @Sendable () -> (ring: Ring, history: WriteRingHistory?), wallClock: (@Sendable () -> UInt64)? = nil,
+        transport: any ReplicaTransport, local: LocalReplicaWrite?, budget: PushBudget, metrics: ReplicationMetrics? = nil
     ) {
         self.localNode = localNode
-        self.ring = ring
+        self.rings = rings
+        self.wallClock = wallClock ?? { WallClock.nowNanos() }
         self.transport = transport
         self.local = local
         self.budget = budget
         self.metrics = metrics
     }
 
+    /// A sink that places every span by the current ring.
+    public init(
+        localNode: NodeID, ring: @escaping @Sendable () -> Ring, transport: any ReplicaTransport, local: LocalReplicaWrite?, budget: PushBudget,
+        metrics: ReplicationMetrics? = nil
+    ) {
+        self.init(localNode: localNode, rings: { (ring(), nil) }, transport: transport, local: local, budget: budget, metrics: metrics)
+    }
+
     public var refusal: IngestFailure? {
-        if self.ring().writes.placementCount == 0 { return .unavailable("no storage node is active") }
+        if self.rings().ring.writes.placementCount == 0 { return .unavailable("no storage node is active") }
         let held = self.budget.inFlightBytes
         guard held >= self.budget.maxBytes else { return nil }
         return .unavailable("\(held) bytes are on their way to replicas (limit \(self.budget.maxBytes)); retry shortly")
     }
 
     public func write(_ batch: SpanBatch, org: String, on loop: any EventLoop) -> EventLoopFuture<Result<Void, IngestFailure>> {
-        let ring = self.ring()
+        let (ring, history) = self.rings()
         guard ring.writes.placementCount > 0 else { return loop.makeSucceededFuture(.failure(.unavailable("no storage node is active"))) }
-        let parts = ReplicaPlan.parts(of: batch, on: ring.writes, local: self.local == nil ? nil : self.localNode)
+        let local = self.local == nil ? nil : self.localNode
+        let parts: [ReplicaPart]
+        if let history, history.epochs.count > 1 {
+            parts = ReplicaPlan.parts(of: batch, history: history, ring: ring.state, now: self.wallClock(), local: local)
+        } else {
+            parts = ReplicaPlan.parts(of: batch, on: ring.writes, local: local)
+        }
         var bytes: [NodeID: Int] = [:]
         for part in parts {
             for replica in part.replicas where !self.isLocal(replica) { bytes[replica, default: 0] += part.payload.readableBytes }

@@ -104,7 +104,8 @@ final class ClusterMembership: Sendable {
         let pool = HTTP2ClientPool(group: group, configuration: clientConfiguration)
         let seeds = try Self.resolve(config.join, logger: logger)
         let shell = MembershipShell(
-            settings: settings, pool: pool, metrics: ClusterMetrics(registry: metrics.registry), logger: logger, seeds: seeds
+            settings: settings, pool: pool, metrics: ClusterMetrics(registry: metrics.registry), logger: logger, seeds: seeds,
+            wallClock: { WallClock.nowNanos() }
         )
         identity.withLock { $0 = (nodeID, address) }
         reference.set(shell)

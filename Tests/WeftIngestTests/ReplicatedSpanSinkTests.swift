@@ -177,4 +177,36 @@ struct ReplicatedSpanSinkTests {
         #expect(budget.inFlightBytes == 0)
         #expect(sink.refusal == nil)
     }
+
+    /// A request sent again after a node joined reaches the same replicas under the same placement key.
+    @Test func test_resendAfterAJoin_goesToTheSamePlacements() async throws {
+        let batch = try generatedBatch(spans: 400, seed: 31)
+        let transport = ScriptedTransport()
+        let before = ring(["a", "b", "c", "d"])
+        let after = ring(["a", "b", "c", "d", "e"])
+        let rings = Mutex((ring: before, history: WriteRingHistory(requestedReplicationFactor: 3)))
+        let now = Mutex(batch.startTime.max()! + 1_000_000)
+        rings.withLock { $0.history.observe(before.writes, now: now.withLock { $0 }) }
+        let sink = ReplicatedSpanSink(
+            localNode: NodeID("ingest")!, rings: { rings.withLock { ($0.ring, $0.history) } }, wallClock: { now.withLock { $0 } },
+            transport: transport, local: nil, budget: PushBudget(maxBytes: 1 << 30, maxBytesPerPeer: 1 << 30)
+        )
+        try (try await Self.write(sink, batch)).get()
+        let first = transport.pushes.map { "\($0.host) \($0.placement) \($0.spanIDs.sorted())" }.sorted()
+        now.withLock { $0 += 5_000_000_000 }
+        rings.withLock {
+            $0.ring = after
+            $0.history.observe(after.writes, now: now.withLock { $0 })
+        }
+        try (try await Self.write(sink, batch)).get()
+        let second = transport.pushes.dropFirst(first.count).map { "\($0.host) \($0.placement) \($0.spanIDs.sorted())" }.sorted()
+        #expect(second == first)
+        // New spans (started after the join) follow the new ring.
+        var fresh = try generatedBatch(spans: 400, seed: 32)
+        for row in 0..<fresh.spanCount { fresh.startTime[row] = now.withLock { $0 } + UInt64(row) }
+        let count = transport.pushes.count
+        try (try await Self.write(sink, fresh)).get()
+        let keys = Set(transport.pushes.dropFirst(count).map(\.placement))
+        #expect(keys == Set((0..<fresh.spanCount).map { PlacementKey(replicas: after.writeReplicas(for: fresh.traceID($0))) }))
+    }
 }

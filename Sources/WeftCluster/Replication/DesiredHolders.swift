@@ -36,6 +36,28 @@ public enum DesiredHolders {
         return kept.sorted()
     }
 
+    /// Where new spans of `placement` are written when it comes from an earlier write ring (see
+    /// `WriteRingHistory`): its members that are ACTIVE or JOINING storage nodes (a JOINING one is
+    /// restarting: it misses the write and gets a hint), each other member (LEAVING, LEFT, forgotten)
+    /// replaced by an ACTIVE storage node outside the set, chosen by the same rendezvous ranking as
+    /// `holders(of:)`. Members keep their order; replacements take the places of the members they replace.
+    public static func writeTargets(of placement: PlacementKey, ring: RingState) -> [NodeID] {
+        let members = placement.replicas
+        func keeps(_ node: NodeID) -> Bool {
+            guard let entry = ring[node], entry.placesTokens else { return false }
+            return entry.state == .active || entry.state == .joining
+        }
+        guard !members.allSatisfy(keeps) else { return members }
+        let taken = Set(members)
+        var candidates = ring.entries.values.filter { !taken.contains($0.nodeID) && $0.placesTokens && $0.state == .active }.map(\.nodeID)
+        candidates.sort { a, b in
+            let (sa, sb) = (Self.score(placement, a), Self.score(placement, b))
+            return sa != sb ? sa > sb : a < b
+        }
+        var next = candidates.makeIterator()
+        return members.compactMap { keeps($0) ? $0 : next.next() }
+    }
+
     /// The rendezvous score of `node` for `placement`.
     static func score(_ placement: PlacementKey, _ node: NodeID) -> UInt64 {
         var bytes = Array(placement.rawValue.utf8)
