@@ -284,9 +284,11 @@ class Checker:
                     continue
                 for key, c in found.items():
                     held[node][key] = max(held[node][key], c)
+        self.holders = defaultdict(set)  # span -> the nodes holding it (for the report's holder sets)
         for node, spans in held.items():
             for (trace, sid), c in spans.items():
                 copies[sid] += 1
+                self.holders[sid].add(node)
                 if c > 1:
                     repeats[(node, sid)] += c - 1
         return copies, repeats, failures
@@ -321,6 +323,10 @@ class Checker:
             "spans_not_on_rf_nodes": len(wrong), "indeterminate_on_some_but_not_rf": len(wrong_maybe),
             "repeated_on_one_node": sum(repeats.values()), "read_failures": failures,
             "node_rows": rows, "seconds_to_rf": round(elapsed, 1) if not wrong else None,
+            # Which nodes hold the spans not on exactly RF nodes (the commonest sets): where the extra or
+            # missing copies are tells a placement that was written twice from a lost hand-off.
+            "holder_sets_of_wrong_spans": [["+".join(sorted(k)), v] for k, v in Counter(
+                frozenset(self.holders.get(s, ())) for s in wrong).most_common(12)],
         }
         if wrong:
             self.violate("%d acknowledged spans not on exactly RF=%d nodes after %.0f s (copies histogram %s)" % (
