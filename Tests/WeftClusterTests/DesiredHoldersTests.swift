@@ -29,6 +29,22 @@ struct DesiredHoldersTests {
         #expect(DesiredHolders.holders(of: key, ring: small, deadForNanos: [:], replaceAfterNanos: 0) == ["a", "b"].map(node))
     }
 
+    /// A member restarting (JOINING again for a moment after a kill or a wiped data dir) stays a holder:
+    /// replacing it would copy the placement to a node that keeps it after the member is back.
+    @Test func test_joiningMember_keepsItsPlace_replacementsAreActiveOnly() {
+        var ring = RingState(["a", "b", "c", "d", "e"].map { entry($0) })
+        let key = Self.placement(["a", "b", "c"])
+        ring.apply(entry("b", version: 2, state: .joining))
+        #expect(DesiredHolders.holders(of: key, ring: ring, deadForNanos: [:], replaceAfterNanos: 10 * Self.minute) == key.replicas)
+        // Dead for longer than the delay while JOINING: replaced like any member.
+        let replaced = DesiredHolders.holders(of: key, ring: ring, deadForNanos: [node("b"): 11 * Self.minute], replaceAfterNanos: 10 * Self.minute)
+        #expect(!replaced.contains(node("b")) && replaced.count == 3)
+        // A JOINING node that is not a member is never chosen as a replacement.
+        ring.apply(entry("c", version: 2, state: .leaving))
+        ring.apply(entry("d", version: 2, state: .joining))
+        #expect(DesiredHolders.holders(of: key, ring: ring, deadForNanos: [:], replaceAfterNanos: 10 * Self.minute) == ["a", "b", "e"].map(node))
+    }
+
     /// Random clusters, states, deaths and placements (seeded): RF holders whenever at least RF storage
     /// nodes are ACTIVE and alive; holders are distinct ACTIVE storage nodes; members still in the
     /// ring are kept; and changing a node that is neither a member nor a holder changes nothing.
@@ -55,9 +71,11 @@ struct DesiredHoldersTests {
         let holders = DesiredHolders.holders(of: key, ring: ring, deadForNanos: dead, replaceAfterNanos: delay)
 
         func activeStorage(_ n: NodeID) -> Bool { ring[n].map { $0.state == .active && $0.placesTokens } ?? false }
+        func joiningStorage(_ n: NodeID) -> Bool { ring[n].map { $0.state == .joining && $0.placesTokens } ?? false }
         #expect(Set(holders).count == holders.count)
-        #expect(holders.allSatisfy(activeStorage))
-        for m in key.replicas where activeStorage(m) && (dead[m] ?? 0) < delay { #expect(holders.contains(m), "member \(m) kept") }
+        // Holders are ACTIVE storage nodes, or members restarting (JOINING) that keep their place.
+        #expect(holders.allSatisfy { activeStorage($0) || (joiningStorage($0) && key.replicas.contains($0)) })
+        for m in key.replicas where (activeStorage(m) || joiningStorage(m)) && (dead[m] ?? 0) < delay { #expect(holders.contains(m), "member \(m) kept") }
         let activeAlive = ring.entries.keys.filter { activeStorage($0) && dead[$0] == nil }.count
         if activeAlive >= members.count { #expect(holders.count == members.count, "seed \(seed): \(holders) for \(key)") }
         #expect(holders.count <= members.count)

@@ -1,8 +1,9 @@
 /// Which nodes should hold a placement's data under a ring: the repair loop makes them hold it.
 ///
-/// A placement's members that are still in the ring keep it: ACTIVE storage nodes that are alive or
-/// have been dead for less than `replaceAfterNanos`. Each member that is gone (LEAVING, LEFT,
-/// JOINING, forgotten, or dead for longer) is replaced by an ACTIVE, live storage node that is not
+/// A placement's members that are still in the ring keep it: ACTIVE or JOINING storage nodes that are
+/// alive or have been dead for less than `replaceAfterNanos` (a JOINING member is restarting, with or
+/// without its data: it is repaired in place, as writes send it hints). Each member that is gone
+/// (LEAVING, LEFT, forgotten, or dead for longer) is replaced by an ACTIVE, live storage node that is not
 /// already a holder, chosen by rendezvous hashing on (placement, node): the same choice on every
 /// node, and unchanged by nodes that are neither members nor chosen.
 public enum DesiredHolders {
@@ -15,10 +16,16 @@ public enum DesiredHolders {
             guard let entry = ring[node] else { return false }
             return entry.state == .active && entry.placesTokens
         }
+        // A restarting member passes through JOINING for a moment; replacing it then would copy the
+        // whole placement to a node that keeps it once the member is back: RF + 1 copies for good.
+        func keepsPlace(_ node: NodeID) -> Bool {
+            guard let entry = ring[node] else { return false }
+            return (entry.state == .active || entry.state == .joining) && entry.placesTokens
+        }
         var kept: [NodeID] = []
         var gone = 0
         for member in members {
-            if storageActive(member) && (deadForNanos[member].map { $0 < replaceAfterNanos } ?? true) {
+            if keepsPlace(member) && (deadForNanos[member].map { $0 < replaceAfterNanos } ?? true) {
                 kept.append(member)
             } else {
                 gone += 1
