@@ -47,7 +47,8 @@ public enum ReplicaPlan {
         let epochs = history.epochs
         guard batch.spanCount > 0, let last = epochs.last else { return [] }
         let floor = now > history.retentionNanos ? now - history.retentionNanos : 0
-        if epochs.count == 1 || batch.startTime.allSatisfy({ max($0, floor) >= last.since }) {
+        let first = epochs[0].since
+        if epochs.count == 1 || batch.startTime.allSatisfy({ max($0, floor) >= last.since || max($0, floor) < first }) {
             return Self.parts(of: batch, on: last.lookup, local: local)
         }
         var grouping = Grouping()

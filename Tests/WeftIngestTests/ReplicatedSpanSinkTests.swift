@@ -186,7 +186,7 @@ struct ReplicatedSpanSinkTests {
         let after = ring(["a", "b", "c", "d", "e"])
         let rings = Mutex((ring: before, history: WriteRingHistory(requestedReplicationFactor: 3)))
         let now = Mutex(batch.startTime.max()! + 1_000_000)
-        rings.withLock { $0.history.observe(before.writes, now: now.withLock { $0 }) }
+        rings.withLock { $0.history.observe(before.writes, now: batch.startTime.min()! - 1) }
         let sink = ReplicatedSpanSink(
             localNode: NodeID("ingest")!, rings: { rings.withLock { ($0.ring, $0.history) } }, wallClock: { now.withLock { $0 } },
             transport: transport, local: nil, budget: PushBudget(maxBytes: 1 << 30, maxBytesPerPeer: 1 << 30)

@@ -1,31 +1,36 @@
 /// Which nodes should hold a placement's data under a ring: the repair loop makes them hold it.
 ///
-/// A placement's members that are still in the ring keep it: ACTIVE or JOINING storage nodes that are
-/// alive or have been dead for less than `replaceAfterNanos` (a JOINING member is restarting, with or
-/// without its data: it is repaired in place, as writes send it hints). Each member that is gone
+/// A placement's members that are still in the ring keep it: ACTIVE (or restarting, JOINING) storage
+/// nodes that are alive or have been dead for less than `replaceAfterNanos`. Each member that is gone
 /// (LEAVING, LEFT, forgotten, or dead for longer) is replaced by an ACTIVE, live storage node that is not
 /// already a holder, chosen by rendezvous hashing on (placement, node): the same choice on every
 /// node, and unchanged by nodes that are neither members nor chosen.
 public enum DesiredHolders {
     /// The holders of `placement`, sorted. `deadForNanos` gives, for each node SWIM declares dead,
     /// how long it has been dead (absent: not dead).
-    public static func holders(of placement: PlacementKey, ring: RingState, deadForNanos: [NodeID: UInt64], replaceAfterNanos: UInt64) -> [NodeID] {
+    ///
+    /// `holding` names nodes known to hold the placement already (from their catalogs): a replacement
+    /// is chosen among them first, so a stand-in keeps its place when a node joins and would rank
+    /// higher (otherwise the join would move the copy, and the old stand-in would keep an extra one).
+    public static func holders(
+        of placement: PlacementKey, ring: RingState, deadForNanos: [NodeID: UInt64], replaceAfterNanos: UInt64, holding: Set<NodeID> = []
+    ) -> [NodeID] {
         let members = placement.replicas
         guard !members.isEmpty else { return [] }
         func storageActive(_ node: NodeID) -> Bool {
             guard let entry = ring[node] else { return false }
             return entry.state == .active && entry.placesTokens
         }
-        // A restarting member passes through JOINING for a moment; replacing it then would copy the
-        // whole placement to a node that keeps it once the member is back: RF + 1 copies for good.
-        func keepsPlace(_ node: NodeID) -> Bool {
+        /// A JOINING member is a restarting node (a new node is a member of no placement yet): it
+        /// keeps its placements rather than having them copied elsewhere for the seconds of its replay.
+        func keeps(_ node: NodeID) -> Bool {
             guard let entry = ring[node] else { return false }
             return (entry.state == .active || entry.state == .joining) && entry.placesTokens
         }
         var kept: [NodeID] = []
         var gone = 0
         for member in members {
-            if keepsPlace(member) && (deadForNanos[member].map { $0 < replaceAfterNanos } ?? true) {
+            if keeps(member) && (deadForNanos[member].map { $0 < replaceAfterNanos } ?? true) {
                 kept.append(member)
             } else {
                 gone += 1
@@ -35,6 +40,8 @@ public enum DesiredHolders {
             let taken = Set(members)
             let candidates = ring.entries.keys.filter { !taken.contains($0) && storageActive($0) && deadForNanos[$0] == nil }
             let ranked = candidates.sorted { a, b in
+                let (ha, hb) = (holding.contains(a), holding.contains(b))
+                if ha != hb { return ha }
                 let (sa, sb) = (Self.score(placement, a), Self.score(placement, b))
                 return sa != sb ? sa > sb : a < b
             }

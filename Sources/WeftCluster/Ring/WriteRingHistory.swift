@@ -7,9 +7,11 @@
 /// Placed by the ring in force at the span's start time, every attempt lands in the same placement.
 ///
 /// An epoch starts when this node first sees a ring whose write ownership differs from the last one
-/// (wall-clock nanoseconds). A span starting before the first epoch belongs to the first epoch; a
-/// start older than `retentionNanos` is treated as `now - retentionNanos`, so old rings stop taking
-/// writes after that long. A ring with fewer eligible nodes than the replication factor asked for (a
+/// (wall-clock nanoseconds). A start older than `retentionNanos` is treated as `now - retentionNanos`,
+/// so old rings stop taking writes after that long. A span that started before this node saw its
+/// first ring goes by the current ring: this node cannot know where it went before (so a node that
+/// starts while spans with old timestamps arrive spreads them over the whole ring, not the first
+/// members it heard of). A ring with fewer eligible nodes than the replication factor asked for (a
 /// cluster still forming) never becomes history: the next ring replaces it.
 public struct WriteRingHistory: Sendable {
     /// One write ring and when this node first saw it.
@@ -48,9 +50,9 @@ public struct WriteRingHistory: Sendable {
         let since = max(now, self.epochs.last?.since ?? 0)
         if let last = self.epochs.last, last.lookup.replicationFactor < self.requestedReplicationFactor {
             // An under-replicated ring was only a cluster forming (or shrinking below RF): it is not history.
-            self.epochs[self.epochs.count - 1] = Epoch(since: self.epochs.count == 1 ? 0 : last.since, lookup: lookup)
+            self.epochs[self.epochs.count - 1] = Epoch(since: last.since, lookup: lookup)
         } else {
-            self.epochs.append(Epoch(since: self.epochs.isEmpty ? 0 : since, lookup: lookup))
+            self.epochs.append(Epoch(since: since, lookup: lookup))
         }
         self.prune(now: now)
         return true
@@ -62,8 +64,8 @@ public struct WriteRingHistory: Sendable {
         guard !self.epochs.isEmpty else { return nil }
         let floor = now > self.retentionNanos ? now - self.retentionNanos : 0
         let t = max(start, floor)
-        // Usually the span is newer than the last change.
-        if t >= self.epochs[self.epochs.count - 1].since { return self.epochs.count - 1 }
+        // Usually the span is newer than the last change; one older than the whole history goes by the current ring.
+        if t >= self.epochs[self.epochs.count - 1].since || t < self.epochs[0].since { return self.epochs.count - 1 }
         var index = self.epochs.count - 2
         while index > 0, self.epochs[index].since > t { index -= 1 }
         return index
@@ -78,8 +80,6 @@ public struct WriteRingHistory: Sendable {
         drop = max(drop, self.epochs.count - self.maxEpochs)
         guard drop > 0 else { return }
         self.epochs.removeFirst(drop)
-        // The oldest kept epoch places everything older.
-        self.epochs[0] = Epoch(since: 0, lookup: self.epochs[0].lookup)
     }
 }
 

@@ -151,18 +151,29 @@ final class AntiEntropy: Sendable {
         self.state.withLock { $0.running = true }
         let ring = self.shell.ring.state
         let deadFor = self.deadFor()
+        let held = self.engine.heldPartitions().filter { PlacementKey(parsing: $0.placement).map { $0 != .local } ?? false }
+        // Who holds what: this node, and every live peer that serves reads, by its catalog.
+        var holding: [String: Set<NodeID>] = [:]
+        for partition in held { holding[partition.placement, default: []].insert(self.me) }
+        var catalogs: [(NodeID, PlacementCatalog)] = []
+        for peer in ring.sortedEntries where peer.nodeID != self.me && peer.roles.contains(.storage) && peer.state.ownsReads && deadFor[peer.nodeID] == nil {
+            guard let catalog = try? PlacementCatalog.decode(await self.get(NodeQueryRoute.catalogPath, to: peer.address)) else { continue }
+            catalogs.append((peer.nodeID, catalog))
+            for e in catalog.entries { holding[e.placement, default: []].insert(peer.nodeID) }
+        }
         var holdersOf: [String: [NodeID]] = [:]
         func holders(_ key: PlacementKey) -> [NodeID] {
             if let known = holdersOf[key.rawValue] { return known }
-            let found = DesiredHolders.holders(of: key, ring: ring, deadForNanos: deadFor, replaceAfterNanos: self.settings.replaceAfterNanos)
+            let found = DesiredHolders.holders(
+                of: key, ring: ring, deadForNanos: deadFor, replaceAfterNanos: self.settings.replaceAfterNanos, holding: holding[key.rawValue] ?? []
+            )
             holdersOf[key.rawValue] = found
             return found
         }
-        var wanted = Set(self.engine.heldPartitions().filter { PlacementKey(parsing: $0.placement).map { $0 != .local } ?? false })
+        var wanted = Set(held)
         // Placements other nodes hold that this node should hold too (after a wiped data directory,
         // or as a replacement holder): checked so this node knows what it lacks.
-        for peer in ring.sortedEntries where peer.nodeID != self.me && peer.roles.contains(.storage) && peer.state.ownsReads && deadFor[peer.nodeID] == nil {
-            guard let catalog = try? PlacementCatalog.decode(await self.get(NodeQueryRoute.catalogPath, to: peer.address)) else { continue }
+        for (_, catalog) in catalogs {
             for e in catalog.entries {
                 guard let key = PlacementKey(parsing: e.placement), key != .local, holders(key).contains(self.me) else { continue }
                 wanted.insert(PartitionKey(org: e.org, placement: e.placement))

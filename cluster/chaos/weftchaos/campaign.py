@@ -242,7 +242,7 @@ def render(r, path):
         "trace by ID: %s traces%s; search: %s" % (tid.get("traces"), " (a sample)" if tid.get("sampled") else "", c.get("search")),
         "copies per acknowledged span: %s (RF=%d); not on RF nodes: %s; repeated on one node: %s; rows per node %s" % (
             rep.get("copies_histogram"), r["rf"], rep.get("spans_not_on_rf_nodes"), rep.get("repeated_on_one_node"), rep.get("node_rows")),
-        "holders of spans not on RF nodes (commonest sets): %s" % rep.get("holder_sets_of_wrong_spans"),
+        "holders of spans not on RF nodes (most common): %s" % (rep.get("wrong_holder_sets") or "-"),
         "time to repair (all spans on RF nodes after healing): %s s" % r.get("time_to_repair_s"),
         "answers during the run: %s taken, %s partial, %s failed, %s over-counted, %s under-counted without partial" % (
             smp.get("taken"), smp.get("partial"), smp.get("failed"), smp.get("over_counted"), smp.get("under_counted_unflagged")),

@@ -261,9 +261,8 @@ class Checker:
 
     def replica_census(self):
         """Per span, on how many running storage nodes a node-only search finds it, and repeats within one
-        node's answer. A span in two overlapping windows counts once per node. A drained node (LEFT) is
-        no longer a replica: what it kept is reported apart (``node_rows``), not counted as copies."""
-        nodes = [n for n in self.cluster.storage_nodes(running=True) if not n.drained]
+        node's answer. A span in two overlapping windows counts once per node."""
+        nodes = self.cluster.storage_nodes(running=True, replicas=True)
         copies = Counter()
         repeats = Counter()
 
@@ -285,11 +284,11 @@ class Checker:
                     continue
                 for key, c in found.items():
                     held[node][key] = max(held[node][key], c)
-        self.holders = defaultdict(set)  # span -> the nodes holding it (for the report's holder sets)
+        self.holders = defaultdict(list)  # span -> nodes holding it (for the report when a count is wrong)
         for node, spans in held.items():
             for (trace, sid), c in spans.items():
                 copies[sid] += 1
-                self.holders[sid].add(node)
+                self.holders[sid].append(node)
                 if c > 1:
                     repeats[(node, sid)] += c - 1
         return copies, repeats, failures
@@ -298,9 +297,9 @@ class Checker:
         """{node: spans of the run it holds, counted as rows (so a span stored twice counts twice)}."""
         start, end = time_range(self.start_s)
         out = {}
-        for n in self.cluster.storage_nodes(running=True):
+        for n in self.cluster.storage_nodes(running=True, replicas=True):
             groups, _, _ = aggregate(n, self.run_id, "resource.service.name", start, end, node_only=True)
-            out[n.name + (" (drained)" if n.drained else "")] = sum(c for c, _ in groups.values())
+            out[n.name] = sum(c for c, _ in groups.values())
         return out
 
     def check_replicas(self, within_seconds):
@@ -324,10 +323,8 @@ class Checker:
             "spans_not_on_rf_nodes": len(wrong), "indeterminate_on_some_but_not_rf": len(wrong_maybe),
             "repeated_on_one_node": sum(repeats.values()), "read_failures": failures,
             "node_rows": rows, "seconds_to_rf": round(elapsed, 1) if not wrong else None,
-            # Which nodes hold the spans not on exactly RF nodes (the commonest sets): where the extra or
-            # missing copies are tells a placement that was written twice from a lost hand-off.
-            "holder_sets_of_wrong_spans": [["+".join(sorted(k)), v] for k, v in Counter(
-                frozenset(self.holders.get(s, ())) for s in wrong).most_common(12)],
+            "wrong_holder_sets": {"+".join(sorted(k)) or "(none)": v for k, v in Counter(
+                tuple(sorted(self.holders.get(s, []))) for s in wrong).most_common(8)},
         }
         if wrong:
             self.violate("%d acknowledged spans not on exactly RF=%d nodes after %.0f s (copies histogram %s)" % (
@@ -336,7 +333,7 @@ class Checker:
             self.violate("%d indeterminate spans on some nodes but not RF" % len(wrong_maybe))
         if repeats:
             self.violate("%d span copies repeated within one node's trace answer" % sum(repeats.values()))
-        total_rows = sum(c for name, c in rows.items() if not name.endswith("(drained)"))
+        total_rows = sum(rows.values())
         lo = self.rf * len(acked_spans)
         hi = self.rf * (len(acked_spans) + len(maybe))
         if not lo <= total_rows <= hi:

@@ -43,7 +43,7 @@ class Node:
         self.disk = None
         self.proc = None
         self.paused = False
-        self.drained = False  # `weftctl drain` asked for: LEFT once its data is handed off
+        self.drained = False  # set once `weftctl drain` named it: it may go LEFT and is then no replica
         self.exits = []  # (return code, expected)
         self.otlp = self.query = self.grpc = self.internal = None
         self.node_id = name
@@ -217,8 +217,14 @@ class Cluster:
         self.nodes[name] = node
         return node
 
-    def storage_nodes(self, running=False):
-        return [n for n in self.nodes.values() if n.storage and (not running or n.running())]
+    def storage_nodes(self, running=False, replicas=False):
+        """Storage nodes; `running` only live processes; `replicas` leaves out drained nodes that are LEFT
+        (a node that handed its placements off and left is no replica, whatever its disk still holds)."""
+        nodes = [n for n in self.nodes.values() if n.storage and (not running or n.running())]
+        if replicas and any(n.drained for n in nodes):
+            states = {m: v.get("state") for m, v in self.members(self.front).items()}
+            nodes = [n for n in nodes if not (n.drained and states.get(n.node_id) == "LEFT")]
+        return nodes
 
     @property
     def front(self):
@@ -261,16 +267,15 @@ class Cluster:
         return {m["id"]: m for m in r.json()["members"]}
 
     def converged(self, expected=None):
-        """Every running node sees every running node alive and ACTIVE (a drained one LEAVING or LEFT)."""
+        """Every running node sees every running node alive (and ACTIVE, unless drained)."""
         live = [n for n in self.nodes.values() if n.running() and not n.paused]
         want = expected or {n.node_id for n in live}
-        drained = {n.node_id for n in self.nodes.values() if n.drained}
         for n in live:
             view = self.members(n)
             for node_id in want:
                 m = view.get(node_id)
-                states = ("ACTIVE", "LEAVING", "LEFT") if node_id in drained else ("ACTIVE", "LEAVING")
-                if m is None or m["status"] != "alive" or m["state"] not in states:
+                drained = any(x.drained and x.node_id == node_id for x in live)
+                if m is None or m["status"] != "alive" or m["state"] not in (("ACTIVE", "LEAVING", "LEFT") if drained else ("ACTIVE", "LEAVING")):
                     return False
         return True
 
