@@ -147,7 +147,11 @@ let package = Package(
             dependencies: ["WeftIngest", "WeftCluster", "WeftClusterService", "WeftHTTP2", "WeftRuntime", "WeftModel", "WeftOTLP", "WeftLoad", nio, nioPosix, logging],
             swiftSettings: settings
         ),
-        .testTarget(name: "WeftClusterServiceTests", dependencies: ["WeftClusterService", "WeftCluster"], swiftSettings: settings),
+        .testTarget(
+            name: "WeftClusterServiceTests",
+            dependencies: ["WeftClusterService", "WeftCluster", "WeftModel", nio, .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: settings
+        ),
         .testTarget(
             name: "WeftServerTests",
             dependencies: [

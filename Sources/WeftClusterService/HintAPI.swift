@@ -12,20 +12,28 @@ public typealias HintRepair = @Sendable (_ target: NodeID?) -> Void
 
 /// Holds this node's hints log once it is open (the internal port opens before that).
 public final class HintStoreReference: Sendable {
-    private let state = Mutex<(store: HintStore, repair: HintRepair)?>(nil)
+    /// A struct, not a tuple of closures: closures held directly in a `Mutex` are re-wrapped in
+    /// reabstraction thunks on every `withLock` in unoptimised builds (see ``ReplicaStoreReference``).
+    private struct Held: Sendable {
+        let store: HintStore
+        let repair: HintRepair
+    }
+    private let state = Mutex<Held?>(nil)
 
     public init() {}
 
-    public var store: HintStore? { self.state.withLock { $0?.store } }
+    public var store: HintStore? { self.state.withLock { $0 }?.store }
 
     /// Asks for delivery now; false when this node holds no hints log.
     public func repair(_ target: NodeID?) -> Bool {
-        guard let repair = self.state.withLock({ $0?.repair }) else { return false }
+        guard let repair = self.state.withLock({ $0 })?.repair else { return false }
         repair(target)
         return true
     }
 
-    public func set(store: @escaping HintStore, repair: @escaping HintRepair) { self.state.withLock { $0 = (store, repair) } }
+    public func set(store: @escaping HintStore, repair: @escaping HintRepair) {
+        self.state.withLock { $0 = Held(store: store, repair: repair) }
+    }
 }
 
 /// The hint holder's side of hinted handoff: `POST /internal/v1/hint` (see ``ReplicaHint``), and

@@ -19,13 +19,17 @@ public typealias ReplicaStore = @Sendable (_ batch: SpanBatch, _ org: String, _ 
 
 /// Holds this node's store once its WAL is replayed (the internal port opens before that).
 public final class ReplicaStoreReference: Sendable {
-    private let state = Mutex<ReplicaStore?>(nil)
+    /// The closure sits in a struct: a `Mutex` whose value is a bare function type re-wraps it in
+    /// reabstraction thunks on every `withLock` (the inout round trip) in unoptimised builds, so each
+    /// read would deepen its call chain until a call overflows the stack.
+    private struct Held: Sendable { let store: ReplicaStore }
+    private let state = Mutex<Held?>(nil)
 
     public init() {}
 
-    public var store: ReplicaStore? { self.state.withLock { $0 } }
+    public var store: ReplicaStore? { self.state.withLock { $0 }?.store }
 
-    public func set(_ store: @escaping ReplicaStore) { self.state.withLock { $0 = store } }
+    public func set(_ store: @escaping ReplicaStore) { self.state.withLock { $0 = Held(store: store) } }
 }
 
 /// The storage side of replicated writes: `POST /internal/v1/push` (see ``ReplicaPush``).

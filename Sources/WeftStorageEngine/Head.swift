@@ -91,7 +91,10 @@ public final class Head: Sendable {
     /// Spans held (kept apart from the stripes so admission checks take no lock).
     private let heldSpans = Atomic<Int>(0)
     private let segmentStates = Mutex<[Int: SegmentState]>([:])
-    private let storedCheck = Mutex<StoredCheck?>(nil)
+    /// The check sits in a struct: a closure held directly in a `Mutex` is re-wrapped in reabstraction
+    /// thunks on every `withLock` in unoptimised builds, so every append would deepen the next call.
+    private struct HeldCheck: Sendable { let check: StoredCheck }
+    private let storedCheck = Mutex<HeldCheck?>(nil)
 
     /// Given a partition, a batch and rows of it whose traces are new to the head, answers the rows
     /// that are stored already elsewhere (in blocks), which the head then drops, and the traces
@@ -99,7 +102,7 @@ public final class Head: Sendable {
     public typealias StoredCheck = @Sendable (_ partition: PartitionKey, _ batch: SpanBatch, _ rows: [Int32]) -> (stored: [Int32], traces: [TraceID])
 
     /// Installs the check for spans stored outside the head (the engine's blocks).
-    public func setStoredCheck(_ check: StoredCheck?) { self.storedCheck.withLock { $0 = check } }
+    public func setStoredCheck(_ check: StoredCheck?) { self.storedCheck.withLock { $0 = check.map(HeldCheck.init) } }
 
     /// Spans held in the head, all segments.
     public var spanCount: Int { self.heldSpans.load(ordering: .relaxed) }
@@ -142,7 +145,7 @@ public final class Head: Sendable {
         var batch = batch
         let registration = self.registry.register(batch, in: key, now: self.clock())
         var duplicate = registration.duplicate
-        if !registration.fresh.isEmpty, let check = self.storedCheck.withLock({ $0 }) {
+        if !registration.fresh.isEmpty, let check = self.storedCheck.withLock({ $0 })?.check {
             // Traces new to the head may have been cut to blocks already (a resent batch): the
             // check drops rows the blocks hold. Run after registering, so a trace cut concurrently
             // is either still registered (dropped above) or already in the blocks.

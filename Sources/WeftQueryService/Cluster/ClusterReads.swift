@@ -9,17 +9,22 @@ import WeftStorageEngine
 /// storage nodes too (nil: the node answers from its own data), and bounds the fan-out queries the
 /// node coordinates at once.
 package final class CoordinatorReference: Sendable {
-    private let provider = Mutex<(@Sendable () -> Coordinator?)?>(nil)
+    /// A struct around the closure: a closure held directly in a `Mutex` is re-wrapped in reabstraction
+    /// thunks on every `withLock` in unoptimised builds, deepening each later call without bound.
+    private struct Provider: Sendable { let coordinator: @Sendable () -> Coordinator? }
+    private let provider = Mutex<Provider?>(nil)
     private let running = Atomic<Int>(0)
     /// Fan-out queries coordinated at once; more are refused with 429.
     package let maxConcurrent: Int
 
     package init(maxConcurrent: Int = 64) { self.maxConcurrent = max(1, maxConcurrent) }
 
-    package func set(_ provider: @escaping @Sendable () -> Coordinator?) { self.provider.withLock { $0 = provider } }
+    package func set(_ provider: @escaping @Sendable () -> Coordinator?) {
+        self.provider.withLock { $0 = Provider(coordinator: provider) }
+    }
 
     /// The coordinator for a query starting now.
-    package var current: Coordinator? { self.provider.withLock { $0 }?() }
+    package var current: Coordinator? { self.provider.withLock { $0 }?.coordinator() }
 
     /// Takes one of the ``maxConcurrent`` fan-out slots; false when all are taken.
     package func acquire() -> Bool {

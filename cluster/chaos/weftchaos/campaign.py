@@ -65,19 +65,26 @@ def fixed_schedule(text):
 
 
 def available_faults(requested, netns, notes):
+    """(the kinds the schedule may draw, how `netem` delays and drops packets here or None)."""
     root = os.geteuid() == 0
-    kinds = []
+    kinds, impairment = [], None
     for kind in requested:
         needs = FAULTS[kind][0]
         if needs == "netns" and not netns:
             notes.append("skipped %s: needs --netns (root)" % kind)
-        elif kind == "netem" and not net.netem_available()[0]:
-            notes.append("skipped netem: %s" % net.netem_available()[1])
-        elif needs == "root" and not root:
+            continue
+        if needs == "root" and not root:
             notes.append("skipped %s: needs root (tmpfs mount)" % kind)
-        else:
-            kinds.append(kind)
-    return kinds
+            continue
+        if kind == "netem":
+            impairment, why = net.impairment_method()
+            if impairment is None:
+                notes.append("skipped netem: %s" % why)
+                continue
+            if why:
+                notes.append("netem: " + why)
+        kinds.append(kind)
+    return kinds, impairment
 
 
 def main(argv=None, out=sys.stdout):
@@ -93,7 +100,7 @@ def main(argv=None, out=sys.stdout):
         netns, why = net.netns_available()
         if not netns:
             notes.append("--netns unavailable (%s): nodes share 127.0.0.1" % why)
-    kinds = available_faults([k for k in a.faults.split(",") if k], netns, notes)
+    kinds, impairment = available_faults([k for k in a.faults.split(",") if k], netns, notes)
     storage_names = ["s%d" % i for i in range(1, a.nodes + 1)]
     schedule = fixed_schedule(a.schedule) if a.schedule else plan(a.seed, a.minutes, storage_names, kinds, a.rf)
     if a.plan_only:
@@ -126,7 +133,7 @@ def main(argv=None, out=sys.stdout):
         history = History()
         nemesis_stop, load_stop, sample_stop = threading.Event(), threading.Event(), threading.Event()
         clients = start_clients(cluster.front, history, run_id, a.seed, load_stop, kinds=a.clients.split(","), pace=a.pace)
-        nemesis = Nemesis(cluster, schedule, nemesis_stop, start_s, log)
+        nemesis = Nemesis(cluster, schedule, nemesis_stop, start_s, log, impairment=impairment or "netem")
         sampler = Sampler(cluster, history, run_id, start_s, sample_stop, nemesis=nemesis)
         nemesis.start()
         sampler.start()
@@ -190,6 +197,10 @@ def main(argv=None, out=sys.stdout):
     except StartFailed as e:
         violations = ["[harness] cluster did not start: %s" % e]
         report["violations"] = violations
+    except (KeyboardInterrupt, SystemExit) as e:
+        # Stopped before the checks ran: nothing was verified, so the report must not read as a pass.
+        violations = ["[harness] interrupted (%s) before the checks finished" % type(e).__name__]
+        raise
     finally:
         cluster.shutdown()
         for n in cluster.nodes.values():
@@ -219,6 +230,9 @@ def render(r, path):
         lines.append("  %-20s %3d / %d" % (kind, k["injected"], k["failed_to_apply"]))
     for n in r.get("notes", []):
         lines.append("  note: " + n)
+    for e in r.get("events", []):
+        if e.get("applied_as"):
+            lines.append("  %s %s at %s s: %s; effect %s" % (e["kind"], ",".join(e["targets"]), e["t"], e["applied_as"], e.get("effect")))
     req = r.get("requests", {})
     lines += ["", "requests: %d acknowledged, %d never acknowledged; attempts %s" % (
         req.get("acknowledged", 0), req.get("never acknowledged", 0), r.get("attempts", {})),

@@ -1,7 +1,9 @@
 """Network namespaces for a campaign's nodes (root only): one namespace per node on a private bridge,
-partitions as blackhole routes inside a namespace, delay and loss with `tc netem` on its link."""
+partitions as blackhole routes inside a namespace, delay and loss on its link: `tc netem` where the kernel
+has it, else a `tbf` rate limit (queueing delay) and an nftables random drop (loss)."""
 
 import os
+import re
 import subprocess
 
 
@@ -27,16 +29,55 @@ def netns_available():
     return True, ""
 
 
-def netem_available():
-    """(True, "") when `tc qdisc … netem` works here (the kernel has sch_netem), else (False, why)."""
-    probe = "wchaos-netem-%d" % os.getpid()
+# What the fallback applies when the kernel has no sch_netem: `tbf` queues what a node sends beyond
+# TBF_RATE for up to TBF_LATENCY (then drops it), so its traffic is delayed whenever it sends faster than
+# that; nftables drops LOSS_PERCENT of the packets it sends and receives, drawn at random per packet.
+TBF_RATE, TBF_BURST, TBF_LATENCY = "256kbit", "4kb", "200ms"
+NFT_TABLE = "wchaos_impair"
+
+
+def tbf_spec():
+    return ["tbf", "rate", TBF_RATE, "burst", TBF_BURST, "latency", TBF_LATENCY]
+
+
+def nft_loss_script(device, percent):
+    """An nftables script: a table that drops `percent` % of the packets in and out of `device` at random."""
+    rules = []
+    for chain, hook, match in (("in", "input", "iifname"), ("out", "output", "oifname")):
+        rules.append("  chain %s { type filter hook %s priority 0; policy accept; %s \"%s\" numgen random mod 100 < %d counter drop; }"
+                     % (chain, hook, match, device, percent))
+    return "table inet %s {\n%s\n}\n" % (NFT_TABLE, "\n".join(rules))
+
+
+def impairment_method():
+    """How delay and loss can be applied here: ("netem", note) when the kernel has sch_netem; else
+    ("tbf+nft", note) with a tbf rate limit and an nftables random drop; ("tbf", note) or ("nft", note) when
+    only one of them works; (None, why) when neither does. Probed once in a scratch namespace."""
+    probe = "wchaos-impair-%d" % os.getpid()
     if run("ip", "netns", "add", probe, check=False).returncode != 0:
-        return False, "cannot create a network namespace here"
+        return None, "cannot create a network namespace here"
     try:
-        out = run("ip", "netns", "exec", probe, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms", check=False)
-        return (True, "") if out.returncode == 0 else (False, "tc netem: %s" % out.stderr.strip())
+        inside = ["ip", "netns", "exec", probe]
+        out = run(*inside, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms", check=False)
+        if out.returncode == 0:
+            return "netem", ""
+        why_netem = "no tc netem (%s)" % (out.stderr.strip().splitlines() or ["?"])[0]
+        tbf = run(*inside, "tc", "qdisc", "add", "dev", "lo", "root", *tbf_spec(), check=False).returncode == 0
+        nft = subprocess.run(inside + ["nft", "-f", "-"], input=nft_loss_script("lo", 5), capture_output=True,
+                             text=True, timeout=30).returncode == 0 if _has("nft") else False
+        if tbf and nft:
+            return "tbf+nft", why_netem + ": delay as a tbf rate limit, loss as an nftables random drop"
+        if tbf:
+            return "tbf", why_netem + " and no nftables (nft): delay as a tbf rate limit only, no loss"
+        if nft:
+            return "nft", why_netem + " and no tbf: loss as an nftables random drop only, no delay"
+        return None, why_netem + ", no tbf qdisc and no nftables (nft): no delay or loss can be applied"
     finally:
         run("ip", "netns", "delete", probe, check=False)
+
+
+def _has(tool):
+    return subprocess.run(["which", tool], capture_output=True).returncode == 0
 
 
 class Network:
@@ -48,6 +89,7 @@ class Network:
         self.prefix = "10.213.%d" % self.tag
         self.namespaces = {}  # index -> namespace name
         self.blackholes = set()  # (index, address)
+        self.impaired = set()  # (index, device)
         self.up = False
 
     def setup(self):
@@ -86,12 +128,22 @@ class Network:
         for src, addr in sorted(self.blackholes):
             run("ip", "-n", self.namespaces[src], "route", "del", "blackhole", addr + "/32", check=False)
         self.blackholes.clear()
+        for index, device in sorted(self.impaired):
+            clear_impairment(self.namespaces[index], device)
+        self.impaired.clear()
 
-    def netem(self, index, *spec):
-        run("ip", "netns", "exec", self.namespaces[index], "tc", "qdisc", "replace", "dev", "eth0", "root", "netem", *spec)
+    def impair(self, index, method, delay="100ms", jitter="50ms", loss_percent=5, device="eth0"):
+        """Delays and drops node `index`'s packets with `method` (from `impairment_method`); returns what was
+        applied, in words."""
+        self.impaired.add((index, device))
+        return impair_namespace(self.namespaces[index], method, delay, jitter, loss_percent, device)
 
-    def clear_netem(self, index):
-        run("ip", "netns", "exec", self.namespaces[index], "tc", "qdisc", "del", "dev", "eth0", "root", check=False)
+    def impairment_effect(self, index, device="eth0"):
+        return impairment_effect(self.namespaces[index], device)
+
+    def clear_impairment(self, index, device="eth0"):
+        clear_impairment(self.namespaces[index], device)
+        self.impaired.discard((index, device))
 
     def teardown(self):
         for ns in self.namespaces.values():
@@ -100,6 +152,55 @@ class Network:
         if self.up:
             run("ip", "link", "delete", self.bridge, check=False)
             self.up = False
+
+
+def impair_namespace(ns, method, delay, jitter, loss_percent, device):
+    inside = ["ip", "netns", "exec", ns]
+    applied = []
+    if method == "netem":
+        run(*inside, "tc", "qdisc", "replace", "dev", device, "root", "netem", "delay", delay, jitter, "loss", "%d%%" % loss_percent)
+        return "tc netem delay %s %s loss %d%% on %s" % (delay, jitter, loss_percent, device)
+    if method in ("tbf+nft", "tbf"):
+        run(*inside, "tc", "qdisc", "replace", "dev", device, "root", *tbf_spec())
+        applied.append("tc %s on %s (what it sends beyond %s waits up to %s, then is dropped)" % (
+            " ".join(tbf_spec()), device, TBF_RATE, TBF_LATENCY))
+    if method in ("tbf+nft", "nft"):
+        out = subprocess.run(inside + ["nft", "-f", "-"], input=nft_loss_script(device, loss_percent),
+                             capture_output=True, text=True, timeout=30)
+        if out.returncode != 0:
+            raise RuntimeError("nft: %s" % out.stderr.strip())
+        applied.append("nftables drop of %d%% of the packets in and out of %s (numgen random)" % (loss_percent, device))
+    if not applied:
+        raise RuntimeError("no way to delay or drop packets here")
+    return "; ".join(applied)
+
+
+def impairment_effect(ns, device):
+    """What the impairment did so far: {"tbf": {sent_packets, dropped, overlimits}, "nft_dropped": {in, out}}."""
+    inside = ["ip", "netns", "exec", ns]
+    effect = {}
+    out = run(*inside, "tc", "-s", "qdisc", "show", "dev", device, check=False).stdout
+    m = re.search(r"qdisc (\w+) .*?Sent (\d+) bytes (\d+) pkt \(dropped (\d+), overlimits (\d+)", out, re.S)
+    if m:
+        effect[m.group(1)] = {"sent_bytes": int(m.group(2)), "sent_packets": int(m.group(3)),
+                              "dropped": int(m.group(4)), "overlimits": int(m.group(5))}
+    if _has("nft"):
+        listing = run(*inside, "nft", "list", "table", "inet", NFT_TABLE, check=False).stdout
+        drops = {}
+        for chain, body in re.findall(r"chain (\w+) \{(.*?)\}", listing, re.S):
+            c = re.search(r"counter packets (\d+)", body)
+            if c:
+                drops[chain] = int(c.group(1))
+        if drops:
+            effect["nft_dropped"] = drops
+    return effect
+
+
+def clear_impairment(ns, device):
+    inside = ["ip", "netns", "exec", ns]
+    run(*inside, "tc", "qdisc", "del", "dev", device, "root", check=False)
+    if _has("nft"):
+        run(*inside, "nft", "delete", "table", "inet", NFT_TABLE, check=False)
 
 
 class SmallDisk:
