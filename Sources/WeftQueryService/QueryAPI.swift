@@ -219,10 +219,10 @@ package struct QueryAPI: Sendable {
                 return QueryAPI.answering {
                     let chunks: [HeadChunk]
                     if reads.isDistributed {
-                        // Only the placements (and on each node only the blocks) with spans in the range.
+                        // The trace's candidate placements first (on each node only the blocks with spans in the range).
                         var ranged = lookup
                         ranged.operation = .traces([id], startNanos: byID.startNanos, endNanos: byID.endNanos)
-                        guard case .traces(let traces) = try reads.run(ranged) else { return QueryAPI.storageError(QueryError("not traces")) }
+                        guard case .traces(let traces) = try reads.runTrace(ranged) else { return QueryAPI.storageError(QueryError("not traces")) }
                         chunks = TraceLookup.deduplicated(id, traces.chunks)
                     } else {
                         var snapshot = engine.snapshot(org: org)

@@ -183,9 +183,15 @@ extension ClusterMembership {
             addresses: Dictionary(uniqueKeysWithValues: holders.map { ($0.nodeID.rawValue, $0.address) }), timeout: timeout,
             metrics: health?.metrics
         )
+        let shell = self.shell
         return Coordinator(
             local: self.settings.roles.contains(.storage) ? local : nil, nodes: holders.map(\.nodeID.rawValue),
-            replicationFactor: ring.requestedReplicationFactor, client: client, health: health, catalogs: catalogs
+            replicationFactor: ring.requestedReplicationFactor, client: client, health: health, catalogs: catalogs,
+            traceCandidates: { traceID in
+                let (ring, history) = shell.writeRings
+                let placements = TracePlacements(traceID: traceID, history: history, reads: ring.reads, now: WallClock.nowNanos())
+                return TraceCandidates(placements: Set(placements.candidates.map(\.rawValue)), covers: { placements.covers(spanStarts: $0) })
+            }
         )
     }
 }

@@ -76,6 +76,16 @@ package final class QueryReads: @unchecked Sendable {
     /// went away) or its deadline passes, cancelling the node requests in flight.
     /// - Throws: ``FanoutOverloaded`` when the node coordinates too many fan-out queries already.
     package func run(_ request: NodeQueryRequest) throws -> NodePartial {
+        try self.run(request, trace: false)
+    }
+
+    /// The spans of one trace (`request` is a many-traces request for it alone), as ``run(_:)``; in a
+    /// cluster read first from the trace's candidate placements (``Coordinator/runTrace(_:org:holdings:figures:)``).
+    package func runTrace(_ request: NodeQueryRequest) throws -> NodePartial {
+        try self.run(request, trace: true)
+    }
+
+    private func run(_ request: NodeQueryRequest, trace: Bool) throws -> NodePartial {
         guard let coordinator = self.coordinator else {
             return try NodeQuery.run(request, snapshot: self.engine.snapshot(org: self.org), store: self.engine.store, context: .live)
         }
@@ -103,7 +113,9 @@ package final class QueryReads: @unchecked Sendable {
             tally.add(waited)
         }
         let answer = try Coordinator.wait(cancellation: cancellation, deadline: deadline, timeoutSeconds: timeout) {
-            try await coordinator.runChecked(request, org: org, holdings: holdings, figures: tally)
+            trace
+                ? try await coordinator.runTrace(request, org: org, holdings: holdings, figures: tally)
+                : try await coordinator.runChecked(request, org: org, holdings: holdings, figures: tally)
         }
         self.holdings = answer.holdings
         for m in answer.missing where !self.missing.contains(m) { self.missing.append(m) }

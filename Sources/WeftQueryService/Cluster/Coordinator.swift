@@ -1,6 +1,8 @@
 import Dispatch
 import Synchronization
+import WeftModel
 import WeftQuery
+import WeftStorageEngine
 
 /// The reads a coordinator sends to storage nodes (over the internal port in a running cluster).
 package protocol StorageNodeClient: Sendable {
@@ -144,9 +146,13 @@ package struct Coordinator: Sendable {
     /// Catalogs kept across queries (nil: every query asks every node first).
     package let catalogs: CatalogCache?
 
+    /// Where a trace's spans are expected, as the write rings say (nil: a trace is read from every
+    /// placement, like any query).
+    package let traceCandidates: (@Sendable (TraceID) -> TraceCandidates)?
+
     package init(
         local: String?, nodes: [String], replicationFactor: Int, client: any StorageNodeClient, health: FanoutHealth? = nil,
-        catalogs: CatalogCache? = nil
+        catalogs: CatalogCache? = nil, traceCandidates: (@Sendable (TraceID) -> TraceCandidates)? = nil
     ) {
         self.local = local
         self.nodes = nodes.sorted()
@@ -154,6 +160,7 @@ package struct Coordinator: Sendable {
         self.client = client
         self.health = health
         self.catalogs = catalogs
+        self.traceCandidates = traceCandidates
     }
 
     /// Every storage node's catalog from the cache, without waiting; nil when some node's is not cached.
@@ -222,12 +229,16 @@ package struct Coordinator: Sendable {
     /// its catalog instead (``StaleCatalog``), and then every catalog is asked again and the query
     /// planned again from them, as without a cache (nothing of the stale plan is merged). A cached
     /// node that fails counts as unreachable and is asked for its catalog again by the next query.
+    /// - Parameter placements: which placements to read (all by default).
     package func runChecked(
-        _ request: NodeQueryRequest, org: String, holdings: Holdings, figures: FanoutTally? = nil
+        _ request: NodeQueryRequest, org: String, holdings: Holdings, figures: FanoutTally? = nil,
+        placements: (String) -> Bool = { _ in true }
     ) async throws -> (partial: NodePartial, missing: [MissingData], holdings: Holdings) {
         var holdings = holdings
         while true {
-            var fanout = FanoutRun(coordinator: self, request: request, org: org, holdings: holdings, checked: !holdings.cached.isEmpty)
+            var fanout = FanoutRun(
+                coordinator: self, request: request, org: org, holdings: holdings, checked: !holdings.cached.isEmpty, placements: placements
+            )
             defer { fanout.cancelAll() }
             do {
                 try await fanout.run()
@@ -249,6 +260,36 @@ package struct Coordinator: Sendable {
             self.health?.metrics?.mergeDuration.record(fanout.mergeTime)
             return (fanout.merged, fanout.missing, holdings)
         }
+    }
+
+    /// The spans of one trace (`request` is a many-traces request for that trace alone), read first
+    /// from its candidate placements only (``traceCandidates``, and the placements of a cluster still
+    /// forming, which no ring history keeps: keys with fewer members than the replication factor),
+    /// each once as ``runChecked(_:org:holdings:figures:placements:)`` reads. The other placements
+    /// are read too when that finds no span, or finds spans that may have siblings elsewhere (one
+    /// started before the ring history or near a ring change): the answer is then that of a read of
+    /// every placement. Any other request is run as ``runChecked(_:org:holdings:figures:placements:)``.
+    package func runTrace(
+        _ request: NodeQueryRequest, org: String, holdings: Holdings, figures: FanoutTally? = nil
+    ) async throws -> (partial: NodePartial, missing: [MissingData], holdings: Holdings) {
+        guard case .traces(let ids, _, _) = request.operation, ids.count == 1, let candidates = self.traceCandidates?(ids[0]) else {
+            return try await self.runChecked(request, org: org, holdings: holdings, figures: figures)
+        }
+        let replicationFactor = self.replicationFactor
+        let first = { (placement: String) in
+            candidates.placements.contains(placement) || placement.split(separator: "+").count < replicationFactor
+        }
+        let found = try await self.runChecked(request, org: org, holdings: holdings, figures: figures, placements: first)
+        if case .traces(let traces) = found.partial {
+            let starts = TraceCandidates.spanStarts(of: ids[0], in: traces.chunks)
+            if !starts.isEmpty, candidates.covers(starts) { return found }
+        }
+        let rest = try await self.runChecked(request, org: org, holdings: found.holdings, figures: figures, placements: { !first($0) })
+        var merged = found.partial
+        try merged.merge(rest.partial)
+        var missing = found.missing
+        for m in rest.missing where !missing.contains(m) { missing.append(m) }
+        return (merged, missing, rest.holdings)
     }
 
     static func nanoseconds(_ d: Duration) -> UInt64 {
@@ -285,6 +326,29 @@ package struct Coordinator: Sendable {
             throw cancelled ? AggregationError.cancelled : AggregationError.timeout(seconds: timeoutSeconds)
         }
         return try box.withLock { $0! }.get()
+    }
+}
+
+/// Where one trace's spans are expected: the placements a trace-by-ID read asks first.
+package struct TraceCandidates: Sendable {
+    /// The placement keys to read first.
+    package var placements: Set<String>
+    /// Whether spans with these start times (nanoseconds since the Unix epoch) all lie in
+    /// ``placements``; false sends the read to the other placements too.
+    package var covers: @Sendable ([UInt64]) -> Bool
+
+    package init(placements: Set<String>, covers: @escaping @Sendable ([UInt64]) -> Bool) {
+        self.placements = placements
+        self.covers = covers
+    }
+
+    /// The start times of trace `id`'s spans in `chunks`.
+    static func spanStarts(of id: TraceID, in chunks: [HeadChunk]) -> [UInt64] {
+        var starts: [UInt64] = []
+        for chunk in chunks {
+            for row in chunk.rows(of: id) { starts.append(chunk.batch.startTime[row]) }
+        }
+        return starts
     }
 }
 

@@ -61,7 +61,11 @@ struct FanoutRun {
     private let events: AsyncStream<Event>
     private let sink: AsyncStream<Event>.Continuation
 
-    init(coordinator: Coordinator, request: NodeQueryRequest, org: String, holdings: Coordinator.Holdings, checked: Bool = false) {
+    /// - Parameter placements: which placements to read (all by default).
+    init(
+        coordinator: Coordinator, request: NodeQueryRequest, org: String, holdings: Coordinator.Holdings, checked: Bool = false,
+        placements: (String) -> Bool = { _ in true }
+    ) {
         self.coordinator = coordinator
         self.request = request
         self.org = org
@@ -69,7 +73,7 @@ struct FanoutRun {
         self.checked = checked
         self.fingerprints = checked ? holdings.sources.mapValues { $0.fingerprint(for: request.operation, org: org) } : [:]
         self.merged = NodePartial.empty(request.operation)
-        self.holders = holdings.holders(startedIn: request.operation.spanStartRange)
+        self.holders = holdings.holders(startedIn: request.operation.spanStartRange).filter { placements($0.key) }
         self.failed = holdings.unreachable
         (self.events, self.sink) = AsyncStream.makeStream(of: Event.self)
     }

@@ -1,0 +1,62 @@
+import WeftModel
+
+/// Where one trace's spans can be, from the write rings of the recent past and the read ring: the
+/// placements a trace-by-ID read asks first, and whether what it found there is the whole trace.
+///
+/// A span is stored under the replica set of its trace under the write ring in force at its start
+/// time (``WriteRingHistory``), so a trace whose spans started within the history lies in the
+/// placements of its replica sets under the history's epochs. Spans can lie elsewhere when they
+/// started before the history (placed by an ingest node's current ring of the time, which may have
+/// been replaced since), or so close to a ring change that an ingest node may have seen a ring this
+/// node never recorded (two changes arriving here in one update). ``covers(spanStarts:)``
+/// answers false for those, so the caller reads the other placements too.
+public struct TracePlacements: Sendable {
+    /// The placement keys of the trace under every epoch of the history and under the read ring.
+    public let candidates: Set<PlacementKey>
+    /// Span starts before this (nanoseconds since the Unix epoch) may lie outside ``candidates``.
+    public let wholeFrom: UInt64
+    /// Starts of the history's ring changes (all epochs but the first).
+    let changes: [UInt64]
+    /// Allowance for ring gossip delays and clock skew between nodes.
+    let margin: UInt64
+
+    /// Allowance for ring gossip delays and clock skew between nodes by default: one minute.
+    public static let defaultMarginNanos: UInt64 = 60 * 1_000_000_000
+
+    /// The candidate placements of `traceID`.
+    /// - Parameters:
+    ///   - history: this node's write rings of the recent past.
+    ///   - reads: the current read ring (it includes LEAVING nodes).
+    ///   - now: wall-clock nanoseconds since the Unix epoch.
+    ///   - margin: how far from a ring change (or from the history's start) a span start must be for
+    ///     the ring in force at that start to be the same on every node.
+    public init(
+        traceID: TraceID, history: WriteRingHistory, reads: ReplicaLookup, now: UInt64, margin: UInt64 = Self.defaultMarginNanos
+    ) {
+        var keys = Set<PlacementKey>()
+        for epoch in history.epochs {
+            let replicas = epoch.lookup.replicas(for: traceID)
+            if !replicas.isEmpty { keys.insert(PlacementKey(replicas: replicas)) }
+        }
+        let readReplicas = reads.replicas(for: traceID)
+        if !readReplicas.isEmpty { keys.insert(PlacementKey(replicas: readReplicas)) }
+        self.candidates = keys
+        let floor = now > history.retentionNanos ? now - history.retentionNanos : 0
+        // Without a history nothing is known of where spans went: no start is covered.
+        let first = history.epochs.first?.since ?? .max
+        let (start, overflow) = max(floor, first).addingReportingOverflow(margin)
+        self.wholeFrom = overflow ? .max : start
+        self.changes = history.epochs.dropFirst().map(\.since)
+        self.margin = margin
+    }
+
+    /// Whether spans with these start times all lie in ``candidates``: each started at or after
+    /// ``wholeFrom`` and more than the margin away from every ring change.
+    public func covers(spanStarts: some Sequence<UInt64>) -> Bool {
+        for start in spanStarts {
+            guard start >= self.wholeFrom else { return false }
+            for change in self.changes where (start > change ? start - change : change - start) <= self.margin { return false }
+        }
+        return true
+    }
+}
