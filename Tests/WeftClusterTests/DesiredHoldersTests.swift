@@ -38,6 +38,22 @@ struct DesiredHoldersTests {
         #expect(DesiredHolders.holders(of: key, ring: ring, deadForNanos: [:], replaceAfterNanos: 10 * Self.minute) == key.replicas)
     }
 
+    /// A stand-in that restarts (JOINING) or dies for less than the delay keeps its place like a member:
+    /// choosing another for those seconds would copy the placement there for good.
+    @Test func test_standInThatRestartsOrDiesBriefly_keepsItsPlace() {
+        var ring = RingState(["a", "b", "c", "d", "e", "f"].map { entry($0) })
+        ring.apply(entry("c", version: 2, state: .leaving))
+        let key = Self.placement(["a", "b", "c"])
+        let before = DesiredHolders.holders(of: key, ring: ring, deadForNanos: [:], replaceAfterNanos: 10 * Self.minute)
+        let standIn = before.first { !key.replicas.contains($0) }!
+        var restarting = ring
+        restarting.apply(entry(standIn.rawValue, version: 2, state: .joining))
+        #expect(DesiredHolders.holders(of: key, ring: restarting, deadForNanos: [:], replaceAfterNanos: 10 * Self.minute) == before)
+        #expect(DesiredHolders.holders(of: key, ring: ring, deadForNanos: [standIn: Self.minute], replaceAfterNanos: 10 * Self.minute) == before)
+        let replaced = DesiredHolders.holders(of: key, ring: ring, deadForNanos: [standIn: 11 * Self.minute], replaceAfterNanos: 10 * Self.minute)
+        #expect(!replaced.contains(standIn) && replaced.count == 3, "dead for longer: replaced")
+    }
+
     /// A stand-in that already holds a drained member's placement keeps it when a node joins that
     /// would rank higher, so the join does not move the copy (and leave an extra one behind).
     @Test func test_standInThatHoldsThePlacement_keepsItAcrossAJoin() {
@@ -86,12 +102,13 @@ struct DesiredHoldersTests {
 
         func activeStorage(_ n: NodeID) -> Bool { ring[n].map { $0.state == .active && $0.placesTokens } ?? false }
         func restarting(_ n: NodeID) -> Bool { ring[n].map { $0.state == .joining && $0.placesTokens } ?? false }
+        func eligible(_ n: NodeID) -> Bool { (activeStorage(n) || restarting(n)) && (dead[n] ?? 0) < delay }
         #expect(Set(holders).count == holders.count)
-        // Holders are ACTIVE storage nodes, or members restarting (JOINING).
-        #expect(holders.allSatisfy { activeStorage($0) || (restarting($0) && key.replicas.contains($0)) })
-        for m in key.replicas where (activeStorage(m) || restarting(m)) && (dead[m] ?? 0) < delay { #expect(holders.contains(m), "member \(m) kept") }
-        let keptMembers = key.replicas.filter { (activeStorage($0) || restarting($0)) && (dead[$0] ?? 0) < delay }.count
-        let standIns = ring.entries.keys.filter { activeStorage($0) && dead[$0] == nil && !key.replicas.contains($0) }.count
+        // Holders are ACTIVE or restarting (JOINING) storage nodes not dead for longer than the delay.
+        #expect(holders.allSatisfy(eligible))
+        for m in key.replicas where eligible(m) { #expect(holders.contains(m), "member \(m) kept") }
+        let keptMembers = key.replicas.filter(eligible).count
+        let standIns = ring.entries.keys.filter { eligible($0) && !key.replicas.contains($0) }.count
         if keptMembers + standIns >= members.count { #expect(holders.count == members.count, "seed \(seed): \(holders) for \(key)") }
         #expect(holders.count <= members.count)
 

@@ -2,9 +2,10 @@
 ///
 /// A placement's members that are still in the ring keep it: ACTIVE (or restarting, JOINING) storage
 /// nodes that are alive or have been dead for less than `replaceAfterNanos`. Each member that is gone
-/// (LEAVING, LEFT, forgotten, or dead for longer) is replaced by an ACTIVE, live storage node that is not
-/// already a holder, chosen by rendezvous hashing on (placement, node): the same choice on every
-/// node, and unchanged by nodes that are neither members nor chosen.
+/// (LEAVING, LEFT, forgotten, or dead for longer) is replaced by a stand-in: a storage node that is not
+/// a member and is eligible the same way (ACTIVE or JOINING, not dead for longer), chosen by rendezvous
+/// hashing on (placement, node): the same choice on every node, and unchanged by nodes that are neither
+/// members nor chosen, so a stand-in that restarts or dies for a while keeps its place like a member.
 public enum DesiredHolders {
     /// The holders of `placement`, sorted. `deadForNanos` gives, for each node SWIM declares dead,
     /// how long it has been dead (absent: not dead).
@@ -17,20 +18,18 @@ public enum DesiredHolders {
     ) -> [NodeID] {
         let members = placement.replicas
         guard !members.isEmpty else { return [] }
-        func storageActive(_ node: NodeID) -> Bool {
-            guard let entry = ring[node] else { return false }
-            return entry.state == .active && entry.placesTokens
-        }
         /// A JOINING member is a restarting node (a new node is a member of no placement yet): it
-        /// keeps its placements rather than having them copied elsewhere for the seconds of its replay.
+        /// keeps its placements rather than having them copied elsewhere for the seconds of its replay;
+        /// a node dead for less than the delay keeps them too.
         func keeps(_ node: NodeID) -> Bool {
             guard let entry = ring[node] else { return false }
             return (entry.state == .active || entry.state == .joining) && entry.placesTokens
+                && (deadForNanos[node].map { $0 < replaceAfterNanos } ?? true)
         }
         var kept: [NodeID] = []
         var gone = 0
         for member in members {
-            if keeps(member) && (deadForNanos[member].map { $0 < replaceAfterNanos } ?? true) {
+            if keeps(member) {
                 kept.append(member)
             } else {
                 gone += 1
@@ -38,7 +37,7 @@ public enum DesiredHolders {
         }
         if gone > 0 {
             let taken = Set(members)
-            let candidates = ring.entries.keys.filter { !taken.contains($0) && storageActive($0) && deadForNanos[$0] == nil }
+            let candidates = ring.entries.keys.filter { !taken.contains($0) && keeps($0) }
             let ranked = candidates.sorted { a, b in
                 let (ha, hb) = (holding.contains(a), holding.contains(b))
                 if ha != hb { return ha }
@@ -53,8 +52,9 @@ public enum DesiredHolders {
     /// Where new spans of `placement` are written when it comes from an earlier write ring (see
     /// `WriteRingHistory`): its members that are ACTIVE or JOINING storage nodes (a JOINING one is
     /// restarting: it misses the write and gets a hint), each other member (LEAVING, LEFT, forgotten)
-    /// replaced by an ACTIVE storage node outside the set, chosen by the same rendezvous ranking as
-    /// `holders(of:)`. Members keep their order; replacements take the places of the members they replace.
+    /// replaced by a storage node outside the set, chosen by the same eligibility and rendezvous ranking
+    /// as `holders(of:)` (without liveness, which the writer does not track: a dead one misses the write
+    /// and gets a hint). Members keep their order; replacements take the places of the members they replace.
     public static func writeTargets(of placement: PlacementKey, ring: RingState) -> [NodeID] {
         let members = placement.replicas
         func keeps(_ node: NodeID) -> Bool {
@@ -63,7 +63,7 @@ public enum DesiredHolders {
         }
         guard !members.allSatisfy(keeps) else { return members }
         let taken = Set(members)
-        var candidates = ring.entries.values.filter { !taken.contains($0.nodeID) && $0.placesTokens && $0.state == .active }.map(\.nodeID)
+        var candidates = ring.entries.values.filter { !taken.contains($0.nodeID) && keeps($0.nodeID) }.map(\.nodeID)
         candidates.sort { a, b in
             let (sa, sb) = (Self.score(placement, a), Self.score(placement, b))
             return sa != sb ? sa > sb : a < b
