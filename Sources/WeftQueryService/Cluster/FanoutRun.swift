@@ -131,6 +131,11 @@ struct FanoutRun {
         for placement in plan.uncovered {
             self.missing.append(MissingData(placement: placement, nodes: pending[placement, default: []].sorted()))
         }
+        // Read from a holder that may lack spans (the holders known complete are unreachable, or
+        // none is): the answer may miss them, so it says so rather than undercount silently.
+        for (placement, complete) in plan.lagging.sorted(by: { $0.key < $1.key }) {
+            self.missing.append(MissingData(placement: placement, nodes: complete.isEmpty ? pending[placement, default: []].sorted() : complete))
+        }
         for (node, placements) in plan.assignments.sorted(by: { $0.key < $1.key }) {
             let j = self.jobs.count
             self.jobs.append(Job(node: node, placements: placements))
@@ -211,7 +216,8 @@ struct FanoutRun {
         var pending: [String: Set<String>] = [:]
         for p in job.placements { pending[p] = self.holders[p] }
         let plan = QueryPlanner.assign(pending, local: nil, excluding: self.failed.union([job.node]), avoid: self.holdings.avoid)
-        guard plan.uncovered.isEmpty, !plan.assignments.isEmpty else { return }
+        // A hedge goes only to holders known complete: a lagging one could win with fewer spans.
+        guard plan.uncovered.isEmpty, plan.lagging.isEmpty, !plan.assignments.isEmpty else { return }
         self.jobs[j].hedgeStarted = true
         self.figures.hedges += 1
         self.coordinator.health?.metrics?.hedges.increment()

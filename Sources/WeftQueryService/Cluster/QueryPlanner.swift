@@ -8,6 +8,9 @@ package enum QueryPlanner {
         package var assignments: [String: [String]]
         /// Placements no usable node holds, sorted.
         package var uncovered: [String]
+        /// Placements read from a holder that may lack some of their spans (every holder without that
+        /// doubt is excluded or there is none), with those other holders: the answer may miss spans.
+        package var lagging: [String: [String]] = [:]
     }
 
     /// Assigns every placement of `holders` (placement → node IDs holding it) to one of its holders
@@ -26,6 +29,9 @@ package enum QueryPlanner {
                 continue
             }
             let preferred = usable.subtracting(avoid[placement] ?? [])
+            if preferred.isEmpty {
+                plan.lagging[placement] = holders[placement, default: []].subtracting(avoid[placement] ?? []).sorted()
+            }
             let candidates = (preferred.isEmpty ? usable : preferred).sorted()
             let chosen: String
             if let local, candidates.contains(local) {
