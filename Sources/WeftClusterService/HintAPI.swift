@@ -63,13 +63,10 @@ public enum HintAPI {
             guard let target = PushAPI.header(ReplicaHint.targetHeader, of: request).flatMap(NodeID.init) else {
                 return loop.makeSucceededFuture(InternalAPI.text(400, "\(ReplicaHint.targetHeader) must be a node ID\n"))
             }
-            let org: String
-            switch OrgID.parse(PushAPI.header(ReplicaPush.orgHeader, of: request)) {
-            case .success(let parsed): org = parsed
-            case .failure(let invalid): return loop.makeSucceededFuture(InternalAPI.text(400, "bad \(ReplicaPush.orgHeader): \(invalid)\n"))
-            }
-            guard let text = PushAPI.header(ReplicaPush.placementHeader, of: request), let placement = PlacementKey(parsing: text) else {
-                return loop.makeSucceededFuture(InternalAPI.text(400, "\(ReplicaPush.placementHeader) must be a placement key (sorted node IDs joined by '+')\n"))
+            let org: String, placement: PlacementKey
+            switch PushAPI.orgAndPlacement(of: request) {
+            case .success(let parsed): (org, placement) = parsed
+            case .failure(let refusal): return loop.makeSucceededFuture(refusal.response)
             }
             let payload = Array(request.body.readableBytesView)
             let readable = payload.withUnsafeBytes { bytes in (try? SpanBatchCodec.decode(bytes)) != nil }

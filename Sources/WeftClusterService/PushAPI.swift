@@ -44,13 +44,10 @@ public enum PushAPI {
             guard let store = reference.store else {
                 return loop.makeSucceededFuture(Self.retryLater("recovering the write-ahead log; retry shortly\n"))
             }
-            let org: String
-            switch OrgID.parse(Self.header(ReplicaPush.orgHeader, of: request)) {
-            case .success(let parsed): org = parsed
-            case .failure(let invalid): return loop.makeSucceededFuture(InternalAPI.text(400, "bad \(ReplicaPush.orgHeader): \(invalid)\n"))
-            }
-            guard let text = Self.header(ReplicaPush.placementHeader, of: request), let placement = PlacementKey(parsing: text) else {
-                return loop.makeSucceededFuture(InternalAPI.text(400, "\(ReplicaPush.placementHeader) must be a placement key (sorted node IDs joined by '+')\n"))
+            let org: String, placement: PlacementKey
+            switch Self.orgAndPlacement(of: request) {
+            case .success(let parsed): (org, placement) = parsed
+            case .failure(let refusal): return loop.makeSucceededFuture(refusal.response)
             }
             let batch: SpanBatch
             do {
@@ -66,6 +63,25 @@ public enum PushAPI {
                 }
             }
         })
+    }
+
+    /// A 400 answer to a request whose headers do not name what it needs.
+    struct BadHeaders: Error {
+        var response: HTTP2Response
+    }
+
+    /// The org (``ReplicaPush/orgHeader``) and placement (``ReplicaPush/placementHeader``) a push, hint
+    /// or sync request names, or the 400 answer saying which is wrong.
+    static func orgAndPlacement(of request: HTTP2Request) -> Result<(String, PlacementKey), BadHeaders> {
+        let org: String
+        switch OrgID.parse(Self.header(ReplicaPush.orgHeader, of: request)) {
+        case .success(let parsed): org = parsed
+        case .failure(let invalid): return .failure(BadHeaders(response: InternalAPI.text(400, "bad \(ReplicaPush.orgHeader): \(invalid)\n")))
+        }
+        guard let text = Self.header(ReplicaPush.placementHeader, of: request), let placement = PlacementKey(parsing: text) else {
+            return .failure(BadHeaders(response: InternalAPI.text(400, "\(ReplicaPush.placementHeader) must be a placement key (sorted node IDs joined by '+')\n")))
+        }
+        return .success((org, placement))
     }
 
     static func header(_ name: String, of request: HTTP2Request) -> String? {

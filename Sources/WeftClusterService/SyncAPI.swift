@@ -54,13 +54,10 @@ public enum SyncAPI {
                 guard let answers = reference.answers else {
                     return loop.makeSucceededFuture(PushAPI.retryLater("recovering the write-ahead log; retry shortly\n"))
                 }
-                let org: String
-                switch OrgID.parse(PushAPI.header(ReplicaPush.orgHeader, of: request)) {
-                case .success(let parsed): org = parsed
-                case .failure(let invalid): return loop.makeSucceededFuture(InternalAPI.text(400, "bad \(ReplicaPush.orgHeader): \(invalid)\n"))
-                }
-                guard let text = PushAPI.header(ReplicaPush.placementHeader, of: request), let placement = PlacementKey(parsing: text) else {
-                    return loop.makeSucceededFuture(InternalAPI.text(400, "\(ReplicaPush.placementHeader) must be a placement key (sorted node IDs joined by '+')\n"))
+                let org: String, placement: PlacementKey
+                switch PushAPI.orgAndPlacement(of: request) {
+                case .success(let parsed): (org, placement) = parsed
+                case .failure(let refusal): return loop.makeSucceededFuture(refusal.response)
                 }
                 var bucket: UInt64? = nil
                 if path == Self.keysPath {

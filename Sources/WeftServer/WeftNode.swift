@@ -509,10 +509,7 @@ public final class WeftNode: Service {
             let sink: (any SpanSink)?
             if let membership, roles.contains(.ingest) {
                 sink = ReplicatedSpanSink(
-                    localNode: membership.settings.nodeID, rings: { [shell = membership.shell] in
-                        let (ring, history) = shell.writeRings
-                        return (ring, history)
-                    },
+                    localNode: membership.settings.nodeID, rings: { [shell = membership.shell] in shell.writeRings },
                     transport: HTTP2ReplicaTransport(
                         pool: membership.replicationPool, secret: membership.settings.secret.map { (ClusterSettings.secretHeader, $0) },
                         timeout: .milliseconds(Int64(max(0.05, config.replicationPushTimeoutSeconds) * 1000))

@@ -283,22 +283,22 @@ final class AntiEntropy: Sendable {
     }
 
     private func get(_ path: String, to address: NodeAddress) async throws -> [UInt8] {
-        var headers: [(name: String, value: String)] = []
-        if let secret = self.secret { headers.append((ClusterSettings.secretHeader, secret)) }
-        let response = try await self.pool.send(
-            HTTP2ClientRequest(method: "GET", path: path, headers: headers), to: .init(host: address.host, port: Int(address.port)),
-            deadline: .now + self.settings.requestTimeout
-        )
-        guard response.status == 200 else { throw RepairFailure(description: "\(path) answered \(response.status)") }
-        return Array(response.body.readableBytesView)
+        try await self.send("GET", path, headers: [], to: address)
     }
 
     private func post(_ path: String, _ partition: PartitionKey, bucket: UInt64?, to address: NodeAddress) async throws -> [UInt8] {
         var headers: [(name: String, value: String)] = [(ReplicaPush.orgHeader, partition.org), (ReplicaPush.placementHeader, partition.placement)]
-        if let secret = self.secret { headers.append((ClusterSettings.secretHeader, secret)) }
         if let bucket { headers.append((SyncAPI.bucketHeader, String(bucket))) }
+        return try await self.send("POST", path, headers: headers, to: address)
+    }
+
+    /// One internal request with the cluster secret; the body of a 200 answer, else a failure naming
+    /// the path, the status and the start of the answer.
+    private func send(_ method: String, _ path: String, headers: [(name: String, value: String)], to address: NodeAddress) async throws -> [UInt8] {
+        var headers = headers
+        if let secret = self.secret { headers.append((ClusterSettings.secretHeader, secret)) }
         let response = try await self.pool.send(
-            HTTP2ClientRequest(method: "POST", path: path, headers: headers), to: .init(host: address.host, port: Int(address.port)),
+            HTTP2ClientRequest(method: method, path: path, headers: headers), to: .init(host: address.host, port: Int(address.port)),
             deadline: .now + self.settings.requestTimeout
         )
         guard response.status == 200 else {
