@@ -8,16 +8,19 @@ public typealias LocalReplicaWrite = @Sendable (_ batch: SpanBatch, _ org: Strin
     -> EventLoopFuture<Result<Void, IngestFailure>>
 
 /// The sink of an ingest node in a cluster: each batch is split by the placement of its traces on the
-/// write ring (with a history, the ring in force at each span's start: see `WriteRingHistory`), each part pushed to every replica of its placement, and the client answered as
-/// soon as a ``WriteQuorum`` decides: every placement durable on ⌊RF/2⌋+1 replicas, or one placement
-/// out of reach (`.unavailable`, which clients see as 503 + Retry-After or gRPC UNAVAILABLE).
+/// write ring (with a history, the ring in force at each span's start: see `WriteRingHistory`), and
+/// each part pushed to every replica of its placement. A write succeeds once every placement is durable
+/// on ⌊RF/2⌋+1 replicas (``WriteQuorum``) and every other replica stored its part or is covered by a
+/// hint; it fails as soon as one placement is out of reach (`.unavailable`, which clients see as 503 +
+/// Retry-After or gRPC UNAVAILABLE).
 ///
 /// Pushes hold their bytes against a ``PushBudget`` until they end; a replica over its budget is not
 /// sent to (a failed replica for the quorum), and a write the node's budget cannot take is refused.
 /// When this node is itself a replica, its part is written through `local` rather than the network.
 ///
-/// Once every replica has answered an acknowledged write, each part a replica missed is left as a hint
-/// with a replica that stored it (`POST /internal/v1/hint`), which delivers it later.
+/// Each part a replica missed (it failed, or was still silent `hintAfter` after the quorum was reached)
+/// is left as a hint with a replica that stored it (`POST /internal/v1/hint`), which delivers it later;
+/// the client is answered once those hints are stored (see ``ReplicatedWrite``).
 public struct ReplicatedSpanSink: SpanSink {
     let localNode: NodeID
     let rings: @Sendable () -> (ring: Ring, history: WriteRingHistory?)
@@ -26,6 +29,10 @@ public struct ReplicatedSpanSink: SpanSink {
     let local: LocalReplicaWrite?
     let budget: PushBudget
     let metrics: ReplicationMetrics?
+    let hintAfter: Duration
+
+    /// How long, by default, a replica may stay silent after the write quorum before it gets a hint.
+    public static let defaultHintAfter: Duration = .milliseconds(500)
 
     /// - Parameters:
     ///   - localNode: this node's ID.
@@ -33,9 +40,12 @@ public struct ReplicatedSpanSink: SpanSink {
     ///     every span goes by the current ring).
     ///   - wallClock: nanoseconds since the Unix epoch (compared with span start times); the system clock by default.
     ///   - local: how this node stores parts it is a replica of (nil: it has no storage role).
+    ///   - hintAfter: how long a replica may stay silent once the write quorum is reached before its
+    ///     part is left as a hint and the client answered.
     public init(
         localNode: NodeID, rings: @escaping @Sendable () -> (ring: Ring, history: WriteRingHistory?), wallClock: (@Sendable () -> UInt64)? = nil,
-        transport: any ReplicaTransport, local: LocalReplicaWrite?, budget: PushBudget, metrics: ReplicationMetrics? = nil
+        transport: any ReplicaTransport, local: LocalReplicaWrite?, budget: PushBudget, metrics: ReplicationMetrics? = nil,
+        hintAfter: Duration = Self.defaultHintAfter
     ) {
         self.localNode = localNode
         self.rings = rings
@@ -44,14 +54,15 @@ public struct ReplicatedSpanSink: SpanSink {
         self.local = local
         self.budget = budget
         self.metrics = metrics
+        self.hintAfter = hintAfter
     }
 
     /// A sink that places every span by the current ring.
     public init(
         localNode: NodeID, ring: @escaping @Sendable () -> Ring, transport: any ReplicaTransport, local: LocalReplicaWrite?, budget: PushBudget,
-        metrics: ReplicationMetrics? = nil
+        metrics: ReplicationMetrics? = nil, hintAfter: Duration = Self.defaultHintAfter
     ) {
-        self.init(localNode: localNode, rings: { (ring(), nil) }, transport: transport, local: local, budget: budget, metrics: metrics)
+        self.init(localNode: localNode, rings: { (ring(), nil) }, transport: transport, local: local, budget: budget, metrics: metrics, hintAfter: hintAfter)
     }
 
     public var refusal: IngestFailure? {
@@ -86,12 +97,10 @@ public struct ReplicatedSpanSink: SpanSink {
             )))
         }
         self.metrics?.inFlightBytes(self.budget.inFlightBytes)
-        let write = ReplicatedWrite(parts: parts, promise: loop.makePromise(), metrics: self.metrics) { [transport = self.transport, metrics = self.metrics] misses in
-            for miss in misses {
-                let part = parts[miss.placement]
-                let holders = miss.holders.compactMap { holder in ring.state[holder]?.address }
-                Self.leaveHint(part, org: org, for: miss.replica, holders: holders[...], transport: transport, metrics: metrics, on: loop)
-            }
+        let write = ReplicatedWrite(parts: parts, promise: loop.makePromise(), metrics: self.metrics, hintAfter: self.hintAfter) {
+            [transport = self.transport, metrics = self.metrics] miss, done in
+            let holders = miss.holders.compactMap { holder in ring.state[holder]?.address }
+            Self.leaveHint(parts[miss.placement], org: org, for: miss.replica, holders: holders[...], transport: transport, metrics: metrics, on: loop, done: done)
         }
         write.start()
         for (index, part) in parts.enumerated() {
@@ -117,20 +126,23 @@ public struct ReplicatedSpanSink: SpanSink {
         return write.result
     }
 
-    /// Sends a part that `target` missed as a hint to the first holder that keeps it (each tried in turn).
+    /// Sends a part that `target` missed as a hint to the first holder that keeps it (each tried in
+    /// turn), then calls `done`.
     private static func leaveHint(
         _ part: ReplicaPart, org: String, for target: NodeID, holders: ArraySlice<NodeAddress>, transport: any ReplicaTransport, metrics: ReplicationMetrics?,
-        on loop: any EventLoop
+        on loop: any EventLoop, done: @escaping @Sendable () -> Void
     ) {
         guard let holder = holders.first else {
             metrics?.hinted(target: target, outcome: "lost")
+            done()
             return
         }
         transport.hint(part.payload, org: org, placement: part.key, for: target, to: holder, on: loop).whenSuccess { outcome in
             if outcome == .durable {
                 metrics?.hinted(target: target, outcome: "stored")
+                done()
             } else {
-                Self.leaveHint(part, org: org, for: target, holders: holders.dropFirst(), transport: transport, metrics: metrics, on: loop)
+                Self.leaveHint(part, org: org, for: target, holders: holders.dropFirst(), transport: transport, metrics: metrics, on: loop, done: done)
             }
         }
     }

@@ -3,16 +3,37 @@ import Synchronization
 import WeftCluster
 import WeftRuntime
 
-/// One replicated write in progress: feeds each replica's answer to its ``WriteQuorum`` and completes
-/// the client's promise once, on the first decision.
+/// One replicated write in progress: feeds each replica's answer to its ``WriteQuorum`` and answers
+/// the client once.
+///
+/// A write is acknowledged only when every replica of every placement has either stored its part or
+/// is covered by a hint: a hint for each replica that failed, and for each replica still silent
+/// `hintAfter` after the quorum was reached, left with a replica that stored the part. So no
+/// acknowledged span is missing from a replica that coordinators take as in sync (a replica is in sync
+/// for a placement when no other node holds hints for it): without that, a query planned while the
+/// last push was still on its way could read the one replica that lacked the spans.
 final class ReplicatedWrite: Sendable {
+    /// One replica of one placement.
+    private struct Replica: Hashable {
+        var placement: Int
+        var node: NodeID
+    }
+
     private struct State {
         var quorum: WriteQuorum
         var durable: [Int]
         var failures: [[String]]
         var stored: [[NodeID]]
-        var acknowledged = false
-        var handedOff = false
+        var answered: [Set<NodeID>]
+        /// Every placement reached its quorum.
+        var quorumReached = false
+        /// The client has its answer.
+        var decided = false
+        /// `hintAfter` has passed since the quorum was reached.
+        var waitOver = false
+        var hinted: Set<Replica> = []
+        var hintsUnderWay = 0
+        var timer: Scheduled<Void>?
     }
 
     /// A replica that missed its part of an acknowledged write, and the replicas that stored that part.
@@ -26,22 +47,29 @@ final class ReplicatedWrite: Sendable {
     private let state: Mutex<State>
     private let promise: EventLoopPromise<Result<Void, IngestFailure>>
     private let metrics: ReplicationMetrics?
-    private let onMissed: @Sendable ([Miss]) -> Void
+    private let hintAfter: TimeAmount
+    private let leaveHint: @Sendable (Miss, _ done: @escaping @Sendable () -> Void) -> Void
 
-    /// - Parameter onMissed: called once every replica answered, when the write was acknowledged
-    ///   and some replicas missed their part (to leave hints for them).
+    /// - Parameters:
+    ///   - hintAfter: how long a replica may stay silent once the quorum is reached before it gets a
+    ///     hint and the client its answer.
+    ///   - leaveHint: leaves a hint for a replica that missed its part; calls `done` once the hint is
+    ///     stored or no holder took it.
     init(
-        parts: [ReplicaPart], promise: EventLoopPromise<Result<Void, IngestFailure>>, metrics: ReplicationMetrics?,
-        onMissed: @escaping @Sendable ([Miss]) -> Void = { _ in }
+        parts: [ReplicaPart], promise: EventLoopPromise<Result<Void, IngestFailure>>, metrics: ReplicationMetrics?, hintAfter: Duration,
+        leaveHint: @escaping @Sendable (Miss, _ done: @escaping @Sendable () -> Void) -> Void = { _, done in done() }
     ) {
         self.keys = parts.map(\.key)
         self.state = Mutex(State(
             quorum: WriteQuorum(replicaSets: parts.map(\.replicas)), durable: Array(repeating: 0, count: parts.count),
-            failures: Array(repeating: [], count: parts.count), stored: Array(repeating: [], count: parts.count)
+            failures: Array(repeating: [], count: parts.count), stored: Array(repeating: [], count: parts.count),
+            answered: Array(repeating: [], count: parts.count)
         ))
         self.promise = promise
         self.metrics = metrics
-        self.onMissed = onMissed
+        let (seconds, attoseconds) = hintAfter.components
+        self.hintAfter = .nanoseconds(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+        self.leaveHint = leaveHint
     }
 
     /// The client's answer.
@@ -50,41 +78,75 @@ final class ReplicatedWrite: Sendable {
     /// Decides a write with nothing to wait for (no parts).
     func start() {
         let decision = self.state.withLock { $0.quorum.start() }
-        self.act(on: decision, message: { "a placement has no replica" })
+        switch decision {
+        case .acknowledged: self.promise.succeed(.success(()))
+        case .failed: self.fail("a placement has no replica")
+        case .pending, .decided: break
+        }
     }
 
     /// Records one replica's answer for one placement: `failure` nil when its part is durable there.
     func record(placement: Int, replica: NodeID, failure: String?) {
-        var misses: [Miss] = []
         let (decision, message) = self.state.withLock { s -> (WriteQuorum.Decision, String) in
             if let failure { s.failures[placement].append(failure) } else {
                 s.durable[placement] += 1
                 s.stored[placement].append(replica)
             }
+            s.answered[placement].insert(replica)
             let decision = s.quorum.record(placement: placement, replica: replica, succeeded: failure == nil)
-            if decision == .acknowledged { s.acknowledged = true }
-            if s.acknowledged, !s.handedOff, s.quorum.isComplete {
-                s.handedOff = true
-                misses = s.quorum.missedReplicas.map { Miss(placement: $0.placement, replica: $0.replica, holders: s.stored[$0.placement]) }
-            }
+            if decision == .acknowledged { s.quorumReached = true }
             guard case .failed = decision else { return (decision, "") }
+            s.decided = true
             let needed = WriteQuorum.quorum(replicas: self.keys[placement].replicas.count)
             return (decision, "placement \(self.keys[placement]) reached only \(s.durable[placement]) of the \(needed) replicas it needs (\(s.failures[placement].joined(separator: "; "))); retry shortly")
         }
-        self.act(on: decision) { message }
-        if !misses.isEmpty { self.onMissed(misses) }
+        if case .failed = decision {
+            self.fail(message)
+            return
+        }
+        if decision == .acknowledged, !self.state.withLock({ $0.quorum.isComplete }) {
+            let timer = self.promise.futureResult.eventLoop.scheduleTask(in: self.hintAfter) { [self] in
+                self.state.withLock { $0.waitOver = true }
+                self.settle()
+            }
+            self.state.withLock { $0.timer = timer }
+        }
+        self.settle()
     }
 
-    private func act(on decision: WriteQuorum.Decision, message: () -> String) {
-        switch decision {
-        case .acknowledged:
-            self.promise.succeed(.success(()))
-        case .failed:
-            let text = message()
-            self.metrics?.quorumFailed(text)
-            self.promise.succeed(.failure(.unavailable(text)))
-        case .pending, .decided:
-            break
+    /// Leaves the hints now due and answers the client once nothing is left to wait for.
+    private func settle() {
+        let (misses, acknowledge) = self.state.withLock { s -> ([Miss], Bool) in
+            guard s.quorumReached, !s.decided else { return ([], false) }
+            var misses: [Miss] = []
+            for (placement, key) in self.keys.enumerated() {
+                for node in key.replicas {
+                    let replica = Replica(placement: placement, node: node)
+                    guard !s.hinted.contains(replica), !s.stored[placement].contains(node) else { continue }
+                    let failed = s.answered[placement].contains(node)
+                    guard failed || s.waitOver else { continue }
+                    s.hinted.insert(replica)
+                    misses.append(Miss(placement: placement, replica: node, holders: s.stored[placement]))
+                }
+            }
+            s.hintsUnderWay += misses.count
+            guard misses.isEmpty, s.hintsUnderWay == 0, s.quorum.isComplete || s.waitOver else { return (misses, false) }
+            s.decided = true
+            s.timer?.cancel()
+            s.timer = nil
+            return ([], true)
         }
+        if acknowledge { self.promise.succeed(.success(())) }
+        for miss in misses {
+            self.leaveHint(miss) { [self] in
+                self.state.withLock { $0.hintsUnderWay -= 1 }
+                self.settle()
+            }
+        }
+    }
+
+    private func fail(_ message: String) {
+        self.metrics?.quorumFailed(message)
+        self.promise.succeed(.failure(.unavailable(message)))
     }
 }

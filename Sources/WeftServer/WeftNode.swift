@@ -111,6 +111,9 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
     /// How long an ingest node waits for one replica to make a pushed part durable before counting it
     /// as failed for the write quorum.
     public var replicationPushTimeoutSeconds: Double = 5
+    /// How long a replica may stay silent after the write quorum is reached before its part is left as
+    /// a hint with a replica that stored it (and the client answered).
+    public var replicationHintAfterSeconds: Double = 0.5
     /// Bytes an ingest node may have on their way to one replica; a replica with more in flight gets
     /// no new pushes (a failed replica for the quorum) until its pushes are answered or time out.
     public var replicationMaxInFlightBytesPerPeer: Int = 64 << 20
@@ -223,6 +226,7 @@ public struct NodeConfiguration: Sendable, Codable, Equatable {
         self.clusterSecret = try c.decodeIfPresent(String.self, forKey: .clusterSecret)
         self.clusterSecretFile = try c.decodeIfPresent(String.self, forKey: .clusterSecretFile)
         self.replicationPushTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .replicationPushTimeoutSeconds) ?? d.replicationPushTimeoutSeconds
+        self.replicationHintAfterSeconds = try c.decodeIfPresent(Double.self, forKey: .replicationHintAfterSeconds) ?? d.replicationHintAfterSeconds
         self.replicationMaxInFlightBytesPerPeer = try c.decodeIfPresent(Int.self, forKey: .replicationMaxInFlightBytesPerPeer) ?? d.replicationMaxInFlightBytesPerPeer
         self.replicationMaxInFlightBytes = try c.decodeIfPresent(Int.self, forKey: .replicationMaxInFlightBytes) ?? d.replicationMaxInFlightBytes
         self.hintsMaxBytes = try c.decodeIfPresent(Int.self, forKey: .hintsMaxBytes) ?? d.hintsMaxBytes
@@ -402,7 +406,8 @@ public final class WeftNode: Service {
                 let cluster = try await ClusterMembership.start(
                     configuration: config, roles: roles, port: internalPort, group: group, metrics: metrics, logger: logger, store: replicaStore,
                     queries: nodeQueries, hints: hintStore, sync: syncAnswers,
-                    health: { (repairBox.withLock { $0 }?.progress.lacking ?? [], hintsBox.withLock { $0 }?.log.pendingPlacements() ?? []) }
+                    // Until anti-entropy runs, nothing this node holds has been compared with the other holders.
+                    health: { (repairBox.withLock { $0 }?.notInSync() ?? Set(engine.heldPartitions()), hintsBox.withLock { $0 }?.log.pendingPlacements() ?? []) }
                 ) { id, address in
                     await Self.localStatus(
                         id: id, address: address, roles: roles, zone: config.zone, engine: engine, ready: gate.receiver != nil || !roles.contains(.storage),
@@ -516,7 +521,8 @@ public final class WeftNode: Service {
                     ),
                     local: localSink.map(\.replicaWrite),
                     budget: PushBudget(maxBytes: config.replicationMaxInFlightBytes, maxBytesPerPeer: config.replicationMaxInFlightBytesPerPeer),
-                    metrics: ReplicationMetrics(registry: metrics.registry, logger: logger)
+                    metrics: ReplicationMetrics(registry: metrics.registry, logger: logger),
+                    hintAfter: .milliseconds(Int64(max(0, config.replicationHintAfterSeconds) * 1000))
                 )
             } else {
                 sink = localSink

@@ -48,11 +48,18 @@ final class ScriptedTransport: ReplicaTransport {
         var pushes: [Push] = []
         var hints: [Hint] = []
         var held: [EventLoopPromise<PushOutcome>] = []
+        var refusingHints: Set<String> = []
     }
 
     private let state = Mutex(State())
 
-    init(_ behaviour: [String: Behaviour] = [:]) { self.state.withLock { $0.behaviour = behaviour } }
+    /// - Parameter refusingHints: hosts that store pushes as `behaviour` says but refuse every hint.
+    init(_ behaviour: [String: Behaviour] = [:], refusingHints: Set<String> = []) {
+        self.state.withLock {
+            $0.behaviour = behaviour
+            $0.refusingHints = refusingHints
+        }
+    }
 
     func push(_ payload: ByteBuffer, org: String, placement: PlacementKey, to address: NodeAddress, on loop: any EventLoop) -> EventLoopFuture<PushOutcome> {
         let batch = try! payload.withUnsafeReadableBytes { bytes throws(SpanBatchCodec.DecodeError) in try SpanBatchCodec.decode(bytes) }
@@ -76,7 +83,7 @@ final class ScriptedTransport: ReplicaTransport {
         let batch = try! payload.withUnsafeReadableBytes { bytes throws(SpanBatchCodec.DecodeError) in try SpanBatchCodec.decode(bytes) }
         let behaviour = self.state.withLock { s -> Behaviour in
             s.hints.append(Hint(holder: address.host, target: target, placement: placement, spanIDs: batch.spanID))
-            return s.behaviour[address.host] ?? .durable
+            return s.refusingHints.contains(address.host) ? .fail : s.behaviour[address.host] ?? .durable
         }
         return loop.makeSucceededFuture(behaviour == .durable ? .durable : .failed("HTTP 503: hints log full"))
     }

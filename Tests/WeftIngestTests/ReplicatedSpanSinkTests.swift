@@ -12,10 +12,10 @@ struct ReplicatedSpanSinkTests {
 
     static func sink(
         _ transport: ScriptedTransport, nodes: [String] = ["a", "b", "c"], me: String = "ingest", local: LocalReplicaWrite? = nil,
-        budget: PushBudget = PushBudget(maxBytes: 1 << 30, maxBytesPerPeer: 1 << 30)
+        budget: PushBudget = PushBudget(maxBytes: 1 << 30, maxBytesPerPeer: 1 << 30), hintAfter: Duration = .milliseconds(20)
     ) -> ReplicatedSpanSink {
         let ring = ring(nodes)
-        return ReplicatedSpanSink(localNode: NodeID(me)!, ring: { ring }, transport: transport, local: local, budget: budget)
+        return ReplicatedSpanSink(localNode: NodeID(me)!, ring: { ring }, transport: transport, local: local, budget: budget, hintAfter: hintAfter)
     }
 
     static func write(_ sink: ReplicatedSpanSink, _ batch: SpanBatch) async throws -> Result<Void, IngestFailure> {
@@ -39,33 +39,68 @@ struct ReplicatedSpanSinkTests {
         #expect(throws: Never.self) { try result.get() }
     }
 
-    @Test func test_oneReplicaDown_itsPartIsLeftAsAHintWithAReplicaThatStoredIt() async throws {
+    @Test func test_oneReplicaDown_itsPartIsLeftAsAHintWithAReplicaThatStoredIt_beforeTheAnswer() async throws {
         let batch = try generatedBatch(spans: 100, seed: 13)
         let transport = ScriptedTransport(["b": .fail])
         let result = try await Self.write(Self.sink(transport), batch)
         #expect(throws: Never.self) { try result.get() }
-        try await Self.group.next().submit {}.get()
         let hints = transport.hints
         #expect(hints.count == 1)
         #expect(hints.allSatisfy { $0.target == NodeID("b")! && ["a", "c"].contains($0.holder) })
         #expect(hints.flatMap(\.spanIDs).sorted() == batch.spanID.sorted())
     }
 
-    @Test func test_hintWaitsForTheSlowReplicasAnswer_andNoHintWhenItStores() async throws {
+    /// Whether `future` has completed once the loop has run what was queued before this call.
+    static func completed<T>(_ future: EventLoopFuture<T>) async throws -> Bool {
+        let done = Mutex(false)
+        future.whenComplete { _ in done.withLock { $0 = true } }
+        try await future.eventLoop.submit {}.get()
+        return done.withLock { $0 }
+    }
+
+    @Test func test_answerWaitsForTheSlowReplica_noHintWhenItStores_aHintWhenItFails() async throws {
+        let stored = ScriptedTransport(["c": .hold])
+        let first = Self.sink(stored, hintAfter: .seconds(3600)).write(try generatedBatch(spans: 100, seed: 14), org: "acme", on: Self.group.next())
+        #expect(try await !Self.completed(first))
+        stored.releaseHeld(.durable)
+        #expect(throws: Never.self) { try first.wait().get() }
+        #expect(stored.hints.isEmpty)
+
+        let timedOut = ScriptedTransport(["c": .hold])
+        let second = Self.sink(timedOut, hintAfter: .seconds(3600)).write(try generatedBatch(spans: 100, seed: 15), org: "acme", on: Self.group.next())
+        #expect(try await !Self.completed(second))
+        #expect(timedOut.hints.isEmpty)
+        timedOut.releaseHeld(.timedOut)
+        #expect(throws: Never.self) { try second.wait().get() }
+        #expect(timedOut.hints.map(\.target) == [NodeID("c")!])
+    }
+
+    @Test func test_replicaSilentPastHintAfter_getsAHint_andTheClientItsAnswer_once() async throws {
+        let batch = try generatedBatch(spans: 100, seed: 5)
         let transport = ScriptedTransport(["c": .hold])
-        let result = try await Self.write(Self.sink(transport), try generatedBatch(spans: 100, seed: 14))
+        let budget = PushBudget(maxBytes: 1 << 30, maxBytesPerPeer: 1 << 30)
+        let result = try await Self.write(Self.sink(transport, budget: budget), batch)
         #expect(throws: Never.self) { try result.get() }
-        try await Self.group.next().submit {}.get()
-        #expect(transport.hints.isEmpty)
+        let hints = transport.hints
+        #expect(hints.map(\.target) == [NodeID("c")!])
+        #expect(hints.allSatisfy { ["a", "b"].contains($0.holder) })
+        #expect(hints.flatMap(\.spanIDs).sorted() == batch.spanID.sorted())
+        // The slow replica's push still holds its bytes until it answers.
+        #expect(budget.inFlightBytes(to: NodeID("c")!) > 0)
+        #expect(budget.inFlightBytes(to: NodeID("a")!) == 0)
+        // Its failure, once it comes, leaves no second hint.
         transport.releaseHeld(.timedOut)
         try await Self.group.next().submit {}.get()
-        #expect(transport.hints.map(\.target) == [NodeID("c")!])
+        #expect(budget.inFlightBytes == 0)
+        #expect(transport.hints.count == 1)
+    }
 
-        let stored = ScriptedTransport(["c": .hold])
-        _ = try await Self.write(Self.sink(stored), try generatedBatch(spans: 100, seed: 15))
-        stored.releaseHeld(.durable)
-        try await Self.group.next().submit {}.get()
-        #expect(stored.hints.isEmpty)
+    @Test func test_noHolderTakesTheHint_theWriteIsStillAcknowledged() async throws {
+        // a and b store the part but refuse hints: each is asked in turn, then the write is answered.
+        let transport = ScriptedTransport(["c": .fail], refusingHints: ["a", "b"])
+        let result = try await Self.write(Self.sink(transport), try generatedBatch(spans: 50, seed: 17))
+        #expect(throws: Never.self) { try result.get() }
+        #expect(Set(transport.hints.map(\.holder)) == ["a", "b"])
     }
 
     @Test func test_failedWrite_leavesNoHint() async throws {
@@ -88,19 +123,6 @@ struct ReplicatedSpanSinkTests {
         #expect(why.contains("of the 2 replicas it needs"))
         #expect(why.contains("disk full"))
         #expect(why.contains("did not answer in time"))
-    }
-
-    @Test func test_acknowledgesOnQuorum_withoutWaitingForTheSlowReplica() async throws {
-        let transport = ScriptedTransport(["c": .hold])
-        let budget = PushBudget(maxBytes: 1 << 30, maxBytesPerPeer: 1 << 30)
-        let result = try await Self.write(Self.sink(transport, budget: budget), try generatedBatch(spans: 100, seed: 5))
-        #expect(throws: Never.self) { try result.get() }
-        // The slow replica's push still holds its bytes until it answers.
-        #expect(budget.inFlightBytes(to: NodeID("c")!) > 0)
-        #expect(budget.inFlightBytes(to: NodeID("a")!) == 0)
-        transport.releaseHeld(.timedOut)
-        try await Self.group.next().submit {}.get()
-        #expect(budget.inFlightBytes == 0)
     }
 
     @Test func test_thisNodeAsReplica_writesLocally_notOverTheNetwork() async throws {

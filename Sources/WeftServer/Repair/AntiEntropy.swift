@@ -43,6 +43,8 @@ final class AntiEntropy: Sendable {
         var lacking: Set<PartitionKey> = []
         var drained = false
         var running = false
+        /// What the node may call in sync, by what rounds have compared since it started.
+        var verification = PlacementVerification()
     }
 
     private let engine: StorageEngine
@@ -89,6 +91,12 @@ final class AntiEntropy: Sendable {
 
     var progress: Progress { self.state.withLock { $0 } }
 
+    /// The placements this node's catalog marks not in sync (see ``PlacementVerification``).
+    func notInSync() -> Set<PartitionKey> {
+        let (verification, lacking) = self.state.withLock { ($0.verification, $0.lacking) }
+        return verification.notInSync(lacking: lacking, held: { self.engine.heldPartitions() })
+    }
+
     /// The answers of this node's digest routes.
     static func answers(_ engine: StorageEngine) -> ReplicaSyncAnswers {
         ReplicaSyncAnswers(
@@ -109,8 +117,10 @@ final class AntiEntropy: Sendable {
                 let signature = self.observe(view)
                 let leaving = view.ringState[self.me]?.state == .leaving
                 let asked = self.requested.withLock { r in defer { r = false }; return r }
-                // While this node lacks spans, rounds repeat (each asks the holders that have them to send).
-                let catchingUp = !self.progress.lacking.isEmpty && ContinuousClock.now - lastRound >= .seconds(1)
+                // While this node lacks spans, rounds repeat (each asks the holders that have them to send);
+                // so they do while placements wait for a first comparison (their holders were unreachable).
+                let progress = self.progress
+                let catchingUp = !(progress.lacking.isEmpty && progress.verification.unverified.isEmpty) && ContinuousClock.now - lastRound >= .seconds(1)
                 if asked || leaving || catchingUp || signature != lastSignature || ContinuousClock.now - lastRound >= self.settings.interval {
                     lastSignature = signature
                     lastRound = ContinuousClock.now
@@ -182,6 +192,7 @@ final class AntiEntropy: Sendable {
         let partitions = wanted.sorted()
         var outOfSync: Set<PartitionKey> = []
         var lacking: Set<PartitionKey> = []
+        var compared: Set<PartitionKey> = []
         var handedOff = true
         var sent = (spans: 0, bytes: 0)
         for partition in partitions {
@@ -189,6 +200,7 @@ final class AntiEntropy: Sendable {
             let holders = holders(key)
             let engine = self.engine
             guard let mine = try? await self.threads.runIfActive({ engine.digest(partition) }) else { continue }
+            if !holders.contains(where: { $0 != self.me }) { compared.insert(partition) }
             for peer in holders where peer != self.me {
                 guard deadFor[peer] == nil, let address = ring[peer]?.address else {
                     outOfSync.insert(partition)
@@ -197,6 +209,7 @@ final class AntiEntropy: Sendable {
                 }
                 do {
                     let result = try await self.sync(partition, key: key, mine: mine, with: address)
+                    compared.insert(partition)
                     sent.spans += result.spans
                     sent.bytes += result.bytes
                     if result.spans > 0 || result.lacking { outOfSync.insert(partition) }
@@ -230,6 +243,7 @@ final class AntiEntropy: Sendable {
             p.lastRoundUnixNanos = WallClock.nowNanos()
             p.outOfSync = outOfSync
             p.lacking = lacking
+            p.verification.roundEnded(compared: compared, uncompared: Set(partitions).subtracting(compared))
             p.running = false
             if drained { p.drained = true }
         }

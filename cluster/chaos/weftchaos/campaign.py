@@ -11,7 +11,7 @@ import time
 import uuid
 
 from . import net
-from .checker import Checker, Sampler
+from .checker import Checker, Sampler, wait_rf_restored
 from .cluster import Cluster, StartFailed, wait_until
 from .nemesis import FAULTS, Nemesis, plan
 from .workload import CLIENTS, History, start_clients
@@ -74,7 +74,7 @@ def available_faults(requested, netns, notes):
             notes.append("skipped %s: needs --netns (root)" % kind)
             continue
         if needs == "root" and not root:
-            notes.append("skipped %s: needs root (tmpfs mount)" % kind)
+            notes.append("skipped %s: needs root (it mounts a small file system)" % kind)
             continue
         if kind == "netem":
             impairment, why = net.impairment_method()
@@ -129,11 +129,14 @@ def main(argv=None, out=sys.stdout):
     try:
         log("starting %d storage nodes + front in %s%s" % (a.nodes, run_dir, " (network namespaces)" if netns else ""))
         cluster.start(a.nodes)
+        if cluster.nodes["s1"].disk:
+            notes.append("disk-full: s1's data dir is a %d MiB %s" % (cluster.nodes["s1"].disk.megabytes, cluster.nodes["s1"].disk.kind))
         start_s = time.time()
         history = History()
         nemesis_stop, load_stop, sample_stop = threading.Event(), threading.Event(), threading.Event()
         clients = start_clients(cluster.front, history, run_id, a.seed, load_stop, kinds=a.clients.split(","), pace=a.pace)
-        nemesis = Nemesis(cluster, schedule, nemesis_stop, start_s, log, impairment=impairment or "netem")
+        nemesis = Nemesis(cluster, schedule, nemesis_stop, start_s, log, impairment=impairment or "netem",
+                          after_fault=lambda began_ns: wait_rf_restored(cluster, history, run_id, a.rf, start_s, began_ns))
         sampler = Sampler(cluster, history, run_id, start_s, sample_stop, nemesis=nemesis)
         nemesis.start()
         sampler.start()
@@ -181,6 +184,12 @@ def main(argv=None, out=sys.stdout):
                 checker.violate("client error: " + c.error)
         if nemesis.error:
             checker.violate("nemesis error: " + nemesis.error)
+        checker.category = "replicas"
+        for e in nemesis.events:
+            if "rf_restored_after_s" in e and e["rf_restored_after_s"] is None:
+                checker.violate("after %s %s at %s s, the copies of what was acknowledged before it were not back to RF "
+                                "within 40 s (%s rows, expected %s)" % (
+                                    e["kind"], ",".join(e["targets"]), e["t"], e.get("copies"), e.get("expected")))
         violations = checker.violations
         by_kind = {}
         for e in nemesis.events:
@@ -218,6 +227,15 @@ def main(argv=None, out=sys.stdout):
     return 1 if any(v[1:].split("]")[0] in failing for v in violations) else 0
 
 
+def rf_times(events):
+    """{kind: [seconds until the copies of what was acknowledged before each fault were back to RF]}."""
+    out = {}
+    for e in events:
+        if "rf_restored_after_s" in e:
+            out.setdefault(e["kind"], []).append(e["rf_restored_after_s"])
+    return out
+
+
 def render(r, path):
     """The one-page text report."""
     c = r.get("checks", {})
@@ -244,6 +262,9 @@ def render(r, path):
             rep.get("copies_histogram"), r["rf"], rep.get("spans_not_on_rf_nodes"), rep.get("repeated_on_one_node"), rep.get("node_rows")),
         "holders of spans not on RF nodes (most common): %s" % (rep.get("wrong_holder_sets") or "-"),
         "time to repair (all spans on RF nodes after healing): %s s" % r.get("time_to_repair_s"),
+        "RF restored after each fault (s after converging, by kind): %s" % (", ".join(
+            "%s %s" % (kind, "/".join("-" if t is None else "%g" % t for t in times))
+            for kind, times in sorted(rf_times(r.get("events", [])).items())) or "-"),
         "answers during the run: %s taken, %s partial, %s failed, %s over-counted, %s under-counted without partial" % (
             smp.get("taken"), smp.get("partial"), smp.get("failed"), smp.get("over_counted"), smp.get("under_counted_unflagged")),
         "crashes: %s" % (c.get("crashes") or "none")]

@@ -109,6 +109,34 @@ class Sampler(threading.Thread):
             self.samples.append(sample)
 
 
+def wait_rf_restored(cluster, history, run_id, rf, start_s, before_ns, within_s=40.0, poll_s=1.0):
+    """After a fault: waits until the storage nodes hold exactly RF copies of what was acknowledged before
+    it began. Counts each running replica's rows (node-only) of the run's spans started before `before_ns`
+    (whole seconds) and compares the sum with RF × the acknowledged spans (up to RF × the spans that may be
+    stored, for requests never acknowledged or still in flight). Returns a dict: `rf_restored_after_s`
+    (None when not within `within_s`), `copies` and `expected`."""
+    end_s = before_ns // 1_000_000_000
+    cut_ns = end_s * 1_000_000_000
+    started = time.monotonic()
+    last = {}
+    while True:
+        acked, maybe = history.started_before(cut_ns)
+        rows, error = 0, None
+        try:
+            for n in cluster.storage_nodes(running=True, replicas=True):
+                groups, _, _ = aggregate(n, run_id, "resource.service.name", int(start_s) - 120, end_s, node_only=True, timeout=10)
+                rows += sum(c for c, _ in groups.values())
+        except Exception as e:
+            error = "%s" % type(e).__name__
+        elapsed = time.monotonic() - started
+        last = {"copies": rows, "expected": [rf * acked, rf * maybe]}
+        if error is None and rf * acked <= rows <= rf * maybe:
+            return dict(last, rf_restored_after_s=round(elapsed, 1))
+        if elapsed > within_s:
+            return dict(last, rf_restored_after_s=None, error=error)
+        time.sleep(poll_s)
+
+
 class Checker:
     def __init__(self, cluster, history, run_id, start_s, rf, workers=8):
         self.cluster, self.history, self.run_id, self.start_s, self.rf = cluster, history, run_id, start_s, rf

@@ -18,7 +18,7 @@ FAULTS = {
     "partition-majority": ("netns", "leave the front with a minority: a majority of storage nodes cut off from it"),
     "partition-oneway": ("netns", "one storage node's packets to the other nodes are dropped; theirs still arrive"),
     "netem": ("netns", "delay and loss on one node's link: tc netem 100 ms ± 50 ms, 5 % loss; without sch_netem a tbf rate limit and an nftables 5 % random drop"),
-    "disk-full": ("root", "node s1's data dir is a 256 MiB tmpfs; a filler file leaves it full"),
+    "disk-full": ("root", "node s1's data dir is a 256 MiB ext4 file system on a loop device; a filler file leaves it full"),
     "drain": (None, "weftctl drain a storage node during load (at most once, never below RF active nodes)"),
     "join": (None, "start a new storage node with --join during load"),
     "wipe": (None, "SIGKILL a storage node, delete its data dir, restart it, then weftctl repair NODE"),
@@ -81,9 +81,12 @@ def plan(seed, minutes, storage_names, kinds, rf):
 
 
 class Nemesis(threading.Thread):
-    def __init__(self, cluster, schedule, stop, start_s, log, impairment="netem"):
+    def __init__(self, cluster, schedule, stop, start_s, log, impairment="netem", after_fault=None):
+        """`after_fault(fault_start_ns)`, when given, runs once each fault is healed and converged (before the
+        next) and returns what to add to the fault's event (the RF check)."""
         super().__init__(name="nemesis", daemon=True)
         self.cluster, self.schedule, self.stop, self.start_s, self.log = cluster, schedule, stop, start_s, log
+        self.after_fault = after_fault
         self.impairment = impairment  # how `netem` delays and drops packets (net.impairment_method)
         self.events = []
         self.active = None
@@ -102,6 +105,7 @@ class Nemesis(threading.Thread):
             for gap, kind, targets, duration in self.schedule:
                 if self.stop.wait(gap):
                     return
+                began_ns = time.time_ns()
                 event = {"kind": kind, "targets": targets, "duration": duration,
                          "t": round(time.time() - self.start_s, 1)}
                 with self.lock:
@@ -120,6 +124,11 @@ class Nemesis(threading.Thread):
                         self.active = None
                 healed = self.cluster.wait_converged(45)
                 event["converged_after_s"] = None if healed is None else round(healed, 1)
+                if self.after_fault and not self.stop.is_set():
+                    event.update(self.after_fault(began_ns))
+                    if event.get("rf_restored_after_s") is None:
+                        self.note("%s: copies of what was acknowledged before it not back to RF (%s rows, expected %s)" % (
+                            kind, event.get("copies"), event.get("expected")))
                 self.events.append(event)
         except Exception as e:
             self.error = "%s: %s" % (type(e).__name__, e)

@@ -204,16 +204,29 @@ def clear_impairment(ns, device):
 
 
 class SmallDisk:
-    """A size-limited tmpfs mounted as a node's data directory, and a filler file that leaves it full."""
+    """A small file system mounted as a node's data directory, and a filler file that leaves it full: an
+    ext4 image on a loop device, or a size-limited tmpfs where loop devices are not available."""
 
     def __init__(self, path, megabytes):
         self.path = path
         self.megabytes = megabytes
         self.mounted = False
+        self.kind = None
+        self.image = path.rstrip("/") + ".img"
 
     def mount(self):
         os.makedirs(self.path, exist_ok=True)
-        run("mount", "-t", "tmpfs", "-o", "size=%dm" % self.megabytes, "tmpfs", self.path)
+        try:
+            with open(self.image, "wb") as f:
+                f.truncate(self.megabytes << 20)
+            run("mkfs.ext4", "-q", "-F", "-m", "0", self.image)
+            run("mount", "-o", "loop", self.image, self.path)
+            self.kind = "ext4 on a loop device"
+        except Exception:
+            if os.path.exists(self.image):
+                os.remove(self.image)
+            run("mount", "-t", "tmpfs", "-o", "size=%dm" % self.megabytes, "tmpfs", self.path)
+            self.kind = "tmpfs (no loop device)"
         self.mounted = True
 
     def fill(self, leave_bytes=32 * 1024):
@@ -241,3 +254,5 @@ class SmallDisk:
         if self.mounted:
             run("umount", "-l", self.path, check=False)
             self.mounted = False
+            if os.path.exists(self.image):
+                os.remove(self.image)

@@ -44,6 +44,7 @@ class History:
         self.acked = {}          # (trace hex, span hex) -> Span
         self.indeterminate = {}  # sent, never acknowledged
         self.attempted = 0       # spans handed to a first attempt (acked + indeterminate + in flight)
+        self.in_flight = {}      # handed to a first attempt, not yet acknowledged or given up
         self.requests = Counter()  # outcome -> requests
         self.attempts = Counter()  # client kind -> HTTP/gRPC attempts
         self.statuses = Counter()  # "http 503", "grpc UNAVAILABLE", "error ConnectionError", …
@@ -52,12 +53,15 @@ class History:
     def begin(self, spans):
         with self.lock:
             self.attempted += len(spans)
+            for s in spans:
+                self.in_flight[s.key] = s
 
     def done(self, spans, acked, tries):
         with self.lock:
             target = self.acked if acked else self.indeterminate
             for s in spans:
                 target[s.key] = s
+                self.in_flight.pop(s.key, None)
             self.requests["acknowledged" if acked else "never acknowledged"] += 1
             if acked and tries == 1:
                 self.first_try += 1
@@ -66,6 +70,14 @@ class History:
         """(acknowledged spans, spans ever attempted) now."""
         with self.lock:
             return len(self.acked), self.attempted
+
+    def started_before(self, ns):
+        """(acknowledged spans, spans that may be stored: acknowledged, indeterminate or in flight) that
+        started before `ns` (Unix nanoseconds)."""
+        with self.lock:
+            acked = sum(1 for s in self.acked.values() if s.start_ns < ns)
+            maybe = sum(1 for d in (self.indeterminate, self.in_flight) for s in d.values() if s.start_ns < ns)
+        return acked, acked + maybe
 
     def status(self, kind, status):
         with self.lock:

@@ -1,0 +1,38 @@
+import WeftStorageEngine
+
+/// Which placements a storage node may call in sync in its catalog, by what anti-entropy has compared
+/// since the node started.
+///
+/// A node that restarts replays its WAL but lacks what was written while it was down, and a node whose
+/// data directory was wiped lacks everything written before; hints cover neither when the writes were
+/// acknowledged without it or the hints died with its files. Until a sync round has compared a
+/// placement with another holder, the node cannot tell, so its catalog marks the placement not in sync
+/// and coordinators read another holder (or flag the answer partial). Pure: the round reports what it
+/// compared.
+struct PlacementVerification: Sendable {
+    /// Rounds ended since the node started.
+    private(set) var rounds = 0
+    /// Placements the rounds wanted to compare that no round could compare with another holder yet.
+    private(set) var unverified: Set<PartitionKey> = []
+
+    /// The placements to mark not in sync: those a holder has spans of that this node lacks
+    /// (`lacking`), and those not compared since the start; before the first round ends, every
+    /// placement the node holds (`held`).
+    func notInSync(lacking: Set<PartitionKey>, held: () -> [PartitionKey]) -> Set<PartitionKey> {
+        guard self.rounds > 0 else { return lacking.union(held()) }
+        return lacking.union(self.unverified)
+    }
+
+    /// Records a round: `compared` are the placements it compared with at least one other holder (or
+    /// that have no other holder), `uncompared` those it wanted to but could not (every other holder
+    /// unreachable). A placement compared once stays verified: what it misses later is hinted or
+    /// found by a later round. Placements first held after the first round are new since the start.
+    mutating func roundEnded(compared: Set<PartitionKey>, uncompared: Set<PartitionKey>) {
+        if self.rounds == 0 {
+            self.unverified = uncompared.subtracting(compared)
+        } else {
+            self.unverified.subtract(compared)
+        }
+        self.rounds += 1
+    }
+}

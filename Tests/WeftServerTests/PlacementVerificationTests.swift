@@ -1,0 +1,33 @@
+import Testing
+import WeftStorageEngine
+
+@testable import WeftServer
+
+struct PlacementVerificationTests {
+    static func key(_ placement: String) -> PartitionKey { PartitionKey(org: "acme", placement: placement) }
+
+    @Test func test_beforeTheFirstRound_everyHeldPlacementIsNotInSync() {
+        let v = PlacementVerification()
+        let held = [Self.key("a+b+c"), Self.key("b+c+d")]
+        #expect(v.notInSync(lacking: [], held: { held }) == Set(held))
+        #expect(v.notInSync(lacking: [Self.key("x+y+z")], held: { held }) == Set(held + [Self.key("x+y+z")]))
+    }
+
+    @Test func test_afterARound_onlyPlacementsNoHolderCouldBeComparedWith_andLackingOnes() {
+        var v = PlacementVerification()
+        v.roundEnded(compared: [Self.key("a+b+c")], uncompared: [Self.key("b+c+d")])
+        // Held placements are not consulted any more: one first held after the round is new since the start.
+        #expect(v.notInSync(lacking: [], held: { Issue.record("held asked after the first round"); return [] }) == [Self.key("b+c+d")])
+        #expect(v.notInSync(lacking: [Self.key("a+b+c")], held: { [] }) == [Self.key("a+b+c"), Self.key("b+c+d")])
+        // A later round that reaches a holder verifies it; one that cannot compare a verified placement does not undo it.
+        v.roundEnded(compared: [Self.key("b+c+d")], uncompared: [Self.key("a+b+c")])
+        #expect(v.notInSync(lacking: [], held: { [] }).isEmpty)
+        #expect(v.rounds == 2)
+    }
+
+    @Test func test_aLoneNodesFirstRound_verifiesEverything() {
+        var v = PlacementVerification()
+        v.roundEnded(compared: [Self.key("solo")], uncompared: [])
+        #expect(v.notInSync(lacking: [], held: { [Self.key("solo")] }).isEmpty)
+    }
+}
