@@ -318,7 +318,7 @@ def test_weftctl_load_through_the_proxy_is_recorded_once_per_span(tmp_path):
     assert client.error is None, (client.error, (tmp_path / "logs" / "weftctl-0.log").read_text())
     acked_by_weftctl = sum(int(line.split()[2].replace(",", "")) for out in client.summaries
                            for line in out.splitlines() if line.startswith("spans acknowledged"))
-    assert acked_by_weftctl == len(history.acked) >= 200
+    assert acked_by_weftctl == len(history.acked) >= 2 * 20  # at least a request of whole traces a run
     # Each span counted once though every request went twice; the two runs' IDs differ.
     assert history.attempted == len(history.acked) and not history.indeterminate and not history.in_flight
     assert history.attempts["weftctl"] == 2 * history.requests["acknowledged"] == len(front.bodies)

@@ -17,7 +17,7 @@ from .nemesis import FAULTS, Nemesis, plan
 from .workload import CLIENTS, History, start_clients
 
 DEFAULT_FAULTS = ",".join(FAULTS)
-DEFAULT_CLIENTS = "otel-sdk,h2c,grpc"
+DEFAULT_CLIENTS = "otel-sdk,h2c,grpc,weftctl"
 
 
 def parse(argv):

@@ -541,7 +541,7 @@ class WeftctlClient(Client):
 CLIENTS = {"otel-sdk": SdkClient, "h2c": RawH2cClient, "grpc": GrpcClient, "weftctl": WeftctlClient}
 
 
-def start_clients(front, history, run_id, seed, stop, kinds=("otel-sdk", "h2c", "grpc"), **options):
+def start_clients(front, history, run_id, seed, stop, kinds=("otel-sdk", "h2c", "grpc", "weftctl"), **options):
     clients = []
     for i, kind in enumerate(kinds):
         c = CLIENTS[kind]("%s-%d" % (kind, i), front, history, run_id, seed * 1000 + i, stop, **options)
