@@ -17,6 +17,7 @@ from .nemesis import FAULTS, Nemesis, plan
 from .workload import CLIENTS, History, start_clients
 
 DEFAULT_FAULTS = ",".join(FAULTS)
+DEFAULT_CLIENTS = "otel-sdk,h2c,grpc,weftctl"
 
 
 def parse(argv):
@@ -28,7 +29,7 @@ def parse(argv):
     p.add_argument("--bin", default=None, help="directory with weft and weftctl (default .build/debug)")
     p.add_argument("--netns", action="store_true", help="each node in its own network namespace (root): enables partitions and netem")
     p.add_argument("--faults", default=DEFAULT_FAULTS, help="comma-separated fault kinds (default: all): " + DEFAULT_FAULTS)
-    p.add_argument("--clients", default="otel-sdk,h2c,grpc", help="comma-separated client kinds: " + ",".join(CLIENTS))
+    p.add_argument("--clients", default=DEFAULT_CLIENTS, help="comma-separated client kinds: " + ",".join(CLIENTS))
     p.add_argument("--pace", type=float, default=0.2, help="seconds each client waits between requests")
     p.add_argument("--run-dir", default=None, help="where data dirs and logs go (default: a new temporary directory)")
     p.add_argument("--json", default=None, help="report file (default RUN_DIR/report.json)")
@@ -124,7 +125,8 @@ def main(argv=None, out=sys.stdout):
               "command": "cluster/chaos/run --nodes %d --rf %d --minutes %g --seed %d%s%s" % (
                   a.nodes, a.rf, a.minutes, a.seed, " --netns" if a.netns else "",
                   "" if a.faults == DEFAULT_FAULTS else " --faults " + a.faults) + (
-                  " --schedule " + a.schedule if a.schedule else "")}
+                  " --schedule " + a.schedule if a.schedule else "") + (
+                  "" if a.clients == DEFAULT_CLIENTS else " --clients " + a.clients)}
     violations = []
     try:
         log("starting %d storage nodes + front in %s%s" % (a.nodes, run_dir, " (network namespaces)" if netns else ""))
@@ -199,6 +201,8 @@ def main(argv=None, out=sys.stdout):
             "load_seconds": round(load_end_s - start_s, 1),
             "requests": dict(history.requests), "attempts": dict(history.attempts), "statuses": dict(history.statuses),
             "acknowledged_spans": len(history.acked), "indeterminate_spans": len(history.indeterminate),
+            "spans_by_client": {kind: {outcome: n for (k, outcome), n in sorted(history.spans_by_kind.items()) if k == kind}
+                                for kind in sorted({k for k, _ in history.spans_by_kind})},
             "faults_by_kind": by_kind, "events": nemesis.events, "samples": sampler.samples,
             "checks": checker.results, "violations": violations,
             "time_to_repair_s": checker.results.get("replicas", {}).get("seconds_to_rf"),
@@ -256,6 +260,9 @@ def render(r, path):
         req.get("acknowledged", 0), req.get("never acknowledged", 0), r.get("attempts", {})),
         "statuses: %s" % r.get("statuses", {}),
         "spans: %d acknowledged, %d indeterminate" % (r.get("acknowledged_spans", 0), r.get("indeterminate_spans", 0)),
+        "spans by client (acknowledged / indeterminate): %s" % (", ".join(
+            "%s %d / %d" % (kind, n.get("acknowledged", 0), n.get("indeterminate", 0))
+            for kind, n in r.get("spans_by_client", {}).items()) or "-"),
         "lost (trace by ID): %s   duplicated: %s   unknown: %s" % (tid.get("lost_spans"), tid.get("duplicated_spans"), tid.get("unknown_spans")),
         "trace by ID: %s traces%s; search: %s" % (tid.get("traces"), " (a sample)" if tid.get("sampled") else "", c.get("search")),
         "copies per acknowledged span: %s (RF=%d); not on RF nodes: %s; repeated on one node: %s; rows per node %s" % (

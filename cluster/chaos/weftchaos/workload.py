@@ -1,7 +1,13 @@
 """The checked workload: OTLP clients that send spans with explicit trace and span IDs, retry each
 request with the same IDs until it is acknowledged (bounded), and record every acknowledged span (the
-ground truth) and every span never acknowledged (indeterminate: it may or may not be stored)."""
+ground truth) and every span never acknowledged (indeterminate: it may or may not be stored). The
+`weftctl` kind runs `weftctl load` through a recording proxy that rewrites and records its spans."""
 
+import gzip
+import hashlib
+import http.server
+import json
+import os
 import random
 import subprocess
 import threading
@@ -9,6 +15,7 @@ import time
 from collections import Counter
 
 import grpc
+import requests
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
@@ -49,6 +56,7 @@ class History:
         self.attempts = Counter()  # client kind -> HTTP/gRPC attempts
         self.statuses = Counter()  # "http 503", "grpc UNAVAILABLE", "error ConnectionError", …
         self.first_try = 0
+        self.spans_by_kind = Counter()  # (client kind, "acknowledged" or "indeterminate") -> spans
 
     def begin(self, spans):
         with self.lock:
@@ -56,13 +64,14 @@ class History:
             for s in spans:
                 self.in_flight[s.key] = s
 
-    def done(self, spans, acked, tries):
+    def done(self, spans, acked, tries, kind="?"):
         with self.lock:
             target = self.acked if acked else self.indeterminate
             for s in spans:
                 target[s.key] = s
                 self.in_flight.pop(s.key, None)
             self.requests["acknowledged" if acked else "never acknowledged"] += 1
+            self.spans_by_kind[(kind, "acknowledged" if acked else "indeterminate")] += len(spans)
             if acked and tries == 1:
                 self.first_try += 1
 
@@ -156,10 +165,10 @@ class Client(threading.Thread):
                 self.history.status(self.kind, "error %s" % type(e).__name__)
                 acked, retry_after = False, None
             if acked:
-                self.history.done(spans, True, tries)
+                self.history.done(spans, True, tries, self.kind)
                 return True
             time.sleep(min(retry_after if retry_after is not None else 0.2 * 2 ** min(tries, 4), 3.0))
-        self.history.done(spans, False, tries)
+        self.history.done(spans, False, tries, self.kind)
         return False
 
     def run(self):
@@ -255,10 +264,284 @@ class SdkClient(Client):
         return ok, None
 
 
-CLIENTS = {"otel-sdk": SdkClient, "h2c": RawH2cClient, "grpc": GrpcClient}
+# `weftctl load` through a recording proxy ------------------------------------------------------------
+
+REWRITTEN_KEYS = ("tenant", "gen_ai.usage.cost", "chaos.run")
+# Answer headers that describe the proxy's own connection or body, not the front's answer.
+NOT_PASSED = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "server", "date"}
 
 
-def start_clients(front, history, run_id, seed, stop, kinds=("otel-sdk", "h2c", "grpc"), **options):
+def tenant_of_trace(trace_hex):
+    """The campaign tenant of a trace (every span of a trace gets the same one)."""
+    return TENANTS[int(trace_hex, 16) % len(TENANTS)]
+
+
+def cost_units_of_span(span_hex):
+    """k in 1…1000, the cost k/64 of a span, from its span ID."""
+    return 1 + int(span_hex, 16) % 1000
+
+
+def _string(key, value):
+    return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(string_value=value))
+
+
+def rewrite_export(body, run_id):
+    """Makes an OTLP ExportTraceServiceRequest checkable: every span gets `chaos.run` = `run_id`, `tenant`
+    from its trace ID and `gen_ai.usage.cost` = k/64 from its span ID (replacing any it had); IDs,
+    timestamps and every other attribute stay, `service.name` is read from the resource. A pure function
+    of its input: a request sent again with the same bytes is rewritten to the same bytes.
+    Returns (the rewritten request's bytes, [Span])."""
+    request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+    spans = []
+    for rs in request.resource_spans:
+        service = next((kv.value.string_value for kv in rs.resource.attributes if kv.key == "service.name"), None)
+        if service is None:
+            service = "unknown_service"
+            rs.resource.attributes.append(_string("service.name", service))
+        for ss in rs.scope_spans:
+            for sp in ss.spans:
+                if len(sp.trace_id) != 16 or len(sp.span_id) != 8:
+                    raise ValueError("a span with a %d-byte trace ID and a %d-byte span ID" % (len(sp.trace_id), len(sp.span_id)))
+                trace, span = sp.trace_id.hex(), sp.span_id.hex()
+                units = cost_units_of_span(span)
+                kept = []
+                for kv in sp.attributes:
+                    if kv.key not in REWRITTEN_KEYS:
+                        copy = common_pb2.KeyValue()
+                        copy.CopyFrom(kv)
+                        kept.append(copy)
+                del sp.attributes[:]
+                sp.attributes.extend(kept)
+                sp.attributes.extend([
+                    _string("tenant", tenant_of_trace(trace)),
+                    common_pb2.KeyValue(key="gen_ai.usage.cost",
+                                        value=common_pb2.AnyValue(double_value=units / COST_DENOMINATOR)),
+                    _string("chaos.run", run_id)])
+                spans.append(Span(trace, span, service, tenant_of_trace(trace), units, sp.start_time_unix_nano, sp.name))
+    return request.SerializeToString(deterministic=True), spans
+
+
+def rejected_spans(content_type, body):
+    """`partial_success.rejected_spans` of an OTLP/HTTP answer (protobuf or JSON), None if unreadable."""
+    from google.protobuf.message import DecodeError
+    try:
+        if "json" in (content_type or ""):
+            return int((json.loads(body or b"{}").get("partialSuccess") or {}).get("rejectedSpans") or 0)
+        return trace_service_pb2.ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans
+    except (ValueError, AttributeError, DecodeError):
+        return None
+
+
+class RequestLedger:
+    """The requests a proxy has seen, by the SHA-256 of their body. weftctl sends a failed request again
+    with the same bytes, so a request's spans begin in History once, are acknowledged at its first 200
+    without rejected spans, and are indeterminate if no attempt got one by `finish`."""
+
+    def __init__(self, history, kind):
+        self.history, self.kind = history, kind
+        self.lock = threading.Lock()
+        self.entries = {}  # digest -> [spans, attempts, acknowledged?]
+        self.finished = False
+
+    def attempt(self, digest, spans):
+        """Counts an attempt of a request (its first begins its spans); False once finished."""
+        with self.lock:
+            if self.finished:
+                return False
+            entry = self.entries.get(digest)
+            if entry is None:
+                entry = self.entries[digest] = [spans, 0, False]
+                self.history.begin(spans)
+            entry[1] += 1
+            return True
+
+    def acknowledge(self, digest):
+        with self.lock:
+            entry = self.entries[digest]
+            if entry[2] or self.finished:  # acknowledged already, or settled as indeterminate
+                return
+            entry[2] = True
+            self.history.done(entry[0], True, entry[1], self.kind)
+
+    def finish(self):
+        """Every request not acknowledged by now is indeterminate; later answers change nothing."""
+        with self.lock:
+            if self.finished:
+                return
+            self.finished = True
+            for spans, attempts, acked in self.entries.values():
+                if not acked:
+                    self.history.done(spans, False, attempts, self.kind)
+
+
+class RecordingProxy:
+    """An HTTP/1.1 proxy on 127.0.0.1 (port 0) between `weftctl load` and the front. Each POST body is
+    rewritten by `rewrite_export` (gunzipped first if it came gzipped) and sent to the front's
+    /v1/traces; the front's status, headers (Retry-After among them) and body go back to weftctl, so it
+    retries as it would against the front. Every attempt is recorded in a RequestLedger. The front
+    unreachable gives 502 (504 on a timeout), which weftctl retries."""
+
+    def __init__(self, front, history, run_id, kind="weftctl", timeout=15):
+        self.front, self.history, self.run_id, self.kind, self.timeout = front, history, run_id, kind, timeout
+        self.ledger = RequestLedger(history, kind)
+        self.error = None
+        self.active = 0
+        self.idle = threading.Condition()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            timeout = 120  # an idle keep-alive connection is closed after this
+
+            def do_POST(self):
+                proxy.handle(self)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/v1/traces" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, name="weftctl-proxy", daemon=True)
+        self.thread.start()
+
+    def handle(self, h):
+        with self.idle:
+            self.active += 1
+        try:
+            self.forward(h)
+        finally:
+            with self.idle:
+                self.active -= 1
+                self.idle.notify_all()
+
+    def forward(self, h):
+        try:
+            length = int(h.headers.get("content-length") or 0)
+            body = h.rfile.read(length)
+        except (OSError, ValueError):
+            h.close_connection = True
+            return
+        if len(body) < length:  # weftctl went away mid-request: nothing was forwarded
+            h.close_connection = True
+            return
+        try:
+            if "gzip" in (h.headers.get("content-encoding") or "").lower():
+                body = gzip.decompress(body)
+            rewritten, spans = rewrite_export(body, self.run_id)
+        except Exception as e:  # weftctl sent something that is not an OTLP request: a harness defect
+            self.error = "weftctl sent an undecodable request (%s: %s)" % (type(e).__name__, e)
+            self.history.status(self.kind, "proxy undecodable request")
+            return self.reply(h, 400, [("content-type", "text/plain")], self.error.encode())
+        digest = hashlib.sha256(body).hexdigest()
+        if not self.ledger.attempt(digest, spans):
+            return self.reply(h, 503, [("retry-after", "1")], b"the campaign's load has stopped")
+        headers = {"content-type": "application/x-protobuf"}
+        if h.headers.get("x-scope-orgid"):
+            headers["x-scope-orgid"] = h.headers["x-scope-orgid"]
+        try:
+            r = requests.post(self.front.otlp + "/v1/traces", data=rewritten, headers=headers, timeout=self.timeout)
+        except requests.RequestException as e:  # the request's fate is unknown
+            self.history.status(self.kind, "error %s" % type(e).__name__)
+            status = 504 if isinstance(e, requests.Timeout) else 502
+            return self.reply(h, status, [("content-type", "text/plain")], ("front: %s" % type(e).__name__).encode())
+        if r.status_code == 200:
+            rejected = rejected_spans(r.headers.get("content-type"), r.content)
+            if rejected == 0:
+                self.history.status(self.kind, "http 200")
+                self.ledger.acknowledge(digest)
+            else:
+                self.history.status(self.kind, "http 200 with rejected spans" if rejected else "http 200 unreadable answer")
+        else:
+            self.history.status(self.kind, "http %d" % r.status_code)
+        self.reply(h, r.status_code, [(k, v) for k, v in r.headers.items() if k.lower() not in NOT_PASSED], r.content)
+
+    @staticmethod
+    def reply(h, status, headers, body):
+        try:
+            h.send_response(status)
+            for k, v in headers:
+                h.send_header(k, v)
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body)
+            h.wfile.flush()
+        except OSError:  # weftctl gave up on this attempt (its timeout) or was stopped
+            h.close_connection = True
+
+    def close(self, wait_seconds=60):
+        """Stops listening, waits for the requests in flight (each bounded by the forward timeout), then
+        settles the ledger."""
+        self.server.shutdown()
+        self.server.server_close()
+        with self.idle:
+            self.idle.wait_for(lambda: self.active == 0, timeout=wait_seconds)
+        self.ledger.finish()
+
+
+class WeftctlClient(Client):
+    """`weftctl load --protocol http1` (the project's own LLM-gateway traffic: 3–8 spans a trace over 13
+    services) through a RecordingProxy. weftctl runs for `segment_seconds` at a time, each run with a new
+    seed from the client's generator (weftctl's IDs follow its seed, so no span ID repeats); when the load
+    stops it is terminated, and what it had in flight is settled by the proxy's ledger."""
+
+    kind = "weftctl"
+    rate = 100           # spans/s
+    batch_size = 20      # spans a request (whole traces, so a few more)
+    max_retries = 20
+    request_timeout = 30  # weftctl's, above the proxy's 15 s towards the front
+    segment_seconds = 300
+    weftctl_path = None  # default: weftctl in the cluster's binary directory
+
+    def argv(self, url, seed):
+        path = self.weftctl_path or os.path.join(self.front.cluster.bin_dir, "weftctl")
+        return [path, "load", "--url", url, "--protocol", "http1", "--rate", "%g" % self.rate,
+                "--duration", "%d" % self.segment_seconds, "--seed", str(seed), "--batch-size", str(self.batch_size),
+                "--concurrency", "1", "--max-retries", str(self.max_retries), "--timeout", "%g" % self.request_timeout,
+                "--quiet"]
+
+    def run(self):
+        self.summaries = []  # weftctl's own summary of every run that reached its end
+        proxy = RecordingProxy(self.front, self.history, self.run_id, self.kind)
+        log_path = os.path.join(self.front.cluster.run_dir, "logs", "%s.log" % self.name)
+        proc = None
+        try:
+            with open(log_path, "a") as log:
+                while not self.stop.is_set():
+                    seed = self.rng.getrandbits(63)
+                    log.write("--- weftctl load --seed %d\n" % seed)
+                    log.flush()
+                    proc = subprocess.Popen(self.argv(proxy.url, seed), stdout=subprocess.PIPE, stderr=log, text=True)
+                    while proc.poll() is None and not self.stop.wait(0.5):
+                        pass
+                    if proc.poll() is None:
+                        break  # stopped mid-run: terminated below
+                    out = proc.stdout.read()
+                    log.write(out)
+                    if proc.returncode != 0:
+                        self.error = "%s: weftctl load exited %d (see %s)" % (self.name, proc.returncode, log_path)
+                        break
+                    self.summaries.append(out)
+        except Exception as e:  # a bug in the harness: reported, not hidden
+            self.error = "%s: %r" % (self.name, e)
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if proc is not None:
+                proc.stdout.close()
+            proxy.close()
+            if proxy.error and not self.error:
+                self.error = "%s: %s" % (self.name, proxy.error)
+
+
+CLIENTS = {"otel-sdk": SdkClient, "h2c": RawH2cClient, "grpc": GrpcClient, "weftctl": WeftctlClient}
+
+
+def start_clients(front, history, run_id, seed, stop, kinds=("otel-sdk", "h2c", "grpc", "weftctl"), **options):
     clients = []
     for i, kind in enumerate(kinds):
         c = CLIENTS[kind]("%s-%d" % (kind, i), front, history, run_id, seed * 1000 + i, stop, **options)
