@@ -677,6 +677,23 @@ extension AggregationPartial {
         }
         let groups = try r.count(max: 1 << 26)
         let values = partial.fieldValues.map { UInt64($0.count) }
+        if partial.fieldCount == 1 {
+            // One field: a group is its value's code, so the groups are built in local arrays.
+            var groupOfCode = [Int32](repeating: -1, count: Int(values[0]))
+            var groupCodes: [UInt32] = []
+            groupCodes.reserveCapacity(groups)
+            for g in 0..<groups {
+                let code = try r.varint()
+                guard code < values[0] else { throw BlockFormatError("a group code without a value") }
+                guard groupOfCode[Int(code)] < 0 else { throw BlockFormatError("duplicate group in a partial aggregate") }
+                groupOfCode[Int(code)] = Int32(g)
+                groupCodes.append(UInt32(code))
+            }
+            partial.groupOfCode = groupOfCode
+            partial.groupCodes = groupCodes
+            partial.groupCount = groups
+            return groups
+        }
         partial.groupCodes.reserveCapacity(groups * partial.fieldCount)
         var codes = [UInt32](repeating: 0, count: partial.fieldCount)
         try codes.withUnsafeMutableBufferPointer { c throws in
