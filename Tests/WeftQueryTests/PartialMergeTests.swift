@@ -73,12 +73,68 @@ import WeftAggregates
         #expect(a.columns[0].counts == [1, 1, 11, 10])
         let decoded = try AggregationPartial.decode(a.encoded(), query)
         #expect(decoded.sameContents(as: a) && decoded.group(of: [.string("w")]) == 3)
-        // Version 2, one step, one count column, one field with values "x" and "y", groups of codes 0, 1, 0.
-        var w = ByteWriter()
-        for v: UInt64 in [2, 1, 1, 0, 1, 2] { w.varint(v) }
-        w.groupValue(.string("x"))
-        w.groupValue(.string("y"))
-        for v: UInt64 in [3, 0, 1, 0] { w.varint(v) }
-        #expect(throws: BlockFormatError.self) { _ = try AggregationPartial.decode(w.bytes, query) }
+        // Version 2, one step, one count column, one field with values "x" and "y", groups of codes
+        // 0, 1 and `third`, their counts, six statistics.
+        func wire(_ third: UInt64) -> [UInt8] {
+            var w = ByteWriter()
+            for v: UInt64 in [2, 1, 1, 0, 1, 3] { w.varint(v) }
+            w.groupValue(.string("x"))
+            w.groupValue(.string("y"))
+            w.groupValue(.string("z"))
+            for v: UInt64 in [3, 0, 1, third, 4, 4, 4, 0, 0, 0, 0, 0, 0] { w.varint(v) }
+            return w.bytes
+        }
+        #expect(try AggregationPartial.decode(wire(2), query).group(of: [.string("z")]) == 2)
+        #expect(throws: BlockFormatError.self) { _ = try AggregationPartial.decode(wire(0), query) }
+        #expect(throws: BlockFormatError.self) { _ = try AggregationPartial.decode(wire(3), query) }
+    }
+
+    /// A slot map given room first keeps every key it is then given, as one that grows does.
+    @Test func test_slotMap_reserved_keepsEveryKey() {
+        var reserved = SlotMap()
+        var grown = SlotMap()
+        reserved.reserveSmall(5000)
+        for k in 0..<5000 {
+            let key = UInt64(k) &* 0x9E37_79B9 | UInt64(k) << 40
+            reserved.put(key, 0, Int32(k))
+            grown.put(key, 0, Int32(k))
+        }
+        reserved.put(7, 0, 1)
+        for k in 0..<5000 {
+            let key = UInt64(k) &* 0x9E37_79B9 | UInt64(k) << 40
+            #expect(reserved.get(key, 0) == Int32(k) && grown.get(key, 0) == Int32(k))
+        }
+        #expect(reserved.get(7, 0) == 1 && grown.get(7, 0) == nil)
+    }
+
+    /// A three-field partial of many groups reads back whole from its wire form (its slot map
+    /// sized once), and one listing a group twice is refused.
+    @Test func test_threeFieldPartial_roundTrips_refusesDuplicates() throws {
+        let query = AggregationQuery(
+            groupBy: [.attribute(.span, "a"), .attribute(.span, "b"), .attribute(.span, "c")], aggregates: [.count], startNanos: 0, endNanos: 10
+        )
+        var p = AggregationPartial(query)
+        for i in 0..<3000 {
+            let g = p.group([.string("a\(i % 50)"), .string("b\(i / 50)"), .int(Int64(i % 7))])
+            p.columns[0].counts[g] += UInt64(i)
+        }
+        let decoded = try AggregationPartial.decode(p.encoded(), query)
+        #expect(decoded.groupCount == p.groupCount && decoded.sameContents(as: p))
+        #expect(decoded.group(of: [.string("a3"), .string("b59"), .int(Int64(2953 % 7))]) == 2953)
+        // Version 2, one step, one count column, three fields of two values each, two groups, their
+        // counts, six statistics.
+        func wire(_ second: UInt64) -> [UInt8] {
+            var w = ByteWriter()
+            for v: UInt64 in [2, 1, 1, 0, 3] { w.varint(v) }
+            for _ in 0..<3 {
+                w.varint(2)
+                w.groupValue(.string("x"))
+                w.groupValue(.string("y"))
+            }
+            for v: UInt64 in [2, 0, 0, 0, 0, 0, second, 5, 5, 0, 0, 0, 0, 0, 0] { w.varint(v) }
+            return w.bytes
+        }
+        #expect(try AggregationPartial.decode(wire(1), query).groupCount == 2)
+        #expect(throws: BlockFormatError.self) { _ = try AggregationPartial.decode(wire(0), query) }
     }
 }

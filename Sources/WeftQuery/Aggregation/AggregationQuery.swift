@@ -695,6 +695,8 @@ extension AggregationPartial {
             return groups
         }
         partial.groupCodes.reserveCapacity(groups * partial.fieldCount)
+        // Room for every group at once (each takes at least a byte per field on the wire).
+        partial.slots.reserveSmall(Swift.min(groups, r.remaining / Swift.max(1, partial.fieldCount)))
         var codes = [UInt32](repeating: 0, count: partial.fieldCount)
         try codes.withUnsafeMutableBufferPointer { c throws in
             for _ in 0..<groups {
