@@ -75,15 +75,18 @@ python3 "$HERE/replay.py" --requests "$DIR/requests.bin" --url "http://$LONE_OTL
 python3 Benchmarks/api/otlp_to_tsv.py --requests "$DIR/requests.bin" --params "$DIR/params.json"
 cat "$DIR/params.json"; echo
 
-echo "== POST /flush everywhere, then until compaction settles"
+echo "== POST /flush everywhere, then until compaction settles on every node"
 for q in "$LONE_QUERY" "${STORAGE_QUERY[@]}"; do curl -sf -X POST "http://$q/flush" > /dev/null; done
 last="" same=0
 for _ in $(seq 1 600); do
-    blocks=$(curl -sf "http://$LONE_QUERY/metrics" | awk '$1 == "weft_blocks_count" || $1 == "weft_block_compactions_total" {printf "%s ", $2}')
+    blocks=$(for q in "$LONE_QUERY" "${STORAGE_QUERY[@]}"; do
+        curl -sf "http://$q/metrics" | awk '$1 == "weft_blocks_count" || $1 == "weft_block_compactions_total" {printf "%s ", $2}'
+    done)
     if [ "$blocks" = "$last" ]; then same=$((same + 1)); else same=0; last=$blocks; fi
     [ "$same" -ge 10 ] && break
     sleep 1
 done
 
+echo "blocks and compactions (single node, then storage nodes): $blocks"
 python3 "$HERE/cluster_queries.py" --single "http://$LONE_QUERY" --cluster "http://$FRONT_QUERY" --params "$DIR/params.json" \
     --runs "$RUNS" --out "$DIR/cluster-bench.json"

@@ -86,6 +86,9 @@ public struct ByteReader {
 
     @inlinable public var isAtEnd: Bool { self.offset >= self.bytes.count }
 
+    /// Bytes not read yet.
+    @inlinable public var remaining: Int { Swift.max(0, self.bytes.count - self.offset) }
+
     @inlinable public mutating func varint() throws(BlockFormatError) -> UInt64 {
         var v: UInt64 = 0
         var shift: UInt64 = 0

@@ -97,16 +97,17 @@ public struct ServiceMapPartial: Sendable, Equatable {
 
     public init() {}
 
+    /// Adds an edge into the one of its (parent, child) pair in place: copying the stored edge out
+    /// and back would copy its sketch's bins on every add.
     public mutating func add(_ e: ServiceMapEdge) {
         let key = Pair(parent: e.parent, child: e.child)
-        guard var mine = self.edges[key] else {
+        guard let i = self.edges.index(forKey: key) else {
             self.edges[key] = e
             return
         }
-        mine.calls += e.calls
-        mine.errors += e.errors
-        mine.latency.merge(e.latency)
-        self.edges[key] = mine
+        self.edges.values[i].calls += e.calls
+        self.edges.values[i].errors += e.errors
+        self.edges.values[i].latency.merge(e.latency)
     }
 
     public mutating func merge(_ other: ServiceMapPartial) {

@@ -67,12 +67,23 @@ public struct QuantileSketch: Sendable, Equatable {
             let lo = Swift.min(self.offset, other.offset)
             let hi = Swift.max(self.offset + Int32(self.bins.count), other.offset + Int32(other.bins.count))
             if lo < self.offset || hi > self.offset + Int32(self.bins.count) {
-                var bins = [UInt64](repeating: 0, count: Int(hi - lo))
-                for (i, c) in self.bins.enumerated() { bins[Int(self.offset - lo) + i] = c }
-                self.bins = bins
+                // Widened once to the union of both ranges, copied in bulk.
+                let old = self.bins
+                self.bins = [UInt64](unsafeUninitializedCapacity: Int(hi - lo)) { buffer, count in
+                    buffer.initialize(repeating: 0)
+                    old.withUnsafeBufferPointer { o in
+                        _ = UnsafeMutableBufferPointer(rebasing: buffer[Int(self.offset - lo)...]).initialize(fromContentsOf: o)
+                    }
+                    count = buffer.count
+                }
                 self.offset = lo
             }
-            for (i, c) in other.bins.enumerated() { self.bins[Int(other.offset - self.offset) + i] += c }
+            let at = Int(other.offset - self.offset)
+            self.bins.withUnsafeMutableBufferPointer { into in
+                other.bins.withUnsafeBufferPointer { from in
+                    for i in from.indices { into[at + i] &+= from[i] }
+                }
+            }
         }
 
         var total: UInt64 { self.bins.reduce(0, +) }

@@ -732,17 +732,20 @@ struct SlotMap {
     mutating func put(_ a: UInt64, _ b: UInt64, _ value: Int32) {
         if b == 0 {
             if (self.smallUsed + 1) * 2 > self.small.count { self.rehashSmall(self.small.count * 2) }
-            let mask = self.small.count - 1
-            var i = Self.hash(a, 0, mask)
-            while self.small[i].slot >= 0 {
-                if self.small[i].key == a {
-                    self.small[i].slot = value
-                    return
+            let added = self.small.withUnsafeMutableBufferPointer { e in
+                let mask = e.count - 1
+                var i = Self.hash(a, 0, mask)
+                while e[i].slot >= 0 {
+                    if e[i].key == a {
+                        e[i].slot = value
+                        return false
+                    }
+                    i = (i + 1) & mask
                 }
-                i = (i + 1) & mask
+                e[i] = Entry64(key: a, slot: value)
+                return true
             }
-            self.small[i] = Entry64(key: a, slot: value)
-            self.smallUsed += 1
+            if added { self.smallUsed += 1 }
             return
         }
         if (self.largeUsed + 1) * 2 > self.large.count { self.rehashLarge(Swift.max(64, self.large.count * 2)) }
@@ -757,6 +760,13 @@ struct SlotMap {
         }
         self.large[i] = Entry128(lo: a, hi: b, slot: value)
         self.largeUsed += 1
+    }
+
+    /// Makes room for `count` keys that fit 64 bits, so that putting them rehashes nothing.
+    mutating func reserveSmall(_ count: Int) {
+        var capacity = self.small.count
+        while capacity < 2 * (count + 1) { capacity *= 2 }
+        if capacity > self.small.count { self.rehashSmall(capacity) }
     }
 
     private mutating func rehashSmall(_ capacity: Int) {

@@ -224,6 +224,54 @@ public struct AggregateColumn: Sendable, Equatable {
         }
     }
 
+    /// Adds every cell of `other` into this column: group `g`'s cells of step `s` into group
+    /// `target[g]`'s (none when −1). Each kind's lanes are added in one loop over buffers, in the
+    /// order ``merge(cell:from:cell:)`` adds them, so the sums are the same to the bit.
+    mutating func merge(_ other: AggregateColumn, into target: [Int], steps: Int) {
+        switch self.kind {
+        case .count:
+            self.counts.withUnsafeMutableBufferPointer { into in
+                other.counts.withUnsafeBufferPointer { from in
+                    for g in target.indices where target[g] >= 0 {
+                        for s in 0..<steps { into[target[g] * steps + s] += from[g * steps + s] }
+                    }
+                }
+            }
+        case .values:
+            // The lanes are taken out while they are added into, so each is unique (no copy).
+            var (count, integer, float) = (self.valueCount, self.valueInteger, self.valueFloat)
+            var (compensation, low, high) = (self.valueCompensation, self.valueMin, self.valueMax)
+            (self.valueCount, self.valueInteger, self.valueFloat) = ([], [], [])
+            (self.valueCompensation, self.valueMin, self.valueMax) = ([], [], [])
+            for g in target.indices where target[g] >= 0 {
+                for s in 0..<steps {
+                    let (t, f) = (target[g] * steps + s, g * steps + s)
+                    count[t] += other.valueCount[f]
+                    integer[t] += other.valueInteger[f]
+                    // As ValueSummary.merge: the float sum by Neumaier's addition, then the other's
+                    // compensation.
+                    let (sum, v) = (float[t], other.valueFloat[f])
+                    let added = sum + v
+                    if abs(sum) >= abs(v) {
+                        compensation[t] += (sum - added) + v
+                    } else {
+                        compensation[t] += (v - added) + sum
+                    }
+                    float[t] = added
+                    compensation[t] += other.valueCompensation[f]
+                    low[t] = Swift.min(low[t], other.valueMin[f])
+                    high[t] = Swift.max(high[t], other.valueMax[f])
+                }
+            }
+            (self.valueCount, self.valueInteger, self.valueFloat) = (count, integer, float)
+            (self.valueCompensation, self.valueMin, self.valueMax) = (compensation, low, high)
+        case .sketch, .histogram:
+            for g in target.indices where target[g] >= 0 {
+                for s in 0..<steps { self.merge(cell: target[g] * steps + s, from: other, cell: g * steps + s) }
+            }
+        }
+    }
+
     /// A `.values` cell.
     public func summary(_ cell: Int) -> ValueSummary {
         var v = ValueSummary()
@@ -353,8 +401,10 @@ public struct AggregationPartial: Sendable {
         let g = self.groupCount
         self.groupCount += 1
         self.groupCodes.append(contentsOf: codes)
-        self.slots.put(lo, hi, Int32(g))
-        if self.fieldCount == 1 {
+        if self.fieldCount != 1 {
+            // One field's groups are found by ``groupOfCode`` alone.
+            self.slots.put(lo, hi, Int32(g))
+        } else {
             let c = Int(codes[0])
             if c >= self.groupOfCode.count { self.groupOfCode.append(contentsOf: repeatElement(-1, count: c - self.groupOfCode.count + 1)) }
             self.groupOfCode[c] = Int32(g)
@@ -396,7 +446,8 @@ public struct AggregationPartial: Sendable {
         }
         return codes.withUnsafeBufferPointer { c in
             let (lo, hi) = Self.pack(c)
-            return self.slots.get(lo, hi).map(Int.init)
+            guard self.hasGroup(lo: lo, hi: hi, codes: c) else { return nil }
+            return self.fieldCount == 1 ? Int(self.groupOfCode[Int(c[0])]) : self.slots.get(lo, hi).map(Int.init)
         }
     }
 
@@ -432,9 +483,7 @@ public struct AggregationPartial: Sendable {
             let from = other.columns[a]
             var into = AggregateColumn(kind: from.kind)
             swap(&into, &self.columns[a])
-            for g in 0..<other.groupCount where target[g] >= 0 {
-                for s in 0..<steps { into.merge(cell: target[g] * steps + s, from: from, cell: g * steps + s) }
-            }
+            into.merge(from, into: target, steps: steps)
             swap(&into, &self.columns[a])
         }
         self.stats.add(other.stats)
@@ -627,14 +676,40 @@ extension AggregationPartial {
             }
         }
         let groups = try r.count(max: 1 << 26)
-        var codes = [UInt32](repeating: 0, count: partial.fieldCount)
-        for _ in 0..<groups {
-            for f in 0..<partial.fieldCount {
-                let c = try r.varint()
-                guard c < UInt64(partial.fieldValues[f].count) else { throw BlockFormatError("a group code without a value") }
-                codes[f] = UInt32(c)
+        let values = partial.fieldValues.map { UInt64($0.count) }
+        if partial.fieldCount == 1 {
+            // One field: a group is its value's code, so the groups are built in local arrays.
+            var groupOfCode = [Int32](repeating: -1, count: Int(values[0]))
+            var groupCodes: [UInt32] = []
+            groupCodes.reserveCapacity(groups)
+            for g in 0..<groups {
+                let code = try r.varint()
+                guard code < values[0] else { throw BlockFormatError("a group code without a value") }
+                guard groupOfCode[Int(code)] < 0 else { throw BlockFormatError("duplicate group in a partial aggregate") }
+                groupOfCode[Int(code)] = Int32(g)
+                groupCodes.append(UInt32(code))
             }
-            try Self.addGroup(codes, to: &partial)
+            partial.groupOfCode = groupOfCode
+            partial.groupCodes = groupCodes
+            partial.groupCount = groups
+            return groups
+        }
+        partial.groupCodes.reserveCapacity(groups * partial.fieldCount)
+        // Room for every group at once (each takes at least a byte per field on the wire).
+        partial.slots.reserveSmall(Swift.min(groups, r.remaining / Swift.max(1, partial.fieldCount)))
+        var codes = [UInt32](repeating: 0, count: partial.fieldCount)
+        try codes.withUnsafeMutableBufferPointer { c throws in
+            for _ in 0..<groups {
+                for f in 0..<c.count {
+                    let code = try r.varint()
+                    guard code < values[f] else { throw BlockFormatError("a group code without a value") }
+                    c[f] = UInt32(code)
+                }
+                let read = UnsafeBufferPointer(c)
+                let (lo, hi) = Self.pack(read)
+                guard !partial.hasGroup(lo: lo, hi: hi, codes: read) else { throw BlockFormatError("duplicate group in a partial aggregate") }
+                _ = partial.group(lo: lo, hi: hi, codes: read, growing: false)
+            }
         }
         return groups
     }
