@@ -139,7 +139,8 @@ public actor MembershipShell {
                 let now = self.wallClock()
                 self.compiled.withLock { compiled in
                     compiled.ring = ring
-                    compiled.history.observe(ring.writes, now: now)
+                    let restarting = Set(ring.state.sortedEntries.filter { $0.state == .joining && $0.placesTokens }.map(\.nodeID))
+                    compiled.history.observe(ring.writes, now: now, restarting: restarting)
                 }
                 self.metrics.ringVersion(ring.version)
                 for entry in entries {

@@ -77,7 +77,9 @@ public struct ReplicatedSpanSink: SpanSink {
         guard ring.writes.placementCount > 0 else { return loop.makeSucceededFuture(.failure(.unavailable("no storage node is active"))) }
         let local = self.local == nil ? nil : self.localNode
         let parts: [ReplicaPart]
-        if let history, history.epochs.count > 1 {
+        // With a history, even of one ring: while a member restarts, the history's ring is the last
+        // full one, where the compiled ring may hold fewer nodes than RF.
+        if let history, !history.epochs.isEmpty {
             parts = ReplicaPlan.parts(of: batch, history: history, ring: ring.state, now: self.wallClock(), local: local)
         } else {
             parts = ReplicaPlan.parts(of: batch, on: ring.writes, local: local)

@@ -58,6 +58,31 @@ struct WriteRingHistoryTests {
         #expect(history.epochs.count == 1)
     }
 
+    /// Three nodes, RF=3, one restarting: the compiled ring holds two nodes, but new spans keep the
+    /// three-replica placements (two-replica placements would stay at two copies for good).
+    @Test func test_aMemberRestartingBelowRF_keepsTheFullRing_aMemberLeavingDoesNot() {
+        var history = WriteRingHistory(requestedReplicationFactor: 3)
+        history.observe(Self.writes(["a", "b", "c"]), now: Self.t0)
+        let c = NodeID("c")!
+        let keptFull = history.observe(Self.writes(["a", "b"]), now: Self.t0 + Self.second, restarting: [c])
+        #expect(!keptFull)
+        #expect(history.epochs.count == 1)
+        #expect(history.current.replicationFactor == 3)
+        #expect(history.current.replicas(for: Self.trace(1)).contains(c))
+        // Back from its restart: nothing changed.
+        let back = history.observe(Self.writes(["a", "b", "c"]), now: Self.t0 + 2 * Self.second)
+        #expect(!back)
+        // A member gone for good (not restarting) does shrink the ring.
+        let shrank = history.observe(Self.writes(["a", "b"]), now: Self.t0 + 3 * Self.second)
+        #expect(shrank)
+        #expect(history.current.replicationFactor == 2)
+        // Another node's restart does not keep a ring whose missing member is not restarting.
+        var other = WriteRingHistory(requestedReplicationFactor: 3)
+        other.observe(Self.writes(["a", "b", "c"]), now: Self.t0)
+        let otherShrank = other.observe(Self.writes(["a", "b"]), now: Self.t0 + Self.second, restarting: [NodeID("d")!])
+        #expect(otherShrank)
+    }
+
     @Test func test_keepsAtMostMaxEpochs() {
         var history = WriteRingHistory(requestedReplicationFactor: 1, maxEpochs: 3)
         let names = ["a", "b", "c", "d", "e", "f"]

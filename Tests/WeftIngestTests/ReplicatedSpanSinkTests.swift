@@ -200,6 +200,31 @@ struct ReplicatedSpanSinkTests {
         #expect(sink.refusal == nil)
     }
 
+    /// With a history, the sink places by the history's ring, not by a compiled ring that lost a
+    /// restarting member: spans stay on three-replica placements.
+    @Test func test_memberRestartingBelowRF_writesStillGoToFullPlacements() async throws {
+        let transport = ScriptedTransport()
+        let full = ring(["a", "b", "c"])
+        var history = WriteRingHistory(requestedReplicationFactor: 3)
+        history.observe(full.writes, now: 1)
+        // c restarts: JOINING, so the compiled ring places on a and b only.
+        let shrunk = Ring(
+            state: RingState(["a", "b", "c"].map {
+                RingEntry(nodeID: NodeID($0)!, version: 2, state: $0 == "c" ? .joining : .active, address: NodeAddress(host: $0, port: 9400)!)
+            }),
+            replicationFactor: 3
+        )
+        #expect(shrunk.writes.replicationFactor == 2)
+        history.observe(shrunk.writes, now: 2, restarting: [NodeID("c")!])
+        let sink = ReplicatedSpanSink(
+            localNode: NodeID("ingest")!, rings: { [history] in (shrunk, history) }, transport: transport, local: nil,
+            budget: PushBudget(maxBytes: 1 << 30, maxBytesPerPeer: 1 << 30)
+        )
+        try (try await Self.write(sink, try generatedBatch(spans: 200, seed: 41))).get()
+        #expect(Set(transport.pushes.map(\.placement.rawValue)) == ["a+b+c"])
+        #expect(Set(transport.pushes.map(\.host)) == ["a", "b", "c"])
+    }
+
     /// A request sent again after a node joined reaches the same replicas under the same placement key.
     @Test func test_resendAfterAJoin_goesToTheSamePlacements() async throws {
         let batch = try generatedBatch(spans: 400, seed: 31)

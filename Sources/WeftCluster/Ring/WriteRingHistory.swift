@@ -43,10 +43,22 @@ public struct WriteRingHistory: Sendable {
 
     /// Records `lookup` as the write ring from `now` on, unless it places keys exactly like the current
     /// one; drops epochs that can no longer place anything. Returns true when an epoch was added or replaced.
+    ///
+    /// A ring with fewer nodes than the requested replication factor only because members are
+    /// restarting (`restarting`: JOINING members that hold tokens) does not replace a ring that had
+    /// enough: new spans keep going to the full replica sets, the restarting member included (its
+    /// pushes fail or are hinted), rather than to placements of fewer replicas than RF that no repair
+    /// would ever complete.
     @discardableResult
-    public mutating func observe(_ lookup: ReplicaLookup, now: UInt64) -> Bool {
+    public mutating func observe(_ lookup: ReplicaLookup, now: UInt64, restarting: Set<NodeID> = []) -> Bool {
         if let last = self.epochs.last, last.lookup.placesLike(lookup) { return false }
         guard lookup.placementCount > 0 else { return false }
+        if let last = self.epochs.last, lookup.replicationFactor < self.requestedReplicationFactor,
+            last.lookup.replicationFactor > lookup.replicationFactor, !restarting.isEmpty,
+            Set(last.lookup.nodes).subtracting(lookup.nodes).isSubset(of: restarting)
+        {
+            return false
+        }
         let since = max(now, self.epochs.last?.since ?? 0)
         if let last = self.epochs.last, last.lookup.replicationFactor < self.requestedReplicationFactor {
             // An under-replicated ring was only a cluster forming (or shrinking below RF): it is not history.
