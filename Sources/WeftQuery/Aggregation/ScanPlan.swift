@@ -438,84 +438,97 @@ indirect enum FilterPlan {
     }
 
     private static func test(_ reader: FieldReader, _ predicate: Predicate, _ candidates: [Int32]) -> [Int32] {
-        var out: [Int32] = []
-        out.reserveCapacity(candidates.count)
         switch (predicate, reader.source) {
         case (.exists(let present), _):
-            for row in candidates where (reader.value(Int(row)).0 != FieldReader.absent) == present { out.append(row) }
+            return keep(candidates) { (reader.value($0).0 != FieldReader.absent) == present }
         case (.ids(let ids, let negate), .ids(let column, let zero)) where ids.count <= 1:
             // `field = "value"` / `field != "value"` on a string column: integer compares per row.
             let id = ids.first ?? UInt32.max
-            column.withUnsafeBufferPointer { c in
+            return column.withUnsafeBufferPointer { c in
                 if !negate {
-                    if zero && id == 0 { return }
-                    for row in candidates where c[Int(row)] == id { out.append(row) }
-                } else {
-                    for row in candidates {
-                        let v = c[Int(row)]
-                        if v != id && !(zero && v == 0) { out.append(row) }
-                    }
+                    if zero && id == 0 { return [] }
+                    return keep(candidates) { c[$0] == id }
                 }
+                return zero ? keep(candidates) { c[$0] != id && c[$0] != 0 } : keep(candidates) { c[$0] != id }
             }
         case (.ids(let ids, let negate), .attributeIDs(let column)) where ids.count <= 1:
             let id = ids.first ?? UInt32.max - 1
-            column.withUnsafeBufferPointer { c in
-                if !negate {
-                    for row in candidates where c[Int(row)] == id { out.append(row) }
-                } else {
-                    for row in candidates {
-                        let v = c[Int(row)]
-                        if v != id && v != ColumnValues.absentID { out.append(row) }
-                    }
-                }
+            return column.withUnsafeBufferPointer { c in
+                negate ? keep(candidates) { c[$0] != id && c[$0] != ColumnValues.absentID } : keep(candidates) { c[$0] == id }
             }
         case (.ids(let ids, let negate), .service(let resource, let names)):
             // Decided once per resource.
             let match = names.map { ids.contains($0) != negate }
-            resource.withUnsafeBufferPointer { r in
-                for row in candidates where match[Int(r[Int(row)])] { out.append(row) }
+            return match.withUnsafeBufferPointer { m in
+                resource.withUnsafeBufferPointer { r in keep(candidates) { m[Int(r[$0])] } }
             }
         case (.number(let op, let x), .cost(let column)):
-            column.withUnsafeBufferPointer { c in
-                for row in candidates where !c[Int(row)].isNaN && CompiledTraceQLFilter.compare(c[Int(row)], op, x) { out.append(row) }
+            // NaN (no cost) passes no comparison, `!=` included.
+            return column.withUnsafeBufferPointer { c in
+                op == .notEqual ? keep(candidates) { !c[$0].isNaN && c[$0] != x } : compare(candidates, op, x) { c[$0] }
             }
         case (.number(let op, let x), .tokens(let column)):
-            column.withUnsafeBufferPointer { c in
-                for row in candidates where c[Int(row)] != SpanBatch.noTokens && CompiledTraceQLFilter.compare(Double(c[Int(row)]), op, x) { out.append(row) }
+            return column.withUnsafeBufferPointer { c in
+                keep(candidates) { c[$0] != SpanBatch.noTokens && CompiledTraceQLFilter.compare(Double(c[$0]), op, x) }
             }
         case (.ids(let ids, let negate), _):
-            for row in candidates {
-                let (t, v) = reader.value(Int(row))
-                guard t != FieldReader.absent, ValueType(rawValue: t)?.isInterned ?? false else { continue }
-                if ids.contains(UInt32(truncatingIfNeeded: v)) != negate { out.append(row) }
+            return keep(candidates) { row in
+                let (t, v) = reader.value(row)
+                guard t != FieldReader.absent, ValueType(rawValue: t)?.isInterned ?? false else { return false }
+                return ids.contains(UInt32(truncatingIfNeeded: v)) != negate
             }
         case (.number(let op, let x), .duration(let s, let e)):
-            s.withUnsafeBufferPointer { s in
+            return s.withUnsafeBufferPointer { s in
                 e.withUnsafeBufferPointer { e in
-                    for row in candidates {
-                        let r = Int(row)
-                        let d = e[r] > s[r] ? e[r] - s[r] : 0
-                        if CompiledTraceQLFilter.compare(Double(d), op, x) { out.append(row) }
-                    }
+                    compare(candidates, op, x) { r in Double(e[r] > s[r] ? e[r] - s[r] : 0) }
                 }
             }
         case (.number(let op, let x), _):
-            for row in candidates {
-                if let v = reader.number(Int(row)), CompiledTraceQLFilter.compare(v, op, x) { out.append(row) }
+            return keep(candidates) { row in
+                guard let v = reader.number(row) else { return false }
+                return CompiledTraceQLFilter.compare(v, op, x)
             }
         case (.bool(let equal, let b), _):
-            for row in candidates {
-                let (t, v) = reader.value(Int(row))
-                if t == FieldReader.bool && ((v != 0) == b) == equal { out.append(row) }
+            return keep(candidates) { row in
+                let (t, v) = reader.value(row)
+                return t == FieldReader.bool && ((v != 0) == b) == equal
             }
         case (.code(let equal, let code), .small(let column)):
-            column.withUnsafeBufferPointer { c in
-                for row in candidates where (c[Int(row)] == code) == equal { out.append(row) }
+            return column.withUnsafeBufferPointer { c in
+                equal ? keep(candidates) { c[$0] == code } : keep(candidates) { c[$0] != code }
             }
         case (.code, _):
-            break
+            return []
         }
-        return out
+    }
+
+    /// The candidates (ascending rows) that pass `pass`, written without a branch per row.
+    @inline(__always)
+    static func keep(_ candidates: [Int32], _ pass: (Int) -> Bool) -> [Int32] {
+        [Int32](unsafeUninitializedCapacity: candidates.count) { out, count in
+            var n = 0
+            candidates.withUnsafeBufferPointer { rows in
+                for row in rows {
+                    out[n] = row
+                    n &+= pass(Int(row)) ? 1 : 0
+                }
+            }
+            count = n
+        }
+    }
+
+    /// The candidates whose `value` compares to `x` by `op` (the operator chosen once, not per row).
+    @inline(__always)
+    static func compare(_ candidates: [Int32], _ op: TraceQLOperator, _ x: Double, _ value: (Int) -> Double) -> [Int32] {
+        switch op {
+        case .equal: return keep(candidates) { value($0) == x }
+        case .notEqual: return keep(candidates) { value($0) != x }
+        case .greater: return keep(candidates) { value($0) > x }
+        case .greaterOrEqual: return keep(candidates) { value($0) >= x }
+        case .less: return keep(candidates) { value($0) < x }
+        case .lessOrEqual: return keep(candidates) { value($0) <= x }
+        case .matches, .notMatches: return []
+        }
     }
 
     static func union(_ a: [Int32], _ b: [Int32]) -> [Int32] {
