@@ -51,7 +51,8 @@ public struct JSONWriter: Sendable {
 
     public mutating func number(_ v: Int) {
         self.separator()
-        self.bytes.append(contentsOf: String(v).utf8)
+        if v < 0 { self.bytes.append(UInt8(ascii: "-")) }
+        self.appendDecimal(UInt64(v.magnitude))
         self.needsComma = true
     }
 
@@ -59,7 +60,7 @@ public struct JSONWriter: Sendable {
 
     public mutating func number(_ v: UInt64) {
         self.separator()
-        self.bytes.append(contentsOf: String(v).utf8)
+        self.appendDecimal(v)
         self.needsComma = true
     }
 
@@ -97,21 +98,97 @@ public struct JSONWriter: Sendable {
         self.needsComma = true
     }
 
-    private mutating func appendQuoted(_ s: String) {
+    /// A quoted decimal (`"1796582416968822862"`): how Tempo's JSON writes 64-bit integers.
+    public mutating func string(decimal v: UInt64) {
+        self.separator()
         self.bytes.append(UInt8(ascii: "\""))
-        for c in s.utf8 {
-            switch c {
-            case UInt8(ascii: "\""): self.bytes.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): self.bytes.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 0xF)]])
-            default: self.bytes.append(c)
+        self.appendDecimal(v)
+        self.bytes.append(UInt8(ascii: "\""))
+        self.needsComma = true
+    }
+
+    /// A quoted lowercase hex form of a 64-bit value: all 16 digits, or without leading zeros.
+    public mutating func string(hex v: UInt64, trimmed: Bool = false) {
+        self.separator()
+        self.bytes.append(UInt8(ascii: "\""))
+        self.appendHex(v, digits: trimmed ? max(1, (64 - v.leadingZeroBitCount + 3) / 4) : 16)
+        self.bytes.append(UInt8(ascii: "\""))
+        self.needsComma = true
+    }
+
+    /// A quoted lowercase hex form of a 128-bit value (`high` first) without leading zeros:
+    /// how Tempo prints trace IDs in search results.
+    public mutating func string(trimmedHexHigh high: UInt64, low: UInt64) {
+        guard high != 0 else { return self.string(hex: low, trimmed: true) }
+        self.separator()
+        self.bytes.append(UInt8(ascii: "\""))
+        self.appendHex(high, digits: (64 - high.leadingZeroBitCount + 3) / 4)
+        self.appendHex(low, digits: 16)
+        self.bytes.append(UInt8(ascii: "\""))
+        self.needsComma = true
+    }
+
+    private mutating func appendDecimal(_ v: UInt64) {
+        var digits = 1
+        var rest = v / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        let end = self.bytes.count + digits
+        self.bytes.append(contentsOf: repeatElement(0, count: digits))
+        self.bytes.withUnsafeMutableBufferPointer { b in
+            var v = v
+            var i = end - 1
+            repeat {
+                b[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+                i -= 1
+            } while v > 0
+        }
+    }
+
+    private mutating func appendHex(_ v: UInt64, digits: Int) {
+        let end = self.bytes.count + digits
+        self.bytes.append(contentsOf: repeatElement(0, count: digits))
+        self.bytes.withUnsafeMutableBufferPointer { b in
+            var v = v
+            for i in stride(from: end - 1, through: end - digits, by: -1) {
+                let d = UInt8(truncatingIfNeeded: v & 0xF)
+                b[i] = d < 10 ? UInt8(ascii: "0") &+ d : UInt8(ascii: "a") &+ (d &- 10)
+                v >>= 4
             }
         }
+    }
+
+    /// `s` quoted and escaped; runs that need no escape are copied whole.
+    private mutating func appendQuoted(_ s: String) {
         self.bytes.append(UInt8(ascii: "\""))
+        var s = s
+        s.withUTF8 { u in
+            var start = 0
+            for i in 0..<u.count {
+                let c = u[i]
+                guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else { continue }
+                if i > start { self.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[start..<i])) }
+                self.appendEscape(c)
+                start = i + 1
+            }
+            if start < u.count { self.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: u[start...])) }
+        }
+        self.bytes.append(UInt8(ascii: "\""))
+    }
+
+    private mutating func appendEscape(_ c: UInt8) {
+        switch c {
+        case UInt8(ascii: "\""): self.bytes.append(contentsOf: [0x5C, 0x22])
+        case UInt8(ascii: "\\"): self.bytes.append(contentsOf: [0x5C, 0x5C])
+        case 0x0A: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+        case 0x0D: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+        case 0x09: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+        default:
+            let hex = Array("0123456789abcdef".utf8)
+            self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 0xF)]])
+        }
     }
 }

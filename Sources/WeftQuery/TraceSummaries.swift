@@ -16,8 +16,8 @@ struct TraceSummaries {
         var minStart = UInt64.max
         var maxEnd: UInt64 = 0
         var root: (service: String, name: String)?
-        var services: [String: (spans: Int, errors: Int)] = [:]
-        var order: [String] = []
+        /// Per service in order of first appearance (a trace has few: a linear search beats hashing).
+        var services: [(service: String, spans: Int, errors: Int)] = []
     }
 
     /// A trace summed from head rows without span-ID checks.
@@ -47,16 +47,27 @@ struct TraceSummaries {
     mutating func add(
         _ id: TraceID, spanID: UInt64, start: UInt64, end: UInt64, isRoot: Bool, isError: Bool, service: String, name: () throws -> String
     ) rethrows -> Bool {
-        // In place: a copy of the accumulator would copy its set and dictionary on every write.
-        guard let i = self.traces.index(forKey: id), self.traces.values[i].seen.insert(spanID).inserted else { return false }
+        guard let i = self.traces.index(forKey: id) else { return false }
+        return try self.add(at: i, spanID: spanID, start: start, end: end, isRoot: isRoot, isError: isError, service: service, name: name)
+    }
+
+    /// ``add(_:spanID:start:end:isRoot:isError:service:name:)`` for the trace at index `i` of `traces`.
+    @discardableResult
+    private mutating func add(
+        at i: Dictionary<TraceID, Accumulator>.Index, spanID: UInt64, start: UInt64, end: UInt64, isRoot: Bool, isError: Bool, service: String,
+        name: () throws -> String
+    ) rethrows -> Bool {
+        // In place: a copy of the accumulator would copy its set and array on every write.
+        guard self.traces.values[i].seen.insert(spanID).inserted else { return false }
         self.traces.values[i].minStart = min(self.traces.values[i].minStart, start)
         self.traces.values[i].maxEnd = max(self.traces.values[i].maxEnd, end)
         if isRoot && self.traces.values[i].root == nil { self.traces.values[i].root = (service, try name()) }
-        if let s = self.traces.values[i].services[service] {
-            self.traces.values[i].services[service] = (s.spans + 1, s.errors + (isError ? 1 : 0))
+        let error = isError ? 1 : 0
+        if let k = self.traces.values[i].services.firstIndex(where: { $0.service == service }) {
+            self.traces.values[i].services[k].spans += 1
+            self.traces.values[i].services[k].errors += error
         } else {
-            self.traces.values[i].order.append(service)
-            self.traces.values[i].services[service] = (1, isError ? 1 : 0)
+            self.traces.values[i].services.append((service, 1, error))
         }
         return true
     }
@@ -155,8 +166,14 @@ struct TraceSummaries {
         let strings = group.strings
         let serviceNames = group.resources.resourceServiceName
         var services: [UInt32: String] = [:]
-        for (id, _) in rows { self.inBlocks.insert(id) }
+        // Rows of one trace are adjacent: its accumulator is looked up once per run.
+        var last: (id: TraceID, index: Dictionary<TraceID, Accumulator>.Index?)?
         for (id, row) in rows {
+            if last?.id != id {
+                self.inBlocks.insert(id)
+                last = (id, self.traces.index(forKey: id))
+            }
+            guard let i = last?.index else { continue }
             let r = Int(resource[row])
             guard r < serviceNames.count else { throw BlockFormatError("span resource \(r) outside the resource table") }
             let serviceID = serviceNames[r]
@@ -168,7 +185,7 @@ struct TraceSummaries {
                 services[serviceID] = service
             }
             try self.add(
-                id, spanID: spanID[row], start: start[row], end: end[row], isRoot: parent[row] == 0, isError: status[row] == 2,
+                at: i, spanID: spanID[row], start: start[row], end: end[row], isRoot: parent[row] == 0, isError: status[row] == 2,
                 service: service, name: { try strings.string(name[row]) }
             )
         }
@@ -199,7 +216,7 @@ struct TraceSummaries {
             durationNanos: t.maxEnd > start ? t.maxEnd - start : 0,
             matchedSpans: [],
             matched: 0,
-            serviceStats: t.order.map { ($0, t.services[$0]!.spans, t.services[$0]!.errors) }
+            serviceStats: t.services
         )
     }
 }

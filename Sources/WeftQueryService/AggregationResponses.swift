@@ -51,7 +51,7 @@ extension QueryResponses {
                 for (t, v) in s.samples {
                     samples.object { p in
                         p.key("timestampMs")
-                        p.string(String(t / 1_000_000))
+                        p.string(decimal: t / 1_000_000)
                         p.key("value")
                         p.number(v)
                     }

@@ -14,7 +14,7 @@ public enum QueryResponses {
                 for t in result.traces {
                     a.object { tr in
                         tr.key("traceID")
-                        tr.string(tempoTraceID(t.traceID))
+                        tr.string(trimmedHexHigh: t.traceID.high, low: t.traceID.low)
                         tr.key("rootServiceName")
                         tr.string(t.rootServiceName)
                         if !t.rootTraceName.isEmpty {
@@ -22,7 +22,7 @@ public enum QueryResponses {
                             tr.string(t.rootTraceName)
                         }
                         tr.key("startTimeUnixNano")
-                        tr.string(String(t.startNanos))
+                        tr.string(decimal: t.startNanos)
                         tr.key("durationMs")
                         tr.number(Int(t.durationNanos / 1_000_000))
                         tr.key("spanSets")
@@ -33,13 +33,13 @@ public enum QueryResponses {
                                     for s in t.matchedSpans {
                                         spans.object { so in
                                             so.key("spanID")
-                                            so.string(Hex.encode(s.spanID))
+                                            so.string(hex: s.spanID)
                                             so.key("name")
                                             so.string(s.name)
                                             so.key("startTimeUnixNano")
-                                            so.string(String(s.startNanos))
+                                            so.string(decimal: s.startNanos)
                                             so.key("durationNanos")
-                                            so.string(String(s.durationNanos))
+                                            so.string(decimal: s.durationNanos)
                                             if !s.attributes.isEmpty { writeLabels(&so, s.attributes, key: "attributes") }
                                         }
                                     }

@@ -148,9 +148,9 @@ public enum TraceRenderer {
             let kind = Int(b.kind[row])
             if kind < kindNames.count { s.string(kindNames[kind]) } else { s.number(kind) }
             s.key("startTimeUnixNano")
-            s.string(String(b.startTime[row]))
+            s.string(decimal: b.startTime[row])
             s.key("endTimeUnixNano")
-            s.string(String(b.endTime[row]))
+            s.string(decimal: b.endTime[row])
             if b.flags[row] != 0 {
                 s.key("flags")
                 s.number(Int(b.flags[row]))
@@ -168,7 +168,7 @@ public enum TraceRenderer {
                     for e in events {
                         ea.object { eo in
                             eo.key("timeUnixNano")
-                            eo.string(String(b.eventTime[e]))
+                            eo.string(decimal: b.eventTime[e])
                             eo.key("name")
                             eo.string(b.strings.string(b.eventName[e]))
                             eo.key("attributes")

@@ -216,7 +216,6 @@ extension SearchExecutor {
             try summaries.addBlockRows(rows, group)
             if shown.needsDecodedSpans { return }
             let chunk = group.chunk
-            let traceOfRow = Dictionary(uniqueKeysWithValues: rows.map { ($0.row, $0.trace) })
             let plan = try FilterPlan(filter, group.strings, limits)
             let selected = try plan.select(rows.map { Int32($0.row) }, chunk, group.resources)
             if selected.isEmpty { return }
@@ -228,7 +227,14 @@ extension SearchExecutor {
             for row in selected {
                 let r = Int(row)
                 let start = starts[r]
-                guard start >= query.startNanos && start <= query.endNanos, let id = traceOfRow[r] else { continue }
+                // `rows` is ascending: the selected row's trace by binary search, no hashing per row.
+                var lo = 0, hi = rows.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if rows[mid].row < r { lo = mid + 1 } else { hi = mid }
+                }
+                guard start >= query.startNanos && start <= query.endNanos, lo < rows.count, rows[lo].row == r else { continue }
+                let id = rows[lo].trace
                 if spans[id, default: []].count < request.spansPerSpanSet, !spans[id, default: []].contains(where: { $0.spanID == spanIDs[r] }) {
                     spans[id, default: []].append(SpanSummary(
                         spanID: spanIDs[r], name: try nameCache[names[r]] ?? { let n = try strings.string(names[r]); nameCache[names[r]] = n; return n }(), startNanos: start, durationNanos: ends[r] > start ? ends[r] - start : 0,
