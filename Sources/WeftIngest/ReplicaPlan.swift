@@ -41,7 +41,7 @@ public enum ReplicaPlan {
     /// The parts of `batch` when each span is placed by the write ring in force at its start time
     /// (see `WriteRingHistory`): spans sent again after a ring change keep the placement they had.
     /// A part from an earlier ring is written to `DesiredHolders.writeTargets` of its key on `ring`
-    /// (a member that left or drains is replaced). With one epoch, or spans all newer than the last
+    /// (a member that left or drains is replaced, preferably by a node of that earlier ring). With one epoch, or spans all newer than the last
     /// change, this is `parts(of:on:local:)` on the current ring.
     public static func parts(of batch: SpanBatch, history: WriteRingHistory, ring: RingState, now: UInt64, local: NodeID? = nil) -> [ReplicaPart] {
         let epochs = history.epochs
@@ -62,7 +62,7 @@ public enum ReplicaPlan {
             if index < 0 {
                 let replicas = lookup.replicas(ofPlacement: placement)
                 let key = PlacementKey(replicas: replicas)
-                let targets = epoch == epochs.count - 1 ? replicas : DesiredHolders.writeTargets(of: key, ring: ring)
+                let targets = epoch == epochs.count - 1 ? replicas : DesiredHolders.writeTargets(of: key, ring: ring, preferring: Set(lookup.nodes))
                 index = grouping.part(for: key, targets: targets)
                 dense[epoch][placement] = Int32(index)
             }

@@ -75,6 +75,31 @@ struct DesiredHoldersTests {
         Issue.record("no joiner outranked the stand-in")
     }
 
+    /// Spans of a placement from a write ring before a drain are written where the repair loop put the
+    /// drained member's copy, also after a node joined that outranks that stand-in: the writer prefers
+    /// the nodes of the placement's own ring, the repair loop the current holders, and both name the
+    /// same stand-in (ranking the joiner first wrote to a second stand-in: four copies for good).
+    @Test func test_writerAndRepairLoop_nameTheSameStandIn_afterADrainAndAJoin() {
+        var ring = RingState(["a", "b", "c", "d", "e"].map { entry($0) })
+        let placedOn = Set(ring.entries.keys)
+        ring.apply(entry("c", version: 2, state: .left))
+        let key = Self.placement(["a", "b", "c"])
+        let handedTo = DesiredHolders.holders(of: key, ring: ring, deadForNanos: [:], replaceAfterNanos: .max, holding: [node("a"), node("b")])
+        let standIn = handedTo.first { !key.replicas.contains($0) }!
+        #expect(DesiredHolders.writeTargets(of: key, ring: ring, preferring: placedOn).sorted() == handedTo)
+        for name in ["f", "g", "h", "i", "j", "k", "l", "m"] {
+            var joined = ring
+            joined.apply(entry(name))
+            guard DesiredHolders.writeTargets(of: key, ring: joined).contains(node(name)) else { continue }
+            // This joiner outranks the stand-in: only the preference keeps the writes on the stand-in.
+            let kept = DesiredHolders.holders(of: key, ring: joined, deadForNanos: [:], replaceAfterNanos: .max, holding: [node("a"), node("b"), standIn])
+            #expect(kept == handedTo)
+            #expect(DesiredHolders.writeTargets(of: key, ring: joined, preferring: placedOn).sorted() == kept)
+            return
+        }
+        Issue.record("no joiner outranked the stand-in")
+    }
+
     /// Random clusters, states, deaths and placements (seeded): RF holders whenever at least RF storage
     /// nodes are ACTIVE and alive; holders are distinct ACTIVE storage nodes; members still in the
     /// ring are kept; and changing a node that is neither a member nor a holder changes nothing.

@@ -69,7 +69,7 @@ struct ReplicaPlanTests {
             }
             if part.key.replicas.contains(NodeID("d")!) {
                 sawStandIn = true
-                #expect(part.replicas == DesiredHolders.writeTargets(of: part.key, ring: new.state))
+                #expect(part.replicas == DesiredHolders.writeTargets(of: part.key, ring: new.state, preferring: Set(old.writes.nodes)))
                 #expect(part.replicas.count == 3)
             } else {
                 #expect(Set(part.replicas) == Set(part.key.replicas))

@@ -55,7 +55,12 @@ public enum DesiredHolders {
     /// replaced by a storage node outside the set, chosen by the same eligibility and rendezvous ranking
     /// as `holders(of:)` (without liveness, which the writer does not track: a dead one misses the write
     /// and gets a hint). Members keep their order; replacements take the places of the members they replace.
-    public static func writeTargets(of placement: PlacementKey, ring: RingState) -> [NodeID] {
+    ///
+    /// `preferring` names the nodes of the ring the placement came from: they rank before nodes that
+    /// joined since. The repair loop handed the gone member's copy to a stand-in chosen among those
+    /// nodes and keeps it there when a node joins (it prefers current holders); ranking a newcomer
+    /// first would write new spans to a second stand-in, and the copies would never come back to RF.
+    public static func writeTargets(of placement: PlacementKey, ring: RingState, preferring: Set<NodeID> = []) -> [NodeID] {
         let members = placement.replicas
         func keeps(_ node: NodeID) -> Bool {
             guard let entry = ring[node], entry.placesTokens else { return false }
@@ -65,6 +70,8 @@ public enum DesiredHolders {
         let taken = Set(members)
         var candidates = ring.entries.values.filter { !taken.contains($0.nodeID) && keeps($0.nodeID) }.map(\.nodeID)
         candidates.sort { a, b in
+            let (pa, pb) = (preferring.contains(a), preferring.contains(b))
+            if pa != pb { return pa }
             let (sa, sb) = (Self.score(placement, a), Self.score(placement, b))
             return sa != sb ? sa > sb : a < b
         }
