@@ -114,6 +114,8 @@ public final class StorageEngine: Sendable {
     public let store: BlockStore
     /// Live blocks. Guarded together with head drops so a query never sees a segment twice or not at all.
     private let catalog = Mutex<[BlockMeta]>([])
+    /// Partitions whose copy here is surplus (``setSurplus(_:)``).
+    private let surplus = Mutex<Set<PartitionKey>>([])
 
     public init(head: Head, store: BlockStore, configuration: Configuration = Configuration()) {
         self.head = head
@@ -190,16 +192,31 @@ public final class StorageEngine: Sendable {
 
     // MARK: Queries
 
-    /// Head chunks and blocks of `org` in the given placements (nil: all), taken atomically with
-    /// respect to cuts, flushes and compactions.
+    /// Head chunks and blocks of `org` in the given placements (nil: every placement but the surplus
+    /// ones), taken atomically with respect to cuts, flushes and compactions.
     public func snapshot(org: String, placements: Set<String>? = nil) -> Snapshot {
-        self.catalog.withLock { blocks in
+        let hidden = placements == nil ? Set(self.surplus.withLock { $0 }.filter { $0.org == org }.map(\.placement)) : []
+        let snapshot = self.catalog.withLock { blocks in
             Snapshot(
                 chunks: self.head.snapshot(org: org, placements: placements),
                 blocks: blocks.filter { $0.org == org && placements?.contains($0.placement) ?? true && !self.store.isQuarantined($0.id) }
             )
         }
+        guard !hidden.isEmpty else { return snapshot }
+        return Snapshot(chunks: snapshot.chunks.filter { !hidden.contains($0.placement) }, blocks: snapshot.blocks.filter { !hidden.contains($0.placement) })
     }
+
+    /// Marks the partitions whose copy on this node is surplus: the node is not one of their desired
+    /// holders and every desired holder holds each of their spans. Reads that name no placements (this
+    /// node's own data, its catalog) leave them out, so each span counts RF copies again; their files
+    /// stay (retention removes them), anti-entropy still reads them by name, and new spans written to
+    /// them are kept as usual. Replaces the previous set.
+    public func setSurplus(_ partitions: Set<PartitionKey>) {
+        self.surplus.withLock { $0 = partitions }
+    }
+
+    /// The partitions ``setSurplus(_:)`` marked.
+    public var surplusPartitions: Set<PartitionKey> { self.surplus.withLock { $0 } }
 
     /// Rows among `rows` of `batch` (traces new to the head) that blocks of `partition` already
     /// hold, and the traces found in blocks. Per trace: blocks whose start range (widened by

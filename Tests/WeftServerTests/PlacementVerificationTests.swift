@@ -31,3 +31,14 @@ struct PlacementVerificationTests {
         #expect(v.notInSync(lacking: [], held: { [Self.key("solo")] }).isEmpty)
     }
 }
+
+/// A copy is surplus only when dropping it from reads leaves every span on as many other holders as
+/// the placement has replicas, each of them checked this round.
+struct SurplusCopyTests {
+    @Test func test_surplus_onlyForANonHolderWhoseSpansEveryFullSetOfHoldersHas() {
+        #expect(SurplusCopy.isSurplus(isHolder: false, otherHolders: 3, replicas: 3, handedOff: true))
+        #expect(!SurplusCopy.isSurplus(isHolder: true, otherHolders: 3, replicas: 3, handedOff: true), "a desired holder keeps its copy")
+        #expect(!SurplusCopy.isSurplus(isHolder: false, otherHolders: 3, replicas: 3, handedOff: false), "a holder lacked spans or was not reached")
+        #expect(!SurplusCopy.isSurplus(isHolder: false, otherHolders: 2, replicas: 3, handedOff: true), "too few holders: this copy is still needed")
+    }
+}

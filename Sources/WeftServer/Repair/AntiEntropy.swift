@@ -57,7 +57,7 @@ final class AntiEntropy: Sendable {
     private let loop: any EventLoop
     private let logger: Logger
     private let settings: Settings
-    private let metrics: (bytes: Counter, spans: Counter, rounds: Counter, outOfSync: Gauge)
+    private let metrics: (bytes: Counter, spans: Counter, rounds: Counter, outOfSync: Gauge, surplus: Gauge)
     private let state = Mutex(Progress())
     private let requested = Mutex(false)
     /// Monotonic nanoseconds at which each node was first seen dead.
@@ -85,7 +85,10 @@ final class AntiEntropy: Sendable {
             counter("repair_bytes", "Span payload bytes sent to other replicas by anti-entropy."),
             counter("repair_spans", "Spans sent to other replicas by anti-entropy."),
             counter("repair_rounds", "Anti-entropy sync rounds run."),
-            registry.makeGauge(descriptor: .init(namespace: "weft", metricName: "placements_out_of_sync", helpText: "Placements whose last sync check found a difference or an unreachable holder."))
+            registry.makeGauge(descriptor: .init(namespace: "weft", metricName: "placements_out_of_sync", helpText: "Placements whose last sync check found a difference or an unreachable holder.")),
+            registry.makeGauge(descriptor: .init(
+                namespace: "weft", metricName: "placements_surplus", helpText: "Placements held here that this node is no desired holder of and every holder has: left out of reads."
+            ))
         )
     }
 
@@ -164,7 +167,9 @@ final class AntiEntropy: Sendable {
         let held = self.engine.heldPartitions().filter { PlacementKey(parsing: $0.placement).map { $0 != .local } ?? false }
         // Who holds what: this node, and every live peer that serves reads, by its catalog.
         var holding: [String: Set<NodeID>] = [:]
-        for partition in held { holding[partition.placement, default: []].insert(self.me) }
+        // A surplus copy is left out of this node's catalog, so the others do not count it: neither does this node.
+        let wasSurplus = self.engine.surplusPartitions
+        for partition in held where !wasSurplus.contains(partition) { holding[partition.placement, default: []].insert(self.me) }
         var catalogs: [(NodeID, PlacementCatalog)] = []
         for peer in ring.sortedEntries where peer.nodeID != self.me && peer.roles.contains(.storage) && peer.state.ownsReads && deadFor[peer.nodeID] == nil {
             guard let catalog = try? PlacementCatalog.decode(await self.get(NodeQueryRoute.catalogPath, to: peer.address)) else { continue }
@@ -194,6 +199,7 @@ final class AntiEntropy: Sendable {
         var lacking: Set<PartitionKey> = []
         var compared: Set<PartitionKey> = []
         var handedOff = true
+        var surplus: Set<PartitionKey> = []
         var sent = (spans: 0, bytes: 0)
         for partition in partitions {
             let key = PlacementKey(parsing: partition.placement)!
@@ -201,10 +207,13 @@ final class AntiEntropy: Sendable {
             let engine = self.engine
             guard let mine = try? await self.threads.runIfActive({ engine.digest(partition) }) else { continue }
             if !holders.contains(where: { $0 != self.me }) { compared.insert(partition) }
+            // Whether every other desired holder was reached and already held each span this node holds.
+            var complete = true
             for peer in holders where peer != self.me {
                 guard deadFor[peer] == nil, let address = ring[peer]?.address else {
                     outOfSync.insert(partition)
                     handedOff = false
+                    complete = false
                     continue
                 }
                 do {
@@ -217,16 +226,30 @@ final class AntiEntropy: Sendable {
                         lacking.insert(partition)
                         await self.askToRepair(address)
                     }
-                    if result.spans > 0 { handedOff = false }
+                    if result.spans > 0 {
+                        handedOff = false
+                        complete = false
+                    }
                 } catch {
                     self.logger.warning("anti-entropy: cannot sync a placement with a holder", metadata: [
                         "org": "\(partition.org)", "placement": "\(partition.placement)", "peer": "\(peer)", "error": "\(error)",
                     ])
                     outOfSync.insert(partition)
                     handedOff = false
+                    complete = false
                 }
             }
+            if SurplusCopy.isSurplus(isHolder: holders.contains(self.me), otherHolders: holders.count(where: { $0 != self.me }), replicas: key.replicas.count, handedOff: complete) {
+                surplus.insert(partition)
+            }
         }
+        if surplus != wasSurplus {
+            self.logger.info("anti-entropy: surplus copies (this node is no desired holder; every holder has their spans) left out of reads", metadata: [
+                "surplus": "\(surplus.sorted().map { "\($0.org)/\($0.placement)" })",
+            ])
+        }
+        self.engine.setSurplus(surplus)
+        self.metrics.surplus.set(Double(surplus.count))
         self.metrics.rounds.increment()
         self.metrics.spans.increment(by: Int64(sent.spans))
         self.metrics.bytes.increment(by: Int64(sent.bytes))
