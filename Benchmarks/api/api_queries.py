@@ -108,8 +108,11 @@ def queries(p):
 def fetch(base, path, params):
     """The answer's bytes (parsed outside the timed part: DuckDB's rows need no parsing either)."""
     url = base + path + ("?" + urllib.parse.urlencode(params) if params else "")
-    with urllib.request.urlopen(url, timeout=600) as r:
-        return r.read()
+    try:
+        with urllib.request.urlopen(url, timeout=600) as r:
+            return r.read()
+    except urllib.error.HTTPError as e:
+        raise SystemExit("%s answered %d: %s" % (path, e.code, e.read()[:500].decode(errors="replace")))
 
 
 def main():
