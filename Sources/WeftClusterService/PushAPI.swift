@@ -24,12 +24,21 @@ public final class ReplicaStoreReference: Sendable {
     /// read would deepen its call chain until a call overflows the stack.
     private struct Held: Sendable { let store: ReplicaStore }
     private let state = Mutex<Held?>(nil)
+    private struct HeldRepair: Sendable { let repaired: @Sendable (_ org: String, _ placement: PlacementKey) -> Void }
+    private let repair = Mutex<HeldRepair?>(nil)
 
     public init() {}
 
     public var store: ReplicaStore? { self.state.withLock { $0 }?.store }
 
     public func set(_ store: @escaping ReplicaStore) { self.state.withLock { $0 = Held(store: store) } }
+
+    /// Told of each durable push of anti-entropy (``ReplicaPush/repairHeader``), after the store.
+    public var repaired: (@Sendable (_ org: String, _ placement: PlacementKey) -> Void)? { self.repair.withLock { $0 }?.repaired }
+
+    public func onRepair(_ repaired: @escaping @Sendable (_ org: String, _ placement: PlacementKey) -> Void) {
+        self.repair.withLock { $0 = HeldRepair(repaired: repaired) }
+    }
 }
 
 /// The storage side of replicated writes: `POST /internal/v1/push` (see ``ReplicaPush``).
@@ -55,9 +64,12 @@ public enum PushAPI {
             } catch {
                 return loop.makeSucceededFuture(InternalAPI.text(400, "bad span batch payload: \(error)\n"))
             }
+            let repair = Self.header(ReplicaPush.repairHeader, of: request) != nil
             return store(batch, org, placement, loop).map { outcome in
                 switch outcome {
-                case .durable: return HTTP2Response(status: 204, headers: [])
+                case .durable:
+                    if repair { reference.repaired?(org, placement) }
+                    return HTTP2Response(status: 204, headers: [])
                 case .unavailable(let why): return Self.retryLater(why + "\n")
                 case .rejected(let why): return InternalAPI.text(400, why + "\n")
                 }

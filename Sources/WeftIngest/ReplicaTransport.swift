@@ -43,6 +43,11 @@ public struct HTTP2ReplicaTransport: ReplicaTransport {
         self.send(ReplicaPush.path, payload, org: org, placement: placement, extra: [], to: address, on: loop)
     }
 
+    /// A push of anti-entropy (``ReplicaPush/repairHeader``): spans the replica was found to lack.
+    public func pushRepair(_ payload: ByteBuffer, org: String, placement: PlacementKey, to address: NodeAddress, on loop: any EventLoop) -> EventLoopFuture<PushOutcome> {
+        self.send(ReplicaPush.path, payload, org: org, placement: placement, extra: [(ReplicaPush.repairHeader, "1")], to: address, on: loop)
+    }
+
     public func hint(_ payload: ByteBuffer, org: String, placement: PlacementKey, for target: NodeID, to address: NodeAddress, on loop: any EventLoop) -> EventLoopFuture<PushOutcome> {
         self.send(ReplicaHint.path, payload, org: org, placement: placement, extra: [(ReplicaHint.targetHeader, target.rawValue)], to: address, on: loop)
     }

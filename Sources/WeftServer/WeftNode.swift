@@ -504,6 +504,7 @@ public final class WeftNode: Service {
                         )
                     )
                     repairBox.withLock { $0 = antiEntropy }
+                    replicaStore.onRepair { org, placement in antiEntropy.received(repairOf: PartitionKey(org: org, placement: placement.rawValue)) }
                     let delivery = try await Self.startHintDelivery(
                         config: config, membership: membership, store: hintStore, pool: pool, group: group, metrics: metrics, logger: logger,
                         alsoRepair: { antiEntropy.repairNow() }

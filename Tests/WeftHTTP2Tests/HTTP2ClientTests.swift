@@ -100,13 +100,15 @@ struct HTTP2ClientTests {
     }
 
     @Test func test_deadline_resetsTheStream_andTheConnectionStaysUsable() async throws {
-        try await Self.withServer { _, port in
+        // The answer comes after 10 minutes: under the whole suite the shared event loops can be busy
+        // for many seconds, so only a bound far below the answer tells the deadline ended the request.
+        try await Self.withServer(slowDelay: .seconds(600)) { _, port in
             let connection = try await HTTP2Connection.connect(host: "127.0.0.1", port: port, group: MultiThreadedEventLoopGroup.singleton)
             let started = ContinuousClock.now
             await #expect(throws: HTTP2ClientError.deadlineExceeded) {
                 _ = try await connection.send(HTTP2ClientRequest(path: "/slow"), deadline: .now + .milliseconds(100))
             }
-            #expect(ContinuousClock.now - started < .seconds(20), "the deadline, not the 30 s answer, ended it")
+            #expect(ContinuousClock.now - started < .seconds(300), "the deadline, not the 600 s answer, ended it")
             let ok = try await connection.send(HTTP2ClientRequest(path: "/status/204"))
             #expect(ok.status == 204)
             #expect(connection.activeRequests == 0)

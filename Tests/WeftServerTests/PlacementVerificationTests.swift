@@ -42,3 +42,20 @@ struct SurplusCopyTests {
         #expect(!SurplusCopy.isSurplus(isHolder: false, otherHolders: 2, replicas: 3, handedOff: true), "too few holders: this copy is still needed")
     }
 }
+
+/// A placement another holder's round pushed spans of is being handed over: not in sync until this
+/// node's own round has compared it.
+struct RepairReceivedTests {
+    @Test func test_afterARepairPush_thePlacementIsNotInSyncUntilARoundComparesIt() {
+        let p = PartitionKey(org: "acme", placement: "a+b+c")
+        var v = PlacementVerification()
+        v.roundEnded(compared: [], uncompared: [])
+        #expect(v.notInSync(lacking: [], held: { [p] }).isEmpty, "a placement first held after the first round counts as new")
+        v.received(repairOf: p)
+        #expect(v.notInSync(lacking: [], held: { [p] }) == [p])
+        v.roundEnded(compared: [], uncompared: [p])
+        #expect(v.notInSync(lacking: [], held: { [p] }) == [p], "no holder could be compared with: still not in sync")
+        v.roundEnded(compared: [p], uncompared: [])
+        #expect(v.notInSync(lacking: [], held: { [p] }).isEmpty)
+    }
+}

@@ -8,4 +8,7 @@ public enum ReplicaPush {
     public static let orgHeader = "x-weft-org"
     /// The ``PlacementKey`` the replica keeps the spans under.
     public static let placementHeader = "x-weft-placement"
+    /// Present (`1`) on pushes of anti-entropy: the receiver lacked these spans, so it may lack more of
+    /// the placement and calls it not in sync until its own round has compared it.
+    public static let repairHeader = "x-weft-repair"
 }

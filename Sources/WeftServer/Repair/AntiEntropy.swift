@@ -111,6 +111,13 @@ final class AntiEntropy: Sendable {
     /// Asks for a round now (it runs within a fraction of a second).
     func repairNow() { self.requested.withLock { $0 = true } }
 
+    /// Another holder's round pushed spans of `partition` that this node lacked: it is not in sync
+    /// until this node's own round compares it (soon: a round is asked for now).
+    func received(repairOf partition: PartitionKey) {
+        self.state.withLock { $0.verification.received(repairOf: partition) }
+        self.repairNow()
+    }
+
     func start() {
         let task = Task { [self] in
             var lastSignature: [String]? = nil
@@ -301,7 +308,7 @@ final class AntiEntropy: Sendable {
         var bytes = 0
         for batch in batches {
             let payload = SpanBatchCodec.encode(batch)
-            let outcome = try await self.transport.push(ByteBuffer(bytes: payload), org: partition.org, placement: key, to: address, on: self.loop).get()
+            let outcome = try await self.transport.pushRepair(ByteBuffer(bytes: payload), org: partition.org, placement: key, to: address, on: self.loop).get()
             guard outcome == .durable else { throw RepairFailure(description: "push refused: \(outcome)") }
             spans += batch.spanCount
             bytes += payload.count

@@ -27,6 +27,12 @@ struct PlacementVerification: Sendable {
     /// that have no other holder), `uncompared` those it wanted to but could not (every other holder
     /// unreachable). A placement compared once stays verified: what it misses later is hinted or
     /// found by a later round. Placements first held after the first round are new since the start.
+    /// Records that anti-entropy pushed spans of `partition` to this node: it lacked some, so it may
+    /// lack more (a copy being handed to it), and is not in sync until a round has compared it.
+    mutating func received(repairOf partition: PartitionKey) {
+        if self.rounds > 0 { self.unverified.insert(partition) }
+    }
+
     mutating func roundEnded(compared: Set<PartitionKey>, uncompared: Set<PartitionKey>) {
         if self.rounds == 0 {
             self.unverified = uncompared.subtracting(compared)
