@@ -59,3 +59,10 @@ struct RepairReceivedTests {
         #expect(v.notInSync(lacking: [], held: { [p] }).isEmpty)
     }
 }
+
+/// A round that could not reach a live holder is tried again soon, then less and less often.
+struct RepairRetryTests {
+    @Test func test_retryDelay_doublesFromTwoSecondsUpToAMinute() {
+        #expect((1...8).map { AntiEntropy.retryDelay(afterFailedRounds: $0) } == [2, 4, 8, 16, 32, 60, 60, 60].map { Duration.seconds($0) })
+    }
+}

@@ -43,6 +43,9 @@ final class AntiEntropy: Sendable {
         var lacking: Set<PartitionKey> = []
         var drained = false
         var running = false
+        /// Consecutive rounds that could not sync with a holder SWIM calls alive (an address that just
+        /// changed, a one-way partition): the next round comes after a backoff, not the interval.
+        var failedLiveSyncs = 0
         /// What the node may call in sync, by what rounds have compared since it started.
         var verification = PlacementVerification()
     }
@@ -131,7 +134,8 @@ final class AntiEntropy: Sendable {
                 // so they do while placements wait for a first comparison (their holders were unreachable).
                 let progress = self.progress
                 let catchingUp = !(progress.lacking.isEmpty && progress.verification.unverified.isEmpty) && ContinuousClock.now - lastRound >= .seconds(1)
-                if asked || leaving || catchingUp || signature != lastSignature || ContinuousClock.now - lastRound >= self.settings.interval {
+                let retrying = progress.failedLiveSyncs > 0 && ContinuousClock.now - lastRound >= Self.retryDelay(afterFailedRounds: progress.failedLiveSyncs)
+                if asked || leaving || catchingUp || retrying || signature != lastSignature || ContinuousClock.now - lastRound >= self.settings.interval {
                     lastSignature = signature
                     lastRound = ContinuousClock.now
                     await self.round(leaving: leaving)
@@ -146,6 +150,12 @@ final class AntiEntropy: Sendable {
         let task = self.task.withLock { $0 }
         task?.cancel()
         await task?.value
+    }
+
+    /// How long after a round that could not sync with a live holder the next one runs: 2 s, doubling
+    /// with each such round in a row, at most 60 s (rounds read every placement, so they are not free).
+    static func retryDelay(afterFailedRounds n: Int) -> Duration {
+        .seconds(min(60, 2 << min(max(0, n - 1), 5)))
     }
 
     /// Updates when nodes were first seen dead; returns what decides holders besides the ring: the
@@ -207,6 +217,7 @@ final class AntiEntropy: Sendable {
         var compared: Set<PartitionKey> = []
         var handedOff = true
         var surplus: Set<PartitionKey> = []
+        var failedLive = false
         var sent = (spans: 0, bytes: 0)
         for partition in partitions {
             let key = PlacementKey(parsing: partition.placement)!
@@ -244,6 +255,7 @@ final class AntiEntropy: Sendable {
                     outOfSync.insert(partition)
                     handedOff = false
                     complete = false
+                    failedLive = true
                 }
             }
             if SurplusCopy.isSurplus(isHolder: holders.contains(self.me), otherHolders: holders.count(where: { $0 != self.me }), replicas: key.replicas.count, handedOff: complete) {
@@ -275,6 +287,7 @@ final class AntiEntropy: Sendable {
             p.lacking = lacking
             p.verification.roundEnded(compared: compared, uncompared: Set(partitions).subtracting(compared))
             p.running = false
+            p.failedLiveSyncs = failedLive ? p.failedLiveSyncs + 1 : 0
             if drained { p.drained = true }
         }
         if drained {
