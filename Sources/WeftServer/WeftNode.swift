@@ -500,7 +500,8 @@ public final class WeftNode: Service {
                         registry: metrics.registry, logger: logger,
                         settings: .init(
                             interval: .milliseconds(Int64(max(0.2, config.antiEntropyIntervalSeconds) * 1000)),
-                            replaceAfterNanos: UInt64(max(0, config.replicaReplaceAfterSeconds) * 1_000_000_000)
+                            replaceAfterNanos: UInt64(max(0, config.replicaReplaceAfterSeconds) * 1_000_000_000),
+                            expectsPeers: !membership.settings.seeds.isEmpty
                         )
                     )
                     repairBox.withLock { $0 = antiEntropy }

@@ -66,3 +66,14 @@ struct RepairRetryTests {
         #expect((1...8).map { AntiEntropy.retryDelay(afterFailedRounds: $0) } == [2, 4, 8, 16, 32, 60, 60, 60].map { Duration.seconds($0) })
     }
 }
+
+/// A wiped node that starts before it can read its peers' catalogs must not take that round as its
+/// first: it would then call every placement it receives later in sync, lacking what came before.
+struct FirstRoundKnowledgeTests {
+    @Test func test_aRoundCountsOnlyWhenItReadEveryLivePeersCatalog() {
+        #expect(PlacementVerification.roundKnewPlacements(catalogsComplete: true, catalogsRead: 4, expectsPeers: true))
+        #expect(!PlacementVerification.roundKnewPlacements(catalogsComplete: false, catalogsRead: 3, expectsPeers: true), "a peer's catalog did not come")
+        #expect(!PlacementVerification.roundKnewPlacements(catalogsComplete: true, catalogsRead: 0, expectsPeers: true), "no peer known yet")
+        #expect(PlacementVerification.roundKnewPlacements(catalogsComplete: true, catalogsRead: 0, expectsPeers: false), "a node started alone")
+    }
+}

@@ -27,6 +27,8 @@ final class AntiEntropy: Sendable {
         var replaceAfterNanos: UInt64
         /// Spans per push (a pushed body stays well under 4 MiB).
         var maxPushSpans = 4_000
+        /// The node was started with seeds: a first round that reached no peer's catalog knows nothing.
+        var expectsPeers = false
         var requestTimeout: Duration = .seconds(10)
     }
 
@@ -188,8 +190,14 @@ final class AntiEntropy: Sendable {
         let wasSurplus = self.engine.surplusPartitions
         for partition in held where !wasSurplus.contains(partition) { holding[partition.placement, default: []].insert(self.me) }
         var catalogs: [(NodeID, PlacementCatalog)] = []
+        // Until this node has seen every live peer's catalog once, it cannot know which placements it
+        // should hold (a wiped node that just started may not even know its peers yet).
+        var catalogsComplete = true
         for peer in ring.sortedEntries where peer.nodeID != self.me && peer.roles.contains(.storage) && peer.state.ownsReads && deadFor[peer.nodeID] == nil {
-            guard let catalog = try? PlacementCatalog.decode(await self.get(NodeQueryRoute.catalogPath, to: peer.address)) else { continue }
+            guard let catalog = try? PlacementCatalog.decode(await self.get(NodeQueryRoute.catalogPath, to: peer.address)) else {
+                catalogsComplete = false
+                continue
+            }
             catalogs.append((peer.nodeID, catalog))
             for e in catalog.entries { holding[e.placement, default: []].insert(peer.nodeID) }
         }
@@ -214,10 +222,15 @@ final class AntiEntropy: Sendable {
         let partitions = wanted.sorted()
         var outOfSync: Set<PartitionKey> = []
         var lacking: Set<PartitionKey> = []
+        // What the last rounds found lacking stays lacking until a round compares it with every holder.
+        let lackingBefore = self.state.withLock { $0.lacking }
         var compared: Set<PartitionKey> = []
         var handedOff = true
         var surplus: Set<PartitionKey> = []
-        var failedLive = false
+        let knowsPlacements = PlacementVerification.roundKnewPlacements(
+            catalogsComplete: catalogsComplete, catalogsRead: catalogs.count, expectsPeers: self.settings.expectsPeers
+        )
+        var failedLive = !knowsPlacements
         var sent = (spans: 0, bytes: 0)
         for partition in partitions {
             let key = PlacementKey(parsing: partition.placement)!
@@ -227,11 +240,13 @@ final class AntiEntropy: Sendable {
             if !holders.contains(where: { $0 != self.me }) { compared.insert(partition) }
             // Whether every other desired holder was reached and already held each span this node holds.
             var complete = true
+            var reachedAll = true
             for peer in holders where peer != self.me {
                 guard deadFor[peer] == nil, let address = ring[peer]?.address else {
                     outOfSync.insert(partition)
                     handedOff = false
                     complete = false
+                    reachedAll = false
                     continue
                 }
                 do {
@@ -255,9 +270,11 @@ final class AntiEntropy: Sendable {
                     outOfSync.insert(partition)
                     handedOff = false
                     complete = false
+                    reachedAll = false
                     failedLive = true
                 }
             }
+            if !reachedAll && lackingBefore.contains(partition) { lacking.insert(partition) }
             if SurplusCopy.isSurplus(isHolder: holders.contains(self.me), otherHolders: holders.count(where: { $0 != self.me }), replicas: key.replicas.count, handedOff: complete) {
                 surplus.insert(partition)
             }
@@ -285,7 +302,10 @@ final class AntiEntropy: Sendable {
             p.lastRoundUnixNanos = WallClock.nowNanos()
             p.outOfSync = outOfSync
             p.lacking = lacking
-            p.verification.roundEnded(compared: compared, uncompared: Set(partitions).subtracting(compared))
+            // The first round counts only once it knew what to compare: before, every placement held stays not in sync.
+            if knowsPlacements || p.verification.rounds > 0 {
+                p.verification.roundEnded(compared: compared, uncompared: Set(partitions).subtracting(compared))
+            }
             p.running = false
             p.failedLiveSyncs = failedLive ? p.failedLiveSyncs + 1 : 0
             if drained { p.drained = true }

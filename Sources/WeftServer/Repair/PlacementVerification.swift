@@ -27,6 +27,13 @@ struct PlacementVerification: Sendable {
     /// that have no other holder), `uncompared` those it wanted to but could not (every other holder
     /// unreachable). A placement compared once stays verified: what it misses later is hinted or
     /// found by a later round. Placements first held after the first round are new since the start.
+    /// Whether a round knew which placements this node should hold: it read the catalog of every live
+    /// storage peer, and of at least one when the node was started to join others (a wiped node that
+    /// just started may not know its peers yet; a round then must not count as its first).
+    static func roundKnewPlacements(catalogsComplete: Bool, catalogsRead: Int, expectsPeers: Bool) -> Bool {
+        catalogsComplete && (catalogsRead > 0 || !expectsPeers)
+    }
+
     /// Records that anti-entropy pushed spans of `partition` to this node: it lacked some, so it may
     /// lack more (a copy being handed to it), and is not in sync until a round has compared it.
     mutating func received(repairOf partition: PartitionKey) {
