@@ -415,17 +415,13 @@ struct Worker {
             let local = try self.codes(field: f, selection, chunk, plan)
             var out = [UInt32](repeating: 0, count: n)
             let unknown = UInt32.max
-            // The table leaves the plan for the loop: no class access or uniqueness check per row.
-            var table = plan.globalCode[f]
-            plan.globalCode[f] = []
-            defer { plan.globalCode[f] = table }
             for i in 0..<n {
                 let c = local[i]
-                if Int(c) < table.count {
-                    var g = table[Int(c)]
+                if Int(c) < plan.globalCode[f].count {
+                    var g = plan.globalCode[f][Int(c)]
                     if g == unknown {
                         g = partial.code(field: f, try self.value(f, c, plan)) ?? Self.excluded
-                        table[Int(c)] = g
+                        plan.globalCode[f][Int(c)] = g
                     }
                     out[i] = g
                 } else if let g = plan.otherGlobalCode[f][c] {

@@ -358,15 +358,13 @@ public struct AggregationPartial: Sendable {
     /// The code of `value` in field `f` (numbered on first sight); in a closed partial, nil for a value
     /// none of its groups has.
     mutating func code(field f: Int, _ value: GroupValue) -> UInt32? {
-        if self.isClosed { return self.fieldCodes[f][value] }
-        // One hash: the entry is made in place when missing.
-        let next = UInt32(self.fieldValues[f].count)
-        let c = Self.codeOrInsert(&self.fieldCodes[f][value, default: next])
-        if c == next { self.fieldValues[f].append(value) }
+        if let c = self.fieldCodes[f][value] { return c }
+        if self.isClosed { return nil }
+        let c = UInt32(self.fieldValues[f].count)
+        self.fieldValues[f].append(value)
+        self.fieldCodes[f][value] = c
         return c
     }
-
-    @inline(__always) private static func codeOrInsert(_ slot: inout UInt32) -> UInt32 { slot }
 
     /// A tuple of field codes as a 128-bit key; `hi` is 0 exactly when the key fits in 64 bits (up to two
     /// fields, three codes below 2^21 or four below 2^16), so most keys take the smaller map.
