@@ -111,7 +111,7 @@ public struct JSONWriter: Sendable {
     public mutating func string(hex v: UInt64, trimmed: Bool = false) {
         self.separator()
         self.bytes.append(UInt8(ascii: "\""))
-        self.appendHex(v, digits: trimmed ? max(1, (64 - v.leadingZeroBitCount + 3) / 4) : 16)
+        self.appendHex(v, digits: trimmed ? Self.hexDigits(v) : 16)
         self.bytes.append(UInt8(ascii: "\""))
         self.needsComma = true
     }
@@ -122,11 +122,14 @@ public struct JSONWriter: Sendable {
         guard high != 0 else { return self.string(hex: low, trimmed: true) }
         self.separator()
         self.bytes.append(UInt8(ascii: "\""))
-        self.appendHex(high, digits: (64 - high.leadingZeroBitCount + 3) / 4)
+        self.appendHex(high, digits: Self.hexDigits(high))
         self.appendHex(low, digits: 16)
         self.bytes.append(UInt8(ascii: "\""))
         self.needsComma = true
     }
+
+    /// Hex digits of `v` without leading zeros (at least one).
+    private static func hexDigits(_ v: UInt64) -> Int { max(1, (64 - v.leadingZeroBitCount + 3) / 4) }
 
     private mutating func appendDecimal(_ v: UInt64) {
         var digits = 1
@@ -153,9 +156,9 @@ public struct JSONWriter: Sendable {
         self.bytes.append(contentsOf: repeatElement(0, count: digits))
         self.bytes.withUnsafeMutableBufferPointer { b in
             var v = v
+            let table = Hex.digits
             for i in stride(from: end - 1, through: end - digits, by: -1) {
-                let d = UInt8(truncatingIfNeeded: v & 0xF)
-                b[i] = d < 10 ? UInt8(ascii: "0") &+ d : UInt8(ascii: "a") &+ (d &- 10)
+                b[i] = table[Int(v & 0xF)]
                 v >>= 4
             }
         }
@@ -187,8 +190,7 @@ public struct JSONWriter: Sendable {
         case 0x0D: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
         case 0x09: self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
         default:
-            let hex = Array("0123456789abcdef".utf8)
-            self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 0xF)]])
+            self.bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, Hex.digits[Int(c >> 4)], Hex.digits[Int(c & 0xF)]])
         }
     }
 }

@@ -195,7 +195,8 @@ public final class StorageEngine: Sendable {
     /// Head chunks and blocks of `org` in the given placements (nil: every placement but the surplus
     /// ones), taken atomically with respect to cuts, flushes and compactions.
     public func snapshot(org: String, placements: Set<String>? = nil) -> Snapshot {
-        let hidden = placements == nil ? Set(self.surplus.withLock { $0 }.filter { $0.org == org }.map(\.placement)) : []
+        let hidden: Set<String> = placements == nil
+            ? self.surplus.withLock { s in s.isEmpty ? [] : Set(s.lazy.filter { $0.org == org }.map(\.placement)) } : []
         let snapshot = self.catalog.withLock { blocks in
             Snapshot(
                 chunks: self.head.snapshot(org: org, placements: placements),

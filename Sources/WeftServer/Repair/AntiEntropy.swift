@@ -238,14 +238,13 @@ final class AntiEntropy: Sendable {
             let engine = self.engine
             guard let mine = try? await self.threads.runIfActive({ engine.digest(partition) }) else { continue }
             if !holders.contains(where: { $0 != self.me }) { compared.insert(partition) }
-            // Whether every other desired holder was reached and already held each span this node holds.
-            var complete = true
+            // Whether every other desired holder was reached, and whether one lacked spans this node holds.
             var reachedAll = true
+            var sentSome = false
             for peer in holders where peer != self.me {
                 guard deadFor[peer] == nil, let address = ring[peer]?.address else {
                     outOfSync.insert(partition)
                     handedOff = false
-                    complete = false
                     reachedAll = false
                     continue
                 }
@@ -261,7 +260,7 @@ final class AntiEntropy: Sendable {
                     }
                     if result.spans > 0 {
                         handedOff = false
-                        complete = false
+                        sentSome = true
                     }
                 } catch {
                     self.logger.warning("anti-entropy: cannot sync a placement with a holder", metadata: [
@@ -269,13 +268,12 @@ final class AntiEntropy: Sendable {
                     ])
                     outOfSync.insert(partition)
                     handedOff = false
-                    complete = false
                     reachedAll = false
                     failedLive = true
                 }
             }
             if !reachedAll && lackingBefore.contains(partition) { lacking.insert(partition) }
-            if SurplusCopy.isSurplus(isHolder: holders.contains(self.me), otherHolders: holders.count(where: { $0 != self.me }), replicas: key.replicas.count, handedOff: complete) {
+            if SurplusCopy.isSurplus(isHolder: holders.contains(self.me), otherHolders: holders.count(where: { $0 != self.me }), replicas: key.replicas.count, handedOff: reachedAll && !sentSome) {
                 surplus.insert(partition)
             }
         }

@@ -23,10 +23,6 @@ struct PlacementVerification: Sendable {
         return lacking.union(self.unverified)
     }
 
-    /// Records a round: `compared` are the placements it compared with at least one other holder (or
-    /// that have no other holder), `uncompared` those it wanted to but could not (every other holder
-    /// unreachable). A placement compared once stays verified: what it misses later is hinted or
-    /// found by a later round. Placements first held after the first round are new since the start.
     /// Whether a round knew which placements this node should hold: it read the catalog of every live
     /// storage peer, and of at least one when the node was started to join others (a wiped node that
     /// just started may not know its peers yet; a round then must not count as its first).
@@ -40,6 +36,11 @@ struct PlacementVerification: Sendable {
         if self.rounds > 0 { self.unverified.insert(partition) }
     }
 
+    /// Records a round: `compared` are the placements it compared with at least one other holder (or
+    /// that have no other holder), `uncompared` those it wanted to but could not (every other holder
+    /// unreachable). A placement compared once stays verified: what it misses later is hinted or
+    /// found by a later round. Placements first held after the first round are new since the start
+    /// (unless a repair push brings them: ``received(repairOf:)``).
     mutating func roundEnded(compared: Set<PartitionKey>, uncompared: Set<PartitionKey>) {
         if self.rounds == 0 {
             self.unverified = uncompared.subtracting(compared)
