@@ -492,7 +492,7 @@ public final class WeftNode: Service {
                 nodeQueries?.set(query)
                 localSink = sink
                 if let membership {
-                    syncAnswers.set(AntiEntropy.answers(engine))
+                    syncAnswers.set(AntiEntropy.answers(engine, threads: pool))
                     let antiEntropy = AntiEntropy(
                         engine: engine, shell: membership.shell, me: membership.settings.nodeID, pool: membership.replicationPool,
                         secret: membership.settings.secret,

@@ -63,11 +63,24 @@ public enum SpanDigest {
 
     /// Adds every span of `batch` to `digests`.
     public static func add(_ batch: SpanBatch, into digests: inout [UInt64: BucketDigest]) {
-        for row in 0..<batch.spanCount {
-            let key = ReplicaSpanKey(batch, row: row)
-            let bucket = Self.bucket(traceHigh: key.traceHigh, traceLow: key.traceLow, startNanos: batch.startTime[row])
+        Self.add(ReplicaKeyColumns(batch), into: &digests)
+    }
+
+    /// Adds every row of `columns` to `digests`.
+    public static func add(_ columns: ReplicaKeyColumns, into digests: inout [UInt64: BucketDigest]) {
+        for row in 0..<columns.count {
+            let key = ReplicaSpanKey(traceHigh: columns.traceHigh[row], traceLow: columns.traceLow[row], spanID: columns.spanID[row])
+            let bucket = Self.bucket(traceHigh: key.traceHigh, traceLow: key.traceLow, startNanos: columns.start[row])
             digests[bucket, default: BucketDigest()].spans &+= 1
             digests[bucket, default: BucketDigest()].hash &+= Self.spanHash(key)
+        }
+    }
+
+    /// Adds the digests of another set of spans (a sum: the spans of both sets together).
+    public static func merge(_ other: [UInt64: BucketDigest], into digests: inout [UInt64: BucketDigest]) {
+        for (bucket, d) in other {
+            digests[bucket, default: BucketDigest()].spans &+= d.spans
+            digests[bucket, default: BucketDigest()].hash &+= d.hash
         }
     }
 

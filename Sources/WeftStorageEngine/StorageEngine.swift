@@ -116,6 +116,8 @@ public final class StorageEngine: Sendable {
     private let catalog = Mutex<[BlockMeta]>([])
     /// Partitions whose copy here is surplus (``setSurplus(_:)``).
     private let surplus = Mutex<Set<PartitionKey>>([])
+    /// Each live block's replica digest, computed once (blocks never change).
+    let blockDigests = Mutex<[UInt64: [UInt64: BucketDigest]]>([:])
 
     public init(head: Head, store: BlockStore, configuration: Configuration = Configuration()) {
         self.head = head

@@ -39,21 +39,68 @@ struct SpanDigestTests {
         #expect(Self.syncPass(a, b) + Self.syncPass(b, a) == 0, "in sync: nothing more to send")
     }
 
-    /// Sends from `from` to `to` what `to` lacks, as a sync round does; returns the spans sent.
+    /// Sends from `from` to `to` what `to` lacks, as a sync round does (the keys of every bucket both
+    /// hold and that differ, in one read per side); returns the spans sent.
     static func syncPass(_ from: EngineHarness, _ to: EngineHarness) -> Int {
         let mine = from.engine.digest(Self.partition)
         let theirs = to.engine.digest(Self.partition)
+        let differing = SpanDigest.differing(mine, theirs).filter { mine[$0] != nil }
+        let both = Set(differing.filter { theirs[$0] != nil })
+        let missing = SpanDigest.missing(from.engine.spanKeys(Self.partition, buckets: Set(differing)), from: to.engine.spanKeys(Self.partition, buckets: both))
         var sent = 0
-        for bucket in SpanDigest.differing(mine, theirs) {
-            let missing = SpanDigest.missing(from.engine.spanKeys(Self.partition, bucket: bucket), from: to.engine.spanKeys(Self.partition, bucket: bucket))
-            for batch in from.engine.spans(Self.partition, keys: Set(missing), maxSpans: 7) {
-                #expect(batch.spanCount <= 7)
-                // Through the codec, as a push carries it.
-                let decoded = try! SpanBatchCodec.encode(batch).withUnsafeBytes { try SpanBatchCodec.decode($0) }
-                sent += to.engine.head.append(decoded, org: Self.partition.org, placement: Self.partition.placement)
-            }
+        for batch in from.engine.spans(Self.partition, keys: Set(missing), maxSpans: 7) {
+            #expect(batch.spanCount <= 7)
+            // Through the codec, as a push carries it.
+            let decoded = try! SpanBatchCodec.encode(batch).withUnsafeBytes { try SpanBatchCodec.decode($0) }
+            sent += to.engine.head.append(decoded, org: Self.partition.org, placement: Self.partition.placement)
         }
         return sent
+    }
+
+    /// A partition's digest, keys and spans read the same whether its spans sit in the head, in
+    /// freshly cut blocks or in compacted ones (blocks are read by their key columns only, and each
+    /// block's digest is kept): the digest is that of the head before, and a block replaced by
+    /// compaction no longer counts.
+    @Test func test_digestKeysAndSpans_areTheSame_fromHeadAndFromBlocks() throws {
+        var h = try EngineHarness(SimulatedDisk())
+        var written: [SpanKey] = []
+        for trace in 1...30 as ClosedRange<UInt64> {
+            written += try h.write(org: "acme", trace: trace, count: 1 + Int(trace % 4), start: (trace % 3) * SpanDigest.bucketNanos + 500)
+        }
+        let inHead = h.engine.digest(Self.partition)
+        let buckets = Set(inHead.keys.sorted().prefix(5))
+        let keysInHead = h.engine.spanKeys(Self.partition, buckets: buckets)
+        #expect(keysInHead == buckets.flatMap { h.engine.spanKeys(Self.partition, bucket: $0) }.sorted())
+        #expect(inHead.values.reduce(0) { $0 + $1.spans } == UInt64(written.count))
+        // Cut in two steps (two blocks), then compact them into one.
+        try h.cutIdle(after: 10)
+        for trace in 31...40 as ClosedRange<UInt64> {
+            written += try h.write(org: "acme", trace: trace, count: 2, start: 700)
+        }
+        let withNew = h.engine.digest(Self.partition)
+        try h.cutIdle(after: 10)
+        #expect(h.engine.snapshot(org: "acme").chunks.isEmpty && h.engine.blocks.count == 2)
+        #expect(h.engine.digest(Self.partition) == withNew)
+        #expect(h.engine.digest(Self.partition) == withNew, "the second read uses the kept block digests")
+        try h.compactAll()
+        #expect(h.engine.blocks.count == 1)
+        #expect(h.engine.digest(Self.partition) == withNew)
+        let newBuckets = Set(withNew.keys)
+        let allKeys = h.engine.spanKeys(Self.partition, buckets: newBuckets)
+        #expect(allKeys.count == written.count)
+        #expect(Set(h.engine.spanKeys(Self.partition, buckets: buckets)).isSuperset(of: keysInHead))
+        // Spans by key from blocks: exactly the wanted ones, whole.
+        let wanted = Set(allKeys.enumerated().filter { $0.offset % 3 == 0 }.map(\.element))
+        let batches = h.engine.spans(Self.partition, keys: wanted, maxSpans: 4)
+        var got: [ReplicaSpanKey] = []
+        for b in batches {
+            #expect(b.spanCount <= 4)
+            for row in 0..<b.spanCount {
+                got.append(ReplicaSpanKey(b, row: row))
+                #expect(b.attrRange(row).count == 2, "attributes decoded too")
+            }
+        }
+        #expect(got.sorted() == wanted.sorted())
     }
 
     @Test func test_digest_isOrderIndependent_andCountsSpans() {

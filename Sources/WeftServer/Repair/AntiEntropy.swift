@@ -105,11 +105,15 @@ final class AntiEntropy: Sendable {
         return verification.notInSync(lacking: lacking, held: { self.engine.heldPartitions() })
     }
 
-    /// The answers of this node's digest routes.
-    static func answers(_ engine: StorageEngine) -> ReplicaSyncAnswers {
+    /// The answers of this node's digest routes, read on `threads`.
+    static func answers(_ engine: StorageEngine, threads: NIOThreadPool) -> ReplicaSyncAnswers {
         ReplicaSyncAnswers(
-            digest: { org, placement in SpanDigest.encode(engine.digest(PartitionKey(org: org, placement: placement))) },
-            keys: { org, placement, bucket in SpanDigest.encode(keys: engine.spanKeys(PartitionKey(org: org, placement: placement), bucket: bucket)) }
+            digest: { org, placement in
+                try await threads.runIfActive { SpanDigest.encode(engine.digest(PartitionKey(org: org, placement: placement))) }
+            },
+            keys: { org, placement, buckets in
+                try await threads.runIfActive { SpanDigest.encode(keys: engine.spanKeys(PartitionKey(org: org, placement: placement), buckets: buckets)) }
+            }
         )
     }
 
@@ -316,19 +320,27 @@ final class AntiEntropy: Sendable {
 
     /// Compares one partition with one peer and pushes the spans it lacks.
     private func sync(_ partition: PartitionKey, key: PlacementKey, mine: [UInt64: BucketDigest], with address: NodeAddress) async throws -> (spans: Int, bytes: Int, lacking: Bool) {
-        let theirs = try SpanDigest.decodeDigests(try await self.post(SyncAPI.digestPath, partition, bucket: nil, to: address))
+        let theirs = try SpanDigest.decodeDigests(try await self.post(SyncAPI.digestPath, partition, buckets: [], to: address))
         var missing: [ReplicaSpanKey] = []
         var lacking = false
         let engine = self.engine
-        for bucket in SpanDigest.differing(mine, theirs) {
-            // A bucket only the peer has: this node lacks it all (the peer's round sends it).
-            guard mine[bucket] != nil else {
-                lacking = true
-                continue
+        // Buckets only the peer has: this node lacks them all (the peer's round sends them).
+        let differing = SpanDigest.differing(mine, theirs)
+        if differing.contains(where: { mine[$0] == nil }) { lacking = true }
+        let compared = differing.filter { mine[$0] != nil }
+        if !compared.isEmpty {
+            // The peer's keys of the buckets both hold, a few requests for many buckets; this node's in one pass.
+            let asked = compared.filter { theirs[$0] != nil }
+            var theirKeys: [ReplicaSpanKey] = []
+            var at = 0
+            while at < asked.count {
+                let part = asked[at..<min(asked.count, at + SyncAPI.maxBucketsPerRequest)]
+                theirKeys += try SpanDigest.decodeKeys(try await self.post(SyncAPI.keysPath, partition, buckets: Array(part), to: address))
+                at += part.count
             }
-            let theirKeys = theirs[bucket] == nil ? [] : try SpanDigest.decodeKeys(try await self.post(SyncAPI.keysPath, partition, bucket: bucket, to: address))
-            let myKeys = try await self.threads.runIfActive { engine.spanKeys(partition, bucket: bucket) }
-            missing += SpanDigest.missing(myKeys, from: theirKeys)
+            let wanted = Set(compared)
+            let myKeys = try await self.threads.runIfActive { engine.spanKeys(partition, buckets: wanted) }
+            missing = SpanDigest.missing(myKeys, from: theirKeys)
             if !SpanDigest.missing(theirKeys, from: myKeys).isEmpty { lacking = true }
         }
         guard !missing.isEmpty else { return (0, 0, lacking) }
@@ -361,9 +373,9 @@ final class AntiEntropy: Sendable {
         try await self.send("GET", path, headers: [], to: address)
     }
 
-    private func post(_ path: String, _ partition: PartitionKey, bucket: UInt64?, to address: NodeAddress) async throws -> [UInt8] {
+    private func post(_ path: String, _ partition: PartitionKey, buckets: [UInt64], to address: NodeAddress) async throws -> [UInt8] {
         var headers: [(name: String, value: String)] = [(ReplicaPush.orgHeader, partition.org), (ReplicaPush.placementHeader, partition.placement)]
-        if let bucket { headers.append((SyncAPI.bucketHeader, String(bucket))) }
+        if !buckets.isEmpty { headers.append((SyncAPI.bucketHeader, buckets.map(String.init).joined(separator: ","))) }
         return try await self.send("POST", path, headers: headers, to: address)
     }
 
