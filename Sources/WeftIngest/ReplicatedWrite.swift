@@ -44,6 +44,9 @@ final class ReplicatedWrite: Sendable {
     }
 
     private let keys: [PlacementKey]
+    /// Per placement, the nodes its part is written to (for a placement of an earlier write ring, its
+    /// current write targets, which may differ from the nodes its key names).
+    private let targets: [[NodeID]]
     private let state: Mutex<State>
     private let promise: EventLoopPromise<Result<Void, IngestFailure>>
     private let metrics: ReplicationMetrics?
@@ -60,6 +63,7 @@ final class ReplicatedWrite: Sendable {
         leaveHint: @escaping @Sendable (Miss, _ done: @escaping @Sendable () -> Void) -> Void = { _, done in done() }
     ) {
         self.keys = parts.map(\.key)
+        self.targets = parts.map(\.replicas)
         self.state = Mutex(State(
             quorum: WriteQuorum(replicaSets: parts.map(\.replicas)), durable: Array(repeating: 0, count: parts.count),
             failures: Array(repeating: [], count: parts.count), stored: Array(repeating: [], count: parts.count),
@@ -97,7 +101,7 @@ final class ReplicatedWrite: Sendable {
             if decision == .acknowledged { s.quorumReached = true }
             guard case .failed = decision else { return (decision, "") }
             s.decided = true
-            let needed = WriteQuorum.quorum(replicas: self.keys[placement].replicas.count)
+            let needed = WriteQuorum.quorum(replicas: self.targets[placement].count)
             return (decision, "placement \(self.keys[placement]) reached only \(s.durable[placement]) of the \(needed) replicas it needs (\(s.failures[placement].joined(separator: "; "))); retry shortly")
         }
         if case .failed = decision {
@@ -119,8 +123,8 @@ final class ReplicatedWrite: Sendable {
         let (misses, acknowledge) = self.state.withLock { s -> ([Miss], Bool) in
             guard s.quorumReached, !s.decided else { return ([], false) }
             var misses: [Miss] = []
-            for (placement, key) in self.keys.enumerated() {
-                for node in key.replicas {
+            for (placement, targets) in self.targets.enumerated() {
+                for node in targets {
                     let replica = Replica(placement: placement, node: node)
                     guard !s.hinted.contains(replica), !s.stored[placement].contains(node) else { continue }
                     let failed = s.answered[placement].contains(node)

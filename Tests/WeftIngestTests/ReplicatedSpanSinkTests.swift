@@ -256,4 +256,34 @@ struct ReplicatedSpanSinkTests {
         let keys = Set(transport.pushes.dropFirst(count).map(\.placement))
         #expect(keys == Set((0..<fresh.spanCount).map { PlacementKey(replicas: after.writeReplicas(for: fresh.traceID($0))) }))
     }
+    /// A placement of an earlier write ring is written to its current targets: after a drain, a stand-in
+    /// for the drained node. A stand-in that fails gets the hint (and the answer waits for it); the
+    /// drained node, which was never a target, gets none.
+    @Test func test_failingStandIn_getsTheHint_notTheNodeItStandsFor() async throws {
+        let batch = try generatedBatch(spans: 400, seed: 51)
+        let transport = ScriptedTransport(["d": .fail])
+        let before = ring(["a", "b", "c", "d"])
+        let draining = Ring(
+            state: RingState(["a", "b", "c", "d"].map {
+                RingEntry(nodeID: NodeID($0)!, version: 2, state: $0 == "c" ? .leaving : .active, address: NodeAddress(host: $0, port: 9400)!)
+            }),
+            replicationFactor: 3
+        )
+        var history = WriteRingHistory(requestedReplicationFactor: 3)
+        history.observe(before.writes, now: batch.startTime.min()! - 1)
+        let later = batch.startTime.max()! + 1_000_000
+        history.observe(draining.writes, now: later)
+        let sink = ReplicatedSpanSink(
+            localNode: NodeID("ingest")!, rings: { [history] in (draining, history) }, wallClock: { later },
+            transport: transport, local: nil, budget: PushBudget(maxBytes: 1 << 30, maxBytesPerPeer: 1 << 30), hintAfter: .milliseconds(20)
+        )
+        try (try await Self.write(sink, batch)).get()
+        let c = NodeID("c")!
+        let pushes = transport.pushes
+        #expect(!pushes.contains { $0.host == "c" })
+        #expect(pushes.contains { $0.placement.replicas.contains(c) && $0.host == "d" }, "d stood in for c")
+        let hints = transport.hints
+        #expect(!hints.contains { $0.target == c })
+        #expect(Set(hints.filter { $0.target == NodeID("d")! }.map(\.placement)) == Set(pushes.filter { $0.host == "d" }.map(\.placement)))
+    }
 }

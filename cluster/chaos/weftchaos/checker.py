@@ -89,8 +89,12 @@ class Sampler(threading.Thread):
         self.period, self.nemesis = period, nemesis
         self.samples = []  # dicts
 
+    max_diagnoses = 3
+
     def run(self):
+        diagnosed = 0
         while not self.stop.wait(self.period):
+            acked_keys = self.history.acked_keys()
             acked_before, _ = self.history.counts()
             start, end = time_range(self.start_s)
             faults = self.nemesis.active_names() if self.nemesis else []
@@ -106,7 +110,58 @@ class Sampler(threading.Thread):
             if error is None:
                 sample["over"] = count > sent_after
                 sample["under_unflagged"] = (not partial) and count < acked_before
+                if sample["under_unflagged"] and diagnosed < self.max_diagnoses:
+                    diagnosed += 1
+                    try:
+                        sample["missing"] = self.diagnose(acked_keys, acked_before - count)
+                    except Exception as e:
+                        sample["missing"] = "diagnosis failed: %s" % e
             self.samples.append(sample)
+
+    def diagnose(self, acked_keys, short):
+        """Which acknowledged spans an under-counting answer missed: searches the front over 10-second
+        windows of span starts, newest first, until `short` acknowledged spans are found missing (at most
+        60 windows), then asks every running storage node (node-only reads) for each missing span's
+        trace. Returns [{trace, span, start_s, acked_s, front_has_it_now, holders}]."""
+        spans = [self.history.acked[k] for k in acked_keys]
+        hi = max(s.start_ns for s in spans) // 1_000_000_000 + 1
+        missing = []
+        for n in range(60):
+            end = hi - 10 * n
+            start = end - 10
+            want = {s.key: s for s in spans if start <= s.start_ns // 1_000_000_000 < end}
+            if not want:
+                continue
+            r = requests.get(self.cluster.front.query + "/api/search", params={
+                "q": '{ span.chaos.run = "%s" }' % self.run_id, "start": str(start), "end": str(end),
+                "limit": "10000", "spss": "1000"}, timeout=60)
+            r.raise_for_status()
+            seen = set()
+            for tr in r.json().get("traces", []):
+                tid = tr["traceID"].zfill(32)
+                for ss in tr.get("spanSets", []):
+                    for sp in ss.get("spans", []):
+                        seen.add((tid, sp["spanID"].zfill(16)))
+            missing += [want[k] for k in want if k not in seen]
+            if len(missing) >= short:
+                break
+        out = []
+        for s in missing[:5]:
+            holders = {}
+            for node in self.cluster.storage_nodes(running=True):
+                try:
+                    ids, _ = trace_spans(node, s.trace, node_only=True)
+                    holders[node.name] = s.span in ids
+                except Exception as e:
+                    holders[node.name] = "error %s" % type(e).__name__
+            try:
+                now_ids, _ = trace_spans(self.cluster.front, s.trace)
+            except Exception as e:
+                now_ids = []
+            out.append({"trace": s.trace, "span": s.span, "start_s": round(s.start_ns / 1e9, 3),
+                        "acked_s": round(self.history.acked_at.get(s.key, 0), 3), "front_has_it_now": s.span in now_ids,
+                        "holders": holders})
+        return out
 
 
 def wait_rf_restored(cluster, history, run_id, rf, start_s, before_ns, within_s=40.0, poll_s=1.0):

@@ -57,6 +57,7 @@ class History:
         self.statuses = Counter()  # "http 503", "grpc UNAVAILABLE", "error ConnectionError", …
         self.first_try = 0
         self.spans_by_kind = Counter()  # (client kind, "acknowledged" or "indeterminate") -> spans
+        self.acked_at = {}  # (trace hex, span hex) -> Unix seconds of the acknowledgement
 
     def begin(self, spans):
         with self.lock:
@@ -67,13 +68,21 @@ class History:
     def done(self, spans, acked, tries, kind="?"):
         with self.lock:
             target = self.acked if acked else self.indeterminate
+            now = time.time()
             for s in spans:
                 target[s.key] = s
                 self.in_flight.pop(s.key, None)
+                if acked:
+                    self.acked_at[s.key] = now
             self.requests["acknowledged" if acked else "never acknowledged"] += 1
             self.spans_by_kind[(kind, "acknowledged" if acked else "indeterminate")] += len(spans)
             if acked and tries == 1:
                 self.first_try += 1
+
+    def acked_keys(self):
+        """The keys of every span acknowledged so far."""
+        with self.lock:
+            return set(self.acked)
 
     def counts(self):
         """(acknowledged spans, spans ever attempted) now."""
