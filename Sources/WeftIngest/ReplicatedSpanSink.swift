@@ -19,8 +19,10 @@ public typealias LocalReplicaWrite = @Sendable (_ batch: SpanBatch, _ org: Strin
 /// When this node is itself a replica, its part is written through `local` rather than the network.
 ///
 /// Each part a replica missed (it failed, or was still silent `hintAfter` after the quorum was reached)
-/// is left as a hint with a replica that stored it (`POST /internal/v1/hint`), which delivers it later;
-/// the client is answered once those hints are stored (see ``ReplicatedWrite``).
+/// is left as a hint with every replica that stored it (`POST /internal/v1/hint`), which deliver it
+/// later; the client is answered once those hints are stored (see ``ReplicatedWrite``). A hint kept
+/// twice survives the loss of one holder (killed, its data directory wiped): until it is delivered,
+/// some live holder still tells coordinators that the replica lacks the part.
 public struct ReplicatedSpanSink: SpanSink {
     let localNode: NodeID
     let rings: @Sendable () -> (ring: Ring, history: WriteRingHistory?)
@@ -128,24 +130,17 @@ public struct ReplicatedSpanSink: SpanSink {
         return write.result
     }
 
-    /// Sends a part that `target` missed as a hint to the first holder that keeps it (each tried in
-    /// turn), then calls `done`.
+    /// Sends a part that `target` missed as a hint to every holder at once, then calls `done` when each
+    /// has answered.
     private static func leaveHint(
         _ part: ReplicaPart, org: String, for target: NodeID, holders: ArraySlice<NodeAddress>, transport: any ReplicaTransport, metrics: ReplicationMetrics?,
         on loop: any EventLoop, done: @escaping @Sendable () -> Void
     ) {
-        guard let holder = holders.first else {
-            metrics?.hinted(target: target, outcome: "lost")
+        let attempts = holders.map { holder in transport.hint(part.payload, org: org, placement: part.key, for: target, to: holder, on: loop) }
+        EventLoopFuture.whenAllComplete(attempts, on: loop).whenSuccess { results in
+            let stored = results.count { if case .success(.durable) = $0 { true } else { false } }
+            metrics?.hinted(target: target, outcome: stored > 0 ? "stored" : "lost")
             done()
-            return
-        }
-        transport.hint(part.payload, org: org, placement: part.key, for: target, to: holder, on: loop).whenSuccess { outcome in
-            if outcome == .durable {
-                metrics?.hinted(target: target, outcome: "stored")
-                done()
-            } else {
-                Self.leaveHint(part, org: org, for: target, holders: holders.dropFirst(), transport: transport, metrics: metrics, on: loop, done: done)
-            }
         }
     }
 

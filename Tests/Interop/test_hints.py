@@ -32,7 +32,8 @@ def test_a_killed_replica_gets_what_it_missed_from_hints(base_dir, cluster):
     s1, s2, s3 = cluster[:3]
     assert wait_until(lambda: everyone_sees(cluster, {n.node_id: ("alive", "ACTIVE") for n in cluster}), 15) is not None
 
-    # s3 killed: every write is acknowledged by s1 and s2, and its part left with one of them as a hint.
+    # s3 killed: every write is acknowledged by s1 and s2, and its part left with both as a hint (so
+    # losing one holder loses no hint).
     s3.kill()
     written = {}
     writes = 4
@@ -42,7 +43,8 @@ def test_a_killed_replica_gets_what_it_missed_from_hints(base_dir, cluster):
         assert r.status_code == 200, r.text
         written.update(expected)
     held = lambda: pending_hints(s1)
-    assert wait_until(lambda: sum(p for p, _ in held().values()) == writes, 20, poll=0.3) is not None, held()
+    assert wait_until(lambda: sum(p for p, _ in held().values()) == 2 * writes, 20, poll=0.3) is not None, held()
+    assert all(held()[n.node_id][0] == writes for n in (s1, s2)), held()
     assert all(set(targets) <= {s3.node_id} for _, targets in held().values()), held()
     human = weftctl("status", "--url", s1.query).stdout
     assert "HINTS" in human and "for %s" % s3.node_id in human, human
