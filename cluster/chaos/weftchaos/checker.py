@@ -38,13 +38,17 @@ def time_range(history_start_s):
     return int(history_start_s) - 120, int(time.time()) + 120
 
 
-def aggregate(node, run_id, by, start, end, node_only=False, timeout=30):
-    """{group: (count, cost units)} and (partial?, missing) of `/api/weft/aggregate` over the run's spans."""
+def aggregate(node, run_id, by, start, end, node_only=False, timeout=30, details=None):
+    """{group: (count, cost units)} and (partial?, missing) of `/api/weft/aggregate` over the run's spans.
+    With `details` (a dict), also what the answer says of how it was read (`metrics`, `x-weft-fanout`)."""
     r = requests.get(node.query + "/api/weft/aggregate", params={
         "q": '{ span.chaos.run = "%s" }' % run_id, "by": by, "select": "count, sum(span.gen_ai.usage.cost)",
         "start": str(start), "end": str(end), "limit": "1000"}, headers=NODE_READ if node_only else {}, timeout=timeout)
     r.raise_for_status()
     body = r.json()
+    if details is not None:
+        details["metrics"] = body.get("metrics")
+        details["fanout"] = r.headers.get("x-weft-fanout")
     groups = {}
     for row in body["rows"]:
         count, cost = row[-2], row[-1]
@@ -98,8 +102,9 @@ class Sampler(threading.Thread):
             acked_before, _ = self.history.counts()
             start, end = time_range(self.start_s)
             faults = self.nemesis.active_names() if self.nemesis else []
+            details = {}
             try:
-                groups, partial, _ = aggregate(self.cluster.front, self.run_id, "resource.service.name", start, end, timeout=20)
+                groups, partial, _ = aggregate(self.cluster.front, self.run_id, "resource.service.name", start, end, timeout=20, details=details)
                 error = None
             except Exception as e:
                 groups, partial, error = {}, None, "%s" % type(e).__name__
@@ -112,6 +117,12 @@ class Sampler(threading.Thread):
                 sample["under_unflagged"] = (not partial) and count < acked_before
                 if sample["under_unflagged"] and diagnosed < self.max_diagnoses:
                     diagnosed += 1
+                    sample["read"] = details
+                    try:
+                        again, again_partial, _ = aggregate(self.cluster.front, self.run_id, "resource.service.name", start, end, timeout=20)
+                        sample["count_again"] = [sum(c for c, _ in again.values()), again_partial]
+                    except Exception as e:
+                        sample["count_again"] = "failed: %s" % e
                     try:
                         sample["missing"] = self.diagnose(acked_keys, acked_before - count)
                     except Exception as e:
