@@ -75,6 +75,7 @@ public enum HintAPI {
                 switch outcome {
                 case .durable: return HTTP2Response(status: 204, headers: [])
                 case .unavailable(let why): return PushAPI.retryLater(why + "\n")
+                case .full(let why): return PushAPI.full(why)
                 case .rejected(let why): return InternalAPI.text(400, why + "\n")
                 }
             }

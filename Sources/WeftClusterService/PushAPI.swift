@@ -12,6 +12,8 @@ public enum ReplicaStoreOutcome: Sendable, Equatable {
     case unavailable(String)
     /// Never storable as sent (the reason).
     case rejected(String)
+    /// Not stored: the store is at its configured limit (a full hints log), and stays so for a while.
+    case full(String)
 }
 
 /// Stores a decoded part of a replicated write under its org and placement, completing on the loop.
@@ -72,9 +74,15 @@ public enum PushAPI {
                     return HTTP2Response(status: 204, headers: [])
                 case .unavailable(let why): return Self.retryLater(why + "\n")
                 case .rejected(let why): return InternalAPI.text(400, why + "\n")
+                case .full(let why): return Self.full(why)
                 }
             }
         })
+    }
+
+    /// The answer to a request a store at its limit cannot take: 507 with the reason.
+    static func full(_ why: String) -> HTTP2Response {
+        InternalAPI.text(507, why + "\n")
     }
 
     /// A 400 answer to a request whose headers do not name what it needs.

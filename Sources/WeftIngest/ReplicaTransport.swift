@@ -10,6 +10,8 @@ public enum PushOutcome: Sendable, Equatable {
     case failed(String)
     /// No answer within the push timeout.
     case timedOut
+    /// The replica is at its configured limit (its hints log is full: HTTP 507).
+    case full(String)
 }
 
 /// Carries a part of a write to one remote replica (over the internal port in a cluster; in memory in tests).
@@ -68,7 +70,7 @@ public struct HTTP2ReplicaTransport: ReplicaTransport {
                 let response = try await pool.send(request, to: peer, deadline: deadline)
                 if response.status == 204 || response.status == 200 { return .durable }
                 let text = String(buffer: response.body).prefix(200).split(whereSeparator: \.isNewline).joined(separator: " ")
-                return .failed("HTTP \(response.status): \(text)")
+                return response.status == 507 ? .full(text) : .failed("HTTP \(response.status): \(text)")
             } catch HTTP2ClientError.deadlineExceeded {
                 return .timedOut
             } catch {

@@ -131,16 +131,25 @@ public struct ReplicatedSpanSink: SpanSink {
     }
 
     /// Sends a part that `target` missed as a hint to every holder at once, then calls `done` when each
-    /// has answered.
+    /// has answered: covered when one stored it, or when a holder's hints log is full (the target has
+    /// been missing parts long enough to fill it; anti-entropy repairs what hints cannot hold).
     private static func leaveHint(
         _ part: ReplicaPart, org: String, for target: NodeID, holders: ArraySlice<NodeAddress>, transport: any ReplicaTransport, metrics: ReplicationMetrics?,
-        on loop: any EventLoop, done: @escaping @Sendable () -> Void
+        on loop: any EventLoop, done: @escaping @Sendable (_ covered: Bool) -> Void
     ) {
         let attempts = holders.map { holder in transport.hint(part.payload, org: org, placement: part.key, for: target, to: holder, on: loop) }
         EventLoopFuture.whenAllComplete(attempts, on: loop).whenSuccess { results in
-            let stored = results.count { if case .success(.durable) = $0 { true } else { false } }
-            metrics?.hinted(target: target, outcome: stored > 0 ? "stored" : "lost")
-            done()
+            let outcomes = results.compactMap { try? $0.get() }
+            if outcomes.contains(.durable) {
+                metrics?.hinted(target: target, outcome: "stored")
+                done(true)
+            } else if outcomes.contains(where: { if case .full = $0 { true } else { false } }) {
+                metrics?.hinted(target: target, outcome: "dropped")
+                done(true)
+            } else {
+                metrics?.hinted(target: target, outcome: "lost")
+                done(false)
+            }
         }
     }
 
@@ -164,6 +173,9 @@ public struct ReplicatedSpanSink: SpanSink {
             case .timedOut:
                 metrics?.pushed(peer: replica, outcome: "timeout", duration: elapsed, bytes: size)
                 write.record(placement: placement, replica: replica, failure: "\(replica) did not answer in time")
+            case .full(let why):
+                metrics?.pushed(peer: replica, outcome: "failed", duration: elapsed, bytes: size)
+                write.record(placement: placement, replica: replica, failure: "\(replica): \(why)")
             }
         }
     }

@@ -11,7 +11,9 @@ import WeftRuntime
 /// `hintAfter` after the quorum was reached, left with a replica that stored the part. So no
 /// acknowledged span is missing from a replica that coordinators take as in sync (a replica is in sync
 /// for a placement when no other node holds hints for it): without that, a query planned while the
-/// last push was still on its way could read the one replica that lacked the spans.
+/// last push was still on its way could read the one replica that lacked the spans. A miss that no
+/// replica could keep as a hint (every holder unreachable or failing, none with a full hints log)
+/// fails the write: the client retries rather than the replica lacking the part unbeknown.
 final class ReplicatedWrite: Sendable {
     /// One replica of one placement.
     private struct Replica: Hashable {
@@ -51,16 +53,16 @@ final class ReplicatedWrite: Sendable {
     private let promise: EventLoopPromise<Result<Void, IngestFailure>>
     private let metrics: ReplicationMetrics?
     private let hintAfter: TimeAmount
-    private let leaveHint: @Sendable (Miss, _ done: @escaping @Sendable () -> Void) -> Void
+    private let leaveHint: @Sendable (Miss, _ done: @escaping @Sendable (_ covered: Bool) -> Void) -> Void
 
     /// - Parameters:
     ///   - hintAfter: how long a replica may stay silent once the quorum is reached before it gets a
     ///     hint and the client its answer.
     ///   - leaveHint: leaves a hint for a replica that missed its part; calls `done` once the hint is
-    ///     stored or no holder took it.
+    ///     stored (covered) or no holder took it (not covered: the write fails, the client retries).
     init(
         parts: [ReplicaPart], promise: EventLoopPromise<Result<Void, IngestFailure>>, metrics: ReplicationMetrics?, hintAfter: Duration,
-        leaveHint: @escaping @Sendable (Miss, _ done: @escaping @Sendable () -> Void) -> Void = { _, done in done() }
+        leaveHint: @escaping @Sendable (Miss, _ done: @escaping @Sendable (_ covered: Bool) -> Void) -> Void = { _, done in done(true) }
     ) {
         self.keys = parts.map(\.key)
         self.targets = parts.map(\.replicas)
@@ -142,9 +144,21 @@ final class ReplicatedWrite: Sendable {
         }
         if acknowledge { self.promise.succeed(.success(())) }
         for miss in misses {
-            self.leaveHint(miss) { [self] in
-                self.state.withLock { $0.hintsUnderWay -= 1 }
-                self.settle()
+            self.leaveHint(miss) { [self] covered in
+                let failNow = self.state.withLock { s -> Bool in
+                    s.hintsUnderWay -= 1
+                    guard !covered, !s.decided else { return false }
+                    s.decided = true
+                    s.timer?.cancel()
+                    s.timer = nil
+                    return true
+                }
+                if failNow {
+                    // Nothing would tell a coordinator that this replica lacks the part: not acknowledged.
+                    self.fail("\(miss.replica) missed its part of placement \(self.keys[miss.placement]) and no replica that stored it could keep a hint; retry shortly")
+                } else {
+                    self.settle()
+                }
             }
         }
     }

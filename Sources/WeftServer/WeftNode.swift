@@ -672,7 +672,7 @@ public final class WeftNode: Service {
         )
         store.set(store: { hint, loop in
             pool.runIfActive(eventLoop: loop) {
-                try log.append(hint) ? ReplicaStoreOutcome.durable : .unavailable("the hints log is full (hintsMaxBytes \(config.hintsMaxBytes))")
+                try log.append(hint) ? ReplicaStoreOutcome.durable : .full("the hints log is full (hintsMaxBytes \(config.hintsMaxBytes))")
             }.flatMapErrorThrowing { error in .unavailable("cannot write the hints log: \(error)") }
         }, repair: { target in
             delivery.repair(target)

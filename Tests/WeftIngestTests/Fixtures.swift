@@ -49,15 +49,19 @@ final class ScriptedTransport: ReplicaTransport {
         var hints: [Hint] = []
         var held: [EventLoopPromise<PushOutcome>] = []
         var refusingHints: Set<String> = []
+        var fullHints: Set<String> = []
     }
 
     private let state = Mutex(State())
 
-    /// - Parameter refusingHints: hosts that store pushes as `behaviour` says but refuse every hint.
-    init(_ behaviour: [String: Behaviour] = [:], refusingHints: Set<String> = []) {
+    /// - Parameters:
+    ///   - refusingHints: hosts that store pushes as `behaviour` says but fail every hint.
+    ///   - fullHints: hosts that store pushes as `behaviour` says but whose hints log is full.
+    init(_ behaviour: [String: Behaviour] = [:], refusingHints: Set<String> = [], fullHints: Set<String> = []) {
         self.state.withLock {
             $0.behaviour = behaviour
             $0.refusingHints = refusingHints
+            $0.fullHints = fullHints
         }
     }
 
@@ -81,11 +85,12 @@ final class ScriptedTransport: ReplicaTransport {
 
     func hint(_ payload: ByteBuffer, org: String, placement: PlacementKey, for target: NodeID, to address: NodeAddress, on loop: any EventLoop) -> EventLoopFuture<PushOutcome> {
         let batch = try! payload.withUnsafeReadableBytes { bytes throws(SpanBatchCodec.DecodeError) in try SpanBatchCodec.decode(bytes) }
-        let behaviour = self.state.withLock { s -> Behaviour in
+        let (behaviour, full) = self.state.withLock { s -> (Behaviour, Bool) in
             s.hints.append(Hint(holder: address.host, target: target, placement: placement, spanIDs: batch.spanID))
-            return s.refusingHints.contains(address.host) ? .fail : s.behaviour[address.host] ?? .durable
+            return (s.refusingHints.contains(address.host) ? .fail : s.behaviour[address.host] ?? .durable, s.fullHints.contains(address.host))
         }
-        return loop.makeSucceededFuture(behaviour == .durable ? .durable : .failed("HTTP 503: hints log full"))
+        if full { return loop.makeSucceededFuture(.full("the hints log is full")) }
+        return loop.makeSucceededFuture(behaviour == .durable ? .durable : .failed("HTTP 503: cannot write the hints log"))
     }
 
     var pushes: [Push] { self.state.withLock { $0.pushes } }

@@ -96,12 +96,29 @@ struct ReplicatedSpanSinkTests {
         #expect(transport.hints.count == 2)
     }
 
-    @Test func test_noHolderTakesTheHint_theWriteIsStillAcknowledged() async throws {
-        // a and b store the part but refuse hints: both are asked, then the write is answered.
+    /// a and b store the part but cannot keep c's hint (unreachable, failing): nothing would tell a
+    /// coordinator that c lacks it, so the write is not acknowledged and the client retries.
+    @Test func test_noHolderTakesTheHint_theWriteFails() async throws {
         let transport = ScriptedTransport(["c": .fail], refusingHints: ["a", "b"])
         let result = try await Self.write(Self.sink(transport), try generatedBatch(spans: 50, seed: 17))
-        #expect(throws: Never.self) { try result.get() }
         #expect(Set(transport.hints.map(\.holder)) == ["a", "b"])
+        guard case .failure(.unavailable(let why)) = result else {
+            Issue.record("expected unavailable, got \(result)")
+            return
+        }
+        #expect(why.contains("c missed its part") && why.contains("could keep a hint"))
+    }
+
+    /// Full hints logs mean c has been missing parts for long (anti-entropy repairs it): the write is
+    /// acknowledged, as it is when one holder stores the hint and the other cannot.
+    @Test func test_fullHintsLogs_orOneHolderStoring_stillAcknowledge() async throws {
+        let full = ScriptedTransport(["c": .fail], fullHints: ["a", "b"])
+        let first = try await Self.write(Self.sink(full), try generatedBatch(spans: 50, seed: 18))
+        #expect(throws: Never.self) { try first.get() }
+        let oneFails = ScriptedTransport(["c": .fail], refusingHints: ["a"])
+        let second = try await Self.write(Self.sink(oneFails), try generatedBatch(spans: 50, seed: 19))
+        #expect(throws: Never.self) { try second.get() }
+        #expect(oneFails.hints.map(\.holder).sorted() == ["a", "b"])
     }
 
     @Test func test_failedWrite_leavesNoHint() async throws {
