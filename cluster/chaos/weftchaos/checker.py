@@ -34,6 +34,21 @@ def trace_spans(node, trace, node_only=False):
     return span_ids_of(r.json()), r.headers.get("x-weft-partial")
 
 
+def search_spans(node, run_id, start, end, node_only=False):
+    """{(trace, span): times the span appears} from a TraceQL search over [start, end) seconds."""
+    r = requests.get(node.query + "/api/search", params={
+        "q": '{ span.chaos.run = "%s" }' % run_id, "start": str(start), "end": str(end),
+        "limit": "10000", "spss": "1000"}, headers=NODE_READ if node_only else {}, timeout=60)
+    r.raise_for_status()
+    out = Counter()
+    for tr in r.json().get("traces", []):
+        tid = tr["traceID"].zfill(32)
+        for ss in tr.get("spanSets", []):
+            for sp in ss.get("spans", []):
+                out[(tid, sp["spanID"].zfill(16))] += 1
+    return out
+
+
 def time_range(history_start_s):
     return int(history_start_s) - 120, int(time.time()) + 120
 
@@ -143,16 +158,7 @@ class Sampler(threading.Thread):
             want = {s.key: s for s in spans if start <= s.start_ns // 1_000_000_000 < end}
             if not want:
                 continue
-            r = requests.get(self.cluster.front.query + "/api/search", params={
-                "q": '{ span.chaos.run = "%s" }' % self.run_id, "start": str(start), "end": str(end),
-                "limit": "10000", "spss": "1000"}, timeout=60)
-            r.raise_for_status()
-            seen = set()
-            for tr in r.json().get("traces", []):
-                tid = tr["traceID"].zfill(32)
-                for ss in tr.get("spanSets", []):
-                    for sp in ss.get("spans", []):
-                        seen.add((tid, sp["spanID"].zfill(16)))
+            seen = search_spans(self.cluster.front, self.run_id, start, end)
             missing += [want[k] for k in want if k not in seen]
             if len(missing) >= short:
                 break
@@ -332,18 +338,7 @@ class Checker:
     # 3. Copies per span --------------------------------------------------------------------------
 
     def search_spans(self, node, start, end, node_only):
-        """{(trace, span): times the span appears} from a TraceQL search over [start, end) seconds."""
-        r = requests.get(node.query + "/api/search", params={
-            "q": '{ span.chaos.run = "%s" }' % self.run_id, "start": str(start), "end": str(end),
-            "limit": "10000", "spss": "1000"}, headers=NODE_READ if node_only else {}, timeout=60)
-        r.raise_for_status()
-        out = Counter()
-        for tr in r.json().get("traces", []):
-            tid = tr["traceID"].zfill(32)
-            for ss in tr.get("spanSets", []):
-                for sp in ss.get("spans", []):
-                    out[(tid, sp["spanID"].zfill(16))] += 1
-        return out
+        return search_spans(node, self.run_id, start, end, node_only)
 
     def windows(self, seconds=10):
         spans = list(self.history.acked.values()) + list(self.history.indeterminate.values())
