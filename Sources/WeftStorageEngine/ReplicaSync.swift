@@ -12,20 +12,6 @@ extension StorageEngine {
         return keys.sorted()
     }
 
-    /// Calls `body` with each batch of the partition's snapshot (head chunks, then blocks).
-    /// A block that fails to read is quarantined and skipped.
-    func forEachBatch(_ partition: PartitionKey, _ body: (SpanBatch) -> Void) {
-        let snapshot = self.snapshot(org: partition.org, placements: [partition.placement])
-        for chunk in snapshot.chunks { body(chunk.batch) }
-        for meta in snapshot.blocks {
-            do {
-                body(try self.store.read(meta))
-            } catch {
-                self.store.quarantine(meta, error)
-            }
-        }
-    }
-
     /// Calls `body` with the key columns of each block row group of `blocks`; a block that fails to
     /// read is quarantined and skipped (what it gave before failing stays given).
     private func forEachKeyGroup(_ blocks: [BlockMeta], _ body: (BlockMeta, Int, ReplicaKeyColumns) -> Void) {
