@@ -72,7 +72,7 @@ extension StorageEngine {
         var keys: [ReplicaSpanKey] = []
         func add(_ c: ReplicaKeyColumns) {
             for row in 0..<c.count where buckets.contains(SpanDigest.bucket(traceHigh: c.traceHigh[row], traceLow: c.traceLow[row], startNanos: c.start[row])) {
-                keys.append(ReplicaSpanKey(traceHigh: c.traceHigh[row], traceLow: c.traceLow[row], spanID: c.spanID[row]))
+                keys.append(c.key(row))
             }
         }
         for chunk in snapshot.chunks { add(ReplicaKeyColumns(chunk.batch)) }
@@ -99,7 +99,7 @@ extension StorageEngine {
             }
         }
         func wanted(_ c: ReplicaKeyColumns) -> [Int] {
-            (0..<c.count).filter { keys.contains(ReplicaSpanKey(traceHigh: c.traceHigh[$0], traceLow: c.traceLow[$0], spanID: c.spanID[$0])) }
+            (0..<c.count).filter { keys.contains(c.key($0)) }
         }
         let snapshot = self.snapshot(org: partition.org, placements: [partition.placement])
         for chunk in snapshot.chunks { take(chunk.batch, rows: wanted(ReplicaKeyColumns(chunk.batch))) }
@@ -127,6 +127,11 @@ public struct ReplicaKeyColumns: Sendable {
 
     public var count: Int { self.spanID.count }
 
+    /// The key of row `row`.
+    public func key(_ row: Int) -> ReplicaSpanKey {
+        ReplicaSpanKey(traceHigh: self.traceHigh[row], traceLow: self.traceLow[row], spanID: self.spanID[row])
+    }
+
     public init(traceHigh: [UInt64], traceLow: [UInt64], spanID: [UInt64], start: [UInt64]) {
         self.traceHigh = traceHigh
         self.traceLow = traceLow
@@ -144,18 +149,11 @@ extension BlockReader {
     public func replicaKeys(group g: Int) throws -> ReplicaKeyColumns {
         let range = 0..<Int(self.groups.spans[g])
         let layout = try self.traceLayout(g, range)
-        let ids = try self.groupSection(g, "trace.id")
-        guard ids.count == Int(self.groups.traces[g]) * 16 else { throw BlockFormatError("group \(g) trace.id has the wrong size") }
         var high: [UInt64] = []
         var low: [UInt64] = []
         high.reserveCapacity(range.count)
         low.reserveCapacity(range.count)
-        ids.withUnsafeBytes { raw in
-            for t in layout.traceOf {
-                high.append(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16, as: UInt64.self)))
-                low.append(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16 + 8, as: UInt64.self)))
-            }
-        }
+        try self.appendTraceIDs(g, layout, high: &high, low: &low)
         let (local, _) = try self.parentLinks(g, range, layout)
         let (start, _) = try self.timing(g, range, layout, local)
         return ReplicaKeyColumns(traceHigh: high, traceLow: low, spanID: try self.spanIDs(g, range), start: start)

@@ -69,7 +69,7 @@ public enum SpanDigest {
     /// Adds every row of `columns` to `digests`.
     public static func add(_ columns: ReplicaKeyColumns, into digests: inout [UInt64: BucketDigest]) {
         for row in 0..<columns.count {
-            let key = ReplicaSpanKey(traceHigh: columns.traceHigh[row], traceLow: columns.traceLow[row], spanID: columns.spanID[row])
+            let key = columns.key(row)
             let bucket = Self.bucket(traceHigh: key.traceHigh, traceLow: key.traceLow, startNanos: columns.start[row])
             digests[bucket, default: BucketDigest()].spans &+= 1
             digests[bucket, default: BucketDigest()].hash &+= Self.spanHash(key)

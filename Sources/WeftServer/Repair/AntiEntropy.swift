@@ -332,11 +332,9 @@ final class AntiEntropy: Sendable {
             // The peer's keys of the buckets both hold, a few requests for many buckets; this node's in one pass.
             let asked = compared.filter { theirs[$0] != nil }
             var theirKeys: [ReplicaSpanKey] = []
-            var at = 0
-            while at < asked.count {
-                let part = asked[at..<min(asked.count, at + SyncAPI.maxBucketsPerRequest)]
-                theirKeys += try SpanDigest.decodeKeys(try await self.post(SyncAPI.keysPath, partition, buckets: Array(part), to: address))
-                at += part.count
+            for at in stride(from: 0, to: asked.count, by: SyncAPI.maxBucketsPerRequest) {
+                let part = Array(asked[at..<min(asked.count, at + SyncAPI.maxBucketsPerRequest)])
+                theirKeys += try SpanDigest.decodeKeys(try await self.post(SyncAPI.keysPath, partition, buckets: part, to: address))
             }
             let wanted = Set(compared)
             let myKeys = try await self.threads.runIfActive { engine.spanKeys(partition, buckets: wanted) }

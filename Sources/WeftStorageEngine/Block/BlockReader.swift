@@ -460,7 +460,6 @@ public final class BlockReader: Sendable {
         let range = rows ?? 0..<n
         guard range.lowerBound >= 0, range.upperBound <= n else { throw BlockFormatError("rows \(range) outside group \(g)") }
         let m = range.count
-        let traceCount = Int(self.groups.traces[g])
         func section(_ name: String) throws -> [UInt8] { try self.groupSection(g, name) }
         /// A packed column's values over `range`.
         func column(_ name: String) throws -> [UInt64] {
@@ -481,14 +480,7 @@ public final class BlockReader: Sendable {
         let layout = try self.traceLayout(g, range)
         let traceOf = layout.traceOf
         let firstRowOf = layout.firstRowOf
-        let ids = try section("trace.id")
-        guard ids.count == traceCount * 16 else { throw BlockFormatError("group \(g) trace.id has the wrong size") }
-        ids.withUnsafeBytes { raw in
-            for t in traceOf {
-                batch.traceHigh.append(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16, as: UInt64.self)))
-                batch.traceLow.append(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16 + 8, as: UInt64.self)))
-            }
-        }
+        try self.appendTraceIDs(g, layout, high: &batch.traceHigh, low: &batch.traceLow)
 
         // Identity and timing (indices below are positions in the range: p = row - range.lowerBound).
         let base = range.lowerBound

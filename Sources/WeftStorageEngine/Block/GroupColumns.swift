@@ -189,6 +189,18 @@ extension BlockReader {
         return TraceLayout(spansPerTrace: spansPerTrace, traceStarts: traceStarts, traceOf: traceOf, firstRowOf: firstRowOf)
     }
 
+    /// Appends each row's trace ID (per position in the layout's range) to `high` and `low`.
+    func appendTraceIDs(_ g: Int, _ layout: TraceLayout, high: inout [UInt64], low: inout [UInt64]) throws {
+        let ids = try self.groupSection(g, "trace.id")
+        guard ids.count == Int(self.groups.traces[g]) * 16 else { throw BlockFormatError("group \(g) trace.id has the wrong size") }
+        ids.withUnsafeBytes { raw in
+            for t in layout.traceOf {
+                high.append(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16, as: UInt64.self)))
+                low.append(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16 + 8, as: UInt64.self)))
+            }
+        }
+    }
+
     func spanIDs(_ g: Int, _ range: Range<Int>) throws -> [UInt64] {
         let n = Int(self.groups.spans[g])
         let bytes = try self.groupSection(g, "span.id")
