@@ -21,6 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "cluster", "chaos"))
 
 from weftchaos import net  # noqa: E402
+from weftchaos.checker import time_range  # noqa: E402
 from weftchaos.cluster import Cluster, Node  # noqa: E402
 from weftchaos.nemesis import FAULTS, plan  # noqa: E402
 from weftchaos import workload  # noqa: E402
@@ -176,6 +177,21 @@ def test_rewritten_costs_sum_exactly_in_any_order():
     for _ in range(20):
         rng.shuffle(costs)
         assert sum(costs) == units / COST_DENOMINATOR
+
+
+def test_checked_time_range_holds_spans_that_start_minutes_after_they_are_sent():
+    # weftctl's LLM traces hold spans that start after provider calls of up to 2 minutes each, so a
+    # span may be acknowledged minutes before it starts: the range counted must still hold it.
+    history = History()
+    now_ns = time.time_ns()
+    ahead = workload.Span("%032x" % 1, "%016x" % 1, "svc", "t", 1, now_ns + 300 * 1_000_000_000, "late")
+    start, end = time_range(time.time() - 10, history)
+    assert end * 1_000_000_000 < ahead.start_ns
+    history.begin([ahead])
+    history.done([ahead], True, 1)
+    start, end = time_range(time.time() - 10, history)
+    assert start * 1_000_000_000 <= ahead.start_ns < end * 1_000_000_000
+    assert end <= ahead.start_ns // 1_000_000_000 + 122
 
 
 def test_ledger_begins_a_retried_request_once_and_acknowledges_it_once():

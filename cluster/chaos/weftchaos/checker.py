@@ -49,8 +49,12 @@ def search_spans(node, run_id, start, end, node_only=False):
     return out
 
 
-def time_range(history_start_s):
-    return int(history_start_s) - 120, int(time.time()) + 120
+def time_range(history_start_s, history):
+    """[start, end) whole seconds holding every span the run sent: from 2 minutes before it began to
+    2 minutes past now or past the latest span start sent, whichever is later (a trace's later spans
+    start after long provider calls, so a span may start minutes after it is acknowledged)."""
+    latest_s = history.latest_start_ns // 1_000_000_000 + 1
+    return int(history_start_s) - 120, max(int(time.time()), latest_s) + 120
 
 
 def aggregate(node, run_id, by, start, end, node_only=False, timeout=30, details=None):
@@ -115,7 +119,7 @@ class Sampler(threading.Thread):
         while not self.stop.wait(self.period):
             acked_keys = self.history.acked_keys()
             acked_before, _ = self.history.counts()
-            start, end = time_range(self.start_s)
+            start, end = time_range(self.start_s, self.history)
             faults = self.nemesis.active_names() if self.nemesis else []
             details = {}
             try:
@@ -299,7 +303,7 @@ class Checker:
 
     def check_aggregates(self):
         self.category = "reads"
-        start, end = time_range(self.start_s)
+        start, end = time_range(self.start_s, self.history)
         acked = list(self.history.acked.values())
         maybe = list(self.history.indeterminate.values())
         out = {}
@@ -384,7 +388,7 @@ class Checker:
 
     def node_row_counts(self):
         """{node: spans of the run it holds, counted as rows (so a span stored twice counts twice)}."""
-        start, end = time_range(self.start_s)
+        start, end = time_range(self.start_s, self.history)
         out = {}
         for n in self.cluster.storage_nodes(running=True, replicas=True):
             groups, _, _ = aggregate(n, self.run_id, "resource.service.name", start, end, node_only=True)

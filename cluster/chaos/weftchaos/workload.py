@@ -58,12 +58,14 @@ class History:
         self.first_try = 0
         self.spans_by_kind = Counter()  # (client kind, "acknowledged" or "indeterminate") -> spans
         self.acked_at = {}  # (trace hex, span hex) -> Unix seconds of the acknowledgement
+        self.latest_start_ns = 0  # the latest span start ever attempted (spans may start minutes ahead)
 
     def begin(self, spans):
         with self.lock:
             self.attempted += len(spans)
             for s in spans:
                 self.in_flight[s.key] = s
+                self.latest_start_ns = max(self.latest_start_ns, s.start_ns)
 
     def done(self, spans, acked, tries, kind="?"):
         with self.lock:
