@@ -87,7 +87,7 @@ def queries(p):
 
     return {
         "search_combo_1h_20": search(combo, "search", 20, True),
-        "search_combo_1h_10000": search(combo, "search", 10000, False),
+        "search_combo_1h_10000": search(combo, "search", 10000, True),
         "trace_by_id": ("/api/traces/" + p["trace_id"], {}, span_ids),
         "quantiles_by_model": aggregate('{span.gen_ai.request.model != ""}', "span.gen_ai.request.model", "quantile(duration, 0.5, 0.95, 0.99)", 1000,
                                         lambda rows: {"groups": {r[0]: [float(v) for v in r[1]] for r in rows}}),

@@ -38,6 +38,17 @@ public struct JSONWriter: Sendable {
         self.needsComma = false
     }
 
+    /// Writes an object key known when compiling: plain ASCII that JSON does not escape (no quote,
+    /// backslash or control character), copied as is.
+    public mutating func field(_ k: StaticString) {
+        self.separator()
+        self.bytes.append(UInt8(ascii: "\""))
+        k.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
+        self.bytes.append(UInt8(ascii: "\""))
+        self.bytes.append(UInt8(ascii: ":"))
+        self.needsComma = false
+    }
+
     public mutating func string(_ s: String) {
         self.separator()
         self.appendQuoted(s)

@@ -138,9 +138,9 @@ public enum SearchExecutor {
     static func summaries(
         of wanted: Set<TraceID>, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits
     ) throws -> TraceSummaries {
-        var summaries = TraceSummaries(wanted)
+        var summaries = TraceSummaries(WantedTraces(wanted))
         summaries.addHead(snapshot.chunks)
-        try BlockGroupColumns.forEach(holding: wanted, snapshot: snapshot, store: store, limits: limits) { rows, group in
+        try BlockGroupColumns.forEach(holding: summaries.wanted, snapshot: snapshot, store: store, limits: limits) { rows, group in
             try summaries.addBlockRows(rows, group)
         }
         try summaries.finish(snapshot: snapshot, store: store, limits: limits)

@@ -10,19 +10,19 @@ extension QueryResponses {
         w.object { o in
             switch v {
             case .absent:
-                o.key("stringValue")
+                o.field("stringValue")
                 o.string("")
             case .string(let s):
-                o.key("stringValue")
+                o.field("stringValue")
                 o.string(s)
             case .int(let i):
-                o.key("intValue")
+                o.field("intValue")
                 o.string(String(i))
             case .double(let d):
-                o.key("doubleValue")
+                o.field("doubleValue")
                 o.number(d)
             case .bool(let b):
-                o.key("boolValue")
+                o.field("boolValue")
                 o.bool(b)
             }
         }
@@ -34,9 +34,9 @@ extension QueryResponses {
         w.array { a in
             for l in labels {
                 a.object { o in
-                    o.key("key")
+                    o.field("key")
                     o.string(l.key)
-                    o.key("value")
+                    o.field("value")
                     writeValue(&o, l.value)
                 }
             }

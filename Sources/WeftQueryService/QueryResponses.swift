@@ -7,56 +7,56 @@ import WeftStorageEngine
 public enum QueryResponses {
     /// `SearchResponse`: `{"traces":[…],"metrics":{…}}`.
     public static func search(_ result: SearchResult) -> [UInt8] {
-        var w = JSONWriter(capacity: 1024 + result.traces.count * 400)
+        var w = JSONWriter(capacity: 1024 + result.traces.count * 1024)
         w.object { o in
-            o.key("traces")
+            o.field("traces")
             o.array { a in
                 for t in result.traces {
                     a.object { tr in
-                        tr.key("traceID")
+                        tr.field("traceID")
                         tr.string(trimmedHexHigh: t.traceID.high, low: t.traceID.low)
-                        tr.key("rootServiceName")
+                        tr.field("rootServiceName")
                         tr.string(t.rootServiceName)
                         if !t.rootTraceName.isEmpty {
-                            tr.key("rootTraceName")
+                            tr.field("rootTraceName")
                             tr.string(t.rootTraceName)
                         }
-                        tr.key("startTimeUnixNano")
+                        tr.field("startTimeUnixNano")
                         tr.string(decimal: t.startNanos)
-                        tr.key("durationMs")
+                        tr.field("durationMs")
                         tr.number(Int(t.durationNanos / 1_000_000))
-                        tr.key("spanSets")
+                        tr.field("spanSets")
                         tr.array { sets in
                             sets.object { set in
-                                set.key("spans")
+                                set.field("spans")
                                 set.array { spans in
                                     for s in t.matchedSpans {
                                         spans.object { so in
-                                            so.key("spanID")
+                                            so.field("spanID")
                                             so.string(hex: s.spanID)
-                                            so.key("name")
+                                            so.field("name")
                                             so.string(s.name)
-                                            so.key("startTimeUnixNano")
+                                            so.field("startTimeUnixNano")
                                             so.string(decimal: s.startNanos)
-                                            so.key("durationNanos")
+                                            so.field("durationNanos")
                                             so.string(decimal: s.durationNanos)
                                             if !s.attributes.isEmpty { writeLabels(&so, s.attributes, key: "attributes") }
                                         }
                                     }
                                 }
-                                set.key("matched")
+                                set.field("matched")
                                 set.number(t.matched)
                             }
                         }
-                        tr.key("serviceStats")
+                        tr.field("serviceStats")
                         tr.object { ss in
                             for s in t.serviceStats {
                                 ss.key(s.service)
                                 ss.object { st in
-                                    st.key("spanCount")
+                                    st.field("spanCount")
                                     st.number(s.spans)
                                     if s.errors > 0 {
-                                        st.key("errorCount")
+                                        st.field("errorCount")
                                         st.number(s.errors)
                                     }
                                 }
@@ -65,7 +65,7 @@ public enum QueryResponses {
                     }
                 }
             }
-            o.key("metrics")
+            o.field("metrics")
             writeMetrics(&o, result.stats)
         }
         return w.bytes

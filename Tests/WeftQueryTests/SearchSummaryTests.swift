@@ -61,6 +61,39 @@ struct SearchSummaryTests {
         #expect(inBlocks < result.traces.count)
     }
 
+    /// A trace whose spans lie in two blocks, some span in both (as a replica repair can leave
+    /// them), counts each span ID once; a trace held by one block is summed without span-ID checks.
+    @Test func test_summaries_countEachSpanOnce_whenTwoBlocksHoldIt() throws {
+        let batches = AggregationTests.traffic(seed: 61)
+        let (_, mixed) = try AggregationTests.engines(batches)
+        let base = mixed.snapshot(org: "o")
+        // The first request's spans, already in the first block, in a later block too.
+        let again = try mixed.store.write(batches[0], org: "o", placement: base.blocks[0].placement, options: .init(zstdLevel: 3, groupSpans: 128))
+        let snapshot = StorageEngine.Snapshot(chunks: base.chunks, blocks: base.blocks + [again])
+        var request = SearchRequest()
+        request.traceQL = try TraceQLQuery(parsing: "{ }").filter
+        request.startNanos = Self.base
+        request.endNanos = Self.base + 8 * Self.minute
+        request.limit = 10_000
+        let matches = try SearchExecutor.partial(request, snapshot: snapshot, store: mixed.store)
+        let result = try SearchExecutor.result(request, matches, snapshot: snapshot, store: mixed.store)
+        var inTwoBlocks = 0, inOneBlock = 0
+        for got in result.traces {
+            let blocks = try TraceLookup.blockChunks(got.traceID, snapshot: snapshot, store: mixed.store).count
+            if blocks > 1 { inTwoBlocks += 1 } else if blocks == 1 { inOneBlock += 1 }
+            let expected = SearchExecutor.summarize(got.traceID, in: try TraceLookup.chunks(got.traceID, snapshot: snapshot, store: mixed.store))
+            #expect(got.rootServiceName == expected.rootServiceName)
+            #expect(got.rootTraceName == expected.rootTraceName)
+            #expect(got.startNanos == expected.startNanos)
+            #expect(got.durationNanos == expected.durationNanos)
+            #expect(got.serviceStats.map(\.service) == expected.serviceStats.map(\.service))
+            #expect(got.serviceStats.map(\.spans) == expected.serviceStats.map(\.spans))
+            #expect(got.serviceStats.map(\.errors) == expected.serviceStats.map(\.errors))
+        }
+        #expect(inTwoBlocks > 0)
+        #expect(inOneBlock > 0)
+    }
+
     /// Selected and filtered attributes read from block columns (or, for keys blocks keep only in
     /// typed columns under another name, from decoded spans) are the ones the trace's spans carry.
     @Test(arguments: ["gen_ai.request.model", "gen_ai.usage.input_tokens"])

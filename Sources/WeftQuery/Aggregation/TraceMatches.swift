@@ -170,9 +170,9 @@ extension SearchExecutor {
     ) throws -> SearchResult {
         let query = self.columnarQuery(request)
         let filter = query.filter
-        let wanted = Set(matches.traces.map(\.traceID))
+        let wanted = WantedTraces(matches.traces.map(\.traceID))
         // Matching spans of the chosen traces in the head: one filter pass per chunk over their rows.
-        var spans: [TraceID: [SpanSummary]] = [:]
+        var spans = [[SpanSummary]](repeating: [], count: wanted.count)
         let shown = SpanAttributeSelection(filter: filter, select: request.select)
         func collect(_ batch: SpanBatch, _ rows: [Int], head: Bool) throws {
             guard !rows.isEmpty else { return }
@@ -186,11 +186,11 @@ extension SearchExecutor {
                 let r = Int(row)
                 let start = batch.startTime[r]
                 guard start >= query.startNanos && start <= query.endNanos else { continue }
-                let id = batch.traceID(r)
+                guard let i = wanted.position(batch.traceID(r)) else { continue }
                 // A span in the head and in a block is listed once.
-                if spans[id, default: []].count < request.spansPerSpanSet, !spans[id, default: []].contains(where: { $0.spanID == batch.spanID[r] }) {
+                if spans[i].count < request.spansPerSpanSet, !spans[i].contains(where: { $0.spanID == batch.spanID[r] }) {
                     let end = batch.endTime[r]
-                    spans[id, default: []].append(SpanSummary(
+                    spans[i].append(SpanSummary(
                         spanID: batch.spanID[r], name: batch.strings.string(batch.name[r]), startNanos: start, durationNanos: end > start ? end - start : 0,
                         attributes: shown.values(batch, r)
                     ))
@@ -199,7 +199,7 @@ extension SearchExecutor {
         }
         for chunk in snapshot.chunks {
             try limits.check()
-            try collect(chunk.batch, wanted.flatMap { chunk.rows(of: $0) }.sorted(), head: true)
+            try collect(chunk.batch, chunk.rows(of: wanted), head: true)
         }
         // Whole-trace summaries from head rows and block columns; matching spans of the chosen traces
         // in blocks: one filter pass per row group holding any of them, over just their rows.
@@ -234,9 +234,9 @@ extension SearchExecutor {
                     if rows[mid].row < r { lo = mid + 1 } else { hi = mid }
                 }
                 guard start >= query.startNanos && start <= query.endNanos, lo < rows.count, rows[lo].row == r else { continue }
-                let id = rows[lo].trace
-                if spans[id, default: []].count < request.spansPerSpanSet, !spans[id, default: []].contains(where: { $0.spanID == spanIDs[r] }) {
-                    spans[id, default: []].append(SpanSummary(
+                let i = Int(rows[lo].trace)
+                if spans[i].count < request.spansPerSpanSet, !spans[i].contains(where: { $0.spanID == spanIDs[r] }) {
+                    spans[i].append(SpanSummary(
                         spanID: spanIDs[r], name: try nameCache[names[r]] ?? { let n = try strings.string(names[r]); nameCache[names[r]] = n; return n }(), startNanos: start, durationNanos: ends[r] > start ? ends[r] - start : 0,
                         attributes: try attributes.values(r)
                     ))
@@ -248,7 +248,7 @@ extension SearchExecutor {
         for m in matches.traces {
             var summary = summaries.summary(m.traceID)
             summary.matched = m.matched
-            summary.matchedSpans = (spans[m.traceID] ?? []).sorted { $0.startNanos < $1.startNanos }
+            summary.matchedSpans = wanted.position(m.traceID).map { spans[$0] }?.sorted { $0.startNanos < $1.startNanos } ?? []
             traces.append(summary)
         }
         return SearchResult(traces: traces, stats: matches.stats)
