@@ -1,3 +1,5 @@
+import Dispatch
+import Synchronization
 import WeftRuntime
 import WeftModel
 import WeftQuery
@@ -5,70 +7,91 @@ import WeftStorageEngine
 
 /// Tempo-shaped JSON bodies of the query API.
 public enum QueryResponses {
-    /// `SearchResponse`: `{"traces":[…],"metrics":{…}}`.
+    /// `SearchResponse`: `{"traces":[…],"metrics":{…}}`. Many traces are written in two halves at
+    /// once (a search of every match can return thousands).
     public static func search(_ result: SearchResult) -> [UInt8] {
-        var w = JSONWriter(capacity: 1024 + result.traces.count * 1024)
+        let traces = result.traces
+        @Sendable func write(_ range: Range<Int>) -> [UInt8] {
+            var w = JSONWriter(capacity: 64 + range.count * 1024)
+            for t in traces[range] { w.object { tr in writeTrace(&tr, t) } }
+            return w.bytes
+        }
+        let parts: [[UInt8]]
+        if traces.count >= 2000 {
+            let halves = [0..<traces.count / 2, traces.count / 2..<traces.count]
+            let written = Mutex<[[UInt8]]>([[], []])
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                let bytes = write(halves[i])
+                written.withLock { $0[i] = bytes }
+            }
+            parts = written.withLock { $0 }
+        } else {
+            parts = [write(traces.indices)]
+        }
+        var w = JSONWriter(capacity: 1024 + parts.reduce(0) { $0 + $1.count })
         w.object { o in
             o.field("traces")
             o.array { a in
-                for t in result.traces {
-                    a.object { tr in
-                        tr.field("traceID")
-                        tr.string(trimmedHexHigh: t.traceID.high, low: t.traceID.low)
-                        tr.field("rootServiceName")
-                        tr.string(t.rootServiceName)
-                        if !t.rootTraceName.isEmpty {
-                            tr.field("rootTraceName")
-                            tr.string(t.rootTraceName)
-                        }
-                        tr.field("startTimeUnixNano")
-                        tr.string(decimal: t.startNanos)
-                        tr.field("durationMs")
-                        tr.number(Int(t.durationNanos / 1_000_000))
-                        tr.field("spanSets")
-                        tr.array { sets in
-                            sets.object { set in
-                                set.field("spans")
-                                set.array { spans in
-                                    for s in t.matchedSpans {
-                                        spans.object { so in
-                                            so.field("spanID")
-                                            so.string(hex: s.spanID)
-                                            so.field("name")
-                                            so.string(s.name)
-                                            so.field("startTimeUnixNano")
-                                            so.string(decimal: s.startNanos)
-                                            so.field("durationNanos")
-                                            so.string(decimal: s.durationNanos)
-                                            if !s.attributes.isEmpty { writeLabels(&so, s.attributes, key: "attributes") }
-                                        }
-                                    }
-                                }
-                                set.field("matched")
-                                set.number(t.matched)
-                            }
-                        }
-                        tr.field("serviceStats")
-                        tr.object { ss in
-                            for s in t.serviceStats {
-                                ss.key(s.service)
-                                ss.object { st in
-                                    st.field("spanCount")
-                                    st.number(s.spans)
-                                    if s.errors > 0 {
-                                        st.field("errorCount")
-                                        st.number(s.errors)
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                // Each part is a run of trace objects, commas included.
+                for part in parts where !part.isEmpty { a.raw(part) }
             }
             o.field("metrics")
             writeMetrics(&o, result.stats)
         }
         return w.bytes
+    }
+
+    /// One trace of a `SearchResponse`, inside its object.
+    private static func writeTrace(_ tr: inout JSONWriter, _ t: TraceSummary) {
+        tr.field("traceID")
+        tr.string(trimmedHexHigh: t.traceID.high, low: t.traceID.low)
+        tr.field("rootServiceName")
+        tr.string(t.rootServiceName)
+        if !t.rootTraceName.isEmpty {
+            tr.field("rootTraceName")
+            tr.string(t.rootTraceName)
+        }
+        tr.field("startTimeUnixNano")
+        tr.string(decimal: t.startNanos)
+        tr.field("durationMs")
+        tr.number(Int(t.durationNanos / 1_000_000))
+        tr.field("spanSets")
+        tr.array { sets in
+            sets.object { set in
+                set.field("spans")
+                set.array { spans in
+                    for s in t.matchedSpans {
+                        spans.object { so in
+                            so.field("spanID")
+                            so.string(hex: s.spanID)
+                            so.field("name")
+                            so.string(s.name)
+                            so.field("startTimeUnixNano")
+                            so.string(decimal: s.startNanos)
+                            so.field("durationNanos")
+                            so.string(decimal: s.durationNanos)
+                            if !s.attributes.isEmpty { writeLabels(&so, s.attributes, key: "attributes") }
+                        }
+                    }
+                }
+                set.field("matched")
+                set.number(t.matched)
+            }
+        }
+        tr.field("serviceStats")
+        tr.object { ss in
+            for s in t.serviceStats {
+                ss.key(s.service)
+                ss.object { st in
+                    st.field("spanCount")
+                    st.number(s.spans)
+                    if s.errors > 0 {
+                        st.field("errorCount")
+                        st.number(s.errors)
+                    }
+                }
+            }
+        }
     }
 
     /// `"metrics"` of every query answer: what was scanned, as Tempo's `SearchMetrics` (blocks, traces,
