@@ -348,7 +348,6 @@ package struct QueryAPI: Sendable {
             return run {
                 let reads = reads()
                 return QueryAPI.aggregateScanned(reads: reads) {
-                    let q = metricsRequest.aggregation
                     let (series, scanned) = try QueryAPI.series(metricsRequest, round: round, reads: reads, engine: engine, org: org, limits: limits)
                     let stats = QueryAPI.timed(scanned, since: started)
                     return (instant ? QueryResponses.metricsInstant(series, stats) : QueryResponses.metricsRange(series, stats), stats)
