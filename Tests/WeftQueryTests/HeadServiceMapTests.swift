@@ -40,7 +40,7 @@ struct HeadServiceMapTests {
 
     static func fromChunks(_ chunks: [HeadChunk]) -> [String: [UInt64]] {
         var out: [String: [UInt64]] = [:]
-        for e in ServiceMapExecutor.headEdges(chunks) {
+        for e in ServiceMapExecutor.headEdges(chunks).edges {
             var v = out["\(e.bucketStart) \(e.parent)>\(e.child)", default: [0, 0]]
             v[0] += e.calls
             v[1] += e.errors
@@ -48,6 +48,71 @@ struct HeadServiceMapTests {
             out["\(e.bucketStart) \(e.parent)>\(e.child)"] = v
         }
         return out
+    }
+
+    /// Calls per "parent>child" of a join of every span against every other in `batches`.
+    static func joined(_ batches: [SpanBatch]) -> [String: [UInt64]] {
+        struct Key: Hashable {
+            var trace: TraceID
+            var span: UInt64
+        }
+        var serviceOf: [Key: String] = [:]
+        for b in batches {
+            for row in 0..<b.spanCount { serviceOf[Key(trace: b.traceID(row), span: b.spanID[row])] = b.strings.string(b.resourceServiceName[Int(b.resourceIndex[row])]) }
+        }
+        var out: [String: [UInt64]] = [:]
+        for b in batches {
+            for row in 0..<b.spanCount where b.parentSpanID[row] != 0 {
+                guard let parent = serviceOf[Key(trace: b.traceID(row), span: b.parentSpanID[row])] else { continue }
+                let child = b.strings.string(b.resourceServiceName[Int(b.resourceIndex[row])])
+                guard parent != child else { continue }
+                out["\(parent)>\(child)", default: [0, 0]][0] += 1
+                if b.statusCode[row] == 2 { out["\(parent)>\(child)", default: [0, 0]][1] += 1 }
+            }
+        }
+        return out
+    }
+
+    /// Calls whose parent and child spans lie apart — in two blocks, or in a block and the head —
+    /// count once, as a join of every span against every other counts them.
+    @Test func test_serviceMap_joinsCallsAcrossBlocksAndTheHead() throws {
+        let batches = AggregationTests.traffic(seed: 71)
+        let engine = StorageEngine(
+            head: Head(configuration: .init(chunkSpans: 256, stripes: 3)), store: BlockStore(disk: SimulatedDisk(), directory: "/b")
+        )
+        // Each request split in two WAL segments, so flushing one segment parts traces.
+        for (i, b) in batches.enumerated() {
+            let half = b.spanCount / 2
+            var first = SpanBatch(), second = SpanBatch()
+            first.strings = b.strings
+            second.strings = b.strings
+            first.appendRows(Array(0..<half), of: b)
+            second.appendRows(Array(half..<b.spanCount), of: b)
+            engine.head.append(first, org: "o", stripe: i, segment: 1 + 2 * (i % 2))
+            engine.head.append(second, org: "o", stripe: i + 1, segment: 2 + 2 * (i % 2))
+        }
+        func check(_ what: String) throws {
+            let snapshot = engine.snapshot(org: "o")
+            var all = snapshot.chunks.map(\.batch)
+            for meta in snapshot.blocks { all.append(try engine.store.read(meta)) }
+            let reference = Self.joined(all)
+            var got: [String: [UInt64]] = [:]
+            for e in ServiceMapExecutor.partial(startNanos: 0, endNanos: .max, snapshot: snapshot, store: engine.store).sorted {
+                got["\(e.parent)>\(e.child)"] = [e.calls, e.errors]
+            }
+            #expect(reference.count > 3, "\(what)")
+            #expect(got == reference, "\(what)")
+        }
+        try check("head only")
+        try engine.flush(segment: 1)
+        #expect(try engine.snapshot(org: "o").blocks.contains { !(try engine.store.reader($0).serviceOrphans().isEmpty) })
+        try check("one segment in a block, the rest in the head")
+        try engine.flush(segment: 2)
+        try engine.flush(segment: 3)
+        try check("three blocks and the head")
+        try engine.flush(segment: 4)
+        #expect(engine.snapshot(org: "o").chunks.isEmpty)
+        try check("four blocks")
     }
 
     @Test(arguments: [64, 512, 100_000])

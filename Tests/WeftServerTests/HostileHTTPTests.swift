@@ -166,7 +166,8 @@ struct HostileHTTPTests {
         try await chunked.send("POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
         let piece = [UInt8](repeating: 0x61, count: 200_000)
         try await chunked.send(Array("30d40\r\n".utf8) + piece + Array("\r\n".utf8))  // 200,000 fits
-        try await chunked.send(Array("30d40\r\n".utf8) + piece + Array("\r\n".utf8))  // 400,000 does not
+        // 400,000 does not: the server may answer and close while this piece is still being written.
+        try? await chunked.send(Array("30d40\r\n".utf8) + piece + Array("\r\n".utf8))
         #expect(await chunked.closedByServer())
         #expect(chunked.receivedText.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"))
 

@@ -2,8 +2,9 @@ import WeftModel
 import WeftStorageEngine
 
 /// The service map: edges stored with each block (computed when it was written) summed over the
-/// blocks in range, plus the edges among spans still in the head, joined there (the head is small).
-/// Blocks contribute whole edge buckets (``ServiceGraph/bucketNanos``) whose start is in range.
+/// blocks in range, plus the edges among spans still in the head, joined there (the head is small),
+/// plus the calls whose parent and child spans lie apart (the orphans of blocks and head, joined by
+/// trace). Blocks contribute whole edge buckets (``ServiceGraph/bucketNanos``) whose start is in range.
 public enum ServiceMapExecutor {
     public static func edges(
         startNanos: UInt64, endNanos: UInt64, snapshot: StorageEngine.Snapshot, store: BlockStore
@@ -12,35 +13,92 @@ public enum ServiceMapExecutor {
         return (partial.sorted, partial.stats)
     }
 
-    /// The edges summed per (parent, child), mergeable with those of other data.
+    /// The edges summed per (parent, child), mergeable with those of other data. A call whose parent
+    /// and child spans lie apart (in two blocks, or a block and the head) is joined here: each block
+    /// keeps its orphans (spans whose parent it does not hold), and so does the head's join; their
+    /// parents are looked up by trace in the head and the blocks (Bloom filters first).
     public static func partial(startNanos: UInt64, endNanos: UInt64, snapshot: StorageEngine.Snapshot, store: BlockStore) -> ServiceMapPartial {
         var sums = ServiceMapPartial()
+        func inRange(_ bucketStart: UInt64) -> Bool { bucketStart + ServiceGraph.bucketNanos > startNanos && bucketStart <= endNanos }
         func add(_ e: ServiceEdge) {
-            guard e.bucketStart + ServiceGraph.bucketNanos > startNanos, e.bucketStart <= endNanos else { return }
+            guard inRange(e.bucketStart) else { return }
             sums.add(ServiceMapEdge(parent: e.parent, child: e.child, calls: e.calls, errors: e.errors, latency: e.latency))
         }
+        var orphans: [ServiceOrphan] = []
         for meta in snapshot.blocks where !store.isQuarantined(meta.id) {
             if meta.minStart > endNanos || meta.maxStart + ServiceGraph.bucketNanos < startNanos { continue }
             do {
-                for e in try store.reader(meta).serviceEdges() { add(e) }
+                let reader = try store.reader(meta)
+                for e in try reader.serviceEdges() { add(e) }
+                orphans += try reader.serviceOrphans().filter { inRange($0.start / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos) }
                 sums.stats.blocks += 1
             } catch {
                 store.quarantine(meta, error)
             }
         }
-        for e in self.headEdges(snapshot.chunks) where e.bucketStart >= startNanos / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos {
-            add(e)
+        let head = self.headEdges(snapshot.chunks)
+        let firstBucket = startNanos / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos
+        for e in head.edges where e.bucketStart >= firstBucket { add(e) }
+        orphans += head.orphans.filter { o in
+            let bucket = o.start / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos
+            return bucket >= firstBucket && inRange(bucket)
         }
+        for e in self.joined(orphans, snapshot: snapshot, store: store) { add(e) }
         sums.stats.chunks = snapshot.chunks.count
         sums.stats.inspectedSpans = snapshot.chunks.reduce(0) { $0 + $1.spanCount }
         return sums
+    }
+
+    /// The calls of `orphans` whose parent span the head or a block of `snapshot` holds, as edges.
+    static func joined(_ orphans: [ServiceOrphan], snapshot: StorageEngine.Snapshot, store: BlockStore) -> [ServiceEdge] {
+        guard !orphans.isEmpty else { return [] }
+        let wanted = WantedTraces(orphans.map(\.trace))
+        struct SpanKey: Hashable {
+            var trace: TraceID
+            var span: UInt64
+        }
+        // The service of every span of the orphans' traces, wherever it lies.
+        var serviceOf: [SpanKey: String] = [:]
+        for chunk in snapshot.chunks {
+            let b = chunk.batch
+            for row in chunk.rows(of: wanted) {
+                serviceOf[SpanKey(trace: b.traceID(row), span: b.spanID[row])] = b.strings.string(b.resourceServiceName[Int(b.resourceIndex[row])])
+            }
+        }
+        // A block that fails to read is quarantined by the walk and left out, as in a trace lookup.
+        try? BlockGroupColumns.forEach(holding: wanted, snapshot: snapshot, store: store, limits: AggregationLimits()) { rows, group in
+            let spanIDs = try group.chunk.words(.spanID), resource = try group.chunk.ids(.resource)
+            let names = group.resources.resourceServiceName
+            var service: [UInt32: String] = [:]
+            for (t, r) in rows {
+                let row = Int(r), index = Int(resource[row])
+                guard index < names.count else { throw BlockFormatError("span resource \(index) outside the resource table") }
+                let name = try service[names[index]] ?? group.strings.string(names[index])
+                service[names[index]] = name
+                serviceOf[SpanKey(trace: wanted.ids[Int(t)], span: spanIDs[row])] = name
+            }
+        }
+        struct Key: Hashable {
+            var bucket: UInt64
+            var parent: String
+            var child: String
+        }
+        var edges: [Key: ServiceEdge] = [:]
+        for o in orphans {
+            guard let parent = serviceOf[SpanKey(trace: o.trace, span: o.parentSpanID)], parent != o.child else { continue }
+            let key = Key(bucket: o.start / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos, parent: parent, child: o.child)
+            edges[key, default: ServiceEdge(bucketStart: key.bucket, parent: parent, child: o.child)].calls += 1
+            if o.isError { edges[key]!.errors += 1 }
+            edges[key]!.latency.add(o.duration)
+        }
+        return Array(edges.values)
     }
 
     /// Edges among head spans: a span's parent may be in any head chunk. Each chunk keeps the edges
     /// among its own spans (``HeadChunk/serviceEdges()``); only its orphans (spans whose parent it does
     /// not hold) are joined here, against the spans of their traces in every chunk. Services are
     /// numbered once (strings are compared and hashed per distinct service, not per span).
-    static func headEdges(_ chunks: [HeadChunk]) -> [ServiceEdge] {
+    static func headEdges(_ chunks: [HeadChunk]) -> (edges: [ServiceEdge], orphans: [ServiceOrphan]) {
         var out: [ServiceEdge] = []
         var known: [HeadChunkEdges] = []
         known.reserveCapacity(chunks.count)
@@ -51,7 +109,7 @@ public enum ServiceMapExecutor {
             for row in edges.orphans { orphanTraces.insert(chunk.batch.traceID(Int(row))) }
             known.append(edges)
         }
-        guard !orphanTraces.isEmpty else { return out }
+        guard !orphanTraces.isEmpty else { return (out, []) }
 
         struct SpanKey: Hashable {
             var trace: TraceID
@@ -92,11 +150,15 @@ public enum ServiceMapExecutor {
             var child: Int32
         }
         var edges: [Key: ServiceEdge] = [:]
+        var unjoined: [ServiceOrphan] = []
         for (c, chunk) in chunks.enumerated() {
             let b = chunk.batch
             for orphan in known[c].orphans {
                 let row = Int(orphan)
-                guard let parent = serviceOf[SpanKey(trace: b.traceID(row), span: b.parentSpanID[row])] else { continue }
+                guard let parent = serviceOf[SpanKey(trace: b.traceID(row), span: b.parentSpanID[row])] else {
+                    unjoined.append(ServiceOrphan(b, row: row))
+                    continue
+                }
                 let child = services[c][Int(b.resourceIndex[row])]
                 guard parent != child else { continue }
                 let start = b.startTime[row], end = b.endTime[row]
@@ -110,6 +172,6 @@ public enum ServiceMapExecutor {
                 edges.values[i].latency.add(end > start ? end - start : 0)
             }
         }
-        return out + edges.values
+        return (out + edges.values, unjoined)
     }
 }

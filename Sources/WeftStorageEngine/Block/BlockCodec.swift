@@ -144,7 +144,10 @@ public enum BlockCodec {
             summary.add(batch, rows, traces: group.traces.count)
             self.writeGroup(&w, g, batch, rows, bounds, remap)
         }
-        w.section("servicemap") { s in ServiceGraph.write(&s, ServiceGraph.edges(batch, order: order, bounds: traceBounds), remap) }
+        var orphans: [Int] = []
+        let edges = ServiceGraph.edges(batch, order: order, bounds: traceBounds, orphans: &orphans)
+        w.section("servicemap") { s in ServiceGraph.write(&s, edges, remap) }
+        w.section("servicemap.orphans") { s in ServiceGraph.writeOrphans(&s, batch, orphans, remap) }
         w.section("groups", compress: false) { s in summary.write(&s) }
         w.section("bloom", compress: false) { s in
             s.varint(UInt64(blooms.count))

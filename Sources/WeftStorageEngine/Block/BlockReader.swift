@@ -235,6 +235,7 @@ public final class BlockReader: Sendable {
     public let dictionary: BlockDictionary
     private let cache = Mutex<(blooms: [TraceBloom]?, table: StringTable?, base: SpanBatch?)>((nil, nil, nil))
     let serviceEdgeCache = Mutex<[ServiceEdge]?>(nil)
+    let serviceOrphanCache = Mutex<[ServiceOrphan]?>(nil)
 
     public init(source: any BlockSource) throws {
         self.source = source
@@ -300,6 +301,7 @@ public final class BlockReader: Sendable {
     func checkIndexes() throws {
         _ = try self.blooms()
         _ = try self.serviceEdges()
+        _ = try self.serviceOrphans()
     }
 
     private func blooms() throws -> [TraceBloom] {

@@ -4,7 +4,8 @@ import WeftModel
 /// Calls from one service to another (a span whose parent span belongs to a different service), per
 /// time bucket: how many, how many failed, and a sketch of their latency. Edges are computed when a
 /// block is written (the parent is looked up within the block), stored in the block's `servicemap`
-/// section, and summed at query time, so a service map never needs a self-join.
+/// section, and summed at query time, so a service map never needs a self-join; only the block's
+/// orphans (`servicemap.orphans`: spans whose parent it does not hold) are joined at query time.
 public struct ServiceEdge: Sendable, Equatable {
     /// Start of the bucket (by the child span's start), in ns.
     public var bucketStart: UInt64
@@ -22,6 +23,38 @@ public struct ServiceEdge: Sendable, Equatable {
         self.calls = calls
         self.errors = errors
         self.latency = latency
+    }
+}
+
+/// A span whose parent span was not among the spans its edges were computed from (its block, or the
+/// head): the parent lies in another block or the head, or was never stored. Its call joins the
+/// service map once a query finds the parent.
+public struct ServiceOrphan: Sendable, Equatable {
+    public var trace: TraceID
+    public var parentSpanID: UInt64
+    /// The span's own service.
+    public var child: String
+    public var start: UInt64
+    public var duration: UInt64
+    public var isError: Bool
+
+    public init(trace: TraceID, parentSpanID: UInt64, child: String, start: UInt64, duration: UInt64, isError: Bool) {
+        self.trace = trace
+        self.parentSpanID = parentSpanID
+        self.child = child
+        self.start = start
+        self.duration = duration
+        self.isError = isError
+    }
+
+    /// Row `row` of `batch`.
+    public init(_ batch: SpanBatch, row: Int) {
+        let start = batch.startTime[row], end = batch.endTime[row]
+        self.init(
+            trace: batch.traceID(row), parentSpanID: batch.parentSpanID[row],
+            child: batch.strings.string(batch.resourceServiceName[Int(batch.resourceIndex[row])]), start: start,
+            duration: end > start ? end - start : 0, isError: batch.statusCode[row] == 2
+        )
     }
 }
 
@@ -45,6 +78,12 @@ public enum ServiceGraph {
     /// each trace's rows adjacent, `bounds` where each trace starts (and the end); parents are found
     /// within the trace, so spans whose parent is elsewhere add no edge.
     static func edges(_ batch: SpanBatch, order: [Int], bounds: [Int]) -> [Key: Stats] {
+        var orphans: [Int] = []
+        return self.edges(batch, order: order, bounds: bounds, orphans: &orphans)
+    }
+
+    /// ``edges(_:order:bounds:)``, adding to `orphans` the rows whose parent is not in their trace's rows.
+    static func edges(_ batch: SpanBatch, order: [Int], bounds: [Int], orphans: inout [Int]) -> [Key: Stats] {
         var edges: [Key: Stats] = [:]
         var positionOf: [UInt64: Int] = [:]
         for t in 0..<(bounds.count - 1) {
@@ -57,7 +96,10 @@ public enum ServiceGraph {
             }
             for row in rows where batch.parentSpanID[row] != 0 {
                 let parentID = batch.parentSpanID[row]
-                guard let p = large ? positionOf[parentID] : rows.first(where: { batch.spanID[$0] == parentID }) else { continue }
+                guard let p = large ? positionOf[parentID] : rows.first(where: { batch.spanID[$0] == parentID }) else {
+                    orphans.append(row)
+                    continue
+                }
                 let parent = batch.resourceServiceName[Int(batch.resourceIndex[p])]
                 let child = batch.resourceServiceName[Int(batch.resourceIndex[row])]
                 guard parent != child else { continue }
@@ -84,6 +126,48 @@ public enum ServiceGraph {
                 calls: stats.calls, errors: stats.errors, latency: stats.latency
             )
         }.sorted { ($0.bucketStart, $0.parent, $0.child) < ($1.bucketStart, $1.parent, $1.child) }
+    }
+
+    /// The `servicemap.orphans` section: count, then per orphan its trace ID (high, low), parent span
+    /// ID and start (fixed 64-bit), service (block string ID), duration, and 1 when it failed.
+    static func writeOrphans(_ s: inout ByteWriter, _ batch: SpanBatch, _ rows: [Int], _ remap: [UInt32]) {
+        s.varint(UInt64(rows.count))
+        for row in rows.sorted() {
+            let trace = batch.traceID(row)
+            s.fixed64(trace.high)
+            s.fixed64(trace.low)
+            s.fixed64(batch.parentSpanID[row])
+            s.fixed64(batch.startTime[row])
+            s.varint(UInt64(remap[Int(batch.resourceServiceName[Int(batch.resourceIndex[row])])]))
+            let start = batch.startTime[row], end = batch.endTime[row]
+            s.varint(end > start ? end - start : 0)
+            s.varint(batch.statusCode[row] == 2 ? 1 : 0)
+        }
+    }
+
+    static func readOrphans(_ bytes: [UInt8], _ dictionary: BlockDictionary) throws -> [ServiceOrphan] {
+        var raw: [(TraceID, UInt64, UInt64, UInt32, UInt64, Bool)] = []
+        try bytes.withUnsafeBytes { buffer throws in
+            var r = ByteReader(buffer)
+            let n = try r.count(max: 1 << 26)
+            raw.reserveCapacity(n)
+            for _ in 0..<n {
+                let trace = TraceID(high: try r.fixed64(), low: try r.fixed64())
+                let parent = try r.fixed64(), start = try r.fixed64()
+                let service = try r.varint()
+                guard service < UInt64(dictionary.count) else { throw BlockFormatError("service map orphan names outside the dictionary") }
+                let duration = try r.varint(), failed = try r.varint()
+                guard failed <= 1, parent != 0 else { throw BlockFormatError("bad service map orphan") }
+                raw.append((trace, parent, start, UInt32(service), duration, failed == 1))
+            }
+            guard r.isAtEnd else { throw BlockFormatError("trailing bytes after the service map orphans") }
+        }
+        var names: [UInt32: String] = [:]
+        return try raw.map { o in
+            let child = try names[o.3] ?? dictionary.string(o.3)
+            names[o.3] = child
+            return ServiceOrphan(trace: o.0, parentSpanID: o.1, child: child, start: o.2, duration: o.4, isError: o.5)
+        }
     }
 
     /// The `servicemap` section: edge count, then per edge bucket, parent and child (block string IDs),
@@ -127,6 +211,22 @@ public enum ServiceGraph {
 }
 
 extension BlockReader {
+    /// The block's service-map orphans: spans whose parent it does not hold (read once, then kept
+    /// with the reader). Blocks written before the section existed list none (their calls to or from
+    /// other blocks stay uncounted until compaction rewrites them): decoding every such block on the
+    /// first service map after an upgrade would stall it.
+    public func serviceOrphans() throws -> [ServiceOrphan] {
+        if let orphans = self.serviceOrphanCache.withLock({ $0 }) { return orphans }
+        let orphans: [ServiceOrphan]
+        if self.hasSection("servicemap.orphans") {
+            orphans = try ServiceGraph.readOrphans(try self.section("servicemap.orphans"), self.dictionary)
+        } else {
+            orphans = []
+        }
+        self.serviceOrphanCache.withLock { $0 = orphans }
+        return orphans
+    }
+
     /// The block's service-map edges (read once, then kept with the reader). Blocks written before the
     /// section existed are decoded and joined once instead.
     public func serviceEdges() throws -> [ServiceEdge] {
