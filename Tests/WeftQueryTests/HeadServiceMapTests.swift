@@ -11,32 +11,7 @@ struct HeadServiceMapTests {
     static let minute = AggregationTests.minute
 
     /// The reference: each span's parent looked up among all head spans.
-    static func joined(_ chunks: [HeadChunk]) -> [String: [UInt64]] {
-        struct Key: Hashable {
-            var trace: TraceID
-            var span: UInt64
-        }
-        var serviceOf: [Key: String] = [:]
-        for chunk in chunks {
-            let b = chunk.batch
-            for row in 0..<b.spanCount { serviceOf[Key(trace: b.traceID(row), span: b.spanID[row])] = b.strings.string(b.resourceServiceName[Int(b.resourceIndex[row])]) }
-        }
-        var out: [String: [UInt64]] = [:]
-        for chunk in chunks {
-            let b = chunk.batch
-            for row in 0..<b.spanCount where b.parentSpanID[row] != 0 {
-                guard let parent = serviceOf[Key(trace: b.traceID(row), span: b.parentSpanID[row])] else { continue }
-                let child = b.strings.string(b.resourceServiceName[Int(b.resourceIndex[row])])
-                guard parent != child else { continue }
-                let bucket = b.startTime[row] / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos
-                var v = out["\(bucket) \(parent)>\(child)", default: [0, 0]]
-                v[0] += 1
-                if b.statusCode[row] == 2 { v[1] += 1 }
-                out["\(bucket) \(parent)>\(child)"] = v
-            }
-        }
-        return out
-    }
+    static func joined(_ chunks: [HeadChunk]) -> [String: [UInt64]] { self.joined(chunks.map(\.batch), bucketed: true) }
 
     static func fromChunks(_ chunks: [HeadChunk]) -> [String: [UInt64]] {
         var out: [String: [UInt64]] = [:]
@@ -50,8 +25,9 @@ struct HeadServiceMapTests {
         return out
     }
 
-    /// Calls per "parent>child" of a join of every span against every other in `batches`.
-    static func joined(_ batches: [SpanBatch]) -> [String: [UInt64]] {
+    /// Calls and errors per "parent>child" (after the bucket start when `bucketed`) of a join of every
+    /// span against every other in `batches`.
+    static func joined(_ batches: [SpanBatch], bucketed: Bool = false) -> [String: [UInt64]] {
         struct Key: Hashable {
             var trace: TraceID
             var span: UInt64
@@ -66,8 +42,10 @@ struct HeadServiceMapTests {
                 guard let parent = serviceOf[Key(trace: b.traceID(row), span: b.parentSpanID[row])] else { continue }
                 let child = b.strings.string(b.resourceServiceName[Int(b.resourceIndex[row])])
                 guard parent != child else { continue }
-                out["\(parent)>\(child)", default: [0, 0]][0] += 1
-                if b.statusCode[row] == 2 { out["\(parent)>\(child)", default: [0, 0]][1] += 1 }
+                let bucket = b.startTime[row] / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos
+                let key = bucketed ? "\(bucket) \(parent)>\(child)" : "\(parent)>\(child)"
+                out[key, default: [0, 0]][0] += 1
+                if b.statusCode[row] == 2 { out[key, default: [0, 0]][1] += 1 }
             }
         }
         return out

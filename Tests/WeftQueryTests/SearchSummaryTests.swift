@@ -10,6 +10,17 @@ struct SearchSummaryTests {
     static let base = AggregationTests.base
     static let minute = AggregationTests.minute
 
+    /// The whole-trace parts of two summaries agree (matched spans aside).
+    static func expectSame(_ got: TraceSummary, _ expected: TraceSummary) {
+        #expect(got.rootServiceName == expected.rootServiceName)
+        #expect(got.rootTraceName == expected.rootTraceName)
+        #expect(got.startNanos == expected.startNanos)
+        #expect(got.durationNanos == expected.durationNanos)
+        #expect(got.serviceStats.map(\.service) == expected.serviceStats.map(\.service))
+        #expect(got.serviceStats.map(\.spans) == expected.serviceStats.map(\.spans))
+        #expect(got.serviceStats.map(\.errors) == expected.serviceStats.map(\.errors))
+    }
+
     @Test(arguments: ["{ kind = client }", "{ status = error }", "{ span.gen_ai.request.model != \"\" && duration > 1ms }", "{ }"])
     func test_summaries_equalTraceLookups(_ traceQL: String) throws {
         let batches = AggregationTests.traffic(seed: 53)
@@ -33,14 +44,7 @@ struct SearchSummaryTests {
         for got in result.traces {
             let chunks = try TraceLookup.chunks(got.traceID, snapshot: snapshot, store: mixed.store)
             if !(try TraceLookup.blockChunks(got.traceID, snapshot: snapshot, store: mixed.store)).isEmpty { inBlocks += 1 }
-            let expected = SearchExecutor.summarize(got.traceID, in: chunks)
-            #expect(got.rootServiceName == expected.rootServiceName)
-            #expect(got.rootTraceName == expected.rootTraceName)
-            #expect(got.startNanos == expected.startNanos)
-            #expect(got.durationNanos == expected.durationNanos)
-            #expect(got.serviceStats.map(\.service) == expected.serviceStats.map(\.service))
-            #expect(got.serviceStats.map(\.spans) == expected.serviceStats.map(\.spans))
-            #expect(got.serviceStats.map(\.errors) == expected.serviceStats.map(\.errors))
+            Self.expectSame(got, SearchExecutor.summarize(got.traceID, in: chunks))
             // Matching spans, row by row over the looked-up trace.
             var reference: [UInt64: (String, UInt64, UInt64)] = [:]
             for chunk in chunks {
@@ -81,14 +85,7 @@ struct SearchSummaryTests {
         for got in result.traces {
             let blocks = try TraceLookup.blockChunks(got.traceID, snapshot: snapshot, store: mixed.store).count
             if blocks > 1 { inTwoBlocks += 1 } else if blocks == 1 { inOneBlock += 1 }
-            let expected = SearchExecutor.summarize(got.traceID, in: try TraceLookup.chunks(got.traceID, snapshot: snapshot, store: mixed.store))
-            #expect(got.rootServiceName == expected.rootServiceName)
-            #expect(got.rootTraceName == expected.rootTraceName)
-            #expect(got.startNanos == expected.startNanos)
-            #expect(got.durationNanos == expected.durationNanos)
-            #expect(got.serviceStats.map(\.service) == expected.serviceStats.map(\.service))
-            #expect(got.serviceStats.map(\.spans) == expected.serviceStats.map(\.spans))
-            #expect(got.serviceStats.map(\.errors) == expected.serviceStats.map(\.errors))
+            Self.expectSame(got, SearchExecutor.summarize(got.traceID, in: try TraceLookup.chunks(got.traceID, snapshot: snapshot, store: mixed.store)))
         }
         #expect(inTwoBlocks > 0)
         #expect(inOneBlock > 0)
