@@ -762,7 +762,7 @@ struct InvertedAttributes {
         implied: [(row: Int, key: UInt32, type: UInt8, value: UInt64)], to attrs: inout AttributeColumns, offsets: inout [UInt32]
     ) throws {
         var found: [(row: Int, key: UInt32, type: UInt8, value: UInt64)] = []
-        try self.visit(bytes, groupRows: n, stringCount: stringCount, key: nil) { row, key, type, value in
+        try self.visit(bytes, groupRows: n, stringCount: stringCount, key: nil, rowsBelow: range.upperBound) { row, key, type, value in
             if range.contains(row) { found.append((row, key, type, value)) }
         }
         // Rows in order; within a row, strings then others (as found), then implied ones.
@@ -782,10 +782,12 @@ struct InvertedAttributes {
 
     /// Reads a group's attribute section in place and reports every entry as (row, key, type, payload):
     /// the posting lists (strings) first, then the other values, each key in order. With `key`, only
-    /// that key's entries are reported, and other keys' posting lists are skipped unread. Every row and
-    /// ID is checked.
+    /// that key's entries are reported, and other keys' posting lists are skipped unread. With
+    /// `rowsBelow`, a posting list is left at its first row at or past it (rows below may be reported
+    /// as usual). Every row and ID read is checked.
     static func visit(
-        _ bytes: [UInt8], groupRows n: Int, stringCount: Int, key wanted: UInt32?, _ body: (Int, UInt32, UInt8, UInt64) -> Void
+        _ bytes: [UInt8], groupRows n: Int, stringCount: Int, key wanted: UInt32?, rowsBelow below: Int = .max,
+        _ body: (Int, UInt32, UInt8, UInt64) -> Void
     ) throws {
         try bytes.withUnsafeBytes { raw throws in
             var r = ByteReader(raw)
@@ -831,6 +833,11 @@ struct InvertedAttributes {
                             p += 1
                         }
                         guard row >= 0, row < n else { throw BlockFormatError("posting list row outside the group") }
+                        // A list's rows ascend: the rest of it lies past the rows wanted.
+                        if row >= below {
+                            p += length - 1 - j
+                            break
+                        }
                         body(row, UInt32(key), ValueType.string.rawValue, value)
                     }
                     v += 1
