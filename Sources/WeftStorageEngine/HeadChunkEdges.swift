@@ -67,7 +67,7 @@ public struct HeadChunkEdges: Sendable {
             let child = b.resourceServiceName[Int(b.resourceIndex[row])]
             guard parent != child else { return }
             let start = b.startTime[row], end = b.endTime[row]
-            let key = ServiceGraph.Key(bucket: start / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos, parent: parent, child: child)
+            let key = ServiceGraph.Key(bucket: ServiceGraph.bucket(of: start), parent: parent, child: child)
             let i = edges.index(forKey: key) ?? {
                 edges[key] = ServiceGraph.Stats()
                 return edges.index(forKey: key)!

@@ -13,6 +13,17 @@ struct HeadServiceMapTests {
     /// The reference: each span's parent looked up among all head spans.
     static func joined(_ chunks: [HeadChunk]) -> [String: [UInt64]] { self.joined(chunks.map(\.batch), bucketed: true) }
 
+    /// The first and second half of `b`'s rows, as batches of their own.
+    static func halves(_ b: SpanBatch) -> (SpanBatch, SpanBatch) {
+        let half = b.spanCount / 2
+        var first = SpanBatch(), second = SpanBatch()
+        first.strings = b.strings
+        second.strings = b.strings
+        first.appendRows(Array(0..<half), of: b)
+        second.appendRows(Array(half..<b.spanCount), of: b)
+        return (first, second)
+    }
+
     static func fromChunks(_ chunks: [HeadChunk]) -> [String: [UInt64]] {
         var out: [String: [UInt64]] = [:]
         for e in ServiceMapExecutor.headEdges(chunks).edges {
@@ -60,12 +71,7 @@ struct HeadServiceMapTests {
         )
         // Each request split in two WAL segments, so flushing one segment parts traces.
         for (i, b) in batches.enumerated() {
-            let half = b.spanCount / 2
-            var first = SpanBatch(), second = SpanBatch()
-            first.strings = b.strings
-            second.strings = b.strings
-            first.appendRows(Array(0..<half), of: b)
-            second.appendRows(Array(half..<b.spanCount), of: b)
+            let (first, second) = Self.halves(b)
             engine.head.append(first, org: "o", stripe: i, segment: 1 + 2 * (i % 2))
             engine.head.append(second, org: "o", stripe: i + 1, segment: 2 + 2 * (i % 2))
         }
@@ -103,12 +109,7 @@ struct HeadServiceMapTests {
         for (i, b) in batches.enumerated() {
             // Spread over stripes, so a trace's spans land in several chunks; split one batch in two
             // so the chunk being written is queried between its halves.
-            let half = b.spanCount / 2
-            var first = SpanBatch(), second = SpanBatch()
-            first.strings = b.strings
-            second.strings = b.strings
-            first.appendRows(Array(0..<half), of: b)
-            second.appendRows(Array(half..<b.spanCount), of: b)
+            let (first, second) = Self.halves(b)
             engine.head.append(first, org: "o", stripe: i, segment: 1 + i / 3)
             let chunks = engine.head.snapshot(org: "o")
             #expect(Self.fromChunks(chunks) == Self.joined(chunks))

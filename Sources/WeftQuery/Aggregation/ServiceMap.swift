@@ -30,19 +30,15 @@ public enum ServiceMapExecutor {
             do {
                 let reader = try store.reader(meta)
                 for e in try reader.serviceEdges() { add(e) }
-                orphans += try reader.serviceOrphans().filter { inRange($0.start / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos) }
+                orphans += try reader.serviceOrphans().filter { inRange(ServiceGraph.bucket(of: $0.start)) }
                 sums.stats.blocks += 1
             } catch {
                 store.quarantine(meta, error)
             }
         }
         let head = self.headEdges(snapshot.chunks)
-        let firstBucket = startNanos / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos
-        for e in head.edges where e.bucketStart >= firstBucket { add(e) }
-        orphans += head.orphans.filter { o in
-            let bucket = o.start / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos
-            return bucket >= firstBucket && inRange(bucket)
-        }
+        for e in head.edges { add(e) }
+        orphans += head.orphans.filter { inRange(ServiceGraph.bucket(of: $0.start)) }
         for e in self.joined(orphans, snapshot: snapshot, store: store) { add(e) }
         sums.stats.chunks = snapshot.chunks.count
         sums.stats.inspectedSpans = snapshot.chunks.reduce(0) { $0 + $1.spanCount }
@@ -86,7 +82,7 @@ public enum ServiceMapExecutor {
         var edges: [Key: ServiceEdge] = [:]
         for o in orphans {
             guard let parent = serviceOf[SpanKey(trace: o.trace, span: o.parentSpanID)], parent != o.child else { continue }
-            let key = Key(bucket: o.start / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos, parent: parent, child: o.child)
+            let key = Key(bucket: ServiceGraph.bucket(of: o.start), parent: parent, child: o.child)
             edges[key, default: ServiceEdge(bucketStart: key.bucket, parent: parent, child: o.child)].calls += 1
             if o.isError { edges[key]!.errors += 1 }
             edges[key]!.latency.add(o.duration)
@@ -162,7 +158,7 @@ public enum ServiceMapExecutor {
                 let child = services[c][Int(b.resourceIndex[row])]
                 guard parent != child else { continue }
                 let start = b.startTime[row], end = b.endTime[row]
-                let key = Key(bucket: start / ServiceGraph.bucketNanos * ServiceGraph.bucketNanos, parent: parent, child: child)
+                let key = Key(bucket: ServiceGraph.bucket(of: start), parent: parent, child: child)
                 let i = edges.index(forKey: key) ?? {
                     edges[key] = ServiceEdge(bucketStart: key.bucket, parent: names[Int(parent)], child: names[Int(child)])
                     return edges.index(forKey: key)!

@@ -62,6 +62,9 @@ public enum ServiceGraph {
     /// Width of an edge's time bucket.
     public static let bucketNanos: UInt64 = 300_000_000_000
 
+    /// Start of the bucket holding `nanos`.
+    @inline(__always) public static func bucket(of nanos: UInt64) -> UInt64 { nanos / self.bucketNanos * self.bucketNanos }
+
     struct Key: Hashable {
         var bucket: UInt64
         var parent: UInt32
@@ -104,7 +107,7 @@ public enum ServiceGraph {
                 let child = batch.resourceServiceName[Int(batch.resourceIndex[row])]
                 guard parent != child else { continue }
                 let start = batch.startTime[row], end = batch.endTime[row]
-                let key = Key(bucket: start / self.bucketNanos * self.bucketNanos, parent: parent, child: child)
+                let key = Key(bucket: self.bucket(of: start), parent: parent, child: child)
                 edges[key, default: Stats()].calls += 1
                 if batch.statusCode[row] == 2 { edges[key, default: Stats()].errors += 1 }
                 edges[key, default: Stats()].latency.add(end > start ? end - start : 0)
