@@ -85,7 +85,9 @@ public struct TagValuesPartial: Sendable, Equatable {
     public static func == (a: TagValuesPartial, b: TagValuesPartial) -> Bool { a.values == b.values && a.limit == b.limit }
 }
 
-/// Service-map edges summed per (parent, child).
+/// Service-map edges summed per (parent, child), and the calls not joined yet: spans whose parent
+/// span the data read did not hold (in a cluster, a trace written across a ring change can lie in two
+/// placements read by two nodes; the coordinator joins those).
 public struct ServiceMapPartial: Sendable, Equatable {
     public struct Pair: Hashable, Sendable {
         public var parent: String
@@ -93,7 +95,13 @@ public struct ServiceMapPartial: Sendable, Equatable {
     }
 
     public var edges: [Pair: ServiceMapEdge] = [:]
+    /// Spans in range whose parent span was not found, in no particular order.
+    public var orphans: [ServiceOrphan] = []
     public var stats = ScanStats()
+
+    /// Orphans one partial carries on the wire at most; a node with more (mostly spans whose parent
+    /// was never stored, such as a gateway called by an untraced client) sends the first this many.
+    public static let maxOrphans = 1 << 17
 
     public init() {}
 
@@ -112,11 +120,13 @@ public struct ServiceMapPartial: Sendable, Equatable {
 
     public mutating func merge(_ other: ServiceMapPartial) {
         for e in other.edges.values { self.add(e) }
+        self.orphans += other.orphans
         self.stats.add(other.stats)
     }
 
     /// The edges by parent, then child.
     public var sorted: [ServiceMapEdge] { self.edges.values.sorted { ($0.parent, $0.child) < ($1.parent, $1.child) } }
 
+    /// Equal edges (the answer); the orphans not joined are not compared.
     public static func == (a: ServiceMapPartial, b: ServiceMapPartial) -> Bool { a.edges == b.edges }
 }

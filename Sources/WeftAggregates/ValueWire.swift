@@ -177,3 +177,46 @@ extension ServiceMapPartial {
         return p
     }
 }
+
+extension ServiceMapPartial {
+    /// The orphans (at most ``maxOrphans``): count, then per orphan trace ID, parent span ID, service,
+    /// start, duration and error flag. Service names repeat, so each is written once and then by number.
+    public func encodeOrphans(into w: inout ByteWriter) {
+        let orphans = self.orphans.prefix(Self.maxOrphans)
+        var numbers: [String: UInt64] = [:]
+        w.varint(UInt64(orphans.count))
+        for o in orphans {
+            w.traceID(o.trace)
+            w.fixed64(o.parentSpanID)
+            if let n = numbers[o.child] {
+                w.varint(n + 1)
+            } else {
+                numbers[o.child] = UInt64(numbers.count)
+                w.varint(0)
+                w.string(o.child)
+            }
+            w.fixed64(o.start)
+            w.varint(o.duration)
+            w.varint(o.isError ? 1 : 0)
+        }
+    }
+
+    /// Reads what ``encodeOrphans(into:)`` wrote.
+    public static func decodeOrphans(_ r: inout ByteReader) throws(BlockFormatError) -> [ServiceOrphan] {
+        var names: [String] = []
+        var orphans: [ServiceOrphan] = []
+        for _ in 0..<(try r.count(max: Self.maxOrphans)) {
+            let trace = try r.traceID()
+            let parent = try r.fixed64()
+            let n = try r.count(max: names.count)
+            if n == 0 { names.append(try r.string()) }
+            let child = names[n == 0 ? names.count - 1 : n - 1]
+            let start = try r.fixed64()
+            let duration = try r.varint()
+            let failed = try r.varint()
+            guard failed <= 1 else { throw BlockFormatError("bad service map orphan") }
+            orphans.append(ServiceOrphan(trace: trace, parentSpanID: parent, child: child, start: start, duration: duration, isError: failed == 1))
+        }
+        return orphans
+    }
+}

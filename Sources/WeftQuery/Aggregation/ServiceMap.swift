@@ -16,7 +16,8 @@ public enum ServiceMapExecutor {
     /// The edges summed per (parent, child), mergeable with those of other data. A call whose parent
     /// and child spans lie apart (in two blocks, or a block and the head) is joined here: each block
     /// keeps its orphans (spans whose parent it does not hold), and so does the head's join; their
-    /// parents are looked up by trace in the head and the blocks (Bloom filters first).
+    /// parents are looked up by trace in the head and the blocks (Bloom filters first). The orphans
+    /// whose parent is nowhere in `snapshot` stay in the partial's ``ServiceMapPartial/orphans``.
     public static func partial(startNanos: UInt64, endNanos: UInt64, snapshot: StorageEngine.Snapshot, store: BlockStore) -> ServiceMapPartial {
         var sums = ServiceMapPartial()
         func inRange(_ bucketStart: UInt64) -> Bool { bucketStart + ServiceGraph.bucketNanos > startNanos && bucketStart <= endNanos }
@@ -39,20 +40,19 @@ public enum ServiceMapExecutor {
         let head = self.headEdges(snapshot.chunks)
         for e in head.edges { add(e) }
         orphans += head.orphans.filter { inRange(ServiceGraph.bucket(of: $0.start)) }
-        for e in self.joined(orphans, snapshot: snapshot, store: store) { add(e) }
+        let joined = self.joined(orphans, snapshot: snapshot, store: store)
+        for e in joined.edges { add(e) }
+        sums.orphans = joined.unjoined
         sums.stats.chunks = snapshot.chunks.count
         sums.stats.inspectedSpans = snapshot.chunks.reduce(0) { $0 + $1.spanCount }
         return sums
     }
 
-    /// The calls of `orphans` whose parent span the head or a block of `snapshot` holds, as edges.
-    static func joined(_ orphans: [ServiceOrphan], snapshot: StorageEngine.Snapshot, store: BlockStore) -> [ServiceEdge] {
-        guard !orphans.isEmpty else { return [] }
+    /// The calls of `orphans` whose parent span the head or a block of `snapshot` holds, as edges,
+    /// and the orphans whose parent neither holds.
+    static func joined(_ orphans: [ServiceOrphan], snapshot: StorageEngine.Snapshot, store: BlockStore) -> (edges: [ServiceEdge], unjoined: [ServiceOrphan]) {
+        guard !orphans.isEmpty else { return ([], []) }
         let wanted = WantedTraces(orphans.map(\.trace))
-        struct SpanKey: Hashable {
-            var trace: TraceID
-            var span: UInt64
-        }
         // The service of every span of the orphans' traces, wherever it lies.
         var serviceOf: [SpanKey: String] = [:]
         for chunk in snapshot.chunks {
@@ -74,20 +74,54 @@ public enum ServiceMapExecutor {
                 serviceOf[SpanKey(trace: wanted.ids[Int(t)], span: spanIDs[row])] = name
             }
         }
+        return self.join(orphans, services: serviceOf)
+    }
+
+    /// A span of a trace.
+    public struct SpanKey: Hashable, Sendable {
+        public var trace: TraceID
+        public var span: UInt64
+
+        public init(trace: TraceID, span: UInt64) {
+            self.trace = trace
+            self.span = span
+        }
+    }
+
+    /// The calls of `orphans` whose parent span has a service in `services`, as edges per bucket
+    /// (a call within one service is no edge), and the orphans whose parent it lacks.
+    public static func join(_ orphans: [ServiceOrphan], services: [SpanKey: String]) -> (edges: [ServiceEdge], unjoined: [ServiceOrphan]) {
         struct Key: Hashable {
             var bucket: UInt64
             var parent: String
             var child: String
         }
         var edges: [Key: ServiceEdge] = [:]
+        var unjoined: [ServiceOrphan] = []
         for o in orphans {
-            guard let parent = serviceOf[SpanKey(trace: o.trace, span: o.parentSpanID)], parent != o.child else { continue }
+            guard let parent = services[SpanKey(trace: o.trace, span: o.parentSpanID)] else {
+                unjoined.append(o)
+                continue
+            }
+            guard parent != o.child else { continue }
             let key = Key(bucket: ServiceGraph.bucket(of: o.start), parent: parent, child: o.child)
             edges[key, default: ServiceEdge(bucketStart: key.bucket, parent: parent, child: o.child)].calls += 1
             if o.isError { edges[key]!.errors += 1 }
             edges[key]!.latency.add(o.duration)
         }
-        return Array(edges.values)
+        return (Array(edges.values), unjoined)
+    }
+
+    /// The service of every span of `batch` whose trace `orphans` name, by span.
+    public static func services(of orphans: [ServiceOrphan], in batches: [SpanBatch]) -> [SpanKey: String] {
+        let traces = Set(orphans.map(\.trace))
+        var services: [SpanKey: String] = [:]
+        for b in batches {
+            for row in 0..<b.spanCount where traces.contains(b.traceID(row)) {
+                services[SpanKey(trace: b.traceID(row), span: b.spanID[row])] = b.strings.string(b.resourceServiceName[Int(b.resourceIndex[row])])
+            }
+        }
+        return services
     }
 
     /// Edges among head spans: a span's parent may be in any head chunk. Each chunk keeps the edges

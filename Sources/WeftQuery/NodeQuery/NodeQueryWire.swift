@@ -157,12 +157,14 @@ extension NodeQueryRequest {
 }
 
 extension NodePartial {
-    /// Version 2 added the many-traces partial (6); the others are still written as version 1.
-    public static let wireVersion: UInt64 = 2
+    /// Version 2 added the many-traces partial (6), version 3 a service map's orphans; the others are
+    /// still written as version 1.
+    public static let wireVersion: UInt64 = 3
 
     public func encoded() -> [UInt8] {
         var w = ByteWriter()
         switch self {
+        case .serviceMap(let p) where !p.orphans.isEmpty: w.varint(3)
         case .traces, .summaries: w.varint(2)
         default: w.varint(1)
         }
@@ -214,6 +216,7 @@ extension NodePartial {
         case .serviceMap(let p):
             w.varint(5)
             p.encode(into: &w)
+            if !p.orphans.isEmpty { p.encodeOrphans(into: &w) }
         }
         return w.bytes
     }
@@ -223,7 +226,7 @@ extension NodePartial {
     public static func decode(_ bytes: [UInt8], for operation: NodeQueryRequest.Operation) throws -> NodePartial {
         try readAll(bytes, "a partial answer") { r in
             let version = try r.varint()
-            guard version == 1 || version == 2 else { throw BlockFormatError("unknown partial answer version") }
+            guard (1...3).contains(version) else { throw BlockFormatError("unknown partial answer version") }
             let kind = try r.varint()
             switch (kind, operation) {
             case (7, .summaries(_, let chosen)) where version >= 2:
@@ -274,7 +277,10 @@ extension NodePartial {
                 var p = try AggregationPartial.decode(Array(try r.raw(try r.count(max: 1 << 31))), q)
                 p.stats.elapsedNanos = try r.varint()
                 return .aggregate(p)
-            case (5, .serviceMap): return .serviceMap(try ServiceMapPartial.decode(&r))
+            case (5, .serviceMap):
+                var p = try ServiceMapPartial.decode(&r)
+                if version >= 3 { p.orphans = try ServiceMapPartial.decodeOrphans(&r) }
+                return .serviceMap(p)
             default:
                 throw BlockFormatError("the partial answers another operation")
             }

@@ -113,9 +113,9 @@ package final class QueryReads: @unchecked Sendable {
             tally.add(waited)
         }
         let answer = try Coordinator.wait(cancellation: cancellation, deadline: deadline, timeoutSeconds: timeout) {
-            trace
-                ? try await coordinator.runTrace(request, org: org, holdings: holdings, figures: tally)
-                : try await coordinator.runChecked(request, org: org, holdings: holdings, figures: tally)
+            if trace { return try await coordinator.runTrace(request, org: org, holdings: holdings, figures: tally) }
+            if case .serviceMap = request.operation { return try await coordinator.runServiceMap(request, org: org, holdings: holdings, figures: tally) }
+            return try await coordinator.runChecked(request, org: org, holdings: holdings, figures: tally)
         }
         self.holdings = answer.holdings
         for m in answer.missing where !self.missing.contains(m) { self.missing.append(m) }
