@@ -94,13 +94,14 @@ struct ServiceMapFanoutTests {
         let answer = try await coordinator.runServiceMap(Self.request, org: "acme", holdings: await coordinator.holdings(org: "acme"))
         #expect(answer.missing.isEmpty)
         #expect(Self.edges(answer.partial) == ["gateway>provider": [2, 1, 2]])
-        // Round 2 read the split trace only: the other's orphan lies in one placement, its parent nowhere.
-        let reads = nodes.asked.withLock { $0 }.compactMap { op -> [TraceID]? in
-            guard case .traces(let ids, _, _) = op else { return nil }
-            return ids
+        // Round 2 asked for the split trace's parent span only: the other's orphan lies in one
+        // placement, its parent nowhere.
+        let reads = nodes.asked.withLock { $0 }.compactMap { op -> [ServiceMapExecutor.SpanKey]? in
+            guard case .spanServices(let spans) = op else { return nil }
+            return spans
         }
         #expect(reads.count == 2)
-        #expect(reads.allSatisfy { $0 == [Self.trace] })
+        #expect(reads.allSatisfy { $0 == [ServiceMapExecutor.SpanKey(trace: Self.trace, span: 1)] })
     }
 
     @Test func orphansOfTracesInOnePlacement_needNoSecondRound() async throws {
@@ -110,6 +111,22 @@ struct ServiceMapFanoutTests {
         // What the candidates say cannot lie apart is not read again (here wrongly, so the call is missed).
         #expect(Self.edges(answer.partial) == ["gateway>provider": [1, 0, 1]])
         #expect(nodes.asked.withLock { $0 }.allSatisfy { if case .serviceMap = $0 { true } else { false } })
+    }
+
+    @Test func spanServicesRoundTripTheWire_andRefuseSpansNotAskedFor() throws {
+        let asked = [ServiceMapExecutor.SpanKey(trace: Self.trace, span: 1), ServiceMapExecutor.SpanKey(trace: Self.other, span: 9)]
+        let request = NodeQueryRequest(.spanServices(asked))
+        #expect(try NodeQueryRequest.decode(request.encoded()).operation == request.operation)
+        var found = SpanServicesPartial()
+        found.services[asked[1]] = "gateway"
+        guard case .spanServices(let back) = try NodePartial.decode(NodePartial.spanServices(found).encoded(), for: request.operation) else {
+            Issue.record("not the services of spans")
+            return
+        }
+        #expect(back.services == found.services)
+        #expect(throws: BlockFormatError.self) {
+            try NodePartial.decode(NodePartial.spanServices(found).encoded(), for: .spanServices([asked[0]]))
+        }
     }
 
     @Test func orphansRoundTripTheWire() throws {

@@ -86,6 +86,18 @@ struct HeadServiceMapTests {
             }
             #expect(reference.count > 3, "\(what)")
             #expect(got == reference, "\(what)")
+            // One bucket at a time: blocks holding other buckets add only this one's edges.
+            let bucketed = Self.joined(all, bucketed: true)
+            let buckets = Set(bucketed.keys.map { UInt64($0.split(separator: " ")[0])! })
+            #expect(buckets.count > 1, "\(what)")
+            for bucket in buckets {
+                var want: [String: [UInt64]] = [:]
+                for (key, v) in bucketed where key.hasPrefix("\(bucket) ") { want[String(key.split(separator: " ")[1])] = v }
+                var one: [String: [UInt64]] = [:]
+                let map = ServiceMapExecutor.partial(startNanos: bucket + 1, endNanos: bucket + ServiceGraph.bucketNanos - 1, snapshot: snapshot, store: engine.store)
+                for e in map.sorted { one["\(e.parent)>\(e.child)"] = [e.calls, e.errors] }
+                #expect(one == want, "\(what), bucket \(bucket)")
+            }
         }
         try check("head only")
         try engine.flush(segment: 1)

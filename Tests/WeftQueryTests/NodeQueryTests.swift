@@ -77,6 +77,7 @@ struct NodeQueryTests {
         case (.tagValues(let x), .tagValues(let y)): return x == y
         case (.aggregate(let x), .aggregate(let y)): return x.sameContents(as: y)
         case (.serviceMap(let x), .serviceMap(let y)): return x == y
+        case (.spanServices(let x), .spanServices(let y)): return x.services == y.services
         default: return false
         }
     }
@@ -114,6 +115,11 @@ struct NodeQueryTests {
         operations.append(.trace(someTrace))
         let manyTraces = [someTrace, batches[0].traceID(0), batches[5].traceID(1), TraceID(high: 9, low: 9)]
         operations.append(.traces(manyTraces, startNanos: 0, endNanos: .max))
+        // Round 2 of a service map: spans of several traces, one that no part holds.
+        operations.append(.spanServices([
+            ServiceMapExecutor.SpanKey(trace: someTrace, span: batches[3].spanID[5]), ServiceMapExecutor.SpanKey(trace: batches[0].traceID(0), span: batches[0].spanID[0]),
+            ServiceMapExecutor.SpanKey(trace: batches[6].traceID(2), span: batches[6].spanID[2]), ServiceMapExecutor.SpanKey(trace: someTrace, span: 12_345),
+        ]))
         // Round 2 of a search: the summaries of the traces round 1 chose (whole traces per part).
         for search in [Self.search(conditions: [TagCondition(key: "status", value: "error")]), Self.search(traceQL: .comparison(.intrinsic(.status), .equal, .status(2)))] {
             guard case .traceMatches(let m) = try NodeQuery.run(NodeQueryRequest(.search(search)), snapshot: whole.snapshot(org: "o"), store: whole.store, context: .serial) else { continue }
@@ -260,12 +266,14 @@ struct NodeQueryTests {
         operations.append(.traces([TraceID(high: 1, low: 2), TraceID(high: 0, low: 3)], startNanos: 4, endNanos: 5))
         operations.append(.traces([], startNanos: 0, endNanos: .max))
         operations.append(.summaries(selecting, [TraceMatch(traceID: TraceID(high: 3, low: 4), latestStart: 5, matched: 6)]))
+        operations.append(.spanServices([ServiceMapExecutor.SpanKey(trace: TraceID(high: 5, low: 6), span: 7), ServiceMapExecutor.SpanKey(trace: TraceID(high: 0, low: 1), span: 2)]))
         for operation in operations {
             let request = NodeQueryRequest(operation, deadline: 123, timeoutSeconds: 7.5, maxSeries: 9, maxMemoryBytes: 1 << 20, parallelism: 3)
             let bytes = request.encoded()
-            // Only the many-traces operation needs version 2: nodes knowing version 1 answer the rest.
+            // Only the newer operations need a newer version: nodes knowing version 1 answer the rest.
             switch operation {
             case .traces, .summaries: #expect(bytes.first == 2)
+            case .spanServices: #expect(bytes.first == 3)
             default: #expect(bytes.first == 1)
             }
             let back = try NodeQueryRequest.decode(bytes)
@@ -286,6 +294,7 @@ struct NodeQueryTests {
         operations.append(.trace(batches[1].traceID(0)))
         operations.append(.traces([batches[1].traceID(0), batches[2].traceID(3)], startNanos: 0, endNanos: .max))
         operations.append(.summaries(Self.search(), [batches[1].traceID(0), batches[2].traceID(3)].map { TraceMatch(traceID: $0, latestStart: 1, matched: 1) }))
+        operations.append(.spanServices((0..<4).map { ServiceMapExecutor.SpanKey(trace: batches[2].traceID($0), span: batches[2].spanID[$0]) }))
         for operation in operations {
             let partial = try NodeQuery.run(NodeQueryRequest(operation), snapshot: engine.snapshot(org: "o"), store: engine.store, context: .serial)
             let bytes = partial.encoded()

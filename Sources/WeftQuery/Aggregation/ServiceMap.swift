@@ -30,8 +30,14 @@ public enum ServiceMapExecutor {
             if meta.minStart > endNanos || meta.maxStart + ServiceGraph.bucketNanos < startNanos { continue }
             do {
                 let reader = try store.reader(meta)
-                for e in try reader.serviceEdges() { add(e) }
-                orphans += try reader.serviceOrphans().filter { inRange(ServiceGraph.bucket(of: $0.start)) }
+                if inRange(ServiceGraph.bucket(of: meta.minStart)) && inRange(ServiceGraph.bucket(of: meta.maxStart)) {
+                    // Every bucket of the block is in range (its edges and orphans are dated by span starts).
+                    for e in try reader.serviceEdgeTotals() { add(e) }
+                    orphans += try reader.serviceOrphans()
+                } else {
+                    for e in try reader.serviceEdges() { add(e) }
+                    orphans += try reader.serviceOrphans().filter { inRange(ServiceGraph.bucket(of: $0.start)) }
+                }
                 sums.stats.blocks += 1
             } catch {
                 store.quarantine(meta, error)
@@ -52,8 +58,24 @@ public enum ServiceMapExecutor {
     /// and the orphans whose parent neither holds.
     static func joined(_ orphans: [ServiceOrphan], snapshot: StorageEngine.Snapshot, store: BlockStore) -> (edges: [ServiceEdge], unjoined: [ServiceOrphan]) {
         guard !orphans.isEmpty else { return ([], []) }
-        let wanted = WantedTraces(orphans.map(\.trace))
-        // The service of every span of the orphans' traces, wherever it lies.
+        // A block that fails to read is quarantined by the walk and left out, as in a trace lookup.
+        let services = (try? self.services(ofTraces: orphans.map(\.trace), snapshot: snapshot, store: store, limits: AggregationLimits())) ?? [:]
+        return self.join(orphans, services: services)
+    }
+
+    /// The service of each of `spans` that `snapshot` holds.
+    public static func services(
+        of spans: [SpanKey], snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits
+    ) throws -> [SpanKey: String] {
+        let wanted = Set(spans)
+        return try self.services(ofTraces: spans.map(\.trace), snapshot: snapshot, store: store, limits: limits).filter { wanted.contains($0.key) }
+    }
+
+    /// The service of every span of `traces`, wherever in the head or blocks it lies (Bloom filters
+    /// first). A block that fails to read is quarantined and left out, as in a trace lookup.
+    static func services(ofTraces traces: [TraceID], snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits) throws -> [SpanKey: String] {
+        guard !traces.isEmpty else { return [:] }
+        let wanted = WantedTraces(traces)
         var serviceOf: [SpanKey: String] = [:]
         for chunk in snapshot.chunks {
             let b = chunk.batch
@@ -61,8 +83,7 @@ public enum ServiceMapExecutor {
                 serviceOf[SpanKey(trace: b.traceID(row), span: b.spanID[row])] = b.strings.string(b.resourceServiceName[Int(b.resourceIndex[row])])
             }
         }
-        // A block that fails to read is quarantined by the walk and left out, as in a trace lookup.
-        try? BlockGroupColumns.forEach(holding: wanted, snapshot: snapshot, store: store, limits: AggregationLimits()) { rows, group in
+        try BlockGroupColumns.forEach(holding: wanted, snapshot: snapshot, store: store, limits: limits) { rows, group in
             let spanIDs = try group.chunk.words(.spanID), resource = try group.chunk.ids(.resource)
             let names = group.resources.resourceServiceName
             var service: [UInt32: String] = [:]
@@ -74,7 +95,7 @@ public enum ServiceMapExecutor {
                 serviceOf[SpanKey(trace: wanted.ids[Int(t)], span: spanIDs[row])] = name
             }
         }
-        return self.join(orphans, services: serviceOf)
+        return serviceOf
     }
 
     /// A span of a trace.
@@ -110,18 +131,6 @@ public enum ServiceMapExecutor {
             edges[key]!.latency.add(o.duration)
         }
         return (Array(edges.values), unjoined)
-    }
-
-    /// The service of every span of `batch` whose trace `orphans` name, by span.
-    public static func services(of orphans: [ServiceOrphan], in batches: [SpanBatch]) -> [SpanKey: String] {
-        let traces = Set(orphans.map(\.trace))
-        var services: [SpanKey: String] = [:]
-        for b in batches {
-            for row in 0..<b.spanCount where traces.contains(b.traceID(row)) {
-                services[SpanKey(trace: b.traceID(row), span: b.spanID[row])] = b.strings.string(b.resourceServiceName[Int(b.resourceIndex[row])])
-            }
-        }
-        return services
     }
 
     /// Edges among head spans: a span's parent may be in any head chunk. Each chunk keeps the edges

@@ -13,6 +13,7 @@ public enum NodePartial: Sendable {
     case tagValues(TagValuesPartial)
     case aggregate(AggregationPartial)
     case serviceMap(ServiceMapPartial)
+    case spanServices(SpanServicesPartial)
 
     /// The partial of `operation` over no data.
     public static func empty(_ operation: NodeQueryRequest.Operation) -> NodePartial {
@@ -26,6 +27,7 @@ public enum NodePartial: Sendable {
         case .aggregate(let q): return .aggregate(AggregationPartial(q))
         case .aggregateGroups(let q, let keys): return .aggregate(.closed(q, to: keys))
         case .serviceMap: return .serviceMap(ServiceMapPartial())
+        case .spanServices: return .spanServices(SpanServicesPartial())
         }
     }
 
@@ -80,6 +82,11 @@ public enum NodePartial: Sendable {
             self = hole
             a.merge(b)
             self = .serviceMap(a)
+        case .spanServices(var a):
+            guard case .spanServices(let b) = other else { throw mismatch }
+            self = hole
+            a.merge(b)
+            self = .spanServices(a)
         }
     }
 
@@ -94,6 +101,7 @@ public enum NodePartial: Sendable {
         case .tagValues(let p): return p.stats
         case .aggregate(let p): return p.stats
         case .serviceMap(let p): return p.stats
+        case .spanServices(let p): return p.stats
         }
     }
 }
@@ -255,5 +263,18 @@ extension TagNamesPartial {
         names.includeIntrinsics = self.includeIntrinsics
         names.stats = self.stats
         return names
+    }
+}
+
+/// The services of spans, by span (a span held by several nodes names the same service on each).
+public struct SpanServicesPartial: Sendable {
+    public var services: [ServiceMapExecutor.SpanKey: String] = [:]
+    public var stats = ScanStats()
+
+    public init() {}
+
+    public mutating func merge(_ other: SpanServicesPartial) {
+        self.services.merge(other.services) { a, _ in a }
+        self.stats.add(other.stats)
     }
 }

@@ -56,6 +56,11 @@ public enum NodeQuery {
             return .aggregate(try AggregationExecutor.partial(query, snapshot: snapshot, store: store, limits: limits, start: .closed(query, to: keys)))
         case .serviceMap(let start, let end):
             return .serviceMap(ServiceMapExecutor.partial(startNanos: start, endNanos: end, snapshot: snapshot, store: store))
+        case .spanServices(let spans):
+            var partial = SpanServicesPartial()
+            partial.services = try ServiceMapExecutor.services(of: spans, snapshot: snapshot, store: store, limits: limits)
+            partial.stats.inspectedSpans = partial.services.count
+            return .spanServices(partial)
         }
     }
 

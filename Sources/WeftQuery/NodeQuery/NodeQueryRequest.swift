@@ -33,6 +33,9 @@ public struct NodeQueryRequest: Sendable {
         case aggregateGroups(AggregationQuery, keys: [[GroupValue]])
         /// Service-map edges whose buckets overlap the range.
         case serviceMap(startNanos: UInt64, endNanos: UInt64)
+        /// The service of each of these spans the node holds (how a coordinator joins the calls whose
+        /// parent span another node read: round 2 of a service map).
+        case spanServices([ServiceMapExecutor.SpanKey])
     }
 
     public var operation: Operation

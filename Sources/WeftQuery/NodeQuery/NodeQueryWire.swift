@@ -5,14 +5,16 @@ import WeftStorageEngine
 /// `[version][operation]` then the operation's fields. Decoding validates everything and throws
 /// ``BlockFormatError`` on malformed, truncated or trailing input.
 extension NodeQueryRequest {
-    /// Version 2 added the many-traces operations (8: spans, 9: search summaries); the others are still written as
-    /// version 1, so nodes that know only version 1 keep answering them.
-    public static let wireVersion: UInt64 = 2
+    /// Version 2 added the many-traces operations (8: spans, 9: search summaries), version 3 the
+    /// services of spans (10); the others are still written as version 1, so nodes that know only
+    /// version 1 keep answering them.
+    public static let wireVersion: UInt64 = 3
 
     /// The version a request of `operation` is written with.
     static func wireVersion(of operation: Operation) -> UInt64 {
         switch operation {
         case .traces, .summaries: return 2
+        case .spanServices: return 3
         default: return 1
         }
     }
@@ -78,6 +80,13 @@ extension NodeQueryRequest {
             w.varint(6)
             w.fixed64(start)
             w.fixed64(end)
+        case .spanServices(let spans):
+            w.varint(10)
+            w.varint(UInt64(spans.count))
+            for s in spans {
+                w.traceID(s.trace)
+                w.fixed64(s.span)
+            }
         }
         return w.bytes
     }
@@ -86,7 +95,7 @@ extension NodeQueryRequest {
     public static func decode(_ bytes: [UInt8]) throws -> NodeQueryRequest {
         try readAll(bytes, "a query request") { r in
             let version = try r.varint()
-            guard version == 1 || version == 2 else { throw BlockFormatError("unknown query request version") }
+            guard (1...3).contains(version) else { throw BlockFormatError("unknown query request version") }
             let deadline = try r.optional()
             let timeout = Double(bitPattern: try r.fixed64())
             guard timeout.isFinite, timeout >= 0 else { throw BlockFormatError("bad timeout") }
@@ -142,6 +151,13 @@ extension NodeQueryRequest {
                     chosen.append(TraceMatch(traceID: id, latestStart: latest, matched: try r.count(max: Int.max >> 1)))
                 }
                 operation = .summaries(search, chosen)
+            case 10 where version >= 3:
+                var spans: [ServiceMapExecutor.SpanKey] = []
+                for _ in 0..<(try r.count(max: ServiceMapPartial.maxOrphans)) {
+                    let trace = try r.traceID()
+                    spans.append(ServiceMapExecutor.SpanKey(trace: trace, span: try r.fixed64()))
+                }
+                operation = .spanServices(spans)
             default: throw BlockFormatError("unknown query operation")
             }
             return NodeQueryRequest(
@@ -165,6 +181,7 @@ extension NodePartial {
         var w = ByteWriter()
         switch self {
         case .serviceMap(let p) where !p.orphans.isEmpty: w.varint(3)
+        case .spanServices: w.varint(3)
         case .traces, .summaries: w.varint(2)
         default: w.varint(1)
         }
@@ -217,6 +234,15 @@ extension NodePartial {
             w.varint(5)
             p.encode(into: &w)
             if !p.orphans.isEmpty { p.encodeOrphans(into: &w) }
+        case .spanServices(let p):
+            w.varint(8)
+            w.varint(UInt64(p.services.count))
+            for (key, service) in p.services.sorted(by: { ($0.key.trace, $0.key.span) < ($1.key.trace, $1.key.span) }) {
+                w.traceID(key.trace)
+                w.fixed64(key.span)
+                w.string(service)
+            }
+            w.stats(p.stats)
         }
         return w.bytes
     }
@@ -281,6 +307,17 @@ extension NodePartial {
                 var p = try ServiceMapPartial.decode(&r)
                 if version >= 3 { p.orphans = try ServiceMapPartial.decodeOrphans(&r) }
                 return .serviceMap(p)
+            case (8, .spanServices(let spans)) where version >= 3:
+                let asked = Set(spans)
+                var p = SpanServicesPartial()
+                for _ in 0..<(try r.count(max: spans.count)) {
+                    let trace = try r.traceID()
+                    let key = ServiceMapExecutor.SpanKey(trace: trace, span: try r.fixed64())
+                    guard asked.contains(key) else { throw BlockFormatError("the service of a span not asked for") }
+                    guard p.services.updateValue(try r.string(), forKey: key) == nil else { throw BlockFormatError("a span listed twice") }
+                }
+                p.stats = try r.stats()
+                return .spanServices(p)
             default:
                 throw BlockFormatError("the partial answers another operation")
             }

@@ -362,7 +362,7 @@ extension NodeQueryRequest.Operation {
         case .traceMatches(_, let start, let end), .tagValues(_, _, let start, let end, _): bounds = (start, end)
         case .search(let search): bounds = (search.startNanos ?? 0, search.endNanos ?? .max)
         // A trace's range prunes blocks on each node, as on a lone node (whose head it does not prune).
-        case .trace, .traces, .summaries, .tagNames, .serviceMap: return nil
+        case .trace, .traces, .summaries, .tagNames, .serviceMap, .spanServices: return nil
         }
         return bounds.0 <= bounds.1 ? bounds.0...bounds.1 : nil
     }

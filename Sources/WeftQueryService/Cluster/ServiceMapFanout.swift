@@ -3,17 +3,14 @@ import WeftQuery
 import WeftStorageEngine
 
 extension Coordinator {
-    /// Traces a service map reads again to join calls across placements, at most.
-    package static let maxServiceMapJoinTraces = 10_000
-
     /// The service map over every placement (`request` is a service-map request). Each node sums
     /// the edges of its placements, joining a call whose parent and child spans lie in two of them,
     /// and sends the calls whose parent it did not find (orphans). A trace normally lies in one
     /// placement, so most orphans have no parent anywhere (it was never stored); but a trace written
     /// across a ring change lies in two placements, which two nodes may read. The orphans of traces
     /// that may lie apart (``TraceCandidates``: more than one candidate placement, or a span start
-    /// the ring history does not cover) are joined here, against their traces' spans read from every
-    /// placement (at most ``maxServiceMapJoinTraces`` traces).
+    /// the ring history does not cover) are joined here: round 2 asks every placement for the
+    /// services of their parent spans (at most ``ServiceMapPartial/maxOrphans`` of them).
     package func runServiceMap(
         _ request: NodeQueryRequest, org: String, holdings: Holdings, figures: FanoutTally? = nil
     ) async throws -> (partial: NodePartial, missing: [MissingData], holdings: Holdings) {
@@ -22,15 +19,19 @@ extension Coordinator {
         let orphans = self.mayLieApart(map.orphans)
         map.orphans = []
         guard !orphans.isEmpty else { return (.serviceMap(map), first.missing, first.holdings) }
-        var traces: [TraceID] = []
-        var seen = Set<TraceID>()
-        for o in orphans where seen.count < Self.maxServiceMapJoinTraces && seen.insert(o.trace).inserted { traces.append(o.trace) }
+        var parents: [ServiceMapExecutor.SpanKey] = []
+        var seen = Set<ServiceMapExecutor.SpanKey>()
+        for o in orphans where parents.count < ServiceMapPartial.maxOrphans {
+            let key = ServiceMapExecutor.SpanKey(trace: o.trace, span: o.parentSpanID)
+            if seen.insert(key).inserted { parents.append(key) }
+        }
         var read = request
-        read.operation = .traces(traces, startNanos: 0, endNanos: .max)
+        read.operation = .spanServices(parents)
         let second = try await self.runChecked(read, org: org, holdings: first.holdings, figures: figures)
-        guard case .traces(let spans) = second.partial else { throw AggregationError.invalid("not the spans of traces") }
-        let joined = ServiceMapExecutor.join(orphans, services: ServiceMapExecutor.services(of: orphans, in: spans.chunks.map(\.batch)))
-        for e in joined.edges { map.add(ServiceMapEdge(parent: e.parent, child: e.child, calls: e.calls, errors: e.errors, latency: e.latency)) }
+        guard case .spanServices(let found) = second.partial else { throw AggregationError.invalid("not the services of spans") }
+        for e in ServiceMapExecutor.join(orphans, services: found.services).edges {
+            map.add(ServiceMapEdge(parent: e.parent, child: e.child, calls: e.calls, errors: e.errors, latency: e.latency))
+        }
         var missing = first.missing
         for m in second.missing where !missing.contains(m) { missing.append(m) }
         return (.serviceMap(map), missing, second.holdings)

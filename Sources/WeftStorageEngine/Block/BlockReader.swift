@@ -236,6 +236,7 @@ public final class BlockReader: Sendable {
     private let cache = Mutex<(blooms: [TraceBloom]?, table: StringTable?, base: SpanBatch?)>((nil, nil, nil))
     let serviceEdgeCache = Mutex<[ServiceEdge]?>(nil)
     let serviceOrphanCache = Mutex<[ServiceOrphan]?>(nil)
+    let serviceEdgeTotalCache = Mutex<[ServiceEdge]?>(nil)
 
     public init(source: any BlockSource) throws {
         self.source = source

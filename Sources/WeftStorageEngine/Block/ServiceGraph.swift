@@ -198,6 +198,32 @@ extension BlockReader {
         return orphans
     }
 
+    /// The block's edges summed over all its buckets, one per (parent, child), each dated at the
+    /// first bucket: what a service map whose range holds every bucket of the block adds (summed
+    /// once, then kept with the reader, so such a map merges a sketch per pair, not per bucket).
+    public func serviceEdgeTotals() throws -> [ServiceEdge] {
+        if let totals = self.serviceEdgeTotalCache.withLock({ $0 }) { return totals }
+        struct Pair: Hashable {
+            var parent: String
+            var child: String
+        }
+        var totals: [Pair: ServiceEdge] = [:]
+        for e in try self.serviceEdges() {
+            let key = Pair(parent: e.parent, child: e.child)
+            guard let i = totals.index(forKey: key) else {
+                totals[key] = e
+                continue
+            }
+            totals.values[i].bucketStart = min(totals.values[i].bucketStart, e.bucketStart)
+            totals.values[i].calls += e.calls
+            totals.values[i].errors += e.errors
+            totals.values[i].latency.merge(e.latency)
+        }
+        let out = Array(totals.values)
+        self.serviceEdgeTotalCache.withLock { $0 = out }
+        return out
+    }
+
     /// The block's service-map edges (read once, then kept with the reader). Blocks written before the
     /// section existed are decoded and joined once instead.
     public func serviceEdges() throws -> [ServiceEdge] {
