@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The cluster half of the cluster query benchmark: each query of Benchmarks/api/api_queries.py runs
-on the single node and through the cluster's query front (one cold run, then --runs runs each, the
-median kept); the answers, in api_queries' shapes, must be identical (floats to 1e-9 relative, ties
+on the single node and through the cluster's query front (one cold run each, then --runs runs
+alternating between the two, the medians kept); the answers, in api_queries' shapes, must be identical (floats to 1e-9 relative, ties
 in ordering aside as both order them by the same keys). Per query it prints the single-node median,
 the cluster median, their ratio, the cluster's cold run and the fan-out cost of one cluster run:
 node requests, partial bytes received (all nodes, and the largest node's share), merge time, time
@@ -9,7 +9,7 @@ waiting for storage nodes' catalogs (0 when the front plans from its cached cata
 again because a catalog had changed (in all runs), from the front's `x-weft-fanout` header and
 `weft_fanout_partial_bytes_total` counters.
 
-Usage: cluster_queries.py --single URL --cluster URL --params params.json [--runs 5] [--out result.json]
+Usage: cluster_queries.py --single URL --cluster URL --params params.json [--runs 11] [--out result.json]
 """
 
 import argparse
@@ -59,14 +59,19 @@ def same(a, b):
     return a == b
 
 
-def timed(base, path, params, runs):
-    cold, body, headers = fetch(base, path, params)
-    times, fanouts = [], []
+def timed(single, cluster, path, params, runs):
+    """Cold runs on both, then `runs` runs alternating between them, so that a slow spell of the
+    machine falls on both sides alike."""
+    s_cold, s_body, _ = fetch(single, path, params)
+    c_cold, c_body, _ = fetch(cluster, path, params)
+    s_times, c_times, fanouts = [], [], []
     for _ in range(runs):
-        ms, body, headers = fetch(base, path, params)
-        times.append(ms)
+        ms, s_body, _ = fetch(single, path, params)
+        s_times.append(ms)
+        ms, c_body, headers = fetch(cluster, path, params)
+        c_times.append(ms)
         fanouts.append(fanout(headers))
-    return cold, statistics.median(times), body, fanouts
+    return (s_cold, statistics.median(s_times), s_body), (c_cold, statistics.median(c_times), c_body, fanouts)
 
 
 def main():
@@ -74,7 +79,7 @@ def main():
     ap.add_argument("--single", required=True)
     ap.add_argument("--cluster", required=True)
     ap.add_argument("--params", required=True)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=11)
     ap.add_argument("--out")
     args = ap.parse_args()
     with open(args.params) as f:
@@ -83,9 +88,8 @@ def main():
     print("%-38s %10s %10s %6s %10s %6s %10s %10s %8s %10s %7s %s" % (
         "query", "single ms", "cluster ms", "ratio", "cold ms", "reqs", "KB/run", "max node KB", "merge ms", "catalog ms", "replans", "answer"))
     for name, (path, params, shape) in api_queries.queries(p).items():
-        s_cold, s_median, s_body, _ = timed(args.single, path, params, args.runs)
         before = node_bytes(args.cluster)
-        c_cold, c_median, c_body, fanouts = timed(args.cluster, path, params, args.runs)
+        (s_cold, s_median, s_body), (c_cold, c_median, c_body, fanouts) = timed(args.single, args.cluster, path, params, args.runs)
         after = node_bytes(args.cluster)
         per_node = {n: (after.get(n, 0) - before.get(n, 0)) / (args.runs + 1) for n in after}
         ok = same(shape(json.loads(s_body)), shape(json.loads(c_body)))

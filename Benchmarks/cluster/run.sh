@@ -14,7 +14,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 DIR=${DIR:-/tmp/weft-cluster-bench}
-RUNS=${RUNS:-5}
+RUNS=${RUNS:-11}
 STORAGE=${STORAGE:-5}
 RF=${RF:-3}
 SEED=${SEED:-7}
