@@ -356,6 +356,8 @@ indirect enum FilterPlan {
             case (.none, _), (_, .none): self = .none
             case (.all, _): self = y
             case (_, .all): self = x
+            // A `!=` string test passes most rows: the other side first, so it tests fewer.
+            case (.test(_, .ids(_, negate: true)), _) where !y.isStringInequality: self = .and(y, x)
             default: self = .and(x, y)
             }
         case .or(let a, let b):
@@ -407,6 +409,12 @@ indirect enum FilterPlan {
             default: self = .none
             }
         }
+    }
+
+    /// Whether this is a `!=` (or `!~`) test of a string field.
+    var isStringInequality: Bool {
+        if case .test(_, .ids(_, negate: true)) = self { return true }
+        return false
     }
 
     /// Fields the filter reads.
