@@ -276,11 +276,12 @@ public final class StorageEngine: Sendable {
         return (stored, found)
     }
 
-    /// Adds the span IDs `meta` holds of `trace` to `held`; false if it holds none. The Bloom filters
-    /// rule most blocks out; the trace and span ID columns come from the store's column cache, so a
-    /// resent batch of many traces decodes each row group once.
+    /// Adds the span IDs `meta` holds of `trace` to `held`; false if it holds none. The block's
+    /// filter over all its traces rules most blocks out, then the groups' Bloom filters most groups;
+    /// the trace and span ID columns come from the store's column cache, so a resent batch of many
+    /// traces decodes each row group once.
     private func spanIDs(of trace: TraceID, in meta: BlockMeta, _ reader: BlockReader, into held: inout Set<UInt64>) throws -> Bool {
-        guard try reader.mayHold(trace) else { return false }
+        guard try reader.mayHoldByBlockFilter(trace) else { return false }
         var found = false
         for g in try reader.candidateGroups(trace) {
             guard case .traces(let traceOf, let high, let low) = try self.store.column(meta, reader, group: g, .traces),

@@ -182,4 +182,20 @@ struct BlockReaderTests {
         #expect(found[0].spanCount == (0..<b.spanCount).filter { b.traceID($0) == id }.count)
         #expect(try store.reader(metas[1]).candidateGroups(id).count >= 1)
     }
+
+    /// The block-wide trace filter says yes to every trace a block holds (whichever group), and no to
+    /// nearly every other.
+    @Test func test_blockTraceFilter_holdsEveryTraceOfTheBlock() throws {
+        let store = BlockStore(disk: SimulatedDisk(), directory: "/b")
+        _ = try store.open()
+        let batch = BlockCodecTests.generated(requests: 6, seed: 43)
+        let meta = try store.write(batch, org: "o", placement: "p", options: BlockCodec.Options(groupSpans: 256))
+        let reader = try store.reader(meta)
+        #expect(reader.groups.count > 3)
+        let held = Set((0..<batch.spanCount).map { batch.traceID($0) })
+        #expect(try held.allSatisfy { try reader.mayHoldByBlockFilter($0) })
+        var rng = SplitMix64(seed: 78)
+        let others = (0..<10_000).map { _ in TraceID(high: rng.next(), low: rng.next()) }
+        #expect(try others.filter { try reader.mayHoldByBlockFilter($0) }.count < 150)
+    }
 }

@@ -237,6 +237,7 @@ public final class BlockReader: Sendable {
     let serviceEdgeCache = Mutex<[ServiceEdge]?>(nil)
     let serviceOrphanCache = Mutex<[ServiceOrphan]?>(nil)
     let serviceEdgeTotalCache = Mutex<[ServiceEdge]?>(nil)
+    let traceFilterCache = Mutex<BlockTraceFilter?>(nil)
 
     public init(source: any BlockSource) throws {
         self.source = source
@@ -329,6 +330,29 @@ public final class BlockReader: Sendable {
     public func mayHold(_ trace: TraceID) throws -> Bool {
         for bloom in try self.blooms() where bloom.mayContain(trace) { return true }
         return false
+    }
+
+    /// Whether the block may hold `trace`, by one filter over all its traces: built on first use from
+    /// the groups' trace IDs and kept with the reader. For checking many traces against the same
+    /// blocks (ingest's check for resent spans), where asking each group's Bloom filter costs a
+    /// division per probe per group of every block.
+    public func mayHoldByBlockFilter(_ trace: TraceID) throws -> Bool {
+        if let filter = self.traceFilterCache.withLock({ $0 }) { return filter.mayContain(trace) }
+        var filter = BlockTraceFilter(traces: Int(self.groups.traces.reduce(0, +)))
+        for g in 0..<self.groups.count {
+            let ids = try self.groupSection(g, "trace.id")
+            let traces = Int(self.groups.traces[g])
+            guard ids.count == traces * 16 else { throw BlockFormatError("group \(g) trace.id has the wrong size") }
+            ids.withUnsafeBytes { raw in
+                for i in 0..<traces {
+                    let high = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 16, as: UInt64.self))
+                    let low = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 16 + 8, as: UInt64.self))
+                    filter.insert(TraceID(high: high, low: low))
+                }
+            }
+        }
+        self.traceFilterCache.withLock { $0 = filter }
+        return filter.mayContain(trace)
     }
 
     /// Groups whose Bloom filter may hold `trace`.
@@ -1009,6 +1033,44 @@ public struct TraceBloom: Sendable, Equatable {
     }
 
     public func mayContain(_ id: TraceID) -> Bool {
+        self.forEachPosition(id) { self.bits[$0 >> 6] & (1 << UInt64($0 & 63)) != 0 }
+    }
+}
+
+/// A Bloom filter over every trace of a block, kept in memory only: a power-of-two number of bits
+/// (10 to 20 per trace, under 1% false positives), so probes take a mask, not a division.
+struct BlockTraceFilter: Sendable {
+    private var bits: [UInt64]
+    private let mask: UInt64
+
+    init(traces: Int) {
+        var words = 1
+        while words * 64 < max(1, traces) * 10 { words <<= 1 }
+        self.bits = [UInt64](repeating: 0, count: words)
+        self.mask = UInt64(words * 64 - 1)
+    }
+
+    @inline(__always) private func forEachPosition(_ id: TraceID, _ body: (Int) -> Bool) -> Bool {
+        var h1 = id.high ^ (id.low &* 0x9E37_79B9_7F4A_7C15)
+        let h2 = (id.low ^ (id.high >> 17)) | 1
+        for _ in 0..<TraceBloom.probes {
+            if !body(Int(h1 & self.mask)) { return false }
+            h1 = h1 &+ h2
+        }
+        return true
+    }
+
+    mutating func insert(_ id: TraceID) {
+        var h1 = id.high ^ (id.low &* 0x9E37_79B9_7F4A_7C15)
+        let h2 = (id.low ^ (id.high >> 17)) | 1
+        for _ in 0..<TraceBloom.probes {
+            let p = Int(h1 & self.mask)
+            self.bits[p >> 6] |= 1 << UInt64(p & 63)
+            h1 = h1 &+ h2
+        }
+    }
+
+    func mayContain(_ id: TraceID) -> Bool {
         self.forEachPosition(id) { self.bits[$0 >> 6] & (1 << UInt64($0 & 63)) != 0 }
     }
 }
