@@ -1037,40 +1037,44 @@ public struct TraceBloom: Sendable, Equatable {
     }
 }
 
-/// A Bloom filter over every trace of a block, kept in memory only: a power-of-two number of bits
-/// (10 to 20 per trace, under 1% false positives), so probes take a mask, not a division.
+/// A Bloom filter over every trace of a block, kept in memory only. Cache-line blocked: a trace's
+/// probes all fall in one 512-bit block, so a check costs one cache miss; a power-of-two number of
+/// bits (10 to 20 per trace, about 1% false positives or fewer), so the block is found by a mask.
 struct BlockTraceFilter: Sendable {
     private var bits: [UInt64]
+    /// Blocks − 1.
     private let mask: UInt64
 
     init(traces: Int) {
-        var words = 1
+        var words = 8
         while words * 64 < max(1, traces) * 10 { words <<= 1 }
         self.bits = [UInt64](repeating: 0, count: words)
-        self.mask = UInt64(words * 64 - 1)
+        self.mask = UInt64(words / 8 - 1)
     }
 
-    @inline(__always) private func forEachPosition(_ id: TraceID, _ body: (Int) -> Bool) -> Bool {
-        var h1 = id.high ^ (id.low &* 0x9E37_79B9_7F4A_7C15)
-        let h2 = (id.low ^ (id.high >> 17)) | 1
-        for _ in 0..<TraceBloom.probes {
-            if !body(Int(h1 & self.mask)) { return false }
-            h1 = h1 &+ h2
-        }
-        return true
+    /// The first word of the trace's block, and its probes' bit positions (9 bits each) in `h`.
+    @inline(__always) private func place(_ id: TraceID) -> (base: Int, h: UInt64) {
+        let h1 = id.high ^ (id.low &* 0x9E37_79B9_7F4A_7C15)
+        // The positions within the block from h1 mixed, so they do not echo the bits that chose it.
+        return (Int(h1 & self.mask) << 3, (h1 ^ (h1 >> 31)) &* 0xBF58_476D_1CE4_E5B9)
     }
 
     mutating func insert(_ id: TraceID) {
-        var h1 = id.high ^ (id.low &* 0x9E37_79B9_7F4A_7C15)
-        let h2 = (id.low ^ (id.high >> 17)) | 1
+        var (base, h) = self.place(id)
         for _ in 0..<TraceBloom.probes {
-            let p = Int(h1 & self.mask)
-            self.bits[p >> 6] |= 1 << UInt64(p & 63)
-            h1 = h1 &+ h2
+            let p = Int(h & 511)
+            self.bits[base + (p >> 6)] |= 1 << UInt64(p & 63)
+            h >>= 9
         }
     }
 
     func mayContain(_ id: TraceID) -> Bool {
-        self.forEachPosition(id) { self.bits[$0 >> 6] & (1 << UInt64($0 & 63)) != 0 }
+        var (base, h) = self.place(id)
+        for _ in 0..<TraceBloom.probes {
+            let p = Int(h & 511)
+            if self.bits[base + (p >> 6)] & (1 << UInt64(p & 63)) == 0 { return false }
+            h >>= 9
+        }
+        return true
     }
 }
