@@ -116,6 +116,8 @@ public final class StorageEngine: Sendable {
     private let catalog = Mutex<[BlockMeta]>([])
     /// Partitions whose copy here is surplus (``setSurplus(_:)``).
     private let surplus = Mutex<Set<PartitionKey>>([])
+    /// The traces of the blocks written since start, per partition (ingest's check for resent spans).
+    let cutTraces = CutTraceIndex()
     /// Each live block's replica digest, computed once (blocks never change).
     let blockDigests = Mutex<[UInt64: [UInt64: BucketDigest]]>([:])
 
@@ -249,6 +251,8 @@ public final class StorageEngine: Sendable {
                 self.store.quarantine(meta, error)
             }
         }
+        // After the catalog: every candidate is covered by the view (its traces in the filter) or asked.
+        let view = self.cutTraces.view(of: partition)
         var byTrace: [TraceID: [Int32]] = [:]
         for row in rows { byTrace[TraceID(high: batch.traceHigh[Int(row)], low: batch.traceLow[Int(row)]), default: []].append(row) }
         var stored: [Int32] = []
@@ -262,7 +266,9 @@ public final class StorageEngine: Sendable {
             }
             var held = Set<UInt64>()
             var inBlocks = false
+            let holding = view?.filters(mayHolding: trace) ?? []
             for (meta, reader) in readers where meta.maxStart &+ slack >= first && meta.minStart <= last &+ slack {
+                if let view, !view.mayHold(block: meta.id, holding: holding) { continue }
                 do {
                     if try self.spanIDs(of: trace, in: meta, reader, into: &held) { inBlocks = true }
                 } catch {
@@ -359,6 +365,7 @@ public final class StorageEngine: Sendable {
                     taken.batch, org: partition.org, placement: partition.placement, sources: taken.segments.map { UInt64($0) },
                     options: self.configuration.blockOptions
                 )
+                self.cutTraces.add(block: meta.id, of: partition, traces: Set((0..<taken.batch.spanCount).map { taken.batch.traceID($0) }))
                 self.catalog.withLock { blocks in
                     blocks.append(meta)
                     self.head.remove(taken)
@@ -427,10 +434,13 @@ public final class StorageEngine: Sendable {
             level: (inputs.map(\.level).max() ?? 0) + 1, options: self.configuration.compactedOptions
         )
         let ids = Set(inputs.map(\.id))
+        let partition = PartitionKey(org: output.org, placement: output.placement)
+        self.cutTraces.addCompacted(block: output.id, of: partition, inputs: inputs.map(\.id))
         self.catalog.withLock { blocks in
             blocks.removeAll { ids.contains($0.id) }
             blocks.append(output)
         }
+        self.cutTraces.remove(blocks: ids, of: partition)
         self.retire(inputs)
         return output
     }
