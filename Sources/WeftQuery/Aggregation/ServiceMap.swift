@@ -149,11 +149,6 @@ public enum ServiceMapExecutor {
             known.append(edges)
         }
         guard !orphanTraces.isEmpty else { return (out, []) }
-
-        struct SpanKey: Hashable {
-            var trace: TraceID
-            var span: UInt64
-        }
         var numbers: [String: Int32] = [:]
         var names: [String] = []
         // Per chunk, its services' numbers by resource (resolved on first use).
