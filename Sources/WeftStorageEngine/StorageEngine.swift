@@ -242,17 +242,24 @@ public final class StorageEngine: Sendable {
             blocks.filter { $0.maxStart &+ slack >= low && $0.minStart <= high &+ slack && $0.org == partition.org && $0.placement == partition.placement }
         }
         guard !candidates.isEmpty else { return ([], []) }
-        // One reader lookup per block and batch, not per trace.
-        var readers: [(meta: BlockMeta, reader: BlockReader)] = []
-        for meta in candidates where !self.store.isQuarantined(meta.id) {
-            do {
-                readers.append((meta, try self.store.reader(meta)))
-            } catch {
-                self.store.quarantine(meta, error)
-            }
-        }
         // After the catalog: every candidate is covered by the view (its traces in the filter) or asked.
         let view = self.cutTraces.view(of: partition)
+        // A block's reader is looked up once per batch, and only for a block that is asked: a scan of
+        // every recent block would cycle the store's reader cache once they outnumber it.
+        var readers: [UInt64: BlockReader?] = [:]
+        func reader(_ meta: BlockMeta) -> BlockReader? {
+            if let known = readers[meta.id] { return known }
+            var opened: BlockReader?
+            if !self.store.isQuarantined(meta.id) {
+                do {
+                    opened = try self.store.reader(meta)
+                } catch {
+                    self.store.quarantine(meta, error)
+                }
+            }
+            readers[meta.id] = opened
+            return opened
+        }
         var byTrace: [TraceID: [Int32]] = [:]
         for row in rows { byTrace[TraceID(high: batch.traceHigh[Int(row)], low: batch.traceLow[Int(row)]), default: []].append(row) }
         var stored: [Int32] = []
@@ -267,8 +274,9 @@ public final class StorageEngine: Sendable {
             var held = Set<UInt64>()
             var inBlocks = false
             let holding = view?.filters(mayHolding: trace) ?? []
-            for (meta, reader) in readers where meta.maxStart &+ slack >= first && meta.minStart <= last &+ slack {
+            for meta in candidates where meta.maxStart &+ slack >= first && meta.minStart <= last &+ slack {
                 if let view, !view.mayHold(block: meta.id, holding: holding) { continue }
+                guard let reader = reader(meta) else { continue }
                 do {
                     if try self.spanIDs(of: trace, in: meta, reader, into: &held) { inBlocks = true }
                 } catch {
