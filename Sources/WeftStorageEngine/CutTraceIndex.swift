@@ -100,12 +100,12 @@ final class CutTraceIndex: Sendable {
     /// for it, or not covered.
     func view(of partition: PartitionKey) -> View? {
         self.state.withLock { all in
-            all[partition].flatMap { $0.covered.isEmpty ? nil : View(filters: $0.filters.map { ($0.id, $0.filter) }, covered: $0.covered) }
+            all[partition].flatMap { $0.covered.isEmpty ? nil : View(filters: $0.filters, covered: $0.covered) }
         }
     }
 
     struct View {
-        let filters: [(id: Int, filter: BlockTraceFilter)]
+        let filters: [Filter]
         let covered: [UInt64: Set<Int>]
 
         /// The filters that may hold `trace`.

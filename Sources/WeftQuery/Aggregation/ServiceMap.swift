@@ -23,7 +23,7 @@ public enum ServiceMapExecutor {
         func inRange(_ bucketStart: UInt64) -> Bool { bucketStart + ServiceGraph.bucketNanos > startNanos && bucketStart <= endNanos }
         func add(_ e: ServiceEdge) {
             guard inRange(e.bucketStart) else { return }
-            sums.add(ServiceMapEdge(parent: e.parent, child: e.child, calls: e.calls, errors: e.errors, latency: e.latency))
+            sums.add(e)
         }
         var orphans: [ServiceOrphan] = []
         for meta in snapshot.blocks where !store.isQuarantined(meta.id) {
@@ -32,7 +32,7 @@ public enum ServiceMapExecutor {
                 let reader = try store.reader(meta)
                 if inRange(ServiceGraph.bucket(of: meta.minStart)) && inRange(ServiceGraph.bucket(of: meta.maxStart)) {
                     // Every bucket of the block is in range (its edges and orphans are dated by span starts).
-                    for e in try reader.serviceEdgeTotals() { add(e) }
+                    sums.merge(try reader.serviceEdgeTotals())
                     orphans += try reader.serviceOrphans()
                 } else {
                     for e in try reader.serviceEdges() { add(e) }

@@ -29,9 +29,7 @@ extension Coordinator {
         read.operation = .spanServices(parents)
         let second = try await self.runChecked(read, org: org, holdings: first.holdings, figures: figures)
         guard case .spanServices(let found) = second.partial else { throw AggregationError.invalid("not the services of spans") }
-        for e in ServiceMapExecutor.join(orphans, services: found.services).edges {
-            map.add(ServiceMapEdge(parent: e.parent, child: e.child, calls: e.calls, errors: e.errors, latency: e.latency))
-        }
+        for e in ServiceMapExecutor.join(orphans, services: found.services).edges { map.add(e) }
         var missing = first.missing
         for m in second.missing where !missing.contains(m) { missing.append(m) }
         return (.serviceMap(map), missing, second.holdings)

@@ -236,7 +236,7 @@ public final class BlockReader: Sendable {
     private let cache = Mutex<(blooms: [TraceBloom]?, table: StringTable?, base: SpanBatch?)>((nil, nil, nil))
     let serviceEdgeCache = Mutex<[ServiceEdge]?>(nil)
     let serviceOrphanCache = Mutex<[ServiceOrphan]?>(nil)
-    let serviceEdgeTotalCache = Mutex<[ServiceEdge]?>(nil)
+    let serviceEdgeTotalCache = Mutex<ServiceMapPartial?>(nil)
     let traceFilterCache = Mutex<BlockTraceFilter?>(nil)
 
     public init(source: any BlockSource) throws {
@@ -340,19 +340,26 @@ public final class BlockReader: Sendable {
         if let filter = self.traceFilterCache.withLock({ $0 }) { return filter.mayContain(trace) }
         var filter = BlockTraceFilter(traces: Int(self.groups.traces.reduce(0, +)))
         for g in 0..<self.groups.count {
-            let ids = try self.groupSection(g, "trace.id")
-            let traces = Int(self.groups.traces[g])
-            guard ids.count == traces * 16 else { throw BlockFormatError("group \(g) trace.id has the wrong size") }
-            ids.withUnsafeBytes { raw in
-                for i in 0..<traces {
-                    let high = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 16, as: UInt64.self))
-                    let low = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 16 + 8, as: UInt64.self))
-                    filter.insert(TraceID(high: high, low: low))
-                }
-            }
+            let (high, low) = try self.traceIDs(inGroup: g)
+            for t in high.indices { filter.insert(TraceID(high: high[t], low: low[t])) }
         }
         self.traceFilterCache.withLock { $0 = filter }
         return filter.mayContain(trace)
+    }
+
+    /// The IDs of group `g`'s traces, in the group's trace order, as two halves.
+    func traceIDs(inGroup g: Int) throws -> (high: [UInt64], low: [UInt64]) {
+        let bytes = try self.groupSection(g, "trace.id")
+        let traces = Int(self.groups.traces[g])
+        guard bytes.count == traces * 16 else { throw BlockFormatError("group \(g) trace.id has the wrong size") }
+        var high = [UInt64](repeating: 0, count: traces), low = [UInt64](repeating: 0, count: traces)
+        bytes.withUnsafeBytes { raw in
+            for t in 0..<traces {
+                high[t] = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16, as: UInt64.self))
+                low[t] = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16 + 8, as: UInt64.self))
+            }
+        }
+        return (high, low)
     }
 
     /// Groups whose Bloom filter may hold `trace`.

@@ -335,16 +335,8 @@ extension BlockReader {
             return .words(parent)
         case .traces:
             let layout = try self.traceLayout(g, range)
-            let bytes = try self.groupSection(g, "trace.id")
-            let traces = layout.firstRowOf.count
-            guard bytes.count == traces * 16 else { throw BlockFormatError("group \(g) trace.id has the wrong size") }
-            var high = [UInt64](repeating: 0, count: traces), low = [UInt64](repeating: 0, count: traces)
-            bytes.withUnsafeBytes { raw in
-                for t in 0..<traces {
-                    high[t] = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16, as: UInt64.self))
-                    low[t] = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: t * 16 + 8, as: UInt64.self))
-                }
-            }
+            let (high, low) = try self.traceIDs(inGroup: g)
+            guard high.count == layout.firstRowOf.count else { throw BlockFormatError("group \(g) trace.id has the wrong size") }
             return .traces(traceOf: layout.traceOf.map { UInt32($0) }, high: high, low: low)
         case .attribute(let key):
             let (types, values) = try InvertedAttributes.column(key: key, of: try self.groupSection(g, "span.attributes"), groupRows: n, stringCount: Int(stringCount))

@@ -26,6 +26,13 @@ public struct ServiceEdge: Sendable, Equatable {
     }
 }
 
+extension ServiceMapPartial {
+    /// Adds the calls of `e`, whatever its bucket.
+    public mutating func add(_ e: ServiceEdge) {
+        self.add(ServiceMapEdge(parent: e.parent, child: e.child, calls: e.calls, errors: e.errors, latency: e.latency))
+    }
+}
+
 public enum ServiceGraph {
     /// Width of an edge's time bucket.
     public static let bucketNanos: UInt64 = 300_000_000_000
@@ -198,30 +205,15 @@ extension BlockReader {
         return orphans
     }
 
-    /// The block's edges summed over all its buckets, one per (parent, child), each dated at the
-    /// first bucket: what a service map whose range holds every bucket of the block adds (summed
-    /// once, then kept with the reader, so such a map merges a sketch per pair, not per bucket).
-    public func serviceEdgeTotals() throws -> [ServiceEdge] {
+    /// The block's edges summed over all its buckets per (parent, child): what a service map whose
+    /// range holds every bucket of the block adds (summed once, then kept with the reader, so such a
+    /// map merges a sketch per pair, not per bucket).
+    public func serviceEdgeTotals() throws -> ServiceMapPartial {
         if let totals = self.serviceEdgeTotalCache.withLock({ $0 }) { return totals }
-        struct Pair: Hashable {
-            var parent: String
-            var child: String
-        }
-        var totals: [Pair: ServiceEdge] = [:]
-        for e in try self.serviceEdges() {
-            let key = Pair(parent: e.parent, child: e.child)
-            guard let i = totals.index(forKey: key) else {
-                totals[key] = e
-                continue
-            }
-            totals.values[i].bucketStart = min(totals.values[i].bucketStart, e.bucketStart)
-            totals.values[i].calls += e.calls
-            totals.values[i].errors += e.errors
-            totals.values[i].latency.merge(e.latency)
-        }
-        let out = Array(totals.values)
-        self.serviceEdgeTotalCache.withLock { $0 = out }
-        return out
+        var totals = ServiceMapPartial()
+        for e in try self.serviceEdges() { totals.add(e) }
+        self.serviceEdgeTotalCache.withLock { $0 = totals }
+        return totals
     }
 
     /// The block's service-map edges (read once, then kept with the reader). Blocks written before the
