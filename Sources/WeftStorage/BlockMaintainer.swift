@@ -4,10 +4,15 @@ import Synchronization
 import WeftRuntime
 import WeftStorageEngine
 
-/// The background thread that moves data from the head to blocks and keeps blocks tidy: it closes
-/// the WAL segment by age, cuts idle traces to blocks, removes WAL segments none of whose rows remain
-/// in the head, runs one compaction per pass, applies retention, and deletes retired block files
-/// after a grace period. Ingest never waits for it.
+/// The background threads that move data from the head to blocks and keep blocks tidy.
+///
+/// The cut thread closes the WAL segment by age, cuts idle traces to blocks and removes WAL
+/// segments none of whose rows remain in the head. The compaction thread merges small blocks (one
+/// plan per pass, see ``StorageEngine/compactionIsDue(_:)``), applies retention, and deletes retired
+/// block files after a grace period. Under steady load both always have work; on their own threads
+/// they share the cores with ingest instead of compaction waiting for a pass with nothing to cut,
+/// which never comes (small blocks then pile up and every query and resend check pays per block).
+/// Ingest waits for them only when the head is full.
 package final class BlockMaintainer: Sendable {
     package struct Settings: Sendable {
         /// Close the open WAL segment once it is this old; also the longest wait between cuts.
@@ -32,12 +37,16 @@ package final class BlockMaintainer: Sendable {
     private let metrics: NodeMetrics
     private let logger: Logger
     private let settings: Settings
-    private let condition = NSCondition()
-    private let state = Mutex<(stopping: Bool, stopped: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, false, []))
-    /// Serialises passes and on-demand flushes.
-    private let work = Mutex<[(ids: Set<UInt64>, at: ContinuousClock.Instant)]>([])
+    private let cutter: PassThread
+    private let compactor: PassThread
+    /// Serialises cut passes and on-demand flushes.
+    private let cutting = Mutex<Void>(())
+    /// Serialises compaction passes; retired blocks with the time they left the catalog.
+    private let compacting = Mutex<[(ids: Set<UInt64>, at: ContinuousClock.Instant)]>([])
     private let reportedQuarantine = Mutex<Set<UInt64>>([])
     private let lastCut = Mutex<ContinuousClock.Instant>(.now)
+    /// Whether the latest cut pass found nothing to cut (then any compaction plan runs).
+    private let cutIdle = Atomic<Bool>(true)
 
     package init(engine: StorageEngine, committer: WALCommitter, metrics: NodeMetrics, logger: Logger, settings: Settings) {
         self.engine = engine
@@ -45,48 +54,21 @@ package final class BlockMaintainer: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.settings = settings
-        let thread = Thread { [self] in self.loop() }
-        thread.name = "weft-blocks"
-        thread.start()
+        self.cutter = PassThread(name: "weft-blocks", interval: settings.interval)
+        self.compactor = PassThread(name: "weft-compact", interval: settings.interval)
+        self.cutter.start { [self] in self.cutPass() }
+        self.compactor.start { [self] in self.compactionPass() }
     }
 
-    private func loop() {
-        while true {
-            self.condition.lock()
-            if !self.state.withLock({ $0.stopping }) {
-                _ = self.condition.wait(until: Date(timeIntervalSinceNow: Double(self.settings.interval.components.seconds) + Double(self.settings.interval.components.attoseconds) / 1e18))
-            }
-            self.condition.unlock()
-            if self.state.withLock({ $0.stopping }) { break }
-            self.pass()
-        }
-        let waiters = self.state.withLock { s -> [CheckedContinuation<Void, Never>] in
-            s.stopped = true
-            defer { s.waiters = [] }
-            return s.waiters
-        }
-        for w in waiters { w.resume() }
-    }
-
-    /// Stops the thread after the pass in progress.
+    /// Stops both threads after the passes in progress.
     package func shutdown() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let done = self.state.withLock { s -> Bool in
-                if s.stopped { return true }
-                s.stopping = true
-                s.waiters.append(c)
-                return false
-            }
-            if done { c.resume() }
-            self.condition.lock()
-            self.condition.signal()
-            self.condition.unlock()
-        }
+        await self.cutter.stop()
+        await self.compactor.stop()
     }
 
-    /// One maintenance pass.
-    package func pass() {
-        self.work.withLock { retired in
+    /// Rolls an old WAL segment, cuts what is due, and releases WAL segments no head row needs.
+    private func cutPass() {
+        self.cutting.withLock { _ in
             let segment = self.committer.currentSegment
             if segment.hasRecords && ContinuousClock.now - segment.started >= self.settings.maxSegmentAge {
                 self.committer.requestRoll()
@@ -94,11 +76,21 @@ package final class BlockMaintainer: Sendable {
             let due = ContinuousClock.now - self.lastCut.withLock { $0 } >= self.settings.maxSegmentAge
             let cut = self.record { try self.engine.cut(minSpans: due ? 0 : self.settings.cutMinSpans) }
             self.releaseSegments()
-            // Cuts come first: compact only in a pass that had nothing to cut.
-            if cut.isEmpty { self.compactOnce(&retired) }
+            self.cutIdle.store(cut.isEmpty, ordering: .relaxed)
+            self.reportQuarantine()
+        }
+        if !self.cutIdle.load(ordering: .relaxed) { self.compactor.wake() }
+    }
+
+    /// Runs one compaction (any plan while cuts are idle, else only a due one), then retention and
+    /// the deletion of retired files.
+    private func compactionPass() {
+        self.compacting.withLock { retired in
+            if let plan = self.engine.compactionPlan(), self.cutIdle.load(ordering: .relaxed) || self.engine.compactionIsDue(plan) {
+                self.compact(plan, &retired)
+            }
             self.retain(&retired)
             self.purge(&retired)
-            self.reportQuarantine()
         }
     }
 
@@ -117,7 +109,7 @@ package final class BlockMaintainer: Sendable {
         while self.engine.head.hasPendingAppends(below: current), ContinuousClock.now < deadline {
             Thread.sleep(forTimeInterval: 0.001)
         }
-        return self.work.withLock { _ in
+        return self.cutting.withLock { _ in
             let written = self.record { try self.engine.flushAll() }
             self.releaseSegments()
             return written
@@ -154,8 +146,7 @@ package final class BlockMaintainer: Sendable {
         }
     }
 
-    private func compactOnce(_ retired: inout [(ids: Set<UInt64>, at: ContinuousClock.Instant)]) {
-        guard let plan = self.engine.compactionPlan() else { return }
+    private func compact(_ plan: [BlockMeta], _ retired: inout [(ids: Set<UInt64>, at: ContinuousClock.Instant)]) {
         let started = ContinuousClock.now
         do {
             let output = try self.engine.compact(plan)
@@ -202,6 +193,70 @@ package final class BlockMaintainer: Sendable {
         for (id, reason) in self.engine.store.quarantined {
             guard self.reportedQuarantine.withLock({ $0.insert(id).inserted }) else { continue }
             self.logger.error("block failed verification and is out of service", metadata: ["block": "\(id)", "error": "\(reason)"])
+        }
+    }
+}
+
+/// A thread that runs a pass every `interval`, or sooner when woken, until stopped.
+private final class PassThread: Sendable {
+    private let name: String
+    private let interval: Duration
+    private let condition = NSCondition()
+    private let state = Mutex<(stopping: Bool, stopped: Bool, woken: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, false, false, []))
+
+    init(name: String, interval: Duration) {
+        self.name = name
+        self.interval = interval
+    }
+
+    func start(_ pass: @escaping @Sendable () -> Void) {
+        let thread = Thread { [self] in
+            while true {
+                self.condition.lock()
+                if !self.state.withLock({ $0.stopping || $0.woken }) {
+                    let seconds = Double(self.interval.components.seconds) + Double(self.interval.components.attoseconds) / 1e18
+                    _ = self.condition.wait(until: Date(timeIntervalSinceNow: seconds))
+                }
+                self.condition.unlock()
+                let stopping = self.state.withLock { s -> Bool in
+                    s.woken = false
+                    return s.stopping
+                }
+                if stopping { break }
+                pass()
+            }
+            let waiters = self.state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                s.stopped = true
+                defer { s.waiters = [] }
+                return s.waiters
+            }
+            for w in waiters { w.resume() }
+        }
+        thread.name = self.name
+        thread.start()
+    }
+
+    /// Runs the next pass now rather than at the end of the interval.
+    func wake() {
+        self.condition.lock()
+        self.state.withLock { $0.woken = true }
+        self.condition.signal()
+        self.condition.unlock()
+    }
+
+    /// Stops the thread after the pass in progress.
+    func stop() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let done = self.state.withLock { s -> Bool in
+                if s.stopped { return true }
+                s.stopping = true
+                s.waiters.append(c)
+                return false
+            }
+            if done { c.resume() }
+            self.condition.lock()
+            self.condition.signal()
+            self.condition.unlock()
         }
     }
 }

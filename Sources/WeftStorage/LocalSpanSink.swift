@@ -33,8 +33,11 @@ public struct LocalSpanSink: SpanSink {
         self.write(batch, org: org, placement: self.placement, on: loop)
     }
 
-    /// Writes a batch that names its own placement (e.g. one sent by another node).
+    /// Writes a batch that names its own placement (e.g. one sent by another node). Refused while the
+    /// head is full, whichever path the batch came by: this node's own replicated writes and other
+    /// nodes' pushes never consult ``refusal`` before decoding, and must not grow the head unbounded.
     public func write(_ batch: SpanBatch, org: String, placement: String, on loop: any EventLoop) -> EventLoopFuture<Result<Void, IngestFailure>> {
+        if let refusal = self.refusal { return loop.makeSucceededFuture(.failure(refusal)) }
         let record: [UInt8]
         do {
             record = try WALEntry.framed(org: org, placement: placement, batch: batch)

@@ -26,6 +26,8 @@ public final class StorageEngine: Sendable {
         public var compactionMaxSpans: Int
         /// Blocks at least this large are not compaction inputs.
         public var compactionMinInputs: Int
+        /// A plan of this many blocks runs even while every pass has traces to cut.
+        public var compactionBacklogBlocks: Int
         /// Default retention in nanoseconds, and per-org overrides.
         public var retentionNanos: UInt64
         public var orgRetentionNanos: [String: UInt64]
@@ -45,6 +47,7 @@ public final class StorageEngine: Sendable {
             compactedOptions: BlockCodec.Options = BlockCodec.Options(zstdLevel: 9),
             compactionMaxSpans: Int = 1_000_000,
             compactionMinInputs: Int = 2,
+            compactionBacklogBlocks: Int = 8,
             retentionNanos: UInt64 = 14 * 86_400 * 1_000_000_000,
             orgRetentionNanos: [String: UInt64] = [:],
             traceIdleNanos: UInt64 = 5_000_000_000,
@@ -57,6 +60,7 @@ public final class StorageEngine: Sendable {
             self.compactedOptions = compactedOptions
             self.compactionMaxSpans = compactionMaxSpans
             self.compactionMinInputs = max(2, compactionMinInputs)
+            self.compactionBacklogBlocks = max(self.compactionMinInputs, compactionBacklogBlocks)
             self.retentionNanos = retentionNanos
             self.orgRetentionNanos = orgRetentionNanos
             self.traceIdleNanos = traceIdleNanos
@@ -418,6 +422,15 @@ public final class StorageEngine: Sendable {
             if plan.count >= self.configuration.compactionMinInputs { return plan }
         }
         return nil
+    }
+
+    /// Whether `plan` should run even in a pass that also cut: under steady load every pass cuts, and
+    /// a compaction that waited for an idle pass would never run, leaving small blocks to pile up
+    /// (every query and every resend check pays per block). A plan runs alongside cuts once it would
+    /// fill half an output, or once it merges ``Configuration/compactionBacklogBlocks`` blocks.
+    public func compactionIsDue(_ plan: [BlockMeta]) -> Bool {
+        plan.count >= self.configuration.compactionBacklogBlocks
+            || plan.reduce(0) { $0 + $1.spans } >= self.configuration.compactionMaxSpans / 2
     }
 
     /// Merges `inputs` (one org and placement) into one block holding each span (trace ID, span ID)

@@ -19,6 +19,7 @@ struct Storage: ParsableCommand {
     @Option(help: "Spans per flushed segment (a 64 MiB WAL segment holds about 170,000).") var segmentSpans = 170_000
     @Option(help: "Compaction output size in spans.") var compactionSpans = 1_000_000
     @Option(help: "Spans per row group.") var groupSpans = 16_384
+    @Option(help: "zstd level of compaction output (default: the node's).") var compactionZstd: Int32?
     @Option(help: "Trace lookups to time.") var lookups = 1_000
     @Option(help: "Data directory (emptied first).") var dir = "/tmp/weft-storage-bench"
     @Flag(help: "Reuse the blocks already in --dir: only measure restart, lookups and RSS.") var reuse = false
@@ -27,7 +28,8 @@ struct Storage: ParsableCommand {
         let disk = PosixDisk()
         let configuration = StorageEngine.Configuration(
             blockOptions: BlockCodec.flushOptions(groupSpans: self.groupSpans),
-            compactedOptions: BlockCodec.compactionOptions(groupSpans: self.groupSpans),
+            compactedOptions: self.compactionZstd.map { BlockCodec.Options(zstdLevel: $0, groupSpans: self.groupSpans) }
+                ?? BlockCodec.compactionOptions(groupSpans: self.groupSpans),
             compactionMaxSpans: self.compactionSpans
         )
         if !self.reuse {

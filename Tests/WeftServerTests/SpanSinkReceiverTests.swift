@@ -171,6 +171,14 @@ struct LocalSpanSinkTests {
         #expect(sink.refusal == nil)
         head.append(batch, org: "o")
         #expect(sink.refusal == .unavailable("the in-memory head holds 2 spans (limit 2) while blocks are written; retry shortly"))
+        // Writes that never ask first (replicated and pushed ones) are refused too, before the WAL.
+        let pushed = try await sink.write(batch, org: "o", placement: "q", on: MultiThreadedEventLoopGroup.singleton.next()).get()
+        guard case .failure(let failure) = pushed else {
+            Issue.record("a write to a full head was taken")
+            return
+        }
+        #expect(failure == .unavailable("the in-memory head holds 2 spans (limit 2) while blocks are written; retry shortly"))
+        #expect(head.spanCount == 2)
         await committer.shutdown()
     }
 }
