@@ -115,6 +115,30 @@ struct BlockCodecTests {
         #expect(decoded.endTime == [5])  // end before start survives too
     }
 
+    @Test func test_attributesMixingTypesAndCardinalities_roundTrip() throws {
+        // Per key: a few repeated strings (inverted), IDs seen once (kept as row lists), and ints,
+        // doubles and bools under the same keys, in spans of several traces and row groups.
+        var spans: [TestSpan] = []
+        for i in 0..<600 {
+            var attributes: [(String, TestValue)] = [("tier", .string(["gold", "silver", "bronze"][i % 3])), ("request.id", .string("req-\(i)"))]
+            if i % 4 == 0 { attributes.append(("tier", .int(Int64(i)))) }
+            if i % 5 == 0 { attributes.append(("request.id", .double(Double(i) / 7))) }
+            if i % 7 == 0 { attributes.append(("flag", .bool(i % 2 == 0))) }
+            if i % 11 == 0 { attributes.append(("tier", .string("gold"))) }
+            spans.append(TestSpan(
+                traceID: TraceID(high: 9, low: UInt64(i / 3)), spanID: UInt64(i + 1), name: "op", start: UInt64(1_000 + i), end: UInt64(2_000 + i),
+                attributes: attributes
+            ))
+        }
+        var batch = SpanBatch()
+        var decoder = OTLPProtobufDecoder()
+        _ = try RequestBuilder.request([("svc", spans)]).withUnsafeBytes { try decoder.decode($0, into: &batch) }
+        let (bytes, _) = BlockCodec.encode(batch, options: .init(zstdLevel: 1, groupSpans: 100))
+        let decoded = try BlockCodec.decode(bytes)
+        #expect(Set(Self.rows(decoded)) == Set(Self.rows(batch)))
+        #expect(Self.rows(decoded).count == 600)
+    }
+
     @Test func test_everyFlippedByte_isDetected() throws {
         let batch = Self.generated(requests: 1, seed: 9)
         let (bytes, _) = BlockCodec.encode(batch)

@@ -334,33 +334,48 @@ public enum BlockCodec {
     /// Layout: keys, string values per key, value deltas, posting lengths, first row of each posting
     /// list, further row deltas, other-entry count per key, other row deltas, then the other values
     /// split by type.
-    static func writeInvertedAttributes(_ s: inout ByteWriter, _ batch: SpanBatch, _ order: [Int], _ remap: [UInt32], skip: Set<Int>) {
-        struct Entry { var key: UInt32; var isString: Bool; var value: UInt64; var position: Int; var index: Int }
-        var entries: [Entry] = []
-        entries.reserveCapacity(batch.attrs.count)
+    static func writeInvertedAttributes(_ s: inout ByteWriter, _ batch: SpanBatch, _ order: [Int], _ remap: [UInt32], skip: [Bool]) {
+        // One integer per attribute, sorted: key, then strings first (by value, row), then the others
+        // (by row, original order). High half: key and string value (or `other`); low half: the row
+        // in the group and the attribute's index, which is also their original order.
+        let other: UInt64 = 0xFFFF_FFFF
+        var sorted = [UInt128]()
+        sorted.reserveCapacity(skip.count)
+        var visited = 0
         for (position, row) in order.enumerated() {
-            for i in batch.attrRange(row) where !skip.contains(i) {
-                let type = batch.attrs.types[i]
-                let isString = type == ValueType.string.rawValue
-                let value = isString ? UInt64(remap[Int(batch.attrs.values[i])]) : 0
-                entries.append(Entry(key: remap[Int(batch.attrs.keys[i])], isString: isString, value: value, position: position, index: i))
+            for i in batch.attrRange(row) {
+                defer { visited += 1 }
+                guard !skip[visited] else { continue }
+                let isString = batch.attrs.types[i] == ValueType.string.rawValue
+                let high = UInt64(remap[Int(batch.attrs.keys[i])]) << 32 | (isString ? UInt64(remap[Int(batch.attrs.values[i])]) : other)
+                sorted.append(UInt128(high) << 64 | UInt128(UInt64(position) << 32 | UInt64(i)))
             }
         }
+        sorted.sort()
+        @inline(__always) func key(_ x: UInt128) -> UInt32 { UInt32(truncatingIfNeeded: x >> 96) }
+        @inline(__always) func value(_ x: UInt128) -> UInt64 { UInt64(truncatingIfNeeded: x >> 64) & other }
+        @inline(__always) func position(_ x: UInt128) -> Int { Int(truncatingIfNeeded: x >> 32) & 0xFFFF_FFFF }
+        @inline(__always) func index(_ x: UInt128) -> Int { Int(truncatingIfNeeded: x) & 0xFFFF_FFFF }
         // Keys whose string values mostly occur once or twice (IDs) are cheaper as (row, value) lists:
-        // their postings are found by scanning that key's entries.
-        var perKey: [UInt32: (entries: Int, values: Set<UInt64>)] = [:]
-        for e in entries where e.isString {
-            perKey[e.key, default: (0, [])].entries += 1
-            perKey[e.key]!.values.insert(e.value)
-        }
-        let inverted = Set(perKey.filter { $0.value.values.count * 3 <= $0.value.entries }.keys)
-        for i in entries.indices where entries[i].isString && !inverted.contains(entries[i].key) { entries[i].isString = false }
-        // Key, then strings first (by value, row), then others (by row, original order).
-        entries.sort { a, b in
-            if a.key != b.key { return a.key < b.key }
-            if a.isString != b.isString { return a.isString }
-            if a.isString && a.value != b.value { return a.value < b.value }
-            return (a.position, a.index) < (b.position, b.index)
+        // their postings are found by scanning that key's entries. Their strings join the others.
+        var run = 0
+        while run < sorted.count {
+            var end = run
+            var strings = 0
+            var distinct = 0
+            while end < sorted.count && key(sorted[end]) == key(sorted[run]) {
+                if value(sorted[end]) != other {
+                    strings += 1
+                    if end == run || value(sorted[end - 1]) != value(sorted[end]) { distinct += 1 }
+                }
+                end += 1
+            }
+            if strings > 0 && distinct * 3 > strings {
+                let high = UInt128(UInt64(key(sorted[run])) << 32 | other) << 64
+                for k in run..<end { sorted[k] = high | (sorted[k] & UInt128(UInt64.max)) }
+                sorted[run..<end].sort()
+            }
+            run = end
         }
         var keys: [UInt64] = []
         var valuesPerKey: [UInt64] = []
@@ -374,34 +389,38 @@ public enum BlockCodec {
         var otherValues: [UInt64] = []
         var previousValue: UInt64 = 0
         var previousRow = 0
-        for (k, e) in entries.enumerated() {
-            let newKey = k == 0 || entries[k - 1].key != e.key
+        for k in sorted.indices {
+            let x = sorted[k]
+            let newKey = k == 0 || key(sorted[k - 1]) != key(x)
+            let wasString = k > 0 && value(sorted[k - 1]) != other
             if newKey {
-                keys.append(UInt64(e.key))
+                keys.append(UInt64(key(x)))
                 valuesPerKey.append(0)
                 othersPerKey.append(0)
                 previousValue = 0
                 previousRow = 0
             }
-            if e.isString {
-                if newKey || entries[k - 1].value != e.value || !entries[k - 1].isString {
+            let v = value(x)
+            let row = position(x)
+            if v != other {
+                if newKey || value(sorted[k - 1]) != v {
                     valuesPerKey[valuesPerKey.count - 1] += 1
-                    valueDeltas.append(e.value - previousValue)
-                    previousValue = e.value
+                    valueDeltas.append(v - previousValue)
+                    previousValue = v
                     postingLengths.append(1)
-                    postingFirst.append(UInt64(e.position))
+                    postingFirst.append(UInt64(row))
                 } else {
                     postingLengths[postingLengths.count - 1] += 1
-                    postingDeltas.append(UInt64(e.position - previousRow))
+                    postingDeltas.append(UInt64(row - previousRow))
                 }
-                previousRow = e.position
+                previousRow = row
             } else {
-                if newKey || entries[k - 1].isString { previousRow = 0 }
+                if newKey || wasString { previousRow = 0 }
                 othersPerKey[othersPerKey.count - 1] += 1
-                otherDeltas.append(UInt64(e.position - previousRow))
-                previousRow = e.position
-                let type = batch.attrs.types[e.index]
-                let raw = batch.attrs.values[e.index]
+                otherDeltas.append(UInt64(row - previousRow))
+                previousRow = row
+                let type = batch.attrs.types[index(x)]
+                let raw = batch.attrs.values[index(x)]
                 otherTypes.append(type)
                 otherValues.append((ValueType(rawValue: type) ?? .empty).isInterned ? UInt64(remap[Int(raw)]) : raw)
             }
@@ -437,15 +456,17 @@ public enum BlockCodec {
         }
     }
 
-    /// Per span in `order`, the implied-attribute mask, and the attribute indices left out.
-    static func impliedAttributes(_ batch: SpanBatch, _ order: [Int]) -> (masks: [UInt16], skip: Set<Int>) {
+    /// Per span in `order`, the implied-attribute mask; per attribute of those spans, in that order,
+    /// whether it is left out.
+    static func impliedAttributes(_ batch: SpanBatch, _ order: [Int]) -> (masks: [UInt16], skip: [Bool]) {
         var masks: [UInt16] = []
         masks.reserveCapacity(order.count)
-        var skip = Set<Int>()
+        var skip: [Bool] = []
         for row in order {
             var mask: UInt16 = 0
             for i in batch.attrRange(row) {
                 let key = batch.attrs.keys[i]
+                skip.append(false)
                 guard key >= WellKnown.genAIProviderName && key <= WellKnown.genAIUsageCost,
                     let bit = impliedKeys.firstIndex(where: { $0.key == key }), mask & (1 << bit) == 0,
                     batch.attrs.types[i] == impliedKeys[bit].type.rawValue,
@@ -456,7 +477,7 @@ public enum BlockCodec {
                     expected == batch.attrs.values[i]
                 else { continue }
                 mask |= 1 << bit
-                skip.insert(i)
+                skip[skip.count - 1] = true
             }
             masks.append(mask)
         }
