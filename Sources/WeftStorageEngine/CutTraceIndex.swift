@@ -109,16 +109,16 @@ final class CutTraceIndex: Sendable {
         let covered: [UInt64: Set<Int>]
 
         /// The filters that may hold `trace`.
-        func filters(mayHolding trace: TraceID) -> Set<Int> {
-            var out = Set<Int>()
-            for f in self.filters where f.filter.mayContain(trace) { out.insert(f.id) }
+        func filters(mayHolding trace: TraceID) -> [Int] {
+            var out: [Int] = []
+            for f in self.filters where f.filter.mayContain(trace) { out.append(f.id) }
             return out
         }
 
         /// Whether block `id` may hold a trace that the filters `holding` may hold (true: ask the block).
-        func mayHold(block id: UInt64, holding: Set<Int>) -> Bool {
+        func mayHold(block id: UInt64, holding: [Int]) -> Bool {
             guard let named = self.covered[id] else { return true }
-            return !named.isDisjoint(with: holding)
+            return holding.contains { named.contains($0) }
         }
     }
 }

@@ -248,6 +248,16 @@ public final class StorageEngine: Sendable {
         guard !candidates.isEmpty else { return ([], []) }
         // After the catalog: every candidate is covered by the view (its traces in the filter) or asked.
         let view = self.cutTraces.view(of: partition)
+        // Candidates by the filters they are covered by, and those no filter covers (always asked).
+        var uncovered: [Int] = []
+        var byFilter: [Int: [Int]] = [:]
+        for (c, meta) in candidates.enumerated() {
+            if let named = view?.covered[meta.id] {
+                for f in named { byFilter[f, default: []].append(c) }
+            } else {
+                uncovered.append(c)
+            }
+        }
         // A block's reader is looked up once per batch, and only for a block that is asked: a scan of
         // every recent block would cycle the store's reader cache once they outnumber it.
         var readers: [UInt64: BlockReader?] = [:]
@@ -268,7 +278,18 @@ public final class StorageEngine: Sendable {
         for row in rows { byTrace[TraceID(high: batch.traceHigh[Int(row)], low: batch.traceLow[Int(row)]), default: []].append(row) }
         var stored: [Int32] = []
         var found: [TraceID] = []
+        var asked: [Int] = []
         for (trace, traceRows) in byTrace {
+            // Most new traces are in no filter: only the uncovered candidates are asked.
+            asked.removeAll(keepingCapacity: true)
+            asked.append(contentsOf: uncovered)
+            let holding = view?.filters(mayHolding: trace) ?? []
+            for f in holding { asked.append(contentsOf: byFilter[f] ?? []) }
+            guard !asked.isEmpty else { continue }
+            if holding.count > 1 || (!holding.isEmpty && !uncovered.isEmpty) {
+                asked.sort()
+                asked = asked.enumerated().filter { $0.offset == 0 || asked[$0.offset - 1] != $0.element }.map(\.element)
+            }
             var first = UInt64.max
             var last: UInt64 = 0
             for row in traceRows {
@@ -277,11 +298,12 @@ public final class StorageEngine: Sendable {
             }
             var held = Set<UInt64>()
             var inBlocks = false
-            let holding = view?.filters(mayHolding: trace) ?? []
-            for meta in candidates where meta.maxStart &+ slack >= first && meta.minStart <= last &+ slack {
-                if let view, !view.mayHold(block: meta.id, holding: holding) { continue }
-                guard let reader = reader(meta) else { continue }
+            for c in asked {
+                let meta = candidates[c]
+                guard meta.maxStart &+ slack >= first && meta.minStart <= last &+ slack else { continue }
                 do {
+                    // The block-wide filter first: it is kept without the reader, so most asks open none.
+                    guard try self.store.mayHold(trace, in: meta, { reader(meta) }), let reader = reader(meta) else { continue }
                     if try self.spanIDs(of: trace, in: meta, reader, into: &held) { inBlocks = true }
                 } catch {
                     self.store.quarantine(meta, error)
@@ -294,12 +316,11 @@ public final class StorageEngine: Sendable {
         return (stored, found)
     }
 
-    /// Adds the span IDs `meta` holds of `trace` to `held`; false if it holds none. The block's
-    /// filter over all its traces rules most blocks out, then the groups' Bloom filters most groups;
+    /// Adds the span IDs `meta` holds of `trace` to `held`; false if it holds none. The groups' Bloom
+    /// filters rule most groups out (the caller asked the block-wide filter first);
     /// the trace and span ID columns come from the store's column cache, so a resent batch of many
     /// traces decodes each row group once.
     private func spanIDs(of trace: TraceID, in meta: BlockMeta, _ reader: BlockReader, into held: inout Set<UInt64>) throws -> Bool {
-        guard try reader.mayHoldByBlockFilter(trace) else { return false }
         var found = false
         for g in try reader.candidateGroups(trace) {
             guard case .traces(let traceOf, let high, let low) = try self.store.column(meta, reader, group: g, .traces),

@@ -193,9 +193,15 @@ struct BlockReaderTests {
         let reader = try store.reader(meta)
         #expect(reader.groups.count > 3)
         let held = Set((0..<batch.spanCount).map { batch.traceID($0) })
-        #expect(try held.allSatisfy { try reader.mayHoldByBlockFilter($0) })
+        #expect(try held.allSatisfy { try store.mayHold($0, in: meta, { reader }) })
         var rng = SplitMix64(seed: 78)
         let others = (0..<10_000).map { _ in TraceID(high: rng.next(), low: rng.next()) }
-        #expect(try others.filter { try reader.mayHoldByBlockFilter($0) }.count < 150)
+        #expect(try others.filter { try store.mayHold($0, in: meta, { reader }) }.count < 150)
+        // Kept apart from the reader: later checks open none, even once the reader cache dropped it.
+        store.readerCacheSize = 1
+        _ = try store.reader(try store.write(BlockCodecTests.generated(requests: 1, seed: 44), org: "o", placement: "p"))
+        var opened = 0
+        #expect(try held.allSatisfy { trace in try store.mayHold(trace, in: meta, { opened += 1; return nil }) })
+        #expect(opened == 0)
     }
 }

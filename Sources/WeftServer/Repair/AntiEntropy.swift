@@ -240,8 +240,15 @@ final class AntiEntropy: Sendable {
             let key = PlacementKey(parsing: partition.placement)!
             let holders = holders(key)
             let engine = self.engine
-            guard let mine = try? await self.threads.runIfActive({ engine.digest(partition) }) else { continue }
-            if !holders.contains(where: { $0 != self.me }) { compared.insert(partition) }
+            // With no other holder there is nothing to compare (a one-node cluster): no digest either.
+            let mine: [UInt64: BucketDigest]
+            if !holders.contains(where: { $0 != self.me }) {
+                compared.insert(partition)
+                mine = [:]
+            } else {
+                guard let digest = try? await self.threads.runIfActive({ engine.digest(partition) }) else { continue }
+                mine = digest
+            }
             // Whether every other desired holder was reached, and whether one lacked spans this node holds.
             var reachedAll = true
             var sentSome = false

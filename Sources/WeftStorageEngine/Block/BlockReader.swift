@@ -237,7 +237,6 @@ public final class BlockReader: Sendable {
     let serviceEdgeCache = Mutex<[ServiceEdge]?>(nil)
     let serviceOrphanCache = Mutex<[ServiceOrphan]?>(nil)
     let serviceEdgeTotalCache = Mutex<ServiceMapPartial?>(nil)
-    let traceFilterCache = Mutex<BlockTraceFilter?>(nil)
 
     public init(source: any BlockSource) throws {
         self.source = source
@@ -332,19 +331,17 @@ public final class BlockReader: Sendable {
         return false
     }
 
-    /// Whether the block may hold `trace`, by one filter over all its traces: built on first use from
-    /// the groups' trace IDs and kept with the reader. For checking many traces against the same
-    /// blocks (ingest's check for resent spans), where asking each group's Bloom filter costs a
-    /// division per probe per group of every block.
-    public func mayHoldByBlockFilter(_ trace: TraceID) throws -> Bool {
-        if let filter = self.traceFilterCache.withLock({ $0 }) { return filter.mayContain(trace) }
+    /// One filter over all the block's traces, built from the groups' trace IDs. For checking many
+    /// traces against the same blocks (ingest's check for resent spans), where asking each group's
+    /// Bloom filter costs a division per probe per group of every block. ``BlockStore/mayHold(_:in:_:)``
+    /// keeps it apart from the reader, which the reader cache may drop.
+    public func traceFilter() throws -> BlockTraceFilter {
         var filter = BlockTraceFilter(traces: Int(self.groups.traces.reduce(0, +)))
         for g in 0..<self.groups.count {
             let (high, low) = try self.traceIDs(inGroup: g)
             for t in high.indices { filter.insert(TraceID(high: high[t], low: low[t])) }
         }
-        self.traceFilterCache.withLock { $0 = filter }
-        return filter.mayContain(trace)
+        return filter
     }
 
     /// The IDs of group `g`'s traces, in the group's trace order, as two halves.
@@ -1047,7 +1044,7 @@ public struct TraceBloom: Sendable, Equatable {
 /// A Bloom filter over every trace of a block, kept in memory only. Cache-line blocked: a trace's
 /// probes all fall in one 512-bit block, so a check costs one cache miss; a power-of-two number of
 /// bits (10 to 20 per trace, about 1% false positives or fewer), so the block is found by a mask.
-struct BlockTraceFilter: Sendable {
+public struct BlockTraceFilter: Sendable {
     private var bits: [UInt64]
     /// Blocks − 1.
     private let mask: UInt64
@@ -1058,6 +1055,9 @@ struct BlockTraceFilter: Sendable {
         self.bits = [UInt64](repeating: 0, count: words)
         self.mask = UInt64(words / 8 - 1)
     }
+
+    /// Memory the filter takes.
+    var bytes: Int { self.bits.count * 8 }
 
     /// The first word of the trace's block, and its probes' bit positions (9 bits each) in `h`.
     @inline(__always) private func place(_ id: TraceID) -> (base: Int, h: UInt64) {
@@ -1075,7 +1075,7 @@ struct BlockTraceFilter: Sendable {
         }
     }
 
-    func mayContain(_ id: TraceID) -> Bool {
+    public func mayContain(_ id: TraceID) -> Bool {
         var (base, h) = self.place(id)
         for _ in 0..<TraceBloom.probes {
             let p = Int(h & 511)

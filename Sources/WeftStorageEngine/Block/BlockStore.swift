@@ -131,6 +131,7 @@ public final class BlockStore: @unchecked Sendable {
     public func quarantine(_ meta: BlockMeta, _ error: any Error) {
         self.quarantine.withLock { $0[meta.id] = "\(error)" }
         self.columnCache.remove(block: meta.id)
+        self.forgetTraceFilter(meta.id)
         self.readers.withLock { c in
             c.entries.removeValue(forKey: meta.id)
             c.order.removeAll { $0 == meta.id }
@@ -144,6 +145,37 @@ public final class BlockStore: @unchecked Sendable {
 
     /// Decoded scan columns shared by queries.
     public let columnCache: ColumnCache
+
+    /// Block-wide trace filters (see ``mayHold(_:in:_:)``), oldest first, and their total bytes.
+    private let traceFilters = Mutex<(filters: [UInt64: BlockTraceFilter], order: [UInt64], bytes: Int)>(([:], [], 0))
+    /// Memory the block-wide trace filters may take (about 2 bytes per trace).
+    public var traceFilterBytes = 256 << 20
+
+    /// Whether block `meta` may hold `trace`, by its block-wide filter, built on first use and kept
+    /// (apart from the reader, which the reader cache may drop) until the block is removed or the
+    /// filters outgrow ``traceFilterBytes``.
+    /// `reader` is called only to build the filter; without a reader (nil) the block may hold it.
+    public func mayHold(_ trace: TraceID, in meta: BlockMeta, _ reader: () throws -> BlockReader?) throws -> Bool {
+        if let filter = self.traceFilters.withLock({ $0.filters[meta.id] }) { return filter.mayContain(trace) }
+        guard let filter = try reader()?.traceFilter() else { return true }
+        self.traceFilters.withLock { c in
+            guard c.filters.updateValue(filter, forKey: meta.id) == nil else { return }
+            c.order.append(meta.id)
+            c.bytes += filter.bytes
+            while c.bytes > self.traceFilterBytes, c.order.count > 1 {
+                c.bytes -= c.filters.removeValue(forKey: c.order.removeFirst())?.bytes ?? 0
+            }
+        }
+        return filter.mayContain(trace)
+    }
+
+    private func forgetTraceFilter(_ id: UInt64) {
+        self.traceFilters.withLock { c in
+            guard let filter = c.filters.removeValue(forKey: id) else { return }
+            c.order.removeAll { $0 == id }
+            c.bytes -= filter.bytes
+        }
+    }
 
     public init(disk: any Disk, directory: String, columnCacheBytes: Int = ColumnCache.defaultCapacityBytes) {
         self.disk = disk
@@ -295,6 +327,7 @@ public final class BlockStore: @unchecked Sendable {
     /// Removes a block: meta first (so it stops being visible), then data.
     public func remove(_ meta: BlockMeta) throws {
         self.columnCache.remove(block: meta.id)
+        self.forgetTraceFilter(meta.id)
         self.readers.withLock { c in
             c.entries.removeValue(forKey: meta.id)
             c.order.removeAll { $0 == meta.id }
