@@ -33,8 +33,28 @@ public struct TraceMatchesPartial: Sendable, Equatable {
 
     /// The `limit` traces with the latest matching span, most recent first (ties by trace ID).
     public func latest(_ limit: Int) -> [TraceMatch] {
-        self.traces.sorted { a, b in a.value.latestStart != b.value.latestStart ? a.value.latestStart > b.value.latestStart : a.key < b.key }
-            .prefix(max(0, limit)).map { TraceMatch(traceID: $0.key, latestStart: $0.value.latestStart, matched: $0.value.matched) }
+        func before(_ a: (key: TraceID, value: Entry), _ b: (key: TraceID, value: Entry)) -> Bool {
+            a.value.latestStart != b.value.latestStart ? a.value.latestStart > b.value.latestStart : a.key < b.key
+        }
+        let limit = max(0, limit)
+        var best: [(key: TraceID, value: Entry)]
+        if limit > 256 || limit * 8 >= self.traces.count {
+            best = Array(self.traces.sorted(by: before).prefix(limit))
+        } else {
+            // A few of many: kept in order as they come; most entries are compared with the last alone.
+            best = []
+            best.reserveCapacity(limit + 1)
+            for e in self.traces where limit > 0 && (best.count < limit || before(e, best[best.count - 1])) {
+                var lo = 0, hi = best.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if before(best[mid], e) { lo = mid + 1 } else { hi = mid }
+                }
+                best.insert(e, at: lo)
+                if best.count > limit { best.removeLast() }
+            }
+        }
+        return best.map { TraceMatch(traceID: $0.key, latestStart: $0.value.latestStart, matched: $0.value.matched) }
     }
 
     public static func == (a: TraceMatchesPartial, b: TraceMatchesPartial) -> Bool { a.traces == b.traces && a.spans == b.spans }

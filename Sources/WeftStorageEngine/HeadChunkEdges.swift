@@ -87,7 +87,18 @@ public struct HeadChunkEdges: Sendable {
 final class HeadChunkDerived: Sendable {
     let edges = Mutex<HeadChunkEdges>(.empty)
     let postings = Mutex<HeadChunkPostings?>(nil)
+    /// Scan columns built from a sealed chunk's rows, and the bytes they count in
+    /// ``HeadChunk/columnCacheLimitBytes``.
+    let columns = Mutex<(values: [ScanColumn: ColumnValues], bytes: Int)>(([:], 0))
+
+    deinit {
+        let bytes = self.columns.withLock { $0.bytes }
+        if bytes > 0 { headColumnCacheBytes.subtract(bytes, ordering: .relaxed) }
+    }
 }
+
+/// Bytes of scan columns kept by sealed head chunks, over every head of the process.
+private let headColumnCacheBytes = Atomic<Int>(0)
 
 extension HeadChunk {
     /// The service-map edges among this chunk's spans (see ``HeadChunkEdges``): computed once,
@@ -111,8 +122,14 @@ public struct HeadChunkPostings: Sendable {
     /// `key << 32 | value` (the chunk's string IDs) → where its rows start in `flat` and how many.
     let ranges: [UInt64: (start: Int32, count: Int32)]
     let flat: [Int32]
+    /// Rows of the sealed chunk (an older copy of the chunk, taken while it grew, has fewer).
+    let rows: Int
+    /// Whether no span has a key twice among its attributes: then a row is in a key's list exactly
+    /// when its value of the key (the first, as scans read it) is that list's value.
+    public let keysAreUnique: Bool
 
     init(_ batch: SpanBatch) {
+        self.rows = batch.spanCount
         let string = ValueType.string.rawValue
         let keys = batch.attrs.keys, types = batch.attrs.types, values = batch.attrs.values
         // Pass 1: rows per (key, value); pass 2: rows into place.
@@ -129,7 +146,19 @@ public struct HeadChunkPostings: Sendable {
             ranges.values[i].count = 0
         }
         var flat = [Int32](repeating: 0, count: total)
+        // The last row (+1) that had each key, by key ID: a key met twice in one row repeats.
+        var lastRowOfKey = [Int32](repeating: 0, count: batch.strings.count)
+        var unique = true
         for row in 0..<batch.spanCount {
+            for i in batch.attrRange(row) {
+                let key = Int(keys[i])
+                if key < lastRowOfKey.count {
+                    if lastRowOfKey[key] == Int32(row + 1) { unique = false }
+                    lastRowOfKey[key] = Int32(row + 1)
+                } else {
+                    unique = false
+                }
+            }
             for i in batch.attrRange(row) where types[i] == string {
                 let k = ranges.index(forKey: UInt64(keys[i]) << 32 | (values[i] & 0xFFFF_FFFF))!
                 let (start, count) = ranges.values[k]
@@ -141,6 +170,7 @@ public struct HeadChunkPostings: Sendable {
         }
         self.ranges = ranges
         self.flat = flat
+        self.keysAreUnique = unique
     }
 
     /// Rows whose span attributes include `key` = `value` (string IDs of the chunk), ascending.
@@ -152,12 +182,59 @@ public struct HeadChunkPostings: Sendable {
 
 extension HeadChunk {
     /// The chunk's posting lists, once built by ``buildPostings()`` (when the chunk is sealed).
-    public var postings: HeadChunkPostings? { self.derived.postings.withLock { $0 } }
+    public var postings: HeadChunkPostings? {
+        self.derived.postings.withLock { $0 }.flatMap { $0.rows == self.spanCount ? $0 : nil }
+    }
 
     /// Builds the posting lists of a chunk that takes no more rows.
     func buildPostings() {
         guard self.derived.postings.withLock({ $0 == nil }) else { return }
         let postings = HeadChunkPostings(self.batch)
         self.derived.postings.withLock { $0 = postings }
+    }
+}
+
+extension HeadChunk {
+    /// Most bytes of built scan columns that sealed chunks keep, over every head of the process.
+    public static let columnCacheLimitBytes = 256 << 20
+
+    /// Bytes of built scan columns sealed chunks keep now.
+    public static var columnCacheBytes: Int { headColumnCacheBytes.load(ordering: .relaxed) }
+
+    /// One column of the chunk in scan form. The columns a scan builds from every span's
+    /// attributes or traces (span attributes, trace-level values) are kept by a sealed chunk, within
+    /// ``columnCacheLimitBytes``, so a later query reads them as a block's cached columns are read.
+    public func scanColumn(_ column: ScanColumn) -> ColumnValues {
+        guard Self.isBuilt(column) else { return self.batch.scanColumn(column) }
+        if let kept = self.keptColumn(column) { return kept }
+        let values = self.batch.scanColumn(column)
+        guard self.postings != nil else { return values }
+        let bytes = values.bytes
+        guard headColumnCacheBytes.add(bytes, ordering: .relaxed).newValue <= Self.columnCacheLimitBytes else {
+            headColumnCacheBytes.subtract(bytes, ordering: .relaxed)
+            return values
+        }
+        let kept = self.derived.columns.withLock { state -> Bool in
+            guard state.values[column] == nil else { return false }
+            state.values[column] = values
+            state.bytes += bytes
+            return true
+        }
+        if !kept { headColumnCacheBytes.subtract(bytes, ordering: .relaxed) }
+        return values
+    }
+
+    /// A column this sealed chunk has kept, without building it.
+    public func keptColumn(_ column: ScanColumn) -> ColumnValues? {
+        guard self.postings != nil else { return nil }
+        return self.derived.columns.withLock { $0.values[column] }
+    }
+
+    /// Whether a column is built from the rows (not one of the batch's own arrays).
+    private static func isBuilt(_ column: ScanColumn) -> Bool {
+        switch column {
+        case .attribute, .traces, .traceTiming, .rootService, .rootName: return true
+        default: return false
+        }
     }
 }

@@ -1,7 +1,9 @@
 import Testing
 import WeftModel
+import WeftOTLP
 @testable import WeftQuery
 @testable import WeftStorageEngine
+import WeftTestSupport
 
 /// Sealed head chunks answer span-attribute equality through their posting lists: the same trace
 /// matches and aggregates as a scan of chunks that have none (still being written).
@@ -72,6 +74,86 @@ struct HeadPostingsTests {
             let a = try AggregationExecutor.partial(query, snapshot: sealed.snapshot(org: "o"), store: sealed.store)
             let b = try AggregationExecutor.partial(query, snapshot: open.snapshot(org: "o"), store: open.store)
             #expect(a.sameContents(as: b))
+        }
+    }
+
+    /// A sealed chunk keeps the attribute columns a scan builds; later scans read them and answer the
+    /// same, and a copy of the chunk taken while it was still growing never reads them.
+    @Test func test_sealedChunks_keepBuiltColumns() throws {
+        let batches = AggregationTests.traffic(seed: 79)
+        let engine = StorageEngine(head: Head(configuration: .init(chunkSpans: 256)), store: BlockStore(disk: SimulatedDisk(), directory: "/k"))
+        let open = StorageEngine(head: Head(configuration: .init(chunkSpans: 1_000_000)), store: BlockStore(disk: SimulatedDisk(), directory: "/ko"))
+        func rows(_ range: Range<Int>) -> SpanBatch {
+            var part = SpanBatch()
+            part.strings = batches[0].strings
+            part.appendRows(Array(range), of: batches[0])
+            return part
+        }
+        engine.head.append(rows(0..<100), org: "o")
+        let growing = try #require(engine.snapshot(org: "o").chunks.last)
+        engine.head.append(rows(100..<batches[0].spanCount), org: "o")
+        for b in batches.dropFirst() { engine.head.append(b, org: "o") }
+        for b in batches { open.head.append(b, org: "o") }
+        let query = AggregationQuery(
+            filter: try TraceQLQuery(parsing: "{ span.tenant_id != \"\" }").filter, groupBy: [.attribute(.span, "tenant_id")],
+            aggregates: [.count, .sum(.attribute(.span, "gen_ai.usage.cost"))], startNanos: Self.base, endNanos: Self.base + 8 * Self.minute
+        )
+        let expected = try AggregationExecutor.partial(query, snapshot: open.snapshot(org: "o"), store: open.store)
+        let before = HeadChunk.columnCacheBytes
+        let first = try AggregationExecutor.partial(query, snapshot: engine.snapshot(org: "o"), store: engine.store)
+        #expect(first.sameContents(as: expected))
+        let sealed = engine.snapshot(org: "o").chunks.filter { $0.postings != nil }
+        #expect(sealed.count > 3)
+        for chunk in sealed {
+            let key = try #require(chunk.batch.strings.lookup("tenant_id"))
+            let kept = try #require(chunk.keptColumn(.attribute(key)))
+            #expect(kept.bytes == chunk.spanCount * 4, "all tenant values are strings: 4 bytes a row")
+        }
+        #expect(HeadChunk.columnCacheBytes > before)
+        let second = try AggregationExecutor.partial(query, snapshot: engine.snapshot(org: "o"), store: engine.store)
+        #expect(second.sameContents(as: expected))
+        // The copy taken while the chunk grew: its rows only, never the sealed chunk's columns.
+        #expect(growing.spanCount < 256 && growing.postings == nil)
+        let key = try #require(growing.batch.strings.lookup("tenant_id"))
+        #expect(growing.keptColumn(.attribute(key)) == nil)
+        #expect(growing.scanColumn(.attribute(key)).bytes == growing.spanCount * 4)
+    }
+
+    /// A span that has a key twice is read by its first value there, as a scan reads it: a chunk
+    /// holding one checks its posting-list rows again; chunks without one take the lists' word.
+    @Test func test_repeatedKeys_answerAsAScan() throws {
+        var spans: [TestSpan] = []
+        for k in 0..<600 {
+            let start = Self.base + UInt64(k) * 1_000_000
+            var attributes: [(String, TestValue)] = [("tenant_id", .string("t\(k % 3)")), ("region", .string("r\(k % 2)"))]
+            // In the first chunk only: span 5 says tenant t2 and then t0.
+            if k == 5 { attributes.append(("tenant_id", .string("t0"))) }
+            spans.append(TestSpan(traceID: TraceID(high: 1, low: UInt64(k / 4 + 1)), spanID: UInt64(k + 1), name: "call", start: start, end: start + 1000, attributes: attributes))
+        }
+        let sealed = StorageEngine(head: Head(configuration: .init(chunkSpans: 200)), store: BlockStore(disk: SimulatedDisk(), directory: "/r"))
+        let open = StorageEngine(head: Head(configuration: .init(chunkSpans: 1_000_000)), store: BlockStore(disk: SimulatedDisk(), directory: "/ro"))
+        var decoder = OTLPProtobufDecoder()
+        for part in stride(from: 0, to: spans.count, by: 200) {
+            var batch = SpanBatch()
+            let bytes = RequestBuilder.request([("svc", Array(spans[part..<part + 200]))])
+            _ = try bytes.withUnsafeBytes { try decoder.decode($0, into: &batch) }
+            sealed.head.append(batch, org: "o")
+            open.head.append(batch, org: "o")
+        }
+        let chunks = sealed.snapshot(org: "o").chunks
+        #expect(chunks.compactMap { $0.postings?.keysAreUnique } == [false, true, true])
+        for text in ["{ span.tenant_id = \"t0\" && span.region = \"r1\" }", "{ span.tenant_id = \"t2\" }", "{ span.tenant_id = \"t0\" }"] {
+            let filter = try TraceQLQuery(parsing: text).filter
+            func matches(_ e: StorageEngine) throws -> TraceMatchesPartial {
+                var p = try TraceMatchExecutor.partial(filter, startNanos: Self.base, endNanos: Self.base + Self.minute, snapshot: e.snapshot(org: "o"), store: e.store)
+                p.stats = ScanStats()
+                return p
+            }
+            #expect(try matches(sealed) == matches(open), "\(text)")
+            let query = AggregationQuery(filter: filter, groupBy: [.attribute(.span, "region")], aggregates: [.count], startNanos: Self.base, endNanos: Self.base + Self.minute)
+            let a = try AggregationExecutor.partial(query, snapshot: sealed.snapshot(org: "o"), store: sealed.store)
+            let b = try AggregationExecutor.partial(query, snapshot: open.snapshot(org: "o"), store: open.store)
+            #expect(a.sameContents(as: b), "\(text)")
         }
     }
 }

@@ -1,5 +1,6 @@
 import Testing
 import WeftAggregates
+import WeftModel
 @testable import WeftQuery
 
 @Suite struct PartialMergeTests {
@@ -87,6 +88,45 @@ import WeftAggregates
         #expect(try AggregationPartial.decode(wire(2), query).group(of: [.string("z")]) == 2)
         #expect(throws: BlockFormatError.self) { _ = try AggregationPartial.decode(wire(0), query) }
         #expect(throws: BlockFormatError.self) { _ = try AggregationPartial.decode(wire(3), query) }
+    }
+
+    /// A string given as bytes has the code the same string has as a value; bytes that are not
+    /// UTF-8 take the code of their repaired string; a closed partial finds only its own strings.
+    @Test func test_stringCodes_byBytes_agreeWithValues() {
+        let query = AggregationQuery(groupBy: [.attribute(.span, "t"), .attribute(.span, "n")], aggregates: [.count], startNanos: 0, endNanos: 10)
+        var p = AggregationPartial(query)
+        func code(_ f: Int, _ bytes: [UInt8]) -> UInt32? { bytes.withUnsafeBytes { p.code(field: f, utf8: $0) } }
+        let first = p.code(field: 0, .string("tenant-1"))
+        #expect(code(0, Array("tenant-1".utf8)) == first)
+        #expect(code(1, Array("tenant-1".utf8)) == 0, "fields number their values apart")
+        let second = code(0, Array("tenant-2".utf8))
+        #expect(second != first && p.code(field: 0, .string("tenant-2")) == second)
+        #expect(p.code(field: 0, .int(7)) == 2 && p.code(field: 0, .absent) == 3)
+        let repaired = p.code(field: 0, .string(String(decoding: [0x61, 0xFF], as: UTF8.self)))
+        #expect(code(0, [0x61, 0xFF]) == repaired && code(0, [0x61, 0xFE]) == repaired)
+        let g = p.group([.string("tenant-2"), .string("x")])
+        #expect(p.group(of: [.string("tenant-2"), .string("x")]) == g && p.group(of: [.string("tenant-3"), .string("x")]) == nil)
+        var closed = AggregationPartial.closed(query, to: [[.string("tenant-2"), .string("x")]])
+        #expect(closed.code(field: 0, .string("tenant-1")) == nil)
+        #expect(Array("tenant-1".utf8).withUnsafeBytes { closed.code(field: 0, utf8: $0) } == nil)
+        #expect(Array("tenant-2".utf8).withUnsafeBytes { closed.code(field: 0, utf8: $0) } == 0)
+    }
+
+    /// The latest traces of a search partial, few of many or many, are those a full sort gives:
+    /// latest match first, ties by trace ID.
+    @Test(arguments: [0, 1, 3, 20, 150, 600, 5000])
+    func test_latestTraces_equalAFullSort(_ limit: Int) {
+        var p = TraceMatchesPartial()
+        var state: UInt64 = 42
+        for i in 0..<2000 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            // Few distinct starts: many ties, settled by trace ID.
+            p.traces[TraceID(high: state >> 60, low: UInt64(i) &* 0x9E37_79B9)] = .init(latestStart: (state >> 33) % 97, matched: i % 5 + 1)
+        }
+        let expected = p.traces.sorted { a, b in a.value.latestStart != b.value.latestStart ? a.value.latestStart > b.value.latestStart : a.key < b.key }
+            .prefix(limit).map(\.key)
+        #expect(p.latest(limit).map(\.traceID) == Array(expected))
+        #expect(p.latest(limit).map(\.matched) == expected.map { p.traces[$0]!.matched })
     }
 
     /// A slot map given room first keeps every key it is then given, as one that grows does.

@@ -285,7 +285,7 @@ struct Worker {
     /// A head chunk's columns and plan (trace-level columns from `context`, over all head chunks).
     func open(_ chunk: HeadChunk, _ context: HeadTraceContext?, _ stats: inout ScanStats) throws -> (ChunkColumns, SourcePlan, allInRange: Bool) {
         let batch = chunk.batch
-        let (columns, strings) = context?.source(batch) ?? (ChunkColumns(rows: batch.spanCount) { c in batch.scanColumn(c) }, SourceStrings(table: batch.strings, dictionary: nil))
+        let (columns, strings) = context?.source(chunk) ?? (ChunkColumns(head: chunk), SourceStrings(table: batch.strings, dictionary: nil))
         let plan = try SourcePlan(self.query, strings: strings, resources: batch, limits: self.limits)
         if let postings = chunk.postings { plan.head = (batch, postings) }
         stats.chunks += 1
@@ -312,15 +312,17 @@ struct Worker {
         if case .none = plan.filter { return [] }
         let q = self.query
         var selection: [Int32]
-        if let head = plan.head, let lists = Self.postingLists(plan.filter, head.postings, head.batch) {
+        if let head = plan.head, let found = Self.postingLists(plan.filter, head.postings, head.batch) {
             // Equality on span attributes: only the rows every posting list holds can pass.
-            selection = Array(lists.min { $0.count < $1.count }!)
-            for list in lists where selection.count > 0 { selection = Self.intersect(selection, list) }
+            selection = Array(found.lists.min { $0.count < $1.count }!)
+            for list in found.lists where selection.count > 0 { selection = Self.intersect(selection, list) }
             if !allInRange {
                 let (start, _) = try chunk.timing()
                 selection.removeAll { start[Int($0)] < q.startNanos || start[Int($0)] > q.endNanos }
             }
             chunk.readOnly(selection, of: head.batch)
+            // The tests the lists answer exactly need no second look.
+            if head.postings.keysAreUnique { return try found.rest.select(selection, chunk, plan.resources) }
         } else if allInRange {
             selection = [Int32](unsafeUninitializedCapacity: chunk.rows) { buffer, count in
                 for i in 0..<chunk.rows { buffer[i] = Int32(i) }
@@ -337,22 +339,27 @@ struct Worker {
     }
 
     /// The posting lists of the filter's top-level conjunction of `span-attribute = "string"` tests
-    /// (unscoped ones too when no resource of the batch has the key); nil when it has none.
-    static func postingLists(_ filter: FilterPlan, _ postings: HeadChunkPostings, _ batch: SpanBatch) -> [ArraySlice<Int32>]? {
+    /// (unscoped ones too when no resource of the batch has the key), and the filter without those
+    /// tests; nil when it has none.
+    static func postingLists(_ filter: FilterPlan, _ postings: HeadChunkPostings, _ batch: SpanBatch) -> (lists: [ArraySlice<Int32>], rest: FilterPlan)? {
         var lists: [ArraySlice<Int32>] = []
-        func collect(_ f: FilterPlan) {
+        func collect(_ f: FilterPlan) -> FilterPlan {
             switch f {
             case .and(let a, let b):
-                collect(a)
-                collect(b)
+                switch (collect(a), collect(b)) {
+                case (.all, let y): return y
+                case (let x, .all): return x
+                case (let x, let y): return .and(x, y)
+                }
             case .test(.attribute(let scope, key: let key?), .ids(let ids, negate: false)) where ids.count == 1:
-                guard scope == .span || (scope == .any && !batch.resourceAttrs.keys.contains(key)) else { return }
+                guard scope == .span || (scope == .any && !batch.resourceAttrs.keys.contains(key)) else { return f }
                 lists.append(postings.rows(key: key, value: ids.first!))
-            default: break
+                return .all
+            default: return f
             }
         }
-        collect(filter)
-        return lists.isEmpty ? nil : lists
+        let rest = collect(filter)
+        return lists.isEmpty ? nil : (lists, rest)
     }
 
     /// Rows in both ascending lists.
@@ -420,7 +427,7 @@ struct Worker {
                 if Int(c) < plan.globalCode[f].count {
                     var g = plan.globalCode[f][Int(c)]
                     if g == unknown {
-                        g = partial.code(field: f, try self.value(f, c, plan)) ?? Self.excluded
+                        g = try self.partialCode(f, c, plan, &partial)
                         plan.globalCode[f][Int(c)] = g
                     }
                     out[i] = g
@@ -498,6 +505,19 @@ struct Worker {
                 throw MemoryBudget(self.query, limits: self.limits).exceeded
             }
         }
+    }
+
+    /// The partial's code of source-local code `code` of field `f` (``excluded`` where a closed
+    /// partial has no group with the value); strings go by their bytes.
+    private func partialCode(_ f: Int, _ code: UInt32, _ plan: SourcePlan, _ partial: inout AggregationPartial) throws -> UInt32 {
+        let isString: Bool
+        switch plan.groupBy[f] {
+        case .status, .kind: isString = false
+        case .ids(_, let zero) where zero && code == 0: isString = false
+        default: isString = code != Self.absentCode && code < Self.otherBase
+        }
+        guard isString else { return partial.code(field: f, try self.value(f, code, plan)) ?? Self.excluded }
+        return try plan.strings.withBytes(code) { partial.code(field: f, utf8: $0) } ?? Self.excluded
     }
 
     /// The partial code of a value a closed partial has no group with.

@@ -316,7 +316,13 @@ public struct AggregationPartial: Sendable {
     let fieldCount: Int
     /// Per group-by field: values by code, and codes by value.
     private var fieldValues: [[GroupValue]]
+    /// Codes of values that are not strings.
     private var fieldCodes: [[GroupValue: UInt32]]
+    /// Per group-by field: string values by their UTF-8 bytes, and the code of each (``unmapped`` for
+    /// bytes looked up that are no value's), so a source's strings are found without a `String`.
+    private var stringIndex: [StringTable]
+    private var stringIndexCodes: [[UInt32]]
+    private static let unmapped = UInt32.max
     /// `fieldCount` codes per group.
     private var groupCodes: [UInt32] = []
     private var slots = SlotMap()
@@ -343,6 +349,8 @@ public struct AggregationPartial: Sendable {
         self.fieldCount = query.groupBy.count
         self.fieldValues = Array(repeating: [], count: query.groupBy.count)
         self.fieldCodes = Array(repeating: [:], count: query.groupBy.count)
+        self.stringIndex = Array(repeating: StringTable(), count: query.groupBy.count)
+        self.stringIndexCodes = Array(repeating: [], count: query.groupBy.count)
         self.columns = query.aggregates.map { AggregateColumn(kind: $0.stateKind) }
     }
 
@@ -358,12 +366,49 @@ public struct AggregationPartial: Sendable {
     /// The code of `value` in field `f` (numbered on first sight); in a closed partial, nil for a value
     /// none of its groups has.
     mutating func code(field f: Int, _ value: GroupValue) -> UInt32? {
+        if case .string(var s) = value {
+            // Valid UTF-8, so these bytes decode to `s` again.
+            return s.withUTF8 { self.code(field: f, utf8: UnsafeRawBufferPointer($0)) }
+        }
         if let c = self.fieldCodes[f][value] { return c }
         if self.isClosed { return nil }
         let c = UInt32(self.fieldValues[f].count)
         self.fieldValues[f].append(value)
         self.fieldCodes[f][value] = c
         return c
+    }
+
+    /// ``code(field:_:)`` of the string whose UTF-8 bytes are `raw` (invalid sequences repaired).
+    mutating func code(field f: Int, utf8 raw: UnsafeRawBufferPointer) -> UInt32? {
+        let id = Int(self.stringIndex[f].intern(raw))
+        if id < self.stringIndexCodes[f].count {
+            let c = self.stringIndexCodes[f][id]
+            if c != Self.unmapped { return c }
+        } else {
+            self.stringIndexCodes[f].append(contentsOf: repeatElement(Self.unmapped, count: id + 1 - self.stringIndexCodes[f].count))
+        }
+        let string = String(decoding: raw, as: UTF8.self)
+        if string.utf8.count != raw.count || !string.utf8.elementsEqual(raw) {
+            // Repaired bytes: the code of the repaired string, which has bytes of its own.
+            guard let c = self.code(field: f, .string(string)) else { return nil }
+            self.stringIndexCodes[f][id] = c
+            return c
+        }
+        if self.isClosed { return nil }
+        let c = UInt32(self.fieldValues[f].count)
+        self.fieldValues[f].append(.string(string))
+        self.stringIndexCodes[f][id] = c
+        return c
+    }
+
+    /// The code of `value` if the partial has it.
+    private func existingCode(field f: Int, _ value: GroupValue) -> UInt32? {
+        guard case .string(var s) = value else { return self.fieldCodes[f][value] }
+        return s.withUTF8 { u in
+            self.stringIndex[f].lookup(UnsafeRawBufferPointer(u)).flatMap { id in
+                Int(id) < self.stringIndexCodes[f].count && self.stringIndexCodes[f][Int(id)] != Self.unmapped ? self.stringIndexCodes[f][Int(id)] : nil
+            }
+        }
     }
 
     /// A tuple of field codes as a 128-bit key; `hi` is 0 exactly when the key fits in 64 bits (up to two
@@ -441,7 +486,7 @@ public struct AggregationPartial: Sendable {
         guard key.count == self.fieldCount else { return nil }
         var codes = [UInt32](repeating: 0, count: self.fieldCount)
         for f in 0..<self.fieldCount {
-            guard let c = self.fieldCodes[f][key[f]] else { return nil }
+            guard let c = self.existingCode(field: f, key[f]) else { return nil }
             codes[f] = c
         }
         return codes.withUnsafeBufferPointer { c in
@@ -670,7 +715,6 @@ extension AggregationPartial {
         for f in 0..<partial.fieldCount {
             let n = try r.count(max: 1 << 26)
             partial.fieldValues[f].reserveCapacity(n)
-            partial.fieldCodes[f].reserveCapacity(n)
             for i in 0..<n {
                 guard partial.code(field: f, try r.groupValue()) == UInt32(i) else { throw BlockFormatError("a group value listed twice") }
             }

@@ -43,7 +43,7 @@ public struct AggregationSeries: Sendable {
 
 extension AggregationPartial {
     /// The finished value of aggregate `a` over `cells` (merged first when several).
-    func value(_ aggregate: Aggregate, _ a: Int, cells: [Int]) -> AggregateValue { self.columns[a].value(aggregate, cells: cells) }
+    func value<Cells: Collection<Int>>(_ aggregate: Aggregate, _ a: Int, cells: Cells) -> AggregateValue { self.columns[a].value(aggregate, cells: cells) }
 }
 
 extension AggregateColumn {
@@ -81,7 +81,7 @@ extension AggregationPartial {
     /// One row per group over all steps, ordered by aggregate `orderBy` (nil: by key; ties by key), at
     /// most `limit`. Only the rows that make the cut are finished (the k-th best value is selected first).
     public func rows(_ query: AggregationQuery, orderBy: Int? = nil, descending: Bool = true, limit: Int = .max) -> [AggregationRow] {
-        func cells(_ g: Int) -> [Int] { (0..<self.steps).map { g * self.steps + $0 } }
+        func cells(_ g: Int) -> Range<Int> { g * self.steps..<(g + 1) * self.steps }
         var chosen = Array(0..<self.groupCount)
         var scalars: [Double] = []
         if let o = orderBy {

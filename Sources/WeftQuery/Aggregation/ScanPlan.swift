@@ -23,6 +23,17 @@ struct SourceStrings {
         return self.extra.firstIndex(of: s).map { UInt32(self.base + $0) }
     }
 
+    /// Calls `body` with the UTF-8 bytes of string `id`.
+    func withBytes<R>(_ id: UInt32, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        if Int(id) >= self.base {
+            var s = self.extra[Int(id) - self.base]
+            return try s.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
+        }
+        if let table { return try table.withBytes(id, body) }
+        guard let dictionary else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return try dictionary.withBytes(id, body)
+    }
+
     func string(_ id: UInt32) throws -> String {
         if Int(id) >= self.base { return self.extra[Int(id) - self.base] }
         if let table { return table.string(id) }
@@ -120,9 +131,21 @@ final class ChunkColumns {
     private let fetch: (ScanColumn) throws -> ColumnValues
     private var fetched: [ScanColumn: ColumnValues] = [:]
 
+    /// Columns a source has built already, read before ``readOnly(_:of:)`` fills one for a few rows.
+    private let kept: ((ScanColumn) -> ColumnValues?)?
+
     init(rows: Int, fetch: @escaping (ScanColumn) throws -> ColumnValues) {
         self.rows = rows
         self.fetch = fetch
+        self.kept = nil
+    }
+
+    /// A head chunk's columns (the columns it keeps once sealed, see ``HeadChunk/scanColumn(_:)``);
+    /// `given` replaces any of them.
+    init(head: HeadChunk, _ given: [ScanColumn: ColumnValues] = [:]) {
+        self.rows = head.spanCount
+        self.fetch = { c in given[c] ?? head.scanColumn(c) }
+        self.kept = { c in given[c] ?? head.keptColumn(c) }
     }
 
     /// Set by ``readOnly(_:of:)``: the only rows read from then on, and the head batch they are in.
@@ -138,6 +161,10 @@ final class ChunkColumns {
 
     func values(_ c: ScanColumn) throws -> ColumnValues {
         if let v = self.fetched[c] { return v }
+        if let v = self.kept?(c) {
+            self.fetched[c] = v
+            return v
+        }
         if case .attribute(let key) = c, let rows = self.onlyRows, let batch = self.sparseBatch {
             var types = [UInt8](repeating: ColumnValues.absent, count: batch.spanCount)
             var values = [UInt64](repeating: 0, count: batch.spanCount)
@@ -633,9 +660,9 @@ final class HeadTraceContext: @unchecked Sendable {
     }
 
     /// A head chunk's columns and strings, the trace-level ones from this context.
-    func source(_ batch: SpanBatch) -> (ChunkColumns, SourceStrings) {
+    func source(_ head: HeadChunk) -> (ChunkColumns, SourceStrings) {
+        let batch = head.batch
         let (columns, extra) = self.columns(batch)
-        let chunk = ChunkColumns(rows: batch.spanCount) { c in columns[c] ?? batch.scanColumn(c) }
-        return (chunk, SourceStrings(table: batch.strings, dictionary: nil, extra: extra))
+        return (ChunkColumns(head: head, columns), SourceStrings(table: batch.strings, dictionary: nil, extra: extra))
     }
 }

@@ -37,6 +37,7 @@ public enum TraceMatchExecutor {
         let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
         let (found, spans, stats) = try self.all(query, snapshot: snapshot, store: store, limits: limits, context: context)
         var partial = TraceMatchesPartial()
+        partial.traces.reserveCapacity(found.count)
         found.forEach { id, latest, matched in partial.traces[id] = .init(latestStart: latest, matched: matched) }
         partial.spans = spans
         partial.stats = stats
@@ -174,10 +175,10 @@ extension SearchExecutor {
         // Matching spans of the chosen traces in the head: one filter pass per chunk over their rows.
         var spans = [[SpanSummary]](repeating: [], count: wanted.count)
         let shown = SpanAttributeSelection(filter: filter, select: request.select)
-        func collect(_ batch: SpanBatch, _ rows: [Int], head: Bool) throws {
+        func collect(_ batch: SpanBatch, _ rows: [Int], head: HeadChunk?) throws {
             guard !rows.isEmpty else { return }
-            let (chunk, strings) = (head ? context?.source(batch) : nil)
-                ?? (ChunkColumns(rows: batch.spanCount) { c in batch.scanColumn(c) }, SourceStrings(table: batch.strings, dictionary: nil))
+            let (chunk, strings) = head.flatMap { context?.source($0) }
+                ?? (head.map { ChunkColumns(head: $0) } ?? ChunkColumns(rows: batch.spanCount) { c in batch.scanColumn(c) }, SourceStrings(table: batch.strings, dictionary: nil))
             let plan = try FilterPlan(filter, strings, limits)
             let candidates = rows.map { Int32($0) }
             // Attribute columns for these rows alone, not every span of the chunk.
@@ -199,7 +200,7 @@ extension SearchExecutor {
         }
         for chunk in snapshot.chunks {
             try limits.check()
-            try collect(chunk.batch, chunk.rows(of: wanted), head: true)
+            try collect(chunk.batch, chunk.rows(of: wanted), head: chunk)
         }
         // Whole-trace summaries from head rows and block columns; matching spans of the chosen traces
         // in blocks: one filter pass per row group holding any of them, over just their rows.
@@ -209,7 +210,7 @@ extension SearchExecutor {
             // Attributes blocks keep only in typed columns: the matching spans from decoded traces.
             for m in matches.traces {
                 try limits.check()
-                for b in try TraceLookup.blockChunks(m.traceID, snapshot: snapshot, store: store) { try collect(b.batch, Array(0..<b.batch.spanCount), head: false) }
+                for b in try TraceLookup.blockChunks(m.traceID, snapshot: snapshot, store: store) { try collect(b.batch, Array(0..<b.batch.spanCount), head: nil) }
             }
         }
         try BlockGroupColumns.forEach(holding: wanted, snapshot: snapshot, store: store, limits: limits) { rows, group in
