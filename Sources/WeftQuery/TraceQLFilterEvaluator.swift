@@ -205,11 +205,16 @@ struct SpanAttributeSelection {
         self.fields = fields
     }
 
-    /// The row's values of the fields it has (span attribute first, then its resource's, as scoped).
-    func values(_ b: SpanBatch, _ row: Int) -> [(key: String, value: GroupValue)] {
+    /// The fields' string IDs in a batch (nil where it never saw the name), for ``values(_:_:keys:)``.
+    func keys(_ b: SpanBatch) -> [UInt32?] { self.fields.map { b.strings.lookup($0.name) } }
+
+    /// The row's values of the fields it has (span attribute first, then its resource's, as scoped);
+    /// `keys` are the fields' IDs in the batch (``keys(_:)``, looked up once per batch).
+    func values(_ b: SpanBatch, _ row: Int, keys: [UInt32?]) -> [(key: String, value: GroupValue)] {
         var out: [(key: String, value: GroupValue)] = []
-        for (scope, name) in self.fields {
-            guard let key = b.strings.lookup(name) else { continue }
+        out.reserveCapacity(self.fields.count)
+        for ((scope, name), key) in zip(self.fields, keys) {
+            guard let key else { continue }
             let value = (scope != .resource ? Self.value(b.attrs, b.attrRange(row), key, b.strings) : nil)
                 ?? (scope != .span ? Self.value(b.resourceAttrs, b.resourceAttrRange(Int(b.resourceIndex[row])), key, b.strings) : nil)
             if let value { out.append((name, value)) }

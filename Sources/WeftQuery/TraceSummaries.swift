@@ -3,12 +3,28 @@ import WeftStorageEngine
 
 extension HeadChunk {
     /// The rows of the `wanted` traces in this chunk, ascending.
-    func rows(of wanted: WantedTraces) -> [Int] {
-        var rows: [Int] = []
+    func rows(of wanted: WantedTraces) -> [Int] { self.rows(of: self.lastRows(of: wanted)) }
+
+    /// The `wanted` traces this chunk holds: each one's position in `wanted` and its last row here.
+    func lastRows(of wanted: WantedTraces) -> [(trace: Int, last: UInt32)] {
+        var out: [(trace: Int, last: UInt32)] = []
         if wanted.isFewAgainst(self.lastRowOfTrace.count) {
-            for id in wanted.ids where self.lastRowOfTrace[id] != nil { rows += self.rows(of: id) }
+            for (i, id) in wanted.ids.enumerated() { if let last = self.lastRowOfTrace[id] { out.append((i, last)) } }
         } else {
-            for id in self.lastRowOfTrace.keys where wanted.position(id) != nil { rows += self.rows(of: id) }
+            for (id, last) in self.lastRowOfTrace { if let i = wanted.position(id) { out.append((i, last)) } }
+        }
+        return out
+    }
+
+    /// The rows of traces given by their last rows (``lastRows(of:)``), ascending.
+    func rows(of traces: [(trace: Int, last: UInt32)]) -> [Int] {
+        var rows: [Int] = []
+        for (_, last) in traces {
+            var row = last
+            while row != .max {
+                rows.append(Int(row))
+                row = self.previousInTrace[Int(row)]
+            }
         }
         return rows.sorted()
     }
@@ -104,9 +120,9 @@ struct TraceSummaries {
 
     /// Sums the wanted traces' spans in head chunks: per trace, its rows of each chunk in order
     /// (chunks in snapshot order), services named once per chunk.
-    mutating func addHead(_ chunks: [HeadChunk]) {
+    mutating func addHead(_ chunks: [HeadChunk], lastRows: [[(trace: Int, last: UInt32)]]? = nil) {
         var rows: [Int] = []
-        for chunk in chunks {
+        for (c, chunk) in chunks.enumerated() {
             let b = chunk.batch
             let source = Source.head(chunk.placement)
             let fromHead = chunk.holdsEachSpanOnce
@@ -134,11 +150,7 @@ struct TraceSummaries {
                     )
                 }
             }
-            if self.wanted.isFewAgainst(chunk.lastRowOfTrace.count) {
-                for (i, id) in self.wanted.ids.enumerated() { if let last = chunk.lastRowOfTrace[id] { sum(i, last: last) } }
-            } else {
-                for (id, last) in chunk.lastRowOfTrace { if let i = self.wanted.position(id) { sum(i, last: last) } }
-            }
+            for (i, last) in lastRows?[c] ?? chunk.lastRows(of: self.wanted) { sum(i, last: last) }
         }
     }
 

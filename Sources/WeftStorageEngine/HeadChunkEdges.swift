@@ -127,6 +127,9 @@ public struct HeadChunkPostings: Sendable {
     /// Whether no span has a key twice among its attributes: then a row is in a key's list exactly
     /// when its value of the key (the first, as scans read it) is that list's value.
     public let keysAreUnique: Bool
+    /// The string values of each key, and the keys that also have values of other types.
+    let valuesOfKey: [UInt32: [UInt32]]
+    let mixedKeys: Set<UInt32>
 
     init(_ batch: SpanBatch) {
         self.rows = batch.spanCount
@@ -134,17 +137,27 @@ public struct HeadChunkPostings: Sendable {
         let keys = batch.attrs.keys, types = batch.attrs.types, values = batch.attrs.values
         // Pass 1: rows per (key, value); pass 2: rows into place.
         var ranges: [UInt64: (start: Int32, count: Int32)] = [:]
+        var mixed = Set<UInt32>()
         var total = 0
-        for i in 0..<batch.attrs.count where types[i] == string {
+        for i in 0..<batch.attrs.count {
+            guard types[i] == string else {
+                mixed.insert(keys[i])
+                continue
+            }
             ranges[UInt64(keys[i]) << 32 | (values[i] & 0xFFFF_FFFF), default: (0, 0)].count += 1
             total += 1
         }
+        var valuesOfKey: [UInt32: [UInt32]] = [:]
         var next = 0
         for i in ranges.indices {
             ranges.values[i].start = Int32(next)
             next += Int(ranges.values[i].count)
             ranges.values[i].count = 0
+            let pair = ranges.keys[i]
+            valuesOfKey[UInt32(pair >> 32), default: []].append(UInt32(truncatingIfNeeded: pair))
         }
+        self.valuesOfKey = valuesOfKey
+        self.mixedKeys = mixed
         var flat = [Int32](repeating: 0, count: total)
         // The last row (+1) that had each key, by key ID: a key met twice in one row repeats.
         var lastRowOfKey = [Int32](repeating: 0, count: batch.strings.count)
@@ -171,6 +184,23 @@ public struct HeadChunkPostings: Sendable {
         self.ranges = ranges
         self.flat = flat
         self.keysAreUnique = unique
+    }
+
+    /// Every row's value of `key` (string IDs, ``ColumnValues/absentID`` where a row lacks the key),
+    /// from the lists alone: the column a scan of the rows builds. Nil when some value of the key is
+    /// not a string or a span has a key twice.
+    public func stringColumn(key: UInt32) -> [UInt32]? {
+        guard self.keysAreUnique, !self.mixedKeys.contains(key) else { return nil }
+        var ids = [UInt32](repeating: ColumnValues.absentID, count: self.rows)
+        ids.withUnsafeMutableBufferPointer { out in
+            self.flat.withUnsafeBufferPointer { flat in
+                for value in self.valuesOfKey[key] ?? [] {
+                    let r = self.ranges[UInt64(key) << 32 | UInt64(value)]!
+                    for i in Int(r.start)..<Int(r.start + r.count) { out[Int(flat[i])] = value }
+                }
+            }
+        }
+        return ids
     }
 
     /// Rows whose span attributes include `key` = `value` (string IDs of the chunk), ascending.
@@ -207,8 +237,13 @@ extension HeadChunk {
     public func scanColumn(_ column: ScanColumn) -> ColumnValues {
         guard Self.isBuilt(column) else { return self.batch.scanColumn(column) }
         if let kept = self.keptColumn(column) { return kept }
-        let values = self.batch.scanColumn(column)
-        guard self.postings != nil else { return values }
+        guard let postings = self.postings else { return self.batch.scanColumn(column) }
+        let values: ColumnValues
+        if case .attribute(let key) = column, let ids = postings.stringColumn(key: key) {
+            values = .stringAttribute(ids)
+        } else {
+            values = self.batch.scanColumn(column)
+        }
         let bytes = values.bytes
         guard headColumnCacheBytes.add(bytes, ordering: .relaxed).newValue <= Self.columnCacheLimitBytes else {
             headColumnCacheBytes.subtract(bytes, ordering: .relaxed)

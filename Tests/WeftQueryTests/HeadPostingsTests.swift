@@ -28,6 +28,23 @@ struct HeadPostingsTests {
         }
         #expect(checked > 20)
         #expect(postings.rows(key: UInt32.max, value: 0).isEmpty)
+        // A key's column from the lists is the one a scan of the rows builds.
+        var columns = 0
+        for key in Set(batch.attrs.keys) {
+            let stringsOnly = (0..<batch.attrs.count).allSatisfy { batch.attrs.keys[$0] != key || batch.attrs.types[$0] == ValueType.string.rawValue }
+            guard let column = postings.stringColumn(key: key) else {
+                #expect(!stringsOnly, "key \(batch.strings.string(key)) has string values only")
+                continue
+            }
+            guard case .stringAttribute(let scanned) = batch.scanColumn(.attribute(key)) else {
+                Issue.record("key \(batch.strings.string(key)) scans to another form")
+                continue
+            }
+            #expect(column == scanned)
+            columns += 1
+        }
+        #expect(columns > 5 && columns < Set(batch.attrs.keys).count)
+        #expect(postings.stringColumn(key: UInt32.max) == [UInt32](repeating: ColumnValues.absentID, count: batch.spanCount))
     }
 
     @Test(arguments: [

@@ -387,10 +387,9 @@ public struct AggregationPartial: Sendable {
         } else {
             self.stringIndexCodes[f].append(contentsOf: repeatElement(Self.unmapped, count: id + 1 - self.stringIndexCodes[f].count))
         }
-        let string = String(decoding: raw, as: UTF8.self)
-        if string.utf8.count != raw.count || !string.utf8.elementsEqual(raw) {
-            // Repaired bytes: the code of the repaired string, which has bytes of its own.
-            guard let c = self.code(field: f, .string(string)) else { return nil }
+        guard let string = String(validating: raw, as: UTF8.self) else {
+            // Not UTF-8: the code of the repaired string, which has bytes of its own.
+            guard let c = self.code(field: f, .string(String(decoding: raw, as: UTF8.self))) else { return nil }
             self.stringIndexCodes[f][id] = c
             return c
         }

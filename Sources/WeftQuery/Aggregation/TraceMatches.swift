@@ -180,10 +180,17 @@ extension SearchExecutor {
             let (chunk, strings) = head.flatMap { context?.source($0) }
                 ?? (head.map { ChunkColumns(head: $0) } ?? ChunkColumns(rows: batch.spanCount) { c in batch.scanColumn(c) }, SourceStrings(table: batch.strings, dictionary: nil))
             let plan = try FilterPlan(filter, strings, limits)
-            let candidates = rows.map { Int32($0) }
+            var candidates = rows.map { Int32($0) }
+            var rest = plan
+            if let postings = head?.postings, let found = Worker.postingLists(plan, postings, batch) {
+                // Equality on span attributes: the rows in every posting list, then the other tests.
+                for list in found.lists where !candidates.isEmpty { candidates = Worker.intersect(candidates, list) }
+                if postings.keysAreUnique { rest = found.rest }
+            }
             // Attribute columns for these rows alone, not every span of the chunk.
             chunk.readOnly(candidates, of: batch)
-            for row in try plan.select(candidates, chunk, batch) {
+            let keys = shown.keys(batch)
+            for row in try rest.select(candidates, chunk, batch) {
                 let r = Int(row)
                 let start = batch.startTime[r]
                 guard start >= query.startNanos && start <= query.endNanos else { continue }
@@ -193,19 +200,20 @@ extension SearchExecutor {
                     let end = batch.endTime[r]
                     spans[i].append(SpanSummary(
                         spanID: batch.spanID[r], name: batch.strings.string(batch.name[r]), startNanos: start, durationNanos: end > start ? end - start : 0,
-                        attributes: shown.values(batch, r)
+                        attributes: shown.values(batch, r, keys: keys)
                     ))
                 }
             }
         }
-        for chunk in snapshot.chunks {
+        let lastRows = snapshot.chunks.map { $0.lastRows(of: wanted) }
+        for (chunk, traces) in zip(snapshot.chunks, lastRows) {
             try limits.check()
-            try collect(chunk.batch, chunk.rows(of: wanted), head: chunk)
+            try collect(chunk.batch, chunk.rows(of: traces), head: chunk)
         }
         // Whole-trace summaries from head rows and block columns; matching spans of the chosen traces
         // in blocks: one filter pass per row group holding any of them, over just their rows.
         var summaries = TraceSummaries(wanted)
-        summaries.addHead(snapshot.chunks)
+        summaries.addHead(snapshot.chunks, lastRows: lastRows)
         if shown.needsDecodedSpans {
             // Attributes blocks keep only in typed columns: the matching spans from decoded traces.
             for m in matches.traces {
