@@ -79,8 +79,9 @@ final class NGHTTP2ServerHandler: ChannelInboundHandler, RemovableChannelHandler
             if let blocked = self.writeBlockedSince, let limit = self.configuration.writeTimeout, NIODeadline.now() - blocked >= limit {
                 self.session = nil
                 self.failStreamedBodies()
-                context.close(promise: nil)
+                // Counted before the close a client can see.
                 self.configuration.onWriteTimeout?()
+                context.close(promise: nil)
                 return
             }
             guard !self.goingAway, let timeout = self.configuration.idleTimeout else { return self.scheduleIdleCheck(context: context) }

@@ -136,10 +136,11 @@ package final class HTTPConnectionTimeouts: ChannelDuplexHandler, RemovableChann
         self.scheduleCheck(context: context)
     }
 
+    /// Counts the timeout, then closes: a client that sees the connection end finds it counted.
     private func close(_ context: ChannelHandlerContext, _ why: HTTPTimeout) {
         self.check = nil
-        context.close(promise: nil)
         self.limits.onTimeout?(why)
+        context.close(promise: nil)
     }
 
     /// A request stopped arriving while nothing else was being written: 408, straight to the socket
@@ -148,8 +149,9 @@ package final class HTTPConnectionTimeouts: ChannelDuplexHandler, RemovableChann
         self.check = nil
         let text = "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
         let channel = context.channel
+        // Counted first: the write may finish, and the connection close, before this call returns.
+        self.limits.onTimeout?(.read)
         context.writeAndFlush(self.wrapOutboundOut(.byteBuffer(ByteBuffer(string: text))))
             .whenComplete { _ in channel.close(promise: nil) }
-        self.limits.onTimeout?(.read)
     }
 }
