@@ -36,7 +36,7 @@ public struct TraceMatchesPartial: Sendable, Equatable {
         func before(_ a: (key: TraceID, value: Entry), _ b: (key: TraceID, value: Entry)) -> Bool {
             a.value.latestStart != b.value.latestStart ? a.value.latestStart > b.value.latestStart : a.key < b.key
         }
-        let limit = max(0, limit)
+        guard limit > 0 else { return [] }
         var best: [(key: TraceID, value: Entry)]
         if limit > 256 || limit * 8 >= self.traces.count {
             best = Array(self.traces.sorted(by: before).prefix(limit))
@@ -44,7 +44,7 @@ public struct TraceMatchesPartial: Sendable, Equatable {
             // A few of many: kept in order as they come; most entries are compared with the last alone.
             best = []
             best.reserveCapacity(limit + 1)
-            for e in self.traces where limit > 0 && (best.count < limit || before(e, best[best.count - 1])) {
+            for e in self.traces where best.count < limit || before(e, best[best.count - 1]) {
                 var lo = 0, hi = best.count
                 while lo < hi {
                     let mid = (lo + hi) / 2

@@ -19,13 +19,7 @@ extension HeadChunk {
     /// The rows of traces given by their last rows (``lastRows(of:)``), ascending.
     func rows(of traces: [(trace: Int, last: UInt32)]) -> [Int] {
         var rows: [Int] = []
-        for (_, last) in traces {
-            var row = last
-            while row != .max {
-                rows.append(Int(row))
-                row = self.previousInTrace[Int(row)]
-            }
-        }
+        for (_, last) in traces { self.appendRows(endingAt: last, to: &rows) }
         return rows.sorted()
     }
 }
@@ -136,11 +130,7 @@ struct TraceSummaries {
             }
             func sum(_ i: Int, last: UInt32) {
                 rows.removeAll(keepingCapacity: true)
-                var row = last
-                while row != .max {
-                    rows.append(Int(row))
-                    row = chunk.previousInTrace[Int(row)]
-                }
+                chunk.appendRows(endingAt: last, to: &rows)
                 self.facts[i].met(in: source)
                 if !fromHead { self.facts[i].mayRepeat = true }
                 for row in rows.reversed() {

@@ -84,13 +84,19 @@ public struct HeadChunk: Sendable {
 
     /// Rows of a trace in this chunk, in insertion order.
     public func rows(of trace: TraceID) -> [Int] {
-        guard var row = self.lastRowOfTrace[trace] else { return [] }
+        guard let last = self.lastRowOfTrace[trace] else { return [] }
         var rows: [Int] = []
+        self.appendRows(endingAt: last, to: &rows)
+        return rows.reversed()
+    }
+
+    /// Appends the rows of the trace whose last row here is `last`, last first.
+    public func appendRows(endingAt last: UInt32, to rows: inout [Int]) {
+        var row = last
         while row != .max {
             rows.append(Int(row))
             row = self.previousInTrace[Int(row)]
         }
-        return rows.reversed()
     }
 
     /// The given rows (ascending) as a batch of their own, with only the strings they use.

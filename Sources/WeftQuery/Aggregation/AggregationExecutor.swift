@@ -312,17 +312,15 @@ struct Worker {
         if case .none = plan.filter { return [] }
         let q = self.query
         var selection: [Int32]
-        if let head = plan.head, let found = Self.postingLists(plan.filter, head.postings, head.batch) {
+        if let head = plan.head, let found = Self.throughPostings(plan.filter, nil, head.postings, head.batch) {
             // Equality on span attributes: only the rows every posting list holds can pass.
-            selection = Array(found.lists.min { $0.count < $1.count }!)
-            for list in found.lists where selection.count > 0 { selection = Self.intersect(selection, list) }
+            selection = found.rows
             if !allInRange {
                 let (start, _) = try chunk.timing()
                 selection.removeAll { start[Int($0)] < q.startNanos || start[Int($0)] > q.endNanos }
             }
             chunk.readOnly(selection, of: head.batch)
-            // The tests the lists answer exactly need no second look.
-            if head.postings.keysAreUnique { return try found.rest.select(selection, chunk, plan.resources) }
+            return try found.rest.select(selection, chunk, plan.resources)
         } else if allInRange {
             selection = [Int32](unsafeUninitializedCapacity: chunk.rows) { buffer, count in
                 for i in 0..<chunk.rows { buffer[i] = Int32(i) }
@@ -336,6 +334,19 @@ struct Worker {
             }
         }
         return try plan.filter.select(selection, chunk, plan.resources)
+    }
+
+    /// Through a sealed chunk's posting lists: the rows of `candidates` (ascending; nil for all rows)
+    /// that every list of the filter holds, and the tests those rows still take — the filter without
+    /// the ones the lists answer, or the whole filter when a span of the chunk has a key twice (its
+    /// lists then hold rows a scan would not pass). Nil when the filter has no list.
+    static func throughPostings(
+        _ filter: FilterPlan, _ candidates: [Int32]?, _ postings: HeadChunkPostings, _ batch: SpanBatch
+    ) -> (rows: [Int32], rest: FilterPlan)? {
+        guard let found = self.postingLists(filter, postings, batch) else { return nil }
+        var rows = candidates ?? Array(found.lists.min { $0.count < $1.count }!)
+        for list in found.lists where !rows.isEmpty { rows = self.intersect(rows, list) }
+        return (rows, postings.keysAreUnique ? found.rest : filter)
     }
 
     /// The posting lists of the filter's top-level conjunction of `span-attribute = "string"` tests

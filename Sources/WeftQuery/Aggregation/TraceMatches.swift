@@ -180,12 +180,9 @@ extension SearchExecutor {
             let (chunk, strings) = head.flatMap { context?.source($0) }
                 ?? (head.map { ChunkColumns(head: $0) } ?? ChunkColumns(rows: batch.spanCount) { c in batch.scanColumn(c) }, SourceStrings(table: batch.strings, dictionary: nil))
             let plan = try FilterPlan(filter, strings, limits)
-            var candidates = rows.map { Int32($0) }
-            var rest = plan
-            if let postings = head?.postings, let found = Worker.postingLists(plan, postings, batch) {
-                // Equality on span attributes: the rows in every posting list, then the other tests.
-                for list in found.lists where !candidates.isEmpty { candidates = Worker.intersect(candidates, list) }
-                if postings.keysAreUnique { rest = found.rest }
+            var (candidates, rest) = (rows.map { Int32($0) }, plan)
+            if let postings = head?.postings, let narrowed = Worker.throughPostings(plan, candidates, postings, batch) {
+                (candidates, rest) = narrowed
             }
             // Attribute columns for these rows alone, not every span of the chunk.
             chunk.readOnly(candidates, of: batch)
