@@ -259,6 +259,9 @@ package struct QueryAPI: Sendable {
                         // In a cluster the nodes holding the chosen traces summarise them.
                         guard case .traceMatches(let matches) = try reads.run(lookup) else { throw AggregationError.invalid("not trace matches") }
                         answered = try QueryAPI.clusterSearch(search, matches, reads: reads, like: lookup)
+                    } else if SearchExecutor.isColumnar(search) {
+                        // One node: newest data first, stopping once the latest `limit` traces are known.
+                        answered = try SearchExecutor.columnar(search, snapshot: engine.snapshot(org: org), store: engine.store, limits: lookup.limits(.live))
                     } else {
                         let snapshot = engine.snapshot(org: org)
                         guard case .traceMatches(let matches) = try NodeQuery.run(lookup, snapshot: snapshot, store: engine.store, context: .live) else {

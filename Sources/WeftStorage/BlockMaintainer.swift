@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import Synchronization
 import WeftRuntime
@@ -54,11 +57,16 @@ package final class BlockMaintainer: Sendable {
         self.metrics = metrics
         self.logger = logger
         self.settings = settings
-        self.cutter = PassThread(name: "weft-blocks", interval: settings.interval)
-        self.compactor = PassThread(name: "weft-compact", interval: settings.interval)
+        self.cutter = PassThread(name: "weft-blocks", interval: settings.interval, nice: Self.maintenanceNice)
+        self.compactor = PassThread(name: "weft-compact", interval: settings.interval, nice: Self.maintenanceNice)
         self.cutter.start { [self] in self.cutPass() }
         self.compactor.start { [self] in self.compactionPass() }
     }
+
+    /// The nice value of both threads: while queries run they get a small share of a busy core (a
+    /// query right after a large ingest no longer waits behind the cuts and compactions it caused);
+    /// with the cores otherwise idle, or ingest held back by a full head, they still get all of it.
+    static let maintenanceNice: Int32 = 10
 
     /// Stops both threads after the passes in progress.
     package func shutdown() async {
@@ -204,13 +212,19 @@ private final class PassThread: Sendable {
     private let condition = NSCondition()
     private let state = Mutex<(stopping: Bool, stopped: Bool, woken: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, false, false, []))
 
-    init(name: String, interval: Duration) {
+    private let nice: Int32
+
+    init(name: String, interval: Duration, nice: Int32) {
         self.name = name
         self.interval = interval
+        self.nice = nice
     }
 
     func start(_ pass: @escaping @Sendable () -> Void) {
         let thread = Thread { [self] in
+            // On Linux the nice value is per thread: `who` 0 is this thread alone. A failure leaves
+            // the default priority, which is only slower for queries.
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, self.nice)
             while true {
                 self.condition.lock()
                 if !self.state.withLock({ $0.stopping || $0.woken }) {

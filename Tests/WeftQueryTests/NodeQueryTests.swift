@@ -182,7 +182,12 @@ struct NodeQueryTests {
             #expect(got.traces.map { $0.matchedSpans.map(\.spanID) } == expected.traces.map { $0.matchedSpans.map(\.spanID) })
             #expect(got.traces.map { $0.serviceStats.map(\.spans) } == expected.traces.map { $0.serviceStats.map(\.spans) })
             #expect(got.traces.map(\.durationNanos) == expected.traces.map(\.durationNanos))
-            #expect(got.stats.inspectedTraces == expected.stats.inspectedTraces)
+            if SearchExecutor.isColumnar(request) {
+                // The executor reads newest data first and may stop before the rest.
+                #expect(expected.stats.inspectedTraces <= got.stats.inspectedTraces)
+            } else {
+                #expect(got.stats.inspectedTraces == expected.stats.inspectedTraces)
+            }
         }
     }
 

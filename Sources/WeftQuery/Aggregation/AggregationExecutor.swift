@@ -77,9 +77,26 @@ enum ScanRunner {
         startNanos: UInt64, endNanos: UInt64, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits,
         make: @Sendable () -> State, scan: @Sendable (inout State, ScanUnit, BlockReader?) throws -> Void
     ) throws -> (states: [State], stats: ScanStats) {
+        let run = try self.run(startNanos: startNanos, endNanos: endNanos, snapshot: snapshot, store: store, limits: limits, make: make, scan: scan, enough: nil)
+        return (run.states, run.stats)
+    }
+
+    /// With `enough`, units run newest first (by their latest span start) and a worker about to take
+    /// a unit asks `enough(state, unit's latest start)`: when that is true, no unit left can change
+    /// what the caller wants (every later unit starts no later), so the scan stops there and
+    /// `stopped` is true.
+    static func run<State: Sendable>(
+        startNanos: UInt64, endNanos: UInt64, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits,
+        make: @Sendable () -> State, scan: @Sendable (inout State, ScanUnit, BlockReader?) throws -> Void,
+        enough: (@Sendable (inout State, UInt64) -> Bool)?
+    ) throws -> (states: [State], stats: ScanStats, stopped: Bool) {
         var units: [ScanUnit] = snapshot.chunks.indices.compactMap { i in
             let c = snapshot.chunks[i]
             return c.spanCount == 0 || c.minStart > endNanos || c.maxStart < startNanos ? nil : .head(i)
+        }
+        var latestStart: [UInt64] = units.map { u in
+            guard case .head(let i) = u else { return 0 }
+            return snapshot.chunks[i].maxStart
         }
         var stats = ScanStats()
         var readers: [Int: BlockReader] = [:]
@@ -101,10 +118,19 @@ enum ScanRunner {
                     continue
                 }
                 units.append(.group(b, group))
+                latestStart.append(g.maxStart[group])
             }
         }
+        if enough != nil {
+            // Newest first; ties in their first order, so the same data is scanned in the same order.
+            let order = units.indices.sorted { (latestStart[$0], $1) > (latestStart[$1], $0) }
+            units = order.map { units[$0] }
+            latestStart = order.map { latestStart[$0] }
+        }
         let workUnits = units
+        let unitLatest = latestStart
         let openReaders = readers
+        let stopped = Atomic<Bool>(false)
         let next = Atomic<Int>(0)
         let workers = min(limits.parallelism, max(1, workUnits.count))
         let results = Mutex<[Result<State, any Error>?]>(Array(repeating: nil, count: workers))
@@ -116,6 +142,11 @@ enum ScanRunner {
                     let i = next.add(1, ordering: .relaxed).oldValue
                     guard i < workUnits.count else { break }
                     try limits.check()
+                    if let enough, enough(&state, unitLatest[i]) {
+                        stopped.store(true, ordering: .relaxed)
+                        next.store(Int.max / 2, ordering: .relaxed)
+                        break
+                    }
                     switch workUnits[i] {
                     case .head:
                         try scan(&state, workUnits[i], nil)
@@ -138,7 +169,7 @@ enum ScanRunner {
             }
         }
         for (b, error) in failedBlocks.withLock({ $0 }).sorted(by: { $0.key < $1.key }) { store.quarantine(snapshot.blocks[b], error) }
-        return (try results.withLock { $0 }.compactMap { try $0?.get() }, stats)
+        return (try results.withLock { $0 }.compactMap { try $0?.get() }, stats, stopped.load(ordering: .relaxed))
     }
 }
 
@@ -431,6 +462,7 @@ struct Worker {
         var global: [[UInt32]] = []
         for f in plan.groupBy.indices {
             let local = try self.codes(field: f, selection, chunk, plan)
+            try self.resolveFirstSeen(f, local, plan, &partial)
             var out = [UInt32](repeating: 0, count: n)
             let unknown = UInt32.max
             for i in 0..<n {
@@ -518,17 +550,46 @@ struct Worker {
         }
     }
 
+    /// Gives the source-local codes of field `f` seen for the first time their partial codes, all
+    /// strings in one pass over the source's strings (a block's dictionary pages read once each).
+    private func resolveFirstSeen(_ f: Int, _ local: [UInt32], _ plan: SourcePlan, _ partial: inout AggregationPartial) throws {
+        let unknown = UInt32.max, pending = UInt32.max - 2
+        var fresh: [UInt32] = []
+        plan.globalCode[f].withUnsafeMutableBufferPointer { known in
+            for c in local where Int(c) < known.count && known[Int(c)] == unknown {
+                known[Int(c)] = pending
+                fresh.append(c)
+            }
+        }
+        if fresh.isEmpty { return }
+        fresh.sort()
+        var strings: [UInt32] = []
+        for c in fresh {
+            if Self.isString(f, c, plan) {
+                strings.append(c)
+            } else {
+                plan.globalCode[f][Int(c)] = try self.partialCode(f, c, plan, &partial)
+            }
+        }
+        try plan.strings.forEachBytes(strings) { c, bytes in
+            plan.globalCode[f][Int(c)] = partial.code(field: f, utf8: bytes) ?? Self.excluded
+        }
+    }
+
     /// The partial's code of source-local code `code` of field `f` (``excluded`` where a closed
     /// partial has no group with the value); strings go by their bytes.
     private func partialCode(_ f: Int, _ code: UInt32, _ plan: SourcePlan, _ partial: inout AggregationPartial) throws -> UInt32 {
-        let isString: Bool
-        switch plan.groupBy[f] {
-        case .status, .kind: isString = false
-        case .ids(_, let zero) where zero && code == 0: isString = false
-        default: isString = code != Self.absentCode && code < Self.otherBase
-        }
-        guard isString else { return partial.code(field: f, try self.value(f, code, plan)) ?? Self.excluded }
+        guard Self.isString(f, code, plan) else { return partial.code(field: f, try self.value(f, code, plan)) ?? Self.excluded }
         return try plan.strings.withBytes(code) { partial.code(field: f, utf8: $0) } ?? Self.excluded
+    }
+
+    /// Whether source-local code `code` of field `f` is one of the source's strings.
+    private static func isString(_ f: Int, _ code: UInt32, _ plan: SourcePlan) -> Bool {
+        switch plan.groupBy[f] {
+        case .status, .kind: return false
+        case .ids(_, let zero) where zero && code == 0: return false
+        default: return code != Self.absentCode && code < Self.otherBase
+        }
     }
 
     /// The partial code of a value a closed partial has no group with.
@@ -636,10 +697,13 @@ struct Worker {
             t.withUnsafeBufferPointer { t in
                 column.valueCount.withUnsafeMutableBufferPointer { count in
                     column.valueInteger.withUnsafeMutableBufferPointer { sum in
-                        for (i, row) in selection.enumerated() where t[Int(row)] != SpanBatch.noTokens {
-                            let c = Int(cells[i])
-                            count[c] &+= 1
-                            sum[c] += Int128(t[Int(row)])
+                        // Without a branch per row (spans without the count add nothing): whether a
+                        // span has one is not predictable. 2^63 additions of 2^63 fit in 127 bits.
+                        for (i, row) in selection.enumerated() {
+                            let c = Int(cells[i]), v = t[Int(row)]
+                            let present = Int64(unsafeBitCast(v != SpanBatch.noTokens, to: UInt8.self))
+                            count[c] &+= UInt64(present)
+                            sum[c] &+= Int128(v & (0 &- present))
                         }
                     }
                 }

@@ -28,6 +28,19 @@ public enum TraceMatchExecutor {
         return TraceMatches(spans: spans, traces: found.latest(max(0, limit)), stats: stats)
     }
 
+    /// The `limit` traces with the latest matches, found newest data first: the scan stops once
+    /// `limit` traces have a match later than any span of the data not yet read (that data can neither
+    /// add a trace to them nor move one's latest match). Their latest starts and order are exact; when
+    /// `countsComplete` is false, `matched`, `spans` and the scan figures cover only the data read, and
+    /// the caller counts the chosen traces' matches over all of it.
+    static func latestNewestFirst(
+        _ query: AggregationQuery, limit: Int, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits, context: HeadTraceContext?
+    ) throws -> (matches: TraceMatches, countsComplete: Bool) {
+        let k = max(0, limit)
+        let (found, spans, stats, stopped) = try self.all(query, snapshot: snapshot, store: store, limits: limits, context: context, enoughAt: k)
+        return (TraceMatches(spans: spans, traces: found.latest(k), stats: stats), !stopped)
+    }
+
     /// Every trace with matching spans, as a partial that merges with those of other data.
     public static func partial(
         _ filter: TraceQLFilter, startNanos: UInt64, endNanos: UInt64, snapshot: StorageEngine.Snapshot, store: BlockStore,
@@ -48,6 +61,16 @@ public enum TraceMatchExecutor {
     static func all(
         _ query: AggregationQuery, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits, context: HeadTraceContext?
     ) throws -> (FoundTraces, Int, ScanStats) {
+        let (found, spans, stats, _) = try self.all(query, snapshot: snapshot, store: store, limits: limits, context: context, enoughAt: nil)
+        return (found, spans, stats)
+    }
+
+    /// With `enoughAt` (k), newest data first, stopping once one thread holds k traces whose latest
+    /// match is later than every span left to read.
+    static func all(
+        _ query: AggregationQuery, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits, context: HeadTraceContext?,
+        enoughAt k: Int?
+    ) throws -> (FoundTraces, Int, ScanStats, stopped: Bool) {
         let (startNanos, endNanos) = (query.startNanos, query.endNanos)
         if let problem = query.problem { throw AggregationError.invalid(problem) }
         struct State: @unchecked Sendable {
@@ -56,7 +79,11 @@ public enum TraceMatchExecutor {
             var spans = 0
             var stats = ScanStats()
         }
-        let (states, stats) = try ScanRunner.run(
+        var enough: (@Sendable (inout State, UInt64) -> Bool)? = nil
+        if let k {
+            enough = { (state: inout State, next: UInt64) -> Bool in state.found.count >= k && state.found.has(k, laterThan: next) }
+        }
+        let (states, stats, stopped) = try ScanRunner.run(
             startNanos: startNanos, endNanos: endNanos, snapshot: snapshot, store: store, limits: limits,
             make: { State(worker: Worker(query: query, limits: limits)) },
             scan: { state, unit, reader in
@@ -85,7 +112,8 @@ public enum TraceMatchExecutor {
                     run = (t, s, 1)
                 }
                 state.found.add(high[run.trace], low[run.trace], run.latest, run.matched)
-            }
+            },
+            enough: enough
         )
         var found = FoundTraces()
         var total = stats
@@ -96,7 +124,7 @@ public enum TraceMatchExecutor {
             found.merge(s.found)
         }
         total.inspectedTraces = found.count
-        return (found, spans, total)
+        return (found, spans, total, stopped)
     }
 }
 
@@ -122,6 +150,16 @@ struct FoundTraces {
         self.low.append(l)
         self.latestStart.append(latest)
         self.matched.append(n)
+    }
+
+    /// Whether at least `k` traces have their latest match after `start`.
+    func has(_ k: Int, laterThan start: UInt64) -> Bool {
+        var n = 0
+        for s in self.latestStart where s > start {
+            n += 1
+            if n >= k { return true }
+        }
+        return k == 0
     }
 
     mutating func merge(_ other: FoundTraces) {
@@ -155,8 +193,14 @@ extension SearchExecutor {
         let query = self.columnarQuery(request)
         // One trace context of the head serves both the scan and the matching spans.
         let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
-        let matches = try TraceMatchExecutor.latest(query, limit: request.limit, snapshot: snapshot, store: store, limits: limits, context: context)
-        return try self.columnarSummaries(request, matches, snapshot: snapshot, store: store, limits: limits, context: context)
+        if SpanAttributeSelection(filter: query.filter, select: request.select).needsDecodedSpans {
+            let matches = try TraceMatchExecutor.latest(query, limit: request.limit, snapshot: snapshot, store: store, limits: limits, context: context)
+            return try self.columnarSummaries(request, matches, snapshot: snapshot, store: store, limits: limits, context: context)
+        }
+        // Newest data first, stopping once the latest `limit` traces are known; the summaries then
+        // count their matches over all the data when the scan stopped early.
+        let (matches, complete) = try TraceMatchExecutor.latestNewestFirst(query, limit: request.limit, snapshot: snapshot, store: store, limits: limits, context: context)
+        return try self.columnarSummaries(request, matches, snapshot: snapshot, store: store, limits: limits, context: context, countMatches: !complete)
     }
 
     /// The span query of a TraceQL-only search.
@@ -164,17 +208,22 @@ extension SearchExecutor {
         AggregationQuery(filter: request.traceQL ?? .all, aggregates: [.count], startNanos: request.startNanos ?? 0, endNanos: request.endNanos ?? .max)
     }
 
-    /// The chosen traces of a TraceQL-only search summarised, with their matching spans.
+    /// The chosen traces of a TraceQL-only search summarised, with their matching spans. With
+    /// `countMatches`, each trace's `matched` is counted here over the whole snapshot (the matching
+    /// spans are read anyway) instead of taken from `matches`. Not with attributes shown only from
+    /// decoded spans (``SpanAttributeSelection/needsDecodedSpans``).
     static func columnarSummaries(
         _ request: SearchRequest, _ matches: TraceMatches, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits,
-        context: HeadTraceContext?
+        context: HeadTraceContext?, countMatches: Bool = false
     ) throws -> SearchResult {
         let query = self.columnarQuery(request)
         let filter = query.filter
         let wanted = WantedTraces(matches.traces.map(\.traceID))
         // Matching spans of the chosen traces in the head: one filter pass per chunk over their rows.
         var spans = [[SpanSummary]](repeating: [], count: wanted.count)
+        var counted = [Int](repeating: 0, count: wanted.count)
         let shown = SpanAttributeSelection(filter: filter, select: request.select)
+        precondition(!countMatches || !shown.needsDecodedSpans, "matches are counted from block columns")
         func collect(_ batch: SpanBatch, _ rows: [Int], head: HeadChunk?) throws {
             guard !rows.isEmpty else { return }
             let (chunk, strings) = head.flatMap { context?.source($0) }
@@ -192,6 +241,7 @@ extension SearchExecutor {
                 let start = batch.startTime[r]
                 guard start >= query.startNanos && start <= query.endNanos else { continue }
                 guard let i = wanted.position(batch.traceID(r)) else { continue }
+                counted[i] += 1
                 // A span in the head and in a block is listed once.
                 if spans[i].count < request.spansPerSpanSet, !spans[i].contains(where: { $0.spanID == batch.spanID[r] }) {
                     let end = batch.endTime[r]
@@ -241,6 +291,7 @@ extension SearchExecutor {
                 }
                 guard start >= query.startNanos && start <= query.endNanos, lo < rows.count, rows[lo].row == r else { continue }
                 let i = Int(rows[lo].trace)
+                counted[i] += 1
                 if spans[i].count < request.spansPerSpanSet, !spans[i].contains(where: { $0.spanID == spanIDs[r] }) {
                     spans[i].append(SpanSummary(
                         spanID: spanIDs[r], name: try nameCache[names[r]] ?? { let n = try strings.string(names[r]); nameCache[names[r]] = n; return n }(), startNanos: start, durationNanos: ends[r] > start ? ends[r] - start : 0,
@@ -253,8 +304,9 @@ extension SearchExecutor {
         var traces: [TraceSummary] = []
         for m in matches.traces {
             var summary = summaries.summary(m.traceID)
-            summary.matched = m.matched
-            summary.matchedSpans = wanted.position(m.traceID).map { spans[$0] }?.sorted { $0.startNanos < $1.startNanos } ?? []
+            let position = wanted.position(m.traceID)
+            summary.matched = countMatches ? position.map { counted[$0] } ?? 0 : m.matched
+            summary.matchedSpans = position.map { spans[$0] }?.sorted { $0.startNanos < $1.startNanos } ?? []
             traces.append(summary)
         }
         return SearchResult(traces: traces, stats: matches.stats)
