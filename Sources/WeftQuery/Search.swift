@@ -107,6 +107,31 @@ public enum SearchExecutor {
         return partial
     }
 
+    /// Round 1 of a TraceQL search with a limit: only the `limit` traces with the latest matches (all
+    /// a coordinator keeps of a node's round 1), found newest data first (``TraceMatchExecutor``'s
+    /// `latestNewestFirst`), with their matches counted over all the data. Nil where that does not
+    /// apply (tag searches, no limit, attributes shown only from decoded spans).
+    public static func latestPartial(
+        _ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits
+    ) throws -> TraceMatchesPartial? {
+        let query = self.columnarQuery(request)
+        guard self.isColumnar(request), request.limit > 0,
+            !SpanAttributeSelection(filter: query.filter, select: request.select).needsDecodedSpans
+        else { return nil }
+        let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
+        let (matches, complete) = try TraceMatchExecutor.latestNewestFirst(query, limit: request.limit, snapshot: snapshot, store: store, limits: limits, context: context)
+        var counts = matches.traces.map(\.matched)
+        if !complete {
+            // The summary pass reads every matching span of these traces: one summary per trace, in order.
+            counts = try self.columnarSummaries(request, matches, snapshot: snapshot, store: store, limits: limits, context: context, countMatches: true).traces.map(\.matched)
+        }
+        var partial = TraceMatchesPartial()
+        for (m, matched) in zip(matches.traces, counts) { partial.traces[m.traceID] = .init(latestStart: m.latestStart, matched: matched) }
+        partial.spans = matches.spans
+        partial.stats = matches.stats
+        return partial
+    }
+
     /// The search answer from its (merged) round 1: the `limit` traces with the latest matches, each
     /// summarised over all its spans (each span ID once) with up to `spss` of its matching spans.
     public static func result(

@@ -49,6 +49,32 @@ struct NewestFirstSearchTests {
         #expect(stoppedEarly >= 20)
     }
 
+    /// A node's round 1 in a cluster (its `limit` latest traces, as a coordinator keeps them) found
+    /// newest first is the full scan's trimmed to the limit, counts included.
+    @Test func test_latestPartial_isTheFullPartialTrimmed() throws {
+        let (head, mixed) = try A.engines(A.traffic(seed: 33))
+        for q in ["{ kind = client }", "{ status = error || kind = server }", "{ }"] {
+            for limit in [1, 5, 20, 1000] {
+                var request = SearchRequest()
+                request.traceQL = try TraceQLQuery(parsing: q).filter
+                (request.startNanos, request.endNanos) = (A.base + A.minute, A.base + 6 * A.minute)
+                request.limit = limit
+                for engine in [head, mixed] {
+                    let snapshot = engine.snapshot(org: "o")
+                    let full = try SearchExecutor.partial(request, snapshot: snapshot, store: engine.store)
+                    let got = try #require(try SearchExecutor.latestPartial(request, snapshot: snapshot, store: engine.store, limits: AggregationLimits()))
+                    let expected = full.latest(limit)
+                    #expect(!expected.isEmpty)
+                    #expect(got.latest(limit).map(\.traceID) == expected.map(\.traceID), "\(q) limit \(limit)")
+                    #expect(got.traces.count == expected.count)
+                    for m in expected {
+                        #expect(got.traces[m.traceID] == TraceMatchesPartial.Entry(latestStart: m.latestStart, matched: m.matched), "\(q) limit \(limit)")
+                    }
+                }
+            }
+        }
+    }
+
     /// A trace whose matches lie in an old block and in the newest head chunk: the scan stops before
     /// the block, and the trace's count still has the block's matches.
     @Test func test_countsIncludeMatchesInUnreadData() throws {
@@ -80,6 +106,10 @@ struct NewestFirstSearchTests {
         let got = try SearchExecutor.columnar(request, snapshot: mixed.snapshot(org: "o"), store: mixed.store)
         #expect(got.traces.map(\.traceID) == [trace])
         #expect(got.traces.first?.matched == 2 * rows.count)
+        // A node's round 1 in a cluster: the same trace and count.
+        let partial = try #require(try SearchExecutor.latestPartial(request, snapshot: mixed.snapshot(org: "o"), store: mixed.store, limits: AggregationLimits()))
+        #expect(partial.traces.count == 1)
+        #expect(partial.traces[trace]?.matched == 2 * rows.count)
         #expect(String(describing: got.traces) == String(describing: try Self.fullScan(request, mixed).traces))
     }
 }

@@ -33,6 +33,18 @@ package enum NodeQueryRoute {
         static func text(_ status: Int, _ message: String) -> Answer { Answer(status: status, body: Array(message.utf8)) }
     }
 
+    /// What a node sends back for `request` over `snapshot`: ``trimmed(_:for:)``, and a TraceQL
+    /// search's round 1 is found newest data first (``SearchExecutor/latestPartial(_:snapshot:store:limits:)``),
+    /// which gives the same traces with the same counts without reading what cannot change them.
+    package static func partial(_ request: NodeQueryRequest, snapshot: StorageEngine.Snapshot, store: BlockStore) throws -> NodePartial {
+        if case .search(let search) = request.operation {
+            let limits = request.limits(.live)
+            try limits.check()
+            if let latest = try SearchExecutor.latestPartial(search, snapshot: snapshot, store: store, limits: limits) { return .traceMatches(latest) }
+        }
+        return self.trimmed(try NodeQuery.run(request, snapshot: snapshot, store: store, context: .live), for: request.operation)
+    }
+
     /// What a node sends back for `operation`: a search's round 1 keeps only the node's `limit`
     /// traces with the latest matches (the cluster's `limit` latest are among the union of every
     /// node's, since a trace's latest match lies in one placement), so its size does not grow with
@@ -77,8 +89,8 @@ extension QueryAPI {
                 }
             }
             do {
-                let partial = try NodeQuery.run(request, snapshot: engine.snapshot(org: org, placements: placements), store: engine.store, context: .live)
-                return NodeQueryRoute.Answer(status: 200, body: NodeQueryRoute.trimmed(partial, for: request.operation).encoded())
+                let partial = try NodeQueryRoute.partial(request, snapshot: engine.snapshot(org: org, placements: placements), store: engine.store)
+                return NodeQueryRoute.Answer(status: 200, body: partial.encoded())
             } catch let error as AggregationError {
                 switch error {
                 case .invalid(let message): return .text(400, message)
