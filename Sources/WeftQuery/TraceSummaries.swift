@@ -246,7 +246,7 @@ struct BlockGroupColumns {
 
     /// Calls `body` for every row group of the snapshot's blocks that holds spans of `wanted`, with
     /// those rows (ascending) and their traces' positions in `wanted`; blocks in snapshot order,
-    /// groups in order. Groups are found by their Bloom filters and confirmed by their trace IDs. A
+    /// groups in order. Groups are found by the block-wide trace filter and the groups' Bloom filters, and confirmed by their trace IDs. A
     /// block that fails to read is quarantined and skipped, as a trace lookup does.
     static func forEach(
         holding wanted: WantedTraces, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits,
@@ -258,9 +258,13 @@ struct BlockGroupColumns {
             var found: [(rows: [(trace: Int32, row: Int32)], group: BlockGroupColumns)] = []
             do {
                 let reader = try store.reader(meta)
+                // The block-wide filter first (one probe per trace; blocks of other times hold none of
+                // them), then the groups' Bloom filters until every group is a candidate.
+                let filter = try store.traceFilter(meta) { reader }
                 var groups = Set<Int>()
-                // Bloom probes until every group is a candidate (many wanted traces reach that soon).
-                for id in wanted.ids where groups.count < reader.groups.count { groups.formUnion(try reader.candidateGroups(id)) }
+                for id in wanted.ids where groups.count < reader.groups.count && filter?.mayContain(id) != false {
+                    groups.formUnion(try reader.candidateGroups(id))
+                }
                 if groups.isEmpty { continue }
                 let strings = SourceStrings(table: nil, dictionary: reader.dictionary)
                 let resources = try reader.blockLevelBatch(strings: StringTable())

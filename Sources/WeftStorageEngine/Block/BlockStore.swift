@@ -156,8 +156,14 @@ public final class BlockStore: @unchecked Sendable {
     /// filters outgrow ``traceFilterBytes``.
     /// `reader` is called only to build the filter; without a reader (nil) the block may hold it.
     public func mayHold(_ trace: TraceID, in meta: BlockMeta, _ reader: () throws -> BlockReader?) throws -> Bool {
-        if let filter = self.traceFilters.withLock({ $0.filters[meta.id] }) { return filter.mayContain(trace) }
-        guard let filter = try reader()?.traceFilter() else { return true }
+        try self.traceFilter(meta, reader)?.mayContain(trace) ?? true
+    }
+
+    /// Block `meta`'s block-wide trace filter (see ``mayHold(_:in:_:)``), for asking it about many
+    /// traces at once; nil without a reader.
+    public func traceFilter(_ meta: BlockMeta, _ reader: () throws -> BlockReader?) throws -> BlockTraceFilter? {
+        if let filter = self.traceFilters.withLock({ $0.filters[meta.id] }) { return filter }
+        guard let filter = try reader()?.traceFilter() else { return nil }
         self.traceFilters.withLock { c in
             guard c.filters.updateValue(filter, forKey: meta.id) == nil else { return }
             c.order.append(meta.id)
@@ -166,7 +172,7 @@ public final class BlockStore: @unchecked Sendable {
                 c.bytes -= c.filters.removeValue(forKey: c.order.removeFirst())?.bytes ?? 0
             }
         }
-        return filter.mayContain(trace)
+        return filter
     }
 
     private func forgetTraceFilter(_ id: UInt64) {
