@@ -81,8 +81,8 @@ enum ScanRunner {
         return (run.states, run.stats)
     }
 
-    /// With `enough`, units run newest first (by their latest span start) and a worker about to take
-    /// a unit asks `enough(state, unit's latest start)`: when that is true, no unit left can change
+    /// With `enough`, units run newest first (by their latest span start in the range) and a worker
+    /// about to take a unit asks `enough(state, that start)`: when that is true, no unit left can change
     /// what the caller wants (every later unit starts no later), so the scan stops there and
     /// `stopped` is true.
     static func run<State: Sendable>(
@@ -94,9 +94,10 @@ enum ScanRunner {
             let c = snapshot.chunks[i]
             return c.spanCount == 0 || c.minStart > endNanos || c.maxStart < startNanos ? nil : .head(i)
         }
+        // A unit's latest span start in the range: no row it can match starts later.
         var latestStart: [UInt64] = units.map { u in
             guard case .head(let i) = u else { return 0 }
-            return snapshot.chunks[i].maxStart
+            return min(snapshot.chunks[i].maxStart, endNanos)
         }
         var stats = ScanStats()
         var readers: [Int: BlockReader] = [:]
@@ -118,7 +119,7 @@ enum ScanRunner {
                     continue
                 }
                 units.append(.group(b, group))
-                latestStart.append(g.maxStart[group])
+                latestStart.append(min(g.maxStart[group], endNanos))
             }
         }
         if enough != nil {
