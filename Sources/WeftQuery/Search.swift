@@ -108,18 +108,14 @@ public enum SearchExecutor {
     }
 
     /// Round 1 of a TraceQL search with a limit: only the `limit` traces with the latest matches (all
-    /// a coordinator keeps of a node's round 1), found newest data first (``TraceMatchExecutor``'s
-    /// `latestNewestFirst`), with their matches counted over all the data. Nil where that does not
-    /// apply (tag searches, no limit, attributes shown only from decoded spans).
+    /// a coordinator keeps of a node's round 1), found newest data first (``latestMatches(_:snapshot:store:limits:context:)``),
+    /// with their matches counted over all the data. Nil for tag searches and searches without a limit.
     public static func latestPartial(
         _ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits
     ) throws -> TraceMatchesPartial? {
-        let query = self.columnarQuery(request)
-        guard self.isColumnar(request), request.limit > 0,
-            !SpanAttributeSelection(filter: query.filter, select: request.select).needsDecodedSpans
-        else { return nil }
-        let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
-        let (matches, complete) = try TraceMatchExecutor.latestNewestFirst(query, limit: request.limit, snapshot: snapshot, store: store, limits: limits, context: context)
+        guard self.isColumnar(request), request.limit > 0 else { return nil }
+        let context = self.headContext(request, snapshot)
+        let (matches, complete) = try self.latestMatches(request, snapshot: snapshot, store: store, limits: limits, context: context)
         var counts = matches.traces.map(\.matched)
         if !complete {
             // The summary pass reads every matching span of these traces: one summary per trace, in order.
@@ -140,9 +136,7 @@ public enum SearchExecutor {
     ) throws -> SearchResult {
         let chosen = TraceMatches(spans: matches.spans, traces: matches.latest(request.limit), stats: matches.stats)
         if self.isColumnar(request) {
-            let query = self.columnarQuery(request)
-            let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
-            return try self.columnarSummaries(request, chosen, snapshot: snapshot, store: store, limits: limits, context: context)
+            return try self.columnarSummaries(request, chosen, snapshot: snapshot, store: store, limits: limits, context: self.headContext(request, snapshot))
         }
         let wanted = Set(chosen.traces.map(\.traceID))
         let found = try self.matchingSpans(request, of: wanted, snapshot: snapshot, store: store, limits: limits)

@@ -463,18 +463,13 @@ struct Worker {
         var global: [[UInt32]] = []
         for f in plan.groupBy.indices {
             let local = try self.codes(field: f, selection, chunk, plan)
+            // Every code below the table's end has its partial code from here on.
             try self.resolveFirstSeen(f, local, plan, &partial)
             var out = [UInt32](repeating: 0, count: n)
-            let unknown = UInt32.max
             for i in 0..<n {
                 let c = local[i]
                 if Int(c) < plan.globalCode[f].count {
-                    var g = plan.globalCode[f][Int(c)]
-                    if g == unknown {
-                        g = try self.partialCode(f, c, plan, &partial)
-                        plan.globalCode[f][Int(c)] = g
-                    }
-                    out[i] = g
+                    out[i] = plan.globalCode[f][Int(c)]
                 } else if let g = plan.otherGlobalCode[f][c] {
                     out[i] = g
                 } else {
@@ -564,24 +559,24 @@ struct Worker {
         }
         if fresh.isEmpty { return }
         fresh.sort()
-        var strings: [UInt32] = []
-        for c in fresh {
-            if Self.isString(f, c, plan) {
-                strings.append(c)
-            } else {
-                plan.globalCode[f][Int(c)] = try self.partialCode(f, c, plan, &partial)
+        do {
+            // Strings go by their bytes (``excluded`` where a closed partial has no group with the value).
+            var strings: [UInt32] = []
+            for c in fresh {
+                if Self.isString(f, c, plan) {
+                    strings.append(c)
+                } else {
+                    plan.globalCode[f][Int(c)] = partial.code(field: f, try self.value(f, c, plan)) ?? Self.excluded
+                }
             }
+            try plan.strings.forEachBytes(strings) { c, bytes in
+                plan.globalCode[f][Int(c)] = partial.code(field: f, utf8: bytes) ?? Self.excluded
+            }
+        } catch {
+            // Not left half-resolved: nothing may read `pending` as a code.
+            for c in fresh where plan.globalCode[f][Int(c)] == pending { plan.globalCode[f][Int(c)] = unknown }
+            throw error
         }
-        try plan.strings.forEachBytes(strings) { c, bytes in
-            plan.globalCode[f][Int(c)] = partial.code(field: f, utf8: bytes) ?? Self.excluded
-        }
-    }
-
-    /// The partial's code of source-local code `code` of field `f` (``excluded`` where a closed
-    /// partial has no group with the value); strings go by their bytes.
-    private func partialCode(_ f: Int, _ code: UInt32, _ plan: SourcePlan, _ partial: inout AggregationPartial) throws -> UInt32 {
-        guard Self.isString(f, code, plan) else { return partial.code(field: f, try self.value(f, code, plan)) ?? Self.excluded }
-        return try plan.strings.withBytes(code) { partial.code(field: f, utf8: $0) } ?? Self.excluded
     }
 
     /// Whether source-local code `code` of field `f` is one of the source's strings.
@@ -698,8 +693,8 @@ struct Worker {
             t.withUnsafeBufferPointer { t in
                 column.valueCount.withUnsafeMutableBufferPointer { count in
                     column.valueInteger.withUnsafeMutableBufferPointer { sum in
-                        // Without a branch per row (spans without the count add nothing): whether a
-                        // span has one is not predictable. 2^63 additions of 2^63 fit in 127 bits.
+                        // Without a branch per row on whether the span has a count (those without add
+                        // nothing). Wrapping adds cannot wrap: 2^63 additions of at most 2^63 fit in 127 bits.
                         for (i, row) in selection.enumerated() {
                             let c = Int(cells[i]), v = t[Int(row)]
                             let present = Int64(unsafeBitCast(v != SpanBatch.noTokens, to: UInt8.self))

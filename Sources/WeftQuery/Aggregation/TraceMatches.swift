@@ -190,17 +190,29 @@ extension SearchExecutor {
     public static func columnar(
         _ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits = AggregationLimits()
     ) throws -> SearchResult {
-        let query = self.columnarQuery(request)
         // One trace context of the head serves both the scan and the matching spans.
-        let context = HeadTraceContext.needed(query) ? HeadTraceContext(snapshot.chunks) : nil
-        if SpanAttributeSelection(filter: query.filter, select: request.select).needsDecodedSpans {
-            let matches = try TraceMatchExecutor.latest(query, limit: request.limit, snapshot: snapshot, store: store, limits: limits, context: context)
-            return try self.columnarSummaries(request, matches, snapshot: snapshot, store: store, limits: limits, context: context)
-        }
-        // Newest data first, stopping once the latest `limit` traces are known; the summaries then
-        // count their matches over all the data when the scan stopped early.
-        let (matches, complete) = try TraceMatchExecutor.latestNewestFirst(query, limit: request.limit, snapshot: snapshot, store: store, limits: limits, context: context)
+        let context = self.headContext(request, snapshot)
+        let (matches, complete) = try self.latestMatches(request, snapshot: snapshot, store: store, limits: limits, context: context)
+        // When the scan stopped early, the summaries count the chosen traces' matches over all the data.
         return try self.columnarSummaries(request, matches, snapshot: snapshot, store: store, limits: limits, context: context, countMatches: !complete)
+    }
+
+    /// The head's trace context a TraceQL-only search needs (nil when its filter reads no trace-level field).
+    static func headContext(_ request: SearchRequest, _ snapshot: StorageEngine.Snapshot) -> HeadTraceContext? {
+        HeadTraceContext.needed(self.columnarQuery(request)) ? HeadTraceContext(snapshot.chunks) : nil
+    }
+
+    /// The `limit` traces with the latest matches of a TraceQL-only search: newest data first
+    /// (``TraceMatchExecutor``'s `latestNewestFirst`), except where the summaries cannot count matches
+    /// (attributes shown only from decoded spans); `countsComplete` as there.
+    static func latestMatches(
+        _ request: SearchRequest, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits, context: HeadTraceContext?
+    ) throws -> (matches: TraceMatches, countsComplete: Bool) {
+        let query = self.columnarQuery(request)
+        if SpanAttributeSelection(filter: query.filter, select: request.select).needsDecodedSpans {
+            return (try TraceMatchExecutor.latest(query, limit: request.limit, snapshot: snapshot, store: store, limits: limits, context: context), true)
+        }
+        return try TraceMatchExecutor.latestNewestFirst(query, limit: request.limit, snapshot: snapshot, store: store, limits: limits, context: context)
     }
 
     /// The span query of a TraceQL-only search.
