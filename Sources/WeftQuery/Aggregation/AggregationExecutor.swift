@@ -264,6 +264,9 @@ struct Worker {
         var otherValues: [[GroupValue]]
         /// A sealed head chunk's batch and posting lists (nil for blocks and chunks still written).
         var head: (batch: SpanBatch, postings: HeadChunkPostings)?
+        /// With one group-by field read as string IDs: the partial's group of each source-local ID
+        /// (``unknownGroup`` until seen, −1 for a value a closed partial excludes).
+        var groupOfLocal: [Int32] = []
 
         init(_ query: AggregationQuery, strings: SourceStrings, resources: SpanBatch, limits: AggregationLimits) throws {
             self.strings = strings
@@ -460,24 +463,14 @@ struct Worker {
             let g = Int32(partial.group([]))
             return [Int32](repeating: g, count: n)
         }
+        if plan.groupBy.count == 1, let slots = try self.groupsOfIDs(selection, chunk, plan, &partial) { return slots }
         var global: [[UInt32]] = []
         for f in plan.groupBy.indices {
             let local = try self.codes(field: f, selection, chunk, plan)
             // Every code below the table's end has its partial code from here on.
             try self.resolveFirstSeen(f, local, plan, &partial)
             var out = [UInt32](repeating: 0, count: n)
-            for i in 0..<n {
-                let c = local[i]
-                if Int(c) < plan.globalCode[f].count {
-                    out[i] = plan.globalCode[f][Int(c)]
-                } else if let g = plan.otherGlobalCode[f][c] {
-                    out[i] = g
-                } else {
-                    let g = partial.code(field: f, try self.value(f, c, plan)) ?? Self.excluded
-                    plan.otherGlobalCode[f][c] = g
-                    out[i] = g
-                }
-            }
+            for i in 0..<n { out[i] = try self.partialCode(f, local[i], plan, &partial) }
             global.append(out)
         }
         if !partial.isClosed && self.maxGroups - partial.groupCount < n { try self.checkNewGroups(global, n, partial) }
@@ -520,6 +513,68 @@ struct Worker {
                 let g = Int32(partial.group(lo: lo, hi: hi, codes: key))
                 out[i] = g
                 previous = (lo, hi, g)
+            }
+        }
+        return out
+    }
+
+    /// The partial's code of source-local code `c` of field `f` (``excluded`` where a closed partial has
+    /// no group with its value); codes below the dense table's end must have been resolved
+    /// (``resolveFirstSeen(_:_:_:_:)``).
+    @inline(__always) private func partialCode(_ f: Int, _ c: UInt32, _ plan: SourcePlan, _ partial: inout AggregationPartial) throws -> UInt32 {
+        if Int(c) < plan.globalCode[f].count { return plan.globalCode[f][Int(c)] }
+        if let g = plan.otherGlobalCode[f][c] { return g }
+        let g = partial.code(field: f, try self.value(f, c, plan)) ?? Self.excluded
+        plan.otherGlobalCode[f][c] = g
+        return g
+    }
+
+    static let unknownGroup = Int32.min
+
+    /// The groups of the selected rows when the only group-by field is read as string IDs: one load
+    /// per row from the source's ID → group table. Rows with IDs not seen before take the general
+    /// steps (their codes resolved, their groups found or made) and fill the table. Nil for fields
+    /// read otherwise.
+    private func groupsOfIDs(_ selection: [Int32], _ chunk: ChunkColumns, _ plan: SourcePlan, _ partial: inout AggregationPartial) throws -> [Int32]? {
+        let ids: [UInt32]
+        switch try FieldReader(plan.groupBy[0], chunk, plan.resources).source {
+        case .ids(let v, _), .attributeIDs(let v): ids = v
+        default: return nil
+        }
+        if plan.groupOfLocal.isEmpty { plan.groupOfLocal = [Int32](repeating: Self.unknownGroup, count: plan.globalCode[0].count) }
+        let n = selection.count
+        var unseen: [Int] = []
+        var out = [Int32](unsafeUninitializedCapacity: n) { buffer, count in
+            plan.groupOfLocal.withUnsafeBufferPointer { table in
+                ids.withUnsafeBufferPointer { ids in
+                    selection.withUnsafeBufferPointer { rows in
+                        for i in 0..<n {
+                            let c = Int(ids[Int(rows[i])])
+                            let g = c < table.count ? table[c] : Self.unknownGroup
+                            buffer[i] = g
+                            if g == Self.unknownGroup { unseen.append(i) }
+                        }
+                    }
+                }
+            }
+            count = n
+        }
+        if unseen.isEmpty { return out }
+        let local = unseen.map { ids[Int(selection[$0])] }
+        try self.resolveFirstSeen(0, local, plan, &partial)
+        var global = [UInt32](repeating: 0, count: local.count)
+        for (j, c) in local.enumerated() { global[j] = try self.partialCode(0, c, plan, &partial) }
+        if !partial.isClosed && self.maxGroups - partial.groupCount < global.count { try self.checkNewGroups([global], global.count, partial) }
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 1) { key in
+            for (j, i) in unseen.enumerated() {
+                let c = local[j]
+                var g: Int32 = -1
+                if global[j] != Self.excluded {
+                    key[0] = global[j]
+                    g = Int32(partial.group(lo: UInt64(global[j]), hi: 0, codes: UnsafeBufferPointer(key)))
+                }
+                if Int(c) < plan.groupOfLocal.count { plan.groupOfLocal[Int(c)] = g }
+                out[i] = g
             }
         }
         return out
@@ -569,8 +624,11 @@ struct Worker {
                     plan.globalCode[f][Int(c)] = partial.code(field: f, try self.value(f, c, plan)) ?? Self.excluded
                 }
             }
-            try plan.strings.forEachBytes(strings) { c, bytes in
-                plan.globalCode[f][Int(c)] = partial.code(field: f, utf8: bytes) ?? Self.excluded
+            var codes: [UInt32] = []
+            codes.reserveCapacity(strings.count)
+            try plan.strings.forEachBytes(strings) { _, bytes in codes.append(partial.code(field: f, utf8: bytes) ?? Self.excluded) }
+            plan.globalCode[f].withUnsafeMutableBufferPointer { known in
+                for (j, c) in strings.enumerated() { known[Int(c)] = codes[j] }
             }
         } catch {
             // Not left half-resolved: nothing may read `pending` as a code.

@@ -39,7 +39,7 @@ struct SourceStrings {
     func forEachBytes(_ ids: [UInt32], _ body: (UInt32, UnsafeRawBufferPointer) throws -> Void) throws {
         let inBase = ids.prefix { Int($0) < self.base }
         if let dictionary, self.table == nil {
-            try dictionary.forEachBytes(inBase, body)
+            try inBase.withUnsafeBufferPointer { try dictionary.forEachBytes($0, body) }
         } else {
             for id in inBase { try self.withBytes(id) { try body(id, $0) } }
         }

@@ -175,17 +175,19 @@ public final class BlockDictionary: Sendable {
     public func string(_ id: UInt32) throws -> String { try self.withBytes(id) { String(decoding: $0, as: UTF8.self) } }
 
     /// Calls `body` with each of `ids` (ascending) and its bytes, reading each page once.
-    public func forEachBytes(_ ids: some Collection<UInt32>, _ body: (UInt32, UnsafeRawBufferPointer) throws -> Void) throws {
-        var i = ids.startIndex
-        while i != ids.endIndex {
+    public func forEachBytes(_ ids: UnsafeBufferPointer<UInt32>, _ body: (UInt32, UnsafeRawBufferPointer) throws -> Void) throws {
+        var i = 0
+        while i < ids.count {
             guard Int(ids[i]) < self.count else { throw BlockFormatError("string ID \(ids[i]) outside the dictionary") }
             let p = Int(ids[i]) / BlockCodec.dictionaryPage
             let page = try self.page(p)
             try page.bytes.withUnsafeBytes { all in
-                while i != ids.endIndex, Int(ids[i]) / BlockCodec.dictionaryPage == p {
-                    let k = Int(ids[i]) % BlockCodec.dictionaryPage
-                    try body(ids[i], UnsafeRawBufferPointer(rebasing: all[Int(page.offsets[k])..<Int(page.offsets[k + 1])]))
-                    i = ids.index(after: i)
+                try page.offsets.withUnsafeBufferPointer { offsets in
+                    while i < ids.count, Int(ids[i]) / BlockCodec.dictionaryPage == p {
+                        let k = Int(ids[i]) % BlockCodec.dictionaryPage
+                        try body(ids[i], UnsafeRawBufferPointer(rebasing: all[Int(offsets[k])..<Int(offsets[k + 1])]))
+                        i += 1
+                    }
                 }
             }
         }
