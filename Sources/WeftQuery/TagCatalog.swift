@@ -37,24 +37,34 @@ public enum TagCatalog {
     /// blocks were read (tag autocompletion reflects recent data; a full scan of months of blocks is
     /// not worth it). Distinct values, by contrast, read everything in range (``DistinctValues``).
     public static func names(scope: String?, snapshot: StorageEngine.Snapshot, store: BlockStore, blockSpans: Int) throws -> Names {
-        var blocks = 0
-        var names = try self.names(scope: scope) { body in
-            for chunk in snapshot.chunks { body(chunk.batch) }
-            var budget = blockSpans
-            for meta in snapshot.blocks.sorted(by: { $0.maxStart > $1.maxStart }) where budget > 0 {
-                do {
-                    let reader = try store.reader(meta)
-                    blocks += 1
-                    for g in (0..<reader.groups.count).reversed() where budget > 0 {
-                        body(try reader.decodedGroup(g, parts: [.attributes]))
-                        budget -= Int(reader.groups.spans[g])
-                    }
-                } catch {
-                    store.quarantine(meta, error)
+        var names = try self.names(scope: scope) { body in snapshot.chunks.forEach { body($0.batch) } }
+        var span = Set(names.span), resource = Set(names.resource)
+        let wantSpan = scope == nil || scope == "" || scope == "all" || scope == "span"
+        let wantResource = scope == nil || scope == "" || scope == "all" || scope == "resource"
+        var budget = blockSpans
+        for meta in snapshot.blocks.sorted(by: { $0.maxStart > $1.maxStart }) where budget > 0 {
+            do {
+                // A row group's span keys come from its attribute layout's key list, without its rows.
+                let reader = try store.reader(meta)
+                names.stats.blocks += 1
+                var keys = Set<UInt32>()
+                for g in (0..<reader.groups.count).reversed() where budget > 0 {
+                    if wantSpan { keys.formUnion(try reader.spanAttributeKeys(g)) }
+                    names.stats.chunks += 1
+                    names.stats.inspectedSpans += Int(reader.groups.spans[g])
+                    budget -= Int(reader.groups.spans[g])
                 }
+                for k in keys { span.insert(try reader.dictionary.string(k)) }
+                if wantResource {
+                    let resources = try reader.blockLevelBatch(strings: StringTable())
+                    for k in Set(resources.resourceAttrs.keys) { resource.insert(try reader.dictionary.string(k)) }
+                }
+            } catch {
+                store.quarantine(meta, error)
             }
         }
-        names.stats.blocks = blocks
+        names.span = span.sorted()
+        names.resource = resource.sorted()
         return names
     }
 

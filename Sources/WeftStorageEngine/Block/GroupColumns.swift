@@ -263,6 +263,24 @@ extension BlockReader {
         return (start, end)
     }
 
+    /// The keys (string IDs) of the span attributes of group `g`: those of its inverted layout and
+    /// those implied by typed columns. Reads the layout's key list and the implied masks only.
+    public func spanAttributeKeys(_ g: Int) throws -> [UInt32] {
+        let count = UInt64(self.dictionary.count)
+        var keys: [UInt32] = try self.groupSection(g, "span.attributes").withUnsafeBytes { raw throws in
+            var r = ByteReader(raw)
+            return try r.packed().map { k throws in
+                guard k < count else { throw BlockFormatError("group \(g) attribute key \(k) outside the dictionary") }
+                return UInt32(k)
+            }
+        }
+        let masks = try self.packedColumn(g, "genai.implied", 0..<Int(self.groups.spans[g])).reduce(0, |)
+        for (bit, implied) in BlockCodec.impliedKeys.enumerated() where masks & (1 << UInt64(bit)) != 0 && !keys.contains(implied.key) {
+            keys.append(implied.key)
+        }
+        return keys
+    }
+
     /// A packed column's values over `range`.
     func packedColumn(_ g: Int, _ name: String, _ range: Range<Int>) throws -> [UInt64] {
         let n = Int(self.groups.spans[g])
