@@ -191,6 +191,29 @@ struct AggregationTests {
         }
     }
 
+    /// Token counts past 32 bits keep their full width in block columns (the narrow form is taken only
+    /// for a row group whose counts all fit): sums, maxima and counts over blocks equal the head's and
+    /// the typed column's own total, exactly.
+    @Test func test_tokenCountsPast32Bits_sumExactlyOverBlocks() throws {
+        var batches = Self.traffic(seed: 21)
+        var large = 0
+        for row in 0..<batches[0].spanCount where batches[0].inputTokens[row] != SpanBatch.noTokens && row % 3 == 0 {
+            batches[0].inputTokens[row] = 5_000_000_000 + Int64(row)
+            large += 1
+        }
+        #expect(large > 0)
+        let present = batches.flatMap { $0.inputTokens.filter { $0 != SpanBatch.noTokens } }
+        let (headOnly, mixed) = try Self.engines(batches)
+        let tokens = TraceQLField.attribute(.span, "gen_ai.usage.input_tokens")
+        let query = AggregationQuery(aggregates: [.sum(tokens), .max(tokens), .min(tokens)], startNanos: 0, endNanos: .max)
+        let viaHead = try AggregationExecutor.partial(query, snapshot: headOnly.snapshot(org: "o"), store: headOnly.store)
+        let viaBlocks = try AggregationExecutor.partial(query, snapshot: mixed.snapshot(org: "o"), store: mixed.store)
+        #expect(viaBlocks.sameContents(as: viaHead))
+        let row = try #require(viaBlocks.rows(query).first)
+        #expect(row.values[0] == .number(Double(present.reduce(0, +))))
+        #expect(row.values[1] == .number(Double(present.max()!)) && row.values[2] == .number(Double(present.min()!)))
+    }
+
     /// Partials of any split of the snapshot (blocks and head chunks dealt out at random) merge, in any
     /// order, to the partial of the whole.
     @Test(arguments: [11, 12, 13] as [UInt64])

@@ -705,6 +705,25 @@ struct Worker {
         return out
     }
 
+    /// Sums token counts of the selected rows into their cells (count and sum lanes only), without a
+    /// branch per row on whether the span has a count (those without add nothing). Wrapping adds
+    /// cannot wrap: 2^63 additions of at most 2^63 fit in 127 bits.
+    @inline(__always)
+    private static func sumTokens<T: FixedWidthInteger & SignedInteger>(
+        _ t: UnsafeBufferPointer<T>, absent: T, _ selection: [Int32], _ cells: [Int32], _ column: inout AggregateColumn
+    ) {
+        column.valueCount.withUnsafeMutableBufferPointer { count in
+            column.valueInteger.withUnsafeMutableBufferPointer { sum in
+                for (i, row) in selection.enumerated() {
+                    let c = Int(cells[i]), v = Int64(t[Int(row)])
+                    let present = Int64(unsafeBitCast(v != Int64(absent), to: UInt8.self))
+                    count[c] &+= UInt64(present)
+                    sum[c] &+= Int128(v & (0 &- present))
+                }
+            }
+        }
+    }
+
     /// Adds the selected rows' values of one aggregate into their cells.
     private static func accumulate(
         _ aggregate: Aggregate, _ field: FieldPlan?, _ selection: [Int32], _ cells: [Int32], _ chunk: ChunkColumns, _ plan: SourcePlan,
@@ -747,24 +766,16 @@ struct Worker {
                 column.addInteger(Int(cells[i]), Int64(bitPattern: e[r] > s[r] ? e[r] - s[r] : 0), sumOnly: aggregate.isSumOrAverage)
             }
         case (.values, .tokens(let t)) where aggregate.isSumOrAverage:
-            // A sum touches two lanes only.
-            t.withUnsafeBufferPointer { t in
-                column.valueCount.withUnsafeMutableBufferPointer { count in
-                    column.valueInteger.withUnsafeMutableBufferPointer { sum in
-                        // Without a branch per row on whether the span has a count (those without add
-                        // nothing). Wrapping adds cannot wrap: 2^63 additions of at most 2^63 fit in 127 bits.
-                        for (i, row) in selection.enumerated() {
-                            let c = Int(cells[i]), v = t[Int(row)]
-                            let present = Int64(unsafeBitCast(v != SpanBatch.noTokens, to: UInt8.self))
-                            count[c] &+= UInt64(present)
-                            sum[c] &+= Int128(v & (0 &- present))
-                        }
-                    }
-                }
-            }
+            t.withUnsafeBufferPointer { Self.sumTokens($0, absent: SpanBatch.noTokens, selection, cells, &column) }
+        case (.values, .tokens32(let t)) where aggregate.isSumOrAverage:
+            t.withUnsafeBufferPointer { Self.sumTokens($0, absent: ColumnValues.absentTokens, selection, cells, &column) }
         case (.values, .tokens(let t)):
             for (i, row) in selection.enumerated() where t[Int(row)] != SpanBatch.noTokens {
                 column.addInteger(Int(cells[i]), t[Int(row)], sumOnly: false)
+            }
+        case (.values, .tokens32(let t)):
+            for (i, row) in selection.enumerated() where t[Int(row)] != ColumnValues.absentTokens {
+                column.addInteger(Int(cells[i]), Int64(t[Int(row)]), sumOnly: false)
             }
         case (.values, .cost(let x)) where aggregate.isSumOrAverage:
             x.withUnsafeBufferPointer { x in

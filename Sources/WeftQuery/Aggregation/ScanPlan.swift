@@ -249,6 +249,8 @@ struct FieldReader {
         case service(resource: [UInt32], names: [UInt32])
         case small([UInt8])
         case tokens([Int64])
+        /// Token counts in 32 bits, ``ColumnValues/absentTokens`` when unset.
+        case tokens32([Int32])
         case cost([Double])
         /// A span attribute (no resource fallback) whose values are all strings: IDs, ``ColumnValues/absentID`` when unset.
         case attributeIDs([UInt32])
@@ -273,7 +275,12 @@ struct FieldReader {
         case .service: self.source = .service(resource: try chunk.ids(.resource), names: resources.resourceServiceName)
         case .status: self.source = .small(try chunk.bytes(.status))
         case .kind: self.source = .small(try chunk.bytes(.kind))
-        case .tokens(let c): self.source = .tokens(try chunk.ints(c))
+        case .tokens(let c):
+            if case .tokens32(let v) = try chunk.values(c), v.count == chunk.rows {
+                self.source = .tokens32(v)
+            } else {
+                self.source = .tokens(try chunk.ints(c))
+            }
         case .cost: self.source = .cost(try chunk.doubles(.cost))
         case .attribute(let scope, let key):
             guard let key else {
@@ -329,6 +336,7 @@ struct FieldReader {
         case .service(let resource, let names): return (Self.string, UInt64(names[Int(resource[row])]))
         case .small(let v): return (Self.int, UInt64(v[row]))
         case .tokens(let v): return v[row] == SpanBatch.noTokens ? (Self.absent, 0) : (Self.int, UInt64(bitPattern: v[row]))
+        case .tokens32(let v): return v[row] == ColumnValues.absentTokens ? (Self.absent, 0) : (Self.int, UInt64(bitPattern: Int64(v[row])))
         case .cost(let v): return v[row].isNaN ? (Self.absent, 0) : (Self.double, v[row].bitPattern)
         case .attributeIDs(let ids): return ids[row] == ColumnValues.absentID ? (Self.absent, 0) : (Self.string, UInt64(ids[row]))
         case .attribute(let types, let values, let resource, let rTypes, let rValues):
@@ -517,6 +525,10 @@ indirect enum FilterPlan {
         case (.number(let op, let x), .tokens(let column)):
             return column.withUnsafeBufferPointer { c in
                 keep(candidates) { c[$0] != SpanBatch.noTokens && CompiledTraceQLFilter.compare(Double(c[$0]), op, x) }
+            }
+        case (.number(let op, let x), .tokens32(let column)):
+            return column.withUnsafeBufferPointer { c in
+                keep(candidates) { c[$0] != ColumnValues.absentTokens && CompiledTraceQLFilter.compare(Double(c[$0]), op, x) }
             }
         case (.ids(let ids, let negate), _):
             return keep(candidates) { row in

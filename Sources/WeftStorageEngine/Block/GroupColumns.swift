@@ -24,6 +24,9 @@ public enum ColumnValues: Sendable {
     case ids([UInt32])
     case bytes([UInt8])
     case ints([Int64])
+    /// Token counts that all fit in 32 bits, half the width of ``ints(_:)`` (``absentTokens`` where
+    /// a row has none).
+    case tokens32([Int32])
     case doubles([Double])
     case words([UInt64])
     case traces(traceOf: [UInt32], high: [UInt64], low: [UInt64])
@@ -36,6 +39,16 @@ public enum ColumnValues: Sendable {
     public static let absent: UInt8 = 0xFF
     /// String ID of a row without the attribute (in ``stringAttribute``).
     public static let absentID = UInt32.max
+    /// A row without a token count (in ``tokens32(_:)``).
+    public static let absentTokens = Int32.min
+
+    /// A token column in its smallest form: 32-bit when every count fits (``SpanBatch/noTokens``
+    /// becomes ``absentTokens``).
+    static func tokens(_ values: [Int64]) -> ColumnValues {
+        let fits = values.allSatisfy { $0 == SpanBatch.noTokens || ($0 > Int64(Int32.min) && $0 <= Int64(Int32.max)) }
+        guard fits else { return .ints(values) }
+        return .tokens32(values.map { $0 == SpanBatch.noTokens ? absentTokens : Int32(truncatingIfNeeded: $0) })
+    }
 
     /// An attribute column in its smallest form: string IDs when every present value is a string.
     static func attribute(_ types: [UInt8], _ values: [UInt64]) -> ColumnValues {
@@ -53,6 +66,7 @@ public enum ColumnValues: Sendable {
         case .ids(let v): return v.count * 4
         case .bytes(let v): return v.count
         case .ints(let v): return v.count * 8
+        case .tokens32(let v): return v.count * 4
         case .doubles(let v): return v.count * 8
         case .words(let v): return v.count * 8
         case .traces(let t, let h, let l): return t.count * 4 + (h.count + l.count) * 8
@@ -339,8 +353,8 @@ extension BlockReader {
         case .resource: return .ids(try ids("span.resource", limit: UInt64(try self.resourceCount())))
         case .kind: return .bytes(try self.packedColumn(g, "span.kind", range).map { UInt8(truncatingIfNeeded: $0) })
         case .status: return .bytes(try self.packedColumn(g, "span.status", range).map { UInt8(truncatingIfNeeded: $0) })
-        case .inputTokens: return .ints(try self.packedColumn(g, "genai.input_tokens", range).map(BlockCodec.untokens))
-        case .outputTokens: return .ints(try self.packedColumn(g, "genai.output_tokens", range).map(BlockCodec.untokens))
+        case .inputTokens: return .tokens(try self.packedColumn(g, "genai.input_tokens", range).map(BlockCodec.untokens))
+        case .outputTokens: return .tokens(try self.packedColumn(g, "genai.output_tokens", range).map(BlockCodec.untokens))
         case .cost: return .doubles(try self.costs(g, range))
         case .spanID: return .words(try self.spanIDs(g, range))
         case .parentSpanID:
