@@ -463,7 +463,9 @@ struct Worker {
             let g = Int32(partial.group([]))
             return [Int32](repeating: g, count: n)
         }
-        if plan.groupBy.count == 1, let slots = try self.groupsOfIDs(selection, chunk, plan, &partial) { return slots }
+        // A block's plan serves all its row groups, so its ID → group table pays for itself; a head
+        // chunk's plan serves one chunk, and a table as large as the head's strings would not.
+        if plan.groupBy.count == 1, plan.strings.table == nil, let slots = try self.groupsOfIDs(selection, chunk, plan, &partial) { return slots }
         var global: [[UInt32]] = []
         for f in plan.groupBy.indices {
             let local = try self.codes(field: f, selection, chunk, plan)
@@ -531,8 +533,8 @@ struct Worker {
 
     static let unknownGroup = Int32.min
 
-    /// The groups of the selected rows when the only group-by field is read as string IDs: one load
-    /// per row from the source's ID → group table. Rows with IDs not seen before take the general
+    /// The groups of the selected rows when the only group-by field is read as string IDs (from a
+    /// block's dictionary): one load per row from the source's ID → group table. Rows with IDs not seen before take the general
     /// steps (their codes resolved, their groups found or made) and fill the table. Nil for fields
     /// read otherwise.
     private func groupsOfIDs(_ selection: [Int32], _ chunk: ChunkColumns, _ plan: SourcePlan, _ partial: inout AggregationPartial) throws -> [Int32]? {
