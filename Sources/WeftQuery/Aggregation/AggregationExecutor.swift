@@ -534,9 +534,9 @@ struct Worker {
     static let unknownGroup = Int32.min
 
     /// The groups of the selected rows when the only group-by field is read as string IDs (from a
-    /// block's dictionary): one load per row from the source's ID → group table. Rows with IDs not seen before take the general
-    /// steps (their codes resolved, their groups found or made) and fill the table. Nil for fields
-    /// read otherwise.
+    /// block's dictionary): one load per row from the source's ID → group table. Rows with IDs not
+    /// seen before take the general steps (their codes resolved, their groups found or made) and fill
+    /// the table. Nil for fields read otherwise.
     private func groupsOfIDs(_ selection: [Int32], _ chunk: ChunkColumns, _ plan: SourcePlan, _ partial: inout AggregationPartial) throws -> [Int32]? {
         let ids: [UInt32]
         switch try FieldReader(plan.groupBy[0], chunk, plan.resources).source {
