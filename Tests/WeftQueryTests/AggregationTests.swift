@@ -135,6 +135,7 @@ struct AggregationTests {
             (AggregationQuery(filter: try TraceQLQuery(parsing: "{ span.server.port >= 443 && duration > 300ms && (span.region =~ \"eu-.*|us-east-1\" || status = error) }").filter, groupBy: [tenant, modelField, .attribute(.span, "region")], aggregates: [.count, .sum(inputTokens), .avg(inputTokens)], startNanos: Self.base, endNanos: end), inputTokens),
             (AggregationQuery(filter: try TraceQLQuery(parsing: "{ span.gen_ai.request.model = \"\(model)\" && duration > 100ms }").filter, groupBy: [.attribute(.any, "service.version")], aggregates: [.sum(cost), .max(cost)], startNanos: Self.base, endNanos: end), cost),
             (AggregationQuery(filter: try TraceQLQuery(parsing: "{ resource.service.name = \"tfy-llm-gateway\" && kind = client }").filter, aggregates: [.histogram(duration), .count], startNanos: Self.base, endNanos: end, stepNanos: Self.minute), duration),
+            (AggregationQuery(groupBy: [tenant], aggregates: [.count, .sum(duration)], startNanos: Self.base, endNanos: end), duration),
             (AggregationQuery(filter: try TraceQLQuery(parsing: "{ span.tenant_id != \"\" && span.gen_ai.usage.cost >= 0 }").filter, groupBy: [tenant], aggregates: [.sum(cost), .count], startNanos: Self.base, endNanos: end), cost),
             (AggregationQuery(filter: try TraceQLQuery(parsing: "{ span.tenant_id = \"no-such-tenant\" }").filter, groupBy: [tenant], aggregates: [.count], startNanos: Self.base, endNanos: end), nil),
         ]

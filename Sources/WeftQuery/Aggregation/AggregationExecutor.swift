@@ -267,6 +267,8 @@ struct Worker {
         /// With one group-by field read as string IDs: the partial's group of each source-local ID
         /// (``unknownGroup`` until seen, −1 for a value a closed partial excludes).
         var groupOfLocal: [Int32] = []
+        /// The group of rows without the field there (``unknownGroup`` until seen).
+        var groupOfAbsent = Worker.unknownGroup
 
         init(_ query: AggregationQuery, strings: SourceStrings, resources: SpanBatch, limits: AggregationLimits) throws {
             self.strings = strings
@@ -546,13 +548,14 @@ struct Worker {
         if plan.groupOfLocal.isEmpty { plan.groupOfLocal = [Int32](repeating: Self.unknownGroup, count: plan.globalCode[0].count) }
         let n = selection.count
         var unseen: [Int] = []
+        let absent = plan.groupOfAbsent
         var out = [Int32](unsafeUninitializedCapacity: n) { buffer, count in
             plan.groupOfLocal.withUnsafeBufferPointer { table in
                 ids.withUnsafeBufferPointer { ids in
                     selection.withUnsafeBufferPointer { rows in
                         for i in 0..<n {
                             let c = Int(ids[Int(rows[i])])
-                            let g = c < table.count ? table[c] : Self.unknownGroup
+                            let g = c < table.count ? table[c] : c == Int(Self.absentCode) ? absent : Self.unknownGroup
                             buffer[i] = g
                             if g == Self.unknownGroup { unseen.append(i) }
                         }
@@ -575,7 +578,11 @@ struct Worker {
                     key[0] = global[j]
                     g = Int32(partial.group(lo: UInt64(global[j]), hi: 0, codes: UnsafeBufferPointer(key)))
                 }
-                if Int(c) < plan.groupOfLocal.count { plan.groupOfLocal[Int(c)] = g }
+                if Int(c) < plan.groupOfLocal.count {
+                    plan.groupOfLocal[Int(c)] = g
+                } else if c == Self.absentCode {
+                    plan.groupOfAbsent = g
+                }
                 out[i] = g
             }
         }
