@@ -39,8 +39,7 @@ public enum TagCatalog {
     public static func names(scope: String?, snapshot: StorageEngine.Snapshot, store: BlockStore, blockSpans: Int) throws -> Names {
         var names = try self.names(scope: scope) { body in snapshot.chunks.forEach { body($0.batch) } }
         var span = Set(names.span), resource = Set(names.resource)
-        let wantSpan = scope == nil || scope == "" || scope == "all" || scope == "span"
-        let wantResource = scope == nil || scope == "" || scope == "all" || scope == "resource"
+        let wantSpan = self.includes(scope, "span"), wantResource = self.includes(scope, "resource")
         var budget = blockSpans
         for meta in snapshot.blocks.sorted(by: { $0.maxStart > $1.maxStart }) where budget > 0 {
             do {
@@ -69,7 +68,10 @@ public enum TagCatalog {
     }
 
     /// Whether names of `scope` list the intrinsics.
-    public static func includesIntrinsics(_ scope: String?) -> Bool { scope == nil || scope == "" || scope == "all" || scope == "intrinsic" }
+    public static func includesIntrinsics(_ scope: String?) -> Bool { self.includes(scope, "intrinsic") }
+
+    /// Whether names of `scope` (nil, empty or `all` for every scope) list those of `name`.
+    static func includes(_ scope: String?, _ name: String) -> Bool { scope == nil || scope == "" || scope == "all" || scope == name }
 
     /// Attribute names by scope over the batches `forEach` yields.
     static func names(scope: String?, forEach: ((SpanBatch) -> Void) throws -> Void) throws -> Names {
@@ -84,10 +86,10 @@ public enum TagCatalog {
         try forEach { b in
             names.stats.chunks += 1
             names.stats.inspectedSpans += b.spanCount
-            if scope == nil || scope == "" || scope == "all" || scope == "span" {
+            if self.includes(scope, "span") {
                 for k in distinct(b.attrs.keys, b.strings.count) { span.insert(b.strings.string(k)) }
             }
-            if scope == nil || scope == "" || scope == "all" || scope == "resource" {
+            if self.includes(scope, "resource") {
                 for k in distinct(b.resourceAttrs.keys, b.strings.count) { resource.insert(b.strings.string(k)) }
             }
         }

@@ -246,8 +246,9 @@ struct BlockGroupColumns {
 
     /// Calls `body` for every row group of the snapshot's blocks that holds spans of `wanted`, with
     /// those rows (ascending) and their traces' positions in `wanted`; blocks in snapshot order,
-    /// groups in order. Groups are found by the block-wide trace filter and the groups' Bloom filters, and confirmed by their trace IDs. A
-    /// block that fails to read is quarantined and skipped, as a trace lookup does.
+    /// groups in order. Groups are found by the block-wide trace filter and the groups' Bloom filters,
+    /// and confirmed by their trace IDs. A block that fails to read is quarantined and skipped, as a
+    /// trace lookup does.
     static func forEach(
         holding wanted: WantedTraces, snapshot: StorageEngine.Snapshot, store: BlockStore, limits: AggregationLimits,
         _ body: ([(trace: Int32, row: Int32)], BlockGroupColumns) throws -> Void

@@ -45,9 +45,18 @@ public enum ColumnValues: Sendable {
     /// A token column in its smallest form: 32-bit when every count fits (``SpanBatch/noTokens``
     /// becomes ``absentTokens``).
     static func tokens(_ values: [Int64]) -> ColumnValues {
-        let fits = values.allSatisfy { $0 == SpanBatch.noTokens || ($0 > Int64(Int32.min) && $0 <= Int64(Int32.max)) }
-        guard fits else { return .ints(values) }
-        return .tokens32(values.map { $0 == SpanBatch.noTokens ? absentTokens : Int32(truncatingIfNeeded: $0) })
+        var narrow: [Int32] = []
+        narrow.reserveCapacity(values.count)
+        for v in values {
+            if v == SpanBatch.noTokens {
+                narrow.append(absentTokens)
+            } else if v > Int64(Int32.min) && v <= Int64(Int32.max) {
+                narrow.append(Int32(truncatingIfNeeded: v))
+            } else {
+                return .ints(values)
+            }
+        }
+        return .tokens32(narrow)
     }
 
     /// An attribute column in its smallest form: string IDs when every present value is a string.
