@@ -87,9 +87,9 @@ public struct HeadChunkEdges: Sendable {
 final class HeadChunkDerived: Sendable {
     let edges = Mutex<HeadChunkEdges>(.empty)
     let postings = Mutex<HeadChunkPostings?>(nil)
-    /// Scan columns built from a sealed chunk's rows, and the bytes they count in
-    /// ``HeadChunk/columnCacheLimitBytes``.
-    let columns = Mutex<(values: [ScanColumn: ColumnValues], bytes: Int)>(([:], 0))
+    /// Scan columns built from the chunk's rows (each for the rows the chunk had then), and the
+    /// bytes they count in ``HeadChunk/columnCacheLimitBytes``.
+    let columns = Mutex<(values: [ScanColumn: (rows: Int, values: ColumnValues)], bytes: Int)>(([:], 0))
 
     deinit {
         let bytes = self.columns.withLock { $0.bytes }
@@ -234,35 +234,66 @@ extension HeadChunk {
     /// One column of the chunk in scan form. The columns a scan builds from every span's
     /// attributes or traces (span attributes, trace-level values) are kept by a sealed chunk, within
     /// ``columnCacheLimitBytes``, so a later query reads them as a block's cached columns are read.
+    /// A chunk still taking rows keeps its span attribute columns too, and extends them by the rows
+    /// added since, rather than reading every span's attributes again.
     public func scanColumn(_ column: ScanColumn) -> ColumnValues {
         guard Self.isBuilt(column) else { return self.batch.scanColumn(column) }
         if let kept = self.keptColumn(column) { return kept }
-        guard let postings = self.postings else { return self.batch.scanColumn(column) }
+        guard let postings = self.postings else {
+            guard case .attribute(let key) = column else { return self.batch.scanColumn(column) }
+            return self.growingAttribute(key)
+        }
         let values: ColumnValues
         if case .attribute(let key) = column, let ids = postings.stringColumn(key: key) {
             values = .stringAttribute(ids)
         } else {
             values = self.batch.scanColumn(column)
         }
-        let bytes = values.bytes
-        guard headColumnCacheBytes.add(bytes, ordering: .relaxed).newValue <= Self.columnCacheLimitBytes else {
-            headColumnCacheBytes.subtract(bytes, ordering: .relaxed)
-            return values
-        }
-        let kept = self.derived.columns.withLock { state -> Bool in
-            guard state.values[column] == nil else { return false }
-            state.values[column] = values
-            state.bytes += bytes
-            return true
-        }
-        if !kept { headColumnCacheBytes.subtract(bytes, ordering: .relaxed) }
+        self.keep(column, values)
         return values
     }
 
-    /// A column this sealed chunk has kept, without building it.
+    /// Attribute `key` of a chunk still taking rows: the column kept for fewer rows, extended.
+    private func growingAttribute(_ key: UInt32) -> ColumnValues {
+        let column = ScanColumn.attribute(key)
+        let rows = self.spanCount
+        let known = self.derived.columns.withLock { $0.values[column] }
+        let values: ColumnValues
+        if let known, known.rows >= rows {
+            // A copy taken before the chunk grew further: its own rows only.
+            return known.rows == rows ? known.values : known.values.attributePrefix(rows)
+        } else if let known {
+            values = known.values.appending(self.batch.attributeColumn(key, rows: known.rows..<rows))
+        } else {
+            values = self.batch.attributeColumn(key, rows: 0..<rows)
+        }
+        self.keep(column, values)
+        return values
+    }
+
+    /// Keeps `values`, built from this chunk's rows, within ``columnCacheLimitBytes``, unless a
+    /// column built from as many rows or more is kept already.
+    private func keep(_ column: ScanColumn, _ values: ColumnValues) {
+        let (rows, bytes) = (self.spanCount, values.bytes)
+        guard headColumnCacheBytes.add(bytes, ordering: .relaxed).newValue <= Self.columnCacheLimitBytes else {
+            headColumnCacheBytes.subtract(bytes, ordering: .relaxed)
+            return
+        }
+        let freed = self.derived.columns.withLock { state -> Int in
+            let replaced = state.values[column]
+            if let replaced, replaced.rows >= rows { return bytes }
+            state.values[column] = (rows, values)
+            let old = replaced?.values.bytes ?? 0
+            state.bytes += bytes - old
+            return old
+        }
+        if freed > 0 { headColumnCacheBytes.subtract(freed, ordering: .relaxed) }
+    }
+
+    /// A column this chunk has kept for exactly its rows, without building it.
     public func keptColumn(_ column: ScanColumn) -> ColumnValues? {
-        guard self.postings != nil else { return nil }
-        return self.derived.columns.withLock { $0.values[column] }
+        guard let kept = self.derived.columns.withLock({ $0.values[column] }), kept.rows == self.spanCount else { return nil }
+        return kept.values
     }
 
     /// Whether a column is built from the rows (not one of the batch's own arrays).

@@ -174,4 +174,65 @@ struct HeadPostingsTests {
             #expect(a.sameContents(as: b), "\(text)")
         }
     }
+    /// A chunk still taking rows keeps its span attribute columns and extends them as it grows:
+    /// each read equals a scan of the rows the reader's copy holds, whatever the value types.
+    @Test func test_openChunk_extendsItsAttributeColumns_asAScanOfItsRows() throws {
+        var decoder = OTLPProtobufDecoder()
+        func batch(_ range: Range<Int>) throws -> SpanBatch {
+            let spans = range.map { k -> TestSpan in
+                let start = Self.base + UInt64(k) * 1_000_000
+                // The tenant is a string, but an integer in some spans after the first part, and absent in others.
+                var attributes: [(String, TestValue)] = [("region", .string("r\(k % 5)"))]
+                if k % 7 != 0 { attributes.append(("tenant_id", k >= 300 && k % 11 == 0 ? .int(Int64(k)) : .string("t\(k % 3)"))) }
+                return TestSpan(traceID: TraceID(high: 2, low: UInt64(k / 4 + 1)), spanID: UInt64(k + 1), name: "call", start: start, end: start + 1000, attributes: attributes)
+            }
+            var batch = SpanBatch()
+            let bytes = RequestBuilder.request([("svc", spans)])
+            _ = try bytes.withUnsafeBytes { try decoder.decode($0, into: &batch) }
+            return batch
+        }
+        func same(_ a: ColumnValues, _ b: ColumnValues) -> Bool {
+            switch (a, b) {
+            case (.stringAttribute(let x), .stringAttribute(let y)): return x == y
+            case (.attribute(let t, let v), .attribute(let u, let w)): return t == u && v == w
+            default: return false
+            }
+        }
+        let engine = StorageEngine(head: Head(configuration: .init(chunkSpans: 1_000_000, stripes: 1)), store: BlockStore(disk: SimulatedDisk(), directory: "/g"))
+        var copies: [HeadChunk] = []
+        for part in [0..<200, 200..<300, 300..<450, 450..<460] {
+            engine.head.append(try batch(part), org: "o")
+            let chunk = try #require(engine.snapshot(org: "o").chunks.first)
+            #expect(chunk.postings == nil)
+            copies.append(chunk)
+            for name in ["tenant_id", "region"] {
+                let key = try #require(chunk.batch.strings.lookup(name))
+                let read = chunk.scanColumn(.attribute(key))
+                #expect(same(read, chunk.batch.scanColumn(.attribute(key))), "\(name) over \(chunk.spanCount) rows")
+                #expect(chunk.keptColumn(.attribute(key)) != nil, "kept for \(chunk.spanCount) rows")
+            }
+        }
+        let tenant = try #require(copies[0].batch.strings.lookup("tenant_id"))
+        guard case .attribute = copies[3].scanColumn(.attribute(tenant)) else {
+            Issue.record("integer tenants make the column one of mixed types")
+            return
+        }
+        // Copies taken before the chunk grew read their own rows only, from the longer column kept.
+        for copy in copies.dropLast() {
+            #expect(copy.keptColumn(.attribute(tenant)) == nil)
+            #expect(same(copy.scanColumn(.attribute(tenant)), copy.batch.scanColumn(.attribute(tenant))), "\(copy.spanCount) rows")
+        }
+        // A filter over the open chunk matches what a chunk read from scratch matches.
+        let filter = try TraceQLQuery(parsing: "{ span.tenant_id = \"t1\" && span.region = \"r2\" }").filter
+        let fresh = StorageEngine(head: Head(configuration: .init(chunkSpans: 1_000_000, stripes: 1)), store: BlockStore(disk: SimulatedDisk(), directory: "/f"))
+        fresh.head.append(try batch(0..<460), org: "o")
+        func matches(_ e: StorageEngine) throws -> TraceMatchesPartial {
+            var p = try TraceMatchExecutor.partial(filter, startNanos: Self.base, endNanos: Self.base + Self.minute, snapshot: e.snapshot(org: "o"), store: e.store)
+            p.stats = ScanStats()
+            return p
+        }
+        let expected = try matches(fresh)
+        #expect(!expected.traces.isEmpty)
+        #expect(try matches(engine) == expected)
+    }
 }

@@ -68,6 +68,35 @@ public enum ColumnValues: Sendable {
         return .stringAttribute(ids)
     }
 
+    /// An attribute column (``attribute(_:_:)``'s forms) of more rows: these rows, then `tail`'s.
+    public func appending(_ tail: ColumnValues) -> ColumnValues {
+        if case .stringAttribute(let head) = self, case .stringAttribute(let rest) = tail { return .stringAttribute(head + rest) }
+        let (headTypes, headValues) = self.attributeTypesAndValues
+        let (tailTypes, tailValues) = tail.attributeTypesAndValues
+        return .attribute(types: headTypes + tailTypes, values: headValues + tailValues)
+    }
+
+    /// The first `rows` rows of an attribute column.
+    public func attributePrefix(_ rows: Int) -> ColumnValues {
+        switch self {
+        case .stringAttribute(let ids): return .stringAttribute(Array(ids.prefix(rows)))
+        default:
+            let (types, values) = self.attributeTypesAndValues
+            return ColumnValues.attribute(Array(types.prefix(rows)), Array(values.prefix(rows)))
+        }
+    }
+
+    /// An attribute column as a type byte and a value per row.
+    private var attributeTypesAndValues: (types: [UInt8], values: [UInt64]) {
+        switch self {
+        case .attribute(let types, let values): return (types, values)
+        case .stringAttribute(let ids):
+            let string = ValueType.string.rawValue
+            return (ids.map { $0 == Self.absentID ? Self.absent : string }, ids.map { $0 == Self.absentID ? 0 : UInt64($0) })
+        default: preconditionFailure("not an attribute column")
+        }
+    }
+
     /// Approximate heap size, for cache accounting.
     public var bytes: Int {
         switch self {
@@ -503,17 +532,21 @@ extension SpanBatch {
         case .parentSpanID: return .words(self.parentSpanID)
         case .traces:
             return .traces(traceOf: Array(0..<UInt32(self.spanCount)), high: self.traceHigh, low: self.traceLow)
-        case .attribute(let key):
-            var types = [UInt8](repeating: ColumnValues.absent, count: self.spanCount)
-            var values = [UInt64](repeating: 0, count: self.spanCount)
-            for row in 0..<self.spanCount {
-                for i in self.attrRange(row) where self.attrs.keys[i] == key {
-                    types[row] = self.attrs.types[i]
-                    values[row] = self.attrs.values[i]
-                    break
-                }
-            }
-            return ColumnValues.attribute(types, values)
+        case .attribute(let key): return self.attributeColumn(key, rows: 0..<self.spanCount)
         }
+    }
+
+    /// The span attribute `key` of `rows` (their first value of it, as scans read it) in scan form.
+    public func attributeColumn(_ key: UInt32, rows: Range<Int>) -> ColumnValues {
+        var types = [UInt8](repeating: ColumnValues.absent, count: rows.count)
+        var values = [UInt64](repeating: 0, count: rows.count)
+        for row in rows {
+            for i in self.attrRange(row) where self.attrs.keys[i] == key {
+                types[row - rows.lowerBound] = self.attrs.types[i]
+                values[row - rows.lowerBound] = self.attrs.values[i]
+                break
+            }
+        }
+        return ColumnValues.attribute(types, values)
     }
 }
