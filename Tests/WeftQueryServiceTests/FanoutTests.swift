@@ -18,6 +18,8 @@ final class ScriptedNodes: StorageNodeClient {
         /// Answers after the delay, even when cancelled meanwhile (a late answer).
         case late(Duration)
         case fails
+        /// Answers 20 ms after it is asked, once every gated node has been asked: all at once.
+        case gated
     }
 
     /// Node → placement → newest span start.
@@ -25,6 +27,7 @@ final class ScriptedNodes: StorageNodeClient {
     let behaviour: [String: Behaviour]
     let asked = Mutex<[(String, [String])]>([])
     let cancelled = Mutex<[String]>([])
+    private let gate = Mutex<[CheckedContinuation<Void, Never>]>([])
 
     init(_ holdings: [String: [String: UInt64]], behaviour: [String: Behaviour] = [:]) {
         self.holdings = holdings
@@ -55,6 +58,18 @@ final class ScriptedNodes: StorageNodeClient {
             }
         case .late(let delay):
             try? await Task.sleep(for: delay)
+        case .gated:
+            try? await Task.sleep(for: .milliseconds(20))
+            let gated = self.behaviour.values.filter { if case .gated = $0 { return true } else { return false } }.count
+            await withCheckedContinuation { (waiting: CheckedContinuation<Void, Never>) in
+                let released: [CheckedContinuation<Void, Never>] = self.gate.withLock { all in
+                    all.append(waiting)
+                    guard all.count == gated else { return [] }
+                    defer { all = [] }
+                    return all
+                }
+                for r in released { r.resume() }
+            }
         }
         var partial = TraceMatchesPartial()
         for p in placements {
@@ -130,6 +145,46 @@ struct FanoutTests {
         let answer = try await coordinator.run(Self.all, org: "acme", holdings: await coordinator.holdings(org: "acme"))
         #expect(answer.missing.isEmpty)
         #expect(Self.matches(answer.partial).spans == 1)
+    }
+
+    @Test func aQuerySlowOnEveryNodeIsNotHedged() async throws {
+        // Every node answers after the 1 ms hedge delay, all at once: the query is slow, no node is.
+        let nodes = ScriptedNodes(
+            ["a": ["a+b": 10, "c+a": 10], "b": ["a+b": 10, "b+c": 10], "c": ["b+c": 10, "c+a": 10]],
+            behaviour: ["a": .gated, "b": .gated, "c": .gated]
+        )
+        let coordinator = Coordinator(local: nil, nodes: ["a", "b", "c"], replicationFactor: 2, client: nodes, health: Self.eager(["a", "b", "c"]))
+        let tally = FanoutTally()
+        let answer = try await coordinator.run(Self.all, org: "acme", holdings: await coordinator.holdings(org: "acme"), figures: tally)
+        #expect(Self.matches(answer.partial).traces.count == 3)
+        #expect(tally.figures.hedges == 0)
+        // Each placement was asked for once.
+        #expect(nodes.asked.withLock { $0.flatMap(\.1).count } == 3)
+    }
+
+    @Test func aNodeSlowNextToItsPeersIsHedged() async throws {
+        // "c" never answers while "a" and "b" answer at once: "c"'s placements go to them as well.
+        let nodes = ScriptedNodes(
+            ["a": ["a+b": 10, "c+a": 10], "b": ["a+b": 10, "b+c": 10], "c": ["b+c": 10, "c+a": 10]], behaviour: ["c": .hangs]
+        )
+        let coordinator = Coordinator(local: "c", nodes: ["a", "b", "c"], replicationFactor: 2, client: nodes, health: Self.eager(["a", "b", "c"]))
+        let tally = FanoutTally()
+        let answer = try await coordinator.run(Self.all, org: "acme", holdings: await coordinator.holdings(org: "acme"), figures: tally)
+        let m = Self.matches(answer.partial)
+        #expect(answer.missing.isEmpty)
+        #expect(m.traces.count == 3 && m.traces.values.allSatisfy { $0.matched == 1 })
+        #expect(tally.figures.hedges == 1)
+        #expect(await Self.eventually { nodes.cancelled.withLock { $0 } == ["c"] })
+    }
+
+    @Test func aHedgeWaitsForHalfThePeersAndTwiceTheirMedian() {
+        let ms = { (n: Int) in Duration.milliseconds(n) }
+        #expect(HedgeRule.decide(elapsed: ms(5), peers: 0, answered: []) == .now)
+        #expect(HedgeRule.decide(elapsed: ms(500), peers: 4, answered: [ms(40)]) == .waitForPeers)
+        #expect(HedgeRule.decide(elapsed: ms(50), peers: 4, answered: [ms(40), ms(10)]) == .at(ms(80)))
+        #expect(HedgeRule.decide(elapsed: ms(80), peers: 4, answered: [ms(40), ms(10)]) == .now)
+        #expect(HedgeRule.decide(elapsed: ms(50), peers: 3, answered: [ms(30), ms(20), ms(90)]) == .at(ms(60)))
+        #expect(HedgeRule.decide(elapsed: ms(61), peers: 1, answered: [ms(30)]) == .now)
     }
 
     @Test func p95ComesFromRecentAnswersWithAFloor() {

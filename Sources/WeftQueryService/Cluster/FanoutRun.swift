@@ -25,6 +25,10 @@ struct FanoutRun {
         var hedgeFailed = false
         var hedgePartials: [NodePartial] = []
         var resolved = false
+        /// When the first attempt was sent.
+        var launched = ContinuousClock.now
+        /// Its hedge delay passed before enough other jobs had answered to compare it with them.
+        var hedgeWaiting = false
     }
 
     private struct Attempt {
@@ -52,6 +56,8 @@ struct FanoutRun {
     private var tasks: [Int: Task<Void, Never>] = [:]
     private var timers: [Task<Void, Never>] = []
     private var nextAttempt = 0
+    /// How long the jobs' first attempts took to answer, for those that answered.
+    private var answerLatencies: [Duration] = []
     /// Per node, the fingerprint of its catalog for this request (checked runs only).
     private let fingerprints: [String: CatalogFingerprint]
     /// Nodes whose catalog is known to be current: they answered a checked request or a probe.
@@ -111,7 +117,7 @@ struct FanoutRun {
             // nil: the calling task was cancelled.
             guard let event = await iterator.next() else { throw CancellationError() }
             switch event {
-            case .hedgeDue(let j): self.hedge(j)
+            case .hedgeDue(let j): self.considerHedge(j)
             case .answer(let id, let result, let elapsed): try self.answered(id, result, elapsed)
             case .probed(let node, let result): try self.probed(node, result)
             }
@@ -140,13 +146,29 @@ struct FanoutRun {
             let j = self.jobs.count
             self.jobs.append(Job(node: node, placements: placements))
             self.jobs[j].primary = self.launch(job: j, node: node, placements: placements, isHedge: false)
-            if let delay = self.coordinator.health?.hedgeDelay(node) {
-                let sink = self.sink
-                self.timers.append(Task {
-                    try? await Task.sleep(for: delay)
-                    if !Task.isCancelled { sink.yield(.hedgeDue(job: j)) }
-                })
-            }
+            if let delay = self.coordinator.health?.hedgeDelay(node) { self.scheduleHedge(j, after: delay) }
+        }
+    }
+
+    private mutating func scheduleHedge(_ j: Int, after delay: Duration) {
+        let sink = self.sink
+        self.timers.append(Task {
+            try? await Task.sleep(for: delay)
+            if !Task.isCancelled { sink.yield(.hedgeDue(job: j)) }
+        })
+    }
+
+    /// Job `j` has run past its node's hedge delay: hedged as ``HedgeRule`` says, next to the
+    /// answer times of the other jobs of this fan-out.
+    private mutating func considerHedge(_ j: Int) {
+        let job = self.jobs[j]
+        guard !job.resolved, !job.hedgeStarted, !job.primaryFailed else { return }
+        self.jobs[j].hedgeWaiting = false
+        let elapsed = ContinuousClock.now - job.launched
+        switch HedgeRule.decide(elapsed: elapsed, peers: self.jobs.count - 1, answered: self.answerLatencies) {
+        case .now: self.hedge(j)
+        case .waitForPeers: self.jobs[j].hedgeWaiting = true
+        case .at(let due): self.scheduleHedge(j, after: due - elapsed)
         }
     }
 
@@ -245,6 +267,9 @@ struct FanoutRun {
             if !attempt.isHedge {
                 try self.merge([partial])
                 self.resolve(j, covered: true)
+                // Timed from when the job was planned, like the wait of the jobs it is compared with.
+                self.answerLatencies.append(ContinuousClock.now - self.jobs[j].launched)
+                for k in self.jobs.indices where self.jobs[k].hedgeWaiting { self.considerHedge(k) }
             } else {
                 self.jobs[j].hedgePartials.append(partial)
                 self.jobs[j].hedge.remove(id)
@@ -319,5 +344,31 @@ struct FanoutRun {
             self.figures.placementsSkipped += job.placements.count
             self.resolve(j, covered: false)
         }
+    }
+}
+
+/// When a node request that has run past its node's hedge delay is hedged: when its node is also
+/// slow next to the other requests of the same fan-out (at least half of them answered, and it has
+/// run twice their median answer time), or when there is no other request to compare it with. A
+/// query that is slow on every node is not hedged: a second copy of its work would only slow
+/// every node further.
+package enum HedgeRule {
+    package enum Decision: Equatable {
+        case now
+        /// Not before this long after the request was sent.
+        case at(Duration)
+        /// Decide again when another request answers.
+        case waitForPeers
+    }
+
+    /// - Parameters:
+    ///   - elapsed: how long the request has run.
+    ///   - peers: the other requests of the fan-out.
+    ///   - answered: how long those that answered took.
+    package static func decide(elapsed: Duration, peers: Int, answered: [Duration]) -> Decision {
+        guard peers > 0 else { return .now }
+        guard answered.count * 2 >= peers else { return .waitForPeers }
+        let due = answered.sorted()[answered.count / 2] * 2
+        return elapsed >= due ? .now : .at(due)
     }
 }
