@@ -4,12 +4,19 @@ import WeftModel
 /// placements a trace-by-ID read asks first, and whether what it found there is the whole trace.
 ///
 /// A span is stored under the replica set of its trace under the write ring in force at its start
-/// time (``WriteRingHistory``), so a trace whose spans started within the history lies in the
-/// placements of its replica sets under the history's epochs. Spans can lie elsewhere when they
-/// started before the history (placed by an ingest node's current ring of the time, which may have
-/// been replaced since), or so close to a ring change that an ingest node may have seen a ring this
-/// node never recorded (two changes arriving here in one update). ``covers(spanStarts:)``
-/// answers false for those, so the caller reads the other placements too.
+/// time, or at its write time less the history's retention when it was written later than that
+/// (``WriteRingHistory``), so a trace whose spans started within the history lies in the placements
+/// of its replica sets under the history's epochs. Spans can lie elsewhere when they started before
+/// this node saw its first ring (placed by an ingest node's current ring of the time, which may
+/// have been replaced since), when they started before the retention floor and before the last
+/// ring change (written late, they went by the ring in force at their write time, unknown here), or
+/// so close to a ring change that an ingest node may have seen a ring this node never recorded (two
+/// changes arriving here in one update). ``covers(spanStarts:)`` answers false for those, so the
+/// caller reads the other placements too. A span that started after the last ring change went by
+/// the current ring whenever it was written: in a cluster whose ring has not changed since this
+/// node started, every span since then is covered. Not foreseen: an ingest node started after a
+/// span began places it by its ring at write time, which may be a ring in force for less than the
+/// margin that this node never recorded.
 public struct TracePlacements: Sendable {
     /// The placement keys of the trace under every epoch of the history and under the read ring.
     public let candidates: Set<PlacementKey>
@@ -44,7 +51,9 @@ public struct TracePlacements: Sendable {
         let floor = now > history.retentionNanos ? now - history.retentionNanos : 0
         // Without a history nothing is known of where spans went: no start is covered.
         let first = history.epochs.first?.since ?? .max
-        let (start, overflow) = max(floor, first).addingReportingOverflow(margin)
+        let last = history.epochs.last?.since ?? .max
+        // Before the floor, only starts after the last change are placed alike at any write time.
+        let (start, overflow) = max(first, min(floor, last)).addingReportingOverflow(margin)
         self.wholeFrom = overflow ? .max : start
         self.changes = history.epochs.dropFirst().map(\.since)
         self.margin = margin
