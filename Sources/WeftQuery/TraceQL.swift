@@ -136,6 +136,44 @@ struct TraceQLToken: Equatable {
 }
 
 struct TraceQLLexer {
+    /// The character a backslash escape at `i` in a double-quoted string stands for, and the
+    /// escape's length: Go's escapes, as Tempo reads TraceQL strings (`\\`, `\"`, `\n`, `\t`, `\r`,
+    /// `\a`, `\b`, `\f`, `\v`, `\x7f`, `\101`, `\u00e9`, `\U0001F600`). Any other escape is an error, so
+    /// a regex written with one backslash (`"\d"`) is refused rather than read without it.
+    static func escape(_ chars: [Character], at i: Int) throws(TraceQLError) -> (Unicode.Scalar, Int) {
+        let e = chars[i + 1]
+        func hex(_ digits: Int) throws(TraceQLError) -> (Unicode.Scalar, Int) {
+            guard i + 2 + digits <= chars.count, let v = UInt32(String(chars[(i + 2)..<(i + 2 + digits)]), radix: 16) else {
+                throw TraceQLError(position: i, message: "'\\\(e)' needs \(digits) hexadecimal digits")
+            }
+            guard let scalar = Unicode.Scalar(v) else { throw TraceQLError(position: i, message: "'\\\(e)' escapes no character") }
+            return (scalar, 2 + digits)
+        }
+        switch e {
+        case "\\", "\"": return (e.unicodeScalars.first!, 2)
+        case "n": return ("\n", 2)
+        case "t": return ("\t", 2)
+        case "r": return ("\r", 2)
+        case "a": return ("\u{07}", 2)
+        case "b": return ("\u{08}", 2)
+        case "f": return ("\u{0C}", 2)
+        case "v": return ("\u{0B}", 2)
+        case "u": return try hex(4)
+        case "U": return try hex(8)
+        case "x":
+            let (scalar, length) = try hex(2)
+            guard scalar.isASCII else { throw TraceQLError(position: i, message: "'\\x' escapes a byte past ASCII: write the character itself, or '\\u'") }
+            return (scalar, length)
+        case "0"..."7":
+            guard i + 4 <= chars.count, let v = UInt8(String(chars[(i + 1)..<(i + 4)]), radix: 8), v < 0x80 else {
+                throw TraceQLError(position: i, message: "'\\\(e)' is not an escape: an octal escape is three digits below 200, and a regex backslash is written '\\\\'")
+            }
+            return (Unicode.Scalar(v), 4)
+        default:
+            throw TraceQLError(position: i, message: "unknown escape '\\\(e)' in a string: write '\\\\\(e)' for a backslash (as in a regex)")
+        }
+    }
+
     static func tokens(_ text: String) throws(TraceQLError) -> [TraceQLToken] {
         let chars = Array(text)
         var out: [TraceQLToken] = []
@@ -156,13 +194,9 @@ struct TraceQLLexer {
                 var closed = false
                 while i < chars.count {
                     if chars[i] == "\\" && quote == "\"" && i + 1 < chars.count {
-                        let e = chars[i + 1]
-                        switch e {
-                        case "n": value.append("\n")
-                        case "t": value.append("\t")
-                        default: value.append(e)
-                        }
-                        i += 2
+                        let (scalar, length) = try Self.escape(chars, at: i)
+                        value.unicodeScalars.append(scalar)
+                        i += length
                         continue
                     }
                     if chars[i] == quote {

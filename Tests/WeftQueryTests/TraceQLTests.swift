@@ -32,6 +32,10 @@ struct TraceQLTests {
             ("duration > 10us", .duration(10_000)), ("duration > 5ns", .duration(5)),
             ("span.cached = true", .bool(true)), ("kind = client", .kind(3)), ("status != ok", .status(1)),
             (#"name = "say \"hi\"""#, .string(#"say "hi""#)),
+            // Go's escapes, as Tempo reads them: a regex backslash is written twice.
+            (#"span.re =~ "\\d+\\.\\w""#, .string(#"\d+\.\w"#)), (#"name = "a\tb\nc\rd""#, .string("a\tb\nc\rd")),
+            (#"name = "\a\b\f\v""#, .string("\u{07}\u{08}\u{0C}\u{0B}")), (#"name = "\x41\101\u00e9\U0001F600""#, .string("AAé😀")),
+            ("name = `raw \\d`", .string(#"raw \d"#)),
         ]
         for (text, value) in literals {
             guard case .comparison(_, _, let got) = try TraceQLQuery(parsing: "{ \(text) }").filter else {
@@ -91,6 +95,13 @@ struct TraceQLTests {
             ("{ .a = 1 } extra", 11, "expected '|' or the end of the query"),
             ("{ .a = 1 # }", 9, "unexpected character '#'"),
             ("{ span. = 1 }", 2, "expected an attribute name after 'span.'"),
+            // One backslash before a regex construct is an unknown escape, not the construct.
+            (#"{ .a =~ "\d+" }"#, 9, "unknown escape '\\d' in a string: write '\\\\d'"),
+            (#"{ .a =~ "\p{L}" }"#, 9, "unknown escape '\\p'"),
+            (#"{ .a =~ "(a)\1" }"#, 12, "'\\1' is not an escape"),
+            (#"{ .a = "\u12" }"#, 8, "'\\u' needs 4 hexadecimal digits"),
+            (#"{ .a = "\uD800" }"#, 8, "'\\u' escapes no character"),
+            (#"{ .a = "\xff" }"#, 8, "a byte past ASCII"),
         ]
         for (text, position, message) in cases {
             do {
