@@ -98,9 +98,7 @@ public enum QueryTime {
         var start = end >= since ? end - since : 0
         if let v = p["start"], !v.isEmpty { start = try self.parse(v, parameter: "start") }
         guard end >= start else { throw QueryError("parameter 'end' must not be before 'start'") }
-        guard end - start <= limits.maxRangeNanos else {
-            throw QueryError("the time range (\(Self.hours(end - start)) h) exceeds the maximum of \(Self.hours(limits.maxRangeNanos)) h")
-        }
+        try limits.check(start: start, end: end)
         return (start, end)
     }
 
@@ -112,6 +110,15 @@ public enum QueryTime {
 }
 
 /// `GET /api/metrics/query_range` and `/api/metrics/query`: a TraceQL metrics query over a range.
+extension QueryLimits {
+    /// Throws the 400 error for a time range from `start` to `end` (nanoseconds since the Unix
+    /// epoch) longer than ``maxRangeNanos``.
+    package func check(start: UInt64, end: UInt64) throws(QueryError) {
+        guard end > start, end - start > self.maxRangeNanos else { return }
+        throw QueryError("the time range (\(QueryTime.hours(end - start)) h) exceeds the maximum of \(QueryTime.hours(self.maxRangeNanos)) h")
+    }
+}
+
 public struct MetricsRequest: Sendable {
     public var query: TraceQLQuery
     public var aggregation: AggregationQuery

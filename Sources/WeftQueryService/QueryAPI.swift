@@ -155,10 +155,17 @@ package struct QueryAPI: Sendable {
     package static let tagScanSpans = 1_000_000
 
     package func handle(_ request: HTTPRequest, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
-        guard request.method == .GET || request.method == .HEAD else {
-            return loop.makeSucceededFuture(.text(.methodNotAllowed, "method \(request.method) not allowed on \(request.path)\n"))
-        }
         let path = request.path
+        guard request.method == .GET || request.method == .HEAD else {
+            // Another method on an endpoint is 405; on no endpoint at all 404, as with GET.
+            let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+            guard Self.isEndpoint(segments) else {
+                return loop.makeSucceededFuture(QueryAPI.json(.notFound, QueryResponses.error("no such endpoint: \(path)")))
+            }
+            var response = HTTPResponse.text(.methodNotAllowed, "method \(request.method) not allowed on \(path)\n")
+            response.headers.add(name: "allow", value: "GET, HEAD")
+            return loop.makeSucceededFuture(response)
+        }
         // Health, metrics and build info read no org data, so any header is fine there.
         let org: String
         switch Self.orgFreePaths.contains(path) ? .success(OrgID.defaultOrg) : OrgID.parse(request.headers.first(name: "x-scope-orgid")) {
@@ -242,6 +249,7 @@ package struct QueryAPI: Sendable {
             let search: SearchRequest
             do {
                 search = try SearchRequest(parameters: request.query)
+                try search.checkRange(self.limits, now: Self.nowNanos())
             } catch {
                 return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
             }
@@ -326,6 +334,13 @@ package struct QueryAPI: Sendable {
                 if isStart { start = t } else { end = t % 1_000_000_000 == 0 ? t.addingReportingOverflow(999_999_999).partialValue : t }
             }
             guard end >= start else { return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'end' must not be before 'start'")) }
+            if start > 0 && end < .max {
+                do {
+                    try self.limits.check(start: start, end: end)
+                } catch {
+                    return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
+                }
+            }
             let lookup = self.nodeRequest(.tagValues(field: field, filter: filter, startNanos: start, endNanos: end, limit: valueLimit), request)
             return run {
                 let reads = reads()
@@ -407,6 +422,20 @@ package struct QueryAPI: Sendable {
             }
         default:
             return loop.makeSucceededFuture(QueryAPI.json(.notFound, QueryResponses.error("no such endpoint: \(path)")))
+        }
+    }
+
+    /// Whether `segments` (of a request path) name one of the endpoints ``handle(_:on:)`` answers.
+    static func isEndpoint(_ s: [String]) -> Bool {
+        switch s {
+        case ["api", "echo"], ["ready"], ["healthz"], ["metrics"], ["api", "status", "buildinfo"], ["api", "search"], ["api", "search", "tags"],
+            ["api", "v2", "search", "tags"], ["api", "metrics", "query_range"], ["api", "metrics", "query"], ["api", "weft", "aggregate"],
+            ["api", "dependencies"]:
+            return true
+        default:
+            return (s.count == 3 && s[0] == "api" && s[1] == "traces") || (s.count == 4 && s[0] == "api" && s[1] == "v2" && s[2] == "traces")
+                || (s.count == 5 && s[0] == "api" && s[1] == "search" && s[2] == "tag" && s[4] == "values")
+                || (s.count == 6 && s[0] == "api" && s[1] == "v2" && s[2] == "search" && s[3] == "tag" && s[5] == "values")
         }
     }
 }

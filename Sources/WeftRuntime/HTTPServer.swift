@@ -96,7 +96,8 @@ public final class HTTPServer: Sendable {
             let timeouts = HTTPConnectionTimeouts(limits: limits)
             try channel.pipeline.syncOperations.addHandler(timeouts)
             let http1 = { (channel: any Channel) throws in
-                try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
+                try channel.pipeline.syncOperations.addHandler(HTTPDecodeErrorResponder())
                 try channel.pipeline.syncOperations.addHandler(
                     HTTPRequestHandler(maxBodyBytes: maxBodyBytes, bodyBudget: limits.bodyBudget, timeouts: timeouts, responder: responder)
                 )

@@ -217,3 +217,28 @@ def test_h2c_clients_that_open_their_windows_and_never_read_are_cut_off(hostile_
         assert len(read_until_closed(s, limit=2 * size)) < size
         s.close()
     assert requests.get(node.query + "/ready", timeout=30).status_code == 200
+
+
+def test_oversize_headers_and_unknown_endpoints_get_their_status_and_a_message(hostile_node):
+    # Header fields past 80 KiB: 431 with a message (not a bare 400), on both ports.
+    for url in (hostile_node.otlp, hostile_node.query):
+        with socket.create_connection(hostport(url), timeout=10) as s:
+            s.sendall(b"GET /api/echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (90 * 1024) + b"\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            answer = read_until_closed(s)
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+        assert b"request header fields exceed 80 KiB" in answer, answer[:400]
+    # A malformed request line: 400 with a message.
+    with socket.create_connection(hostport(hostile_node.query), timeout=10) as s:
+        s.sendall(b"GET /a b c\r\n\r\n")
+        answer = read_until_closed(s)
+    assert answer.startswith(b"HTTP/1.1 400") and b"malformed HTTP/1.1 request" in answer, answer[:400]
+    # Another method on no endpoint is 404, as with GET; on an endpoint 405 naming the methods.
+    for url in (hostile_node.otlp + "/v1/logs", hostile_node.otlp + "/v1/metrics", hostile_node.query + "/nowhere"):
+        r = requests.post(url, data=b"x", headers={"Content-Type": "application/x-protobuf"}, timeout=10)
+        assert r.status_code == 404, (url, r.status_code, r.text)
+        assert "no such endpoint" in r.json()["error"]
+    r = requests.post(hostile_node.query + "/api/search", data=b"", timeout=10)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", (r.status_code, r.headers, r.text)
+    # The node still answers.
+    assert requests.get(hostile_node.query + "/ready", timeout=10).status_code == 200

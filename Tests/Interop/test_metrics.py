@@ -3,7 +3,9 @@ the same answers from the head and, after `POST /flush`, from blocks; bad querie
 limits 422s; `weftctl query` prints the tables."""
 
 import json
+import time
 import os
+import re
 import subprocess
 import tempfile
 
@@ -75,7 +77,8 @@ def check_answers(node, sent):
         assert rows[t][3][0] > 0
     # Ordered by count, the busiest tenant first; the response says what it scanned.
     assert body["rows"][0][1] == max(v[0] for v in rows.values())
-    assert int(body["metrics"]["inspectedSpans"]) >= 2 * len(sent) and "elapsedMs" in body["metrics"]
+    # Two rounds (count chooses the tenants, then p95 for them), each span counted once.
+    assert int(body["metrics"]["inspectedSpans"]) == 2 * len(sent) and "elapsedMs" in body["metrics"]
 
     # TraceQL metrics, instant and range, in Tempo's shapes.
     q = '{ span.gen_ai.request.model != "" } | count_over_time() by (span.gen_ai.request.model)'
@@ -135,6 +138,13 @@ def test_metrics_tables_and_service_map_from_head_and_blocks():
             assert lines[0].split() == ["SPAN.TENANT_ID", "COUNT", "SUM(SPAN.GEN_AI.USAGE.COST)"]
             assert {l.split()[0]: int(l.split()[1]) for l in lines[1:4]} == {t: 10 for t in TENANTS}
             assert "3 of 3 groups" in out.stdout and "inspectedSpans=" in out.stdout
+            # Durations (nanoseconds) print alike in every row: whole, grouped in thousands, no exponent.
+            out = subprocess.run([WEFTCTL, "query", "{ }", "--by", "span.tenant_id", "--select", "count, p95(duration), avg(duration)",
+                                  "--since", "1h"] + base, capture_output=True, text=True)
+            assert out.returncode == 0, out.stderr
+            for line in out.stdout.splitlines()[1:4]:
+                for cell in line.split()[2:]:
+                    assert re.fullmatch(r"\d{1,3}(,\d{3})*", cell), (cell, out.stdout)
             out = subprocess.run([WEFTCTL, "query", "{ } | count_over_time() by (resource.service.name)", "--since", "1h"] + base,
                                  capture_output=True, text=True)
             assert out.returncode == 0, out.stderr
@@ -160,6 +170,10 @@ def test_bad_queries_and_limits_get_clear_errors():
                 ("/api/metrics/query_range", {"q": "{ status = error }"}, 400, "needs a metrics stage"),
                 ("/api/metrics/query_range", {"q": "{ } | rate() by (span.x", "since": "1h"}, 400, "position"),
                 ("/api/metrics/query_range", {"q": "{ } | rate()", "since": "72h"}, 400, "exceeds the maximum of 48.0 h"),
+                # Search and tag values keep to the same range.
+                ("/api/search", {"q": "{ }", "start": str(int(time.time()) - 3 * 86400), "end": str(int(time.time()))}, 400, "exceeds the maximum of 48.0 h"),
+                ("/api/search", {"tags": "service.name=checkout", "start": "1"}, 400, "exceeds the maximum of 48.0 h"),
+                ("/api/v2/search/tag/span.tenant_id/values", {"start": "1", "end": str(int(time.time()))}, 400, "exceeds the maximum of 48.0 h"),
                 ("/api/metrics/query_range", {"q": "{ } | rate()", "since": "1h", "step": "1ms"}, 400, "steps exceed"),
                 ("/api/metrics/query", {"q": "{ } | rate()", "start": "yesterday"}, 400, "parameter 'start'"),
                 ("/api/weft/aggregate", {"select": "count, p97x(duration)"}, 400, "unknown aggregate"),
@@ -173,8 +187,10 @@ def test_bad_queries_and_limits_get_clear_errors():
                 r = node.get(path, **params)
                 assert r.status_code == status, (path, params, r.status_code, r.text)
                 assert message in r.json()["error"], (path, params, r.text)
-            # The node keeps answering.
+            # The node keeps answering, and a range within the limit is searched.
             assert node.get("/api/metrics/query", q="{ } | count_over_time()", since="1h").json()["series"][0]["value"] == 20
+            now = int(time.time())
+            assert len(node.get("/api/search", q="{ }", start=str(now - 86400), end=str(now + 60), limit="100").json()["traces"]) == 10
         finally:
             if node.proc.poll() is None:
                 node.kill()
