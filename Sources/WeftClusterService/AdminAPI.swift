@@ -98,7 +98,7 @@ public struct AdminAPI: Sendable {
             o.key("requestedReplicationFactor")
             o.number(ring.requestedReplicationFactor)
             o.key("placements")
-            o.number(ring.writes.placementCount)
+            o.number(ring.writes.replicaSetCount)
             o.key("nodes")
             o.array { a in
                 for entry in view.ringState.sortedEntries {
@@ -205,8 +205,10 @@ public struct AdminAPI: Sendable {
     func forget(_ node: String?) async -> Response {
         let view = await self.shell.view()
         guard let member = Self.find(node, in: view) else { return Self.unknown(node) }
+        // A node that has left (drained, or forgotten before) owns nothing: forgetting it again changes nothing.
+        if member.entry?.state == .left { return Self.ok(Self.message("node '\(member.update.node)' is LEFT already")) }
         guard !member.isSelf, !member.update.status.isReachable else {
-            return Self.error(409, "node '\(member.update.node)' is \(member.isSelf ? "this node" : member.update.status.description): only a dead or departed node can be forgotten (drain a live one)")
+            return Self.error(409, "node '\(member.update.node)' is \(member.isSelf ? "this node" : member.update.status.description): only a dead node can be forgotten (drain a live one)")
         }
         await self.shell.forget(member.update.node)
         return Self.ok(Self.message("node '\(member.update.node)' is LEFT"))

@@ -20,6 +20,8 @@ public actor MembershipShell {
     private var timerDeadline: UInt64?
     private var started = false
     private var stopped = false
+    /// Whether this node set its own ring entry LEFT (its drain finished), rather than being forgotten.
+    private var leftByDrain = false
     /// Monotonic nanoseconds at which each member was last heard from.
     private var lastHeard: [NodeID: UInt64] = [:]
     /// The ring compiled from the merged state and the recent write rings, readable without entering the actor.
@@ -101,6 +103,7 @@ public actor MembershipShell {
     public func setOwnState(_ state: NodeState) {
         guard var entry = self.instance.ring[self.settings.nodeID] else { return }
         guard entry.state != state else { return }
+        if state == .left { self.leftByDrain = true }
         entry.state = state
         self.perform(self.instance.onRingUpdate(entry, now: self.now))
     }
@@ -146,10 +149,16 @@ public actor MembershipShell {
                 for entry in entries {
                     self.logger.info("ring: \(entry.nodeID) is \(entry.state)", metadata: ["version": "\(entry.version)", "tokens": "\(entry.tokenCount)"])
                     if entry.nodeID == self.settings.nodeID, entry.state == .left {
-                        // A `forget` is final for an ID: the node keeps running but owns no ranges.
-                        self.logger.error(
-                            "this node was forgotten by the cluster (its ring entry is LEFT) and owns no ranges; to rejoin, start it with a new --node-id and an empty data directory"
-                        )
+                        // Leaving is final for an ID: the node keeps running but owns no ranges.
+                        if self.leftByDrain {
+                            self.logger.notice(
+                                "this node has drained and left the cluster (its ring entry is LEFT): it owns no ranges and can be stopped; to rejoin, start it with a new --node-id and an empty data directory"
+                            )
+                        } else {
+                            self.logger.error(
+                                "this node was forgotten by the cluster (its ring entry is LEFT) and owns no ranges; to rejoin, start it with a new --node-id and an empty data directory"
+                            )
+                        }
                     }
                 }
             }

@@ -22,8 +22,15 @@ struct DevCluster {
     func run() async throws -> Never {
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         try FileManager.default.createDirectory(atPath: self.base, withIntermediateDirectories: true)
-        // One secret per dev cluster, so nothing else on the machine can talk to its internal ports.
+        // One secret per dev cluster, so nothing else on the machine can talk to its internal ports. It
+        // goes in a file only the owner reads, not on the command lines `ps` shows.
         let secret = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
+        let secretFile = "\(self.base)/cluster-secret"
+        guard FileManager.default.createFile(atPath: secretFile, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw DevClusterError("cannot write \(secretFile)")
+        }
+        // An older file keeps its mode through createFile: make sure of 0600.
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secretFile)
         var children: [Child] = []
         let stop = { (children: [Child]) in
             for c in children { c.process.terminationHandler = nil }
@@ -35,7 +42,7 @@ struct DevCluster {
         for i in 1...self.nodes {
             var arguments = [
                 "serve", "--node-id", "node-\(i)", "--data-dir", "\(self.base)/node-\(i)", "--host", self.host,
-                "--internal-port", "0", "--cluster-secret", secret, "--log-level", self.logLevel,
+                "--internal-port", "0", "--cluster-secret-file", secretFile, "--log-level", self.logLevel,
             ]
             if let rf = self.replicationFactor { arguments += ["--replication-factor", String(rf)] }
             if i == 1 {

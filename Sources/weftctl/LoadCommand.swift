@@ -39,7 +39,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Run time, e.g. 30, 30s, 5m (seconds when no unit).")
     var duration: String?
 
-    @Option(help: "Total spans to send (default 1,000,000 when --duration is not given).")
+    @Option(help: "Total spans to send, in whole traces, so a few more (default 1,000,000 when --duration is not given).")
     var spans: Int?
 
     @Option(help: "Concurrent connections.")
@@ -213,7 +213,7 @@ struct LoadCommand: AsyncParsableCommand {
         let plan = LoadPlan(
             url: url, transport: self.transport, headers: headers, batch: batch, totalRequests: totalRequests,
             durationNanos: durationSeconds.map { UInt64($0 * 1e9) }, rate: self.rate,
-            baseNanos: base, spacingNanos: spacing, timeout: .nanoseconds(Int64(self.timeout * 1e9)),
+            baseNanos: base, spacingNanos: spacing, endsByNow: self.backfill == nil, timeout: .nanoseconds(Int64(self.timeout * 1e9)),
             maxRetries: self.maxRetries
         )
 
@@ -313,6 +313,9 @@ struct LoadPlan: Sendable {
     var rate: Double
     var baseNanos: UInt64
     var spacingNanos: UInt64
+    /// Whether no span may end after the moment its request is generated (live traffic, as a
+    /// gateway sends a trace once it is done): a request running ahead of the clock is moved back.
+    var endsByNow = false
     var timeout: TimeAmount
     var maxRetries: Int
 }
@@ -393,11 +396,20 @@ struct LoadWorker {
         if let limit = self.plan.durationNanos, (NIODeadline.now() - self.runStart).nanoseconds >= Int64(limit) { return nil }
         let index = self.counters.nextRequest.wrappingAdd(1, ordering: .relaxed).oldValue
         if let total = self.plan.totalRequests, index >= total { return nil }
-        let start = self.plan.baseNanos &+ UInt64(index) &* UInt64(self.plan.batch) &* self.plan.spacingNanos
-        let info = self.generator.request(
+        var start = self.plan.baseNanos &+ UInt64(index) &* UInt64(self.plan.batch) &* self.plan.spacingNanos
+        var info = self.generator.request(
             index: UInt64(index), spans: self.plan.batch, startTimeNanos: start,
             spacingNanos: self.plan.spacingNanos, into: &self.scratch
         )
+        let now = CLI.wallClockNanos()
+        if self.plan.endsByNow, info.maxEndNanos > now {
+            // The same traces, earlier: every span over by now.
+            start -= min(start, info.maxEndNanos - now)
+            info = self.generator.request(
+                index: UInt64(index), spans: self.plan.batch, startTimeNanos: start,
+                spacingNanos: self.plan.spacingNanos, into: &self.scratch
+            )
+        }
         let body = ByteBuffer(bytes: self.scratch)
         return PreparedRequest(index: index, body: body, spans: info.spans, firstTraceID: info.firstTraceID)
     }

@@ -112,14 +112,15 @@ struct QueryCommand: AsyncParsableCommand {
         for line in lines { print(line) }
     }
 
-    /// A cell of the aggregation table: numbers with up to 6 significant decimals, arrays joined.
+    /// A cell of the aggregation table: whole numbers (and any from 10,000 up, rounded) grouped in
+    /// thousands, others with up to 6 significant digits; arrays joined.
     static func cell(_ v: Any) -> String {
         switch v {
         case is NSNull: return "-"
         case let s as String: return s
         case let n as NSNumber:
             let d = n.doubleValue
-            if d == d.rounded() && abs(d) < 1e15 { return CLI.grouped(Int(d)) }
+            if (d == d.rounded() || abs(d) >= 10_000) && abs(d) < 1e15 { return CLI.grouped(Int(d.rounded())) }
             return String(format: "%.6g", d)
         case let a as [Any]: return a.map(cell).joined(separator: " ")
         default: return "\(v)"

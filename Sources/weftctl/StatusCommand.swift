@@ -9,8 +9,10 @@ struct StatusCommand: AsyncParsableCommand {
             The asked node collects each member's status over the internal port. RING V is the ring \
             version the node has; WAL is the number of write-ahead log segments not yet in blocks beyond \
             the one being written; HINTS the writes other replicas missed that the node holds for them, not \
-            delivered yet (see 'weftctl repair'); UNREACHABLE the members that node suspects or believes dead. Members \
-            that did not answer are listed below the table.
+            delivered yet (see 'weftctl repair'); REPAIR the node's anti-entropy state: 'in sync', the number of \
+            placements out of sync, 'drained' once a drain has finished, or '-' before its first round; \
+            UNREACHABLE the members that node suspects or believes dead. Members that did not answer are listed \
+            below the table.
             """
     )
 
@@ -32,6 +34,21 @@ struct StatusCommand: AsyncParsableCommand {
             var hintsPending: Int?
             var hintsPendingBytes: Int?
             var hintsByTarget: [String: PendingHints]?
+            var repair: Repair?
+        }
+
+        struct Repair: Decodable {
+            var rounds: Int
+            var inSync: Bool
+            var placementsOutOfSync: Int
+            var drained: Bool
+
+            /// The REPAIR cell.
+            var summary: String {
+                if self.drained { return "drained" }
+                if self.rounds == 0 { return "-" }
+                return self.inSync ? "in sync" : "\(CLI.grouped(self.placementsOutOfSync)) out of sync"
+            }
         }
 
         struct PendingHints: Decodable {
@@ -60,7 +77,7 @@ struct StatusCommand: AsyncParsableCommand {
     static func render(_ answer: Answer) -> [String] {
         var table = TextTable([
             ("ID", .left), ("ROLES", .left), ("RING V", .right), ("READY", .left), ("HEAD SPANS", .right), ("BLOCKS", .right),
-            ("BLOCK SPANS", .right), ("DISK", .right), ("WAL", .right), ("HINTS", .right), ("UNREACHABLE", .left),
+            ("BLOCK SPANS", .right), ("DISK", .right), ("WAL", .right), ("HINTS", .right), ("REPAIR", .left), ("UNREACHABLE", .left),
         ])
         func count(_ n: Int?) -> String { n.map(CLI.grouped) ?? "?" }
         for n in answer.nodes {
@@ -68,7 +85,7 @@ struct StatusCommand: AsyncParsableCommand {
                 n.id, n.roles?.joined(separator: ",") ?? "?", n.ringVersion.map { String($0) } ?? "?",
                 n.ready.map { $0 ? "yes" : "no" } ?? "?", count(n.headSpans), count(n.blocks), count(n.blockSpans),
                 n.diskBytes.map(CLI.bytes) ?? "?", count(n.walBacklogSegments), n.hintsPending.map(CLI.grouped) ?? "-",
-                n.unreachable.map { $0.isEmpty ? "-" : $0.joined(separator: ",") } ?? "?",
+                n.repair?.summary ?? "-", n.unreachable.map { $0.isEmpty ? "-" : $0.joined(separator: ",") } ?? "?",
             ])
         }
         var lines = table.lines

@@ -123,7 +123,7 @@ def test_errors_are_one_line_with_distinct_exit_codes(cluster):
     live = cluster[1].node_id
 
     out = weftctl("forget", live, "--url", first.query)
-    assert_one_line_error(out, 1, "forget", "only a dead or departed node can be forgotten")
+    assert_one_line_error(out, 1, "forget", "only a dead node can be forgotten")
     assert "HTTP 409" in out.stderr
 
     out = weftctl("drain", "nope", "--url", first.query)
@@ -152,6 +152,10 @@ def test_drain_then_forget_a_dead_node(cluster):
     poll("node 3 LEFT on node 1", lambda: members_by_id(first)[third.node_id]["state"] == "LEFT", deadline_seconds=10)
     human = weftctl("members", "--url", first.query).stdout
     assert "LEFT" in next(line for line in human.splitlines() if third.node_id in line.split())
+    # Forgetting the departed node (still running) changes nothing and says so.
+    out = weftctl("forget", third.node_id, "--url", first.query)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "node '%s' is LEFT already" % third.node_id
 
     second.kill()
     poll("node 2 dead on node 1", lambda: members_by_id(first)[second.node_id]["status"] == "dead")

@@ -100,6 +100,12 @@ def test_a_drained_node_hands_off_and_goes_left(base_dir, cluster):
     status = weftctl_json(ingest, "status")
     drained = [n for n in status["nodes"] if n["id"] == leaving.node_id]
     assert drained and drained[0]["repair"]["drained"], status
+    # The table says so too, in its REPAIR column.
+    human = weftctl("status", "--url", ingest.query)
+    assert human.returncode == 0, human.stderr
+    header = human.stdout.splitlines()[0]
+    row = next(line for line in human.stdout.splitlines() if line.split()[0] == leaving.node_id)
+    assert row[header.index("REPAIR"):].split()[0] == "drained", human.stdout
 
 
 def test_a_long_dead_node_is_replaced(base_dir, cluster):

@@ -126,6 +126,19 @@ struct TracePlacementsTests {
         #expect(covered > 0)
     }
 
+    /// The replica sets a ring reports are the placement keys its keys go to: the same nodes in
+    /// another order are one set.
+    @Test func test_replicaSetCount_isTheNumberOfPlacementKeys() {
+        for names in [["a", "b", "c"], ["a", "b", "c", "d", "e"], ["a", "b", "c", "d", "e", "f", "g"]] {
+            let lookup = Self.ring(names).writes
+            var keys = Set<PlacementKey>()
+            for i in 1...20_000 as ClosedRange<UInt64> { keys.insert(Self.key(lookup, WriteRingHistoryTests.trace(i))) }
+            #expect(lookup.replicaSetCount == keys.count, "\(names.count) nodes")
+            #expect(lookup.replicaSetCount <= lookup.placementCount)
+        }
+        #expect(Self.ring(["a", "b", "c"]).writes.replicaSetCount == 1)
+    }
+
     @Test func test_withoutHistory_nothingIsCovered() {
         let reads = Self.ring(["a", "b", "c"]).reads
         let placements = TracePlacements(traceID: WriteRingHistoryTests.trace(1), history: WriteRingHistory(requestedReplicationFactor: 3), reads: reads, now: Self.t0)

@@ -112,8 +112,18 @@ public struct ReplicaLookup: Sendable {
         )
     }
 
-    /// The number of distinct replica sets.
+    /// The number of distinct replica lists (the same nodes in another order count again).
     public var placementCount: Int { self.replicationFactor == 0 ? 0 : self.placementReplicas.count / self.replicationFactor }
+
+    /// The number of distinct replica sets: the placements spans are stored under (``PlacementKey``).
+    public var replicaSetCount: Int {
+        guard self.replicationFactor > 0 else { return 0 }
+        var sets = Set<[UInt16]>()
+        for start in stride(from: 0, to: self.placementReplicas.count, by: self.replicationFactor) {
+            sets.insert(self.placementReplicas[start..<(start + self.replicationFactor)].sorted())
+        }
+        return sets.count
+    }
 
     /// The number of tokens (and of ranges).
     public var tokenCount: Int { self.tokens.count }
