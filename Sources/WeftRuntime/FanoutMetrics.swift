@@ -28,7 +28,7 @@ public final class FanoutMetrics: Sendable {
         self.registry = registry
         self.hedges = registry.makeCounter(descriptor: .init(
             namespace: "weft", metricName: "fanout_hedges", unitName: "total",
-            helpText: "Node requests sent again to other holders because a node had not answered within its recent p95 latency."
+            helpText: "Node requests sent again to other holders because a node had not answered within its recent p95 latency nor twice the median of the nodes that answered the same query."
         ))
         self.partialAnswers = registry.makeCounter(descriptor: .init(
             namespace: "weft", metricName: "fanout_partial_answers", unitName: "total",
