@@ -143,7 +143,8 @@ struct TraceQLLexer {
     static func escape(_ chars: [Character], at i: Int) throws(TraceQLError) -> (Unicode.Scalar, Int) {
         let e = chars[i + 1]
         func hex(_ digits: Int) throws(TraceQLError) -> (Unicode.Scalar, Int) {
-            guard i + 2 + digits <= chars.count, let v = UInt32(String(chars[(i + 2)..<(i + 2 + digits)]), radix: 16) else {
+            let text = i + 2 + digits <= chars.count ? chars[(i + 2)..<(i + 2 + digits)] : []
+            guard text.count == digits, text.allSatisfy(\.isHexDigit), let v = UInt32(String(text), radix: 16) else {
                 throw TraceQLError(position: i, message: "'\\\(e)' needs \(digits) hexadecimal digits")
             }
             guard let scalar = Unicode.Scalar(v) else { throw TraceQLError(position: i, message: "'\\\(e)' escapes no character") }
@@ -165,7 +166,8 @@ struct TraceQLLexer {
             guard scalar.isASCII else { throw TraceQLError(position: i, message: "'\\x' escapes a byte past ASCII: write the character itself, or '\\u'") }
             return (scalar, length)
         case "0"..."7":
-            guard i + 4 <= chars.count, let v = UInt8(String(chars[(i + 1)..<(i + 4)]), radix: 8), v < 0x80 else {
+            let text = i + 4 <= chars.count ? chars[(i + 1)..<(i + 4)] : []
+            guard text.count == 3, text.allSatisfy({ ("0"..."7").contains($0) }), let v = UInt8(String(text), radix: 8), v < 0x80 else {
                 throw TraceQLError(position: i, message: "'\\\(e)' is not an escape: an octal escape is three digits below 200, and a regex backslash is written '\\\\'")
             }
             return (Unicode.Scalar(v), 4)

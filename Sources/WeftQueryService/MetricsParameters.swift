@@ -109,7 +109,6 @@ public enum QueryTime {
     }
 }
 
-/// `GET /api/metrics/query_range` and `/api/metrics/query`: a TraceQL metrics query over a range.
 extension QueryLimits {
     /// Throws the 400 error for a time range from `start` to `end` (nanoseconds since the Unix
     /// epoch) longer than ``maxRangeNanos``.
@@ -119,6 +118,7 @@ extension QueryLimits {
     }
 }
 
+/// `GET /api/metrics/query_range` and `/api/metrics/query`: a TraceQL metrics query over a range.
 public struct MetricsRequest: Sendable {
     public var query: TraceQLQuery
     public var aggregation: AggregationQuery

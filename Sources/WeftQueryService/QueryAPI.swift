@@ -334,9 +334,10 @@ package struct QueryAPI: Sendable {
                 if isStart { start = t } else { end = t % 1_000_000_000 == 0 ? t.addingReportingOverflow(999_999_999).partialValue : t }
             }
             guard end >= start else { return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'end' must not be before 'start'")) }
-            if start > 0 && end < .max {
+            if start > 0 {
+                // As for a search: from `start` to `end`, or to now without one.
                 do {
-                    try self.limits.check(start: start, end: end)
+                    try self.limits.check(start: start, end: end == .max ? max(Self.nowNanos(), start) : end)
                 } catch {
                     return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
                 }

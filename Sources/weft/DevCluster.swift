@@ -26,11 +26,11 @@ struct DevCluster {
         // goes in a file only the owner reads, not on the command lines `ps` shows.
         let secret = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
         let secretFile = "\(self.base)/cluster-secret"
+        // A file from an earlier run would keep its mode: the new one is created 0600 before it holds the secret.
+        try? FileManager.default.removeItem(atPath: secretFile)
         guard FileManager.default.createFile(atPath: secretFile, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
             throw DevClusterError("cannot write \(secretFile)")
         }
-        // An older file keeps its mode through createFile: make sure of 0600.
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: secretFile)
         var children: [Child] = []
         let stop = { (children: [Child]) in
             for c in children { c.process.terminationHandler = nil }

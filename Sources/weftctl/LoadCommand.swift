@@ -382,6 +382,10 @@ struct LoadWorker {
     var generator: TrafficGenerator
     var scratch: [UInt8] = []
     var stats = WorkerStats()
+    /// How far this worker moves its requests back so that their spans end by the time they are sent
+    /// (``LoadPlan/endsByNow``): the most any request has needed so far, so that later ones are
+    /// seldom generated twice.
+    var shiftNanos: UInt64 = 0
 
     init(plan: LoadPlan, tables: TrafficTables, counters: LoadCounters, runStart: NIODeadline, connection: any LoadConnection) {
         self.plan = plan
@@ -396,17 +400,17 @@ struct LoadWorker {
         if let limit = self.plan.durationNanos, (NIODeadline.now() - self.runStart).nanoseconds >= Int64(limit) { return nil }
         let index = self.counters.nextRequest.wrappingAdd(1, ordering: .relaxed).oldValue
         if let total = self.plan.totalRequests, index >= total { return nil }
-        var start = self.plan.baseNanos &+ UInt64(index) &* UInt64(self.plan.batch) &* self.plan.spacingNanos
+        let nominal = self.plan.baseNanos &+ UInt64(index) &* UInt64(self.plan.batch) &* self.plan.spacingNanos
+        let start = self.plan.endsByNow ? nominal - min(nominal, self.shiftNanos) : nominal
         var info = self.generator.request(
             index: UInt64(index), spans: self.plan.batch, startTimeNanos: start,
             spacingNanos: self.plan.spacingNanos, into: &self.scratch
         )
-        let now = CLI.wallClockNanos()
-        if self.plan.endsByNow, info.maxEndNanos > now {
+        if self.plan.endsByNow, case let now = CLI.wallClockNanos(), info.maxEndNanos > now {
             // The same traces, earlier: every span over by now.
-            start -= min(start, info.maxEndNanos - now)
+            self.shiftNanos += info.maxEndNanos - now
             info = self.generator.request(
-                index: UInt64(index), spans: self.plan.batch, startTimeNanos: start,
+                index: UInt64(index), spans: self.plan.batch, startTimeNanos: nominal - min(nominal, self.shiftNanos),
                 spacingNanos: self.plan.spacingNanos, into: &self.scratch
             )
         }

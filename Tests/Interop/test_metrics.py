@@ -174,6 +174,7 @@ def test_bad_queries_and_limits_get_clear_errors():
                 ("/api/search", {"q": "{ }", "start": str(int(time.time()) - 3 * 86400), "end": str(int(time.time()))}, 400, "exceeds the maximum of 48.0 h"),
                 ("/api/search", {"tags": "service.name=checkout", "start": "1"}, 400, "exceeds the maximum of 48.0 h"),
                 ("/api/v2/search/tag/span.tenant_id/values", {"start": "1", "end": str(int(time.time()))}, 400, "exceeds the maximum of 48.0 h"),
+                ("/api/search/tag/span.tenant_id/values", {"start": str(int(time.time()) - 3 * 86400)}, 400, "exceeds the maximum of 48.0 h"),
                 ("/api/metrics/query_range", {"q": "{ } | rate()", "since": "1h", "step": "1ms"}, 400, "steps exceed"),
                 ("/api/metrics/query", {"q": "{ } | rate()", "start": "yesterday"}, 400, "parameter 'start'"),
                 ("/api/weft/aggregate", {"select": "count, p97x(duration)"}, 400, "unknown aggregate"),

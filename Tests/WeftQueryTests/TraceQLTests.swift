@@ -100,6 +100,8 @@ struct TraceQLTests {
             (#"{ .a =~ "\p{L}" }"#, 9, "unknown escape '\\p'"),
             (#"{ .a =~ "(a)\1" }"#, 12, "'\\1' is not an escape"),
             (#"{ .a = "\u12" }"#, 8, "'\\u' needs 4 hexadecimal digits"),
+            (#"{ .a = "\u+123" }"#, 8, "'\\u' needs 4 hexadecimal digits"), (#"{ .a = "\x-1" }"#, 8, "'\\x' needs 2 hexadecimal digits"),
+            (#"{ .a = "\0+7" }"#, 8, "'\\0' is not an escape"),
             (#"{ .a = "\uD800" }"#, 8, "'\\u' escapes no character"),
             (#"{ .a = "\xff" }"#, 8, "a byte past ASCII"),
         ]

@@ -209,8 +209,9 @@ package struct Coordinator: Sendable {
     /// merges the partials. A node that fails or times out has its placements read from other
     /// holders; one that has not answered within its recent p95 latency (``FanoutHealth``), nor
     /// within twice the median time of the nodes that answered this query, is hedged: its
-    /// placements are sent to other holders too and the first complete answer is taken (never both). A search stops waiting for nodes whose placements hold no span newer than the
-    /// cut-off of the traces it already has. Cancelling the calling task cancels every node request.
+    /// placements are sent to other holders too and the first complete answer is taken (never
+    /// both). A search stops waiting for nodes whose placements hold no span newer than the cut-off
+    /// of the traces it already has. Cancelling the calling task cancels every node request.
     /// - Parameter figures: where to count nodes asked and answered and placements read.
     /// - Returns: the merged partial and what could not be read.
     /// - Throws: ``NodeRefusal`` when a node refused the query; ``AggregationError`` when partials do
