@@ -90,9 +90,10 @@ func runNode(_ configuration: NodeConfiguration, logLevel: String, banner: (@Sen
     }
     let logger = Logger(label: "weft")
     let node = WeftNode(configuration: configuration, logger: logger, listening: { addresses in
-        // `otlp=` and `query=` come first and keep their form; scripts parse this line.
+        // `otlp=` and `query=` come first and keep their form; scripts parse this line. A node
+        // without the ingest role has no OTLP listener: `otlp=none`, never an empty field.
         print(
-            "listening otlp=\(addresses.otlp) query=\(addresses.query)" + (addresses.otlpGrpc.map { " grpc=\($0)" } ?? "")
+            "listening otlp=\(addresses.otlp.isEmpty ? "none" : addresses.otlp) query=\(addresses.query)" + (addresses.otlpGrpc.map { " grpc=\($0)" } ?? "")
                 + (addresses.internal.map { " internal=\($0)" } ?? "") + (addresses.nodeID.map { " node=\($0)" } ?? "")
         )
         banner?(addresses)
