@@ -127,10 +127,24 @@ struct QueryCommand: AsyncParsableCommand {
         }
     }
 
+    /// A cell of a column of durations (nanoseconds): whole, grouped in thousands, like every row of
+    /// the column (an average of 9,774.1 ns prints as 9,774, not in another form than 12,345).
+    static func durationCell(_ v: Any) -> String {
+        switch v {
+        case let n as NSNumber where abs(n.doubleValue) < 1e15: return CLI.grouped(Int(n.doubleValue.rounded()))
+        case let a as [Any]: return a.map(durationCell).joined(separator: " ")
+        default: return cell(v)
+        }
+    }
+
     static func renderTable(_ root: [String: Any]) -> [String] {
         let columns = (root["columns"] as? [String]) ?? []
         var rows: [[String]] = [columns.map { $0.uppercased() }]
-        for case let r as [Any] in root["rows"] as? [Any] ?? [] { rows.append(r.map(cell)) }
+        // Aggregates of a duration (`avg(duration)`, `quantile(duration, 0.95)`); not counts of anything.
+        let durations = columns.map { $0.lowercased().contains("duration") && !$0.lowercased().hasPrefix("count") }
+        for case let r as [Any] in root["rows"] as? [Any] ?? [] {
+            rows.append(r.enumerated().map { i, v in i < durations.count && durations[i] ? durationCell(v) : cell(v) })
+        }
         var lines = Self.align(rows)
         lines.append("\(rows.count - 1) of \((root["groups"] as? NSNumber)?.intValue ?? rows.count - 1) groups")
         lines.append(contentsOf: Self.metrics(root))

@@ -72,7 +72,7 @@ def post(node, request):
 
 
 def flush(node):
-    r = requests.post((node.otlp if node.otlp != "http://" else node.query) + "/flush", timeout=60)
+    r = requests.post((node.otlp if node.otlp != "http://none" else node.query) + "/flush", timeout=60)
     assert r.status_code == 200, r.text
 
 

@@ -98,7 +98,7 @@ class Node:
         except StartFailed:
             self.kill9()
             raise
-        self.otlp = "http://" + fields["otlp"] if "otlp" in fields else None
+        self.otlp = "http://" + fields["otlp"] if fields.get("otlp", "none") != "none" else None
         self.query = "http://" + fields["query"] if "query" in fields else None
         self.grpc = fields.get("grpc")
         self.internal = fields.get("internal")
