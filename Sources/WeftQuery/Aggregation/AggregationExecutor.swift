@@ -622,7 +622,13 @@ struct Worker {
             }
         }
         if fresh.isEmpty { return }
-        fresh.sort()
+        if plan.strings.table == nil {
+            fresh.sort()
+        } else {
+            // An in-memory table reads in any order: only its own strings must come before the extras.
+            let base = plan.strings.base
+            if fresh.contains(where: { Int($0) >= base }) { fresh = fresh.filter { Int($0) < base } + fresh.filter { Int($0) >= base } }
+        }
         do {
             // Strings go by their bytes (``excluded`` where a closed partial has no group with the value).
             var strings: [UInt32] = []

@@ -34,8 +34,8 @@ struct SourceStrings {
         return try dictionary.withBytes(id, body)
     }
 
-    /// Calls `body` with each of `ids` (ascending) and its UTF-8 bytes; a block's dictionary pages
-    /// are read once each, not once per string.
+    /// Calls `body` with each of `ids` (ascending; for an in-memory table, any order with its own strings
+    /// before the extras) and its UTF-8 bytes; a block's dictionary pages are read once each, not once per string.
     func forEachBytes(_ ids: [UInt32], _ body: (UInt32, UnsafeRawBufferPointer) throws -> Void) throws {
         let inBase = ids.prefix { Int($0) < self.base }
         if let dictionary, self.table == nil {

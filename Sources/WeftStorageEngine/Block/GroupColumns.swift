@@ -87,7 +87,7 @@ public enum ColumnValues: Sendable {
     }
 
     /// An attribute column as a type byte and a value per row.
-    private var attributeTypesAndValues: (types: [UInt8], values: [UInt64]) {
+    var attributeTypesAndValues: (types: [UInt8], values: [UInt64]) {
         switch self {
         case .attribute(let types, let values): return (types, values)
         case .stringAttribute(let ids):
