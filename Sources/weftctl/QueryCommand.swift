@@ -140,8 +140,8 @@ struct QueryCommand: AsyncParsableCommand {
     static func renderTable(_ root: [String: Any]) -> [String] {
         let columns = (root["columns"] as? [String]) ?? []
         var rows: [[String]] = [columns.map { $0.uppercased() }]
-        // Aggregates of a duration (`avg(duration)`, `quantile(duration, 0.95)`); not counts of anything.
-        let durations = columns.map { $0.lowercased().contains("duration") && !$0.lowercased().hasPrefix("count") }
+        // Aggregates of a span's or trace's duration (`avg(duration)`, `quantile(duration, 0.95)`).
+        let durations = columns.map { c in ["(duration", "(traceduration"].contains { c.lowercased().replacingOccurrences(of: " ", with: "").contains($0) } }
         for case let r as [Any] in root["rows"] as? [Any] ?? [] {
             rows.append(r.enumerated().map { i, v in i < durations.count && durations[i] ? durationCell(v) : cell(v) })
         }
