@@ -20,6 +20,14 @@ public struct TraceMatchesPartial: Sendable, Equatable {
     public init() {}
 
     public mutating func merge(_ other: TraceMatchesPartial) {
+        self.spans += other.spans
+        self.stats.add(other.stats)
+        if self.traces.isEmpty {
+            self.traces = other.traces
+            return
+        }
+        // Grown once, not doubling (and rehashing every trace) as the entries come.
+        self.traces.reserveCapacity(self.traces.count + other.traces.count)
         for (id, e) in other.traces {
             if let mine = self.traces[id] {
                 self.traces[id] = Entry(latestStart: max(mine.latestStart, e.latestStart), matched: mine.matched + e.matched)
@@ -27,8 +35,6 @@ public struct TraceMatchesPartial: Sendable, Equatable {
                 self.traces[id] = e
             }
         }
-        self.spans += other.spans
-        self.stats.add(other.stats)
     }
 
     /// The `limit` traces with the latest matching span, most recent first (ties by trace ID).
@@ -39,7 +45,13 @@ public struct TraceMatchesPartial: Sendable, Equatable {
         guard limit > 0 else { return [] }
         var best: [(key: TraceID, value: Entry)]
         if limit > 256 || limit * 8 >= self.traces.count {
-            best = Array(self.traces.sorted(by: before).prefix(limit))
+            // Many: the first `limit` chosen by selection, then only they are sorted.
+            best = Array(self.traces)
+            if limit < best.count {
+                Self.moveFirst(limit, of: &best, by: before)
+                best.removeSubrange(limit...)
+            }
+            best.sort(by: before)
         } else {
             // A few of many: kept in order as they come; most entries are compared with the last alone.
             best = []
@@ -55,6 +67,26 @@ public struct TraceMatchesPartial: Sendable, Equatable {
             }
         }
         return best.map { TraceMatch(traceID: $0.key, latestStart: $0.value.latestStart, matched: $0.value.matched) }
+    }
+
+    /// Reorders `a` so that its first `k` elements are the first `k` by `before` (a strict total
+    /// order), in no particular order: quickselect with seeded pivots.
+    static func moveFirst<T>(_ k: Int, of a: inout [T], by before: (T, T) -> Bool) {
+        var lo = 0, hi = a.count - 1
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        while lo < hi {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            a.swapAt(lo + Int(state >> 33) % (hi - lo + 1), hi)
+            var store = lo
+            for i in lo..<hi where before(a[i], a[hi]) {
+                a.swapAt(i, store)
+                store += 1
+            }
+            a.swapAt(store, hi)
+            // a[store] is in its sorted place: everything before it comes first.
+            if store == k { return }
+            if store < k { lo = store + 1 } else { hi = store - 1 }
+        }
     }
 
     public static func == (a: TraceMatchesPartial, b: TraceMatchesPartial) -> Bool { a.traces == b.traces && a.spans == b.spans }

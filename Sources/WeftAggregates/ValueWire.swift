@@ -98,7 +98,10 @@ extension TraceMatchesPartial {
 
     public static func decode(_ r: inout ByteReader) throws(BlockFormatError) -> TraceMatchesPartial {
         var p = TraceMatchesPartial()
-        for _ in 0..<(try r.count(max: 1 << 28)) {
+        let count = try r.count(max: 1 << 28)
+        // Room for them all at once (a trace takes at least 25 bytes, so a hostile count asks no more).
+        p.traces.reserveCapacity(min(count, r.remaining / 25))
+        for _ in 0..<count {
             let id = try r.traceID()
             let latest = try r.fixed64()
             let matched = try r.count()

@@ -114,7 +114,7 @@ import WeftModel
 
     /// The latest traces of a search partial, few of many or many, are those a full sort gives:
     /// latest match first, ties by trace ID.
-    @Test(arguments: [0, 1, 3, 20, 150, 600, 5000])
+    @Test(arguments: [0, 1, 3, 20, 150, 257, 600, 1999, 2000, 5000])
     func test_latestTraces_equalAFullSort(_ limit: Int) {
         var p = TraceMatchesPartial()
         var state: UInt64 = 42
