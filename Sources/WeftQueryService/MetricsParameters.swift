@@ -116,6 +116,13 @@ extension QueryLimits {
         guard end > start, end - start > self.maxRangeNanos else { return }
         throw QueryError("the time range (\(QueryTime.hours(end - start)) h) exceeds the maximum of \(QueryTime.hours(self.maxRangeNanos)) h")
     }
+
+    /// The same for a range that may be open: without `end` it runs to `now`; without `start` it is
+    /// not limited (a search or tag lookup over all data).
+    package func check(start: UInt64?, end: UInt64?, now: UInt64) throws(QueryError) {
+        guard let start else { return }
+        try self.check(start: start, end: end ?? max(now, start))
+    }
 }
 
 /// `GET /api/metrics/query_range` and `/api/metrics/query`: a TraceQL metrics query over a range.

@@ -156,10 +156,10 @@ package struct QueryAPI: Sendable {
 
     package func handle(_ request: HTTPRequest, on loop: any EventLoop) -> EventLoopFuture<HTTPResponse> {
         let path = request.path
+        let endpoint = Endpoint(path)
         guard request.method == .GET || request.method == .HEAD else {
             // Another method on an endpoint is 405; on no endpoint at all 404, as with GET.
-            let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-            guard Self.isEndpoint(segments) else {
+            guard endpoint != nil else {
                 return loop.makeSucceededFuture(QueryAPI.json(.notFound, QueryResponses.error("no such endpoint: \(path)")))
             }
             var response = HTTPResponse.text(.methodNotAllowed, "method \(request.method) not allowed on \(path)\n")
@@ -172,7 +172,6 @@ package struct QueryAPI: Sendable {
         case .success(let o): org = o
         case .failure(let invalid): return loop.makeSucceededFuture(QueryAPI.badRequest(invalid.description))
         }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         let started = ContinuousClock.now
         self.metrics.queryRequests.increment()
         let engine = self.engine
@@ -194,23 +193,24 @@ package struct QueryAPI: Sendable {
             }
         }
 
-        switch segments {
-        case ["api", "echo"]:
+        guard let endpoint else {
+            return loop.makeSucceededFuture(QueryAPI.json(.notFound, QueryResponses.error("no such endpoint: \(path)")))
+        }
+        switch endpoint {
+        case .echo:
             return loop.makeSucceededFuture(.text(.ok, "echo"))
-        case ["ready"]:
+        case .ready:
             return loop.makeSucceededFuture(.text(.ok, "ready\n"))
-        case ["healthz"]:
+        case .healthz:
             return loop.makeSucceededFuture(.text(.ok, "ok\n"))
-        case ["metrics"]:
+        case .prometheus:
             return loop.makeSucceededFuture(HTTPResponse(
                 status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(engine: engine)
             ))
-        case ["api", "status", "buildinfo"]:
+        case .buildInfo:
             return loop.makeSucceededFuture(QueryAPI.json(.ok, TempoBuildInfo.json(weftVersion: QueryAPI.version)))
-        case let s where s.count == 3 && s[0] == "api" && s[1] == "traces",
-            let s where s.count == 4 && s[0] == "api" && s[1] == "v2" && s[2] == "traces":
-            let shape: TraceRenderer.Shape = s.count == 3 ? .v1 : .v2
-            let idText = s.last!
+        case .trace(let idText, let v2):
+            let shape: TraceRenderer.Shape = v2 ? .v2 : .v1
             guard let id = TraceID(hex: idText), id.isValid else {
                 return loop.makeSucceededFuture(QueryAPI.badRequest("trace ID '\(idText)' is not 1 to 32 hex digits (and not all zero)"))
             }
@@ -245,11 +245,11 @@ package struct QueryAPI: Sendable {
                     return reads.flagged(response)
                 }
             }
-        case ["api", "search"]:
+        case .search:
             let search: SearchRequest
             do {
                 search = try SearchRequest(parameters: request.query)
-                try search.checkRange(self.limits, now: Self.nowNanos())
+                try self.limits.check(start: search.startNanos, end: search.endNanos, now: Self.nowNanos())
             } catch {
                 return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
             }
@@ -281,8 +281,7 @@ package struct QueryAPI: Sendable {
                     return reads.flagged(QueryAPI.scanned(QueryResponses.search(answered), answered.stats))
                 }
             }
-        case ["api", "search", "tags"], ["api", "v2", "search", "tags"]:
-            let v2 = segments.count == 4
+        case .tagNames(let v2):
             let lookup = self.nodeRequest(.tagNames(scope: request.query["scope"], blockSpans: QueryAPI.tagScanSpans), request)
             return run {
                 let reads = reads()
@@ -293,10 +292,7 @@ package struct QueryAPI: Sendable {
                     return reads.flagged(QueryAPI.scanned(v2 ? QueryResponses.tagNamesV2(names) : QueryResponses.tagNames(names), names.stats))
                 }
             }
-        case let s where (s.count == 5 && s[0] == "api" && s[1] == "search" && s[2] == "tag" && s[4] == "values")
-            || (s.count == 6 && s[0] == "api" && s[1] == "v2" && s[2] == "search" && s[3] == "tag" && s[5] == "values"):
-            let v2 = s.count == 6
-            let tag = s[s.count - 2]
+        case .tagValues(let tag, let v2):
             var limit = 1000
             if let text = request.query["limit"], !text.isEmpty {
                 guard let l = Int(text), l > 0, l <= 100_000 else {
@@ -334,13 +330,11 @@ package struct QueryAPI: Sendable {
                 if isStart { start = t } else { end = t % 1_000_000_000 == 0 ? t.addingReportingOverflow(999_999_999).partialValue : t }
             }
             guard end >= start else { return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'end' must not be before 'start'")) }
-            if start > 0 {
+            do {
                 // As for a search: from `start` to `end`, or to now without one.
-                do {
-                    try self.limits.check(start: start, end: end == .max ? max(Self.nowNanos(), start) : end)
-                } catch {
-                    return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
-                }
+                try self.limits.check(start: start > 0 ? start : nil, end: end == .max ? nil : end, now: Self.nowNanos())
+            } catch {
+                return loop.makeSucceededFuture(QueryAPI.badRequest(error.message))
             }
             let lookup = self.nodeRequest(.tagValues(field: field, filter: filter, startNanos: start, endNanos: end, limit: valueLimit), request)
             return run {
@@ -354,8 +348,7 @@ package struct QueryAPI: Sendable {
                     return (QueryResponses.tagValues(result, typed: v2), result.stats)
                 }
             }
-        case ["api", "metrics", "query_range"], ["api", "metrics", "query"]:
-            let instant = segments.last == "query"
+        case .metricsQuery(let instant):
             let metricsRequest: MetricsRequest
             do {
                 metricsRequest = try MetricsRequest(parameters: request.query, instant: instant, now: Self.nowNanos(), limits: self.limits)
@@ -372,7 +365,7 @@ package struct QueryAPI: Sendable {
                     return (instant ? QueryResponses.metricsInstant(series, stats) : QueryResponses.metricsRange(series, stats), stats)
                 }
             }
-        case ["api", "weft", "aggregate"]:
+        case .aggregate:
             let table: AggregateRequest
             do {
                 table = try AggregateRequest(parameters: request.query, now: Self.nowNanos(), limits: self.limits)
@@ -390,7 +383,7 @@ package struct QueryAPI: Sendable {
                     return QueryResponses.aggregateTable(q, rows, groups: groups, QueryAPI.timed(stats, since: started))
                 }
             }
-        case ["api", "dependencies"]:
+        case .dependencies:
             // Jaeger's parameters: endTs and lookback in milliseconds.
             let now = Self.nowNanos()
             var end = now, lookback: UInt64 = 86_400_000_000_000
@@ -421,22 +414,39 @@ package struct QueryAPI: Sendable {
                     return QueryResponses.dependencies(partial.sorted, QueryAPI.timed(partial.stats, since: started))
                 }
             }
-        default:
-            return loop.makeSucceededFuture(QueryAPI.json(.notFound, QueryResponses.error("no such endpoint: \(path)")))
         }
     }
 
-    /// Whether `segments` (of a request path) name one of the endpoints ``handle(_:on:)`` answers.
-    static func isEndpoint(_ s: [String]) -> Bool {
-        switch s {
-        case ["api", "echo"], ["ready"], ["healthz"], ["metrics"], ["api", "status", "buildinfo"], ["api", "search"], ["api", "search", "tags"],
-            ["api", "v2", "search", "tags"], ["api", "metrics", "query_range"], ["api", "metrics", "query"], ["api", "weft", "aggregate"],
-            ["api", "dependencies"]:
-            return true
-        default:
-            return (s.count == 3 && s[0] == "api" && s[1] == "traces") || (s.count == 4 && s[0] == "api" && s[1] == "v2" && s[2] == "traces")
-                || (s.count == 5 && s[0] == "api" && s[1] == "search" && s[2] == "tag" && s[4] == "values")
-                || (s.count == 6 && s[0] == "api" && s[1] == "v2" && s[2] == "search" && s[3] == "tag" && s[5] == "values")
+    /// The endpoints ``handle(_:on:)`` answers, read from a request path.
+    enum Endpoint: Equatable {
+        case echo, ready, healthz, prometheus, buildInfo, search, aggregate, dependencies
+        case trace(id: String, v2: Bool)
+        case tagNames(v2: Bool)
+        case tagValues(tag: String, v2: Bool)
+        case metricsQuery(instant: Bool)
+
+        /// Nil for a path that names no endpoint.
+        init?(_ path: String) {
+            switch path.split(separator: "/", omittingEmptySubsequences: true).map(String.init) {
+            case ["api", "echo"]: self = .echo
+            case ["ready"]: self = .ready
+            case ["healthz"]: self = .healthz
+            case ["metrics"]: self = .prometheus
+            case ["api", "status", "buildinfo"]: self = .buildInfo
+            case ["api", "search"]: self = .search
+            case ["api", "weft", "aggregate"]: self = .aggregate
+            case ["api", "dependencies"]: self = .dependencies
+            case ["api", "search", "tags"]: self = .tagNames(v2: false)
+            case ["api", "v2", "search", "tags"]: self = .tagNames(v2: true)
+            case ["api", "metrics", "query_range"]: self = .metricsQuery(instant: false)
+            case ["api", "metrics", "query"]: self = .metricsQuery(instant: true)
+            case let s where s.count == 3 && s[0] == "api" && s[1] == "traces": self = .trace(id: s[2], v2: false)
+            case let s where s.count == 4 && s[0] == "api" && s[1] == "v2" && s[2] == "traces": self = .trace(id: s[3], v2: true)
+            case let s where s.count == 5 && s[0] == "api" && s[1] == "search" && s[2] == "tag" && s[4] == "values": self = .tagValues(tag: s[3], v2: false)
+            case let s where s.count == 6 && s[0] == "api" && s[1] == "v2" && s[2] == "search" && s[3] == "tag" && s[5] == "values":
+                self = .tagValues(tag: s[4], v2: true)
+            default: return nil
+            }
         }
     }
 }

@@ -155,12 +155,3 @@ public enum GoDuration {
         return UInt64(total)
     }
 }
-
-extension SearchRequest {
-    /// Throws the 400 error when the search's `start` (to its `end`, or to `now` without one) is a
-    /// longer range than `limits` allow; a search without `start` is not limited.
-    package func checkRange(_ limits: QueryLimits, now: UInt64) throws(QueryError) {
-        guard let start = self.startNanos else { return }
-        try limits.check(start: start, end: self.endNanos ?? max(now, start))
-    }
-}

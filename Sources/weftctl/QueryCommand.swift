@@ -141,7 +141,10 @@ struct QueryCommand: AsyncParsableCommand {
         let columns = (root["columns"] as? [String]) ?? []
         var rows: [[String]] = [columns.map { $0.uppercased() }]
         // Aggregates of a span's or trace's duration (`avg(duration)`, `quantile(duration, 0.95)`).
-        let durations = columns.map { c in ["(duration", "(traceduration"].contains { c.lowercased().replacingOccurrences(of: " ", with: "").contains($0) } }
+        let durations = columns.map { c in
+            let name = c.lowercased().replacingOccurrences(of: " ", with: "")
+            return name.contains("(duration") || name.contains("(traceduration")
+        }
         for case let r as [Any] in root["rows"] as? [Any] ?? [] {
             rows.append(r.enumerated().map { i, v in i < durations.count && durations[i] ? durationCell(v) : cell(v) })
         }

@@ -122,7 +122,7 @@ package struct StreamingQuerier: Sendable {
         switch method {
         case .search:
             let search = try SearchRequest(parameters: try TempoRequests.search(message))
-            try search.checkRange(self.query.limits, now: WallClock.nowNanos())
+            try self.query.limits.check(start: search.startNanos, end: search.endNanos, now: WallClock.nowNanos())
             let columnar = search.traceQL != nil && search.conditions.isEmpty && search.minDurationNanos == nil && search.maxDurationNanos == nil
             if !columnar, let filter = search.traceQL, let why = CompiledTraceQLFilter.unsupported(filter) {
                 throw QueryError("Query: \(why) together with tags or durations")

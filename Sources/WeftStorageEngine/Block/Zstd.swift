@@ -44,6 +44,7 @@ public enum Zstd {
 /// Idle zstd contexts, lent out one per call (so any thread may use any of them, never two at once).
 /// At most ``kept`` stay idle; more are freed when returned.
 final class ContextPool: Sendable {
+    /// `OpaquePointer` is not `Sendable`; a context is only used by the one call that took it out.
     private struct Idle: @unchecked Sendable {
         var contexts: [OpaquePointer] = []
     }
