@@ -54,7 +54,13 @@ extension ByteReader {
 
     /// A value written by ``ByteWriter/groupValue(_:)``.
     public mutating func groupValue() throws(BlockFormatError) -> GroupValue {
-        switch try self.varint() {
+        try self.groupValue(tag: try self.varint())
+    }
+
+    /// The rest of a value written by ``ByteWriter/groupValue(_:)`` whose type tag (1 for a string,
+    /// then ``string()``'s length and bytes) was read already.
+    public mutating func groupValue(tag: UInt64) throws(BlockFormatError) -> GroupValue {
+        switch tag {
         case 0: return .absent
         case 1: return .string(try self.string())
         case 2: return .int(Int64(bitPattern: try self.fixed64()))

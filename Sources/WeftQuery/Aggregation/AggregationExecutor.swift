@@ -623,7 +623,15 @@ struct Worker {
         }
         if fresh.isEmpty { return }
         if plan.strings.table == nil {
-            fresh.sort()
+            if fresh.count * 8 >= plan.globalCode[f].count {
+                // Many of the source's codes: those just marked pending, read in order, are the sorted list.
+                fresh.removeAll(keepingCapacity: true)
+                plan.globalCode[f].withUnsafeBufferPointer { known in
+                    for i in known.indices where known[i] == pending { fresh.append(UInt32(i)) }
+                }
+            } else {
+                fresh.sort()
+            }
         } else {
             // An in-memory table reads in any order: only its own strings must come before the extras.
             let base = plan.strings.base

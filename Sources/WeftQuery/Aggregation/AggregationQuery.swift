@@ -195,6 +195,22 @@ public struct AggregateColumn: Sendable, Equatable {
             }
             return
         }
+        if self.counts.isEmpty && self.valueCount.isEmpty && self.sketches.isEmpty && self.histograms.isEmpty {
+            // The first cells (a decoded partial's all at once): made in place, not appended.
+            switch self.kind {
+            case .count: self.counts = [UInt64](repeating: 0, count: cells)
+            case .values:
+                self.valueCount = [UInt64](repeating: 0, count: cells)
+                self.valueInteger = [Int128](repeating: 0, count: cells)
+                self.valueFloat = [Double](repeating: 0, count: cells)
+                self.valueCompensation = [Double](repeating: 0, count: cells)
+                self.valueMin = [Double](repeating: .infinity, count: cells)
+                self.valueMax = [Double](repeating: -.infinity, count: cells)
+            case .sketch: self.sketches = [QuantileSketch](repeating: QuantileSketch(), count: cells)
+            case .histogram: self.histograms = [UInt64](repeating: 0, count: cells * Heatmap.valueBuckets)
+            }
+            return
+        }
         switch self.kind {
         case .count: self.counts.append(contentsOf: [UInt64](repeating: 0, count: cells))
         case .values:
@@ -238,36 +254,70 @@ public struct AggregateColumn: Sendable, Equatable {
                 }
             }
         case .values:
-            // The lanes are taken out while they are added into, so each is unique (no copy).
-            var (count, integer, float) = (self.valueCount, self.valueInteger, self.valueFloat)
-            var (compensation, low, high) = (self.valueCompensation, self.valueMin, self.valueMax)
-            (self.valueCount, self.valueInteger, self.valueFloat) = ([], [], [])
-            (self.valueCompensation, self.valueMin, self.valueMax) = ([], [], [])
-            for g in target.indices where target[g] >= 0 {
-                for s in 0..<steps {
-                    let (t, f) = (target[g] * steps + s, g * steps + s)
-                    count[t] += other.valueCount[f]
-                    integer[t] += other.valueInteger[f]
-                    // As ValueSummary.merge: the float sum by Neumaier's addition, then the other's
-                    // compensation.
-                    let (sum, v) = (float[t], other.valueFloat[f])
-                    let added = sum + v
-                    if abs(sum) >= abs(v) {
-                        compensation[t] += (sum - added) + v
-                    } else {
-                        compensation[t] += (v - added) + sum
+            let (count, integer, float) = (other.valueCount, other.valueInteger, other.valueFloat)
+            let (compensation, low, high) = (other.valueCompensation, other.valueMin, other.valueMax)
+            self.withValueLanes { into in
+                for g in target.indices where target[g] >= 0 {
+                    for s in 0..<steps {
+                        let (t, f) = (target[g] * steps + s, g * steps + s)
+                        into.count[t] += count[f]
+                        into.integer[t] += integer[f]
+                        // As ValueSummary.merge: the float sum by Neumaier's addition, then the
+                        // other's compensation.
+                        let (sum, v) = (into.float[t], float[f])
+                        let added = sum + v
+                        if abs(sum) >= abs(v) {
+                            into.compensation[t] += (sum - added) + v
+                        } else {
+                            into.compensation[t] += (v - added) + sum
+                        }
+                        into.float[t] = added
+                        into.compensation[t] += compensation[f]
+                        into.low[t] = Swift.min(into.low[t], low[f])
+                        into.high[t] = Swift.max(into.high[t], high[f])
                     }
-                    float[t] = added
-                    compensation[t] += other.valueCompensation[f]
-                    low[t] = Swift.min(low[t], other.valueMin[f])
-                    high[t] = Swift.max(high[t], other.valueMax[f])
                 }
             }
-            (self.valueCount, self.valueInteger, self.valueFloat) = (count, integer, float)
-            (self.valueCompensation, self.valueMin, self.valueMax) = (compensation, low, high)
         case .sketch, .histogram:
             for g in target.indices where target[g] >= 0 {
                 for s in 0..<steps { self.merge(cell: target[g] * steps + s, from: other, cell: g * steps + s) }
+            }
+        }
+    }
+
+    /// The six lanes of `.values` cells, writable in place.
+    struct ValueLanes {
+        var count: UnsafeMutableBufferPointer<UInt64>
+        var integer: UnsafeMutableBufferPointer<Int128>
+        var float: UnsafeMutableBufferPointer<Double>
+        var compensation: UnsafeMutableBufferPointer<Double>
+        var low: UnsafeMutableBufferPointer<Double>
+        var high: UnsafeMutableBufferPointer<Double>
+
+        /// Sets cell `i` to `v`.
+        @inline(__always) func set(_ i: Int, _ v: ValueSummary) {
+            self.count[i] = v.count
+            self.integer[i] = v.integerSum
+            self.float[i] = v.floatSum
+            self.compensation[i] = v.compensation
+            self.low[i] = v.min
+            self.high[i] = v.max
+        }
+    }
+
+    /// Runs `body` on the `.values` lanes, each made unique once rather than on every write.
+    mutating func withValueLanes<R>(_ body: (ValueLanes) throws -> R) rethrows -> R {
+        try self.valueCount.withUnsafeMutableBufferPointer { count in
+            try self.valueInteger.withUnsafeMutableBufferPointer { integer in
+                try self.valueFloat.withUnsafeMutableBufferPointer { float in
+                    try self.valueCompensation.withUnsafeMutableBufferPointer { compensation in
+                        try self.valueMin.withUnsafeMutableBufferPointer { low in
+                            try self.valueMax.withUnsafeMutableBufferPointer { high in
+                                try body(ValueLanes(count: count, integer: integer, float: float, compensation: compensation, low: low, high: high))
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -387,7 +437,7 @@ public struct AggregationPartial: Sendable {
         } else {
             self.stringIndexCodes[f].append(contentsOf: repeatElement(Self.unmapped, count: id + 1 - self.stringIndexCodes[f].count))
         }
-        guard let string = String(validating: raw, as: UTF8.self) else {
+        guard let string = Self.validString(raw) else {
             // Not UTF-8: the code of the repaired string, which has bytes of its own.
             guard let c = self.code(field: f, .string(String(decoding: raw, as: UTF8.self))) else { return nil }
             self.stringIndexCodes[f][id] = c
@@ -398,6 +448,15 @@ public struct AggregationPartial: Sendable {
         self.fieldValues[f].append(.string(string))
         self.stringIndexCodes[f][id] = c
         return c
+    }
+
+    /// The string of UTF-8 bytes `raw`, nil when they are not valid UTF-8. ASCII (most group values)
+    /// is checked here: `String(validating:as:)` is generic over the encoding and not specialised,
+    /// which costs more than the check.
+    @inline(__always) static func validString(_ raw: UnsafeRawBufferPointer) -> String? {
+        var high: UInt8 = 0
+        for b in raw { high |= b }
+        return high < 0x80 ? String(decoding: raw, as: UTF8.self) : String(validating: raw, as: UTF8.self)
     }
 
     /// The code of `value` if the partial has it.
@@ -677,22 +736,28 @@ extension AggregationPartial {
                 switch partial.columns[a].kind {
                 case .count: for i in 0..<cells { partial.columns[a].counts[i] = try r.varint() }
                 case .values:
-                    for i in 0..<cells {
-                        var v: ValueSummary
-                        if version == 1 {
-                            v = ValueSummary()
-                            v.count = try r.varint()
-                            let low = try r.fixed64(), high = try r.fixed64()
-                            v.integerSum = Int128(Int64(bitPattern: high)) << 64 | Int128(low)
-                            v.floatSum = Double(bitPattern: try r.fixed64())
-                            v.compensation = Double(bitPattern: try r.fixed64())
-                            v.min = Double(bitPattern: try r.fixed64())
-                            v.max = Double(bitPattern: try r.fixed64())
-                        } else {
-                            v = try Self.readValueCell(&r)
+                    // The column is taken out while its cells are read, so its lanes stay unique.
+                    var column = AggregateColumn(kind: .values)
+                    swap(&column, &partial.columns[a])
+                    try column.withValueLanes { lanes in
+                        for i in 0..<cells {
+                            var v: ValueSummary
+                            if version == 1 {
+                                v = ValueSummary()
+                                v.count = try r.varint()
+                                let low = try r.fixed64(), high = try r.fixed64()
+                                v.integerSum = Int128(Int64(bitPattern: high)) << 64 | Int128(low)
+                                v.floatSum = Double(bitPattern: try r.fixed64())
+                                v.compensation = Double(bitPattern: try r.fixed64())
+                                v.min = Double(bitPattern: try r.fixed64())
+                                v.max = Double(bitPattern: try r.fixed64())
+                            } else {
+                                v = try Self.readValueCell(&r)
+                            }
+                            lanes.set(i, v)
                         }
-                        partial.columns[a].setSummary(i, v)
                     }
+                    swap(&column, &partial.columns[a])
                 case .sketch: for i in 0..<cells { partial.columns[a].sketches[i] = try QuantileSketch.decode(&r) }
                 case .histogram: for i in 0..<(cells * Heatmap.valueBuckets) { partial.columns[a].histograms[i] = try r.varint() }
                 }
@@ -715,7 +780,10 @@ extension AggregationPartial {
             let n = try r.count(max: 1 << 26)
             partial.fieldValues[f].reserveCapacity(n)
             for i in 0..<n {
-                guard partial.code(field: f, try r.groupValue()) == UInt32(i) else { throw BlockFormatError("a group value listed twice") }
+                // A string's bytes are coded as they lie in the buffer: one `String` made, not two.
+                let tag = try r.varint()
+                let code = tag == 1 ? partial.code(field: f, utf8: try r.raw(try r.count(max: 1 << 24))) : partial.code(field: f, try r.groupValue(tag: tag))
+                guard code == UInt32(i) else { throw BlockFormatError("a group value listed twice") }
             }
         }
         let groups = try r.count(max: 1 << 26)

@@ -49,13 +49,12 @@ extension AggregationPartial {
 extension AggregateColumn {
     /// The finished value of `aggregate` (this column's) over `cells` (merged first when several).
     func value<Cells: Collection<Int>>(_ aggregate: Aggregate, cells: Cells) -> AggregateValue {
-        let column = self
         switch aggregate {
         case .count:
-            return .number(Double(cells.reduce(UInt64(0)) { $0 + column.counts[$1] }))
+            return .number(Double(cells.reduce(UInt64(0)) { $0 + self.counts[$1] }))
         case .sum, .avg, .min, .max:
             var s = ValueSummary()
-            for c in cells { s.merge(column.summary(c)) }
+            for c in cells { s.merge(self.summary(c)) }
             guard s.count > 0 else { return .number(nil) }
             switch aggregate {
             case .sum: return .number(s.sum)
@@ -65,12 +64,12 @@ extension AggregateColumn {
             }
         case .quantiles(_, let qs):
             var sketch = QuantileSketch()
-            for c in cells { sketch.merge(column.sketches[c]) }
+            for c in cells { sketch.merge(self.sketches[c]) }
             return .quantiles(qs.map { sketch.quantile($0) })
         case .histogram:
             let b = Heatmap.valueBuckets
             var counts = [UInt64](repeating: 0, count: b)
-            for c in cells { for i in 0..<b { counts[i] += column.histograms[c * b + i] } }
+            for c in cells { for i in 0..<b { counts[i] += self.histograms[c * b + i] } }
             return .histogram(counts.enumerated().filter { $0.element > 0 }.map { ($0.offset, $0.element) })
         }
     }
@@ -85,7 +84,9 @@ extension AggregationPartial {
         var chosen = Array(0..<self.groupCount)
         var scalars: [Double] = []
         if let o = orderBy {
-            scalars = chosen.map { g in self.value(query.aggregates[o], o, cells: cells(g)).scalar ?? -.infinity }
+            // The column is fetched once, not copied out of the array for every group.
+            let (column, aggregate) = (self.columns[o], query.aggregates[o])
+            scalars = chosen.map { g in column.value(aggregate, cells: cells(g)).scalar ?? -.infinity }
             if limit < self.groupCount {
                 // Keep the groups at least as good as the limit-th best (ties included, settled by key below).
                 let threshold = Self.select(scalars.map { descending ? -$0 : $0 }, limit - 1)
