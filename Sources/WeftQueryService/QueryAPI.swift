@@ -183,6 +183,11 @@ package struct QueryAPI: Sendable {
         @Sendable func reads() -> QueryReads { QueryReads(engine: engine, org: org, coordinator: nodeOnly ? nil : coordinators.current, reference: coordinators) }
         func run(_ work: @escaping @Sendable () -> HTTPResponse) -> EventLoopFuture<HTTPResponse> {
             self.scheduler.submit(org: org, cancellation: request.cancellation, on: loop) {
+                if !nodeOnly, let why = coordinators.refusesLocalReads {
+                    var refusal = QueryAPI.json(.serviceUnavailable, QueryResponses.error(why))
+                    refusal.headers.add(name: "retry-after", value: "1")
+                    return refusal
+                }
                 let response = work()
                 metrics.queryLatency.record(ContinuousClock.now - started)
                 return response

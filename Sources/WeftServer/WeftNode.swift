@@ -417,7 +417,7 @@ public final class WeftNode: Service {
                 }
                 membership = cluster
                 membershipBox.withLock { $0 = cluster }
-                Self.coordinateQueries(query, cluster: cluster, config: config)
+                Self.coordinateQueries(query, cluster: cluster, config: config, storesSpans: roles.contains(.storage))
                 addresses.internal = cluster.address
                 addresses.nodeID = cluster.settings.nodeID.rawValue
             }
@@ -580,11 +580,12 @@ public final class WeftNode: Service {
     /// Sends the queries of `query` to every storage node of `cluster`. Each node is given half the
     /// query API's timeout before its placements go to another holder (so a retry still fits in
     /// the query's deadline); a node slower than its recent p95 is hedged.
-    private static func coordinateQueries(_ query: QueryAPI, cluster: ClusterMembership, config: NodeConfiguration) {
+    /// - Parameter storesSpans: whether this node has the storage role.
+    private static func coordinateQueries(_ query: QueryAPI, cluster: ClusterMembership, config: NodeConfiguration, storesSpans: Bool) {
         let timeout = Duration.milliseconds(Int64(min(max(1, config.queryLimits.timeoutSeconds), 86_400) * 500))
         let health = FanoutHealth(metrics: FanoutMetrics(registry: query.metrics.registry))
         let catalogs = CatalogCache()
-        query.coordinators.set { cluster.readCoordinator(timeout: timeout, health: health, catalogs: catalogs) }
+        query.coordinators.set({ cluster.readCoordinator(timeout: timeout, health: health, catalogs: catalogs) }, storesSpans: storesSpans)
     }
 
     /// Answers `/api/cluster/...` from the admin API (404 on a node without cluster membership).

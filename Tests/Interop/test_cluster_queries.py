@@ -4,6 +4,7 @@ aggregation tables, search and trace by ID must answer the same on both (each sp
 although it is stored three times), still with one storage node killed. With every replica of some
 placements gone the answer says it is partial and never counts more than the lone node."""
 
+import json
 import os
 import random
 import time
@@ -157,3 +158,37 @@ def test_placements_with_every_replica_gone_are_flagged_and_never_overcounted(ba
     for service, samples in counts.items():
         full = dict(full_counts[service])
         assert all(value <= full[t] for t, value in samples)
+
+
+def test_query_node_without_storage_refuses_until_a_storage_node_joins(base_dir, cluster):
+    """A query node that knows no storage node has no spans to answer from: 503 with Retry-After,
+    not an empty answer that would read as "nothing matched"."""
+    flags = ["--replication-factor", "1", "--cluster-secret", "cluster-query-test"]
+    front = ClusterNode(os.path.join(base_dir, "front"), flags + ["--roles", "ingest,query"]).start()
+    cluster.append(front)
+    now = int(time.time())
+    queries = [
+        ("/api/search", {"q": "{}", "start": now - 600, "end": now}),
+        ("/api/weft/aggregate", {"by": "resource.service.name", "select": "count", "since": "1h"}),
+        ("/api/metrics/query_range", {"q": "{} | count_over_time()", "start": now - 600, "end": now, "step": "60s"}),
+        ("/api/traces/0123456789abcdef0123456789abcdef", {}),
+        ("/api/search/tags", {}),
+    ]
+    for path, params in queries:
+        r = requests.get(front.query + path, params=params, timeout=10)
+        assert r.status_code == 503, (path, r.status_code, r.text)
+        assert r.headers.get("retry-after") == "1"
+        assert "knows no storage node" in r.json()["error"]
+    assert requests.get(front.query + "/api/echo", timeout=10).status_code == 200
+    # This node's own (empty) data stays readable when asked for explicitly.
+    r = requests.get(front.query + "/api/search", params={"q": "{}"}, headers={"x-weft-read": "node"}, timeout=10)
+    assert r.status_code == 200, r.text
+    storage = ClusterNode(os.path.join(base_dir, "s1"), flags + ["--roles", "storage", "--join", front.internal]).start()
+    cluster.append(storage)
+    assert wait_until(lambda: everyone_sees(cluster, {n.node_id: ("alive", "ACTIVE") for n in cluster}), 20) is not None
+    request, _ = export_request(traces=5)
+    post(front, request)
+    # The only storage node counts its placements in sync once its first repair round has run.
+    assert wait_until(lambda: "partial" not in table(front)[1], 30) is not None, json.dumps(table(front)[1])
+    rows, body = table(front)
+    assert sum(c for c, _ in rows.values()) > 0

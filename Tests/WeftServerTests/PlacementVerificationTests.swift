@@ -75,5 +75,17 @@ struct FirstRoundKnowledgeTests {
         #expect(!PlacementVerification.roundKnewPlacements(catalogsComplete: false, catalogsRead: 3, expectsPeers: true), "a peer's catalog did not come")
         #expect(!PlacementVerification.roundKnewPlacements(catalogsComplete: true, catalogsRead: 0, expectsPeers: true), "no peer known yet")
         #expect(PlacementVerification.roundKnewPlacements(catalogsComplete: true, catalogsRead: 0, expectsPeers: false), "a node started alone")
+        #expect(
+            PlacementVerification.roundKnewPlacements(catalogsComplete: true, catalogsRead: 0, expectsPeers: true, joined: true, storagePeers: 0),
+            "the only storage node of a cluster it joined through a query node"
+        )
+        #expect(
+            !PlacementVerification.roundKnewPlacements(catalogsComplete: true, catalogsRead: 0, expectsPeers: true, joined: true, storagePeers: 2),
+            "storage peers in the ring, none of whose catalogs was read (all dead)"
+        )
+        #expect(
+            !PlacementVerification.roundKnewPlacements(catalogsComplete: true, catalogsRead: 0, expectsPeers: true, joined: false, storagePeers: 0),
+            "the cluster's ring not received yet"
+        )
     }
 }

@@ -19,8 +19,21 @@ package final class CoordinatorReference: Sendable {
 
     package init(maxConcurrent: Int = 64) { self.maxConcurrent = max(1, maxConcurrent) }
 
-    package func set(_ provider: @escaping @Sendable () -> Coordinator?) {
+    /// - Parameter storesSpans: whether this node holds spans of its own; a node that does not has
+    ///   nothing to answer from while it knows no storage node (``refusesLocalReads``).
+    package func set(_ provider: @escaping @Sendable () -> Coordinator?, storesSpans: Bool = true) {
         self.provider.withLock { $0 = Provider(coordinator: provider) }
+        self.storesSpans.store(storesSpans, ordering: .relaxed)
+    }
+
+    private let storesSpans = Atomic<Bool>(true)
+
+    /// Why a query of the cluster's data cannot be answered now, or nil: a node without spans of its
+    /// own that knows no storage node (it has not joined yet, or its join addresses are wrong)
+    /// would otherwise answer from its empty store, an undercount no answer could flag.
+    package var refusesLocalReads: String? {
+        guard !self.storesSpans.load(ordering: .relaxed), self.current == nil else { return nil }
+        return "this node stores no spans and knows no storage node yet (check its --join addresses); retry shortly"
     }
 
     /// The coordinator for a query starting now.

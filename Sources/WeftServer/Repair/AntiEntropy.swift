@@ -232,7 +232,9 @@ final class AntiEntropy: Sendable {
         var handedOff = true
         var surplus: Set<PartitionKey> = []
         let knowsPlacements = PlacementVerification.roundKnewPlacements(
-            catalogsComplete: catalogsComplete, catalogsRead: catalogs.count, expectsPeers: self.settings.expectsPeers
+            catalogsComplete: catalogsComplete, catalogsRead: catalogs.count, expectsPeers: self.settings.expectsPeers,
+            joined: ring.sortedEntries.contains { $0.nodeID != self.me },
+            storagePeers: ring.sortedEntries.filter { $0.nodeID != self.me && $0.roles.contains(.storage) && $0.state != .left }.count
         )
         var failedLive = !knowsPlacements
         var sent = (spans: 0, bytes: 0)

@@ -25,9 +25,14 @@ struct PlacementVerification: Sendable {
 
     /// Whether a round knew which placements this node should hold: it read the catalog of every live
     /// storage peer, and of at least one when the node was started to join others (a wiped node that
-    /// just started may not know its peers yet; a round then must not count as its first).
-    static func roundKnewPlacements(catalogsComplete: Bool, catalogsRead: Int, expectsPeers: Bool) -> Bool {
-        catalogsComplete && (catalogsRead > 0 || !expectsPeers)
+    /// just started may not know its peers yet; a round then must not count as its first) unless
+    /// the ring it has joined has no other storage node at all (the cluster's only storage node,
+    /// joined through a node of another role).
+    /// - Parameters:
+    ///   - joined: the node's ring lists another node (of any role): it has received the cluster's ring.
+    ///   - storagePeers: other storage nodes in that ring, live or not, that have not left.
+    static func roundKnewPlacements(catalogsComplete: Bool, catalogsRead: Int, expectsPeers: Bool, joined: Bool = false, storagePeers: Int = 0) -> Bool {
+        catalogsComplete && (catalogsRead > 0 || !expectsPeers || (joined && storagePeers == 0))
     }
 
     /// Records that anti-entropy pushed spans of `partition` to this node: it lacked some, so it may
