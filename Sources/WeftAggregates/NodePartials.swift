@@ -16,12 +16,24 @@ public struct TraceMatchesPartial: Sendable, Equatable {
     /// Matching spans in all.
     public var spans = 0
     public var stats = ScanStats()
+    /// Summaries of some of ``traces`` over the same data (a storage node's latest traces, sent with
+    /// round 1 of a search so that the coordinator needs no round 2 for traces that lie in one
+    /// placement); a trace's summaries from two partials are merged as over disjoint data.
+    public var summaries: [TraceID: TraceSummary] = [:]
+    /// Matching spans each summary keeps at most.
+    public var spansPerSpanSet = 0
 
     public init() {}
 
     public mutating func merge(_ other: TraceMatchesPartial) {
         self.spans += other.spans
         self.stats.add(other.stats)
+        if !other.summaries.isEmpty {
+            self.spansPerSpanSet = max(self.spansPerSpanSet, other.spansPerSpanSet)
+            for (id, b) in other.summaries {
+                self.summaries[id] = self.summaries[id].map { TraceSummary.merged($0, b, spansPerSpanSet: self.spansPerSpanSet) } ?? b
+            }
+        }
         if self.traces.isEmpty {
             self.traces = other.traces
             return

@@ -1,30 +1,6 @@
 import WeftModel
 import WeftStorageEngine
 
-/// A trace found by a search, summarised the way Tempo's `SearchResponse` shows it.
-public struct TraceSummary: Sendable {
-    public var traceID: TraceID
-    public var rootServiceName: String
-    public var rootTraceName: String
-    public var startNanos: UInt64
-    public var durationNanos: UInt64
-    /// Matched spans (up to `spss`) and how many matched in all.
-    public var matchedSpans: [SpanSummary]
-    public var matched: Int
-    /// Span and error counts per service.
-    public var serviceStats: [(service: String, spans: Int, errors: Int)]
-}
-
-/// A span inside a search result.
-public struct SpanSummary: Sendable {
-    public var spanID: UInt64
-    public var name: String
-    public var startNanos: UInt64
-    public var durationNanos: UInt64
-    /// The span's (or its resource's) values of the attributes the query reads or selects.
-    public var attributes: [(key: String, value: GroupValue)] = []
-}
-
 /// Search results, most recent traces first.
 public struct SearchResult: Sendable {
     public var traces: [TraceSummary]
@@ -442,7 +418,7 @@ public enum SearchExecutor {
             }
         }
         if !rootFound {
-            rootService = "<root span not yet received>"
+            rootService = TraceSummary.noRoot
         }
         if minStart == .max { minStart = 0 }
         return TraceSummary(

@@ -225,7 +225,7 @@ struct TraceSummaries {
         let start = t.minStart == .max ? 0 : t.minStart
         return TraceSummary(
             traceID: id,
-            rootServiceName: t.root?.service ?? "<root span not yet received>",
+            rootServiceName: t.root?.service ?? TraceSummary.noRoot,
             rootTraceName: t.root?.name ?? "",
             startNanos: start,
             durationNanos: t.maxEnd > start ? t.maxEnd - start : 0,

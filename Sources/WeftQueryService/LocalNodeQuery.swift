@@ -28,7 +28,8 @@ extension QueryAPI {
     }
 
     /// A cluster search's answer from its merged round 1: the chosen traces summarised where they are
-    /// stored, with one summaries request per node.
+    /// stored, by the summaries round 1 brought where each covers its whole trace, and otherwise with
+    /// one summaries request per node.
     package static func clusterSearch(
         _ search: SearchRequest, _ matches: TraceMatchesPartial, reads: QueryReads, like request: NodeQueryRequest
     ) throws -> SearchResult {
@@ -36,11 +37,30 @@ extension QueryAPI {
         var stats = matches.stats
         stats.inspectedTraces = matches.traces.count
         guard !chosen.isEmpty else { return SummariesPartial().result([], stats: stats) }
-        var round = request
-        round.operation = .summaries(search, chosen)
-        guard case .summaries(let summaries) = try reads.run(round) else { throw AggregationError.invalid("not summaries") }
+        // Summaries that came with round 1 and cover their whole trace need no second round.
+        var summaries = SummariesPartial()
+        summaries.spansPerSpanSet = search.spansPerSpanSet
+        var rest: [TraceMatch] = []
+        for m in chosen {
+            if let s = matches.summaries[m.traceID], reads.isWhole(s) {
+                summaries.traces[m.traceID] = s
+            } else {
+                rest.append(m)
+            }
+        }
+        if !rest.isEmpty {
+            var round = request
+            round.operation = .summaries(search, rest)
+            round.summarizeLatest = false
+            guard case .summaries(let found) = try reads.run(round) else { throw AggregationError.invalid("not summaries") }
+            summaries.merge(found)
+        }
         return summaries.result(chosen, stats: stats)
     }
+
+    /// The largest search limit whose round 1 asks the storage nodes for summaries of their latest
+    /// traces (each node summarises up to `limit` traces, of which the answer keeps `limit` in all).
+    package static let maxLimitSummarizedInRoundOne = 1_000
 
     /// The series of a metrics query: on this node with the top-k fallback for too many series, in a
     /// cluster from the merged partials of `round`.

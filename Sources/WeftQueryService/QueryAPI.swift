@@ -263,7 +263,9 @@ package struct QueryAPI: Sendable {
             if !SearchExecutor.isColumnar(search), let filter = search.traceQL, let why = CompiledTraceQLFilter.unsupported(filter) {
                 return loop.makeSucceededFuture(QueryAPI.badRequest("parameter 'q': \(why) together with 'tags', 'minDuration' or 'maxDuration'"))
             }
-            let lookup = self.nodeRequest(.search(search), request)
+            var summarized = self.nodeRequest(.search(search), request)
+            summarized.summarizeLatest = search.limit > 0 && search.limit <= QueryAPI.maxLimitSummarizedInRoundOne
+            let lookup = summarized
             return run {
                 let reads = reads()
                 return QueryAPI.answering {

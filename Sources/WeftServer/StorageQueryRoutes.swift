@@ -75,8 +75,10 @@ enum StorageQueryRoutes {
                 planned = (fingerprint, lacking, pendingHints)
             }
             let checked = planned != nil
+            let summarize = request.headers.contains { $0.name == NodeQueryRoute.summariesHeader }
             return api.answerNodeQuery(
-                org: org, placements: placements, body: Array(request.body.readableBytesView), scheduler: reference.scheduler, on: loop, planned: planned
+                org: org, placements: placements, body: Array(request.body.readableBytesView), summarizeLatest: summarize, scheduler: reference.scheduler,
+                on: loop, planned: planned
             ).map { answer in
                 switch answer.status {
                 case 200:
@@ -139,6 +141,7 @@ struct HTTP2StorageNodeClient: StorageNodeClient {
     ) async throws -> NodePartial {
         var headers = [(NodeQueryRoute.orgHeader, org), (NodeQueryRoute.placementsHeader, placements.joined(separator: ","))]
         if let check { headers.append((NodeQueryRoute.catalogHeader, check.description)) }
+        if request.summarizeLatest { headers.append((NodeQueryRoute.summariesHeader, "1")) }
         let response = try await self.send("POST", NodeQueryRoute.queryPath, to: node, headers: headers, body: request.encoded())
         let body = Array(response.body.readableBytesView)
         self.metrics?.partialBytes(node: node, body.count)
@@ -190,7 +193,10 @@ extension ClusterMembership {
             traceCandidates: { traceID in
                 let (ring, history) = shell.writeRings
                 let placements = TracePlacements(traceID: traceID, history: history, reads: ring.reads, now: WallClock.nowNanos())
-                return TraceCandidates(placements: Set(placements.candidates.map(\.rawValue)), covers: { placements.covers(spanStarts: $0) })
+                return TraceCandidates(
+                    placements: Set(placements.candidates.map(\.rawValue)), covers: { placements.covers(spanStarts: $0) },
+                    coversRange: { placements.covers(startsFrom: $0, to: $1) }
+                )
             }
         )
     }

@@ -71,6 +71,27 @@ struct TracePlacementsTests {
         #expect(!later.covers(spanStarts: [Self.t0 + 100 * Self.second]), "written late, it went by the five-node ring; on time, the four-node one")
     }
 
+    /// A range of starts is covered exactly when every start in it is: checked start by start over
+    /// seeded ranges, on a small time scale (nanoseconds) where every start can be enumerated.
+    @Test(arguments: 0..<20 as Range<UInt64>)
+    func test_coversRange_isEveryStartInItCovered(seed: UInt64) {
+        let (t0, margin): (UInt64, UInt64) = (1_000, 10)
+        var history = WriteRingHistory(requestedReplicationFactor: 3, retentionNanos: 600)
+        history.observe(Self.ring(["a", "b", "c", "d"]).writes, now: t0)
+        history.observe(Self.ring(["a", "b", "c", "d", "e"]).writes, now: t0 + 200)
+        history.observe(Self.ring(["a", "b", "c", "e"]).writes, now: t0 + 350)
+        let placements = TracePlacements(
+            traceID: WriteRingHistoryTests.trace(seed), history: history, reads: Self.ring(["a", "b", "c", "e"]).reads, now: t0 + 500, margin: margin
+        )
+        var rng = SplitMix64(seed: seed)
+        for _ in 0..<200 {
+            let a = t0 - 50 + rng.next() % 600
+            let b = a + rng.next() % (rng.next() % 4 == 0 ? 300 : 30)
+            #expect(placements.covers(startsFrom: a, to: b) == placements.covers(spanStarts: Array(a...b)), "\(a)...\(b)")
+        }
+        #expect(!placements.covers(startsFrom: t0 + 300, to: t0 + 100), "an empty range is not a trace's")
+    }
+
     /// Where a span went (the ring ``WriteRingHistory/epoch(forStart:now:)`` gives an ingest node
     /// writing it at any time from its start on, with a history begun whenever that node started)
     /// is among the reader's candidates whenever the reader, started at another time, says it covers

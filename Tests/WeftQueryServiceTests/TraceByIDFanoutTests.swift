@@ -133,4 +133,32 @@ struct TraceByIDFanoutTests {
         #expect(Self.spanIDs(answer.partial) == [1])
         #expect(fake.asked.withLock { $0 }.count >= 2, "five placements over five nodes, spread")
     }
+
+    /// A search's round-1 summary of a trace stands for the whole trace only when one write ring
+    /// placed every span of it (started in the summary's range, away from ring changes), and no
+    /// placement of a cluster still forming may hold more of it.
+    @Test func test_aSummaryIsTheWholeTraceOnlyForATraceInOneCoveredPlacement() async throws {
+        func coordinator(_ fake: FakeTraceNodes, _ placements: Set<String>, coveredFrom: UInt64) -> Coordinator {
+            let candidates = TraceCandidates(
+                placements: placements, covers: { $0.allSatisfy { $0 >= coveredFrom } }, coversRange: { first, last in first <= last && first >= coveredFrom }
+            )
+            return Coordinator(local: nil, nodes: ["a", "b", "c", "d", "e"], replicationFactor: 3, client: fake, traceCandidates: { _ in candidates })
+        }
+        let id = FakeTraceNodes.trace
+        let fake = FakeTraceNodes(Self.byNode, spans: [:])
+        let settled = coordinator(fake, ["a+b+c"], coveredFrom: Self.t0)
+        let holdings = await settled.holdings(org: "acme")
+        #expect(settled.liesInOnePlacement(id, startsFrom: Self.t0, to: Self.t0 + Self.minute, holdings: holdings))
+        #expect(!settled.liesInOnePlacement(id, startsFrom: Self.t0 - 1, to: Self.t0 + Self.minute, holdings: holdings), "started before the history")
+        // The history names two placements (a ring change long before): the range is still covered.
+        let moved = coordinator(fake, ["a+b+c", "b+c+d"], coveredFrom: Self.t0)
+        #expect(moved.liesInOnePlacement(id, startsFrom: Self.t0, to: Self.t0 + Self.minute, holdings: holdings))
+        var byNode = Self.byNode
+        byNode["a", default: []].insert("a")
+        let forming = FakeTraceNodes(byNode, spans: [:])
+        let early = coordinator(forming, ["a+b+c"], coveredFrom: Self.t0)
+        #expect(!early.liesInOnePlacement(id, startsFrom: Self.t0, to: Self.t0 + 1, holdings: await early.holdings(org: "acme")), "a placement of one node")
+        let unknowing = Coordinator(local: nil, nodes: ["a", "b", "c", "d", "e"], replicationFactor: 3, client: fake)
+        #expect(!unknowing.liesInOnePlacement(id, startsFrom: Self.t0, to: Self.t0 + 1, holdings: holdings), "no ring history")
+    }
 }

@@ -318,6 +318,35 @@ struct NodeQueryTests {
         }
     }
 
+    @Test func test_searchMatchesWithSummaries_roundtrip_andMalformedBytesThrow() throws {
+        let batches = AggregationTests.traffic(seed: 29, requests: 3)
+        let engine = try Self.engine(batches, directory: "/wire-summaries")
+        let search = Self.search()
+        let operation = NodeQueryRequest.Operation.search(search)
+        guard case .traceMatches(var matches) = try NodeQuery.run(NodeQueryRequest(operation), snapshot: engine.snapshot(org: "o"), store: engine.store, context: .serial)
+        else { Issue.record("not trace matches"); return }
+        let summaries = try SummariesPartial.of(search, matches.latest(search.limit), snapshot: engine.snapshot(org: "o"), store: engine.store, limits: AggregationLimits())
+        matches.summaries = summaries.traces
+        matches.spansPerSpanSet = search.spansPerSpanSet
+        #expect(matches.summaries.count == min(search.limit, matches.traces.count) && !matches.summaries.isEmpty)
+        let bytes = NodePartial.traceMatches(matches).encoded()
+        guard case .traceMatches(let back) = try NodePartial.decode(bytes, for: operation) else { Issue.record("not trace matches"); return }
+        #expect(back == matches)
+        for n in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 400)) {
+            #expect(throws: (any Error).self) { try NodePartial.decode(Array(bytes.prefix(n)), for: operation) }
+        }
+        // Summaries answer only a search, and only of traces that matched.
+        #expect(throws: (any Error).self) { try NodePartial.decode(bytes, for: .tagNames(scope: nil, blockSpans: 1)) }
+        var stray = matches
+        let (id, summary) = stray.summaries.first!
+        stray.traces[id] = nil
+        #expect(throws: (any Error).self) { try NodePartial.decode(NodePartial.traceMatches(stray).encoded(), for: operation) }
+        // Merged as over disjoint data: a trace summarised by two partials has both's spans.
+        var twice = matches
+        twice.merge(matches)
+        #expect(twice.summaries[id]!.serviceStats.map(\.spans) == summary.serviceStats.map { $0.spans * 2 })
+    }
+
     /// Feeds seeded random byte strings (some behind a valid version and operation byte) to `decode`,
     /// which must return or throw, never trap.
     static func garbage(_ decode: ([UInt8]) -> Void) {

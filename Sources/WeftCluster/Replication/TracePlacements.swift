@@ -59,6 +59,14 @@ public struct TracePlacements: Sendable {
         self.margin = margin
     }
 
+    /// Whether spans started anywhere from `first` to `last` all lie in ``candidates``: the range
+    /// starts at or after ``wholeFrom`` and no ring change lies within the margin of it.
+    public func covers(startsFrom first: UInt64, to last: UInt64) -> Bool {
+        guard first <= last, first >= self.wholeFrom else { return false }
+        let (low, high) = (first > self.margin ? first - self.margin : 0, last > UInt64.max - self.margin ? UInt64.max : last + self.margin)
+        return !self.changes.contains { $0 >= low && $0 <= high }
+    }
+
     /// Whether spans with these start times all lie in ``candidates``: each started at or after
     /// ``wholeFrom`` and more than the margin away from every ring change.
     public func covers(spanStarts: some Sequence<UInt64>) -> Bool {

@@ -211,38 +211,11 @@ public struct SummariesPartial: Sendable {
                 self.traces[id] = b
                 continue
             }
-            self.traces[id] = Self.merged(a, b, spansPerSpanSet: max(self.spansPerSpanSet, other.spansPerSpanSet))
+            self.traces[id] = TraceSummary.merged(a, b, spansPerSpanSet: max(self.spansPerSpanSet, other.spansPerSpanSet))
         }
         self.stats.add(other.stats)
     }
 
-    static let noRoot = "<root span not yet received>"
-
-    static func merged(_ a: TraceSummary, _ b: TraceSummary, spansPerSpanSet: Int) -> TraceSummary {
-        var out = a
-        let end = max(a.startNanos + a.durationNanos, b.startNanos + b.durationNanos)
-        out.startNanos = min(a.startNanos, b.startNanos)
-        out.durationNanos = end - out.startNanos
-        if a.rootServiceName == Self.noRoot && b.rootServiceName != Self.noRoot {
-            out.rootServiceName = b.rootServiceName
-            out.rootTraceName = b.rootTraceName
-        }
-        for s in b.serviceStats {
-            if let i = out.serviceStats.firstIndex(where: { $0.service == s.service }) {
-                out.serviceStats[i].spans += s.spans
-                out.serviceStats[i].errors += s.errors
-            } else {
-                out.serviceStats.append(s)
-            }
-        }
-        for span in b.matchedSpans where out.matchedSpans.count < spansPerSpanSet && !out.matchedSpans.contains(where: { $0.spanID == span.spanID }) {
-            out.matchedSpans.append(span)
-        }
-        out.matched = max(a.matched, b.matched)
-        return out
-    }
-
-    /// The search answer: `chosen` (round 1's merged choice, in its order) with their summaries.
     public func result(_ chosen: [TraceMatch], stats: ScanStats) -> SearchResult {
         var traces: [TraceSummary] = []
         for m in chosen {

@@ -49,6 +49,10 @@ public struct NodeQueryRequest: Sendable {
     public var parallelism: Int
     /// Set when the answer is no longer wanted (not carried on the wire: a node cancels its own).
     public var cancellation: QueryCancellation?
+    /// With a ``Operation/search(_:)`` that has a limit: the node also summarises the traces it
+    /// answers with (``TraceMatchesPartial/summaries``). Carried beside the encoded request (a
+    /// header), so a node that does not know it answers without summaries.
+    public var summarizeLatest = false
 
     public init(
         _ operation: Operation, deadline: UInt64? = nil, timeoutSeconds: Double = 30, maxSeries: Int = 100_000,

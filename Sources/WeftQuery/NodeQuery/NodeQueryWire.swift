@@ -173,15 +173,17 @@ extension NodeQueryRequest {
 }
 
 extension NodePartial {
-    /// Version 2 added the many-traces partial (6), version 3 a service map's orphans; the others are
-    /// still written as version 1.
-    public static let wireVersion: UInt64 = 3
+    /// Version 2 added the many-traces partial (6), version 3 a service map's orphans, version 4
+    /// trace matches with summaries (9, sent only to a coordinator that asked for them); the others
+    /// are still written as version 1.
+    public static let wireVersion: UInt64 = 4
 
     public func encoded() -> [UInt8] {
         var w = ByteWriter()
         switch self {
         case .serviceMap(let p) where !p.orphans.isEmpty: w.varint(3)
         case .spanServices: w.varint(3)
+        case .traceMatches(let p) where !p.summaries.isEmpty: w.varint(4)
         case .traces, .summaries: w.varint(2)
         default: w.varint(1)
         }
@@ -215,6 +217,12 @@ extension NodePartial {
                 w.raw(block)
             }
             w.stats(p.stats)
+        case .traceMatches(let p) where !p.summaries.isEmpty:
+            w.varint(9)
+            p.encode(into: &w)
+            w.varint(UInt64(p.spansPerSpanSet))
+            w.varint(UInt64(p.summaries.count))
+            for t in p.summaries.values.sorted(by: { $0.traceID < $1.traceID }) { w.summary(t) }
         case .traceMatches(let p):
             w.varint(1)
             p.encode(into: &w)
@@ -252,7 +260,7 @@ extension NodePartial {
     public static func decode(_ bytes: [UInt8], for operation: NodeQueryRequest.Operation) throws -> NodePartial {
         try readAll(bytes, "a partial answer") { r in
             let version = try r.varint()
-            guard (1...3).contains(version) else { throw BlockFormatError("unknown partial answer version") }
+            guard (1...4).contains(version) else { throw BlockFormatError("unknown partial answer version") }
             let kind = try r.varint()
             switch (kind, operation) {
             case (7, .summaries(_, let chosen)) where version >= 2:
@@ -297,6 +305,15 @@ extension NodePartial {
                 p.stats = try r.stats()
                 return .trace(p)
             case (1, .traceMatches), (1, .search): return .traceMatches(try TraceMatchesPartial.decode(&r))
+            case (9, .search) where version >= 4:
+                var p = try TraceMatchesPartial.decode(&r)
+                p.spansPerSpanSet = try r.count(max: 1 << 16)
+                for _ in 0..<(try r.count(max: p.traces.count)) {
+                    let t = try r.summary()
+                    guard p.traces[t.traceID] != nil else { throw BlockFormatError("the summary of a trace without matches") }
+                    guard p.summaries.updateValue(t, forKey: t.traceID) == nil else { throw BlockFormatError("a summary listed twice") }
+                }
+                return .traceMatches(p)
             case (2, .tagNames): return .tagNames(try TagNamesPartial.decode(&r))
             case (3, .tagValues(_, _, _, _, let limit)): return .tagValues(try TagValuesPartial.decode(&r, limit: limit))
             case (4, .aggregate(let q)), (4, .aggregateGroups(let q, _)):

@@ -135,6 +135,15 @@ package final class QueryReads: @unchecked Sendable {
         return answer.partial
     }
 
+    /// Whether `summary`, a storage node's summary of a trace sent with round 1 of a search, is the
+    /// whole trace's (``Coordinator/liesInOnePlacement(_:startsFrom:to:holdings:)``, by the holdings
+    /// the reads so far were planned from).
+    package func isWhole(_ summary: TraceSummary) -> Bool {
+        guard let coordinator = self.coordinator, let holdings = self.holdings else { return false }
+        let end = summary.startNanos.addingReportingOverflow(summary.durationNanos)
+        return !end.overflow && coordinator.liesInOnePlacement(summary.traceID, startsFrom: summary.startNanos, to: end.partialValue, holdings: holdings)
+    }
+
     /// Names what a cluster answer's fan-out touched (``FanoutFigures/summary``).
     package static let fanoutHeader = "x-weft-fanout"
 

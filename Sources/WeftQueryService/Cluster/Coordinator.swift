@@ -293,6 +293,16 @@ package struct Coordinator: Sendable {
         return (merged, missing, rest.holdings)
     }
 
+    /// Whether every span of trace `id`, started from `first` to `last`, lies in one placement: the
+    /// write rings placed them all by one ring (no ring change near the range, ``TraceCandidates/coversRange``),
+    /// in a cluster whose placements all have their full replica sets. Then the node that read that
+    /// placement saw the whole trace, and its summary of it is the trace's.
+    package func liesInOnePlacement(_ id: TraceID, startsFrom first: UInt64, to last: UInt64, holdings: Holdings) -> Bool {
+        guard let candidates = self.traceCandidates?(id), candidates.coversRange(first, last) else { return false }
+        // A cluster still forming keeps spans under smaller replica sets, which no ring history names.
+        return holdings.catalogs.values.allSatisfy { entries in entries.allSatisfy { $0.placement.split(separator: "+").count >= self.replicationFactor } }
+    }
+
     static func nanoseconds(_ d: Duration) -> UInt64 {
         UInt64(max(0, d.components.seconds)) * 1_000_000_000 + UInt64(max(0, d.components.attoseconds) / 1_000_000_000)
     }
@@ -337,10 +347,16 @@ package struct TraceCandidates: Sendable {
     /// Whether spans with these start times (nanoseconds since the Unix epoch) all lie in
     /// ``placements``; false sends the read to the other placements too.
     package var covers: @Sendable ([UInt64]) -> Bool
+    /// Whether spans started anywhere in a range (first, last) all lie in ``placements`` and were all
+    /// placed by one ring (no ring change near the range): in one placement.
+    package var coversRange: @Sendable (UInt64, UInt64) -> Bool
 
-    package init(placements: Set<String>, covers: @escaping @Sendable ([UInt64]) -> Bool) {
+    package init(
+        placements: Set<String>, covers: @escaping @Sendable ([UInt64]) -> Bool, coversRange: @escaping @Sendable (UInt64, UInt64) -> Bool = { _, _ in false }
+    ) {
         self.placements = placements
         self.covers = covers
+        self.coversRange = coversRange
     }
 
     /// The start times of trace `id`'s spans in `chunks`.

@@ -11,6 +11,9 @@ package enum NodeQueryRoute {
     package static let orgHeader = "x-weft-org"
     /// The placements a node request reads, comma-separated.
     package static let placementsHeader = "x-weft-placements"
+    /// Present on a search request whose answer carries summaries of its traces
+    /// (``NodeQueryRequest/summarizeLatest``).
+    package static let summariesHeader = "x-weft-summaries"
     /// The fingerprint of the node's catalog the request was planned with
     /// (``CatalogFingerprint/description``): the node answers 409 with its catalog when its own
     /// differs, and says it checked with ``catalogCheckedHeader`` on a 200.
@@ -37,12 +40,24 @@ package enum NodeQueryRoute {
     /// search's round 1 is found newest data first (``SearchExecutor/latestPartial(_:snapshot:store:limits:)``),
     /// which gives the same traces with the same counts without reading what cannot change them.
     package static func partial(_ request: NodeQueryRequest, snapshot: StorageEngine.Snapshot, store: BlockStore) throws -> NodePartial {
-        if case .search(let search) = request.operation {
-            let limits = request.limits(.live)
-            try limits.check()
-            if let latest = try SearchExecutor.latestPartial(search, snapshot: snapshot, store: store, limits: limits) { return .traceMatches(latest) }
+        guard case .search(let search) = request.operation else {
+            return try NodeQuery.run(request, snapshot: snapshot, store: store, context: .live)
         }
-        return self.trimmed(try NodeQuery.run(request, snapshot: snapshot, store: store, context: .live), for: request.operation)
+        let limits = request.limits(.live)
+        try limits.check()
+        var answer: NodePartial
+        if let latest = try SearchExecutor.latestPartial(search, snapshot: snapshot, store: store, limits: limits) {
+            answer = .traceMatches(latest)
+        } else {
+            answer = self.trimmed(try NodeQuery.run(request, snapshot: snapshot, store: store, context: .live), for: request.operation)
+        }
+        guard request.summarizeLatest, search.limit > 0, case .traceMatches(var matches) = answer, !matches.traces.isEmpty else { return answer }
+        // Summarised over the same data, as round 2 would: the coordinator takes a summary as it is
+        // for a trace whose spans all lie in the placements read here.
+        let summaries = try SummariesPartial.of(search, matches.latest(search.limit), snapshot: snapshot, store: store, limits: limits)
+        matches.summaries = summaries.traces
+        matches.spansPerSpanSet = search.spansPerSpanSet
+        return .traceMatches(matches)
     }
 
     /// What a node sends back for `operation`: a search's round 1 keeps only the node's `limit`
@@ -62,11 +77,12 @@ package enum NodeQueryRoute {
 extension QueryAPI {
     /// Runs the encoded node request `body` over `placements` of `org` on `scheduler`'s threads. The
     /// deadline restarts here from the request's timeout (clocks differ between nodes).
+    /// - Parameter summarizeLatest: ``NodeQueryRequest/summarizeLatest`` (not in the body).
     /// - Parameter planned: the fingerprint of this node's catalog the request was planned with, and
     ///   what this node's catalog marks (placements it lacks spans of, hints it holds): when its
     ///   catalog's fingerprint differs, the answer is 409 with the catalog, and nothing is read.
     package func answerNodeQuery(
-        org: String, placements: Set<String>, body: [UInt8], scheduler: QueryScheduler, on loop: any EventLoop,
+        org: String, placements: Set<String>, body: [UInt8], summarizeLatest: Bool = false, scheduler: QueryScheduler, on loop: any EventLoop,
         planned: (fingerprint: CatalogFingerprint, lacking: Set<PartitionKey>, pendingHints: [PlacementCatalog.PendingHints])? = nil
     ) -> EventLoopFuture<NodeQueryRoute.Answer> {
         var decoded: NodeQueryRequest
@@ -75,6 +91,7 @@ extension QueryAPI {
         } catch {
             return loop.makeSucceededFuture(.text(400, "bad node query: \(error)"))
         }
+        decoded.summarizeLatest = summarizeLatest
         decoded.deadline = QueryContext.live.now() + UInt64(min(max(0, decoded.timeoutSeconds), 1e9) * 1e9)
         decoded.parallelism = min(decoded.parallelism, self.parallelism)
         let request = decoded

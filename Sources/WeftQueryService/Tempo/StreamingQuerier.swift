@@ -202,6 +202,7 @@ package struct StreamingQuerier: Sendable {
             case .search(let search, _):
                 var round = request
                 round.operation = .search(search)
+                round.summarizeLatest = search.limit > 0 && search.limit <= QueryAPI.maxLimitSummarizedInRoundOne
                 guard case .traceMatches(let matches) = try reads.run(round) else { throw AggregationError.invalid("not trace matches") }
                 let result = try QueryAPI.clusterSearch(search, matches, reads: reads, like: request)
                 return TempoResponses.search(result.traces, result.stats, completedJobs: 1, totalJobs: 1)
