@@ -66,9 +66,19 @@ for _ in $(seq 1 300); do
 done
 [ "$active" = "$STORAGE" ] || { echo "the ring has $active active storage nodes, not $STORAGE" >&2; exit 1; }
 # A span started within a minute of a ring change may lie under either ring's replica set, so reads of
-# its trace cannot trust one placement: the load starts once the ring has been steady that long, as in
-# a cluster that has been running.
-[ -n "${BACKFILL:-}" ] || sleep 65
+# its trace cannot trust one placement. The load generator dates spans back so that each trace has
+# ended when it is sent (by up to about two and a half minutes), so the load starts once the ring has
+# been steady for three and a half minutes, as in a cluster that has been running.
+ring_version() { curl -sf "http://$FRONT_QUERY/api/cluster/ring" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])'; }
+if [ -z "${BACKFILL:-}" ]; then
+    settled=$(ring_version)
+    while true; do
+        sleep 210
+        now=$(ring_version)
+        [ "$now" = "$settled" ] && break
+        settled=$now
+    done
+fi
 
 python3 Benchmarks/api/capture_proxy.py --listen "$PROXY_PORT" --upstream "http://$FRONT_OTLP" --out "$DIR/requests.bin" &
 PIDS+=($!)

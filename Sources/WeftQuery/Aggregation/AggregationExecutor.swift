@@ -534,6 +534,8 @@ struct Worker {
     }
 
     static let unknownGroup = Int32.min
+    /// Marks an ID in ``SourcePlan/groupOfLocal`` while its group is being resolved.
+    static let resolvingGroup = Int32.min + 1
 
     /// The groups of the selected rows when the only group-by field is read as string IDs (from a
     /// block's dictionary): one load per row from the source's ID → group table. Rows with IDs not
@@ -565,26 +567,65 @@ struct Worker {
             count = n
         }
         if unseen.isEmpty { return out }
-        let local = unseen.map { ids[Int(selection[$0])] }
-        try self.resolveFirstSeen(0, local, plan, &partial)
-        var global = [UInt32](repeating: 0, count: local.count)
-        for (j, c) in local.enumerated() { global[j] = try self.partialCode(0, c, plan, &partial) }
-        if !partial.isClosed && self.maxGroups - partial.groupCount < global.count { try self.checkNewGroups([global], global.count, partial) }
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 1) { key in
-            for (j, i) in unseen.enumerated() {
-                let c = local[j]
-                var g: Int32 = -1
-                if global[j] != Self.excluded {
-                    key[0] = global[j]
-                    g = Int32(partial.group(lo: UInt64(global[j]), hi: 0, codes: UnsafeBufferPointer(key)))
+        // A source's first chunk may have every row unseen: each distinct ID is resolved once (marked
+        // in the table while it is), and its rows then read the table. IDs outside the table other
+        // than absent (values not in the source's strings) are resolved row by row.
+        var distinct: [UInt32] = []
+        var byRow: [Int] = []
+        var rowCodes: [UInt32] = []
+        var absentPending = false
+        plan.groupOfLocal.withUnsafeMutableBufferPointer { table in
+            ids.withUnsafeBufferPointer { ids in
+                for i in unseen {
+                    let c = ids[Int(selection[i])]
+                    if Int(c) < table.count {
+                        if table[Int(c)] == Self.unknownGroup {
+                            table[Int(c)] = Self.resolvingGroup
+                            distinct.append(c)
+                        }
+                    } else if c == Self.absentCode {
+                        if !absentPending {
+                            absentPending = true
+                            distinct.append(c)
+                        }
+                    } else {
+                        byRow.append(i)
+                        rowCodes.append(c)
+                    }
                 }
-                if Int(c) < plan.groupOfLocal.count {
-                    plan.groupOfLocal[Int(c)] = g
-                } else if c == Self.absentCode {
-                    plan.groupOfAbsent = g
-                }
-                out[i] = g
             }
+        }
+        // The row-by-row IDs follow the distinct ones.
+        let local = distinct + rowCodes
+        var groups = [Int32](repeating: -1, count: local.count)
+        do {
+            try self.resolveFirstSeen(0, local, plan, &partial)
+            var global = [UInt32](repeating: 0, count: local.count)
+            for (j, c) in local.enumerated() { global[j] = try self.partialCode(0, c, plan, &partial) }
+            if !partial.isClosed && self.maxGroups - partial.groupCount < global.count { try self.checkNewGroups([global], global.count, partial) }
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 1) { key in
+                for j in global.indices where global[j] != Self.excluded {
+                    key[0] = global[j]
+                    groups[j] = Int32(partial.group(lo: UInt64(global[j]), hi: 0, codes: UnsafeBufferPointer(key)))
+                }
+            }
+        } catch {
+            // Not left half-resolved: nothing may read the mark as a group.
+            for c in local where Int(c) < plan.groupOfLocal.count && plan.groupOfLocal[Int(c)] == Self.resolvingGroup {
+                plan.groupOfLocal[Int(c)] = Self.unknownGroup
+            }
+            throw error
+        }
+        var rowGroup: [Int: Int32] = [:]
+        plan.groupOfLocal.withUnsafeMutableBufferPointer { table in
+            for (j, c) in distinct.enumerated() where Int(c) < table.count { table[Int(c)] = groups[j] }
+        }
+        if absentPending, let j = distinct.firstIndex(of: Self.absentCode) { plan.groupOfAbsent = groups[j] }
+        for (k, i) in byRow.enumerated() { rowGroup[i] = groups[distinct.count + k] }
+        let (table, absentGroup) = (plan.groupOfLocal, plan.groupOfAbsent)
+        for i in unseen {
+            let c = Int(ids[Int(selection[i])])
+            out[i] = c < table.count ? table[c] : c == Int(Self.absentCode) ? absentGroup : rowGroup[i]!
         }
         return out
     }
