@@ -39,6 +39,8 @@ package enum NodeQueryRoute {
     /// What a node sends back for `request` over `snapshot`: ``trimmed(_:for:)``, and a TraceQL
     /// search's round 1 is found newest data first (``SearchExecutor/latestPartial(_:snapshot:store:limits:)``),
     /// which gives the same traces with the same counts without reading what cannot change them.
+    /// With ``NodeQueryRequest/summarizeLatest``, a search's traces come with their summaries over
+    /// `snapshot` (``TraceMatchesPartial/summaries``).
     package static func partial(_ request: NodeQueryRequest, snapshot: StorageEngine.Snapshot, store: BlockStore) throws -> NodePartial {
         guard case .search(let search) = request.operation else {
             return try NodeQuery.run(request, snapshot: snapshot, store: store, context: .live)
