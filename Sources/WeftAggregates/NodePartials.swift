@@ -28,10 +28,15 @@ public struct TraceMatchesPartial: Sendable, Equatable {
     public mutating func merge(_ other: TraceMatchesPartial) {
         self.spans += other.spans
         self.stats.add(other.stats)
-        if !other.summaries.isEmpty {
+        if !other.summaries.isEmpty || !self.summaries.isEmpty {
             self.spansPerSpanSet = max(self.spansPerSpanSet, other.spansPerSpanSet)
             for (id, b) in other.summaries {
                 self.summaries[id] = self.summaries[id].map { TraceSummary.merged($0, b, spansPerSpanSet: self.spansPerSpanSet) } ?? b
+            }
+            // A trace with matches in both lies in two placements: whichever summaries came, they
+            // were not taken over all its spans by one node, so none is kept (it takes round 2).
+            for id in self.summaries.keys where self.traces[id] != nil && other.traces[id] != nil {
+                self.summaries[id] = nil
             }
         }
         if self.traces.isEmpty {

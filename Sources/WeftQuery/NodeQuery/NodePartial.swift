@@ -20,7 +20,11 @@ public enum NodePartial: Sendable {
         switch operation {
         case .trace(let id): return .trace(TracePartial(traceID: id))
         case .traces: return .traces(TracesPartial())
-        case .summaries: return .summaries(SummariesPartial())
+        case .summaries(let search, _):
+            // Merged summaries keep the search's number of matching spans, not the default.
+            var p = SummariesPartial()
+            p.spansPerSpanSet = search.spansPerSpanSet
+            return .summaries(p)
         case .traceMatches, .search: return .traceMatches(TraceMatchesPartial())
         case .tagNames(let scope, _): return .tagNames(TagNamesPartial(includeIntrinsics: TagCatalog.includesIntrinsics(scope)))
         case .tagValues(_, _, _, _, let limit): return .tagValues(TagValuesPartial(limit: limit))
@@ -216,6 +220,7 @@ public struct SummariesPartial: Sendable {
         self.stats.add(other.stats)
     }
 
+    /// The search answer: `chosen` (round 1's merged choice, in its order) with their summaries.
     public func result(_ chosen: [TraceMatch], stats: ScanStats) -> SearchResult {
         var traces: [TraceSummary] = []
         for m in chosen {

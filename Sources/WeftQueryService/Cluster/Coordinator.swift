@@ -293,12 +293,15 @@ package struct Coordinator: Sendable {
         return (merged, missing, rest.holdings)
     }
 
-    /// Whether every span of trace `id`, started from `first` to `last`, lies in one placement: the
-    /// write rings placed them all by one ring (no ring change near the range, ``TraceCandidates/coversRange``),
-    /// in a cluster whose placements all have their full replica sets. Then the node that read that
-    /// placement saw the whole trace, and its summary of it is the trace's.
+    /// Whether every span of trace `id` lies in one placement, judged from the spans a node found of
+    /// it, started from `first` to `last`: every ring of the history and the read ring give the trace
+    /// the same replica set (one candidate placement), the found spans are covered by the history
+    /// (``TraceCandidates/coversRange``), and no placement of a cluster still forming exists. Then the
+    /// node that read that placement saw the whole trace, and its summary of it is the trace's. A
+    /// trace whose replica set changed within the history may have spans the node did not see (under
+    /// the other ring, even far from the change), so it is never judged whole.
     package func liesInOnePlacement(_ id: TraceID, startsFrom first: UInt64, to last: UInt64, holdings: Holdings) -> Bool {
-        guard let candidates = self.traceCandidates?(id), candidates.coversRange(first, last) else { return false }
+        guard let candidates = self.traceCandidates?(id), candidates.placements.count == 1, candidates.coversRange(first, last) else { return false }
         // A cluster still forming keeps spans under smaller replica sets, which no ring history names.
         return holdings.catalogs.values.allSatisfy { entries in entries.allSatisfy { $0.placement.split(separator: "+").count >= self.replicationFactor } }
     }

@@ -56,7 +56,11 @@ package enum NodeQueryRoute {
         guard request.summarizeLatest, search.limit > 0, case .traceMatches(var matches) = answer, !matches.traces.isEmpty else { return answer }
         // Summarised over the same data, as round 2 would: the coordinator takes a summary as it is
         // for a trace whose spans all lie in the placements read here.
-        let summaries = try SummariesPartial.of(search, matches.latest(search.limit), snapshot: snapshot, store: store, limits: limits)
+        // Summaries only spare the coordinator a round: when making them hits a limit, the matches go
+        // without them (the coordinator then asks round 2), as a node that was not asked answers.
+        guard let summaries = try? SummariesPartial.of(search, matches.latest(search.limit), snapshot: snapshot, store: store, limits: limits) else {
+            return answer
+        }
         matches.summaries = summaries.traces
         matches.spansPerSpanSet = search.spansPerSpanSet
         return .traceMatches(matches)
