@@ -9,13 +9,17 @@ import os
 import random
 import time
 
+import grpc
+import pytest
 import requests
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+import tempo_messages as tempo
 from test_cluster import ClusterNode, base_dir, cluster, everyone_sees, wait_until  # noqa: F401  (fixtures)
+from test_grafana import stream
 from test_node import Node, spans_of
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -180,6 +184,12 @@ def test_query_node_without_storage_refuses_until_a_storage_node_joins(base_dir,
         assert r.headers.get("retry-after") == "1"
         assert "knows no storage node" in r.json()["error"]
     assert requests.get(front.query + "/api/echo", timeout=10).status_code == 200
+    # Grafana's streaming search over gRPC: UNAVAILABLE, not an empty stream.
+    search_request = tempo.classes["SearchRequest"](Query="{}", Limit=20, start=now - 600, end=now)
+    with pytest.raises(grpc.RpcError) as refused:
+        stream(front, "Search", search_request, "SearchResponse")
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "knows no storage node" in refused.value.details()
     # This node's own (empty) data stays readable when asked for explicitly.
     r = requests.get(front.query + "/api/search", params={"q": "{}"}, headers={"x-weft-read": "node"}, timeout=10)
     assert r.status_code == 200, r.text

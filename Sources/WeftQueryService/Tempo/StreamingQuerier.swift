@@ -90,6 +90,11 @@ package struct StreamingQuerier: Sendable {
                     metrics.queryLatency.record(ContinuousClock.now - started)
                     return
                 }
+                // A node without spans of its own that knows no storage node has nothing to stream.
+                if let why = coordinators.refusesLocalReads {
+                    _ = try await Self.send(.failure(StreamFailure(.unavailable, why)), to: writer, cancellation: cancellation)
+                    return
+                }
                 let steps = Self.steps(engine.snapshot(org: org))
                 var sent: [TraceID: TraceDigest] = [:]
                 for (i, step) in steps.enumerated() {
