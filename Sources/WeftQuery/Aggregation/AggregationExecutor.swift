@@ -568,11 +568,9 @@ struct Worker {
         }
         if unseen.isEmpty { return out }
         // A source's first chunk may have every row unseen: each distinct ID is resolved once (marked
-        // in the table while it is), and its rows then read the table. IDs outside the table other
-        // than absent (values not in the source's strings) are resolved row by row.
+        // in the table while it is), and its rows then read the table.
         var distinct: [UInt32] = []
-        var byRow: [Int] = []
-        var rowCodes: [UInt32] = []
+        var outside: UInt32?
         var absentPending = false
         plan.groupOfLocal.withUnsafeMutableBufferPointer { table in
             ids.withUnsafeBufferPointer { ids in
@@ -589,14 +587,16 @@ struct Worker {
                             distinct.append(c)
                         }
                     } else {
-                        byRow.append(i)
-                        rowCodes.append(c)
+                        outside = c
                     }
                 }
             }
         }
-        // The row-by-row IDs follow the distinct ones.
-        let local = distinct + rowCodes
+        if let c = outside {
+            for c in distinct where Int(c) < plan.groupOfLocal.count { plan.groupOfLocal[Int(c)] = Self.unknownGroup }
+            throw BlockFormatError("group ID \(c) outside the source's \(plan.groupOfLocal.count) strings")
+        }
+        let local = distinct
         var groups = [Int32](repeating: -1, count: local.count)
         do {
             try self.resolveFirstSeen(0, local, plan, &partial)
@@ -616,16 +616,14 @@ struct Worker {
             }
             throw error
         }
-        var rowGroup: [Int: Int32] = [:]
         plan.groupOfLocal.withUnsafeMutableBufferPointer { table in
             for (j, c) in distinct.enumerated() where Int(c) < table.count { table[Int(c)] = groups[j] }
         }
         if absentPending, let j = distinct.firstIndex(of: Self.absentCode) { plan.groupOfAbsent = groups[j] }
-        for (k, i) in byRow.enumerated() { rowGroup[i] = groups[distinct.count + k] }
         let (table, absentGroup) = (plan.groupOfLocal, plan.groupOfAbsent)
         for i in unseen {
             let c = Int(ids[Int(selection[i])])
-            out[i] = c < table.count ? table[c] : c == Int(Self.absentCode) ? absentGroup : rowGroup[i]!
+            out[i] = c < table.count ? table[c] : absentGroup
         }
         return out
     }
